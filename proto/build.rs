@@ -26,11 +26,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
 
+    let mut packages: Vec<String> = fds.file.iter().filter_map(|f| f.package.clone()).collect();
+    packages.sort();
+    packages.dedup();
+    packages.retain(|p| p.starts_with("switchboard."));
+    std::fs::write(out_dir.join("modules.rs"), module_tree(&packages))?;
+
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
     Ok(())
+}
+
+/// Nested `pub mod` declarations, one per package, so a new connector's proto needs
+/// no edit of `lib.rs`: `switchboard.jira.v1` becomes `jira::v1`.
+fn module_tree(packages: &[String]) -> String {
+    let mut out = String::new();
+    let mut open: Vec<&str> = Vec::new();
+    for package in packages {
+        let parts: Vec<&str> = package.split('.').skip(1).collect();
+        let common = open.iter().zip(&parts).take_while(|(a, b)| a == b).count();
+        for _ in common..open.len() {
+            out.push_str("}\n");
+        }
+        open.truncate(common);
+        for part in &parts[common..] {
+            out.push_str(&format!("#[allow(missing_docs)]\npub mod {part} {{\n"));
+            open.push(part);
+        }
+        out.push_str(&format!(
+            "include!(concat!(env!(\"OUT_DIR\"), \"/{package}.rs\"));\n"
+        ));
+    }
+    for _ in &open {
+        out.push_str("}\n");
+    }
+    out
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -56,9 +56,8 @@ where
 pub fn flag(name: &str, default: bool) -> Result<bool, EnvError> {
     match var(name) {
         None => Ok(default),
-        Some(raw) => parse_flag(&raw).ok_or_else(|| {
-            EnvError::new(name, format!("expected true or false, got {raw:?}"))
-        }),
+        Some(raw) => parse_flag(&raw)
+            .ok_or_else(|| EnvError::new(name, format!("expected true or false, got {raw:?}"))),
     }
 }
 

@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// What a health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,9 @@ pub async fn check(addr: &str, service: &str, timeout: Duration) -> HealthcheckO
             .map_err(|s| format!("{url}: {}: {}", s.code(), s.message()))
     };
     match tokio::time::timeout(timeout, call).await {
-        Err(_) => HealthcheckOutcome::Unreachable(format!("no answer from {url} within {timeout:?}")),
+        Err(_) => {
+            HealthcheckOutcome::Unreachable(format!("no answer from {url} within {timeout:?}"))
+        }
         Ok(Err(reason)) => HealthcheckOutcome::Unreachable(reason),
         Ok(Ok(response)) => match response.into_inner().status() {
             ServingStatus::Serving => HealthcheckOutcome::Serving,

@@ -140,7 +140,10 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Duration::try_from_secs_f64(secs).ok();
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -164,7 +167,10 @@ mod tests {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n < 2 {
-                    Err(Attempt::Retry { error: "busy", retry_after: None })
+                    Err(Attempt::Retry {
+                        error: "busy",
+                        retry_after: None,
+                    })
                 } else {
                     Ok(7)
                 }
@@ -192,7 +198,12 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let result: Result<u32, &str> = retry(fast(), || {
             calls.fetch_add(1, Ordering::SeqCst);
-            async { Err(Attempt::Retry { error: "busy", retry_after: None }) }
+            async {
+                Err(Attempt::Retry {
+                    error: "busy",
+                    retry_after: None,
+                })
+            }
         })
         .await;
         assert_eq!(result, Err("busy"));
@@ -202,11 +213,17 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_beyond_the_budget_fails_at_once() {
         let calls = AtomicUsize::new(0);
-        let policy = RetryPolicy { max_total_delay: Duration::from_secs(1), ..fast() };
+        let policy = RetryPolicy {
+            max_total_delay: Duration::from_secs(1),
+            ..fast()
+        };
         let result: Result<u32, &str> = retry(policy, || {
             calls.fetch_add(1, Ordering::SeqCst);
             async {
-                Err(Attempt::Retry { error: "rate limited", retry_after: Some(Duration::from_secs(3600)) })
+                Err(Attempt::Retry {
+                    error: "rate limited",
+                    retry_after: Some(Duration::from_secs(3600)),
+                })
             }
         })
         .await;
@@ -217,8 +234,14 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("5"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_retry_after(" 0.25 "), Some(Duration::from_millis(250)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(" 0.25 "),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("later"), None);
     }
 }

@@ -92,7 +92,11 @@ where
             match serve_on(&listen, serve).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    tracing::error!(connector = spec.binary, error = format!("{error:#}"), "connector failed");
+                    tracing::error!(
+                        connector = spec.binary,
+                        error = format!("{error:#}"),
+                        "connector failed"
+                    );
                     eprintln!("{}: {error:#}", spec.binary);
                     ExitCode::FAILURE
                 }

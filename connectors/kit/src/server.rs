@@ -36,9 +36,8 @@ pub struct ConnectorServer {
     service_names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
     health: Health,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        tonic_health::server::HealthService,
-    >,
+    health_service:
+        tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
 }
 
 impl std::fmt::Debug for ConnectorServer {

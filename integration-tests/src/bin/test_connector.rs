@@ -1,0 +1,31 @@
+//! `test-connector`: the calculator connector used by the end-to-end tests and the
+//! benchmarks. Environment: `LISTEN_ADDR` (default 127.0.0.1:50059),
+//! `TEST_PROTO_VERSION=2` to advertise the proto with the added method,
+//! `TEST_NOT_SERVING=true` to report NOT_SERVING like an unconfigured connector.
+
+use std::process::ExitCode;
+
+use integration_tests::calculator::{ProtoVersion, serve};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    connector_kit::run(
+        connector_kit::ConnectorSpec {
+            binary: "test-connector",
+            about: "Calculator connector for Switchboard's tests and benchmarks",
+            default_listen_addr: "127.0.0.1:50059",
+        },
+        |listener, shutdown| async move {
+            let version = match connector_kit::env::parse::<u8>("TEST_PROTO_VERSION", 1)? {
+                1 => ProtoVersion::V1,
+                2 => ProtoVersion::V2,
+                other => anyhow::bail!(
+                    "environment variable TEST_PROTO_VERSION: expected 1 or 2, got {other}"
+                ),
+            };
+            let serving = !connector_kit::env::flag("TEST_NOT_SERVING", false)?;
+            serve(listener, version, serving, shutdown).await
+        },
+    )
+    .await
+}

@@ -1,0 +1,165 @@
+//! The test connector's service: every shape the router must carry.
+//!
+//! It always implements the second version of the proto; which version it
+//! advertises over reflection is chosen at start, which is exactly what a
+//! redeployed connector with a changed proto looks like to the router.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status};
+
+use crate::pb::calculator_server::{Calculator, CalculatorServer};
+use crate::pb::*;
+
+/// Which proto version to advertise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoVersion {
+    /// Without `Power`.
+    V1,
+    /// With `Power`.
+    V2,
+}
+
+/// The calculator service.
+#[derive(Debug, Default, Clone)]
+pub struct CalculatorService;
+
+type CountStream = Pin<Box<dyn Stream<Item = Result<CountReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Calculator for CalculatorService {
+    async fn add(&self, request: Request<AddRequest>) -> Result<Response<AddResponse>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(AddResponse { sum: r.a + r.b }))
+    }
+
+    async fn divide(
+        &self,
+        request: Request<DivideRequest>,
+    ) -> Result<Response<DivideResponse>, Status> {
+        let r = request.into_inner();
+        if r.divisor == 0 {
+            return Err(Status::invalid_argument("divisor must not be zero"));
+        }
+        Ok(Response::new(DivideResponse {
+            quotient: r.dividend.wrapping_div(r.divisor),
+            remainder: r.dividend.wrapping_rem(r.divisor),
+        }))
+    }
+
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        let r = request.into_inner();
+        let repeat = r.repeat.unwrap_or(1);
+        if !(1..=100).contains(&repeat) {
+            return Err(Status::invalid_argument("repeat must be between 1 and 100"));
+        }
+        let mut message = vec![r.message.as_str(); repeat as usize].join(" ");
+        if r.volume() == Volume::Loud {
+            message = message.to_uppercase();
+        }
+        let recipient = match r.recipient {
+            Some(echo_request::Recipient::User(u)) => format!("user {u}"),
+            Some(echo_request::Recipient::UserId(id)) => format!("user #{id}"),
+            None => String::new(),
+        };
+        Ok(Response::new(EchoResponse {
+            message,
+            tags: r.tags,
+            meta: r.meta,
+            recipient,
+        }))
+    }
+
+    type CountStream = CountStream;
+
+    async fn count(
+        &self,
+        request: Request<CountRequest>,
+    ) -> Result<Response<Self::CountStream>, Status> {
+        let r = request.into_inner();
+        if !(1..=1000).contains(&r.to) {
+            return Err(Status::invalid_argument("to must be between 1 and 1000"));
+        }
+        let delay = Duration::from_millis(u64::from(r.delay_ms.unwrap_or(0)));
+        let stream = async_stream(r.to, delay);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn sleep(
+        &self,
+        request: Request<SleepRequest>,
+    ) -> Result<Response<SleepResponse>, Status> {
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(u64::from(request.into_inner().ms))).await;
+        Ok(Response::new(SleepResponse {
+            slept_ms: started.elapsed().as_millis() as u64,
+        }))
+    }
+
+    async fn fail(&self, request: Request<FailRequest>) -> Result<Response<FailResponse>, Status> {
+        let r = request.into_inner();
+        let code = match r.code.as_str() {
+            "INVALID_ARGUMENT" => Code::InvalidArgument,
+            "NOT_FOUND" => Code::NotFound,
+            "PERMISSION_DENIED" => Code::PermissionDenied,
+            "UNAUTHENTICATED" => Code::Unauthenticated,
+            "FAILED_PRECONDITION" => Code::FailedPrecondition,
+            "RESOURCE_EXHAUSTED" => Code::ResourceExhausted,
+            "UNAVAILABLE" => Code::Unavailable,
+            "DEADLINE_EXCEEDED" => Code::DeadlineExceeded,
+            _ => Code::Internal,
+        };
+        Err(Status::new(code, r.message))
+    }
+
+    async fn power(
+        &self,
+        request: Request<PowerRequest>,
+    ) -> Result<Response<PowerResponse>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(PowerResponse {
+            value: r.base.powf(r.exponent),
+        }))
+    }
+}
+
+fn async_stream(to: i32, delay: Duration) -> impl Stream<Item = Result<CountReply, Status>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        for n in 1..=to {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if tx.send(Ok(CountReply { n })).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Serves the calculator on `listener` until `shutdown` completes. With
+/// `serving == false` it reports NOT_SERVING (as an unconfigured connector does).
+pub async fn serve(
+    listener: TcpListener,
+    version: ProtoVersion,
+    serving: bool,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let descriptors = match version {
+        ProtoVersion::V1 => crate::CALCULATOR_V1,
+        ProtoVersion::V2 => crate::CALCULATOR_V2,
+    };
+    let server = connector_kit::ConnectorServer::new("calculator", descriptors)
+        .add_service(CalculatorServer::new(CalculatorService));
+    let health = server.health();
+    if serving {
+        health.set_serving().await;
+    }
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Real processes on ephemeral loopback ports, cleaned up on drop.
+//!
+//! Binaries are found next to the running test executable (`target/<profile>/`);
+//! `make test` builds them all first. Ports are taken from the OS (bind port 0,
+//! read it back) and waited on by asking the process itself (gRPC health,
+//! `/healthz`), never by sleeping.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+/// The directory holding the workspace's binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap_or_default();
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a workspace binary, with a clear message when it has not been built.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir().join(name);
+    if !path.exists() {
+        bail!(
+            "binary {} not found: build it first with `cargo build --workspace --bins` (make test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free loopback port (bound and released; the OS will not hand it out again at once).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind an ephemeral port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    name: String,
+}
+
+impl Process {
+    /// Starts `binary` with `args` and extra environment.
+    pub fn spawn(binary: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let path = self::binary(binary)?;
+        let mut cmd = Command::new(&path);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {}", path.display()))?;
+        Ok(Self {
+            child,
+            name: binary.to_owned(),
+        })
+    }
+
+    /// Stops the process (SIGKILL) and waits for it.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .await
+            .with_context(|| format!("kill {}", self.name))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .with_context(|| format!("{} did not stop within 20s of SIGTERM", self.name))?
+            .with_context(|| format!("wait for {}", self.name))
+    }
+
+    /// Whether it has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+/// Polls `probe` until it returns true, up to `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(10);
+    loop {
+        if probe().await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// A connector process on an ephemeral port.
+#[derive(Debug)]
+pub struct Connector {
+    /// The process.
+    pub process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Connector {
+    /// Starts connector `binary` on `port` (0 for a fresh one) and waits until it
+    /// answers health checks (SERVING or NOT_SERVING).
+    pub async fn start(binary: &str, port: u16, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let port = if port == 0 { free_port()? } else { port };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let listen = addr.to_string();
+        let mut all_env = vec![("LISTEN_ADDR", listen.as_str())];
+        all_env.extend_from_slice(env);
+        let process = Process::spawn(binary, &[], &all_env)?;
+        let url = format!("http://{addr}");
+        wait_until(
+            &format!("{binary} on {addr}"),
+            Duration::from_secs(30),
+            || {
+                let url = url.clone();
+                async move {
+                    !matches!(
+                        connector_kit::healthcheck::check(&url, "", Duration::from_millis(500))
+                            .await,
+                        connector_kit::healthcheck::HealthcheckOutcome::Unreachable(_)
+                    )
+                }
+            },
+        )
+        .await?;
+        Ok(Self { process, addr })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A router serving Streamable HTTP on an ephemeral port.
+#[derive(Debug)]
+pub struct HttpRouter {
+    /// The process.
+    pub process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl HttpRouter {
+    /// Starts `switchboard` in front of `connectors` (`name=url` specs) with extra args.
+    pub async fn start(connectors: &[String], extra: &[&str]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let listen = addr.to_string();
+        let mut args = vec!["--listen", listen.as_str()];
+        for c in connectors {
+            args.push("--connector");
+            args.push(c.as_str());
+        }
+        args.extend_from_slice(extra);
+        let process = Process::spawn("switchboard", &args, &[])?;
+        let health = format!("http://{addr}/healthz");
+        wait_until("switchboard /healthz", Duration::from_secs(30), || {
+            let health = health.clone();
+            async move { http_ok(&health).await }
+        })
+        .await?;
+        Ok(Self { process, addr })
+    }
+
+    /// The MCP endpoint.
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+}
+
+/// Whether a plain HTTP GET answers 200 (minimal client, no TLS).
+pub async fn http_ok(url: &str) -> bool {
+    http_get_status(url).await == Some(200)
+}
+
+/// The status of a plain HTTP/1.1 GET to a loopback URL, if it answers.
+pub async fn http_get_status(url: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(authority),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let host = authority.split(':').next().unwrap_or("localhost");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,480 @@
+//! The tool catalog: connector descriptors → MCP tools, and the live list the router serves.
+//!
+//! [`tools_for_service`] turns each RPC method of a connector's services into an MCP
+//! [`Tool`]: name `<prefix>_<method_in_snake_case>` (or the `tool.name` option),
+//! description from the method comment, input/output JSON Schema from the messages
+//! ([`crate::schema`]), annotations from `idempotency_level` and the `tool` option.
+//!
+//! [`ToolCatalog`] holds what every connector currently contributes and its health.
+//! The [`crate::upstream`] watchers update it; the MCP handler reads it. Each change
+//! of the listed tools bumps a version that sessions watch to send
+//! `notifications/tools/list_changed`. Names are data: a tool is found by its
+//! name in a map, never by splitting the name on `_`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use prost_reflect::{
+    DescriptorPool, MessageDescriptor, MethodDescriptor, ServiceDescriptor, Value,
+};
+use rmcp::model::{Tool, ToolAnnotations};
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::watch;
+
+use crate::schema::{Comments, Direction, message_schema};
+
+/// One tool: what the client sees, and where calls go.
+#[derive(Debug, Clone)]
+pub struct ToolEntry {
+    /// The MCP tool definition.
+    pub tool: Tool,
+    /// The connector that serves it.
+    pub connector: String,
+    /// The RPC method.
+    pub method: MethodDescriptor,
+    /// gRPC path, `/package.Service/Method`.
+    pub path: String,
+    /// Safe to retry when the connector is briefly unavailable (read-only or idempotent).
+    pub retryable: bool,
+}
+
+impl ToolEntry {
+    /// Whether the method streams several responses.
+    pub fn server_streaming(&self) -> bool {
+        self.method.is_server_streaming()
+    }
+}
+
+/// `CreateIssue` → `create_issue`, `ListHTTPRoutes` → `list_http_routes`.
+pub fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
+            if i > 0 && (prev_lower || (prev_upper && next_lower)) && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The `switchboard.mcp.v1.tool` option of a method, as far as it is set.
+#[derive(Debug, Default)]
+struct ToolOptions {
+    name: Option<String>,
+    title: Option<String>,
+    destructive: Option<bool>,
+    open_world: Option<bool>,
+    hidden: bool,
+}
+
+fn tool_options(method: &MethodDescriptor) -> ToolOptions {
+    let pool = method.parent_pool();
+    let Some(ext) = pool.get_extension_by_name("switchboard.mcp.v1.tool") else {
+        return ToolOptions::default();
+    };
+    let options = method.options();
+    if !options.has_extension(&ext) {
+        return ToolOptions::default();
+    }
+    let value = options.get_extension(&ext);
+    let Some(msg) = value.as_message() else {
+        return ToolOptions::default();
+    };
+    let string = |name: &str| {
+        msg.get_field_by_name(name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+    };
+    let flag = |name: &str| {
+        msg.has_field_by_name(name)
+            .then(|| msg.get_field_by_name(name).and_then(|v| v.as_bool()))
+            .flatten()
+    };
+    ToolOptions {
+        name: string("name"),
+        title: string("title"),
+        destructive: flag("destructive"),
+        open_world: flag("open_world"),
+        hidden: flag("hidden").unwrap_or(false),
+    }
+}
+
+/// `idempotency_level` of a method: 0 unknown, 1 no side effects, 2 idempotent.
+fn idempotency_level(method: &MethodDescriptor) -> i32 {
+    method
+        .options()
+        .get_field_by_name("idempotency_level")
+        .and_then(|v| match v.as_ref() {
+            Value::EnumNumber(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Builds the tools of one service of a connector. Client-streaming methods
+/// cannot be called with one JSON object and are skipped (with a log line).
+pub fn tools_for_service(
+    connector: &str,
+    prefix: &str,
+    service: &ServiceDescriptor,
+    comments: &Comments,
+) -> Vec<ToolEntry> {
+    let mut out = Vec::new();
+    for method in service.methods() {
+        if method.is_client_streaming() {
+            tracing::warn!(
+                connector,
+                method = method.full_name(),
+                "client-streaming method cannot be a tool, skipped"
+            );
+            continue;
+        }
+        let options = tool_options(&method);
+        if options.hidden {
+            continue;
+        }
+        let base = options
+            .name
+            .clone()
+            .unwrap_or_else(|| snake_case(method.name()));
+        let name = if prefix.is_empty() {
+            base
+        } else {
+            format!("{prefix}_{base}")
+        };
+        let description = comments
+            .get(&method.parent_file(), method.path())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!("Calls {} on the {connector} connector.", method.full_name())
+            });
+
+        let input = message_schema(&method.input(), comments, Direction::Input);
+        let output = output_schema(&method.output(), method.is_server_streaming(), comments);
+
+        let level = idempotency_level(&method);
+        let read_only = level == 1;
+        let mut annotations = ToolAnnotations::new();
+        annotations.title = options.title.clone();
+        annotations.read_only_hint = Some(read_only);
+        annotations.idempotent_hint = Some(level >= 1);
+        annotations.destructive_hint = if read_only {
+            Some(false)
+        } else {
+            options.destructive.or(Some(false))
+        };
+        annotations.open_world_hint = options.open_world.or(Some(false));
+
+        let mut tool = Tool::new(name, description, Arc::new(input)).with_annotations(annotations);
+        if let Some(title) = options.title {
+            tool = tool.with_title(title);
+        }
+        if let Some(output) = output {
+            tool = tool.with_raw_output_schema(Arc::new(output));
+        }
+        out.push(ToolEntry {
+            tool,
+            connector: connector.to_owned(),
+            path: format!("/{}/{}", service.full_name(), method.name()),
+            retryable: level >= 1,
+            method,
+        });
+    }
+    out
+}
+
+/// The output schema; `None` for well-known result types whose JSON is not an object.
+fn output_schema(
+    message: &MessageDescriptor,
+    streaming: bool,
+    comments: &Comments,
+) -> Option<Map<String, Json>> {
+    if matches!(
+        message.full_name(),
+        "google.protobuf.Value" | "google.protobuf.ListValue" | "google.protobuf.Struct"
+    ) || (message.full_name().starts_with("google.protobuf.")
+        && message.full_name() != "google.protobuf.Empty")
+    {
+        return None;
+    }
+    let item = message_schema(message, comments, Direction::Output);
+    if !streaming {
+        return Some(item);
+    }
+    let wrapped = json!({
+        "type": "object",
+        "properties": {
+            "messages": {
+                "type": "array",
+                "description": "Every message the method streamed, in order.",
+                "items": Json::Object(item),
+            }
+        },
+        "required": ["messages"],
+    });
+    wrapped.as_object().cloned()
+}
+
+/// Builds every tool of a connector from its descriptor pool and advertised services.
+pub fn tools_for_connector(
+    connector: &str,
+    prefix: &str,
+    pool: &DescriptorPool,
+    services: &[String],
+) -> Vec<ToolEntry> {
+    let files: Vec<_> = pool.files().collect();
+    let comments = Comments::new(files.iter());
+    let mut tools = Vec::new();
+    for name in services {
+        match pool.get_service_by_name(name) {
+            Some(service) => {
+                tools.extend(tools_for_service(connector, prefix, &service, &comments))
+            }
+            None => {
+                tracing::warn!(connector, service = %name, "advertised service has no descriptor")
+            }
+        }
+    }
+    tools.sort_by(|a, b| a.tool.name.cmp(&b.tool.name));
+    tools
+}
+
+/// What the router knows of a connector's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorStatus {
+    /// Not contacted yet.
+    Starting,
+    /// SERVING; its tools are current.
+    Serving,
+    /// Reachable but NOT_SERVING (e.g. not configured, upstream down).
+    NotServing,
+    /// Cannot be reached; the reason is kept for error messages.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for ConnectorStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Starting => f.write_str("starting"),
+            Self::Serving => f.write_str("serving"),
+            Self::NotServing => f.write_str("not serving"),
+            Self::Unreachable(reason) => write!(f, "unreachable ({reason})"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConnectorState {
+    name: String,
+    status: ConnectorStatus,
+    since: Instant,
+    /// Whether the connector has given a definitive answer (for the startup wait).
+    settled: bool,
+    tools: Vec<Arc<ToolEntry>>,
+}
+
+/// A tool looked up for a call, with its connector's current state.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The tool.
+    pub entry: Arc<ToolEntry>,
+    /// The connector's status.
+    pub status: ConnectorStatus,
+    /// How long it has had that status.
+    pub for_duration: Duration,
+}
+
+/// The live catalog shared by the upstream watchers and the MCP sessions.
+#[derive(Debug)]
+pub struct ToolCatalog {
+    state: RwLock<Vec<ConnectorState>>,
+    version: watch::Sender<u64>,
+    settled: watch::Sender<usize>,
+    ready_deadline: Instant,
+}
+
+impl ToolCatalog {
+    /// A catalog for these connectors (in listing order); the first `tools/list`
+    /// waits until `startup_timeout` from now at most.
+    pub fn new(connectors: impl IntoIterator<Item = String>, startup_timeout: Duration) -> Self {
+        let now = Instant::now();
+        let state = connectors
+            .into_iter()
+            .map(|name| ConnectorState {
+                name,
+                status: ConnectorStatus::Starting,
+                since: now,
+                settled: false,
+                tools: Vec::new(),
+            })
+            .collect();
+        Self {
+            state: RwLock::new(state),
+            version: watch::channel(0).0,
+            settled: watch::channel(0).0,
+            ready_deadline: now + startup_timeout,
+        }
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Vec<ConnectorState>) -> R) -> R {
+        let mut guard = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Vec<ConnectorState>) -> R) -> R {
+        let guard = self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&guard)
+    }
+
+    /// Records a connector's status. A definitive answer (serving or not serving)
+    /// settles it for the startup wait.
+    pub fn set_status(&self, connector: &str, status: ConnectorStatus) {
+        let newly_settled = self.write(|state| {
+            let Some(c) = state.iter_mut().find(|c| c.name == connector) else {
+                return false;
+            };
+            if c.status != status {
+                c.status = status.clone();
+                c.since = Instant::now();
+            }
+            let definitive = matches!(
+                status,
+                ConnectorStatus::Serving | ConnectorStatus::NotServing
+            );
+            if definitive && !c.settled {
+                c.settled = true;
+                return true;
+            }
+            false
+        });
+        if newly_settled {
+            self.settled.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Replaces a connector's tools; notifies sessions if the listed tools changed.
+    pub fn set_tools(&self, connector: &str, tools: Vec<ToolEntry>) {
+        let changed = self.write(|state| {
+            let Some(c) = state.iter_mut().find(|c| c.name == connector) else {
+                return false;
+            };
+            let same = c.tools.len() == tools.len()
+                && c.tools.iter().zip(&tools).all(|(a, b)| a.tool == b.tool);
+            c.tools = tools.into_iter().map(Arc::new).collect();
+            !same
+        });
+        if changed {
+            self.version.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Withdraws a connector's tools (down for longer than the grace period).
+    pub fn withdraw(&self, connector: &str) {
+        self.set_tools(connector, Vec::new());
+    }
+
+    /// A connector's status and how long it has had it.
+    pub fn status(&self, connector: &str) -> Option<(ConnectorStatus, Duration)> {
+        self.read(|state| {
+            state
+                .iter()
+                .find(|c| c.name == connector)
+                .map(|c| (c.status.clone(), c.since.elapsed()))
+        })
+    }
+
+    /// Every connector with its status, in configuration order.
+    pub fn statuses(&self) -> Vec<(String, ConnectorStatus, usize)> {
+        self.read(|state| {
+            state
+                .iter()
+                .map(|c| (c.name.clone(), c.status.clone(), c.tools.len()))
+                .collect()
+        })
+    }
+
+    /// All listed tools, ordered by name. When names collide, the connector
+    /// configured first wins (and a warning is logged when the tools are set).
+    pub fn tools(&self) -> Vec<Tool> {
+        let mut by_name: BTreeMap<String, Tool> = BTreeMap::new();
+        self.read(|state| {
+            for c in state {
+                for t in &c.tools {
+                    by_name
+                        .entry(t.tool.name.to_string())
+                        .or_insert_with(|| t.tool.clone());
+                }
+            }
+        });
+        by_name.into_values().collect()
+    }
+
+    /// Finds a tool by name, with its connector's state.
+    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+        self.read(|state| {
+            state.iter().find_map(|c| {
+                c.tools
+                    .iter()
+                    .find(|t| t.tool.name == name)
+                    .map(|t| Resolved {
+                        entry: t.clone(),
+                        status: c.status.clone(),
+                        for_duration: c.since.elapsed(),
+                    })
+            })
+        })
+    }
+
+    /// The tool named `name` as it is listed, if any.
+    pub fn tool(&self, name: &str) -> Option<Tool> {
+        self.resolve(name).map(|r| r.entry.tool.clone())
+    }
+
+    /// Watches the listed tools' version (bumped on every change).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Whether every connector has answered, or the startup wait is over.
+    pub fn is_ready(&self) -> bool {
+        *self.settled.borrow() >= self.read(Vec::len) || Instant::now() >= self.ready_deadline
+    }
+
+    /// Waits until every connector has answered, at most until the startup deadline.
+    pub async fn wait_ready(&self) {
+        let total = self.read(Vec::len);
+        let mut rx = self.settled.subscribe();
+        let deadline = tokio::time::Instant::from_std(self.ready_deadline);
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n >= total)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_become_snake_case() {
+        assert_eq!(snake_case("CreateIssue"), "create_issue");
+        assert_eq!(snake_case("ListHTTPRoutes"), "list_http_routes");
+        assert_eq!(snake_case("Get2FAStatus"), "get2_fa_status");
+        assert_eq!(snake_case("Echo"), "echo");
+        assert_eq!(snake_case("already_snake"), "already_snake");
+    }
+}

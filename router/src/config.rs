@@ -1,0 +1,383 @@
+//! Router configuration: which connectors to front and how to serve MCP.
+//!
+//! Read once in `main` from flags, environment variables and an optional TOML file
+//! into [`Config`]; tests build the struct directly. Connectors come from, in this
+//! order (a later source replaces an earlier connector of the same name):
+//! `--config FILE` (`[[connectors]]` tables), `SWITCHBOARD_CONNECTORS`, `--connector`.
+//!
+//! A connector spec is `NAME=URL[,URL...]`; in `SWITCHBOARD_CONNECTORS` several
+//! specs are separated by commas too (`jira=http://a:50051,slack=http://b:50052`): an
+//! item without `=` adds a URL to the connector before it. Several URLs are load
+//! balanced.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default per-call deadline.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default wait for connectors before the first `tools/list` is answered.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a down connector's tools stay listed before they are withdrawn.
+pub const DEFAULT_TOOL_GRACE: Duration = Duration::from_secs(60);
+/// Default limit of an MCP request body over HTTP.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// One connector the router fronts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorConfig {
+    /// Name, used in tool names (`<prefix>_<method>`), logs and errors.
+    pub name: String,
+    /// gRPC endpoints (`http://host:port`); calls are balanced over them.
+    pub urls: Vec<String>,
+    /// Deadline of each call to this connector.
+    pub timeout: Duration,
+    /// Tool-name prefix; defaults to the name. Empty means no prefix.
+    pub prefix: String,
+}
+
+impl ConnectorConfig {
+    /// A connector with the default timeout and its name as prefix.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            prefix: name.clone(),
+            name,
+            urls: vec![url.into()],
+            timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+}
+
+/// Everything the router needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The connectors, in the order their tools are listed.
+    pub connectors: Vec<ConnectorConfig>,
+    /// How long the first `tools/list` waits for connectors to answer.
+    pub startup_timeout: Duration,
+    /// How long a down connector's tools stay listed (calls fail fast meanwhile).
+    pub tool_grace: Duration,
+    /// Host header values accepted over HTTP (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Origin header values accepted over HTTP (requests without Origin pass).
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted HTTP request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            connectors: Vec::new(),
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            tool_grace: DEFAULT_TOOL_GRACE,
+            allowed_hosts: default_allowed_hosts(),
+            allowed_origins: default_allowed_origins(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Only local names: a browser page elsewhere cannot rebind DNS onto the router.
+pub fn default_allowed_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "::1", "[::1]"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Only local pages may call the router from a browser.
+pub fn default_allowed_origins() -> Vec<String> {
+    [
+        "http://localhost:*",
+        "http://127.0.0.1:*",
+        "http://[::1]:*",
+        "https://localhost:*",
+        "https://127.0.0.1:*",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A configuration value that cannot be used; the message names its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A malformed connector spec.
+    #[error("{source_name}: {message}")]
+    Connector {
+        /// Where the spec came from (flag, variable or file).
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The config file cannot be read or parsed.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Parses `NAME=URL[,URL...][,NAME=URL...]` specs (see the module docs).
+pub fn parse_connector_specs(
+    raw: &str,
+    source_name: &str,
+) -> Result<Vec<ConnectorConfig>, ConfigError> {
+    let err = |message: String| ConfigError::Connector {
+        source_name: source_name.to_owned(),
+        message,
+    };
+    let mut out: Vec<ConnectorConfig> = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('=') {
+            Some((name, url)) => {
+                let name = name.trim();
+                validate_name(name).map_err(&err)?;
+                let url = normalize_url(url.trim()).map_err(&err)?;
+                out.push(ConnectorConfig::new(name, url));
+            }
+            None => match out.last_mut() {
+                Some(last) => last.urls.push(normalize_url(item).map_err(&err)?),
+                None => {
+                    return Err(err(format!(
+                        "expected NAME=URL (e.g. jira=http://127.0.0.1:50051), got {item:?}"
+                    )));
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// Connector names become tool-name prefixes, so they must be valid there.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 32 {
+        return Err(format!(
+            "connector name {name:?} must be 1 to 32 characters"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "connector name {name:?} may only contain letters, digits, '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts `host:port` and adds `http://`; checks the URL is usable by tonic.
+pub fn normalize_url(url: &str) -> Result<String, String> {
+    let url = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid connector URL {url:?}: {e}"))?;
+    match parsed.scheme_str() {
+        Some("http" | "https") if parsed.authority().is_some() => Ok(url),
+        _ => Err(format!(
+            "invalid connector URL {url:?}: expected http://host:port or https://host:port"
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    connectors: Vec<FileConnector>,
+    startup_timeout: Option<f64>,
+    tool_grace: Option<f64>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConnector {
+    name: String,
+    url: Option<String>,
+    #[serde(default)]
+    urls: Vec<String>,
+    /// Seconds.
+    timeout: Option<f64>,
+    prefix: Option<String>,
+}
+
+impl Config {
+    /// Applies a TOML config file on top of `self`.
+    pub fn merge_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file_err = |message: String| ConfigError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+        for c in file.connectors {
+            validate_name(&c.name).map_err(&file_err)?;
+            let mut urls: Vec<String> = c.url.into_iter().chain(c.urls).collect();
+            if urls.is_empty() {
+                return Err(file_err(format!(
+                    "connector {:?} needs `url` or `urls`",
+                    c.name
+                )));
+            }
+            for url in &mut urls {
+                *url = normalize_url(url).map_err(&file_err)?;
+            }
+            let timeout = match c.timeout {
+                Some(secs) => seconds(secs).map_err(&file_err)?,
+                None => DEFAULT_CALL_TIMEOUT,
+            };
+            self.upsert(ConnectorConfig {
+                prefix: c.prefix.unwrap_or_else(|| c.name.clone()),
+                name: c.name,
+                urls,
+                timeout,
+            });
+        }
+        if let Some(s) = file.startup_timeout {
+            self.startup_timeout = seconds(s).map_err(&file_err)?;
+        }
+        if let Some(s) = file.tool_grace {
+            self.tool_grace = seconds(s).map_err(&file_err)?;
+        }
+        if !file.allowed_hosts.is_empty() {
+            self.allowed_hosts = file.allowed_hosts;
+        }
+        if !file.allowed_origins.is_empty() {
+            self.allowed_origins = file.allowed_origins;
+        }
+        if let Some(b) = file.max_body_bytes {
+            self.max_body_bytes = b;
+        }
+        Ok(())
+    }
+
+    /// Adds a connector, replacing one of the same name.
+    pub fn upsert(&mut self, connector: ConnectorConfig) {
+        match self
+            .connectors
+            .iter_mut()
+            .find(|c| c.name == connector.name)
+        {
+            Some(existing) => *existing = connector,
+            None => self.connectors.push(connector),
+        }
+    }
+}
+
+/// Parses a number of seconds (fractions allowed).
+pub fn seconds(secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{secs} is not a valid number of seconds"))
+}
+
+/// Parses a duration given on the command line: `30`, `0.5`, `30s`, `500ms`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (number, scale) = if let Some(ms) = raw.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = raw.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (raw, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 10, 2.5s or 500ms"))?;
+    seconds(value * scale)
+}
+
+/// Parses a listen address for `--listen`.
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|_| format!("{raw:?} is not an address like 127.0.0.1:8080"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_separate_connectors_and_extra_urls() {
+        let specs = parse_connector_specs(
+            "jira=http://a:50051, code_analysis=b:50054,http://c:50054",
+            "SWITCHBOARD_CONNECTORS",
+        )
+        .unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].name, "jira");
+        assert_eq!(specs[0].urls, ["http://a:50051"]);
+        assert_eq!(specs[1].prefix, "code_analysis");
+        assert_eq!(specs[1].urls, ["http://b:50054", "http://c:50054"]);
+    }
+
+    #[test]
+    fn malformed_specs_name_their_source() {
+        let err = parse_connector_specs("http://a:1", "--connector").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--connector: expected NAME=URL"),
+            "{err}"
+        );
+        let err = parse_connector_specs("bad name=http://a:1", "--connector").unwrap_err();
+        assert!(err.to_string().contains("may only contain"), "{err}");
+        let err = parse_connector_specs("x=ftp://a:1", "--connector").unwrap_err();
+        assert!(
+            err.to_string().contains("expected http://host:port"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn config_file_sets_connectors_and_limits() {
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(
+            &path,
+            r#"
+startup_timeout = 2.5
+allowed_hosts = ["router"]
+[[connectors]]
+name = "jira"
+url = "jira:50051"
+timeout = 5
+prefix = "tickets"
+"#,
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.merge_file(&path).unwrap();
+        assert_eq!(config.startup_timeout, Duration::from_millis(2500));
+        assert_eq!(config.allowed_hosts, ["router"]);
+        assert_eq!(config.connectors[0].urls, ["http://jira:50051"]);
+        assert_eq!(config.connectors[0].timeout, Duration::from_secs(5));
+        assert_eq!(config.connectors[0].prefix, "tickets");
+
+        std::fs::write(&path, "[[connectors]]\nname = \"x\"\nurll = \"a\"\n").unwrap();
+        let err = Config::default().merge_file(&path).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! Switchboard's MCP router.
+//!
+//! One MCP endpoint (stdio or Streamable HTTP) in front of any number of gRPC
+//! connector services. The router knows no connector: it reads each connector's
+//! descriptors over gRPC server reflection, makes one MCP tool per RPC method
+//! ([`catalog`], [`schema`]), and transcodes every `tools/call` from JSON to a
+//! dynamic protobuf message and back ([`transcode`]). It watches each connector's
+//! grpc.health.v1 status and re-reads its descriptors when it comes back
+//! ([`upstream`]), so connectors can be added, restarted and upgraded without
+//! touching the router.
+//!
+//! Data flows one way: request → catalog lookup → transcode → upstream call →
+//! transcode back → response ([`mcp`]).
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod config;
+pub mod mcp;
+pub mod schema;
+pub mod telemetry;
+pub mod transcode;
+pub mod transport;
+pub mod upstream;
+
+pub use config::{Config, ConnectorConfig};
+pub use mcp::Router;

@@ -1,0 +1,353 @@
+//! The MCP side: one [`Router`] handler per session, all sharing the catalog.
+//!
+//! `tools/list` serves the catalog (waiting a bounded time for connectors at
+//! start); `tools/call` resolves the tool by name, checks its connector is up
+//! (failing fast with a readable message if not), transcodes the arguments,
+//! calls the connector and transcodes the answer back. Failures downstream are
+//! tool results with `isError: true` that a model can act on; only an unknown tool
+//! is a protocol error. Catalog changes reach sessions as
+//! `notifications/tools/list_changed` (initialize-era sessions) or through
+//! `subscriptions/listen` (stateless-era clients).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::Rng;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig, SubscriptionFilter, Tool,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::{Value as Json, json};
+use tokio::sync::mpsc;
+use tonic::{Code, Status};
+use tracing::Instrument;
+
+use crate::catalog::{ConnectorStatus, ToolCatalog};
+use crate::transcode::{decode_arguments, encode_result};
+use crate::upstream::Upstream;
+
+const INSTRUCTIONS: &str = "Switchboard gives you the tools of the connectors it fronts \
+(for example Jira, Slack, SQL databases and code analysis). Tool names start with the \
+connector's name. Read-only tools are marked readOnlyHint; tools marked destructiveHint \
+change or delete data. When a call fails, the error says which connector and what to do.";
+
+/// The MCP handler; cheap to clone (one per session).
+#[derive(Clone)]
+pub struct Router {
+    catalog: Arc<ToolCatalog>,
+    upstreams: Arc<HashMap<String, Upstream>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("connectors", &self.upstreams.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// A handler over `catalog`, calling through `upstreams`.
+    pub fn new(catalog: Arc<ToolCatalog>, upstreams: impl IntoIterator<Item = Upstream>) -> Self {
+        Self {
+            catalog,
+            upstreams: Arc::new(
+                upstreams
+                    .into_iter()
+                    .map(|u| (u.name().to_owned(), u))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The shared catalog.
+    pub fn catalog(&self) -> &Arc<ToolCatalog> {
+        &self.catalog
+    }
+
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let name = request.name.to_string();
+        let Some(resolved) = self.catalog.resolve(&name) else {
+            return Err(McpError::invalid_params(
+                format!("unknown tool {name:?}; call tools/list for the tools available now"),
+                None,
+            ));
+        };
+        let entry = resolved.entry;
+        let connector = entry.connector.clone();
+        if resolved.status != ConnectorStatus::Serving {
+            return Ok(tool_error(format!(
+                "{name} cannot be called now: connector {connector:?} is {} (for {}s). \
+                 Calls fail immediately until it is back; retry later, or ask the operator \
+                 to check that the {connector} connector is running and healthy.",
+                resolved.status,
+                resolved.for_duration.as_secs()
+            )));
+        }
+        let Some(upstream) = self.upstreams.get(&connector) else {
+            return Err(McpError::internal_error(
+                format!("no upstream for connector {connector}"),
+                None,
+            ));
+        };
+        let message = match decode_arguments(&entry.method.input(), request.arguments) {
+            Ok(m) => m,
+            Err(e) => return Ok(tool_error(format!("{name}: {e}"))),
+        };
+
+        // Streamed messages become progress notifications, forwarded in order.
+        let progress_token = context.meta.get_progress_token();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(usize, Json)>();
+        let forwarder = progress_token.clone().map(|token| {
+            let peer = context.peer.clone();
+            tokio::spawn(async move {
+                while let Some((index, message)) = progress_rx.recv().await {
+                    let param = ProgressNotificationParam::new(token.clone(), (index + 1) as f64)
+                        .with_message(message.to_string());
+                    if peer.notify_progress(param).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        });
+        let on_message = |message: &prost_reflect::DynamicMessage, index: usize| {
+            if progress_token.is_some() {
+                let _ = progress_tx.send((index, encode_result(message)));
+            }
+        };
+
+        let traceparent = traceparent(context.meta.0.get("traceparent").and_then(Json::as_str));
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %name,
+            connector = %connector,
+            method = %entry.method.full_name(),
+            traceparent = %traceparent,
+        );
+        let started = std::time::Instant::now();
+        let outcome = tokio::select! {
+            () = context.ct.cancelled() => {
+                tracing::info!(parent: &span, "tool call cancelled by the client");
+                return Ok(tool_error(format!("{name}: cancelled by the client")));
+            }
+            r = upstream.call(&entry, message, &traceparent, on_message).instrument(span.clone()) => r,
+        };
+        drop(progress_tx);
+        if let Some(f) = forwarder {
+            let _ = f.await;
+        }
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(messages) => {
+                tracing::info!(parent: &span, elapsed_ms, outcome = "ok", "tool call");
+                let structured = if entry.server_streaming() {
+                    json!({ "messages": messages.iter().map(encode_result).collect::<Vec<_>>() })
+                } else {
+                    match messages.first().map(encode_result) {
+                        Some(Json::Object(map)) => Json::Object(map),
+                        Some(other) => json!({ "result": other }),
+                        None => json!({}),
+                    }
+                };
+                Ok(CallToolResult::structured(structured))
+            }
+            Err(status) => {
+                tracing::info!(parent: &span, elapsed_ms, outcome = "error", code = ?status.code(), "tool call");
+                Ok(tool_error(describe_failure(&name, &connector, &status)))
+            }
+        }
+    }
+}
+
+fn tool_error(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
+}
+
+/// Turns a connector's gRPC status into a message a model can act on. The
+/// one place where status codes are interpreted.
+pub fn describe_failure(tool: &str, connector: &str, status: &Status) -> String {
+    let hint = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => {
+            "The arguments were rejected: correct them and call again."
+        }
+        Code::NotFound => {
+            "The target does not exist: check the identifier (a list or search tool can find it)."
+        }
+        Code::AlreadyExists => "It already exists: use the existing one or pick another name.",
+        Code::PermissionDenied => {
+            "Refused by policy or permissions; retrying will not help. Ask the operator if this access is needed."
+        }
+        Code::Unauthenticated => {
+            "The connector's credentials were rejected by its upstream service; the operator must fix its configuration."
+        }
+        Code::FailedPrecondition => {
+            "The connector or the target is not in a state that allows this; see the message for what to change."
+        }
+        Code::ResourceExhausted => {
+            "A rate limit or size limit was hit: wait before retrying, or ask for less."
+        }
+        Code::Unavailable => {
+            "The connector or its upstream is temporarily unavailable: retry in a little while."
+        }
+        Code::DeadlineExceeded => "It took too long: retry, or narrow the request.",
+        Code::Cancelled => "The call was cancelled.",
+        Code::Unimplemented => {
+            "The connector does not implement this method (it may be a different version): list the tools again."
+        }
+        Code::Aborted => {
+            "It conflicted with a concurrent change: fetch the current state and retry."
+        }
+        _ => {
+            "The connector failed unexpectedly; retrying may help, otherwise ask the operator to check its logs."
+        }
+    };
+    let message = status.message().trim();
+    let message = if message.is_empty() {
+        "(no details)"
+    } else {
+        message
+    };
+    format!(
+        "{tool} failed: {message}\n[connector {connector}, gRPC status {:?}] {hint}",
+        status.code()
+    )
+}
+
+/// A W3C `traceparent` for the outgoing call: the client's trace id when it sent
+/// one in `_meta`, with a new span id; otherwise a new trace.
+pub fn traceparent(incoming: Option<&str>) -> String {
+    let mut rng = rand::rng();
+    let span: u64 = rng.random::<u64>().max(1);
+    if let Some(trace) = incoming.and_then(|t| {
+        let parts: Vec<&str> = t.split('-').collect();
+        (parts.len() == 4
+            && parts[1].len() == 32
+            && parts[1].chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| parts[1].to_ascii_lowercase())
+    }) {
+        return format!("00-{trace}-{span:016x}-01");
+    }
+    let trace: u128 = rng.random::<u128>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
+impl ServerHandler for Router {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "switchboard",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        self.catalog.wait_ready().await;
+        Ok(ListToolsResult::with_all_items(self.catalog.tools()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.catalog.tool(name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.catalog.wait_ready().await;
+        self.call(request, context)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let mut changes = self.catalog.subscribe();
+        changes.mark_unchanged();
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let _ = requested;
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let mut changes = self.catalog.subscribe();
+        changes.mark_unchanged();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    if context.accepted().tools_list_changed == Some(true)
+                        && context.sink().notify_tool_list_changed().await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_keeps_the_clients_trace_id() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let out = traceparent(Some(incoming));
+        assert!(
+            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{out}"
+        );
+        assert_ne!(out, incoming, "a new span id is used");
+        let fresh = traceparent(Some("garbage"));
+        assert_eq!(fresh.len(), 55);
+    }
+
+    #[test]
+    fn failures_name_tool_connector_and_what_to_do() {
+        let text = describe_failure(
+            "jira_get_issue",
+            "jira",
+            &Status::not_found("issue PROJ-9 does not exist"),
+        );
+        assert!(
+            text.contains("jira_get_issue failed: issue PROJ-9 does not exist"),
+            "{text}"
+        );
+        assert!(text.contains("connector jira"), "{text}");
+        assert!(text.contains("check the identifier"), "{text}");
+    }
+}

@@ -1,0 +1,459 @@
+//! Connections to the connectors: discovery by reflection, health watching, calls.
+//!
+//! One [`Upstream`] per configured connector owns a tonic channel (balanced over
+//! all its URLs) and a watcher task. The watcher follows grpc.health.v1 `Watch`:
+//! on SERVING it reads the connector's descriptors over server reflection (it may
+//! have been upgraded) and publishes its tools in the [`ToolCatalog`]; on
+//! NOT_SERVING or a broken stream it marks the connector down, so calls fail at
+//! once with a clear message, and withdraws its tools once it has been down for
+//! longer than the grace period. Calls carry a deadline, W3C trace context, and
+//! are retried with backoff only when the method is read-only or idempotent and
+//! the connector answered UNAVAILABLE.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use tokio::sync::mpsc;
+use tokio_retry::strategy::{ExponentialBackoff, jitter};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::catalog::{ConnectorStatus, ToolCatalog, ToolEntry, tools_for_connector};
+use crate::config::ConnectorConfig;
+use crate::transcode::DynamicCodec;
+
+/// Services every connector serves that are plumbing, not tools.
+const PLUMBING_PREFIXES: [&str; 2] = ["grpc.health.", "grpc.reflection."];
+
+/// A connector as the router reaches it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    config: Arc<ConnectorConfig>,
+    channel: Channel,
+}
+
+impl Upstream {
+    /// Creates the (lazily connecting) channel for a connector.
+    pub fn new(config: ConnectorConfig) -> Result<Self, String> {
+        let mut endpoints = Vec::new();
+        for url in &config.urls {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| format!("connector {}: invalid URL {url}: {e}", config.name))?
+                .connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(20))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .keep_alive_while_idle(true);
+            endpoints.push(endpoint);
+        }
+        let channel = match endpoints.len() {
+            1 => endpoints.remove(0).connect_lazy(),
+            _ => Channel::balance_list(endpoints.into_iter()),
+        };
+        Ok(Self {
+            config: Arc::new(config),
+            channel,
+        })
+    }
+
+    /// The connector's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The connector's configuration.
+    pub fn config(&self) -> &ConnectorConfig {
+        &self.config
+    }
+
+    /// Starts the watcher that keeps this connector's entry in `catalog` current.
+    pub fn spawn_watcher(
+        &self,
+        catalog: Arc<ToolCatalog>,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.watch(catalog, grace, shutdown).await })
+    }
+
+    async fn watch(self, catalog: Arc<ToolCatalog>, grace: Duration, shutdown: CancellationToken) {
+        let name = self.config.name.clone();
+        let mut backoff = Duration::from_millis(50);
+        let mut down_since: Option<Instant> = Some(Instant::now());
+        let mut serving = false;
+        loop {
+            let mut client = HealthClient::new(self.channel.clone());
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            let watched = tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = client.watch(request) => r,
+            };
+            match watched {
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    loop {
+                        let grace_timer = grace_deadline(down_since, grace);
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = grace_timer => {
+                                withdraw_after_grace(&catalog, &name, grace);
+                                down_since = None;
+                                continue;
+                            }
+                            next = stream.next() => match next {
+                                Some(Ok(update)) => {
+                                    backoff = Duration::from_millis(50);
+                                    if update.status() == ServingStatus::Serving {
+                                        if !serving {
+                                            serving = self.on_serving(&catalog).await;
+                                            if serving {
+                                                down_since = None;
+                                            }
+                                        }
+                                    } else {
+                                        if serving || !matches!(catalog.status(&name), Some((ConnectorStatus::NotServing, _))) {
+                                            tracing::warn!(connector = %name, status = update.status().as_str_name(), "connector not serving");
+                                        }
+                                        serving = false;
+                                        down_since.get_or_insert_with(Instant::now);
+                                        catalog.set_status(&name, ConnectorStatus::NotServing);
+                                    }
+                                }
+                                Some(Err(status)) => {
+                                    self.on_down(&catalog, &mut serving, &mut down_since, describe_status(&status));
+                                    break;
+                                }
+                                None => {
+                                    self.on_down(&catalog, &mut serving, &mut down_since, "health stream ended".into());
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(status) if status.code() == Code::Unimplemented => {
+                    // No health service: treat reachable as serving and poll.
+                    if !serving {
+                        serving = self.on_serving(&catalog).await;
+                        if serving {
+                            down_since = None;
+                        }
+                    }
+                    backoff = Duration::from_secs(5);
+                }
+                Err(status) => {
+                    self.on_down(
+                        &catalog,
+                        &mut serving,
+                        &mut down_since,
+                        describe_status(&status),
+                    );
+                }
+            }
+            let grace_timer = grace_deadline(down_since, grace);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+                () = grace_timer => {
+                    withdraw_after_grace(&catalog, &name, grace);
+                    down_since = None;
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn on_down(
+        &self,
+        catalog: &ToolCatalog,
+        serving: &mut bool,
+        down_since: &mut Option<Instant>,
+        reason: String,
+    ) {
+        if *serving {
+            tracing::warn!(connector = %self.config.name, %reason, "connector went away");
+        } else {
+            tracing::debug!(connector = %self.config.name, %reason, "connector unreachable");
+        }
+        *serving = false;
+        down_since.get_or_insert_with(Instant::now);
+        catalog.set_status(&self.config.name, ConnectorStatus::Unreachable(reason));
+    }
+
+    /// Reads descriptors and publishes tools; returns whether that worked.
+    async fn on_serving(&self, catalog: &ToolCatalog) -> bool {
+        let name = &self.config.name;
+        match discover(self.channel.clone()).await {
+            Ok((pool, services)) => {
+                let tools = tools_for_connector(name, &self.config.prefix, &pool, &services);
+                tracing::info!(connector = %name, tools = tools.len(), services = ?services, "connector serving, catalog refreshed");
+                catalog.set_tools(name, tools);
+                catalog.set_status(name, ConnectorStatus::Serving);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(connector = %name, %error, "cannot read connector descriptors");
+                catalog.set_status(
+                    name,
+                    ConnectorStatus::Unreachable(format!("reflection failed: {error}")),
+                );
+                false
+            }
+        }
+    }
+
+    /// Calls a method. Streamed messages are passed to `on_message` as they arrive
+    /// and returned all together at the end.
+    pub async fn call(
+        &self,
+        entry: &ToolEntry,
+        request: DynamicMessage,
+        traceparent: &str,
+        mut on_message: impl FnMut(&DynamicMessage, usize),
+    ) -> Result<Vec<DynamicMessage>, Status> {
+        let timeout = self.config.timeout;
+        let path: http::uri::PathAndQuery = entry
+            .path
+            .parse()
+            .map_err(|e| Status::internal(format!("invalid method path {}: {e}", entry.path)))?;
+        let codec = DynamicCodec::new(entry.method.output());
+        let make_request = || {
+            let mut req = tonic::Request::new(request.clone());
+            req.set_timeout(timeout);
+            if let Ok(value) = MetadataValue::try_from(traceparent) {
+                req.metadata_mut().insert("traceparent", value);
+            }
+            req
+        };
+        let attempts = if entry.retryable { 3 } else { 0 };
+        let strategy = ExponentialBackoff::from_millis(2)
+            .factor(25)
+            .map(jitter)
+            .take(attempts);
+
+        let work = async {
+            if entry.server_streaming() {
+                let mut stream = tokio_retry::RetryIf::start(
+                    strategy,
+                    || {
+                        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                        let req = make_request();
+                        let path = path.clone();
+                        let codec = codec.clone();
+                        async move {
+                            grpc.ready()
+                                .await
+                                .map_err(|e| Status::unavailable(e.to_string()))?;
+                            grpc.server_streaming(req, path, codec).await
+                        }
+                    },
+                    |s: &Status| s.code() == Code::Unavailable,
+                )
+                .await?
+                .into_inner();
+                let mut out = Vec::new();
+                while let Some(message) = stream.message().await? {
+                    on_message(&message, out.len());
+                    out.push(message);
+                }
+                Ok(out)
+            } else {
+                let response = tokio_retry::RetryIf::start(
+                    strategy,
+                    || {
+                        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                        let req = make_request();
+                        let path = path.clone();
+                        let codec = codec.clone();
+                        async move {
+                            grpc.ready()
+                                .await
+                                .map_err(|e| Status::unavailable(e.to_string()))?;
+                            grpc.unary(req, path, codec).await
+                        }
+                    },
+                    |s: &Status| s.code() == Code::Unavailable,
+                )
+                .await?;
+                Ok(vec![response.into_inner()])
+            }
+        };
+        match tokio::time::timeout(timeout + Duration::from_millis(250), work).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "no answer within {timeout:?}"
+            ))),
+        }
+    }
+}
+
+fn describe_status(status: &Status) -> String {
+    let message = status.message();
+    if message.is_empty() {
+        format!("{}", status.code())
+    } else {
+        // Transport errors are long chains; the first line says enough.
+        message.lines().next().unwrap_or(message).to_owned()
+    }
+}
+
+async fn grace_deadline(down_since: Option<Instant>, grace: Duration) {
+    match down_since {
+        Some(since) => {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(since + grace)).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn withdraw_after_grace(catalog: &ToolCatalog, name: &str, grace: Duration) {
+    if let Some((status, _)) = catalog.status(name)
+        && status != ConnectorStatus::Serving
+    {
+        tracing::warn!(connector = %name, grace = ?grace, "connector down past the grace period, tools withdrawn");
+        catalog.withdraw(name);
+    }
+}
+
+/// Why descriptors could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The reflection call failed.
+    #[error("reflection call failed: {0}")]
+    Rpc(String),
+    /// The answer was not what reflection promises.
+    #[error("unexpected reflection answer: {0}")]
+    Protocol(String),
+    /// The descriptors do not form a valid set.
+    #[error("invalid descriptors: {0}")]
+    Descriptors(String),
+}
+
+async fn next_response(
+    responses: &mut tonic::Streaming<tonic_reflection::pb::v1::ServerReflectionResponse>,
+) -> Result<MessageResponse, DiscoveryError> {
+    match tokio::time::timeout(Duration::from_secs(10), responses.message()).await {
+        Err(_) => Err(DiscoveryError::Rpc("no answer within 10s".into())),
+        Ok(Err(s)) => Err(DiscoveryError::Rpc(describe_status(&s))),
+        Ok(Ok(None)) => Err(DiscoveryError::Protocol("stream ended early".into())),
+        Ok(Ok(Some(r))) => r
+            .message_response
+            .ok_or_else(|| DiscoveryError::Protocol("empty response".into())),
+    }
+}
+
+/// Reads a connector's services and their descriptors (with dependencies) over
+/// gRPC server reflection v1.
+pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>), DiscoveryError> {
+    let mut client = ServerReflectionClient::new(channel);
+    let (tx, rx) = mpsc::channel::<ServerReflectionRequest>(16);
+    let send = |req: MessageRequest| {
+        let tx = tx.clone();
+        async move {
+            tx.send(ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(req),
+            })
+            .await
+            .map_err(|_| DiscoveryError::Rpc("reflection stream closed".into()))
+        }
+    };
+    send(MessageRequest::ListServices(String::new())).await?;
+    let mut responses = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.server_reflection_info(ReceiverStream::new(rx)),
+    )
+    .await
+    .map_err(|_| DiscoveryError::Rpc("no answer within 10s".into()))?
+    .map_err(|s| DiscoveryError::Rpc(describe_status(&s)))?
+    .into_inner();
+
+    let services: Vec<String> = match next_response(&mut responses).await? {
+        MessageResponse::ListServicesResponse(list) => list
+            .service
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| !PLUMBING_PREFIXES.iter().any(|p| n.starts_with(p)))
+            .collect(),
+        MessageResponse::ErrorResponse(e) => return Err(DiscoveryError::Rpc(e.error_message)),
+        other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
+    };
+
+    let mut files: HashMap<String, FileDescriptorProto> = HashMap::new();
+    let add_files = |bytes: Vec<Vec<u8>>, files: &mut HashMap<String, FileDescriptorProto>| {
+        for raw in bytes {
+            let file = FileDescriptorProto::decode(raw.as_slice())
+                .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
+            files.insert(file.name().to_owned(), file);
+        }
+        Ok::<(), DiscoveryError>(())
+    };
+    for service in &services {
+        send(MessageRequest::FileContainingSymbol(service.clone())).await?;
+        match next_response(&mut responses).await? {
+            MessageResponse::FileDescriptorResponse(r) => {
+                add_files(r.file_descriptor_proto, &mut files)?
+            }
+            MessageResponse::ErrorResponse(e) => {
+                return Err(DiscoveryError::Rpc(format!(
+                    "{service}: {}",
+                    e.error_message
+                )));
+            }
+            other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
+        }
+    }
+    // Fetch any dependency the server did not include.
+    loop {
+        let missing: BTreeSet<String> = files
+            .values()
+            .flat_map(|f| f.dependency.iter())
+            .filter(|d| !files.contains_key(*d))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        for name in missing {
+            send(MessageRequest::FileByFilename(name.clone())).await?;
+            match next_response(&mut responses).await? {
+                MessageResponse::FileDescriptorResponse(r) => {
+                    add_files(r.file_descriptor_proto, &mut files)?
+                }
+                MessageResponse::ErrorResponse(e) => {
+                    return Err(DiscoveryError::Descriptors(format!(
+                        "dependency {name} unavailable: {}",
+                        e.error_message
+                    )));
+                }
+                other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
+            }
+        }
+    }
+    drop(tx);
+
+    let mut pool = DescriptorPool::new();
+    pool.add_file_descriptor_set(FileDescriptorSet {
+        file: files.into_values().collect(),
+    })
+    .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
+    Ok((pool, services))
+}

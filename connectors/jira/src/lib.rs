@@ -1,0 +1,89 @@
+//! The Jira connector: Jira Cloud (REST v3) and Jira Data Center (REST v2) as the
+//! gRPC service `switchboard.jira.v1.Jira`, which the Switchboard router turns
+//! into MCP tools (`jira_create_issue`, `jira_search_issues`, ...).
+//!
+//! [`serve`] is the whole connector on a bound listener: the service, health and
+//! reflection (from the connector kit), and a background task that checks the
+//! credentials with `GET /myself` and flips health accordingly. `main.rs` only
+//! reads [`Config`] and calls it; tests call it on `127.0.0.1:0`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod jira;
+pub mod richtext;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use connector_kit::Health;
+use switchboard_proto::jira::v1::jira_server::JiraServer;
+use tokio::net::TcpListener;
+
+pub use config::{Config, Credentials, Flavor, JiraSite};
+pub use error::Error;
+
+use crate::jira::api::Jira;
+use crate::jira::client::JiraHttp;
+use crate::jira::scope::ProjectScope;
+use crate::service::JiraService;
+
+/// Serves the connector on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let jira = match &config.site {
+        Some(site) => Some(Arc::new(Jira::new(
+            JiraHttp::new(site, config.retry, config.request_timeout)
+                .context("cannot build the HTTP client")?,
+        ))),
+        None => {
+            tracing::warn!("JIRA_BASE_URL is not set: serving NOT_SERVING until configured");
+            None
+        }
+    };
+    let service = JiraService::new(
+        jira.clone(),
+        config.read_only,
+        ProjectScope::new(config.projects.clone()),
+    );
+    let server =
+        connector_kit::ConnectorServer::new("jira", switchboard_proto::FILE_DESCRIPTOR_SET)
+            .add_service(JiraServer::new(service));
+    let health = server.health();
+    let watcher = jira.map(|jira| tokio::spawn(watch_health(jira, health, config.health_interval)));
+    let result = server.serve(listener, shutdown).await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    result.map_err(Into::into)
+}
+
+/// Checks the credentials now and every `interval`: SERVING after a successful
+/// `GET /myself`, NOT_SERVING after any failure (a false alarm beats a silent one).
+async fn watch_health(jira: Arc<Jira>, health: Health, interval: std::time::Duration) {
+    let mut serving: Option<bool> = None;
+    loop {
+        let ok = match jira.myself().await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, "jira health check failed");
+                false
+            }
+        };
+        if serving != Some(ok) {
+            if ok {
+                health.set_serving().await;
+                tracing::info!("jira credentials accepted: serving");
+            } else {
+                health.set_not_serving().await;
+            }
+            serving = Some(ok);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,548 @@
+//! The database side: pools, the safety layers below the parser guard, typed
+//! decoding, and the catalog queries of each engine.
+//!
+//! [`Database`] is what the gRPC service talks to. It owns a read pool whose
+//! connections are opened read-only (PostgreSQL `default_transaction_read_only`,
+//! MySQL `SET SESSION TRANSACTION READ ONLY`, SQLite `SQLITE_OPEN_READONLY` and
+//! `PRAGMA query_only`) with a server-side statement timeout, and, only in
+//! read-write mode, a separate write pool for Execute. Every read runs as a
+//! prepared statement inside a READ ONLY transaction that is rolled back, fetches
+//! at most the row and byte caps, and is bounded by the statement timeout on
+//! the client side too. The engine modules hold what differs per engine: how to
+//! connect, decode values, and read the catalog.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use prost_types::{ListValue, Value};
+use secrecy::ExposeSecret;
+use sqlx::{Column as _, TypeInfo as _};
+use switchboard_proto::database::v1 as pb;
+
+use crate::config::{AccessMode, Config, Target};
+use crate::error::Error;
+use crate::guard;
+use crate::values;
+
+/// The SQL engines the connector speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl EngineKind {
+    /// The dialect's name, for messages.
+    pub fn dialect_name(self) -> &'static str {
+        match self {
+            Self::Postgres => "PostgreSQL",
+            Self::MySql => "MySQL/MariaDB",
+            Self::Sqlite => "SQLite",
+        }
+    }
+
+    /// The engine as the proto names it.
+    pub fn proto(self) -> pb::Engine {
+        match self {
+            Self::Postgres => pb::Engine::Postgresql,
+            Self::MySql => pb::Engine::Mysql,
+            Self::Sqlite => pb::Engine::Sqlite,
+        }
+    }
+}
+
+/// Limits every operation runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Server-side statement timeout, and (plus a grace) the client-side bound.
+    pub statement_timeout: Duration,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// Cap on the bytes of values in one result.
+    pub max_result_bytes: usize,
+    /// Cap on rows in one result.
+    pub max_rows: u32,
+    /// Whether Explain may run the query.
+    pub explain_analyze: bool,
+    /// Read-only or read-write.
+    pub access_mode: AccessMode,
+    /// Connections per pool.
+    pub pool_size: u32,
+}
+
+impl Settings {
+    /// The limits of `config`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            statement_timeout: config.statement_timeout,
+            connect_timeout: config.connect_timeout,
+            max_result_bytes: config.max_result_bytes,
+            max_rows: config.max_rows,
+            explain_analyze: config.explain_analyze,
+            access_mode: config.access_mode,
+            pool_size: config.pool_size,
+        }
+    }
+
+    fn client_deadline(&self) -> Duration {
+        // The server cancels at statement_timeout; the client gives it a moment
+        // to say so before giving up on the connection itself.
+        self.statement_timeout + Duration::from_secs(2)
+    }
+}
+
+/// Rows of a read, with their columns.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    /// `(name, SQL type)` of each column.
+    pub columns: Vec<(String, String)>,
+    /// The rows, aligned with `columns`.
+    pub rows: Vec<ListValue>,
+    /// Why the result was cut, if it was.
+    pub truncated: Option<String>,
+    /// Time the database took.
+    pub elapsed: Duration,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOutcome {
+    /// Rows inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// Generated key of the last insert, where the engine reports one.
+    pub last_insert_id: Option<i64>,
+    /// Rows returned by `RETURNING`, if any.
+    pub rows: Rows,
+}
+
+/// A query plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The plan text.
+    pub text: String,
+    /// `text` or `json`.
+    pub format: &'static str,
+    /// Whether the query was run.
+    pub analyzed: bool,
+    /// Time the database took.
+    pub elapsed: Duration,
+}
+
+/// The row and byte caps of one read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caps {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+enum Backend {
+    Postgres(postgres::Pools),
+    MySql(mysql::Pools),
+    Sqlite(sqlite::Pools),
+}
+
+/// One database with its pools; cheap to share behind an `Arc`.
+pub struct Database {
+    kind: EngineKind,
+    backend: Backend,
+    identity: String,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("kind", &self.kind)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens the pools for `config` (lazily for network databases, so the
+    /// connector starts while the database is down). The SQLite demo database is
+    /// created here when missing.
+    pub async fn open(config: &Config) -> Result<Self, Error> {
+        let settings = Settings::from_config(config);
+        let url = match &config.target {
+            Target::Url(url) => url.expose_secret().to_owned(),
+            Target::Demo(path) => {
+                crate::demo::ensure(path).await?;
+                format!("sqlite:{}", path.display())
+            }
+        };
+        let identity = identity_of(&url);
+        let (kind, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://")
+        {
+            (
+                EngineKind::Postgres,
+                Backend::Postgres(postgres::Pools::open(&url, &settings)?),
+            )
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            (
+                EngineKind::MySql,
+                Backend::MySql(mysql::Pools::open(&url, &settings)?),
+            )
+        } else if url.starts_with("sqlite:") {
+            (
+                EngineKind::Sqlite,
+                Backend::Sqlite(sqlite::Pools::open(&url, &settings).await?),
+            )
+        } else {
+            return Err(Error::InvalidArgument(
+                "DATABASE_URL must start with postgres://, mysql://, mariadb:// or sqlite:"
+                    .to_owned(),
+            ));
+        };
+        tracing::info!(engine = kind.dialect_name(), database = %identity, mode = ?settings.access_mode, "database configured");
+        Ok(Self {
+            kind,
+            backend,
+            identity,
+            settings,
+        })
+    }
+
+    /// The engine.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Which database this is, without any password (for cache keys and logs).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The limits in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs one read-only statement after the parser guard accepted it.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        max_rows: u32,
+    ) -> Result<Rows, Error> {
+        guard::check_read_only(self.kind, sql).map_err(Error::Refused)?;
+        self.query_without_parser_guard(sql, params, max_rows).await
+    }
+
+    /// Runs a statement through every safety layer EXCEPT the parser guard: a
+    /// prepared statement on a read-only connection, in a READ ONLY transaction
+    /// that is rolled back, under the timeout and caps. Exists so tests can prove
+    /// that these layers refuse writes on their own; services call [`Self::query`].
+    pub async fn query_without_parser_guard(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        max_rows: u32,
+    ) -> Result<Rows, Error> {
+        let caps = Caps {
+            rows: max_rows.min(self.settings.max_rows) as usize,
+            bytes: self.settings.max_result_bytes,
+        };
+        let started = Instant::now();
+        let mut rows = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Postgres(p) => p.query(sql, params, caps).await,
+                    Backend::MySql(p) => p.query(sql, params, caps).await,
+                    Backend::Sqlite(p) => p.query(sql, params, caps, self.deadline()).await,
+                }
+            })
+            .await?;
+        rows.elapsed = started.elapsed();
+        Ok(rows)
+    }
+
+    /// Runs one data-changing statement and commits it (read-write mode only).
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+    ) -> Result<WriteOutcome, Error> {
+        if self.settings.access_mode != AccessMode::ReadWrite {
+            return Err(Error::NotAllowed(
+                "the database connector is read-only: Execute is disabled. The operator can enable it with DB_ACCESS_MODE=read-write; use Query for reading".to_owned(),
+            ));
+        }
+        guard::check_single_statement(self.kind, sql).map_err(Error::Refused)?;
+        let caps = Caps {
+            rows: self.settings.max_rows as usize,
+            bytes: self.settings.max_result_bytes,
+        };
+        let started = Instant::now();
+        let mut outcome = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Postgres(p) => p.execute(sql, params, caps).await,
+                    Backend::MySql(p) => p.execute(sql, params).await,
+                    Backend::Sqlite(p) => p.execute(sql, params, caps, self.deadline()).await,
+                }
+            })
+            .await?;
+        outcome.rows.elapsed = started.elapsed();
+        Ok(outcome)
+    }
+
+    /// The plan of one read-only query; runs it only with `analyze` (when allowed).
+    pub async fn explain(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        analyze: bool,
+    ) -> Result<Plan, Error> {
+        guard::check_read_only(self.kind, sql).map_err(Error::Refused)?;
+        if is_explain_or_show(sql) {
+            return Err(Error::InvalidArgument(
+                "give the query itself, without EXPLAIN (or SHOW/DESCRIBE, which have no plan)"
+                    .to_owned(),
+            ));
+        }
+        if analyze && !self.settings.explain_analyze {
+            return Err(Error::NotAllowed(
+                "analyze is disabled by the operator (DB_EXPLAIN_ANALYZE=false); ask for the plan without analyze".to_owned(),
+            ));
+        }
+        let sql = sql.trim().trim_end_matches(';').trim_end();
+        let started = Instant::now();
+        let mut plan = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Postgres(p) => p.explain(sql, params, analyze).await,
+                    Backend::MySql(p) => p.explain(sql, params, analyze).await,
+                    Backend::Sqlite(p) => p.explain(sql, params, analyze, self.deadline()).await,
+                }
+            })
+            .await?;
+        plan.elapsed = started.elapsed();
+        Ok(plan)
+    }
+
+    /// The schemas (databases on MySQL, attached databases on SQLite).
+    pub async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
+        self.bounded(async {
+            match &self.backend {
+                Backend::Postgres(p) => p.list_schemas(include_system).await,
+                Backend::MySql(p) => p.list_schemas(include_system).await,
+                Backend::Sqlite(p) => p.list_schemas(self.deadline()).await,
+            }
+        })
+        .await
+    }
+
+    /// The tables of `schema` (default: the default schema) whose name contains
+    /// `name_contains`, with the schema actually listed.
+    pub async fn list_tables(
+        &self,
+        schema: Option<&str>,
+        name_contains: Option<&str>,
+    ) -> Result<(String, Vec<pb::Table>), Error> {
+        self.bounded(async {
+            match &self.backend {
+                Backend::Postgres(p) => p.list_tables(schema, name_contains).await,
+                Backend::MySql(p) => p.list_tables(schema, name_contains).await,
+                Backend::Sqlite(p) => p.list_tables(schema, name_contains, self.deadline()).await,
+            }
+        })
+        .await
+    }
+
+    /// Columns, keys and indexes of one table or view.
+    pub async fn describe_table(
+        &self,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<pb::TableDescription, Error> {
+        let mut description = self
+            .bounded(async {
+                match &self.backend {
+                    Backend::Postgres(p) => p.describe_table(schema, table).await,
+                    Backend::MySql(p) => p.describe_table(schema, table).await,
+                    Backend::Sqlite(p) => p.describe_table(schema, table, self.deadline()).await,
+                }
+            })
+            .await?;
+        description.engine = self.kind.proto() as i32;
+        Ok(description)
+    }
+
+    /// Checks that the database answers (a `SELECT 1` through the read pool).
+    pub async fn ping(&self) -> Result<(), Error> {
+        let check = async {
+            match &self.backend {
+                Backend::Postgres(p) => p.ping().await,
+                Backend::MySql(p) => p.ping().await,
+                Backend::Sqlite(p) => p.ping(self.deadline()).await,
+            }
+        };
+        match tokio::time::timeout(self.settings.connect_timeout * 2, check).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable(
+                "the database did not answer a health check in time".to_owned(),
+            )),
+        }
+    }
+
+    /// Closes the pools.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(p) => p.close().await,
+            Backend::MySql(p) => p.close().await,
+            Backend::Sqlite(p) => p.close().await,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.statement_timeout
+    }
+
+    /// Bounds `operation` by the client-side deadline and names the timeout
+    /// in force when the database cancelled a statement.
+    async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let seconds = self.settings.statement_timeout.as_secs_f64();
+        match tokio::time::timeout(self.settings.client_deadline(), operation).await {
+            Err(_) | Ok(Err(Error::Timeout { .. })) => Err(Error::Timeout { seconds }),
+            Ok(result) => result,
+        }
+    }
+}
+
+/// Reads up to the caps from a row stream, decoding each value with `decode`.
+pub(crate) async fn collect<R, S, D>(stream: S, caps: Caps, decode: D) -> Result<Rows, Error>
+where
+    R: sqlx::Row,
+    S: Stream<Item = Result<R, sqlx::Error>>,
+    D: Fn(&R, usize) -> Result<Value, Error>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Rows::default();
+    let mut bytes = 0usize;
+    while let Some(row) = stream.next().await {
+        let row = row?;
+        if out.columns.is_empty() {
+            out.columns = columns_of(row.columns());
+        }
+        if out.rows.len() >= caps.rows {
+            out.truncated = Some(format!("max_rows {} reached", caps.rows));
+            break;
+        }
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let value = decode(&row, i)?;
+            bytes += values::json_size(&value) + 1;
+            values.push(value);
+        }
+        if bytes > caps.bytes && !out.rows.is_empty() {
+            out.truncated = Some(format!(
+                "result size cap of {} bytes reached (DB_MAX_RESULT_BYTES); select fewer or narrower columns",
+                caps.bytes
+            ));
+            break;
+        }
+        out.rows.push(ListValue { values });
+    }
+    Ok(out)
+}
+
+/// `(name, type)` of result columns.
+pub(crate) fn columns_of<C: sqlx::Column>(columns: &[C]) -> Vec<(String, String)> {
+    columns
+        .iter()
+        .map(|c| (c.name().to_owned(), c.type_info().name().to_owned()))
+        .collect()
+}
+
+/// Decode failure of column `i` of `row`, as an error the agent can read.
+pub(crate) fn decode_error<R: sqlx::Row>(
+    row: &R,
+    i: usize,
+    error: impl std::fmt::Display,
+) -> Error {
+    let column = row
+        .columns()
+        .get(i)
+        .map(|c| c.name().to_owned())
+        .unwrap_or_else(|| i.to_string());
+    Error::Decode {
+        column,
+        message: error.to_string(),
+    }
+}
+
+fn is_explain_or_show(sql: &str) -> bool {
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(first.as_str(), "EXPLAIN" | "SHOW" | "DESCRIBE" | "DESC")
+}
+
+/// The database URL without its password or query string: `postgres://app@db:5432/shop`.
+pub fn identity_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.has_host() => {
+            let user = parsed.username();
+            let host = parsed.host_str().unwrap_or("");
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let at = if user.is_empty() {
+                String::new()
+            } else {
+                format!("{user}@")
+            };
+            format!("{}://{at}{host}{port}{}", parsed.scheme(), parsed.path())
+        }
+        _ => url.split('?').next().unwrap_or(url).to_owned(),
+    }
+}
+
+/// The `ON DELETE` / `ON UPDATE` action a one-letter PostgreSQL code stands for.
+pub(crate) fn fk_action(code: &str) -> String {
+    match code {
+        "a" => "NO ACTION",
+        "r" => "RESTRICT",
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        other => other,
+    }
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_never_hold_the_password() {
+        assert_eq!(
+            identity_of("postgres://app:s3cret@db.internal:5432/shop?sslmode=require"),
+            "postgres://app@db.internal:5432/shop"
+        );
+        assert_eq!(identity_of("sqlite:demo.sqlite3"), "sqlite:demo.sqlite3");
+        assert!(!identity_of("mysql://root:pw@localhost/test").contains("pw"));
+    }
+
+    #[test]
+    fn explain_and_show_are_recognised_as_not_explainable() {
+        assert!(is_explain_or_show("  explain select 1"));
+        assert!(is_explain_or_show("SHOW TABLES"));
+        assert!(!is_explain_or_show("SELECT 1"));
+    }
+}

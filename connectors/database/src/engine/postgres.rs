@@ -1,0 +1,575 @@
+//! PostgreSQL: connection options, value decoding and catalog queries.
+//!
+//! Read connections start with `default_transaction_read_only=on` and a
+//! `statement_timeout` set as startup options, so even a statement that slipped
+//! past everything else would run read-only and be cancelled in time.
+
+use std::str::FromStr;
+
+use futures::StreamExt;
+use prost_types::Value;
+use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
+use sqlx::postgres::{
+    PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow,
+    PgTypeInfo,
+};
+use sqlx::query::Query;
+use sqlx::{Connection, Either, Executor, Postgres, Row, TypeInfo, ValueRef};
+use switchboard_proto::database::v1 as pb;
+
+use super::{
+    Caps, Plan, Rows, Settings, WriteOutcome, collect, columns_of, decode_error, fk_action,
+};
+use crate::config::AccessMode;
+use crate::error::Error;
+use crate::values;
+
+pub(super) struct Pools {
+    read: PgPool,
+    write: Option<PgPool>,
+}
+
+impl Pools {
+    pub(super) fn open(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let base = PgConnectOptions::from_str(url).map_err(|e| {
+            Error::InvalidArgument(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))
+        })?;
+        let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
+        let idle_ms = (settings.statement_timeout.as_millis() * 2)
+            .max(1000)
+            .to_string();
+        let common = base
+            .application_name("switchboard-database-connector")
+            .options([
+                ("statement_timeout", timeout_ms.as_str()),
+                ("idle_in_transaction_session_timeout", idle_ms.as_str()),
+            ]);
+        let read_options = common
+            .clone()
+            .options([("default_transaction_read_only", "on")]);
+        let pool = || {
+            PgPoolOptions::new()
+                .max_connections(settings.pool_size)
+                .min_connections(0)
+                .acquire_timeout(settings.connect_timeout)
+        };
+        Ok(Self {
+            read: pool().connect_lazy_with(read_options),
+            write: (settings.access_mode == AccessMode::ReadWrite)
+                .then(|| pool().connect_lazy_with(common)),
+        })
+    }
+
+    pub(super) async fn close(&self) {
+        self.read.close().await;
+        if let Some(write) = &self.write {
+            write.close().await;
+        }
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), Error> {
+        let mut conn = self.read.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    pub(super) async fn query(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        caps: Caps,
+    ) -> Result<Rows, Error> {
+        let mut conn = self.read.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
+        let result = read(&mut tx, sql, params, caps).await;
+        // Always rolled back: nothing a read did survives it.
+        let rollback = tx.rollback().await;
+        let rows = result?;
+        rollback?;
+        Ok(rows)
+    }
+
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        caps: Caps,
+    ) -> Result<WriteOutcome, Error> {
+        let pool = self.write.as_ref().ok_or_else(|| {
+            Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
+        })?;
+        let mut conn = pool.acquire().await?;
+        let mut outcome = WriteOutcome::default();
+        #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
+        let mut stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        while let Some(item) = stream.next().await {
+            match item? {
+                Either::Left(done) => outcome.rows_affected += done.rows_affected(),
+                Either::Right(row) => {
+                    if outcome.rows.columns.is_empty() {
+                        outcome.rows.columns = columns_of(row.columns());
+                    }
+                    if outcome.rows.rows.len() < caps.rows {
+                        let values = (0..row.len())
+                            .map(|i| decode(&row, i))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        outcome.rows.rows.push(prost_types::ListValue { values });
+                    } else {
+                        outcome.rows.truncated = Some(format!("max_rows {} reached", caps.rows));
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub(super) async fn explain(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        analyze: bool,
+    ) -> Result<Plan, Error> {
+        let options = if analyze {
+            "ANALYZE, BUFFERS, FORMAT TEXT"
+        } else {
+            "FORMAT TEXT"
+        };
+        let statement = format!("EXPLAIN ({options}) {sql}");
+        let mut conn = self.read.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
+        let result = bind(sqlx::query(&statement), params)
+            .fetch_all(&mut *tx)
+            .await;
+        let rollback = tx.rollback().await;
+        let rows = result?;
+        rollback?;
+        let lines = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            text: lines.join("\n"),
+            format: "text",
+            analyzed: analyze,
+            elapsed: Default::default(),
+        })
+    }
+
+    pub(super) async fn list_schemas(
+        &self,
+        include_system: bool,
+    ) -> Result<Vec<pb::Schema>, Error> {
+        let rows = sqlx::query(
+            "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text,
+                    COALESCE(pg_catalog.obj_description(n.oid, 'pg_namespace'), ''),
+                    n.nspname = current_schema()
+             FROM pg_catalog.pg_namespace n
+             WHERE $1 OR (n.nspname NOT IN ('pg_catalog', 'information_schema')
+                          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%')
+             ORDER BY 1",
+        )
+        .bind(include_system)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(pb::Schema {
+                    name: r.try_get(0)?,
+                    owner: r.try_get(1)?,
+                    comment: r.try_get(2)?,
+                    is_default: r.try_get::<Option<bool>, _>(3)?.unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    async fn schema_or_default(&self, schema: Option<&str>) -> Result<String, Error> {
+        let row = sqlx::query(
+            "SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+             WHERE n.nspname = COALESCE($1, current_schema())",
+        )
+        .bind(schema)
+        .fetch_optional(&self.read)
+        .await?;
+        match row {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Err(Error::NotFound(match schema {
+                Some(s) => format!("schema {s:?} does not exist; see ListSchemas"),
+                None => "the connection has no current schema; pass `schema` (see ListSchemas)"
+                    .to_owned(),
+            })),
+        }
+    }
+
+    pub(super) async fn list_tables(
+        &self,
+        schema: Option<&str>,
+        name_contains: Option<&str>,
+    ) -> Result<(String, Vec<pb::Table>), Error> {
+        let schema = self.schema_or_default(schema).await?;
+        let rows = sqlx::query(
+            "SELECT c.relname::text, c.relkind::text,
+                    CASE WHEN c.relkind IN ('r', 'm', 'f', 'p') AND c.reltuples >= 0
+                         THEN c.reltuples::int8 END,
+                    COALESCE(pg_catalog.obj_description(c.oid, 'pg_class'), '')
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p') AND NOT c.relispartition
+               AND ($2::text IS NULL OR strpos(lower(c.relname), lower($2::text)) > 0)
+             ORDER BY c.relname",
+        )
+        .bind(&schema)
+        .bind(name_contains)
+        .fetch_all(&self.read)
+        .await?;
+        let tables = rows
+            .iter()
+            .map(|r| {
+                Ok(pb::Table {
+                    schema: schema.clone(),
+                    name: r.try_get(0)?,
+                    kind: relkind(&r.try_get::<String, _>(1)?) as i32,
+                    row_estimate: r.try_get(2)?,
+                    comment: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((schema, tables))
+    }
+
+    pub(super) async fn describe_table(
+        &self,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<pb::TableDescription, Error> {
+        let schema = self.schema_or_default(schema).await?;
+        let relation = sqlx::query(
+            "SELECT c.oid, c.relkind::text, COALESCE(pg_catalog.obj_description(c.oid, 'pg_class'), '')
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')",
+        )
+        .bind(&schema)
+        .bind(table)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "table {table:?} does not exist in schema {schema:?}; see ListTables"
+            ))
+        })?;
+        let oid: Oid = relation.try_get(0)?;
+        let mut description = pb::TableDescription {
+            schema: schema.clone(),
+            name: table.to_owned(),
+            kind: relkind(&relation.try_get::<String, _>(1)?) as i32,
+            comment: relation.try_get(2)?,
+            ..Default::default()
+        };
+
+        let columns = sqlx::query(
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+                    pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+                    COALESCE(pg_catalog.col_description(a.attrelid, a.attnum), ''), a.attnum::int4
+             FROM pg_catalog.pg_attribute a
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+        )
+        .bind(oid)
+        .fetch_all(&self.read)
+        .await?;
+        for r in &columns {
+            description.columns.push(pb::TableColumn {
+                name: r.try_get(0)?,
+                r#type: r.try_get(1)?,
+                nullable: r.try_get(2)?,
+                default: r.try_get(3)?,
+                comment: r.try_get(4)?,
+                position: r.try_get::<i32, _>(5)?.try_into().unwrap_or(0),
+            });
+        }
+
+        let pk = sqlx::query(
+            "SELECT a.attname::text
+             FROM pg_catalog.pg_index i
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = $1 AND i.indisprimary
+             ORDER BY k.ord",
+        )
+        .bind(oid)
+        .fetch_all(&self.read)
+        .await?;
+        description.primary_key = pk.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+
+        let fks = sqlx::query(
+            "SELECT con.conname::text,
+                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(n, o)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                          ORDER BY k.o),
+                    fn.nspname::text, fc.relname::text,
+                    ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(n, o)
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                          ORDER BY k.o),
+                    con.confdeltype::text, con.confupdtype::text
+             FROM pg_catalog.pg_constraint con
+             JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
+             JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+             WHERE con.conrelid = $1 AND con.contype = 'f'
+             ORDER BY con.conname",
+        )
+        .bind(oid)
+        .fetch_all(&self.read)
+        .await?;
+        for r in &fks {
+            description.foreign_keys.push(pb::ForeignKey {
+                name: r.try_get(0)?,
+                columns: r.try_get(1)?,
+                referenced_schema: r.try_get(2)?,
+                referenced_table: r.try_get(3)?,
+                referenced_columns: r.try_get(4)?,
+                on_delete: fk_action(&r.try_get::<String, _>(5)?),
+                on_update: fk_action(&r.try_get::<String, _>(6)?),
+            });
+        }
+
+        let indexes = sqlx::query(
+            "SELECT ic.relname::text, i.indisunique, i.indisprimary, am.amname::text,
+                    ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k.o::int4, true)
+                          FROM generate_series(1, i.indnkeyatts::int4) AS k(o) ORDER BY k.o)
+             FROM pg_catalog.pg_index i
+             JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+             WHERE i.indrelid = $1
+             ORDER BY ic.relname",
+        )
+        .bind(oid)
+        .fetch_all(&self.read)
+        .await?;
+        for r in &indexes {
+            description.indexes.push(pb::Index {
+                name: r.try_get(0)?,
+                unique: r.try_get(1)?,
+                primary: r.try_get(2)?,
+                method: r.try_get(3)?,
+                columns: r.try_get(4)?,
+            });
+        }
+        Ok(description)
+    }
+}
+
+/// Runs a read inside the caller's transaction.
+async fn read(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[serde_json::Value],
+    caps: Caps,
+) -> Result<Rows, Error> {
+    let mut rows = collect(
+        bind(sqlx::query(sql), params).fetch(&mut *conn),
+        caps,
+        decode,
+    )
+    .await?;
+    if rows.columns.is_empty() {
+        // No row came back: ask the server for the columns instead.
+        let described = (&mut *conn).describe(sql).await?;
+        rows.columns = columns_of(described.columns());
+    }
+    Ok(rows)
+}
+
+fn relkind(kind: &str) -> pb::TableKind {
+    match kind {
+        "r" => pb::TableKind::Table,
+        "v" => pb::TableKind::View,
+        "m" => pb::TableKind::MaterializedView,
+        "f" => pb::TableKind::ForeignTable,
+        "p" => pb::TableKind::PartitionedTable,
+        _ => pb::TableKind::Unspecified,
+    }
+}
+
+/// A NULL whose type the server infers from the context (parameter type 0,
+/// "unspecified"), so `INSERT INTO t (int_col) VALUES ($1)` with null works.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+/// Binds JSON parameters as `$1`, `$2` ...
+fn bind<'q>(
+    mut query: Query<'q, Postgres, PgArguments>,
+    params: &[serde_json::Value],
+) -> Query<'q, Postgres, PgArguments> {
+    for param in params {
+        query = match param {
+            serde_json::Value::Null => query.bind(UntypedNull),
+            serde_json::Value::Bool(b) => query.bind(*b),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => query.bind(i),
+                (None, Some(f)) if n.is_f64() => query.bind(f),
+                _ => query.bind(n.to_string()),
+            },
+            serde_json::Value::String(s) => query.bind(s.clone()),
+            other => query.bind(sqlx::types::Json(other.clone())),
+        };
+    }
+    query
+}
+
+/// One value of a row as JSON with its type kept faithfully.
+pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
+    let raw = row.try_get_raw(i).map_err(|e| decode_error(row, i, e))?;
+    if raw.is_null() {
+        return Ok(values::null());
+    }
+    let type_name = raw.type_info().name().to_owned();
+    let err = |e: sqlx::Error| decode_error(row, i, e);
+    let value = match type_name.as_str() {
+        "BOOL" => values::boolean(row.try_get(i).map_err(err)?),
+        "INT2" => values::int(row.try_get::<i16, _>(i).map_err(err)?.into()),
+        "INT4" => values::int(row.try_get::<i32, _>(i).map_err(err)?.into()),
+        "INT8" => values::int(row.try_get::<i64, _>(i).map_err(err)?),
+        "OID" => values::int(row.try_get::<Oid, _>(i).map_err(err)?.0.into()),
+        "FLOAT4" => values::float(row.try_get::<f32, _>(i).map_err(err)?.into()),
+        "FLOAT8" => values::float(row.try_get::<f64, _>(i).map_err(err)?),
+        "NUMERIC" => match row.try_get::<bigdecimal::BigDecimal, _>(i) {
+            Ok(d) => values::string(d.to_plain_string()),
+            // NaN and infinities have no BigDecimal form.
+            Err(_) => values::string("NaN"),
+        },
+        "MONEY" => values::string(
+            row.try_get::<PgMoney, _>(i)
+                .map_err(err)?
+                .to_bigdecimal(2)
+                .to_plain_string(),
+        ),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" | "UNKNOWN" | "CITEXT" => {
+            values::string(row.try_get::<String, _>(i).map_err(err)?)
+        }
+        "BYTEA" => values::bytes(&row.try_get::<Vec<u8>, _>(i).map_err(err)?),
+        "DATE" => values::string(
+            row.try_get::<chrono::NaiveDate, _>(i)
+                .map_err(err)?
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        "TIME" => values::string(
+            row.try_get::<chrono::NaiveTime, _>(i)
+                .map_err(err)?
+                .format("%H:%M:%S%.f")
+                .to_string(),
+        ),
+        "TIMETZ" => {
+            let t = row.try_get::<PgTimeTz, _>(i).map_err(err)?;
+            values::string(format!("{}{}", t.time.format("%H:%M:%S%.f"), t.offset))
+        }
+        "TIMESTAMP" => values::string(
+            row.try_get::<chrono::NaiveDateTime, _>(i)
+                .map_err(err)?
+                .format("%Y-%m-%dT%H:%M:%S%.f")
+                .to_string(),
+        ),
+        "TIMESTAMPTZ" => values::string(
+            row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
+                .map_err(err)?
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ),
+        "INTERVAL" => {
+            let v = row.try_get::<PgInterval, _>(i).map_err(err)?;
+            values::string(values::iso_interval(v.months, v.days, v.microseconds))
+        }
+        "UUID" => values::string(row.try_get::<uuid::Uuid, _>(i).map_err(err)?.to_string()),
+        "JSON" | "JSONB" => {
+            values::from_json(&row.try_get::<serde_json::Value, _>(i).map_err(err)?)
+        }
+        "VOID" => values::null(),
+        "BOOL[]" => list(
+            row.try_get::<Vec<Option<bool>>, _>(i).map_err(err)?,
+            values::boolean,
+        ),
+        "INT2[]" => list(row.try_get::<Vec<Option<i16>>, _>(i).map_err(err)?, |v| {
+            values::int(v.into())
+        }),
+        "INT4[]" => list(row.try_get::<Vec<Option<i32>>, _>(i).map_err(err)?, |v| {
+            values::int(v.into())
+        }),
+        "INT8[]" => list(
+            row.try_get::<Vec<Option<i64>>, _>(i).map_err(err)?,
+            values::int,
+        ),
+        "FLOAT4[]" => list(row.try_get::<Vec<Option<f32>>, _>(i).map_err(err)?, |v| {
+            values::float(v.into())
+        }),
+        "FLOAT8[]" => list(
+            row.try_get::<Vec<Option<f64>>, _>(i).map_err(err)?,
+            values::float,
+        ),
+        "NUMERIC[]" => list(
+            row.try_get::<Vec<Option<bigdecimal::BigDecimal>>, _>(i)
+                .map_err(err)?,
+            |d| values::string(d.to_plain_string()),
+        ),
+        "TEXT[]" | "VARCHAR[]" | "BPCHAR[]" | "NAME[]" => list(
+            row.try_get::<Vec<Option<String>>, _>(i).map_err(err)?,
+            values::string,
+        ),
+        "UUID[]" => list(
+            row.try_get::<Vec<Option<uuid::Uuid>>, _>(i).map_err(err)?,
+            |u| values::string(u.to_string()),
+        ),
+        "INET" | "CIDR" => match raw.as_bytes().ok().and_then(inet_text) {
+            Some(text) => values::string(text),
+            None => values::bytes(raw.as_bytes().unwrap_or_default()),
+        },
+        // Enums, domains over text and other types whose binary form is text;
+        // anything else comes back as base64 of its binary form.
+        _ => {
+            let bytes = raw.as_bytes().unwrap_or_default();
+            match std::str::from_utf8(bytes) {
+                Ok(text) if !text.contains('\0') => values::string(text),
+                _ => values::bytes(bytes),
+            }
+        }
+    };
+    Ok(value)
+}
+
+fn list<T>(items: Vec<Option<T>>, each: impl Fn(T) -> Value) -> Value {
+    values::list(
+        items
+            .into_iter()
+            .map(|v| v.map(&each).unwrap_or_else(values::null))
+            .collect(),
+    )
+}
+
+/// PostgreSQL's binary `inet`/`cidr`: family, bits, is_cidr, length, address.
+fn inet_text(bytes: &[u8]) -> Option<String> {
+    let (family, bits, len) = (*bytes.first()?, *bytes.get(1)?, *bytes.get(3)? as usize);
+    let addr = bytes.get(4..4 + len)?;
+    let ip = match (family, len) {
+        (2, 4) => std::net::IpAddr::from(<[u8; 4]>::try_from(addr).ok()?),
+        (3, 16) => std::net::IpAddr::from(<[u8; 16]>::try_from(addr).ok()?),
+        _ => return None,
+    };
+    let full = if ip.is_ipv4() { 32 } else { 128 };
+    Some(if bits == full {
+        ip.to_string()
+    } else {
+        format!("{ip}/{bits}")
+    })
+}

@@ -1,0 +1,498 @@
+//! SQLite: read-only opening, deadlines, value decoding and catalog queries.
+//!
+//! Read connections are opened with `SQLITE_OPEN_READONLY` and `PRAGMA
+//! query_only = ON`, so they cannot write whatever SQL reaches them. SQLite has
+//! no server-side statement timeout: a progress handler armed before every
+//! operation interrupts the statement at its deadline. Values are decoded by
+//! their storage class (INTEGER, REAL, TEXT, BLOB), as SQLite types values, not
+//! columns.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use futures::StreamExt;
+use prost_types::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
+};
+use sqlx::{Connection, Either, Executor, Row, Sqlite, TypeInfo, ValueRef};
+use switchboard_proto::database::v1 as pb;
+
+use super::{Caps, Plan, Rows, Settings, WriteOutcome, collect, columns_of, decode_error};
+use crate::config::AccessMode;
+use crate::error::Error;
+use crate::values;
+
+/// Progress handler granularity: SQLite VM instructions between deadline checks.
+const PROGRESS_OPS: i32 = 10_000;
+
+pub(super) struct Pools {
+    read: SqlitePool,
+    write: Option<SqlitePool>,
+}
+
+impl Pools {
+    pub(super) async fn open(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let base = SqliteConnectOptions::from_str(url).map_err(|e| {
+            Error::InvalidArgument(format!("DATABASE_URL is not a valid SQLite URL: {e}"))
+        })?;
+        let read_options = base
+            .clone()
+            .read_only(true)
+            .create_if_missing(false)
+            .pragma("query_only", "ON");
+        let pool = || {
+            SqlitePoolOptions::new()
+                .max_connections(settings.pool_size)
+                .min_connections(0)
+                .acquire_timeout(settings.connect_timeout)
+        };
+        Ok(Self {
+            read: pool().connect_lazy_with(read_options),
+            write: (settings.access_mode == AccessMode::ReadWrite)
+                .then(|| pool().connect_lazy_with(base.create_if_missing(true))),
+        })
+    }
+
+    pub(super) async fn close(&self) {
+        self.read.close().await;
+        if let Some(write) = &self.write {
+            write.close().await;
+        }
+    }
+
+    /// A read connection whose statements stop at `deadline`.
+    async fn acquire(&self, deadline: Instant) -> Result<PoolConnection<Sqlite>, Error> {
+        let mut conn = self.read.acquire().await?;
+        arm(&mut conn, deadline).await?;
+        Ok(conn)
+    }
+
+    pub(super) async fn ping(&self, deadline: Instant) -> Result<(), Error> {
+        let mut conn = self.acquire(deadline).await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    pub(super) async fn query(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        caps: Caps,
+        deadline: Instant,
+    ) -> Result<Rows, Error> {
+        let mut conn = self.acquire(deadline).await?;
+        let mut tx = conn.begin().await?;
+        let result = read(&mut tx, sql, params, caps).await;
+        let rollback = tx.rollback().await;
+        let rows = result?;
+        rollback?;
+        Ok(rows)
+    }
+
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        caps: Caps,
+        deadline: Instant,
+    ) -> Result<WriteOutcome, Error> {
+        let pool = self.write.as_ref().ok_or_else(|| {
+            Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
+        })?;
+        let mut conn = pool.acquire().await?;
+        arm(&mut conn, deadline).await?;
+        let inserts = first_keyword(sql).is_some_and(|k| k == "INSERT" || k == "REPLACE");
+        let mut outcome = WriteOutcome::default();
+        #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
+        let mut stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        while let Some(item) = stream.next().await {
+            match item? {
+                Either::Left(done) => {
+                    outcome.rows_affected += done.rows_affected();
+                    if inserts && done.rows_affected() > 0 {
+                        outcome.last_insert_id = Some(done.last_insert_rowid());
+                    }
+                }
+                Either::Right(row) => {
+                    if outcome.rows.columns.is_empty() {
+                        outcome.rows.columns = columns_of(row.columns());
+                    }
+                    if outcome.rows.rows.len() < caps.rows {
+                        let values = (0..row.len())
+                            .map(|i| decode(&row, i))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        outcome.rows.rows.push(prost_types::ListValue { values });
+                    } else {
+                        outcome.rows.truncated = Some(format!("max_rows {} reached", caps.rows));
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub(super) async fn explain(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        analyze: bool,
+        deadline: Instant,
+    ) -> Result<Plan, Error> {
+        if analyze {
+            return Err(Error::InvalidArgument(
+                "SQLite has no EXPLAIN ANALYZE; ask for the plan without analyze".to_owned(),
+            ));
+        }
+        let statement = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut conn = self.acquire(deadline).await?;
+        let rows = bind(sqlx::query(&statement), params)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut steps = Vec::with_capacity(rows.len());
+        for r in &rows {
+            steps.push((
+                r.try_get::<i64, _>(0)?,
+                r.try_get::<i64, _>(1)?,
+                r.try_get::<String, _>(3)?,
+            ));
+        }
+        Ok(Plan {
+            text: plan_tree(&steps),
+            format: "text",
+            analyzed: false,
+            elapsed: Default::default(),
+        })
+    }
+
+    pub(super) async fn list_schemas(&self, deadline: Instant) -> Result<Vec<pb::Schema>, Error> {
+        let mut conn = self.acquire(deadline).await?;
+        let rows = sqlx::query("SELECT name, file FROM pragma_database_list ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                Ok(pb::Schema {
+                    is_default: name == "main",
+                    name,
+                    owner: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                    comment: String::new(),
+                })
+            })
+            .collect()
+    }
+
+    /// The attached database `schema` (default `main`), checked to exist.
+    async fn schema(
+        &self,
+        conn: &mut SqliteConnection,
+        schema: Option<&str>,
+    ) -> Result<String, Error> {
+        let schema = schema.unwrap_or("main");
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_database_list WHERE name = ?1")
+                .bind(schema)
+                .fetch_optional(&mut *conn)
+                .await?;
+        found.ok_or_else(|| {
+            Error::NotFound(format!(
+                "attached database {schema:?} does not exist; see ListSchemas (usually `main`)"
+            ))
+        })
+    }
+
+    pub(super) async fn list_tables(
+        &self,
+        schema: Option<&str>,
+        name_contains: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(String, Vec<pb::Table>), Error> {
+        let mut conn = self.acquire(deadline).await?;
+        let schema = self.schema(&mut conn, schema).await?;
+        // The schema name was checked against pragma_database_list above and is
+        // quoted as an identifier: SQLite cannot take it as a parameter here.
+        let listing = format!(
+            "SELECT name, type FROM {}.sqlite_master
+             WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND (?1 IS NULL OR instr(lower(name), lower(?1)) > 0)
+             ORDER BY name",
+            quote(&schema)
+        );
+        let rows = sqlx::query(&listing)
+            .bind(name_contains)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut tables = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let name: String = r.try_get(0)?;
+            let kind = if r.try_get::<String, _>(1)? == "view" {
+                pb::TableKind::View
+            } else {
+                pb::TableKind::Table
+            };
+            let row_estimate = if kind == pb::TableKind::Table {
+                let count = format!("SELECT count(*) FROM {}.{}", quote(&schema), quote(&name));
+                Some(
+                    sqlx::query_scalar::<_, i64>(&count)
+                        .fetch_one(&mut *conn)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            tables.push(pb::Table {
+                schema: schema.clone(),
+                name,
+                kind: kind as i32,
+                row_estimate,
+                comment: String::new(),
+            });
+        }
+        Ok((schema, tables))
+    }
+
+    pub(super) async fn describe_table(
+        &self,
+        schema: Option<&str>,
+        table: &str,
+        deadline: Instant,
+    ) -> Result<pb::TableDescription, Error> {
+        let mut conn = self.acquire(deadline).await?;
+        let schema = self.schema(&mut conn, schema).await?;
+        let kind_sql = format!(
+            "SELECT type FROM {}.sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+            quote(&schema)
+        );
+        let kind: String = sqlx::query_scalar(&kind_sql)
+            .bind(table)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "table {table:?} does not exist in {schema:?}; see ListTables"
+                ))
+            })?;
+        let mut description = pb::TableDescription {
+            schema: schema.clone(),
+            name: table.to_owned(),
+            kind: if kind == "view" {
+                pb::TableKind::View
+            } else {
+                pb::TableKind::Table
+            } as i32,
+            ..Default::default()
+        };
+
+        let columns = sqlx::query(
+            "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1, ?2) ORDER BY cid",
+        )
+        .bind(table)
+        .bind(&schema)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut pk: Vec<(i64, String)> = Vec::new();
+        for r in &columns {
+            let name: String = r.try_get(1)?;
+            let key: i64 = r.try_get(5)?;
+            if key > 0 {
+                pk.push((key, name.clone()));
+            }
+            description.columns.push(pb::TableColumn {
+                position: u32::try_from(r.try_get::<i64, _>(0)? + 1).unwrap_or(0),
+                name,
+                r#type: r.try_get(2)?,
+                nullable: r.try_get::<i64, _>(3)? == 0 && key == 0,
+                default: r.try_get(4)?,
+                comment: String::new(),
+            });
+        }
+        pk.sort();
+        description.primary_key = pk.into_iter().map(|(_, name)| name).collect();
+
+        let fks = sqlx::query(
+            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete
+             FROM pragma_foreign_key_list(?1, ?2) ORDER BY id, seq",
+        )
+        .bind(table)
+        .bind(&schema)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut current: Option<(i64, pb::ForeignKey)> = None;
+        for r in &fks {
+            let id: i64 = r.try_get(0)?;
+            if current.as_ref().is_none_or(|(cid, _)| *cid != id) {
+                if let Some((_, fk)) = current.take() {
+                    description.foreign_keys.push(fk);
+                }
+                current = Some((
+                    id,
+                    pb::ForeignKey {
+                        referenced_schema: schema.clone(),
+                        referenced_table: r.try_get(1)?,
+                        on_update: r.try_get(4)?,
+                        on_delete: r.try_get(5)?,
+                        ..Default::default()
+                    },
+                ));
+            }
+            if let Some((_, fk)) = current.as_mut() {
+                fk.columns.push(r.try_get(2)?);
+                fk.referenced_columns
+                    .push(r.try_get::<Option<String>, _>(3)?.unwrap_or_default());
+            }
+        }
+        if let Some((_, fk)) = current.take() {
+            description.foreign_keys.push(fk);
+        }
+
+        let indexes = sqlx::query(
+            "SELECT name, \"unique\", origin FROM pragma_index_list(?1, ?2) ORDER BY name",
+        )
+        .bind(table)
+        .bind(&schema)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &indexes {
+            let name: String = r.try_get(0)?;
+            let columns: Vec<Option<String>> =
+                sqlx::query_scalar("SELECT name FROM pragma_index_info(?1, ?2) ORDER BY seqno")
+                    .bind(&name)
+                    .bind(&schema)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            description.indexes.push(pb::Index {
+                unique: r.try_get::<i64, _>(1)? != 0,
+                primary: r.try_get::<String, _>(2)? == "pk",
+                method: "btree".to_owned(),
+                columns: columns
+                    .into_iter()
+                    .map(|c| c.unwrap_or_else(|| "(expression)".to_owned()))
+                    .collect(),
+                name,
+            });
+        }
+        Ok(description)
+    }
+}
+
+/// Sets the progress handler that interrupts statements after `deadline`.
+async fn arm(conn: &mut SqliteConnection, deadline: Instant) -> Result<(), Error> {
+    let mut handle = conn.lock_handle().await?;
+    handle.set_progress_handler(PROGRESS_OPS, move || Instant::now() < deadline);
+    Ok(())
+}
+
+/// Runs a read inside the caller's transaction.
+async fn read(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    params: &[serde_json::Value],
+    caps: Caps,
+) -> Result<Rows, Error> {
+    let mut rows = collect(
+        bind(sqlx::query(sql), params).fetch(&mut *conn),
+        caps,
+        decode,
+    )
+    .await?;
+    if rows.columns.is_empty() {
+        let described = (&mut *conn).describe(sql).await?;
+        rows.columns = columns_of(described.columns());
+    }
+    Ok(rows)
+}
+
+/// An identifier in double quotes, inner quotes doubled.
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+fn first_keyword(sql: &str) -> Option<String> {
+    sql.split(|c: char| !c.is_ascii_alphabetic())
+        .find(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+}
+
+/// EXPLAIN QUERY PLAN rows `(id, parent, detail)` as an indented tree.
+fn plan_tree(steps: &[(i64, i64, String)]) -> String {
+    fn walk(steps: &[(i64, i64, String)], parent: i64, depth: usize, out: &mut Vec<String>) {
+        for (id, p, detail) in steps {
+            if *p == parent {
+                out.push(format!("{}{detail}", "  ".repeat(depth)));
+                walk(steps, *id, depth + 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(steps, 0, 0, &mut out);
+    out.join("\n")
+}
+
+/// Binds JSON parameters to `?` / `?N` placeholders in order.
+fn bind<'q>(
+    mut query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    params: &[serde_json::Value],
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    for param in params {
+        query = match param {
+            serde_json::Value::Null => query.bind(None::<String>),
+            serde_json::Value::Bool(b) => query.bind(*b),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => query.bind(i),
+                (None, Some(f)) if n.is_f64() => query.bind(f),
+                _ => query.bind(n.to_string()),
+            },
+            serde_json::Value::String(s) => query.bind(s.clone()),
+            other => query.bind(other.to_string()),
+        };
+    }
+    query
+}
+
+/// One value by its storage class.
+pub(super) fn decode(row: &SqliteRow, i: usize) -> Result<Value, Error> {
+    let raw = row.try_get_raw(i).map_err(|e| decode_error(row, i, e))?;
+    if raw.is_null() {
+        return Ok(values::null());
+    }
+    let storage = raw.type_info().name().to_owned();
+    let err = |e: sqlx::Error| decode_error(row, i, e);
+    Ok(match storage.as_str() {
+        "INTEGER" | "BOOLEAN" => values::int(row.try_get_unchecked::<i64, _>(i).map_err(err)?),
+        "REAL" => values::float(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
+        "BLOB" => values::bytes(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?),
+        _ => values::string(row.try_get_unchecked::<String, _>(i).map_err(err)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_plans_are_indented_by_parent() {
+        let steps = vec![
+            (2, 0, "SCAN orders".to_owned()),
+            (5, 0, "CORRELATED SCALAR SUBQUERY 1".to_owned()),
+            (
+                9,
+                5,
+                "SEARCH customers USING INTEGER PRIMARY KEY (rowid=?)".to_owned(),
+            ),
+        ];
+        assert_eq!(
+            plan_tree(&steps),
+            "SCAN orders\nCORRELATED SCALAR SUBQUERY 1\n  SEARCH customers USING INTEGER PRIMARY KEY (rowid=?)"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted_with_inner_quotes_doubled() {
+        assert_eq!(quote("main"), "\"main\"");
+        assert_eq!(quote("we\"ird"), "\"we\"\"ird\"");
+    }
+}

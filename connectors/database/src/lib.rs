@@ -1,0 +1,95 @@
+//! The database connector: SQL databases (PostgreSQL, MySQL/MariaDB, SQLite) as
+//! gRPC tools for an AI agent, safe by default.
+//!
+//! - [`config`]: environment variables, read once.
+//! - [`guard`]: the parser-based read-only check (first safety layer).
+//! - [`engine`]: pools, read-only connections and transactions, timeouts,
+//!   caps, value decoding and catalog queries per engine (the other layers).
+//! - [`cache`]: query result cache, in process or in Redis.
+//! - [`service`]: the gRPC service (argument checking and mapping).
+//! - [`demo`]: the embedded SQLite demo database.
+//!
+//! [`serve`] runs it all on a listener until shutdown, with health following
+//! the database: NOT_SERVING while it cannot be reached, SERVING when it answers.
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod guard;
+pub mod service;
+pub mod values;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use connector_kit::{ConnectorServer, Health};
+use switchboard_proto::database::v1::database_server::DatabaseServer;
+
+pub use config::{AccessMode, Config, Target};
+pub use engine::{Database, EngineKind};
+pub use service::DatabaseService;
+
+/// First wait after a failed health check; doubles up to the check interval.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
+/// Serves the connector on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let db = Arc::new(
+        Database::open(&config)
+            .await
+            .context("cannot open the database")?,
+    );
+    let cache = match &config.cache_redis_url {
+        Some(url) => cache::QueryCache::redis(db.identity(), url).map_err(anyhow::Error::msg)?,
+        None => cache::QueryCache::memory(db.identity(), config.cache_max_bytes),
+    };
+    tracing::info!(shared = cache.is_shared(), "query cache ready");
+    let service = DatabaseService::new(db.clone(), Arc::new(cache));
+    let server = ConnectorServer::new("database", switchboard_proto::FILE_DESCRIPTOR_SET)
+        .add_service(DatabaseServer::new(service));
+    let health = server.health();
+    let watcher = tokio::spawn(follow_database(db.clone(), health, config.health_interval));
+    let served = server.serve(listener, shutdown).await;
+    watcher.abort();
+    db.close().await;
+    served?;
+    Ok(())
+}
+
+/// Keeps the connector's health in step with the database: checks it every
+/// `interval` while it answers, and retries with backoff while it does not.
+async fn follow_database(db: Arc<Database>, health: Health, interval: Duration) {
+    let mut serving: Option<bool> = None;
+    let mut retry = FIRST_RETRY.min(interval);
+    loop {
+        match db.ping().await {
+            Ok(()) => {
+                if serving != Some(true) {
+                    health.set_serving().await;
+                    tracing::info!(database = %db.identity(), "database reachable, serving");
+                    serving = Some(true);
+                }
+                retry = FIRST_RETRY.min(interval);
+                tokio::time::sleep(interval).await;
+            }
+            Err(error) => {
+                if serving != Some(false) {
+                    health.set_not_serving().await;
+                    tracing::warn!(database = %db.identity(), %error, "database unreachable, not serving");
+                    serving = Some(false);
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(interval);
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The Slack connector: the Slack Web API as the gRPC service
+//! `switchboard.slack.v1.Slack`, which the Switchboard router offers as MCP tools
+//! (`slack_send_message`, `slack_get_channel_history`, ...).
+//!
+//! - [`config`]: settings from the environment.
+//! - [`service`]: the gRPC service; checks arguments.
+//! - [`workspace`]: what each tool does: names, policy, Web API calls.
+//! - [`directory`]: lazily filled channel and user name caches.
+//! - [`policy`]: write switch and channel allow/deny lists.
+//! - [`api`]: the HTTP client: auth, retries, `ok: false` errors.
+//! - [`pacing`]: per-method pacing by Slack's rate-limit tiers.
+//! - [`model`]: Slack's JSON into the service's messages.
+//! - [`error`]: the error type and its gRPC status codes.
+//!
+//! [`serve`] runs it all on a bound listener until shut down; health is
+//! NOT_SERVING until `auth.test` succeeds with the bot token, and re-checked
+//! every `SLACK_HEALTH_INTERVAL`.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod model;
+pub mod pacing;
+pub mod policy;
+pub mod service;
+pub mod workspace;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use connector_kit::{ConnectorServer, Health};
+use switchboard_proto::slack::v1::slack_server::SlackServer;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use service::SlackService;
+use workspace::Workspace;
+
+/// Serves the Slack connector on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let workspace = Arc::new(Workspace::new(&config).context("cannot build the HTTP client")?);
+    let server = ConnectorServer::new("slack", switchboard_proto::FILE_DESCRIPTOR_SET)
+        .add_service(SlackServer::new(SlackService::new(workspace.clone())));
+    let health = server.health();
+    let checker = tokio::spawn(watch_health(workspace, health, config.health_interval));
+    let served = server.serve(listener, shutdown).await;
+    checker.abort();
+    served.context("slack connector failed")
+}
+
+/// Keeps the connector's health in step with `auth.test`: SERVING while the bot
+/// token works, NOT_SERVING while it is missing, rejected, or Slack unreachable.
+async fn watch_health(workspace: Arc<Workspace>, health: Health, interval: std::time::Duration) {
+    if !workspace.api().has_bot_token() {
+        tracing::warn!("SLACK_BOT_TOKEN is not set; the slack connector stays NOT_SERVING");
+        health.set_not_serving().await;
+        return;
+    }
+    let mut was_serving = None;
+    loop {
+        match workspace.check_auth().await {
+            Ok(identity) => {
+                if was_serving != Some(true) {
+                    tracing::info!(identity = %identity, "slack auth.test succeeded");
+                }
+                health.set_serving().await;
+                was_serving = Some(true);
+            }
+            Err(error) => {
+                if was_serving != Some(false) {
+                    tracing::warn!(error = %error, "slack auth.test failed; NOT_SERVING");
+                }
+                health.set_not_serving().await;
+                was_serving = Some(false);
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

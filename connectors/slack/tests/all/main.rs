@@ -1,0 +1,10 @@
+//! The Slack connector's integration tests, one binary: the connector runs
+//! in-process on an ephemeral port and is called with the generated gRPC client.
+//!
+//! - `contract`: every tool's requests against Slack's Web API spec (Prism).
+//! - `behaviour`: errors, paging, rate limits, names and policy against a
+//!   scripted Slack (wiremock).
+
+mod behaviour;
+mod contract;
+mod support;

@@ -384,6 +384,12 @@ impl ToolCatalog {
         }
     }
 
+    /// Tells every session to list the tools again (a connector came back and may
+    /// have been redeployed, so clients that cached the list should refresh it).
+    pub fn notify_changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
     /// Withdraws a connector's tools (down for longer than the grace period).
     pub fn withdraw(&self, connector: &str) {
         self.set_tools(connector, Vec::new());

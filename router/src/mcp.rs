@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use rand::Rng;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, ErrorCode, Implementation, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -260,6 +260,21 @@ impl ServerHandler for Router {
     ) -> Result<ListToolsResult, McpError> {
         self.catalog.wait_ready().await;
         Ok(ListToolsResult::with_all_items(self.catalog.tools()))
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "method not found: {}; Switchboard serves tools (tools/list, tools/call)",
+                request.method
+            ),
+            None,
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use prost_types::FileDescriptorProto;
 use tokio::sync::mpsc;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 use tokio_stream::wrappers::ReceiverStream;
@@ -207,6 +207,7 @@ impl Upstream {
                 tracing::info!(connector = %name, tools = tools.len(), services = ?services, "connector serving, catalog refreshed");
                 catalog.set_tools(name, tools);
                 catalog.set_status(name, ConnectorStatus::Serving);
+                catalog.notify_changed();
                 true
             }
             Err(error) => {
@@ -397,15 +398,19 @@ pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>),
         other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
     };
 
-    let mut files: HashMap<String, FileDescriptorProto> = HashMap::new();
-    let add_files = |bytes: Vec<Vec<u8>>, files: &mut HashMap<String, FileDescriptorProto>| {
-        for raw in bytes {
-            let file = FileDescriptorProto::decode(raw.as_slice())
-                .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
-            files.insert(file.name().to_owned(), file);
-        }
-        Ok::<(), DiscoveryError>(())
-    };
+    // Files by name: the decoded proto (for names and dependencies) and the raw
+    // bytes, which the pool is built from so that custom options survive (prost's
+    // own descriptor types drop extension fields).
+    let mut files: HashMap<String, (FileDescriptorProto, Vec<u8>)> = HashMap::new();
+    let add_files =
+        |bytes: Vec<Vec<u8>>, files: &mut HashMap<String, (FileDescriptorProto, Vec<u8>)>| {
+            for raw in bytes {
+                let file = FileDescriptorProto::decode(raw.as_slice())
+                    .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
+                files.insert(file.name().to_owned(), (file, raw));
+            }
+            Ok::<(), DiscoveryError>(())
+        };
     for service in &services {
         send(MessageRequest::FileContainingSymbol(service.clone())).await?;
         match next_response(&mut responses).await? {
@@ -425,7 +430,7 @@ pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>),
     loop {
         let missing: BTreeSet<String> = files
             .values()
-            .flat_map(|f| f.dependency.iter())
+            .flat_map(|(f, _)| f.dependency.iter())
             .filter(|d| !files.contains_key(*d))
             .cloned()
             .collect();
@@ -450,10 +455,13 @@ pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>),
     }
     drop(tx);
 
+    // An encoded FileDescriptorSet is its files as repeated field 1.
+    let mut set = Vec::new();
+    for (_, raw) in files.values() {
+        prost::encoding::bytes::encode(1, raw, &mut set);
+    }
     let mut pool = DescriptorPool::new();
-    pool.add_file_descriptor_set(FileDescriptorSet {
-        file: files.into_values().collect(),
-    })
-    .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
+    pool.decode_file_descriptor_set(set.as_slice())
+        .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
     Ok((pool, services))
 }

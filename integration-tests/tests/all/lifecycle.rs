@@ -1,0 +1,150 @@
+//! Connectors that go away, come back, get upgraded, or are not serving.
+
+use std::time::Duration;
+
+use integration_tests::process::{Connector, HttpRouter, free_port};
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_killed_connector_fails_fast_and_its_return_is_announced() {
+    let mut calc = calculator().await;
+    let (client, recorder) = stdio_client(&connector_args(&[spec("calculator", &calc)])).await;
+    let ok = call(&client, "calculator_add", json!({"a": 1, "b": 1})).await;
+    assert!(!is_error(&ok), "{}", text(&ok));
+
+    calc.process.kill().await.expect("kill connector");
+    // The router notices through the health stream; from then on calls fail at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let message = loop {
+        let r = call(&client, "calculator_add", json!({"a": 1, "b": 1})).await;
+        let message = text(&r);
+        if is_error(&r) && message.contains("cannot be called now") {
+            break message;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "calls never failed fast: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        message.contains("connector \"calculator\" is unreachable"),
+        "{message}"
+    );
+    assert!(message.contains("retry later"), "{message}");
+    assert!(
+        tool_names(&client)
+            .await
+            .contains(&"calculator_add".to_owned()),
+        "tools stay listed while the connector is briefly down"
+    );
+
+    let seen = *recorder.list_changed.borrow();
+    restart(&mut calc, &[]).await;
+    wait_list_changed(&recorder, seen).await;
+    let back = call(&client, "calculator_add", json!({"a": 2, "b": 2})).await;
+    assert_eq!(
+        back.structured_content,
+        Some(json!({"sum": 4.0})),
+        "{}",
+        text(&back)
+    );
+}
+
+#[tokio::test]
+async fn an_upgraded_connector_gains_its_new_tool_without_a_router_restart() {
+    let mut calc = calculator().await;
+    let (client, recorder) = stdio_client(&connector_args(&[spec("calculator", &calc)])).await;
+    assert!(
+        !tool_names(&client)
+            .await
+            .contains(&"calculator_power".to_owned())
+    );
+
+    let seen = *recorder.list_changed.borrow();
+    restart(&mut calc, &[("TEST_PROTO_VERSION", "2")]).await;
+    wait_list_changed(&recorder, seen).await;
+
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"calculator_power".to_owned()), "{names:?}");
+    let power = find_tool(&client, "calculator_power").await;
+    assert!(
+        power
+            .description
+            .unwrap_or_default()
+            .contains("added in the second version")
+    );
+    let result = call(
+        &client,
+        "calculator_power",
+        json!({"base": 2, "exponent": 10}),
+    )
+    .await;
+    assert_eq!(result.structured_content, Some(json!({"value": 1024.0})));
+}
+
+#[tokio::test]
+async fn a_not_serving_connector_keeps_its_tools_hidden() {
+    let calc = calculator().await;
+    let idle = Connector::start("test-connector", 0, &[("TEST_NOT_SERVING", "true")])
+        .await
+        .expect("start not-serving connector");
+    let (client, _) = stdio_client(&connector_args(&[
+        spec("calculator", &calc),
+        spec("idle", &idle),
+    ]))
+    .await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"calculator_add".to_owned()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("idle_")), "{names:?}");
+}
+
+#[tokio::test]
+async fn tools_are_withdrawn_after_the_grace_period() {
+    let mut calc = calculator().await;
+    let mut args = connector_args(&[spec("calculator", &calc)]);
+    args.extend(["--tool-grace".to_owned(), "300ms".to_owned()]);
+    let (client, recorder) = stdio_client(&args).await;
+    assert!(!tool_names(&client).await.is_empty());
+
+    let seen = *recorder.list_changed.borrow();
+    calc.process.kill().await.expect("kill");
+    wait_list_changed(&recorder, seen).await;
+    assert!(
+        tool_names(&client).await.is_empty(),
+        "withdrawn once past the grace period"
+    );
+}
+
+#[tokio::test]
+async fn a_connector_that_arrives_late_is_picked_up() {
+    let port = free_port().expect("port");
+    let late_url = format!("late=http://127.0.0.1:{port}");
+    let mut args = connector_args(&[late_url]);
+    args.extend(["--startup-timeout".to_owned(), "500ms".to_owned()]);
+    let (client, recorder) = stdio_client(&args).await;
+    assert!(
+        tool_names(&client).await.is_empty(),
+        "nothing to list before it arrives"
+    );
+
+    let seen = *recorder.list_changed.borrow();
+    let _calc = Connector::start("test-connector", port, &[])
+        .await
+        .expect("start late connector");
+    wait_list_changed(&recorder, seen).await;
+    let result = call(&client, "late_add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(result.structured_content, Some(json!({"sum": 3.0})));
+}
+
+#[tokio::test]
+async fn the_router_stops_cleanly_on_sigterm() {
+    let calc = calculator().await;
+    let mut router = HttpRouter::start(&[spec("calculator", &calc)], &[])
+        .await
+        .expect("router");
+    let status = router.process.terminate().await.expect("terminate");
+    assert!(status.success(), "exit status {status}");
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: real router and connector processes on ephemeral ports,
+//! driven by the official Rust MCP client (rmcp) over stdio and Streamable HTTP.
+//! One test binary so the suite links once.
+
+mod support;
+
+mod calls;
+mod catalog;
+mod http;
+mod lifecycle;

@@ -462,22 +462,27 @@ impl Jira {
         Ok(())
     }
 
-    /// `PUT /issue/{key}/assignee`; `None` unassigns.
+    /// `PUT /issue/{key}/assignee`; `None` unassigns (through the issue's
+    /// `assignee` field, since the assignee resource's schema has no null).
     pub async fn assign(&self, key: &str, assignee: Option<&str>) -> Result<(), Error> {
-        let body = match (assignee, self.flavor()) {
-            (Some(id), _) => self.user_ref(id),
-            (None, Flavor::Cloud) => json!({"accountId": null}),
-            (None, Flavor::DataCenter) => json!({"name": null}),
-        };
-        self.http
-            .execute(Call::send(
+        let what = format!("assigning issue {key}");
+        let call = match assignee {
+            Some(id) => Call::send(
                 Method::PUT,
                 vec!["issue", key, "assignee"],
-                body,
-                format!("assigning issue {key}"),
+                self.user_ref(id),
+                what,
                 Repeat::Safe,
-            ))
-            .await?;
+            ),
+            None => Call::send(
+                Method::PUT,
+                vec!["issue", key],
+                json!({"fields": {"assignee": null}}),
+                what,
+                Repeat::Safe,
+            ),
+        };
+        self.http.execute(call).await?;
         Ok(())
     }
 

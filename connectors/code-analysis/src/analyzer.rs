@@ -1,0 +1,402 @@
+//! The analysis engine: checks and parses sources, computes metrics and security
+//! findings, caches both by content hash, and runs directory requests on worker
+//! threads, streaming results as they come.
+//!
+//! Results are cached under (xxh3-128 of the content, language): an unchanged file
+//! is neither parsed nor measured again, whatever its path. The cache holds the
+//! DETAILED analysis; BASIC trims it, COMPREHENSIVE adds the review on top.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use big_code_analysis::{Ast, LANG, Source};
+use moka::sync::Cache;
+use switchboard_proto::code_analysis::v1 as pb;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::code_root::{CodeRoot, Visit, WalkOptions};
+use crate::config::Config;
+use crate::error::Error;
+use crate::security::RuleSet;
+use crate::summary::PathTotals;
+use crate::{languages, metrics, review};
+
+/// How much to report per file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    Basic,
+    Detailed,
+    Comprehensive,
+}
+
+type Key = (u128, &'static str);
+
+/// A directory (or file) request of AnalyzePath.
+#[derive(Debug, Clone)]
+pub struct PathRequest {
+    pub path: String,
+    pub walk: WalkOptions,
+    pub depth: Depth,
+    pub top_hotspots: usize,
+    pub summary_only: bool,
+}
+
+/// A request of FindSecurityIssues over a path.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub path: String,
+    pub walk: WalkOptions,
+}
+
+/// Findings over a path, before filtering and truncation.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    pub findings: Vec<pb::Finding>,
+    pub files_scanned: u64,
+    pub skipped: Vec<pb::SkippedFile>,
+    pub truncated: bool,
+}
+
+/// Metrics, findings and their caches; shared by all requests.
+pub struct Analyzer {
+    config: Config,
+    root: CodeRoot,
+    rules: RuleSet,
+    analyses: Cache<Key, Arc<pb::FileAnalysis>>,
+    findings: Cache<Key, Arc<Vec<pb::Finding>>>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("root", &self.root)
+            .field("cached_analyses", &self.analyses.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Outcome {
+    Analyzed(Box<pb::FileAnalysis>),
+    Skipped(pb::SkippedFile),
+}
+
+impl Analyzer {
+    /// Loads every grammar and compiles every security rule; fails on a broken rule.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let rules = RuleSet::load(&languages::SUPPORTED).map_err(anyhow::Error::msg)?;
+        // Parse a line of each language once, so a grammar that cannot load fails
+        // here (before the connector reports SERVING) rather than on a request.
+        for lang in languages::SUPPORTED {
+            Ast::parse(Source::new(lang, b"x"))
+                .map_err(|e| anyhow::anyhow!("grammar {} does not load: {e}", lang.name()))?;
+        }
+        Ok(Self {
+            root: CodeRoot::new(config.code_root.clone()),
+            analyses: Cache::new(config.cache_max_entries),
+            findings: Cache::new(config.cache_max_entries),
+            rules,
+            config,
+        })
+    }
+
+    /// The security rules (for ListLanguages).
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The code root.
+    pub fn root(&self) -> &CodeRoot {
+        &self.root
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks that `bytes` is acceptable source text: size limit, no NUL bytes, UTF-8.
+    fn check_source<'a>(&self, what: &str, bytes: &'a [u8]) -> Result<&'a str, Error> {
+        let size = bytes.len() as u64;
+        if size > self.config.max_file_bytes {
+            return Err(Error::TooLarge {
+                what: what.to_owned(),
+                size,
+                limit: self.config.max_file_bytes,
+            });
+        }
+        if bytes.iter().take(8192).any(|&b| b == 0) {
+            return Err(Error::Binary(what.to_owned()));
+        }
+        std::str::from_utf8(bytes).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "{what} is not valid UTF-8 text ({e}); re-encode it as UTF-8"
+            ))
+        })
+    }
+
+    /// Metrics of code given as text.
+    pub fn analyze_code(
+        &self,
+        lang: LANG,
+        code: &str,
+        path: &str,
+        depth: Depth,
+    ) -> Result<pb::FileAnalysis, Error> {
+        let code = self.check_source(
+            if path.is_empty() { "the code" } else { path },
+            code.as_bytes(),
+        )?;
+        self.analyze_source(lang, code, path, depth)
+    }
+
+    fn analyze_source(
+        &self,
+        lang: LANG,
+        code: &str,
+        path: &str,
+        depth: Depth,
+    ) -> Result<pb::FileAnalysis, Error> {
+        let key = (xxhash_rust::xxh3::xxh3_128(code.as_bytes()), lang.name());
+        let (base, from_cache) = match self.analyses.get(&key) {
+            Some(hit) => (hit, true),
+            None => {
+                let ast = parse(lang, code)?;
+                let analysis = Arc::new(metrics::measure(&ast, "")?);
+                self.analyses.insert(key, analysis.clone());
+                (analysis, false)
+            }
+        };
+        let mut result = (*base).clone();
+        result.path = path.to_owned();
+        result.from_cache = from_cache;
+        if depth == Depth::Comprehensive {
+            review::add_review(&mut result, code);
+        }
+        Ok(result)
+    }
+
+    /// Security findings in code given as text, labelled with `path`.
+    pub fn scan_code(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
+        let code = self.check_source(
+            if path.is_empty() { "the code" } else { path },
+            code.as_bytes(),
+        )?;
+        self.scan_source(lang, code, path)
+    }
+
+    fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
+        let key = (xxhash_rust::xxh3::xxh3_128(code.as_bytes()), lang.name());
+        let findings = match self.findings.get(&key) {
+            Some(hit) => hit,
+            None => {
+                let ast = parse(lang, code)?;
+                let found = Arc::new(self.rules.scan(lang, ast.as_tree_sitter(), ast.source()));
+                self.findings.insert(key, found.clone());
+                found
+            }
+        };
+        Ok(findings
+            .iter()
+            .cloned()
+            .map(|mut f| {
+                f.path = path.to_owned();
+                f
+            })
+            .collect())
+    }
+
+    /// Reads one walked file, or says why it was skipped.
+    fn read(&self, path: &Path, relative: &str) -> Result<String, String> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| format!("unreadable: {e}"))?
+            .len();
+        if size > self.config.max_file_bytes {
+            return Err(format!(
+                "file too large ({size} bytes, limit {} set by MAX_FILE_BYTES)",
+                self.config.max_file_bytes
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+        match self.check_source(relative, &bytes) {
+            Ok(_) => {}
+            Err(Error::Binary(_)) => return Err("binary file".to_owned()),
+            Err(Error::TooLarge { size, limit, .. }) => {
+                return Err(format!(
+                    "file too large ({size} bytes, limit {limit} set by MAX_FILE_BYTES)"
+                ));
+            }
+            Err(_) => return Err("not valid UTF-8 source".to_owned()),
+        }
+        String::from_utf8(bytes).map_err(|_| "not valid UTF-8 source".to_owned())
+    }
+
+    fn analyze_visit(&self, visit: Visit, depth: Depth) -> Outcome {
+        match visit {
+            Visit::Refused { relative, reason } => Outcome::Skipped(pb::SkippedFile {
+                path: relative,
+                reason,
+            }),
+            Visit::Source {
+                path,
+                relative,
+                language,
+            } => {
+                let analysed = self.read(&path, &relative).and_then(|code| {
+                    self.analyze_source(language, &code, &relative, depth)
+                        .map_err(|e| e.to_string())
+                });
+                match analysed {
+                    Ok(file) => Outcome::Analyzed(Box::new(file)),
+                    Err(reason) => Outcome::Skipped(pb::SkippedFile {
+                        path: relative,
+                        reason,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Resolves the request's path, then analyses on worker threads; the returned
+    /// stream yields one event per file (unless summary_only) and then the summary.
+    pub fn analyze_path(
+        self: &Arc<Self>,
+        request: PathRequest,
+    ) -> Result<mpsc::Receiver<Result<pb::AnalyzePathEvent, Status>>, Error> {
+        let (start, relative) = self.root.resolve(&request.path)?;
+        if start.is_file() && languages::from_path(&start).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "{relative} is not in a supported language (by its extension); supported: {}",
+                languages::supported_names()
+            )));
+        }
+        let started = Instant::now();
+        let (file_tx, mut file_rx) = mpsc::channel::<Outcome>(64);
+        let (event_tx, event_rx) = mpsc::channel(64);
+
+        let analyzer = Arc::clone(self);
+        let walk = tokio::task::spawn_blocking(move || {
+            analyzer.root.walk(&start, &request.walk, |visit| {
+                // The DETAILED analysis is needed for hotspots even at BASIC depth;
+                // the forwarding task trims it.
+                let depth = if request.depth == Depth::Comprehensive {
+                    Depth::Comprehensive
+                } else {
+                    Depth::Detailed
+                };
+                file_tx
+                    .blocking_send(analyzer.analyze_visit(visit, depth))
+                    .is_ok()
+            })
+        });
+
+        tokio::spawn(async move {
+            let mut totals = PathTotals::new(request.top_hotspots);
+            while let Some(outcome) = file_rx.recv().await {
+                let event = match outcome {
+                    Outcome::Analyzed(mut file) => {
+                        totals.add_file(&file);
+                        if request.depth == Depth::Basic {
+                            file.functions.clear();
+                        }
+                        pb::analyze_path_event::Event::File(*file)
+                    }
+                    Outcome::Skipped(skipped) => {
+                        totals.add_skipped();
+                        pb::analyze_path_event::Event::Skipped(skipped)
+                    }
+                };
+                if !request.summary_only
+                    && event_tx
+                        .send(Ok(pb::AnalyzePathEvent { event: Some(event) }))
+                        .await
+                        .is_err()
+                {
+                    // The caller went away; dropping the receiver stops the walk.
+                    return;
+                }
+            }
+            let truncated = match walk.await {
+                Ok(Ok(truncated)) => truncated,
+                Ok(Err(error)) => {
+                    let _ = event_tx.send(Err(Status::from(error))).await;
+                    return;
+                }
+                Err(join) => {
+                    let _ = event_tx
+                        .send(Err(Status::from(Error::Internal(format!(
+                            "analysis worker failed: {join}"
+                        )))))
+                        .await;
+                    return;
+                }
+            };
+            let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let summary = totals.finish(relative, truncated, elapsed);
+            tracing::debug!(path = %summary.path, files = summary.files_analyzed, cached = summary.files_from_cache, elapsed_ms = elapsed, "path analysed");
+            let _ = event_tx
+                .send(Ok(pb::AnalyzePathEvent {
+                    event: Some(pb::analyze_path_event::Event::Summary(summary)),
+                }))
+                .await;
+        });
+        Ok(event_rx)
+    }
+
+    /// Scans every supported file under the request's path (blocking; run it on a
+    /// blocking thread).
+    pub fn scan_path(&self, request: &ScanRequest) -> Result<ScanResult, Error> {
+        let (start, relative) = self.root.resolve(&request.path)?;
+        if start.is_file() && languages::from_path(&start).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "{relative} is not in a supported language (by its extension); supported: {}",
+                languages::supported_names()
+            )));
+        }
+        let result = std::sync::Mutex::new(ScanResult::default());
+        let truncated = self.root.walk(&start, &request.walk, |visit| {
+            let outcome = match visit {
+                Visit::Refused { relative, reason } => Err(pb::SkippedFile {
+                    path: relative,
+                    reason,
+                }),
+                Visit::Source {
+                    path,
+                    relative,
+                    language,
+                } => self
+                    .read(&path, &relative)
+                    .and_then(|code| {
+                        self.scan_source(language, &code, &relative)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(|reason| pb::SkippedFile {
+                        path: relative,
+                        reason,
+                    }),
+            };
+            let Ok(mut result) = result.lock() else {
+                return false;
+            };
+            match outcome {
+                Ok(findings) => {
+                    result.files_scanned += 1;
+                    result.findings.extend(findings);
+                }
+                Err(skipped) => result.skipped.push(skipped),
+            }
+            true
+        })?;
+        let mut result = result
+            .into_inner()
+            .map_err(|_| Error::Internal("a scan worker panicked".to_owned()))?;
+        result.truncated = truncated;
+        Ok(result)
+    }
+}
+
+fn parse(lang: LANG, code: &str) -> Result<Ast, Error> {
+    Ast::parse(Source::new(lang, code.as_bytes()))
+        .map_err(|e| Error::Internal(format!("cannot parse as {}: {e}", lang.name())))
+}

@@ -1,0 +1,87 @@
+//! The connector's settings, read once from the environment at start.
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `CODE_ROOT` | the working directory | Directory that `AnalyzePath` and `FindSecurityIssues` may read; paths outside it (and symbolic links leading out of it) are refused. |
+//! | `MAX_FILE_BYTES` | `2097152` (2 MiB) | Largest source accepted, as text or as a file; larger files are skipped. |
+//! | `MAX_PATH_FILES` | `20000` | Most files one path request analyses; the walk stops there and says so. |
+//! | `ANALYSIS_THREADS` | number of CPU cores | Threads that walk and analyse directories in parallel. |
+//! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings). |
+
+use std::path::PathBuf;
+
+use connector_kit::env::{self, EnvError};
+
+/// Settings of the code-analysis connector.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Canonical directory that path-based requests are confined to.
+    pub code_root: PathBuf,
+    /// Largest source accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Most files one path request analyses.
+    pub max_path_files: usize,
+    /// Worker threads for directory analysis.
+    pub analysis_threads: usize,
+    /// Capacity of each content-hash cache, in entries.
+    pub cache_max_entries: u64,
+}
+
+impl Config {
+    /// Reads the settings from the environment; errors name the variable.
+    pub fn from_env() -> Result<Self, EnvError> {
+        let code_root = match env::var("CODE_ROOT") {
+            Some(raw) => PathBuf::from(raw),
+            None => std::env::current_dir().map_err(|e| {
+                EnvError::new(
+                    "CODE_ROOT",
+                    format!("unset, and the working directory is unusable: {e}"),
+                )
+            })?,
+        };
+        let code_root = code_root.canonicalize().map_err(|e| {
+            EnvError::new(
+                "CODE_ROOT",
+                format!(
+                    "{} is not an accessible directory: {e}",
+                    code_root.display()
+                ),
+            )
+        })?;
+        if !code_root.is_dir() {
+            return Err(EnvError::new(
+                "CODE_ROOT",
+                format!("{} is not a directory", code_root.display()),
+            ));
+        }
+        let config = Self {
+            code_root,
+            max_file_bytes: env::parse("MAX_FILE_BYTES", 2 * 1024 * 1024)?,
+            max_path_files: env::parse("MAX_PATH_FILES", 20_000)?,
+            analysis_threads: env::parse("ANALYSIS_THREADS", default_threads())?,
+            cache_max_entries: env::parse("CACHE_MAX_ENTRIES", 100_000)?,
+        };
+        if config.analysis_threads == 0 {
+            return Err(EnvError::new("ANALYSIS_THREADS", "must be at least 1"));
+        }
+        if config.max_file_bytes == 0 {
+            return Err(EnvError::new("MAX_FILE_BYTES", "must be at least 1"));
+        }
+        Ok(config)
+    }
+
+    /// Defaults for everything but the root (which must exist): for tests and embedding.
+    pub fn with_root(code_root: PathBuf) -> Self {
+        Self {
+            code_root,
+            max_file_bytes: 2 * 1024 * 1024,
+            max_path_files: 20_000,
+            analysis_threads: default_threads(),
+            cache_max_entries: 100_000,
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}

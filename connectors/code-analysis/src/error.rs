@@ -1,0 +1,62 @@
+//! The connector's errors, and their one mapping to gRPC status codes.
+
+use tonic::{Code, Status};
+
+/// What went wrong, in the caller's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing or malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The language name is not one this connector knows.
+    #[error("unknown language {given:?}; supported: {supported} (see ListLanguages)")]
+    UnknownLanguage { given: String, supported: String },
+    /// Neither `language` nor a `file_name` with a known extension was given.
+    #[error(
+        "cannot tell the language: give `language` (one of {supported}) or a `file_name` with a known extension"
+    )]
+    LanguageRequired { supported: String },
+    /// The source is larger than the configured limit.
+    #[error(
+        "{what} is {size} bytes, over the limit of {limit} bytes (MAX_FILE_BYTES); analyse a smaller part"
+    )]
+    TooLarge { what: String, size: u64, limit: u64 },
+    /// The content is not text.
+    #[error("{0} looks like a binary file (it contains NUL bytes), not source code")]
+    Binary(String),
+    /// A requested path resolves outside the code root.
+    #[error(
+        "{path} is outside the code root {root}; give a path inside it (relative paths are resolved against it)"
+    )]
+    OutsideRoot { path: String, root: String },
+    /// A requested path does not exist.
+    #[error("{path} does not exist under the code root {root}")]
+    NotFound { path: String, root: String },
+    /// A file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Unreadable { path: String, message: String },
+    /// An include/exclude glob is malformed.
+    #[error("invalid glob {glob:?}: {message}")]
+    InvalidGlob { glob: String, message: String },
+    /// A bug or a failed worker thread.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        let code = match &error {
+            Error::InvalidArgument(_)
+            | Error::UnknownLanguage { .. }
+            | Error::LanguageRequired { .. }
+            | Error::TooLarge { .. }
+            | Error::Binary(_)
+            | Error::InvalidGlob { .. } => Code::InvalidArgument,
+            Error::OutsideRoot { .. } => Code::PermissionDenied,
+            Error::NotFound { .. } => Code::NotFound,
+            Error::Unreadable { .. } => Code::FailedPrecondition,
+            Error::Internal(_) => Code::Internal,
+        };
+        Status::new(code, error.to_string())
+    }
+}

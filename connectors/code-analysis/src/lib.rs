@@ -1,0 +1,57 @@
+//! The code-analysis connector: code metrics, security findings and hotspots for
+//! source text and for files under a configured root, as the gRPC service
+//! `switchboard.code_analysis.v1.CodeAnalysis` (MCP tools `code_analysis_*` through
+//! the router).
+//!
+//! Parsing and metrics come from `big-code-analysis` (tree-sitter grammars for C,
+//! C++, Go, Java, JavaScript, Python, Rust, TypeScript/TSX); security rules are
+//! tree-sitter queries over the same trees. Everything runs in process.
+//!
+//! - [`config`]: settings from the environment.
+//! - [`service`]: the gRPC trait impl (arguments and mapping).
+//! - [`analyzer`]: the engine with its content-hash caches and parallel walks.
+//! - [`metrics`], [`review`], [`security`], [`summary`]: what is computed.
+//! - [`code_root`]: path confinement and directory walking.
+#![forbid(unsafe_code)]
+
+pub mod analyzer;
+pub mod code_root;
+pub mod config;
+pub mod error;
+pub mod languages;
+pub mod metrics;
+pub mod review;
+pub mod security;
+pub mod service;
+pub mod summary;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use switchboard_proto::code_analysis::v1::code_analysis_server::CodeAnalysisServer;
+
+pub use analyzer::Analyzer;
+pub use config::Config;
+
+/// Loads the grammars and rules, then serves the connector on `listener` until
+/// `shutdown` completes. Health turns SERVING once everything is loaded.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let root = config.code_root.display().to_string();
+    let analyzer = tokio::task::spawn_blocking(move || Analyzer::new(config)).await??;
+    let analyzer = Arc::new(analyzer);
+    let service = service::CodeAnalysisService::new(analyzer);
+    let server = connector_kit::ConnectorServer::new(
+        "code_analysis",
+        switchboard_proto::FILE_DESCRIPTOR_SET,
+    )
+    .add_service(CodeAnalysisServer::new(service));
+    // Grammars and rules are loaded and checked above; nothing upstream can fail later.
+    server.health().set_serving().await;
+    tracing::info!(code_root = %root, languages = languages::SUPPORTED.len(), "grammars and security rules loaded");
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}

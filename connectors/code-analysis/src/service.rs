@@ -1,0 +1,218 @@
+//! The CodeAnalysis gRPC service: checks arguments, applies defaults and limits,
+//! and maps between the proto messages and the [`Analyzer`].
+
+use std::sync::Arc;
+
+use switchboard_proto::code_analysis::v1 as pb;
+use switchboard_proto::code_analysis::v1::code_analysis_server::CodeAnalysis;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::analyzer::{Analyzer, Depth, PathRequest, ScanRequest};
+use crate::code_root::WalkOptions;
+use crate::error::Error;
+use crate::languages;
+
+const DEFAULT_TOP_HOTSPOTS: u32 = 10;
+const MAX_TOP_HOTSPOTS: u32 = 100;
+const DEFAULT_MAX_FINDINGS: u32 = 200;
+const MAX_MAX_FINDINGS: u32 = 2000;
+
+/// The gRPC face of the analyzer.
+#[derive(Debug, Clone)]
+pub struct CodeAnalysisService {
+    analyzer: Arc<Analyzer>,
+}
+
+impl CodeAnalysisService {
+    pub fn new(analyzer: Arc<Analyzer>) -> Self {
+        Self { analyzer }
+    }
+
+    fn walk_options(
+        &self,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        respect_gitignore: bool,
+        max_files: Option<u32>,
+    ) -> WalkOptions {
+        let limit = self.analyzer.config().max_path_files;
+        WalkOptions {
+            include: include
+                .into_iter()
+                .filter(|g| !g.trim().is_empty())
+                .collect(),
+            exclude: exclude
+                .into_iter()
+                .filter(|g| !g.trim().is_empty())
+                .collect(),
+            respect_gitignore,
+            max_files: max_files.map_or(limit, |m| (m as usize).min(limit)),
+            threads: self.analyzer.config().analysis_threads,
+        }
+    }
+}
+
+fn depth(raw: Option<i32>, default: Depth) -> Result<Depth, Error> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match pb::AnalysisDepth::try_from(raw) {
+        Ok(pb::AnalysisDepth::Unspecified) => Ok(default),
+        Ok(pb::AnalysisDepth::Basic) => Ok(Depth::Basic),
+        Ok(pb::AnalysisDepth::Detailed) => Ok(Depth::Detailed),
+        Ok(pb::AnalysisDepth::Comprehensive) => Ok(Depth::Comprehensive),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "analysis_depth {raw} is not one of BASIC, DETAILED, COMPREHENSIVE"
+        ))),
+    }
+}
+
+fn min_severity(raw: Option<i32>) -> Result<pb::Severity, Error> {
+    match raw.map(pb::Severity::try_from) {
+        None => Ok(pb::Severity::Low),
+        Some(Ok(pb::Severity::Unspecified)) => Ok(pb::Severity::Low),
+        Some(Ok(severity)) => Ok(severity),
+        Some(Err(_)) => Err(Error::InvalidArgument(
+            "min_severity must be one of LOW, MEDIUM, HIGH, CRITICAL".to_owned(),
+        )),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::from(Error::Internal(format!("analysis worker failed: {e}"))))?
+        .map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl CodeAnalysis for CodeAnalysisService {
+    async fn analyze_code(
+        &self,
+        request: Request<pb::AnalyzeCodeRequest>,
+    ) -> Result<Response<pb::FileAnalysis>, Status> {
+        let request = request.into_inner();
+        let lang = languages::resolve(request.language.as_deref(), request.file_name.as_deref())?;
+        let depth = depth(request.analysis_depth, Depth::Detailed)?;
+        let analyzer = Arc::clone(&self.analyzer);
+        let path = request.file_name.unwrap_or_default();
+        let mut analysis =
+            blocking(move || analyzer.analyze_code(lang, &request.code, &path, depth)).await?;
+        if depth == Depth::Basic {
+            analysis.functions.clear();
+        }
+        Ok(Response::new(analysis))
+    }
+
+    type AnalyzePathStream = ReceiverStream<Result<pb::AnalyzePathEvent, Status>>;
+
+    async fn analyze_path(
+        &self,
+        request: Request<pb::AnalyzePathRequest>,
+    ) -> Result<Response<Self::AnalyzePathStream>, Status> {
+        let request = request.into_inner();
+        let depth = depth(request.analysis_depth, Depth::Basic)?;
+        let top = request
+            .top_hotspots
+            .unwrap_or(DEFAULT_TOP_HOTSPOTS)
+            .min(MAX_TOP_HOTSPOTS);
+        let path_request = PathRequest {
+            walk: self.walk_options(
+                request.include,
+                request.exclude,
+                request.respect_gitignore.unwrap_or(true),
+                request.max_files,
+            ),
+            path: request.path,
+            depth,
+            top_hotspots: top as usize,
+            summary_only: request.summary_only.unwrap_or(false),
+        };
+        let events = self.analyzer.analyze_path(path_request)?;
+        Ok(Response::new(ReceiverStream::new(events)))
+    }
+
+    async fn find_security_issues(
+        &self,
+        request: Request<pb::FindSecurityIssuesRequest>,
+    ) -> Result<Response<pb::FindSecurityIssuesResponse>, Status> {
+        let request = request.into_inner();
+        let min_severity = min_severity(request.min_severity)?;
+        let max_findings = request
+            .max_findings
+            .unwrap_or(DEFAULT_MAX_FINDINGS)
+            .clamp(1, MAX_MAX_FINDINGS) as usize;
+        let analyzer = Arc::clone(&self.analyzer);
+        let mut result = match (request.code, request.path.filter(|p| !p.trim().is_empty())) {
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidArgument(
+                    "give either `code` or `path`, not both".to_owned(),
+                )
+                .into());
+            }
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "give `code` (with `language` or `file_name`) or a `path` under the code root"
+                        .to_owned(),
+                )
+                .into());
+            }
+            (Some(code), None) => {
+                let lang =
+                    languages::resolve(request.language.as_deref(), request.file_name.as_deref())?;
+                let path = request.file_name.unwrap_or_default();
+                let findings = blocking(move || analyzer.scan_code(lang, &code, &path)).await?;
+                crate::analyzer::ScanResult {
+                    findings,
+                    files_scanned: 1,
+                    ..Default::default()
+                }
+            }
+            (None, Some(path)) => {
+                let scan = ScanRequest {
+                    path,
+                    walk: self.walk_options(request.include, request.exclude, true, None),
+                };
+                blocking(move || analyzer.scan_path(&scan)).await?
+            }
+        };
+        result
+            .findings
+            .retain(|f| f.severity >= min_severity as i32);
+        result.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.path.cmp(&b.path))
+                .then_with(|| a.start_line.cmp(&b.start_line))
+                .then_with(|| a.rule_id.cmp(&b.rule_id))
+        });
+        let truncated = result.truncated || result.findings.len() > max_findings;
+        result.findings.truncate(max_findings);
+        result.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Response::new(pb::FindSecurityIssuesResponse {
+            findings: result.findings,
+            files_scanned: result.files_scanned,
+            truncated,
+            skipped: result.skipped,
+        }))
+    }
+
+    async fn list_languages(
+        &self,
+        _request: Request<pb::ListLanguagesRequest>,
+    ) -> Result<Response<pb::ListLanguagesResponse>, Status> {
+        let languages = languages::SUPPORTED
+            .iter()
+            .map(|lang| pb::Language {
+                name: lang.name().to_owned(),
+                extensions: lang.extensions().iter().map(|e| (*e).to_owned()).collect(),
+                security_rules: u32::try_from(self.analyzer.rules().rule_count(*lang))
+                    .unwrap_or(u32::MAX),
+            })
+            .collect();
+        Ok(Response::new(pb::ListLanguagesResponse { languages }))
+    }
+}

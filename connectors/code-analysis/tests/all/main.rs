@@ -1,0 +1,8 @@
+//! Integration tests: the real connector served in-process on an ephemeral port,
+//! called through the generated tonic client.
+
+mod analyze_code;
+mod analyze_path;
+mod reference;
+mod security;
+mod support;

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard_proto::slack::v1::{Channel, Message, User};
+use switchboard_proto::slack::v1::{Channel, Mention, Message, User};
 use tokio::time::Instant;
 
 use crate::api::{Call, SlackApi};
@@ -25,6 +25,24 @@ pub const RELIST_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Page size of full listings (Slack's maximum is 1000; it may return fewer).
 const LISTING_PAGE: &str = "1000";
+
+/// Upper bound of pages in one full listing, so a misbehaving cursor cannot
+/// keep a call paging forever (200 pages: up to 200,000 channels or users).
+const MAX_LISTING_PAGES: usize = 200;
+
+/// The cursor to continue a full listing with, or `None` when it is done: on the
+/// last page, after [`MAX_LISTING_PAGES`], or when Slack repeats a cursor.
+fn continue_listing(answer: &Value, previous: &str, pages: usize, what: &str) -> Option<String> {
+    let next = model::next_cursor(answer);
+    if next.is_empty() {
+        return None;
+    }
+    if next == previous || pages >= MAX_LISTING_PAGES {
+        tracing::warn!(what, pages, "stopping a full listing early");
+        return None;
+    }
+    Some(next)
+}
 
 /// A channel as resolved from the caller's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +229,7 @@ impl Directory {
         let mut types = "public_channel,private_channel";
         let mut cursor = String::new();
         let mut count = 0usize;
+        let mut pages = 0usize;
         loop {
             let mut params = vec![
                 ("types", types.to_owned()),
@@ -239,9 +258,10 @@ impl Directory {
                 self.remember_channel(&channel);
                 count += 1;
             }
-            cursor = model::next_cursor(&answer);
-            if cursor.is_empty() {
-                break;
+            pages += 1;
+            match continue_listing(&answer, &cursor, pages, "channels") {
+                Some(next) => cursor = next,
+                None => break,
             }
         }
         tracing::info!(channels = count, "channel names listed");
@@ -257,6 +277,7 @@ impl Directory {
         }
         let mut cursor = String::new();
         let mut count = 0usize;
+        let mut pages = 0usize;
         loop {
             let mut params = vec![("limit", LISTING_PAGE.to_owned())];
             if !cursor.is_empty() {
@@ -267,9 +288,10 @@ impl Directory {
                 self.remember_user(&user);
                 count += 1;
             }
-            cursor = model::next_cursor(&answer);
-            if cursor.is_empty() {
-                break;
+            pages += 1;
+            match continue_listing(&answer, &cursor, pages, "users") {
+                Some(next) => cursor = next,
+                None => break,
             }
         }
         tracing::info!(users = count, "user names listed");
@@ -315,14 +337,21 @@ impl Directory {
         }
     }
 
-    /// Fills in `user_name` of messages whose author is a person, looking up
-    /// authors not seen yet (`users.info`). Best effort: a failed lookup (e.g.
-    /// without users:read) leaves the name empty rather than failing the read.
-    pub async fn name_authors(&self, messages: &mut [Message]) {
+    /// Fills in `user_name` of messages whose author is a person, and the
+    /// `mentions` of each text, looking up people not seen yet (`users.info`).
+    /// Best effort: a failed lookup (e.g. without users:read) leaves a name
+    /// empty rather than failing the read.
+    pub async fn name_people(&self, messages: &mut [Message]) {
+        let mentioned: Vec<Vec<String>> = messages
+            .iter()
+            .map(|m| model::mentioned_user_ids(&m.text))
+            .collect();
         let unknown: HashSet<String> = messages
             .iter()
-            .filter(|m| !m.user_id.is_empty() && self.cached_user(&m.user_id).is_none())
-            .map(|m| m.user_id.clone())
+            .map(|m| &m.user_id)
+            .chain(mentioned.iter().flatten())
+            .filter(|id| !id.is_empty() && self.cached_user(id).is_none())
+            .cloned()
             .collect();
         let mut unknown: Vec<String> = unknown.into_iter().collect();
         unknown.sort();
@@ -346,13 +375,23 @@ impl Directory {
                 }
             }
         }
-        for message in messages.iter_mut() {
-            if let Some(user) = self.cached_user(&message.user_id) {
-                let name = model::shown_name(&user);
-                if !name.is_empty() {
-                    message.user_name = name;
-                }
+        let name_of = |id: &str| {
+            self.cached_user(id)
+                .map(|u| model::shown_name(&u))
+                .unwrap_or_default()
+        };
+        for (message, mentioned) in messages.iter_mut().zip(mentioned) {
+            let name = name_of(&message.user_id);
+            if !name.is_empty() {
+                message.user_name = name;
             }
+            message.mentions = mentioned
+                .into_iter()
+                .map(|user_id| Mention {
+                    user_name: name_of(&user_id),
+                    user_id,
+                })
+                .collect();
         }
     }
 }
@@ -360,6 +399,21 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_listings_stop_on_the_last_page_a_repeated_cursor_or_the_cap() {
+        let page = |cursor: &str| serde_json::json!({"response_metadata": {"next_cursor": cursor}});
+        assert_eq!(continue_listing(&page(""), "", 1, "users"), None);
+        assert_eq!(
+            continue_listing(&page("abc"), "", 1, "users").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(continue_listing(&page("abc"), "abc", 2, "users"), None);
+        assert_eq!(
+            continue_listing(&page("def"), "abc", MAX_LISTING_PAGES, "users"),
+            None
+        );
+    }
 
     #[test]
     fn ids_and_names_are_told_apart() {

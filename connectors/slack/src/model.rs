@@ -138,7 +138,25 @@ pub fn message(value: &Value, channel_id: &str, channel_name: &str) -> Message {
             })
             .collect(),
         permalink: text(value, "/permalink"),
+        mentions: Vec::new(),
     }
+}
+
+/// The user IDs mentioned in mrkdwn text (`<@U0123ABCD>` or
+/// `<@U0123ABCD|name>`), each once, in order of first mention.
+pub fn mentioned_user_ids(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<@") {
+        rest = &rest[start + 2..];
+        let end = rest.find(['>', '|']).unwrap_or(rest.len());
+        let id = &rest[..end];
+        if crate::directory::is_user_id(id) && !ids.iter().any(|known| known == id) {
+            ids.push(id.to_owned());
+        }
+        rest = &rest[end..];
+    }
+    ids
 }
 
 fn non_empty(first: String, otherwise: impl FnOnce() -> String) -> String {
@@ -227,6 +245,17 @@ mod tests {
         assert_eq!(m.reactions.len(), 1);
         assert_eq!(m.reactions[0].count, 3);
         assert_eq!(m.channel_name, "general");
+    }
+
+    #[test]
+    fn mentions_are_found_once_each_in_order() {
+        assert_eq!(
+            mentioned_user_ids(
+                "<@U0B2> and <@W0A1|egon>, again <@U0B2>; not <#C0C1|general> or <@here"
+            ),
+            ["U0B2", "W0A1"]
+        );
+        assert!(mentioned_user_ids("no one").is_empty());
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl Workspace {
             message.text = model::text(answer, "/text");
         }
         self.directory
-            .name_authors(std::slice::from_mut(&mut message))
+            .name_people(std::slice::from_mut(&mut message))
             .await;
         message
     }
@@ -336,7 +336,7 @@ impl Workspace {
         let mut messages: Vec<Message> = model::objects(answer, "/messages")
             .map(|m| model::message(m, &channel.id, &channel.name))
             .collect();
-        self.directory.name_authors(&mut messages).await;
+        self.directory.name_people(&mut messages).await;
         MessagePage {
             messages,
             next_page_token: model::next_cursor(answer),
@@ -423,7 +423,7 @@ impl Workspace {
             })
             .collect();
         if self.api.has_bot_token() {
-            self.directory.name_authors(&mut matches).await;
+            self.directory.name_people(&mut matches).await;
         }
         let paging = |field: &str| {
             let n = model::integer(&answer, &format!("/messages/paging/{field}"));

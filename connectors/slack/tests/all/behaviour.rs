@@ -447,13 +447,14 @@ async fn channel_names_resolve_across_listing_pages_and_authors_are_named() {
     Mock::given(path("/api/conversations.history"))
         .and(query_param("channel", "C0DEPLOYS"))
         .respond_with(ok(json!({"messages": [
-            {"ts": "1712345678.000100", "user": "U0ALICE", "text": "shipping v2", "reactions": [{"name": "rocket", "count": 2}]},
+            {"ts": "1712345678.000100", "user": "U0ALICE", "text": "shipping v2, thanks <@U0BOB>", "reactions": [{"name": "rocket", "count": 2}]},
             {"ts": "1712345600.000100", "user": "U0ALICE", "text": "starting deploy"},
             {"ts": "1712345500.000100", "bot_id": "B1", "username": "ci-bot", "subtype": "bot_message", "text": "build green"}
         ], "response_metadata": {"next_cursor": "older"}})))
         .mount(&server)
         .await;
     mount_users_info(&server, "U0ALICE", "alice").await;
+    mount_users_info(&server, "U0BOB", "bob").await;
     let connector = Connector::start(config(&base)).await;
     let mut client = connector.client();
 
@@ -470,6 +471,14 @@ async fn channel_names_resolve_across_listing_pages_and_authors_are_named() {
     assert_eq!(first.user_name, "alice");
     assert_eq!(first.time, "2024-04-05T19:34:38.000100Z");
     assert_eq!(first.reactions[0].name, "rocket");
+    assert_eq!(first.mentions.len(), 1);
+    assert_eq!(
+        (
+            first.mentions[0].user_id.as_str(),
+            first.mentions[0].user_name.as_str()
+        ),
+        ("U0BOB", "bob")
+    );
     assert_eq!(page.messages[2].user_name, "ci-bot");
     assert_eq!(page.next_page_token, "older");
 
@@ -479,7 +488,7 @@ async fn channel_names_resolve_across_listing_pages_and_authors_are_named() {
         .await
         .unwrap();
     assert_eq!(calls(&server, "conversations.list").await.len(), 2);
-    assert_eq!(calls(&server, "users.info").await.len(), 1);
+    assert_eq!(calls(&server, "users.info").await.len(), 2);
 }
 
 #[tokio::test]

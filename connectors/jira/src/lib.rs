@@ -63,7 +63,8 @@ pub async fn serve(
     result.map_err(Into::into)
 }
 
-/// Checks the credentials now and every `interval`: SERVING after a successful
+/// Checks the credentials now and every `interval` (at most every 15 s while
+/// failing, so recovery is noticed soon): SERVING after a successful
 /// `GET /myself`, NOT_SERVING after any failure (a false alarm beats a silent one).
 async fn watch_health(jira: Arc<Jira>, health: Health, interval: std::time::Duration) {
     let mut serving: Option<bool> = None;
@@ -84,6 +85,11 @@ async fn watch_health(jira: Arc<Jira>, health: Health, interval: std::time::Dura
             }
             serving = Some(ok);
         }
-        tokio::time::sleep(interval).await;
+        let next = if ok {
+            interval
+        } else {
+            interval.min(std::time::Duration::from_secs(15))
+        };
+        tokio::time::sleep(next).await;
     }
 }

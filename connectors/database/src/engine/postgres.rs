@@ -446,11 +446,7 @@ pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
         "OID" => values::int(row.try_get::<Oid, _>(i).map_err(err)?.0.into()),
         "FLOAT4" => values::float(row.try_get::<f32, _>(i).map_err(err)?.into()),
         "FLOAT8" => values::float(row.try_get::<f64, _>(i).map_err(err)?),
-        "NUMERIC" => match row.try_get::<bigdecimal::BigDecimal, _>(i) {
-            Ok(d) => values::string(d.to_plain_string()),
-            // NaN and infinities have no BigDecimal form.
-            Err(_) => values::string("NaN"),
-        },
+        "NUMERIC" => values::string(numeric_text(row, i, raw.as_bytes().unwrap_or_default())?),
         "MONEY" => values::string(
             row.try_get::<PgMoney, _>(i)
                 .map_err(err)?
@@ -546,6 +542,30 @@ pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
         }
     };
     Ok(value)
+}
+
+/// A NUMERIC as exact decimal text with the scale the database reports
+/// (`12.30`, not `12.3` or `12.3000`), or `NaN` / `Infinity` / `-Infinity`.
+fn numeric_text(row: &PgRow, i: usize, binary: &[u8]) -> Result<String, Error> {
+    // Binary NUMERIC header: ndigits, weight, sign, display scale (all 16-bit).
+    let header = |at: usize| {
+        binary
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    match header(4) {
+        Some(0xC000) => return Ok("NaN".to_owned()),
+        Some(0xD000) => return Ok("Infinity".to_owned()),
+        Some(0xF000) => return Ok("-Infinity".to_owned()),
+        _ => {}
+    }
+    let value = row
+        .try_get::<bigdecimal::BigDecimal, _>(i)
+        .map_err(|e| decode_error(row, i, e))?;
+    Ok(match header(6) {
+        Some(scale) => value.with_scale(i64::from(scale)).to_plain_string(),
+        None => value.to_plain_string(),
+    })
 }
 
 fn list<T>(items: Vec<Option<T>>, each: impl Fn(T) -> Value) -> Value {

@@ -1,0 +1,7 @@
+//! Integration tests of the database connector: the service in-process on an
+//! ephemeral port, called with the generated gRPC client, against the real
+//! PostgreSQL, MariaDB and Redis on this machine and SQLite files.
+
+mod safety;
+mod support;
+mod tools;

@@ -1,0 +1,357 @@
+//! Shared test fixtures: the connector in-process on an ephemeral port, and a
+//! uniquely named schema (PostgreSQL), database (MariaDB) or file (SQLite) per
+//! test, so parallel tests never collide.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use database_connector::{AccessMode, Config, Target};
+use secrecy::SecretString;
+use sqlx::{Executor, Row};
+use switchboard_proto::database::v1::database_client::DatabaseClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+pub const MARIADB_ADDR: &str = "127.0.0.1:3306";
+pub const REDIS_ADDR: &str = "127.0.0.1:6379";
+
+/// Which engine a fixture runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    MariaDb,
+    Sqlite,
+}
+
+pub const ENGINES: [Engine; 3] = [Engine::Postgres, Engine::MariaDb, Engine::Sqlite];
+
+/// Whether a local server is listening; without it the test fails under CI=true
+/// and is skipped loudly elsewhere.
+pub async fn server_available(what: &str, addr: &str, how_to_start: &str) -> bool {
+    let reachable = matches!(
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    );
+    if !reachable {
+        let message = format!("{what} is not reachable at {addr}; start it with: {how_to_start}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED (not passed): {message}");
+    }
+    reachable
+}
+
+pub async fn engine_available(engine: Engine) -> bool {
+    match engine {
+        Engine::Postgres => {
+            server_available(
+                "PostgreSQL",
+                POSTGRES_ADDR,
+                "service postgresql start (see DEVELOPERS.md)",
+            )
+            .await
+        }
+        Engine::MariaDb => {
+            server_available(
+                "MariaDB",
+                MARIADB_ADDR,
+                "service mariadb start (see DEVELOPERS.md)",
+            )
+            .await
+        }
+        Engine::Sqlite => true,
+    }
+}
+
+/// A unique lowercase name for this test's objects.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// A direct connection for setting up and checking data, bypassing the connector.
+pub enum Admin {
+    Postgres(sqlx::PgPool),
+    MariaDb(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Admin {
+    pub async fn exec(&self, sql: &str) {
+        let result = match self {
+            Admin::Postgres(p) => p.execute(sqlx::raw_sql(sql)).await.map(|_| ()),
+            Admin::MariaDb(p) => p.execute(sqlx::raw_sql(sql)).await.map(|_| ()),
+            Admin::Sqlite(p) => p.execute(sqlx::raw_sql(sql)).await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            panic!("admin statement failed: {sql}: {e}");
+        }
+    }
+
+    /// The first column of the first row, as text.
+    pub async fn text(&self, sql: &str) -> Option<String> {
+        let result = match self {
+            Admin::Postgres(p) => sqlx::query(sql)
+                .fetch_optional(p)
+                .await
+                .map(|r| r.map(|r| r.get::<Option<String>, _>(0))),
+            Admin::MariaDb(p) => sqlx::query(sql)
+                .fetch_optional(p)
+                .await
+                .map(|r| r.map(|r| r.get::<Option<String>, _>(0))),
+            Admin::Sqlite(p) => sqlx::query(sql)
+                .fetch_optional(p)
+                .await
+                .map(|r| r.map(|r| r.get::<Option<String>, _>(0))),
+        };
+        match result {
+            Ok(v) => v.flatten(),
+            Err(e) => panic!("admin query failed: {sql}: {e}"),
+        }
+    }
+}
+
+/// A test's own corner of one engine, with a table `accounts` of three rows.
+pub struct Fixture {
+    pub engine: Engine,
+    /// Schema (PostgreSQL), database (MariaDB) or `main` (SQLite).
+    pub schema: String,
+    pub url: String,
+    pub admin: Admin,
+    sqlite_dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    /// A fresh fixture, or `None` when the engine's server is absent (skipped).
+    pub async fn new(engine: Engine) -> Option<Self> {
+        if !engine_available(engine).await {
+            return None;
+        }
+        let name = unique_name("sbt");
+        let fixture = match engine {
+            Engine::Postgres => {
+                let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+                    .await
+                    .expect("connect to PostgreSQL as postgres");
+                let admin = Admin::Postgres(pool);
+                admin.exec(&format!("CREATE SCHEMA {name}")).await;
+                Fixture {
+                    engine,
+                    url: "postgres://postgres@127.0.0.1:5432/test".to_owned(),
+                    schema: name,
+                    admin,
+                    sqlite_dir: None,
+                }
+            }
+            Engine::MariaDb => {
+                let pool = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test")
+                    .await
+                    .expect("connect to MariaDB as root");
+                pool.execute(sqlx::raw_sql(&format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                pool.close().await;
+                let url = format!("mysql://root@127.0.0.1:3306/{name}");
+                let pool = sqlx::MySqlPool::connect(&url)
+                    .await
+                    .expect("connect to test database");
+                Fixture {
+                    engine,
+                    url,
+                    schema: name,
+                    admin: Admin::MariaDb(pool),
+                    sqlite_dir: None,
+                }
+            }
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let path = dir.path().join(format!("{name}.sqlite3"));
+                let url = format!("sqlite:{}", path.display());
+                let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("sqlite url");
+                let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+                    .await
+                    .expect("create SQLite file");
+                Fixture {
+                    engine,
+                    url,
+                    schema: "main".to_owned(),
+                    admin: Admin::Sqlite(pool),
+                    sqlite_dir: Some(dir),
+                }
+            }
+        };
+        let accounts = fixture.t("accounts");
+        fixture
+            .admin
+            .exec(&format!(
+                "CREATE TABLE {accounts} (id INTEGER PRIMARY KEY, owner VARCHAR(50) NOT NULL, balance DECIMAL(12,2) NOT NULL)"
+            ))
+            .await;
+        fixture
+            .admin
+            .exec(&format!(
+                "INSERT INTO {accounts} (id, owner, balance) VALUES (1, 'alice', 100.50), (2, 'bob', 20.00), (3, 'carol', 7.25)"
+            ))
+            .await;
+        Some(fixture)
+    }
+
+    /// `table` qualified with the fixture's schema where the engine needs it.
+    pub fn t(&self, table: &str) -> String {
+        match self.engine {
+            Engine::Postgres => format!("{}.{table}", self.schema),
+            Engine::MariaDb | Engine::Sqlite => table.to_owned(),
+        }
+    }
+
+    /// The `n`-th placeholder (1-based) in the engine's syntax.
+    pub fn p(&self, n: usize) -> String {
+        match self.engine {
+            Engine::Postgres => format!("${n}"),
+            Engine::MariaDb | Engine::Sqlite => "?".to_owned(),
+        }
+    }
+
+    /// A connector config for this fixture's database.
+    pub fn config(&self, mode: AccessMode) -> Config {
+        let mut config = Config::new(Target::Url(SecretString::from(self.url.clone())));
+        config.access_mode = mode;
+        config.statement_timeout = Duration::from_secs(3);
+        config.pool_size = 2;
+        config
+    }
+
+    /// Everything in `accounts`, as one text, to prove it did not change.
+    pub async fn accounts_fingerprint(&self) -> String {
+        let accounts = self.t("accounts");
+        let sql = match self.engine {
+            Engine::Postgres => format!(
+                "SELECT string_agg(id || ':' || owner || ':' || balance::text, ',' ORDER BY id) FROM {accounts}"
+            ),
+            Engine::MariaDb => format!(
+                "SELECT GROUP_CONCAT(CONCAT(id, ':', owner, ':', balance) ORDER BY id SEPARATOR ',') FROM {accounts}"
+            ),
+            Engine::Sqlite => format!(
+                "SELECT group_concat(id || ':' || owner || ':' || printf('%.2f', balance), ',') FROM (SELECT * FROM {accounts} ORDER BY id)"
+            ),
+        };
+        self.admin.text(&sql).await.unwrap_or_default()
+    }
+
+    /// Whether a table named `name` exists in the fixture's schema.
+    pub async fn table_exists(&self, name: &str) -> bool {
+        let sql = match self.engine {
+            Engine::Postgres => format!(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = '{}' AND table_name = '{name}'",
+                self.schema
+            ),
+            Engine::MariaDb => format!(
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = '{}' AND table_name = '{name}'",
+                self.schema
+            ),
+            Engine::Sqlite => format!("SELECT name FROM sqlite_master WHERE name = '{name}'"),
+        };
+        self.admin.text(&sql).await.is_some()
+    }
+
+    pub const ORIGINAL_ACCOUNTS: &'static str = "1:alice:100.50,2:bob:20.00,3:carol:7.25";
+
+    /// Drops what the fixture created.
+    pub async fn cleanup(self) {
+        match &self.admin {
+            Admin::Postgres(_) => {
+                self.admin
+                    .exec(&format!("DROP SCHEMA {} CASCADE", self.schema))
+                    .await
+            }
+            Admin::MariaDb(_) => {
+                self.admin
+                    .exec(&format!("DROP DATABASE {}", self.schema))
+                    .await
+            }
+            Admin::Sqlite(p) => p.close().await,
+        }
+        drop(self.sqlite_dir);
+    }
+}
+
+/// The connector running in-process; stops when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(database_connector::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self) -> DatabaseClient<Channel> {
+        DatabaseClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect to the connector")
+    }
+
+    pub async fn health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to the connector");
+        tonic_health::pb::health_client::HealthClient::new(channel)
+    }
+
+    /// Stops the connector and returns how `serve` ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("serve task panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// JSON as a protobuf value, for parameters.
+pub fn pv(json: serde_json::Value) -> prost_types::Value {
+    database_connector::values::from_json(&json)
+}
+
+/// A protobuf value as JSON, for assertions.
+pub fn js(value: &prost_types::Value) -> serde_json::Value {
+    database_connector::values::to_json(value)
+}

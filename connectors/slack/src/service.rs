@@ -4,6 +4,7 @@
 //! Argument errors name the field and say what is expected, since the caller is
 //! usually a model that can correct itself. Nothing here speaks HTTP.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use switchboard_proto::slack::v1::slack_server::Slack;
@@ -15,6 +16,7 @@ use switchboard_proto::slack::v1::{
     SearchSort, SendMessageRequest, UpdateMessageRequest, UserProfile,
 };
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::workspace::{
@@ -23,6 +25,23 @@ use crate::workspace::{
 
 /// Slack's limit on message text.
 const MAX_TEXT_CHARS: usize = 40_000;
+
+/// Runs one tool's work in a span and logs its outcome and duration.
+async fn traced<T>(
+    tool: &'static str,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<Response<T>, Status> {
+    let started = std::time::Instant::now();
+    let result = work
+        .instrument(tracing::info_span!("slack_tool", connector = "slack", tool))
+        .await;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match &result {
+        Ok(_) => tracing::info!(tool, elapsed_ms, "tool call succeeded"),
+        Err(error) => tracing::warn!(tool, elapsed_ms, error = %error, "tool call failed"),
+    }
+    result.map(Response::new).map_err(Status::from)
+}
 
 /// The gRPC face of the Slack workspace.
 #[derive(Debug, Clone)]
@@ -213,7 +232,7 @@ impl Slack for SlackService {
             reply_broadcast: r.reply_broadcast,
             unfurl_links: r.unfurl_links,
         };
-        Ok(Response::new(self.workspace.send_message(new).await?))
+        traced("send_message", self.workspace.send_message(new)).await
     }
 
     async fn update_message(
@@ -225,11 +244,11 @@ impl Slack for SlackService {
         let ts = ts_arg("ts", &r.ts)?;
         let blocks = blocks_arg(r.blocks_json)?;
         let text = text_arg(&r.text, blocks.is_some())?;
-        let message = self
-            .workspace
-            .update_message(&channel, ts, text, blocks)
-            .await?;
-        Ok(Response::new(message))
+        traced(
+            "update_message",
+            self.workspace.update_message(&channel, ts, text, blocks),
+        )
+        .await
     }
 
     async fn delete_message(
@@ -239,9 +258,11 @@ impl Slack for SlackService {
         let r = request.into_inner();
         let channel = channel_arg("channel", &r.channel)?;
         let ts = ts_arg("ts", &r.ts)?;
-        Ok(Response::new(
-            self.workspace.delete_message(&channel, ts).await?,
-        ))
+        traced(
+            "delete_message",
+            self.workspace.delete_message(&channel, ts),
+        )
+        .await
     }
 
     async fn add_reaction(
@@ -252,9 +273,11 @@ impl Slack for SlackService {
         let channel = channel_arg("channel", &r.channel)?;
         let ts = ts_arg("ts", &r.ts)?;
         let emoji = emoji_arg(&r.emoji)?;
-        Ok(Response::new(
-            self.workspace.add_reaction(&channel, ts, emoji).await?,
-        ))
+        traced(
+            "add_reaction",
+            self.workspace.add_reaction(&channel, ts, emoji),
+        )
+        .await
     }
 
     async fn list_channels(
@@ -263,15 +286,12 @@ impl Slack for SlackService {
     ) -> Result<Response<ListChannelsResponse>, Status> {
         let r = request.into_inner();
         let limit = limit_arg("limit", r.limit, 200, 1000)?;
-        let answer = self
-            .workspace
-            .list_channels(
-                r.include_private.unwrap_or(false),
-                r.include_archived.unwrap_or(false),
-                page(limit, r.page_token),
-            )
-            .await?;
-        Ok(Response::new(answer))
+        let listing = self.workspace.list_channels(
+            r.include_private.unwrap_or(false),
+            r.include_archived.unwrap_or(false),
+            page(limit, r.page_token),
+        );
+        traced("list_channels", listing).await
     }
 
     async fn create_channel(
@@ -280,11 +300,10 @@ impl Slack for SlackService {
     ) -> Result<Response<Channel>, Status> {
         let r = request.into_inner();
         let name = channel_name_arg(&r.name)?;
-        Ok(Response::new(
-            self.workspace
-                .create_channel(name, r.is_private.unwrap_or(false))
-                .await?,
-        ))
+        let creation = self
+            .workspace
+            .create_channel(name, r.is_private.unwrap_or(false));
+        traced("create_channel", creation).await
     }
 
     async fn get_channel_history(
@@ -298,9 +317,11 @@ impl Slack for SlackService {
             latest: optional_ts("latest", r.latest)?,
             page: page(limit_arg("limit", r.limit, 50, 1000)?, r.page_token),
         };
-        Ok(Response::new(
-            self.workspace.channel_history(history).await?,
-        ))
+        traced(
+            "get_channel_history",
+            self.workspace.channel_history(history),
+        )
+        .await
     }
 
     async fn get_thread_replies(
@@ -311,11 +332,11 @@ impl Slack for SlackService {
         let channel = channel_arg("channel", &r.channel)?;
         let thread_ts = ts_arg("thread_ts", &r.thread_ts)?;
         let page = page(limit_arg("limit", r.limit, 100, 1000)?, r.page_token);
-        Ok(Response::new(
-            self.workspace
-                .thread_replies(&channel, thread_ts, page)
-                .await?,
-        ))
+        traced(
+            "get_thread_replies",
+            self.workspace.thread_replies(&channel, thread_ts, page),
+        )
+        .await
     }
 
     async fn get_users(
@@ -324,15 +345,12 @@ impl Slack for SlackService {
     ) -> Result<Response<GetUsersResponse>, Status> {
         let r = request.into_inner();
         let page = page(limit_arg("limit", r.limit, 200, 1000)?, r.page_token);
-        Ok(Response::new(
-            self.workspace
-                .users(
-                    page,
-                    r.include_deleted.unwrap_or(false),
-                    r.include_bots.unwrap_or(false),
-                )
-                .await?,
-        ))
+        let listing = self.workspace.users(
+            page,
+            r.include_deleted.unwrap_or(false),
+            r.include_bots.unwrap_or(false),
+        );
+        traced("get_users", listing).await
     }
 
     async fn get_user_profile(
@@ -345,7 +363,7 @@ impl Slack for SlackService {
             &r.user,
             "a user ID such as U0123ABCD, a handle such as @alice, a name or an email",
         )?;
-        Ok(Response::new(self.workspace.user_profile(&user).await?))
+        traced("get_user_profile", self.workspace.user_profile(&user)).await
     }
 
     async fn search_messages(
@@ -377,7 +395,7 @@ impl Slack for SlackService {
             page: limit_arg("page", r.page, 1, 100)?,
             order,
         };
-        Ok(Response::new(self.workspace.search(search).await?))
+        traced("search_messages", self.workspace.search(search)).await
     }
 }
 

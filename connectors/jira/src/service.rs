@@ -259,7 +259,7 @@ impl JiraRpc for JiraService {
                     "is required, e.g. project = PROJ ORDER BY updated DESC",
                 ));
             }
-            let jql = self.scope.restrict_jql(jql);
+            let jql = self.scope.restrict_jql(jql)?;
             let max = page_size("max_results", r.max_results, 25)?;
             let fields = names("fields", r.fields)?;
             let token = optional(r.page_token);

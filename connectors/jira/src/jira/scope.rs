@@ -93,10 +93,20 @@ impl ProjectScope {
     }
 
     /// The JQL to run for `jql`: unchanged when unrestricted, otherwise limited
-    /// to the allowed projects with the `ORDER BY` clause kept last.
-    pub fn restrict_jql(&self, jql: &str) -> String {
+    /// to the allowed projects with the `ORDER BY` clause kept last. Unbalanced
+    /// parentheses or quotes are refused when restricted, since they could close
+    /// the wrapping parenthesis and escape the restriction.
+    pub fn restrict_jql(&self, jql: &str) -> Result<String, Error> {
         if !self.is_restricted() {
-            return jql.trim().to_owned();
+            return Ok(jql.trim().to_owned());
+        }
+        check_balanced(jql).map_err(|m| Error::invalid("jql", m))?;
+        let (_, order) = split_order_by(jql);
+        if order.is_some_and(|o| o.contains(['(', ')'])) {
+            return Err(Error::invalid(
+                "jql",
+                "the ORDER BY clause cannot contain parentheses",
+            ));
         }
         let projects = self
             .keys
@@ -114,8 +124,46 @@ impl ProjectScope {
             out.push(' ');
             out.push_str(order.trim());
         }
-        out
+        Ok(out)
     }
+}
+
+/// Checks that parentheses balance and quotes close, outside quoted text.
+fn check_balanced(jql: &str) -> Result<(), String> {
+    let mut depth = 0i64;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in jql.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err("has a `)` without a matching `(`".to_owned());
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    if quote.is_some() {
+        return Err("has a quote that is never closed".to_owned());
+    }
+    if depth != 0 {
+        return Err("has a `(` without a matching `)`".to_owned());
+    }
+    Ok(())
 }
 
 /// Splits JQL at its top-level `ORDER BY` (outside quotes and parentheses).
@@ -180,22 +228,56 @@ mod tests {
     #[test]
     fn unrestricted_jql_is_unchanged() {
         assert_eq!(
-            ProjectScope::default().restrict_jql(" status = Done "),
-            "status = Done"
+            ProjectScope::default()
+                .restrict_jql(" status = Done ")
+                .ok()
+                .as_deref(),
+            Some("status = Done")
         );
     }
 
     #[test]
     fn restricted_jql_is_wrapped_and_keeps_order_by_last() {
         assert_eq!(
-            scope().restrict_jql("status = Done OR project = SECRET order by created DESC"),
-            "project in (\"PROJ\", \"OPS\") AND (status = Done OR project = SECRET) order by created DESC"
+            scope()
+                .restrict_jql("status = Done OR project = SECRET order by created DESC")
+                .ok()
+                .as_deref(),
+            Some(
+                "project in (\"PROJ\", \"OPS\") AND (status = Done OR project = SECRET) order by created DESC"
+            )
         );
         assert_eq!(
-            scope().restrict_jql("ORDER BY key"),
-            "project in (\"PROJ\", \"OPS\") ORDER BY key"
+            scope().restrict_jql("ORDER BY key").ok().as_deref(),
+            Some("project in (\"PROJ\", \"OPS\") ORDER BY key")
         );
-        assert_eq!(scope().restrict_jql(""), "project in (\"PROJ\", \"OPS\")");
+        assert_eq!(
+            scope().restrict_jql("").ok().as_deref(),
+            Some("project in (\"PROJ\", \"OPS\")")
+        );
+    }
+
+    #[test]
+    fn jql_that_could_escape_the_restriction_is_refused() {
+        for jql in [
+            "x = 1) OR (project = SECRET",
+            "summary ~ \"open",
+            "x = 1 OR (project = SECRET",
+            "status = Done ORDER BY key, (project)",
+        ] {
+            assert!(
+                matches!(
+                    scope().restrict_jql(jql),
+                    Err(Error::InvalidArgument { field: "jql", .. })
+                ),
+                "{jql}"
+            );
+        }
+        assert!(
+            scope()
+                .restrict_jql("summary ~ \"a ) b\" AND (x = 1)")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -429,6 +429,14 @@ async fn a_project_restriction_wraps_jql_and_refuses_other_projects() {
     .expect("restricted search");
     assert_eq!(page.issues.len(), 1);
 
+    // A query that would close the wrapping parenthesis is refused before Jira sees it.
+    let err = search(&mut c, "status = Done) OR (project = SECRET", None)
+        .await
+        .expect_err("escape attempt");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("`jql`"), "{}", err.message());
+    assert_eq!(requests_to(&jira, "/rest/api/3/search/jql").await.len(), 1);
+
     let err = c
         .client
         .get_issue(pb::GetIssueRequest {

@@ -78,7 +78,7 @@ pub enum Error {
         retry_after: Option<Duration>,
     },
     /// Slack answered with an unexpected HTTP status.
-    #[error("slack {method} answered HTTP {status}{}", if *status >= 500 { "; Slack is having trouble, retry later" } else { "" })]
+    #[error("slack {method} answered HTTP {status}{}", http_advice(*status))]
     HttpStatus {
         /// The Web API method.
         method: &'static str,
@@ -210,6 +210,16 @@ fn slack_message(method: &str, code: &str, needed: Option<&str>, provided: Optio
         _ => format!("see https://api.slack.com/methods/{method}#errors"),
     };
     format!("slack {method} failed with {code}: {advice}")
+}
+
+fn http_advice(status: u16) -> &'static str {
+    match status {
+        500.. => "; Slack is having trouble, retry later",
+        404 | 405 => {
+            "; check SLACK_API_BASE_URL points at the Slack Web API (https://slack.com/api)"
+        }
+        _ => "",
+    }
 }
 
 fn rate_limited_message(method: &str, retry_after: Option<Duration>) -> String {

@@ -2,9 +2,11 @@
 //! in-process on an ephemeral port and is called with the generated gRPC client.
 //!
 //! - `contract`: every tool's requests against Slack's Web API spec (Prism).
+//! - `descriptors`: the proto contract the router turns into tools.
 //! - `behaviour`: errors, paging, rate limits, names and policy against a
 //!   scripted Slack (wiremock).
 
 mod behaviour;
 mod contract;
+mod descriptors;
 mod support;

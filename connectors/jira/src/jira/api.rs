@@ -628,7 +628,8 @@ impl Jira {
         if let Some(comment) = comment {
             body["comment"] = json!({"body": self.rich(comment)});
         }
-        self.http
+        let result = self
+            .http
             .execute(Call::send(
                 Method::POST,
                 vec!["issueLink"],
@@ -636,8 +637,57 @@ impl Jira {
                 format!("linking {from} to {to}"),
                 Repeat::Once,
             ))
-            .await?;
+            .await;
+        match result {
+            Ok(_) => {}
+            // An unknown link type is the usual cause: say which ones exist.
+            Err(error @ (Error::Rejected { .. } | Error::NotFound { .. })) => {
+                let types = self.link_types().await.unwrap_or_default();
+                if !types.is_empty()
+                    && !types
+                        .iter()
+                        .any(|t| t.starts_with(&format!("{link_type:?}")))
+                {
+                    return Err(Error::invalid(
+                        "link_type",
+                        format!(
+                            "Jira has no link type {link_type:?}; the link types are: {}",
+                            types.join(", ")
+                        ),
+                    ));
+                }
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        }
         Ok(())
+    }
+}
+
+impl Jira {
+    /// `GET /issueLinkType`, as `"Name" (outward / inward)` lines.
+    async fn link_types(&self) -> Result<Vec<String>, Error> {
+        let value = self
+            .http
+            .execute(Call::get(vec!["issueLinkType"], "the issue link types"))
+            .await?;
+        Ok(value
+            .get("issueLinkTypes")
+            .and_then(Value::as_array)
+            .map(|types| {
+                types
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{:?} ({} / {})",
+                            model::text(t, "/name"),
+                            model::text(t, "/outward"),
+                            model::text(t, "/inward")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 

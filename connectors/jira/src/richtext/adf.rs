@@ -95,6 +95,10 @@ struct AdfBuilder {
     marks: Vec<Value>,
     special: Special,
     in_table_head: bool,
+    /// Text runs emitted so far, to notice links and images without text.
+    texts: usize,
+    /// Open links and images: their target and `texts` when they opened.
+    open_links: Vec<(String, usize)>,
 }
 
 impl Default for AdfBuilder {
@@ -106,6 +110,8 @@ impl Default for AdfBuilder {
             marks: Vec::new(),
             special: Special::None,
             in_table_head: false,
+            texts: 0,
+            open_links: Vec::new(),
         }
     }
 }
@@ -165,6 +171,7 @@ impl AdfBuilder {
         if text.is_empty() {
             return;
         }
+        self.texts += 1;
         let mut marks: Vec<Value> = self.marks.clone();
         if let Some(mark) = extra_mark {
             // ADF allows only `link` next to `code`.
@@ -292,15 +299,10 @@ impl AdfBuilder {
                         text: String::new(),
                     }
                 }
-                _ => self
-                    .marks
-                    .push(json!({"type": "link", "attrs": {"href": dest_url.as_ref()}})),
+                _ => self.open_link(&dest_url),
             },
             // ADF images need uploaded media; the picture is kept as a link.
-            Tag::Image { dest_url, .. } => {
-                self.marks
-                    .push(json!({"type": "link", "attrs": {"href": dest_url.as_ref()}}));
-            }
+            Tag::Image { dest_url, .. } => self.open_link(&dest_url),
             Tag::HtmlBlock
             | Tag::FootnoteDefinition(_)
             | Tag::DefinitionList
@@ -316,9 +318,16 @@ impl AdfBuilder {
             | TagEnd::Strong
             | TagEnd::Strikethrough
             | TagEnd::Superscript
-            | TagEnd::Subscript
-            | TagEnd::Link
-            | TagEnd::Image => {
+            | TagEnd::Subscript => {
+                self.marks.pop();
+            }
+            TagEnd::Link | TagEnd::Image => {
+                // A link or image without text shows its target, so it is not lost.
+                if let Some((href, texts_before)) = self.open_links.pop()
+                    && self.texts == texts_before
+                {
+                    self.text(&href, None);
+                }
                 self.marks.pop();
             }
             TagEnd::TableHead => {
@@ -328,6 +337,12 @@ impl AdfBuilder {
             TagEnd::CodeBlock => self.end_code_block(),
             _ => self.end_block(),
         }
+    }
+
+    fn open_link(&mut self, href: &str) {
+        self.open_links.push((href.to_owned(), self.texts));
+        self.marks
+            .push(json!({"type": "link", "attrs": {"href": href}}));
     }
 
     fn end_code_block(&mut self) {
@@ -802,6 +817,17 @@ mod tests {
             adf["content"][0]["content"][0]["marks"][0],
             json!({"type": "link", "attrs": {"href": "https://example.com"}})
         );
+    }
+
+    #[test]
+    fn links_and_images_without_text_keep_their_target() {
+        let adf = markdown_to_adf("![](https://x.io/a.png) and [](https://x.io/b)");
+        let nodes = &adf["content"][0]["content"];
+        assert_eq!(nodes[0]["text"], "https://x.io/a.png");
+        assert_eq!(nodes[0]["marks"][0]["attrs"]["href"], "https://x.io/a.png");
+        assert_eq!(nodes[2]["text"], "https://x.io/b");
+        let adf = markdown_to_adf("![diagram](https://x.io/d.png)");
+        assert_eq!(adf["content"][0]["content"][0]["text"], "diagram");
     }
 
     #[test]

@@ -758,3 +758,43 @@ async fn data_center_uses_api_v2_a_bearer_token_wiki_markup_and_start_at_paging(
     assert_eq!(page.issues.len(), 2);
     assert_eq!(page.next_page_token.as_deref(), Some("4"));
 }
+
+#[tokio::test]
+async fn an_unknown_link_type_error_lists_the_link_types() {
+    let jira = fake_jira().await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/issueLink"))
+        .and(body_partial_json(json!({"type": {"name": "Blocker"}, "inwardIssue": {"key": "PROJ-1"}, "outwardIssue": {"key": "PROJ-2"}})))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"errorMessages": ["No issue link type with name 'Blocker' found."]})))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issueLinkType"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"issueLinkTypes": [
+                {"id": "10000", "name": "Blocks", "inward": "is blocked by", "outward": "blocks"},
+                {"id": "10001", "name": "Relates", "inward": "relates to", "outward": "relates to"}
+            ]})),
+        )
+        .mount(&jira)
+        .await;
+    let mut c = support::start(support::cloud(&jira.uri())).await;
+    let err = c
+        .client
+        .link_issues(pb::LinkIssuesRequest {
+            link_type: "Blocker".into(),
+            from_key: "PROJ-1".into(),
+            to_key: "PROJ-2".into(),
+            comment: None,
+        })
+        .await
+        .expect_err("unknown type");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("\"Blocks\" (blocks / is blocked by)"),
+        "{}",
+        err.message()
+    );
+}

@@ -1,5 +1,6 @@
 //! Rich text (issue descriptions, comments): the tools speak Markdown; Jira Cloud
-//! speaks Atlassian Document Format and Jira Data Center wiki markup.
+//! speaks Atlassian Document Format and Jira Data Center wiki markup; both are
+//! converted in both directions.
 
 pub mod adf;
 pub mod wiki;
@@ -19,8 +20,11 @@ pub fn to_jira(flavor: Flavor, markdown: &str) -> Value {
     }
 }
 
-/// Markdown for Jira's rich text: ADF is converted (with warnings about what has
-/// no Markdown form); wiki markup (Data Center) is returned as it is.
+/// Markdown for Jira's rich text: ADF (Cloud, an object) and wiki markup (Data
+/// Center, a string) are converted, with warnings about what has no Markdown form.
 pub fn from_jira(value: &Value) -> Converted {
-    adf::adf_to_markdown(value)
+    match value {
+        Value::String(wiki) => wiki::wiki_to_markdown(wiki),
+        other => adf::adf_to_markdown(other),
+    }
 }

@@ -1,11 +1,11 @@
-//! Markdown → Jira wiki markup, the rich text of Jira Data Center (REST API v2).
+//! Markdown ⇄ Jira wiki markup, the rich text of Jira Data Center (REST API v2).
 //!
 //! Covered: paragraphs, headings (`h1.`), bullet and numbered lists (nested:
 //! `**`, `##`), code blocks (`{code:lang}`), quotes (`{quote}`), rules
 //! (`----`), tables (`||head||`, `|cell|`), hard breaks (`\\`), bold `*x*`,
 //! italic `_x_`, strike-through `-x-`, inline code `{{x}}`, links `[text|url]`
 //! and mentions `[~username]` (from `[@Name](accountid:username)`).
-//! Data Center returns wiki markup as-is; it is readable as text.
+//! The other direction, [`wiki_to_markdown`], reads what Data Center returns.
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -235,5 +235,443 @@ mod tests {
     #[test]
     fn wiki_syntax_in_plain_text_is_escaped() {
         assert_eq!(markdown_to_wiki("a {b} [c]"), "a \\{b\\} \\[c\\]");
+    }
+}
+
+// ---------------------------------------------------------------- wiki → Markdown
+
+/// Converts Jira wiki markup (Data Center) to Markdown. Macros and effects that
+/// Markdown cannot express (`{panel}`, `{color}`, underline, attached images) are
+/// kept as they are in the text and named in the warnings.
+pub fn wiki_to_markdown(wiki: &str) -> super::Converted {
+    let mut out: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let lines: Vec<&str> = wiki.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_end();
+        let trimmed = line.trim_start();
+        // Preformatted blocks: {code[:lang|...]} / {noformat} up to the closing tag.
+        if let Some((tag, language)) = preformatted_start(trimmed) {
+            let mut body: Vec<&str> = Vec::new();
+            let after = &trimmed[trimmed.find('}').map_or(trimmed.len(), |p| p + 1)..];
+            let closing = format!("{{{tag}}}");
+            let mut closed = false;
+            if let Some(end) = after.find(&closing) {
+                body.push(&after[..end]);
+                closed = true;
+            } else if !after.is_empty() {
+                body.push(after);
+            }
+            while !closed && i + 1 < lines.len() {
+                i += 1;
+                match lines[i].find(&closing) {
+                    Some(end) => {
+                        if end > 0 {
+                            body.push(&lines[i][..end]);
+                        }
+                        closed = true;
+                    }
+                    None => body.push(lines[i]),
+                }
+            }
+            out.push(format!("```{language}\n{}\n```", body.join("\n")));
+            i += 1;
+            continue;
+        }
+        if trimmed == "{quote}" {
+            let mut body: Vec<&str> = Vec::new();
+            while i + 1 < lines.len() {
+                i += 1;
+                if lines[i].trim() == "{quote}" {
+                    break;
+                }
+                body.push(lines[i]);
+            }
+            let inner = wiki_to_markdown(&body.join("\n"));
+            warnings.extend(inner.warnings);
+            out.push(prefix_quote(&inner.markdown));
+            i += 1;
+            continue;
+        }
+        if trimmed.starts_with("||")
+            || (trimmed.starts_with('|') && trimmed.ends_with('|') && trimmed.len() > 1)
+        {
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            while i < lines.len() {
+                let row = lines[i].trim();
+                if !row.starts_with('|') {
+                    break;
+                }
+                let separator = if row.starts_with("||") { "||" } else { "|" };
+                let cells: Vec<String> = row
+                    .trim_matches('|')
+                    .split(separator)
+                    .map(|c| inline(c.trim(), &mut warnings).replace('|', "\\|"))
+                    .collect();
+                rows.push(cells);
+                i += 1;
+            }
+            let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+            let render = |cells: &Vec<String>| {
+                let mut cells = cells.clone();
+                cells.resize(width, String::new());
+                format!("| {} |", cells.join(" | "))
+            };
+            let mut table = vec![render(&rows[0]), format!("|{}", " --- |".repeat(width))];
+            table.extend(rows[1..].iter().map(render));
+            out.push(table.join("\n"));
+            continue;
+        }
+        let converted = if let Some(rest) = heading(trimmed) {
+            rest.map(|(level, text)| {
+                format!("{} {}", "#".repeat(level), inline(text, &mut warnings))
+            })
+        } else if let Some(text) = trimmed.strip_prefix("bq. ") {
+            Some(format!("> {}", inline(text, &mut warnings)))
+        } else if trimmed == "----" {
+            Some("---".to_owned())
+        } else if let Some((markers, text)) = list_item(trimmed) {
+            let indent: usize = markers[..markers.len() - 1]
+                .chars()
+                .map(|m| if m == '#' { 3 } else { 2 })
+                .sum();
+            let marker = if markers.ends_with('#') { "1." } else { "-" };
+            Some(format!(
+                "{}{marker} {}",
+                " ".repeat(indent),
+                inline(text, &mut warnings)
+            ))
+        } else {
+            None
+        };
+        match converted {
+            Some(block) => {
+                // List items and consecutive lines stay together; blank lines separate.
+                out.push(block);
+            }
+            None if trimmed.is_empty() => out.push(String::new()),
+            None => out.push(inline(line, &mut warnings)),
+        }
+        i += 1;
+    }
+    warnings.dedup();
+    super::Converted {
+        markdown: join_blocks(&out),
+        warnings,
+    }
+}
+
+/// Joins converted lines: fenced blocks, quotes and tables get blank lines around
+/// them; other lines keep the wiki's own line structure.
+fn join_blocks(parts: &[String]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        let standalone = part.starts_with("```")
+            || part.starts_with("| ")
+            || part.starts_with("> ")
+            || part.starts_with('#');
+        if !out.is_empty() {
+            if standalone && !out.ends_with("\n\n") {
+                out.push_str("\n\n");
+            } else if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        out.push_str(part);
+        if standalone {
+            out.push_str("\n\n");
+        }
+    }
+    let mut out = out.trim_end().to_owned();
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
+    out
+}
+
+fn prefix_quote(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                ">".to_owned()
+            } else {
+                format!("> {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn preformatted_start(line: &str) -> Option<(&'static str, String)> {
+    for tag in ["code", "noformat"] {
+        if let Some(rest) = line.strip_prefix(&format!("{{{tag}")) {
+            let params = rest.split('}').next().unwrap_or("");
+            if !rest.contains('}') || !(params.is_empty() || params.starts_with(':')) {
+                continue;
+            }
+            let language = params
+                .trim_start_matches(':')
+                .split('|')
+                .find(|p| !p.contains('='))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            return Some((
+                tag,
+                if tag == "code" {
+                    language
+                } else {
+                    String::new()
+                },
+            ));
+        }
+    }
+    None
+}
+
+#[allow(clippy::type_complexity)]
+fn heading(line: &str) -> Option<Option<(usize, &str)>> {
+    let bytes = line.as_bytes();
+    if bytes.len() >= 4
+        && bytes[0] == b'h'
+        && (b'1'..=b'6').contains(&bytes[1])
+        && bytes[2] == b'.'
+        && bytes[3] == b' '
+    {
+        return Some(Some((usize::from(bytes[1] - b'0'), line[4..].trim())));
+    }
+    None
+}
+
+fn list_item(line: &str) -> Option<(&str, &str)> {
+    let markers = line
+        .find(|c: char| !matches!(c, '*' | '#' | '-'))
+        .unwrap_or(line.len());
+    if markers == 0 || !line[markers..].starts_with(' ') {
+        return None;
+    }
+    let marker_text = &line[..markers];
+    // `----` is a rule and `-` alone only a bullet at depth one.
+    if marker_text.contains('-') && marker_text != "-" {
+        return None;
+    }
+    Some((marker_text, line[markers..].trim_start()))
+}
+
+/// Inline wiki markup to Markdown.
+fn inline(text: &str, warnings: &mut Vec<String>) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let prev_ok = i == 0 || !chars[i - 1].is_alphanumeric();
+        match c {
+            '\\' if chars.get(i + 1) == Some(&'\\') => {
+                out.push_str("\\\n");
+                i += 2;
+                while chars.get(i) == Some(&' ') {
+                    i += 1;
+                }
+                continue;
+            }
+            '\\' if chars.get(i + 1).is_some() => {
+                out.push('\\');
+                out.push(chars[i + 1]);
+                i += 2;
+                continue;
+            }
+            '{' if chars.get(i + 1) == Some(&'{') => {
+                if let Some(end) = find_seq(&chars, i + 2, &['}', '}']) {
+                    let code: String = chars[i + 2..end].iter().collect();
+                    out.push('`');
+                    out.push_str(&code);
+                    out.push('`');
+                    i = end + 2;
+                    continue;
+                }
+            }
+            '[' => {
+                if let Some(end) = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == ']')
+                    .map(|p| p + i + 1)
+                {
+                    let inner: String = chars[i + 1..end].iter().collect();
+                    if let Some(user) = inner.strip_prefix('~') {
+                        out.push_str(&format!("[@{user}]({}{user})", super::adf::MENTION_SCHEME));
+                    } else if let Some((label, url)) = inner.rsplit_once('|') {
+                        out.push_str(&format!("[{}]({})", inline(label, warnings), url.trim()));
+                    } else if inner.contains("://") || inner.starts_with("mailto:") {
+                        out.push_str(&format!("<{}>", inner.trim()));
+                    } else {
+                        out.push('[');
+                        out.push_str(&inner);
+                        out.push(']');
+                    }
+                    i = end + 1;
+                    continue;
+                }
+            }
+            '!' if prev_ok => {
+                if let Some(end) = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == '!')
+                    .map(|p| p + i + 1)
+                {
+                    let inner: String = chars[i + 1..end].iter().collect();
+                    if !inner.is_empty() && !inner.contains(' ') {
+                        let target = inner.split('|').next().unwrap_or("");
+                        if target.contains("://") {
+                            out.push_str(&format!("![]({target})"));
+                        } else {
+                            warnings.push(format!(
+                                "attached image {target:?} kept as wiki markup `!{inner}!`"
+                            ));
+                            out.push_str(&format!("`!{inner}!`"));
+                        }
+                        i = end + 1;
+                        continue;
+                    }
+                }
+            }
+            '{' => {
+                if let Some(end) = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == '}')
+                    .map(|p| p + i + 1)
+                {
+                    let name: String = chars[i + 1..end]
+                        .iter()
+                        .take_while(|c| c.is_alphanumeric())
+                        .collect();
+                    if !name.is_empty() {
+                        warnings.push(format!(
+                            "wiki macro {{{name}}} has no Markdown form; kept as text"
+                        ));
+                    }
+                }
+            }
+            '*' | '_' | '-' | '+' | '^' | '~' if prev_ok => {
+                if let Some(end) = closing(&chars, i, c) {
+                    let inner: String = chars[i + 1..end].iter().collect();
+                    let inner = inline(&inner, warnings);
+                    match c {
+                        '*' => out.push_str(&format!("**{inner}**")),
+                        '_' => out.push_str(&format!("*{inner}*")),
+                        '-' => out.push_str(&format!("~~{inner}~~")),
+                        other => {
+                            let effect = match other {
+                                '+' => "underline",
+                                '^' => "superscript",
+                                _ => "subscript",
+                            };
+                            warnings.push(format!(
+                                "{effect} has no Markdown form; its text is kept without it"
+                            ));
+                            out.push_str(&inner);
+                        }
+                    }
+                    i = end + 1;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+fn find_seq(chars: &[char], from: usize, seq: &[char]) -> Option<usize> {
+    (from..chars.len().saturating_sub(seq.len() - 1)).find(|&j| chars[j..].starts_with(seq))
+}
+
+/// The closing delimiter of an effect opened at `open`: the next `delim` that
+/// follows a non-space and is followed by a non-alphanumeric.
+fn closing(chars: &[char], open: usize, delim: char) -> Option<usize> {
+    if chars
+        .get(open + 1)
+        .is_none_or(|c| c.is_whitespace() || *c == delim)
+    {
+        return None;
+    }
+    (open + 2..chars.len()).find(|&j| {
+        chars[j] == delim
+            && !chars[j - 1].is_whitespace()
+            && chars.get(j + 1).is_none_or(|c| !c.is_alphanumeric())
+    })
+}
+
+#[cfg(test)]
+mod to_markdown_tests {
+    use super::*;
+
+    fn md(wiki: &str) -> String {
+        wiki_to_markdown(wiki).markdown
+    }
+
+    #[test]
+    fn headings_and_effects_become_markdown() {
+        assert_eq!(
+            md("h2. Title\n\nSome *bold*, _italic_, -old- and {{code}}."),
+            "## Title\n\nSome **bold**, *italic*, ~~old~~ and `code`."
+        );
+    }
+
+    #[test]
+    fn words_with_inner_delimiters_stay_plain() {
+        assert_eq!(
+            md("snake_case_name and well-known a*b"),
+            "snake_case_name and well-known a*b"
+        );
+    }
+
+    #[test]
+    fn lists_nest_by_marker_count() {
+        assert_eq!(md("* a\n*# b\n* c"), "- a\n  1. b\n- c");
+    }
+
+    #[test]
+    fn code_quote_and_rule_blocks_become_markdown() {
+        assert_eq!(
+            md("{code:rust}\nlet x = 1;\n{code}\n\n{quote}\nsaid\n{quote}\n\n----"),
+            "```rust\nlet x = 1;\n```\n\n> said\n\n---"
+        );
+        assert_eq!(
+            md("{noformat}\nraw *text*\n{noformat}"),
+            "```\nraw *text*\n```"
+        );
+    }
+
+    #[test]
+    fn links_and_mentions_become_markdown() {
+        assert_eq!(
+            md("[docs|https://x.io] for [~ada] at [https://y.io]"),
+            "[docs](https://x.io) for [@ada](accountid:ada) at <https://y.io>"
+        );
+    }
+
+    #[test]
+    fn tables_become_pipe_tables() {
+        assert_eq!(md("||A||B||\n|1|2|"), "| A | B |\n| --- | --- |\n| 1 | 2 |");
+    }
+
+    #[test]
+    fn markdown_to_wiki_and_back_is_stable() {
+        let markdown = "## Plan\n\n- **one**\n- *two*\n\n```sql\nselect 1;\n```";
+        assert_eq!(md(&markdown_to_wiki(markdown)), markdown);
+    }
+
+    #[test]
+    fn macros_and_underline_are_kept_and_flagged() {
+        let converted = wiki_to_markdown("{panel:title=Note}careful{panel} and +under+");
+        assert_eq!(
+            converted.markdown,
+            "{panel:title=Note}careful{panel} and under"
+        );
+        assert_eq!(converted.warnings.len(), 2, "{:?}", converted.warnings);
     }
 }

@@ -750,7 +750,8 @@ async fn data_center_uses_api_v2_a_bearer_token_wiki_markup_and_start_at_paging(
         .await
         .expect("comment")
         .into_inner();
-    assert_eq!(comment.body, "h2. Done\n\n* *fixed* in {{main}}");
+    // Jira stored wiki markup; the tool gives Markdown back.
+    assert_eq!(comment.body, "## Done\n\n- **fixed** in `main`");
     assert_eq!(comment.author.map(|a| a.name), Some("bot".to_owned()));
     let page = search(&mut c, "project = PROJ", Some("2".into()))
         .await

@@ -10,22 +10,8 @@ use switchboard_proto::jira::v1 as pb;
 
 use crate::support::{self, Connector, Prism};
 
-/// The contract tests take turns so each violation in Prism's log belongs to
-/// the call that caused it.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn connector() -> Option<(
-    Connector,
-    &'static Prism,
-    tokio::sync::MutexGuard<'static, ()>,
-)> {
-    let prism = support::prism()?;
-    let turn = TURN.lock().await;
-    Some((
-        support::start(support::cloud(&prism.base_url)).await,
-        prism,
-        turn,
-    ))
+async fn connector(prism: &Prism) -> Connector {
+    support::start(support::cloud(&prism.base_url)).await
 }
 
 async fn check<T>(
@@ -63,11 +49,8 @@ fn number(n: f64) -> PbValue {
     }
 }
 
-#[tokio::test]
-async fn create_issue_request_matches_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn create_issue_request_matches_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     let custom = Struct {
         fields: [("customfield_10016".to_owned(), number(5.0))]
             .into_iter()
@@ -94,11 +77,8 @@ async fn create_issue_request_matches_the_spec() {
     assert!(created.url.contains("/browse/") || created.key.is_empty());
 }
 
-#[tokio::test]
-async fn get_issue_with_comments_and_transitions_matches_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn get_issue_with_comments_and_transitions_matches_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     check(
         prism,
         "jira_get_issue",
@@ -112,11 +92,8 @@ async fn get_issue_with_comments_and_transitions_matches_the_spec() {
     .await;
 }
 
-#[tokio::test]
-async fn search_pages_match_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn search_pages_match_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     let first = check(
         prism,
         "jira_search_issues",
@@ -142,11 +119,8 @@ async fn search_pages_match_the_spec() {
     .await;
 }
 
-#[tokio::test]
-async fn update_issue_matches_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn update_issue_matches_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     let updated = check(
         prism,
         "jira_update_issue",
@@ -170,11 +144,8 @@ async fn update_issue_matches_the_spec() {
     );
 }
 
-#[tokio::test]
-async fn comments_match_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn comments_match_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     check(
         prism,
         "jira_add_comment",
@@ -197,11 +168,8 @@ async fn comments_match_the_spec() {
     .await;
 }
 
-#[tokio::test]
-async fn transition_by_id_matches_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn transition_by_id_matches_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     let done = check(
         prism,
         "jira_transition_issue",
@@ -216,11 +184,8 @@ async fn transition_by_id_matches_the_spec() {
     assert_eq!(done.transition_id, "31");
 }
 
-#[tokio::test]
-async fn assign_and_unassign_match_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn assign_and_unassign_match_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     check(
         prism,
         "jira_assign_issue",
@@ -243,11 +208,8 @@ async fn assign_and_unassign_match_the_spec() {
     .await;
 }
 
-#[tokio::test]
-async fn project_tools_match_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn project_tools_match_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     check(
         prism,
         "jira_list_projects",
@@ -267,12 +229,7 @@ async fn project_tools_match_the_spec() {
     .await;
 }
 
-#[tokio::test]
-async fn restricted_project_listing_matches_the_spec() {
-    let Some(prism) = support::prism() else {
-        return;
-    };
-    let _turn = TURN.lock().await;
+async fn restricted_project_listing_matches_the_spec(prism: &'static Prism) {
     let mut config = support::cloud(&prism.base_url);
     config.projects = vec!["PROJ".into(), "OPS".into()];
     let mut c = support::start(config).await;
@@ -297,11 +254,8 @@ async fn restricted_project_listing_matches_the_spec() {
     );
 }
 
-#[tokio::test]
-async fn users_fields_and_links_match_the_spec() {
-    let Some((mut c, prism, _turn)) = connector().await else {
-        return;
-    };
+async fn users_fields_and_links_match_the_spec(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     check(
         prism,
         "jira_find_users",
@@ -333,14 +287,54 @@ async fn users_fields_and_links_match_the_spec() {
     .await;
 }
 
-#[tokio::test]
-async fn health_check_request_matches_the_spec_and_turns_serving() {
-    let Some((mut c, _prism, _turn)) = connector().await else {
-        return;
-    };
+async fn health_check_request_matches_the_spec_and_turns_serving(prism: &'static Prism) {
+    let mut c = connector(prism).await;
     crate::health::wait_for(
         &mut c.health,
         tonic_health::pb::health_check_response::ServingStatus::Serving,
     )
     .await;
+}
+
+type Check = fn(&'static Prism) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Every tool, one after the other against one Prism (starting Prism on the
+/// 2.4 MB spec takes seconds, and test runners such as nextest run each test in
+/// its own process). Each check runs as its own task so one failure does not
+/// hide the others; running them in turn keeps each Prism violation next to the
+/// call that caused it.
+#[tokio::test]
+async fn every_tool_request_matches_the_jira_cloud_spec() {
+    let Some(prism) = support::prism() else {
+        return;
+    };
+    macro_rules! checks {
+        ($($name:ident),* $(,)?) => {
+            [$((stringify!($name), (|p| Box::pin($name(p))) as Check)),*]
+        };
+    }
+    let mut failures = Vec::new();
+    for (name, check) in checks![
+        create_issue_request_matches_the_spec,
+        get_issue_with_comments_and_transitions_matches_the_spec,
+        search_pages_match_the_spec,
+        update_issue_matches_the_spec,
+        comments_match_the_spec,
+        transition_by_id_matches_the_spec,
+        assign_and_unassign_match_the_spec,
+        project_tools_match_the_spec,
+        restricted_project_listing_matches_the_spec,
+        users_fields_and_links_match_the_spec,
+        health_check_request_matches_the_spec_and_turns_serving,
+    ] {
+        if let Err(error) = tokio::spawn(check(prism)).await {
+            failures.push(format!("{name}: {error}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} contract check(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

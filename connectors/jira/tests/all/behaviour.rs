@@ -799,3 +799,84 @@ async fn an_unknown_link_type_error_lists_the_link_types() {
         err.message()
     );
 }
+
+#[tokio::test]
+async fn get_issue_asks_for_comments_and_transitions_and_maps_them() {
+    let jira = fake_jira().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/PROJ-4"))
+        .and(query_param("expand", "transitions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "4", "key": "PROJ-4",
+            "fields": {
+                "summary": "With extras",
+                "parent": {"key": "PROJ-1"},
+                "customfield_10016": 3,
+                "comment": {"total": 1, "comments": [{"id": "9", "author": {"accountId": "a1", "displayName": "Ada"},
+                    "body": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "done", "marks": [{"type": "strong"}]}]}]}}]}
+            },
+            "transitions": [{"id": "31", "name": "Done", "to": {"name": "Done"}}]
+        })))
+        .expect(1)
+        .mount(&jira)
+        .await;
+    let mut c = support::start(support::cloud(&jira.uri())).await;
+    let issue = c
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "proj-4".into(),
+            fields: vec!["customfield_10016".into()],
+            include_comments: Some(true),
+            include_transitions: Some(true),
+        })
+        .await
+        .expect("issue")
+        .into_inner();
+    assert_eq!(issue.parent_key, "PROJ-1");
+    assert_eq!(issue.comments.len(), 1);
+    assert_eq!(issue.comments[0].body, "**done**");
+    assert_eq!(issue.transitions[0].name, "Done");
+    let other = issue.other_fields.expect("custom field");
+    assert!(other.fields.contains_key("customfield_10016"));
+    let request = &requests_to(&jira, "/rest/api/3/issue/PROJ-4").await[0];
+    let fields = request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "fields")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    for wanted in ["summary", "description", "comment", "customfield_10016"] {
+        assert!(
+            fields.split(',').any(|f| f == wanted),
+            "{wanted} missing from {fields}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn project_pages_point_to_the_next_start() {
+    let jira = fake_jira().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/project/search"))
+        .and(query_param("startAt", "0"))
+        .and(query_param("maxResults", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "startAt": 0, "maxResults": 2, "total": 3, "isLast": false,
+            "values": [{"id": "1", "key": "AAA", "name": "Alpha", "projectTypeKey": "software"}, {"id": "2", "key": "BBB", "name": "Beta"}]
+        })))
+        .mount(&jira)
+        .await;
+    let mut c = support::start(support::cloud(&jira.uri())).await;
+    let page = c
+        .client
+        .list_projects(pb::ListProjectsRequest {
+            max_results: Some(2),
+            ..Default::default()
+        })
+        .await
+        .expect("projects")
+        .into_inner();
+    assert_eq!(page.projects.len(), 2);
+    assert_eq!(page.projects[0].project_type, "software");
+    assert_eq!(page.next_start_at, Some(2));
+}

@@ -4,6 +4,7 @@
 
 pub mod calculator;
 pub mod process;
+pub mod stack;
 
 /// Generated code of the test connector's proto (`switchboard.testkit.calculator.v1`).
 #[allow(missing_docs, clippy::doc_lazy_continuation)]

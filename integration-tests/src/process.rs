@@ -93,6 +93,11 @@ impl Process {
             .with_context(|| format!("wait for {}", self.name))
     }
 
+    /// The OS process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether it has exited.
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))

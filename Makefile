@@ -1,0 +1,56 @@
+# Switchboard: one MCP endpoint for Jira, Slack, SQL databases and code analysis.
+# `make help` lists the targets.
+
+CARGO ?= cargo
+SHELL := /bin/bash
+# Test runner: cargo-nextest when installed (faster, one process per test), else cargo test.
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+NEXTEST_PROFILE := $(if $(CI),ci,default)
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test test-rust lint fmt bench up down tools services clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## Build every binary (debug)
+	$(CARGO) build --workspace --bins
+
+run: build ## Start the four connectors and the router locally (Ctrl-C stops all)
+	$(CARGO) run --quiet -p integration-tests --bin stack
+
+tools: ## Install the third-party checking tools into .tools/ (idempotent)
+	scripts/install-tools.sh
+
+services: ## Start local PostgreSQL, MariaDB and Redis if installed but stopped
+	scripts/ensure-services.sh
+
+test: tools services build ## Run the whole test suite (set-up included)
+	$(MAKE) --no-print-directory test-rust
+
+test-rust:
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: tools services ## Benchmarks (release build); figures go in README.md
+	scripts/bench.sh
+
+up: ## docker compose up (router on :8080, connectors, PostgreSQL)
+	docker compose up --build -d
+
+down: ## docker compose down
+	docker compose down
+
+clean: ## Remove build output and installed tools
+	$(CARGO) clean
+	rm -rf .tools

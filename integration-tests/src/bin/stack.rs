@@ -1,0 +1,66 @@
+//! `stack`: runs the whole Switchboard stack locally (`make run`): the four
+//! connectors and the router, logs prefixed by service, Ctrl-C stops everything.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use integration_tests::process::bin_dir;
+use integration_tests::stack::{Stack, StackConfig};
+
+/// Run Switchboard's connectors and router as local processes.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Address of the router's Streamable HTTP endpoint.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let workdir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let mut config = StackConfig::local(workdir);
+    config.router_addr = args.listen;
+    let mut stack = match Stack::start(config).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("stack: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let router = bin_dir().join("switchboard");
+    let stdio = stack.config().stdio_args().join(" ");
+    eprintln!(
+        "\nSwitchboard is running: MCP over HTTP at {url}\n\n\
+         Point Claude Code at it (HTTP):\n  claude mcp add --transport http switchboard {url}\n\n\
+         or let Claude Code start the router itself (stdio):\n  claude mcp add switchboard -- {router} {stdio}\n\n\
+         Jira and Slack stay NOT_SERVING (tools hidden) until JIRA_BASE_URL + JIRA_EMAIL + JIRA_API_TOKEN\n\
+         and SLACK_BOT_TOKEN are set; see README.md. Press Ctrl-C to stop everything.\n",
+        url = stack.mcp_url(),
+        router = router.display(),
+    );
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    let failed = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break None,
+            _ = interval.tick() => {
+                let exited = stack.exited();
+                if !exited.is_empty() {
+                    break Some(exited);
+                }
+            }
+        }
+    };
+    eprintln!("stack: stopping");
+    stack.stop().await;
+    match failed {
+        None => ExitCode::SUCCESS,
+        Some(names) => {
+            eprintln!(
+                "stack: {} exited unexpectedly; everything was stopped",
+                names.join(", ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,6 +8,9 @@
 //! router's resident memory, as a Markdown table. Run it in release
 //! (`make bench`); figures are only comparable within one run.
 
+// The report is this program's output.
+#![allow(clippy::print_stdout)]
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;

@@ -7,4 +7,6 @@ mod support;
 mod calls;
 mod catalog;
 mod http;
+mod jira;
 mod lifecycle;
+mod slack;

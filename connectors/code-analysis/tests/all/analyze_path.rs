@@ -180,3 +180,26 @@ async fn the_file_limit_stops_the_walk_and_says_so() {
     assert_eq!(files.len() + skipped.len(), 1);
     assert!(summary.truncated);
 }
+
+#[tokio::test]
+async fn this_connector_s_own_sources_are_analysed() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut connector = support::start(crate_dir).await;
+    let request = pb::AnalyzePathRequest {
+        summary_only: Some(true),
+        ..request("src")
+    };
+    let (_, _, summary) = support::collect_path(&mut connector.client, request)
+        .await
+        .expect("ok");
+    assert!(summary.files_analyzed >= 10, "{summary:?}");
+    assert_eq!(summary.files_skipped, 0);
+    assert_eq!(summary.languages[0].language, "rust");
+    assert_eq!(summary.hotspots.len(), 10);
+    assert!(
+        summary
+            .hotspots
+            .iter()
+            .all(|h| h.path.starts_with("src/") && h.score > 0.0)
+    );
+}

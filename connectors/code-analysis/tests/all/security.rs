@@ -283,3 +283,32 @@ async fn code_and_path_are_mutually_exclusive() {
         .expect_err("neither");
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+/// The connector's own tests quote vulnerable code inside Rust string literals: none
+/// of it is code, so only the key-format rule (which looks inside literals) may fire.
+#[tokio::test]
+async fn vulnerable_code_quoted_in_string_literals_is_not_reported() {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut connector = support::start(crate_dir).await;
+    let request = pb::FindSecurityIssuesRequest {
+        path: Some("tests/all".into()),
+        ..Default::default()
+    };
+    let response = connector
+        .client
+        .find_security_issues(request)
+        .await
+        .expect("ok")
+        .into_inner();
+    assert!(response.files_scanned >= 5);
+    let rules: Vec<_> = response
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule_id.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [("tests/all/security.rs", "rust.secret-key-format")],
+        "{rules:?}"
+    );
+}

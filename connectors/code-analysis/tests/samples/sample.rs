@@ -53,3 +53,9 @@ fn weekday(n: u8) -> &'static str {
         _ => "other",
     }
 }
+
+fn parse_sum(a: &str, b: &str) -> Result<i32, std::num::ParseIntError> {
+    let x = a.parse::<i32>()?;
+    let y = b.parse::<i32>()?;
+    Ok(x + y)
+}

@@ -6,6 +6,7 @@ mod support;
 
 mod calls;
 mod catalog;
+mod claude_code;
 mod http;
 mod jira;
 mod lifecycle;

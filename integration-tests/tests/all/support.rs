@@ -86,7 +86,12 @@ pub async fn stdio_client(args: &[String]) -> (Client, Recorder) {
 
 /// An MCP client talking to a router over Streamable HTTP.
 pub async fn http_client(router: &HttpRouter) -> (Client, Recorder) {
-    let transport = StreamableHttpClientTransport::from_uri(router.mcp_url());
+    http_client_at(&router.mcp_url()).await
+}
+
+/// An MCP client talking to the router at `url` over Streamable HTTP.
+pub async fn http_client_at(url: &str) -> (Client, Recorder) {
+    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
     let recorder = Recorder::new();
     let client = recorder
         .clone()

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Checks the deployment files without a Docker engine or a cluster (run by
+# `make test`; a few seconds once the tools are there; idempotent):
+#
+#   1. `docker-compose config` accepts compose.yaml, with no .env and with
+#      .env.example as the .env (Debian's docker-compose; installed with apt-get
+#      when missing and running as root, `docker compose` used when it works);
+#   2. scripts/check-deploy/check.py, on the resolved compose file and on
+#      deploy/kubernetes rendered by `kubectl kustomize` (or `kustomize build`):
+#      every compose service has a healthcheck; ports and environment variable
+#      names in compose.yaml, .env.example and the manifests match what the
+#      binaries read (derived from the Rust sources and `cargo metadata`); the
+#      Dockerfile's BINARY values are real [[bin]] targets; every rendered
+#      Deployment has probes, resources and a securityContext.
+#
+# One line per check (PASS / FAIL / SKIP / WARN); exits 1 when any check failed.
+# A missing tool fails with CI=true and is skipped loudly otherwise. Without any
+# kustomize, the manifests are rendered by a partial Python renderer instead,
+# with a loud warning (see README.md, "Deploy").
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+ROOT=$PWD
+FAILED=0
+CI=${CI:-}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+say() { printf '%-5s %s\n' "$1" "$2"; }
+fail() { say FAIL "$1"; FAILED=1; }
+missing() { # a tool is missing: fail in CI, skip loudly elsewhere
+  if [[ $CI == true ]]; then fail "$1 (CI=true: a missing tool is a failure)"; else
+    say SKIP "$1"
+    echo "      !!! this check did NOT run; $2" >&2
+  fi
+}
+as_root() { [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; }
+apt_install() { # apt_install PACKAGE...: quietly, refreshing the lists once if needed
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$WORK/apt.log" 2>&1 \
+    || { apt-get update -q >>"$WORK/apt.log" 2>&1 \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$WORK/apt.log" 2>&1; } \
+    || { tail -n 5 "$WORK/apt.log" >&2; return 1; }
+}
+
+# --- Python with PyYAML --------------------------------------------------------
+PYTHON=
+for candidate in python3 /usr/bin/python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import yaml' 2>/dev/null; then
+    PYTHON=$candidate; break
+  fi
+done
+if [[ -z $PYTHON ]] && as_root; then
+  say INFO "installing python3-yaml (Debian) for the checks"
+  apt_install python3-yaml && PYTHON=/usr/bin/python3
+fi
+if [[ -z $PYTHON ]]; then
+  missing "deploy checks: no python3 with PyYAML" "install python3-yaml (apt-get) or PyYAML (pip)"
+  exit "$FAILED"
+fi
+
+# --- docker compose config -------------------------------------------------------
+COMPOSE=()
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  COMPOSE=(docker-compose)
+elif as_root; then
+  say INFO "installing docker-compose (Debian) to validate compose.yaml"
+  apt_install docker-compose && COMPOSE=(docker-compose)
+fi
+RESOLVED=()
+if ((${#COMPOSE[@]})); then
+  : >"$WORK/empty.env"
+  # A clean environment, so the caller's RUST_LOG, CI, ... do not leak into the result.
+  run_compose() { env -i PATH="$PATH" HOME="${HOME:-/root}" "${COMPOSE[@]}" --project-directory "$ROOT" -f "$ROOT/compose.yaml" --env-file "$1" config; }
+  if run_compose "$WORK/empty.env" >"$WORK/compose-default.yaml" 2>"$WORK/compose.err" \
+     && run_compose "$ROOT/.env.example" >"$WORK/compose-example.yaml" 2>>"$WORK/compose.err"; then
+    say PASS "compose: '${COMPOSE[*]} config' accepts compose.yaml, without .env and with .env.example as .env"
+    RESOLVED=(--compose-config "$WORK/compose-example.yaml")
+  else
+    fail "compose: '${COMPOSE[*]} config' rejects compose.yaml"
+    sed 's/^/        /' "$WORK/compose.err"
+  fi
+else
+  missing "compose: no docker-compose or docker compose plugin to validate compose.yaml" \
+    "install the Debian package docker-compose (apt-get install docker-compose); the structural checks below still run on compose.yaml as written"
+fi
+
+# --- kustomize -----------------------------------------------------------------------
+KUSTOMIZE=()
+if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
+  KUSTOMIZE=(--kustomize "kubectl kustomize")
+elif command -v kustomize >/dev/null; then
+  KUSTOMIZE=(--kustomize "kustomize build")
+else
+  say WARN "kubernetes: neither kubectl nor kustomize is installed: the manifests are rendered by a"
+  say WARN "  partial Python renderer (resources, namespace, generators; no patches, labels or images)."
+  say WARN "  Install kubectl (it bundles kustomize) for a real rendering; Debian's kubernetes-client is too old."
+fi
+
+# --- structural checks ------------------------------------------------------------------
+"$PYTHON" scripts/check-deploy/check.py "${RESOLVED[@]}" "${KUSTOMIZE[@]}" || FAILED=1
+
+if ((FAILED)); then
+  echo "check-deploy: FAILED (see the FAIL lines above)" >&2
+else
+  echo "check-deploy: all deployment checks passed" >&2
+fi
+exit "$FAILED"

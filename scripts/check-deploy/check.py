@@ -1,0 +1,659 @@
+#!/usr/bin/env python3
+"""Checks the deployment files against the workspace they deploy.
+
+Run by scripts/check-deploy.sh (which finds the tools); usable alone:
+
+    python3 scripts/check-deploy/check.py [--compose-config FILE] [--kustomize CMD]
+
+Everything compared here is derived from the sources, not listed twice:
+
+- binaries: `cargo metadata` ([[bin]] targets and the workspace crates each one
+  is built from);
+- the environment variables a binary reads: its crates' Rust sources (calls such
+  as `env::flag("NAME", ...)`, `std::env::var("NAME")`, clap's `env = "NAME"`,
+  helpers that take a variable name and read it, and RUST_LOG where the tracing
+  `EnvFilter` reads its default variable);
+- a connector's name (the router's tool prefix): `ConnectorServer::new("name", ...)`;
+- which binaries have a `healthcheck` subcommand: those built on connector-kit.
+
+Each check prints one line (PASS / FAIL / SKIP) and its problems; the exit code is
+1 when any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+K8S_DIR = ROOT / "deploy" / "kubernetes"
+K8S_TARGETS = [K8S_DIR, K8S_DIR / "overlays" / "local"]
+IMAGE_REPOSITORY = "switchboard/"
+
+failures: list[str] = []
+
+
+def report(name: str, problems: list[str], detail: str = "") -> None:
+    """Prints one summary line for a check, then its problems."""
+    if problems:
+        failures.append(name)
+        print(f"FAIL  {name}")
+        for p in problems:
+            print(f"        - {p}")
+    else:
+        print(f"PASS  {name}{': ' + detail if detail else ''}")
+
+
+def skip(name: str, why: str) -> None:
+    print(f"SKIP  {name}: {why}")
+
+
+# ---------------------------------------------------------------------------
+# What the workspace builds and reads
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Binary:
+    """One [[bin]] target and what it reads."""
+
+    name: str
+    package: str
+    crate_dirs: list[Path]
+    env_vars: set[str] = field(default_factory=set)
+    uses_kit: bool = False
+    connector_name: str | None = None
+
+
+ENV_READERS = {"var", "var_os", "string", "parse", "flag", "seconds", "list"}
+READ_CALL = re.compile(r"\b(?:(?:std::)?env::)?([a-z_][a-z0-9_]*)\(\s*\"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)\"")
+CLAP_ENV = re.compile(r"\benv\s*=\s*\"([A-Z][A-Z0-9_]*)\"")
+# A helper such as `fn token(name: &str) -> ... { match env::var(name) ...`.
+HELPER = re.compile(r"\bfn ([a-z_][a-z0-9_]*)\(\s*name: &str\)[^{]*\{(.*?)\n\}", re.S)
+CONNECTOR_NAME = re.compile(r"ConnectorServer::new\(\s*\"([^\"]+)\"")
+
+
+def rust_sources(crate_dir: Path) -> list[str]:
+    """The crate's non-test Rust sources (src/, without `#[cfg(test)]` tails)."""
+    texts = []
+    for path in sorted((crate_dir / "src").rglob("*.rs")):
+        text = path.read_text(encoding="utf-8")
+        cut = text.find("#[cfg(test)]")
+        texts.append(text if cut < 0 else text[:cut])
+    return texts
+
+
+def env_vars_of(texts: list[str]) -> set[str]:
+    """Variable names the sources read (see the module docs)."""
+    readers = set(ENV_READERS)
+    for text in texts:
+        for fn, body in HELPER.findall(text):
+            if re.search(r"env::[a-z_]+\(\s*name\b", body):
+                readers.add(fn)
+    names: set[str] = set()
+    for text in texts:
+        for fn, name in READ_CALL.findall(text):
+            if fn in readers:
+                names.add(name)
+        names.update(CLAP_ENV.findall(text))
+        if "from_default_env" in text:
+            names.add("RUST_LOG")  # tracing_subscriber::EnvFilter::DEFAULT_ENV
+    return names
+
+
+def workspace_binaries() -> dict[str, Binary]:
+    out = subprocess.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        out = subprocess.run(
+            ["cargo", "metadata", "--no-deps", "--format-version", "1"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )
+    meta = json.loads(out.stdout)
+    packages = {p["name"]: p for p in meta["packages"]}
+    binaries: dict[str, Binary] = {}
+    for pkg in meta["packages"]:
+        for target in pkg["targets"]:
+            if "bin" not in target["kind"]:
+                continue
+            crate_dirs = [Path(pkg["manifest_path"]).parent]
+            # Workspace crates it is built from (path dependencies, transitively).
+            queue = [pkg]
+            seen = {pkg["name"]}
+            while queue:
+                current = queue.pop()
+                for dep in current["dependencies"]:
+                    if dep.get("kind") in (None, "normal") and dep.get("path") and dep["name"] in packages:
+                        if dep["name"] not in seen:
+                            seen.add(dep["name"])
+                            crate_dirs.append(Path(dep["path"]))
+                            queue.append(packages[dep["name"]])
+            texts = [t for d in crate_dirs for t in rust_sources(d)]
+            binary = Binary(
+                name=target["name"],
+                package=pkg["name"],
+                crate_dirs=crate_dirs,
+                env_vars=env_vars_of(texts),
+                uses_kit="connector-kit" in seen,
+            )
+            own = rust_sources(crate_dirs[0])
+            names = {n for t in own for n in CONNECTOR_NAME.findall(t)}
+            if len(names) == 1:
+                binary.connector_name = names.pop()
+            binaries[binary.name] = binary
+    return binaries
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+
+def port_of(addr: str) -> int | None:
+    m = re.search(r":(\d+)$", addr.strip())
+    return int(m.group(1)) if m else None
+
+
+def parse_connectors(spec: str) -> dict[str, list[tuple[str, int | None]]]:
+    """SWITCHBOARD_CONNECTORS: NAME=URL[,URL...] items separated by commas."""
+    out: dict[str, list[tuple[str, int | None]]] = {}
+    last = None
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if "=" in item:
+            last, url = item.split("=", 1)
+            out[last] = []
+        else:
+            url = item
+        if last is None:
+            continue
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        out[last].append((parts.hostname or "", parts.port))
+    return out
+
+
+def env_example_vars() -> tuple[dict[str, str], set[str]]:
+    """Assignments (`NAME=value`) and commented-out documented names (`# NAME=`)."""
+    assigned: dict[str, str] = {}
+    commented: set[str] = set()
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line):
+            assigned[m.group(1)] = m.group(2)
+        elif m := re.match(r"^#\s*([A-Z][A-Z0-9_]*)=\s*$", line):
+            commented.add(m.group(1))
+    return assigned, commented
+
+
+def image_binary(image: str) -> str | None:
+    """`switchboard/jira-connector:dev` -> `jira-connector`."""
+    if not image.startswith(IMAGE_REPOSITORY):
+        return None
+    return image[len(IMAGE_REPOSITORY):].split(":", 1)[0].split("@", 1)[0]
+
+
+# ---------------------------------------------------------------------------
+# Dockerfile
+# ---------------------------------------------------------------------------
+
+
+def check_dockerfile(binaries: dict[str, Binary], wanted: set[str]) -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    # Join continuation lines, drop comments.
+    logical = re.sub(r"\\\n", " ", text)
+    lines = [l.strip() for l in logical.splitlines() if l.strip() and not l.strip().startswith("#")]
+    problems = []
+    froms = [l for l in lines if l.upper().startswith("FROM ")]
+    args = {m.group(1): m.group(2) for l in lines if (m := re.match(r"ARG (\w+)(?:=(\S+))?", l))}
+    def resolve(ref: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1)) or m.group(0), ref)
+    bases = [resolve(f.split()[1]) for f in froms]
+    if not any(b.startswith("rust:1-bookworm") for b in bases):
+        problems.append(f"no build stage FROM rust:1-bookworm (stages: {bases})")
+    if not froms or resolve(froms[-1].split()[1]) != "debian:bookworm-slim":
+        problems.append("the last stage (the runtime) is not FROM debian:bookworm-slim")
+    if "BINARY" not in args:
+        problems.append("no ARG BINARY")
+    if not re.search(r'cargo build --release --locked --bin "?\$\{?BINARY\}?"?', logical):
+        problems.append('no `cargo build --release --locked --bin "$BINARY"`')
+    if "cargo chef cook" not in logical:
+        problems.append("dependencies are not built in their own layer (cargo chef cook)")
+    runtime = logical[logical.rfind("\nFROM "):]
+    if "ca-certificates" not in runtime:
+        problems.append("the runtime stage does not install ca-certificates")
+    users = re.findall(r"^\s*USER\s+(\S+)", runtime, re.M)
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("the runtime stage does not switch to a non-root USER")
+    if not re.search(r"^\s*ENTRYPOINT\s+\[", runtime, re.M):
+        problems.append("the runtime stage has no exec-form ENTRYPOINT")
+    unknown = sorted(b for b in wanted if b not in binaries)
+    if unknown:
+        problems.append(f"BINARY values that are no [[bin]] target of the workspace: {unknown} "
+                        f"(targets: {sorted(binaries)})")
+    report("Dockerfile: multi-stage, cached deps, non-root, BINARY values are workspace [[bin]] targets",
+           problems, f"BINARY in {sorted(wanted)}")
+
+
+# ---------------------------------------------------------------------------
+# docker compose
+# ---------------------------------------------------------------------------
+
+
+def interpolate_defaults(text: str) -> str:
+    """compose.yaml as compose resolves it with an empty environment (what
+    `docker-compose config` prints when it is not installed): `${X:-d}` -> d."""
+    text = re.sub(r"(?<!\$)\$\{[A-Z][A-Z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", text)
+    return text.replace("$$", "$")
+
+
+def compose_interpolations(text: str) -> set[str]:
+    return set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
+
+
+def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str]:
+    """Returns the BINARY values compose builds."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    doc = resolved if resolved is not None else yaml.safe_load(interpolate_defaults(text))
+    services: dict = doc.get("services", {})
+    problems: list[str] = []
+    wanted: set[str] = set()
+    svc_binary: dict[str, Binary] = {}
+
+    # Health checks, container names, published ports.
+    health_problems = []
+    for name, svc in services.items():
+        hc = svc.get("healthcheck") or {}
+        test = hc.get("test")
+        if not test or hc.get("disable") or test in (["NONE"], "NONE"):
+            health_problems.append(f"service {name} has no healthcheck")
+        if "container_name" in svc:
+            health_problems.append(f"service {name} sets container_name (prevents --scale)")
+    report("compose: every service has a healthcheck and no container_name", health_problems,
+           f"{len(services)} services")
+
+    for name, svc in services.items():
+        build = svc.get("build")
+        if not build:
+            continue
+        binary = (build.get("args") or {}).get("BINARY") if isinstance(build, dict) else None
+        if not binary:
+            problems.append(f"service {name} builds without args.BINARY")
+            continue
+        wanted.add(binary)
+        if binary not in binaries:
+            problems.append(f"service {name}: BINARY={binary} is no [[bin]] target")
+            continue
+        svc_binary[name] = binaries[binary]
+        image = svc.get("image", "")
+        if image_binary(image) != binary:
+            problems.append(f"service {name}: image {image!r} should be {IMAGE_REPOSITORY}{binary}:<tag>")
+
+    routers = [n for n, b in svc_binary.items() if not b.uses_kit]
+    connectors = [n for n, b in svc_binary.items() if b.uses_kit]
+    if len(routers) != 1:
+        problems.append(f"expected exactly one router service (a binary not built on connector-kit), got {routers}")
+
+    # Ports: only the router is published; LISTEN_ADDR / SWITCHBOARD_CONNECTORS / healthchecks agree.
+    for name, svc in services.items():
+        if svc.get("ports") and name not in routers:
+            problems.append(f"service {name} publishes host ports; only the router may (and --scale needs none)")
+    listen_ports: dict[str, int | None] = {}
+    for name in connectors:
+        svc, binary = services[name], svc_binary[name]
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        listen_ports[name] = port_of(str(env.get("LISTEN_ADDR", "")))
+        if listen_ports[name] is None:
+            problems.append(f"service {name}: LISTEN_ADDR must be set to an address with a port")
+        test = svc.get("healthcheck", {}).get("test") or []
+        joined = " ".join(test) if isinstance(test, list) else str(test)
+        if f"{binary.name} healthcheck" not in joined:
+            problems.append(f"service {name}: healthcheck should run `{binary.name} healthcheck`, got {joined!r}")
+    for name in routers:
+        svc = services[name]
+        env = svc.get("environment") or {}
+        listen = port_of(str(env.get("SWITCHBOARD_LISTEN", "")))
+        published = [str(p) for p in svc.get("ports") or []]
+        targets = {int(p.rsplit(":", 1)[-1].split("/")[0]) for p in published if not isinstance(p, dict)}
+        targets |= {int(p["target"]) for p in svc.get("ports") or [] if isinstance(p, dict)}
+        if listen is None or targets != {listen}:
+            problems.append(f"router {name}: published container port(s) {sorted(targets)} != SWITCHBOARD_LISTEN port {listen}")
+        test = " ".join(svc.get("healthcheck", {}).get("test") or [])
+        if listen is not None and not re.search(rf"/{listen}\b", test):
+            problems.append(f"router {name}: healthcheck does not probe port {listen}")
+        if "/readyz" not in test and "/healthz" not in test:
+            problems.append(f"router {name}: healthcheck does not ask /readyz or /healthz")
+        specs = parse_connectors(str(env.get("SWITCHBOARD_CONNECTORS", "")))
+        reached = set()
+        for cname, urls in specs.items():
+            for host, port in urls:
+                if host not in services:
+                    problems.append(f"router {name}: connector {cname} points at {host!r}, not a compose service")
+                    continue
+                reached.add(host)
+                if host in svc_binary and svc_binary[host].connector_name not in (None, cname):
+                    problems.append(f"router {name}: {host} calls itself {svc_binary[host].connector_name!r} "
+                                    f"but is registered as {cname!r} (tool names would change)")
+                if port != listen_ports.get(host):
+                    problems.append(f"router {name}: connector {cname} dials port {port} but {host} listens on {listen_ports.get(host)}")
+        for c in connectors:
+            if c not in reached:
+                problems.append(f"router {name}: connector service {c} is not in SWITCHBOARD_CONNECTORS")
+            if c not in (services[name].get("depends_on") or {}):
+                problems.append(f"router {name}: does not depend_on {c}")
+        hosts = str(env.get("SWITCHBOARD_ALLOWED_HOSTS", "")).split(",")
+        if name not in hosts:
+            problems.append(f"router {name}: SWITCHBOARD_ALLOWED_HOSTS does not admit the service name {name!r}")
+    report("compose: ports agree (LISTEN_ADDR, SWITCHBOARD_CONNECTORS, published port, healthchecks); only the router is published",
+           problems, f"router {routers}, connectors {sorted(connectors)}")
+
+    # Environment variable names.
+    env_problems = []
+    for name, binary in svc_binary.items():
+        env = services[name].get("environment") or {}
+        keys = set(env) if isinstance(env, dict) else {e.split("=", 1)[0] for e in env}
+        unknown = sorted(keys - binary.env_vars)
+        if unknown:
+            env_problems.append(f"service {name}: {binary.name} reads none of {unknown}")
+        if binary.uses_kit:
+            # Connectors treat an empty variable as unset, so all of them are passed through.
+            missing = sorted(binary.env_vars - keys)
+            if missing:
+                env_problems.append(f"service {name}: not passed through from .env: {missing}")
+    assigned, commented = env_example_vars()
+    documented = set(assigned) | commented
+    interpolated = compose_interpolations(text)
+    undocumented = sorted(interpolated - documented)
+    if undocumented:
+        env_problems.append(f"compose.yaml interpolates variables .env.example does not document: {undocumented}")
+    report("compose: environment names are variables the binaries read; connectors pass all of theirs",
+           env_problems, f"{sum(len(b.env_vars) for b in svc_binary.values())} variables over {len(svc_binary)} binaries")
+    return wanted
+
+
+def check_env_example(binaries: dict[str, Binary]) -> None:
+    assigned, commented = env_example_vars()
+    documented = set(assigned) | commented
+    read = set().union(*(b.env_vars for b in binaries.values() if b.name in DEPLOYED))
+    interpolated = compose_interpolations(COMPOSE_FILE.read_text(encoding="utf-8"))
+    problems = []
+    missing = sorted(read - documented)
+    if missing:
+        problems.append(f"variables the binaries read that .env.example does not document: {missing}")
+    stray = sorted(n for n in documented if n not in read and n not in interpolated)
+    if stray:
+        problems.append(f"variables in .env.example that no binary reads and compose.yaml does not use: {stray}")
+    filled = sorted(n for n, v in assigned.items() if v.strip())
+    if filled:
+        problems.append(f"values in .env.example (leave every value empty; defaults go in comments): {filled}")
+    report(".env.example documents every variable of every deployed binary, and nothing else", problems,
+           f"{len(documented)} variables")
+
+
+# ---------------------------------------------------------------------------
+# Kubernetes
+# ---------------------------------------------------------------------------
+
+
+def render_with(kustomize: list[str], target: Path) -> tuple[list[dict] | None, str]:
+    out = subprocess.run(kustomize + [str(target)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None, out.stderr.strip() or out.stdout.strip()
+    return [d for d in yaml.safe_load_all(out.stdout) if d], ""
+
+
+def render_structurally(target: Path) -> tuple[list[dict] | None, str]:
+    """A partial kustomize for when none is installed: resources, namespace,
+    generators (without hash suffixes). Enough for the structural checks below."""
+    try:
+        return _render(target, set()), ""
+    except (OSError, yaml.YAMLError, KeyError, ValueError) as e:
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _render(target: Path, seen: set[Path]) -> list[dict]:
+    target = target.resolve()
+    if target in seen:
+        raise ValueError(f"cycle through {target}")
+    seen.add(target)
+    kfile = target / "kustomization.yaml"
+    k = yaml.safe_load(kfile.read_text(encoding="utf-8"))
+    objects: list[dict] = []
+    for res in k.get("resources", []):
+        path = (target / res).resolve()
+        if path.is_dir():
+            objects += _render(path, seen)
+        else:
+            objects += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    for gen_kind, key in (("ConfigMap", "configMapGenerator"), ("Secret", "secretGenerator")):
+        for gen in k.get(key, []):
+            data: dict[str, str] = {}
+            for env_file in gen.get("envs", []):
+                for line in (target / env_file).read_text(encoding="utf-8").splitlines():
+                    if line.strip() and not line.lstrip().startswith("#"):
+                        name, value = line.split("=", 1)
+                        data[name.strip()] = value
+            for lit in gen.get("literals", []):
+                name, value = lit.split("=", 1)
+                data[name] = value
+            objects.append({"apiVersion": "v1", "kind": gen_kind, "metadata": {"name": gen["name"]}, "data": data})
+    if ns := k.get("namespace"):
+        for o in objects:
+            if o.get("kind") != "Namespace":
+                o.setdefault("metadata", {})["namespace"] = ns
+    return objects
+
+
+def base_name(name: str, generated: set[str]) -> str:
+    """Strips a kustomize hash suffix from a generated object's name."""
+    for g in generated:
+        if name == g or re.fullmatch(re.escape(g) + r"-[a-z0-9]{10}", name):
+            return g
+    return name
+
+
+def check_kubernetes(binaries: dict[str, Binary], kustomize: list[str] | None) -> set[str]:
+    wanted: set[str] = set()
+    for target in K8S_TARGETS:
+        rel = target.relative_to(ROOT)
+        if kustomize:
+            objects, error = render_with(kustomize, target)
+            how = " ".join(kustomize)
+        else:
+            objects, error = render_structurally(target)
+            how = "structural Python rendering (no kustomize installed)"
+        if objects is None:
+            report(f"kubernetes: {rel} renders", [error])
+            continue
+        report(f"kubernetes: {rel} renders", [], f"{len(objects)} objects with {how}")
+        wanted |= check_rendered(rel, objects, binaries)
+    return wanted
+
+
+def check_rendered(rel: Path, objects: list[dict], binaries: dict[str, Binary]) -> set[str]:
+    by_kind: dict[str, dict[str, dict]] = {}
+    for o in objects:
+        by_kind.setdefault(o["kind"], {})[o["metadata"]["name"]] = o
+    config_maps = by_kind.get("ConfigMap", {})
+    secrets = by_kind.get("Secret", {})
+    deployments = by_kind.get("Deployment", {})
+    services = by_kind.get("Service", {})
+    hpas = by_kind.get("HorizontalPodAutoscaler", {})
+    problems: list[str] = []
+    wanted: set[str] = set()
+    connector_ports: dict[str, int] = {}  # service name -> port
+    router_specs: list[tuple[str, dict]] = []
+
+    def env_of(container: dict) -> tuple[dict[str, str], list[str]]:
+        """Variables a container gets (values where known) and missing references."""
+        env: dict[str, str] = {}
+        missing: list[str] = []
+        for src in container.get("envFrom", []):
+            for kind, store in (("configMapRef", config_maps), ("secretRef", secrets)):
+                if kind in src:
+                    ref = src[kind]
+                    obj = store.get(ref["name"])
+                    if obj is None:
+                        if not ref.get("optional"):
+                            missing.append(f"{kind} {ref['name']}")
+                        continue
+                    data = dict(obj.get("data") or {}) | dict(obj.get("stringData") or {})
+                    env |= {k: str(v) for k, v in data.items()}
+        for e in container.get("env", []):
+            env[e["name"]] = str(e.get("value", ""))
+        return env, missing
+
+    for dname, dep in deployments.items():
+        spec = dep["spec"]["template"]["spec"]
+        pod_sc = spec.get("securityContext") or {}
+        for c in spec.get("containers", []):
+            where = f"{rel}: Deployment {dname}, container {c['name']}"
+            for probe in ("livenessProbe", "readinessProbe"):
+                if probe not in c:
+                    problems.append(f"{where}: no {probe}")
+            res = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                for key in ("cpu", "memory"):
+                    if key not in (res.get(part) or {}):
+                        problems.append(f"{where}: no resources.{part}.{key}")
+            sc = c.get("securityContext") or {}
+            if not sc:
+                problems.append(f"{where}: no securityContext")
+            if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
+                problems.append(f"{where}: not runAsNonRoot")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation is not false")
+            if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+                problems.append(f"{where}: capabilities are not dropped")
+            env, missing = env_of(c)
+            for m in missing:
+                problems.append(f"{where}: references missing {m}")
+            bname = image_binary(c.get("image", ""))
+            if bname is None:
+                continue  # a third-party image (e.g. PostgreSQL in the local overlay)
+            wanted.add(bname)
+            binary = binaries.get(bname)
+            if binary is None:
+                problems.append(f"{where}: image {c['image']} names no [[bin]] target")
+                continue
+            unknown = sorted(set(env) - binary.env_vars)
+            if unknown:
+                problems.append(f"{where}: {bname} reads none of {unknown}")
+            port = (c.get("ports") or [{}])[0].get("containerPort")
+            if binary.uses_kit:
+                listen = port_of(env.get("LISTEN_ADDR", ""))
+                if listen != port:
+                    problems.append(f"{where}: LISTEN_ADDR port {listen} != containerPort {port}")
+                grpc = (c.get("readinessProbe") or {}).get("grpc") or {}
+                if grpc.get("port") != port:
+                    problems.append(f"{where}: readinessProbe is not a grpc.health.v1 probe on port {port}")
+                live = " ".join((c.get("livenessProbe") or {}).get("exec", {}).get("command", []))
+                if f"{bname} healthcheck" not in live and ((c.get("livenessProbe") or {}).get("grpc") or {}).get("port") != port:
+                    problems.append(f"{where}: livenessProbe checks neither `{bname} healthcheck` nor grpc port {port}")
+                svc = services.get(dname)
+                if svc is None:
+                    problems.append(f"{where}: no Service named {dname}")
+                else:
+                    if svc["spec"].get("clusterIP") != "None":
+                        problems.append(f"{rel}: Service {dname} is not headless (clusterIP: None)")
+                    sports = [p.get("port") for p in svc["spec"].get("ports", [])]
+                    if sports != [port]:
+                        problems.append(f"{rel}: Service {dname} ports {sports} != containerPort {port}")
+                    connector_ports[dname] = port
+                targets = [h for h in hpas.values() if h["spec"]["scaleTargetRef"].get("name") == dname
+                           and h["spec"]["scaleTargetRef"].get("kind") == "Deployment"]
+                if not targets:
+                    problems.append(f"{rel}: no HorizontalPodAutoscaler for connector Deployment {dname}")
+            else:
+                listen = port_of(env.get("SWITCHBOARD_LISTEN", ""))
+                if listen != port:
+                    problems.append(f"{where}: SWITCHBOARD_LISTEN port {listen} != containerPort {port}")
+                for probe in ("livenessProbe", "readinessProbe"):
+                    get = (c.get(probe) or {}).get("httpGet") or {}
+                    if get.get("port") not in (port, "http"):
+                        problems.append(f"{where}: {probe} is not an HTTP probe of port {port}")
+                labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+                router_specs.append((where, env, labels))
+
+    for where, env, labels in router_specs:
+        specs = parse_connectors(env.get("SWITCHBOARD_CONNECTORS", ""))
+        for cname, urls in specs.items():
+            for host, port in urls:
+                short = host.split(".")[0]
+                if short not in connector_ports:
+                    problems.append(f"{where}: connector {cname} points at {host!r}, no connector Service")
+                elif connector_ports[short] != port:
+                    problems.append(f"{where}: connector {cname} dials port {port}, Service {short} has {connector_ports[short]}")
+                else:
+                    dep = deployments[short]["spec"]["template"]["spec"]["containers"][0]
+                    b = binaries.get(image_binary(dep.get("image", "")) or "")
+                    if b and b.connector_name not in (None, cname):
+                        problems.append(f"{where}: {short} calls itself {b.connector_name!r} but is registered as {cname!r}")
+        for c in connector_ports:
+            if not any(h.split(".")[0] == c for urls in specs.values() for h, _ in urls):
+                problems.append(f"{where}: connector Service {c} is not in SWITCHBOARD_CONNECTORS")
+        hosts = env.get("SWITCHBOARD_ALLOWED_HOSTS", "").split(",")
+        router_services = [s for s in services.values()
+                           if s["spec"].get("selector") and s["spec"]["selector"].items() <= labels.items()]
+        if not router_services:
+            problems.append(f"{where}: no Service selects the router's pods")
+        for s in router_services:
+            if s["metadata"]["name"] not in hosts:
+                problems.append(f"{where}: SWITCHBOARD_ALLOWED_HOSTS does not admit Service name {s['metadata']['name']!r}")
+    for hname, h in hpas.items():
+        ref = h["spec"]["scaleTargetRef"]
+        if ref.get("name") not in deployments:
+            problems.append(f"{rel}: HorizontalPodAutoscaler {hname} targets missing Deployment {ref.get('name')}")
+    report(f"kubernetes: {rel}: every Deployment has probes, resources, securityContext; ports, env names, Services and HPAs agree",
+           problems, f"{len(deployments)} Deployments, {len(connector_ports)} connector Services, {len(hpas)} HPAs")
+    return wanted
+
+
+# ---------------------------------------------------------------------------
+
+DEPLOYED: set[str] = set()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compose-config", type=Path,
+                        help="output of `docker-compose config` (resolved); default: compose.yaml parsed as is")
+    parser.add_argument("--kustomize", help="command that renders a kustomization dir, e.g. 'kubectl kustomize'; "
+                                            "default: structural Python rendering")
+    args = parser.parse_args()
+
+    binaries = workspace_binaries()
+    resolved = yaml.safe_load(args.compose_config.read_text()) if args.compose_config else None
+    compose_doc = resolved or yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    for svc in compose_doc.get("services", {}).values():
+        build = svc.get("build")
+        if isinstance(build, dict) and (build.get("args") or {}).get("BINARY"):
+            DEPLOYED.add(build["args"]["BINARY"])
+    summary = ", ".join(f"{b.name} ({len(b.env_vars)} vars)" for b in binaries.values() if b.name in DEPLOYED)
+    print(f"INFO  binaries deployed: {summary}")
+
+    wanted = check_compose(binaries, resolved)
+    check_env_example(binaries)
+    wanted |= check_kubernetes(binaries, shlex.split(args.kustomize) if args.kustomize else None)
+    check_dockerfile(binaries, wanted)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,7 +48,13 @@ pub fn measure(ast: &Ast, path: &str) -> Result<pb::FileAnalysis, Error> {
         functions: u32::try_from(functions.len()).unwrap_or(u32::MAX),
         cyclomatic_total: m.cyclomatic.cyclomatic_sum(),
         cyclomatic_max: functions.iter().map(|f| f.cyclomatic).max().unwrap_or(0),
-        cyclomatic_average: finite(m.cyclomatic.cyclomatic_average()),
+        // The mean of the functions' own values (the library's average also folds in
+        // the top level's base of 1).
+        cyclomatic_average: if functions.is_empty() {
+            0.0
+        } else {
+            functions.iter().map(|f| f.cyclomatic as f64).sum::<f64>() / functions.len() as f64
+        },
         cyclomatic_modified_total: m.cyclomatic.cyclomatic_modified_sum(),
         cognitive_total: m.cognitive.cognitive_sum(),
         cognitive_max: functions.iter().map(|f| f.cognitive).max().unwrap_or(0),

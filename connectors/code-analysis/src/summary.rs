@@ -17,6 +17,9 @@ pub struct PathTotals {
     cyclomatic_total: u64,
     cognitive_total: u64,
     languages: HashMap<String, pb::LanguageTotals>,
+    /// Per language, the sum of the functions' own cyclomatic complexity (the file
+    /// totals also count each file's top level).
+    function_cyclomatic: HashMap<String, u64>,
     hotspots: Vec<pb::Hotspot>,
     top: usize,
 }
@@ -64,6 +67,10 @@ impl PathTotals {
         }
         language.functions += u64::from(metrics.functions);
         language.cyclomatic_total += metrics.cyclomatic_total;
+        *self
+            .function_cyclomatic
+            .entry(file.language.clone())
+            .or_insert(0) += file.functions.iter().map(|f| f.cyclomatic).sum::<u64>();
 
         if self.top == 0 {
             return;
@@ -110,7 +117,11 @@ impl PathTotals {
             language.cyclomatic_average = if language.functions == 0 {
                 0.0
             } else {
-                language.cyclomatic_total as f64 / language.functions as f64
+                self.function_cyclomatic
+                    .get(&language.language)
+                    .copied()
+                    .unwrap_or(0) as f64
+                    / language.functions as f64
             };
         }
         languages.sort_by(|a, b| {
@@ -151,7 +162,8 @@ mod tests {
                     ..Default::default()
                 }),
                 functions: u32::try_from(functions.len()).expect("few"),
-                cyclomatic_total: functions.iter().map(|f| f.0).sum(),
+                // Like the library: each function, plus 1 for the file's top level.
+                cyclomatic_total: functions.iter().map(|f| f.0).sum::<u64>() + 1,
                 ..Default::default()
             }),
             functions: functions

@@ -34,6 +34,7 @@ async fn detailed_analysis_lists_every_function_with_its_metrics() {
     let metrics = result.metrics.expect("file metrics");
     assert_eq!(metrics.functions, 2);
     assert_eq!(metrics.cyclomatic_max, 5);
+    assert_eq!(metrics.cyclomatic_average, 3.0, "(5 + 1) / 2 functions");
     assert_eq!(metrics.lines.expect("lines").sloc, 12);
     assert!(metrics.maintainability_index > 0.0 && metrics.maintainability_index <= 100.0);
 }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use big_code_analysis::{Ast, LANG, Source};
@@ -48,6 +49,8 @@ pub struct PathRequest {
 pub struct ScanRequest {
     pub path: String,
     pub walk: WalkOptions,
+    /// Set when the caller has gone (deadline, cancellation): the walk stops.
+    pub cancelled: Arc<AtomicBool>,
 }
 
 /// Findings over a path, before filtering and truncation.
@@ -364,6 +367,9 @@ impl Analyzer {
         }
         let result = std::sync::Mutex::new(ScanResult::default());
         let truncated = self.root.walk(&start, &request.walk, |visit| {
+            if request.cancelled.load(Ordering::Relaxed) {
+                return false;
+            }
             let outcome = match visit {
                 Visit::Refused { relative, reason } => Err(pb::SkippedFile {
                     path: relative,
@@ -407,4 +413,39 @@ impl Analyzer {
 fn parse(lang: LANG, code: &str) -> Result<Ast, Error> {
     Ast::parse(Source::new(lang, code.as_bytes()))
         .map_err(|e| Error::Internal(format!("cannot parse as {}: {e}", lang.name())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_scan_stops_walking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("f{i}.py")), "eval(x)\n").expect("write");
+        }
+        let root = dir.path().canonicalize().expect("root");
+        let analyzer = Analyzer::new(Config::with_root(root)).expect("analyzer");
+        let request = |cancelled: bool| ScanRequest {
+            path: ".".into(),
+            walk: WalkOptions {
+                respect_gitignore: true,
+                max_files: 100,
+                threads: 1,
+                ..Default::default()
+            },
+            cancelled: Arc::new(AtomicBool::new(cancelled)),
+        };
+        assert_eq!(
+            analyzer
+                .scan_path(&request(false))
+                .expect("scan")
+                .files_scanned,
+            5
+        );
+        let stopped = analyzer.scan_path(&request(true)).expect("scan");
+        assert_eq!(stopped.files_scanned, 0);
+        assert!(stopped.findings.is_empty());
+    }
 }

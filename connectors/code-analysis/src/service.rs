@@ -2,6 +2,7 @@
 //! and maps between the proto messages and the [`Analyzer`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use switchboard_proto::code_analysis::v1 as pb;
 use switchboard_proto::code_analysis::v1::code_analysis_server::CodeAnalysis;
@@ -76,6 +77,15 @@ fn min_severity(raw: Option<i32>) -> Result<pb::Severity, Error> {
         Some(Err(_)) => Err(Error::InvalidArgument(
             "min_severity must be one of LOW, MEDIUM, HIGH, CRITICAL".to_owned(),
         )),
+    }
+}
+
+/// Sets the flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -175,7 +185,10 @@ impl CodeAnalysis for CodeAnalysisService {
                 let scan = ScanRequest {
                     path,
                     walk: self.walk_options(request.include, request.exclude, true, None),
+                    cancelled: Arc::new(AtomicBool::new(false)),
                 };
+                // Dropped with this future when the caller goes away: stops the walk.
+                let _cancel_on_drop = CancelOnDrop(Arc::clone(&scan.cancelled));
                 blocking(move || analyzer.scan_path(&scan)).await?
             }
         };

@@ -11,7 +11,9 @@
 #      names in compose.yaml, .env.example and the manifests match what the
 #      binaries read (derived from the Rust sources and `cargo metadata`); the
 #      Dockerfile's BINARY values are real [[bin]] targets; every rendered
-#      Deployment has probes, resources and a securityContext.
+#      Deployment has probes, resources and a securityContext;
+#   3. scripts/check-deploy/selftest.py: check.py fails on copies of the files
+#      with one deliberate mistake each (so a check that stops checking shows).
 #
 # One line per check (PASS / FAIL / SKIP / WARN); exits 1 when any check failed.
 # A missing tool fails with CI=true and is skipped loudly otherwise. Without any
@@ -26,7 +28,7 @@ CI=${CI:-}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-say() { printf '%-5s %s\n' "$1" "$2"; }
+say() { printf '%-5s %s\n' "$1" "$2" | tee -a "$WORK/summary"; }
 fail() { say FAIL "$1"; FAILED=1; }
 missing() { # a tool is missing: fail in CI, skip loudly elsewhere
   if [[ $CI == true ]]; then fail "$1 (CI=true: a missing tool is a failure)"; else
@@ -99,11 +101,15 @@ else
 fi
 
 # --- structural checks ------------------------------------------------------------------
-"$PYTHON" scripts/check-deploy/check.py "${RESOLVED[@]}" "${KUSTOMIZE[@]}" || FAILED=1
+"$PYTHON" scripts/check-deploy/check.py "${RESOLVED[@]}" "${KUSTOMIZE[@]}" | tee -a "$WORK/summary"
+((PIPESTATUS[0] == 0)) || FAILED=1
+# ... and proof that those checks catch deliberate mistakes in copies of the files.
+"$PYTHON" scripts/check-deploy/selftest.py | tee -a "$WORK/summary"
+((PIPESTATUS[0] == 0)) || FAILED=1
 
-if ((FAILED)); then
-  echo "check-deploy: FAILED (see the FAIL lines above)" >&2
-else
-  echo "check-deploy: all deployment checks passed" >&2
-fi
+passed=$(grep -c '^PASS' "$WORK/summary")
+failed=$(grep -c '^FAIL' "$WORK/summary")
+skipped=$(grep -c '^SKIP' "$WORK/summary")
+if ((FAILED)) && ((failed == 0)); then failed=1; fi # a crash without a FAIL line still fails
+echo "check-deploy: $passed passed, $failed failed, $skipped skipped"
 exit "$FAILED"

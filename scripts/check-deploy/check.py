@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -35,13 +34,28 @@ from urllib.parse import urlsplit
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "compose.yaml"
-ENV_EXAMPLE = ROOT / ".env.example"
-DOCKERFILE = ROOT / "Dockerfile"
-K8S_DIR = ROOT / "deploy" / "kubernetes"
-K8S_TARGETS = [K8S_DIR, K8S_DIR / "overlays" / "local"]
+try:  # libyaml when present: several times faster
+    from yaml import CSafeLoader as _Loader
+except ImportError:
+    from yaml import SafeLoader as _Loader
+
+# The workspace (for `cargo metadata` and the Rust sources).
+WORKSPACE = Path(__file__).resolve().parents[2]
 IMAGE_REPOSITORY = "switchboard/"
+
+
+def use_deploy_root(root: Path) -> None:
+    """Where the deployment files are: the workspace, or a copy (self-test)."""
+    global ROOT, COMPOSE_FILE, ENV_EXAMPLE, DOCKERFILE, K8S_DIR, K8S_TARGETS
+    ROOT = root.resolve()
+    COMPOSE_FILE = ROOT / "compose.yaml"
+    ENV_EXAMPLE = ROOT / ".env.example"
+    DOCKERFILE = ROOT / "Dockerfile"
+    K8S_DIR = ROOT / "deploy" / "kubernetes"
+    K8S_TARGETS = [K8S_DIR, K8S_DIR / "overlays" / "local"]
+
+
+use_deploy_root(WORKSPACE)
 
 failures: list[str] = []
 
@@ -117,12 +131,12 @@ def env_vars_of(texts: list[str]) -> set[str]:
 def workspace_binaries() -> dict[str, Binary]:
     out = subprocess.run(
         ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=WORKSPACE, capture_output=True, text=True,
     )
     if out.returncode != 0:
         out = subprocess.run(
             ["cargo", "metadata", "--no-deps", "--format-version", "1"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            cwd=WORKSPACE, capture_output=True, text=True, check=True,
         )
     meta = json.loads(out.stdout)
     packages = {p["name"]: p for p in meta["packages"]}
@@ -268,7 +282,7 @@ def compose_interpolations(text: str) -> set[str]:
 def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str]:
     """Returns the BINARY values compose builds."""
     text = COMPOSE_FILE.read_text(encoding="utf-8")
-    doc = resolved if resolved is not None else yaml.safe_load(interpolate_defaults(text))
+    doc = resolved if resolved is not None else yaml.load(interpolate_defaults(text), Loader=_Loader)
     services: dict = doc.get("services", {})
     problems: list[str] = []
     wanted: set[str] = set()
@@ -415,7 +429,7 @@ def render_with(kustomize: list[str], target: Path) -> tuple[list[dict] | None, 
     out = subprocess.run(kustomize + [str(target)], capture_output=True, text=True)
     if out.returncode != 0:
         return None, out.stderr.strip() or out.stdout.strip()
-    return [d for d in yaml.safe_load_all(out.stdout) if d], ""
+    return [d for d in yaml.load_all(out.stdout, Loader=_Loader) if d], ""
 
 
 def render_structurally(target: Path) -> tuple[list[dict] | None, str]:
@@ -433,14 +447,14 @@ def _render(target: Path, seen: set[Path]) -> list[dict]:
         raise ValueError(f"cycle through {target}")
     seen.add(target)
     kfile = target / "kustomization.yaml"
-    k = yaml.safe_load(kfile.read_text(encoding="utf-8"))
+    k = yaml.load(kfile.read_text(encoding="utf-8"), Loader=_Loader)
     objects: list[dict] = []
     for res in k.get("resources", []):
         path = (target / res).resolve()
         if path.is_dir():
             objects += _render(path, seen)
         else:
-            objects += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+            objects += [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader) if d]
     for gen_kind, key in (("ConfigMap", "configMapGenerator"), ("Secret", "secretGenerator")):
         for gen in k.get(key, []):
             data: dict[str, str] = {}
@@ -482,6 +496,17 @@ def check_kubernetes(binaries: dict[str, Binary], kustomize: list[str] | None) -
             report(f"kubernetes: {rel} renders", [error])
             continue
         report(f"kubernetes: {rel} renders", [], f"{len(objects)} objects with {how}")
+        if kustomize:
+            # Keep the fallback honest: it must find the same objects as kustomize.
+            fallback, error = render_structurally(target)
+            names = lambda objs: {(o["kind"], o["metadata"]["name"]) for o in objs}  # noqa: E731
+            generated = {n for k, n in names(fallback or []) if k in ("ConfigMap", "Secret")}
+            real = {(k, base_name(n, generated)) for k, n in names(objects)}
+            mine = names(fallback or [])
+            report(f"kubernetes: {rel}: the Python fallback renderer finds the same objects as {how}",
+                   [error] if fallback is None else
+                   [f"only kustomize: {sorted(real - mine)}, only the fallback: {sorted(mine - real)}"]
+                   if real != mine else [], f"{len(mine)} objects")
         wanted |= check_rendered(rel, objects, binaries)
     return wanted
 
@@ -636,11 +661,26 @@ def main() -> int:
                         help="output of `docker-compose config` (resolved); default: compose.yaml parsed as is")
     parser.add_argument("--kustomize", help="command that renders a kustomization dir, e.g. 'kubectl kustomize'; "
                                             "default: structural Python rendering")
+    parser.add_argument("--deploy-root", type=Path, default=WORKSPACE,
+                        help="directory holding compose.yaml, .env.example, Dockerfile and deploy/ "
+                             "(default: the workspace; the self-test passes altered copies)")
     args = parser.parse_args()
+    use_deploy_root(args.deploy_root)
 
-    binaries = workspace_binaries()
-    resolved = yaml.safe_load(args.compose_config.read_text()) if args.compose_config else None
-    compose_doc = resolved or yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    resolved = yaml.load(args.compose_config.read_text(), Loader=_Loader) if args.compose_config else None
+    kustomize = shlex.split(args.kustomize) if args.kustomize else None
+    return 0 if run_all(workspace_binaries(), resolved, kustomize) else 1
+
+
+def run_all(binaries: dict[str, Binary], resolved: dict | None, kustomize: list[str] | None) -> bool:
+    """Every check on the files under the current deploy root; True when all pass."""
+    failures.clear()
+    DEPLOYED.clear()
+    try:
+        compose_doc = resolved or yaml.load(COMPOSE_FILE.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, yaml.YAMLError) as e:
+        report("compose: compose.yaml can be read", [f"{type(e).__name__}: {e}"])
+        return False
     for svc in compose_doc.get("services", {}).values():
         build = svc.get("build")
         if isinstance(build, dict) and (build.get("args") or {}).get("BINARY"):
@@ -648,11 +688,20 @@ def main() -> int:
     summary = ", ".join(f"{b.name} ({len(b.env_vars)} vars)" for b in binaries.values() if b.name in DEPLOYED)
     print(f"INFO  binaries deployed: {summary}")
 
-    wanted = check_compose(binaries, resolved)
-    check_env_example(binaries)
-    wanted |= check_kubernetes(binaries, shlex.split(args.kustomize) if args.kustomize else None)
-    check_dockerfile(binaries, wanted)
-    return 1 if failures else 0
+    wanted = guarded("compose", check_compose, binaries, resolved) or set()
+    guarded(".env.example", check_env_example, binaries)
+    wanted |= guarded("kubernetes", check_kubernetes, binaries, kustomize) or set()
+    guarded("Dockerfile", check_dockerfile, binaries, wanted)
+    return not failures
+
+
+def guarded(name: str, check, *args):
+    """Runs one group of checks; a file too broken to inspect is a failure, not a crash."""
+    try:
+        return check(*args)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, OSError, yaml.YAMLError) as e:
+        report(f"{name}: files can be inspected", [f"{type(e).__name__}: {e}"])
+        return None
 
 
 if __name__ == "__main__":

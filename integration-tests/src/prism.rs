@@ -34,10 +34,21 @@ impl Drop for Prism {
 impl Prism {
     /// Log lines reporting requests the spec does not allow.
     pub fn violations(&self) -> Vec<String> {
+        self.violations_since(0)
+    }
+
+    /// How many log lines Prism has written so far (a mark for [`Self::violations_since`]).
+    pub fn log_len(&self) -> usize {
+        self.log.lock().map(|log| log.len()).unwrap_or(0)
+    }
+
+    /// Violations logged after line `from`.
+    pub fn violations_since(&self, from: usize) -> Vec<String> {
         self.log
             .lock()
             .map(|log| {
                 log.iter()
+                    .skip(from)
                     .filter(|l| {
                         l.contains("Violation: request") || l.contains("Invalid security scheme")
                     })

@@ -11,7 +11,9 @@
 #      names in compose.yaml, .env.example and the manifests match what the
 #      binaries read (derived from the Rust sources and `cargo metadata`); the
 #      Dockerfile's BINARY values are real [[bin]] targets; every rendered
-#      Deployment has probes, resources and a securityContext;
+#      Deployment has probes, resources and a securityContext; every object
+#      matches the Kubernetes API schema (PyPI kubernetes-validate, installed
+#      into .tools/check-deploy-venv);
 #   3. scripts/check-deploy/selftest.py: check.py fails on copies of the files
 #      with one deliberate mistake each (so a check that stops checking shows).
 #
@@ -100,8 +102,30 @@ else
   say WARN "  Install kubectl (it bundles kustomize) for a real rendering; Debian's kubernetes-client is too old."
 fi
 
+# --- Kubernetes API schemas (PyPI kubernetes-validate, in its own venv under .tools/) ---------
+SCHEMAS=()
+VALIDATE_VERSION=1.37.0
+VENV=$ROOT/.tools/check-deploy-venv
+if [[ ! -x $VENV/bin/kubernetes-validate ]] || ! grep -qs "^$VALIDATE_VERSION$" "$VENV/.version"; then
+  say INFO "installing kubernetes-validate $VALIDATE_VERSION into .tools/check-deploy-venv"
+  rm -rf "$VENV"
+  if "$PYTHON" -m venv "$VENV" >"$WORK/venv.log" 2>&1 \
+     && "$VENV/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$VALIDATE_VERSION" >>"$WORK/venv.log" 2>&1; then
+    echo "$VALIDATE_VERSION" >"$VENV/.version"
+  else
+    tail -n 5 "$WORK/venv.log" >&2
+    rm -rf "$VENV"
+  fi
+fi
+if [[ -x $VENV/bin/kubernetes-validate ]]; then
+  SCHEMAS=(--kubernetes-validate "$VENV/bin/kubernetes-validate")
+else
+  missing "kubernetes: no kubernetes-validate to check the manifests against the API schemas" \
+    "it installs from PyPI into .tools/check-deploy-venv (python3 -m venv + pip); check the network to PyPI"
+fi
+
 # --- structural checks ------------------------------------------------------------------
-"$PYTHON" scripts/check-deploy/check.py "${RESOLVED[@]}" "${KUSTOMIZE[@]}" | tee -a "$WORK/summary"
+"$PYTHON" scripts/check-deploy/check.py "${RESOLVED[@]}" "${KUSTOMIZE[@]}" "${SCHEMAS[@]}" | tee -a "$WORK/summary"
 ((PIPESTATUS[0] == 0)) || FAILED=1
 # ... and proof that those checks catch deliberate mistakes in copies of the files.
 "$PYTHON" scripts/check-deploy/selftest.py | tee -a "$WORK/summary"

@@ -507,8 +507,30 @@ def check_kubernetes(binaries: dict[str, Binary], kustomize: list[str] | None) -
                    [error] if fallback is None else
                    [f"only kustomize: {sorted(real - mine)}, only the fallback: {sorted(mine - real)}"]
                    if real != mine else [], f"{len(mine)} objects")
+        if SCHEMA_VALIDATOR:
+            check_schemas(rel, objects)
         wanted |= check_rendered(rel, objects, binaries)
     return wanted
+
+
+# The oldest Kubernetes the manifests are meant for (grpc probes are GA since 1.27).
+KUBERNETES_VERSION = "1.29.0"
+SCHEMA_VALIDATOR: str | None = None
+
+
+def check_schemas(rel: Path, objects: list[dict]) -> None:
+    """Every object against the Kubernetes OpenAPI schemas, rejecting unknown fields."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump_all(objects, f)
+        f.flush()
+        out = subprocess.run([SCHEMA_VALIDATOR, "--strict", "--quiet", "--no-warn", "-k", KUBERNETES_VERSION, f.name],
+                             capture_output=True, text=True)
+    errors = [l.replace(f.name, str(rel)) for l in out.stdout.splitlines() if l.startswith("ERROR")]
+    if out.returncode != 0 and not errors:
+        errors = [(out.stderr or out.stdout).strip().splitlines()[-1]]
+    report(f"kubernetes: {rel}: every object matches the Kubernetes {KUBERNETES_VERSION} schema (strict: no unknown fields)",
+           errors, f"{len(objects)} objects, kubernetes-validate")
 
 
 def check_rendered(rel: Path, objects: list[dict], binaries: dict[str, Binary]) -> set[str]:
@@ -664,8 +686,12 @@ def main() -> int:
     parser.add_argument("--deploy-root", type=Path, default=WORKSPACE,
                         help="directory holding compose.yaml, .env.example, Dockerfile and deploy/ "
                              "(default: the workspace; the self-test passes altered copies)")
+    parser.add_argument("--kubernetes-validate", help="path of the kubernetes-validate program (PyPI "
+                        "kubernetes-validate) to check the rendered objects against the API schemas")
     args = parser.parse_args()
     use_deploy_root(args.deploy_root)
+    global SCHEMA_VALIDATOR
+    SCHEMA_VALIDATOR = args.kubernetes_validate
 
     resolved = yaml.load(args.compose_config.read_text(), Loader=_Loader) if args.compose_config else None
     kustomize = shlex.split(args.kustomize) if args.kustomize else None

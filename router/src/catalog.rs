@@ -24,6 +24,34 @@ use tokio::sync::watch;
 
 use crate::schema::{Comments, Direction, message_schema};
 
+/// Response type of methods that return MCP content (see `content.proto`).
+pub const TOOL_RESULT: &str = "switchboard.mcp.v1.ToolResult";
+/// Streamed type of methods that interleave progress and logs with a result.
+pub const STREAM_EVENT: &str = "switchboard.mcp.v1.StreamEvent";
+/// The generic resources service; aggregated, never turned into tools.
+pub const RESOURCES_SERVICE: &str = "switchboard.mcp.v1.Resources";
+/// The generic prompts service; aggregated, never turned into tools.
+pub const PROMPTS_SERVICE: &str = "switchboard.mcp.v1.Prompts";
+
+/// Which generic MCP services a connector serves besides its tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// It serves `switchboard.mcp.v1.Resources`.
+    pub resources: bool,
+    /// It serves `switchboard.mcp.v1.Prompts`.
+    pub prompts: bool,
+}
+
+impl Features {
+    /// The features among a connector's advertised services.
+    pub fn of(services: &[String]) -> Self {
+        Self {
+            resources: services.iter().any(|s| s == RESOURCES_SERVICE),
+            prompts: services.iter().any(|s| s == PROMPTS_SERVICE),
+        }
+    }
+}
+
 /// One tool: what the client sees, and where calls go.
 #[derive(Debug, Clone)]
 pub struct ToolEntry {
@@ -75,6 +103,7 @@ struct ToolOptions {
     destructive: Option<bool>,
     open_world: Option<bool>,
     hidden: bool,
+    input_schema: Option<String>,
 }
 
 fn tool_options(method: &MethodDescriptor) -> ToolOptions {
@@ -106,6 +135,7 @@ fn tool_options(method: &MethodDescriptor) -> ToolOptions {
         destructive: flag("destructive"),
         open_world: flag("open_world"),
         hidden: flag("hidden").unwrap_or(false),
+        input_schema: string("input_schema"),
     }
 }
 
@@ -159,7 +189,21 @@ pub fn tools_for_service(
                 format!("Calls {} on the {connector} connector.", method.full_name())
             });
 
-        let input = message_schema(&method.input(), comments, Direction::Input);
+        let input = options
+            .input_schema
+            .as_deref()
+            .and_then(|raw| match serde_json::from_str::<Json>(raw) {
+                Ok(Json::Object(schema)) => Some(schema),
+                _ => {
+                    tracing::warn!(
+                        connector,
+                        method = method.full_name(),
+                        "tool option input_schema is not a JSON object, generated schema used"
+                    );
+                    None
+                }
+            })
+            .unwrap_or_else(|| message_schema(&method.input(), comments, Direction::Input));
         let output = output_schema(&method.output(), method.is_server_streaming(), comments);
 
         let level = idempotency_level(&method);
@@ -201,7 +245,11 @@ fn output_schema(
 ) -> Option<Map<String, Json>> {
     if matches!(
         message.full_name(),
-        "google.protobuf.Value" | "google.protobuf.ListValue" | "google.protobuf.Struct"
+        "google.protobuf.Value"
+            | "google.protobuf.ListValue"
+            | "google.protobuf.Struct"
+            | TOOL_RESULT
+            | STREAM_EVENT
     ) || (message.full_name().starts_with("google.protobuf.")
         && message.full_name() != "google.protobuf.Empty")
     {
@@ -236,6 +284,9 @@ pub fn tools_for_connector(
     let comments = Comments::new(files.iter());
     let mut tools = Vec::new();
     for name in services {
+        if name == RESOURCES_SERVICE || name == PROMPTS_SERVICE {
+            continue;
+        }
         match pool.get_service_by_name(name) {
             Some(service) => {
                 tools.extend(tools_for_service(connector, prefix, &service, &comments))
@@ -281,6 +332,7 @@ struct ConnectorState {
     /// Whether the connector has given a definitive answer (for the startup wait).
     settled: bool,
     tools: Vec<Arc<ToolEntry>>,
+    features: Features,
 }
 
 /// A tool looked up for a call, with its connector's current state.
@@ -316,6 +368,7 @@ impl ToolCatalog {
                 since: now,
                 settled: false,
                 tools: Vec::new(),
+                features: Features::default(),
             })
             .collect();
         Self {
@@ -390,9 +443,38 @@ impl ToolCatalog {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Withdraws a connector's tools (down for longer than the grace period).
+    /// Withdraws a connector's tools, resources and prompts (down for longer
+    /// than the grace period).
     pub fn withdraw(&self, connector: &str) {
         self.set_tools(connector, Vec::new());
+        self.set_features(connector, Features::default());
+    }
+
+    /// Records which generic services a connector serves; notifies sessions when
+    /// that changed (their resource or prompt lists changed).
+    pub fn set_features(&self, connector: &str, features: Features) {
+        let changed = self.write(|state| {
+            let Some(c) = state.iter_mut().find(|c| c.name == connector) else {
+                return false;
+            };
+            let changed = c.features != features;
+            c.features = features;
+            changed
+        });
+        if changed {
+            self.version.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Connectors that are serving now and offer `feature`, in configuration order.
+    pub fn serving_with(&self, feature: impl Fn(&Features) -> bool) -> Vec<String> {
+        self.read(|state| {
+            state
+                .iter()
+                .filter(|c| c.status == ConnectorStatus::Serving && feature(&c.features))
+                .map(|c| c.name.clone())
+                .collect()
+        })
     }
 
     /// A connector's status and how long it has had it.

@@ -10,11 +10,16 @@
 //! touching the router.
 //!
 //! Data flows one way: request → catalog lookup → transcode → upstream call →
-//! transcode back → response ([`mcp`]).
+//! transcode back → response ([`mcp`]). Methods returning the shared
+//! `switchboard.mcp.v1.ToolResult` / `StreamEvent` messages speak MCP content,
+//! progress and logs directly ([`content`]); connectors serving the generic
+//! `Resources` and `Prompts` services have them aggregated ([`aggregate`]).
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod catalog;
 pub mod config;
+pub mod content;
 pub mod mcp;
 pub mod schema;
 pub mod telemetry;

@@ -10,13 +10,19 @@
 //! `subscriptions/listen` (stateless-era clients).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
+#[allow(deprecated)] // logging/setLevel: deprecated by SEP-2577, still what clients send
+use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
-    CustomResult, ErrorCode, Implementation, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -25,20 +31,100 @@ use tokio::sync::mpsc;
 use tonic::{Code, Status};
 use tracing::Instrument;
 
-use crate::catalog::{ConnectorStatus, ToolCatalog};
+use crate::aggregate::{CachedRead, read_cache};
+use crate::catalog::{ConnectorStatus, STREAM_EVENT, TOOL_RESULT, ToolCatalog};
+use crate::content::{self, decode, level_name, merge, severity, value_json};
 use crate::transcode::{decode_arguments, encode_result};
 use crate::upstream::Upstream;
+use switchboard_proto::mcp::v1 as pb;
 
 const INSTRUCTIONS: &str = "Switchboard gives you the tools of the connectors it fronts \
 (for example Jira, Slack, SQL databases and code analysis). Tool names start with the \
 connector's name. Read-only tools are marked readOnlyHint; tools marked destructiveHint \
-change or delete data. When a call fails, the error says which connector and what to do.";
+change or delete data. When a call fails, the error says which connector and what to do. \
+Resources and prompts of a connector carry its name too (resource URIs as `<connector>+<uri>`).";
+
+/// Log notifications below this level are not sent until the client sets one.
+const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// What belongs to one MCP session: its log level and resource subscriptions.
+#[derive(Debug)]
+struct Session {
+    log_level: AtomicU8,
+    watches: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self {
+            log_level: AtomicU8::new(severity(DEFAULT_LOG_LEVEL)),
+            watches: Mutex::default(),
+        }
+    }
+}
+
+impl Session {
+    fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::JoinHandle<()>>> {
+        self.watches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for (_, watch) in self.watches().drain() {
+            watch.abort();
+        }
+    }
+}
+
+/// How a method's responses become a tool result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultKind {
+    /// Any message: JSON structuredContent plus a text block.
+    Plain,
+    /// `ToolResult`: MCP content one to one.
+    Rich,
+    /// `StreamEvent`s: progress and logs forwarded, results joined.
+    Events,
+}
+
+/// Something to tell the client while a call runs.
+enum Notice {
+    Progress {
+        progress: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    },
+    Log {
+        level: &'static str,
+        logger: String,
+        data: Json,
+    },
+}
+
+/// Sends one log notification (MCP logging is deprecated by SEP-2577 in rmcp,
+/// but clients of the current protocol versions use it).
+#[allow(deprecated)]
+async fn send_log(peer: &rmcp::Peer<RoleServer>, level: &str, logger: String, data: Json) -> bool {
+    let mut param = json!({ "level": level, "data": data });
+    if !logger.is_empty() {
+        param["logger"] = json!(logger);
+    }
+    match serde_json::from_value::<rmcp::model::LoggingMessageNotificationParam>(param) {
+        Ok(param) => peer.notify_logging_message(param).await.is_ok(),
+        Err(_) => true,
+    }
+}
 
 /// The MCP handler; cheap to clone (one per session).
 #[derive(Clone)]
 pub struct Router {
     catalog: Arc<ToolCatalog>,
     upstreams: Arc<HashMap<String, Upstream>>,
+    reads: moka::sync::Cache<String, CachedRead>,
+    session: Arc<Session>,
 }
 
 impl std::fmt::Debug for Router {
@@ -60,7 +146,30 @@ impl Router {
                     .map(|u| (u.name().to_owned(), u))
                     .collect(),
             ),
+            reads: read_cache(),
+            session: Arc::default(),
         }
+    }
+
+    /// A handler for a new MCP session: same catalog, connectors and read
+    /// cache, its own log level and subscriptions.
+    pub fn session(&self) -> Self {
+        Self {
+            catalog: self.catalog.clone(),
+            upstreams: self.upstreams.clone(),
+            reads: self.reads.clone(),
+            session: Arc::default(),
+        }
+    }
+
+    /// The connector named `name`.
+    pub(crate) fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.get(name)
+    }
+
+    /// The cache of resource reads shared by all sessions.
+    pub(crate) fn reads(&self) -> &moka::sync::Cache<String, CachedRead> {
+        &self.reads
     }
 
     /// The shared catalog.
@@ -102,24 +211,85 @@ impl Router {
             Err(e) => return Ok(tool_error(format!("{name}: {e}"))),
         };
 
-        // Streamed messages become progress notifications, forwarded in order.
+        let kind = match entry.method.output().full_name() {
+            TOOL_RESULT => ResultKind::Rich,
+            STREAM_EVENT if entry.server_streaming() => ResultKind::Events,
+            _ => ResultKind::Plain,
+        };
+        let prefix = upstream.config().prefix.clone();
+
+        // Streamed messages become progress (and log) notifications, in order.
         let progress_token = context.meta.get_progress_token();
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(usize, Json)>();
-        let forwarder = progress_token.clone().map(|token| {
+        let min_level = self.session.log_level.load(Ordering::Relaxed);
+        let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<Notice>();
+        let forwarder = (progress_token.is_some() || kind == ResultKind::Events).then(|| {
             let peer = context.peer.clone();
+            let token = progress_token.clone();
             tokio::spawn(async move {
-                while let Some((index, message)) = progress_rx.recv().await {
-                    let param = ProgressNotificationParam::new(token.clone(), (index + 1) as f64)
-                        .with_message(message.to_string());
-                    if peer.notify_progress(param).await.is_err() {
+                while let Some(notice) = notice_rx.recv().await {
+                    let sent = match notice {
+                        Notice::Progress {
+                            progress,
+                            total,
+                            message,
+                        } => {
+                            let Some(token) = token.clone() else { continue };
+                            let mut param = ProgressNotificationParam::new(token, progress);
+                            if let Some(total) = total {
+                                param = param.with_total(total);
+                            }
+                            if let Some(message) = message {
+                                param = param.with_message(message);
+                            }
+                            peer.notify_progress(param).await.is_ok()
+                        }
+                        Notice::Log {
+                            level,
+                            logger,
+                            data,
+                        } => send_log(&peer, level, logger, data).await,
+                    };
+                    if !sent {
                         break;
                     }
                 }
             })
         });
-        let on_message = |message: &prost_reflect::DynamicMessage, index: usize| {
-            if progress_token.is_some() {
-                let _ = progress_tx.send((index, encode_result(message)));
+        let on_message = |message: &prost_reflect::DynamicMessage, index: usize| match kind {
+            ResultKind::Plain | ResultKind::Rich => {
+                if progress_token.is_some() {
+                    let _ = notice_tx.send(Notice::Progress {
+                        progress: (index + 1) as f64,
+                        total: None,
+                        message: (kind == ResultKind::Plain)
+                            .then(|| encode_result(message).to_string()),
+                    });
+                }
+            }
+            ResultKind::Events => {
+                let Ok(event) = decode::<pb::StreamEvent>(message) else {
+                    return;
+                };
+                match event.event {
+                    Some(pb::stream_event::Event::Progress(p)) if progress_token.is_some() => {
+                        let _ = notice_tx.send(Notice::Progress {
+                            progress: p.progress,
+                            total: p.total,
+                            message: (!p.message.is_empty()).then_some(p.message),
+                        });
+                    }
+                    Some(pb::stream_event::Event::Log(log)) => {
+                        let level = level_name(log.level);
+                        if severity(level) >= min_level {
+                            let _ = notice_tx.send(Notice::Log {
+                                level,
+                                logger: log.logger,
+                                data: log.data.as_ref().map_or(Json::Null, value_json),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
             }
         };
 
@@ -139,12 +309,36 @@ impl Router {
             }
             r = upstream.call(&entry, message, &traceparent, on_message).instrument(span.clone()) => r,
         };
-        drop(progress_tx);
+        drop(notice_tx);
         if let Some(f) = forwarder {
             let _ = f.await;
         }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match outcome {
+            Ok(messages) if kind != ResultKind::Plain => {
+                tracing::info!(parent: &span, elapsed_ms, outcome = "ok", "tool call");
+                let parts: Result<Vec<pb::ToolResult>, String> = if kind == ResultKind::Rich {
+                    messages.iter().map(decode::<pb::ToolResult>).collect()
+                } else {
+                    messages
+                        .iter()
+                        .map(decode::<pb::StreamEvent>)
+                        .filter_map(|e| match e {
+                            Ok(pb::StreamEvent {
+                                event: Some(pb::stream_event::Event::Result(r)),
+                            }) => Some(Ok(r)),
+                            Ok(_) => None,
+                            Err(e) => Some(Err(e)),
+                        })
+                        .collect()
+                };
+                match parts.and_then(|parts| content::tool_result(&merge(parts), &prefix)) {
+                    Ok(result) => Ok(result),
+                    Err(e) => Ok(tool_error(format!(
+                        "{name}: connector {connector} returned a malformed result: {e}"
+                    ))),
+                }
+            }
             Ok(messages) => {
                 tracing::info!(parent: &span, elapsed_ms, outcome = "ok", "tool call");
                 let structured = if entry.server_streaming() {
@@ -241,7 +435,15 @@ pub fn traceparent(incoming: Option<&str>) -> String {
 impl ServerHandler for Router {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
+            #[allow(deprecated)]
             ServerCapabilities::builder()
+                .enable_logging()
+                .enable_completions()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .enable_resources_subscribe()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .build(),
@@ -270,7 +472,7 @@ impl ServerHandler for Router {
         Err(McpError::new(
             ErrorCode::METHOD_NOT_FOUND,
             format!(
-                "method not found: {}; Switchboard serves tools (tools/list, tools/call)",
+                "method not found: {}; Switchboard serves tools, resources, prompts, completions and logging",
                 request.method
             ),
             None,
@@ -292,13 +494,115 @@ impl ServerHandler for Router {
             .map(CallToolResponse::from)
     }
 
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        self.list_resources_page(request.and_then(|r| r.cursor))
+            .await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.list_templates_page(request.and_then(|r| r.cursor))
+            .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        self.read_resource_cached(&request.uri)
+            .await
+            .map(ReadResourceResponse::from)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if self.session.watches().contains_key(&request.uri) {
+            return Ok(());
+        }
+        let watch = self
+            .watch_resource(&request.uri, context.peer.clone())
+            .await?;
+        if let Some(previous) = self.session.watches().insert(request.uri, watch) {
+            previous.abort();
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if let Some(watch) = self.session.watches().remove(&request.uri) {
+            watch.abort();
+        }
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        self.list_prompts_page(request.and_then(|r| r.cursor)).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        self.get_prompt_from_owner(&request.name, request.arguments)
+            .await
+            .map(GetPromptResponse::from)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        self.complete_from_owner(request).await
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let level = serde_json::to_value(request.level)
+            .ok()
+            .and_then(|v| v.as_str().map(severity))
+            .unwrap_or_else(|| severity(DEFAULT_LOG_LEVEL));
+        self.session.log_level.store(level, Ordering::Relaxed);
+        Ok(())
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         let mut changes = self.catalog.subscribe();
         changes.mark_unchanged();
         let peer = context.peer.clone();
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
-                if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
+                if peer.is_transport_closed()
+                    || peer.notify_tool_list_changed().await.is_err()
+                    || peer.notify_resource_list_changed().await.is_err()
+                    || peer.notify_prompt_list_changed().await.is_err()
+                {
                     break;
                 }
             }
@@ -310,7 +614,13 @@ impl ServerHandler for Router {
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
         let _ = requested;
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        Some(
+            SubscriptionFilter::builder()
+                .tools_list_changed()
+                .prompts_list_changed()
+                .resources_list_changed()
+                .build(),
+        )
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
@@ -323,8 +633,14 @@ impl ServerHandler for Router {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    if context.accepted().tools_list_changed == Some(true)
-                        && context.sink().notify_tool_list_changed().await.is_err()
+                    let accepted = context.accepted();
+                    let sink = context.sink();
+                    if (accepted.tools_list_changed == Some(true)
+                        && sink.notify_tool_list_changed().await.is_err())
+                        || (accepted.resources_list_changed == Some(true)
+                            && sink.notify_resource_list_changed().await.is_err())
+                        || (accepted.prompts_list_changed == Some(true)
+                            && sink.notify_prompt_list_changed().await.is_err())
                     {
                         return Ok(());
                     }

@@ -77,7 +77,7 @@ pub async fn serve_http(
         .with_cancellation_token(cancel.child_token());
     let catalog = router.catalog().clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(router.clone()),
+        move || Ok(router.session()),
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     );

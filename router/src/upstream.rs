@@ -33,7 +33,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use crate::catalog::{ConnectorStatus, ToolCatalog, ToolEntry, tools_for_connector};
+use crate::catalog::{ConnectorStatus, Features, ToolCatalog, ToolEntry, tools_for_connector};
 use crate::config::ConnectorConfig;
 use crate::transcode::DynamicCodec;
 
@@ -79,6 +79,11 @@ impl Upstream {
     /// The connector's configuration.
     pub fn config(&self) -> &ConnectorConfig {
         &self.config
+    }
+
+    /// The channel to the connector, for typed clients of the generic services.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// Starts the watcher that keeps this connector's entry in `catalog` current.
@@ -206,6 +211,7 @@ impl Upstream {
                 let tools = tools_for_connector(name, &self.config.prefix, &pool, &services);
                 tracing::info!(connector = %name, tools = tools.len(), services = ?services, "connector serving, catalog refreshed");
                 catalog.set_tools(name, tools);
+                catalog.set_features(name, Features::of(&services));
                 catalog.set_status(name, ConnectorStatus::Serving);
                 catalog.notify_changed();
                 true

@@ -1,0 +1,577 @@
+//! Resources, prompts and completions of every connector, as one MCP server.
+//!
+//! A connector that serves the generic `switchboard.mcp.v1.Resources` or
+//! `Prompts` service (found by reflection, like its tools) has them aggregated
+//! here. Lists are paged connector by connector: the router's cursor names the
+//! connector and carries that connector's own cursor. Resource URIs and prompt
+//! names are namespaced with the connector's prefix (see [`crate::content`]) and
+//! mapped back when a client reads, gets, completes or subscribes. Reads are
+//! cached for the TTL the connector returns; a subscription is a
+//! `WatchResource` stream whose messages become
+//! `notifications/resources/updated` (and evict the cached read).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pb::prompts_client::PromptsClient;
+use pb::resources_client::ResourcesClient;
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, GetPromptResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Reference,
+};
+use rmcp::{ErrorData as McpError, Peer, RoleServer};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json, json};
+use switchboard_proto::mcp::v1 as pb;
+use tonic::{Code, Status};
+
+use crate::content::{
+    inward_name, inward_uri, outward_name, outward_uri, prompt_content, resource_contents_json,
+};
+use crate::mcp::Router;
+use crate::upstream::Upstream;
+
+/// Largest number of completion values passed on (the MCP limit).
+const MAX_COMPLETIONS: usize = 100;
+
+/// A cached `resources/read` answer and how long it may be served.
+#[derive(Debug, Clone)]
+pub struct CachedRead {
+    result: Arc<ReadResourceResult>,
+    ttl: Duration,
+}
+
+/// Per-entry expiry: each read lives for the TTL its connector gave.
+struct ReadExpiry;
+
+impl moka::Expiry<String, CachedRead> for ReadExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &CachedRead,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The shared cache of resource reads, keyed by client-facing URI.
+pub fn read_cache() -> moka::sync::Cache<String, CachedRead> {
+    moka::sync::Cache::builder()
+        .max_capacity(1024)
+        .expire_after(ReadExpiry)
+        .build()
+}
+
+/// What a paged list aggregates.
+#[derive(Debug, Clone, Copy)]
+enum Listing {
+    Resources,
+    Templates,
+    Prompts,
+}
+
+fn from_json<T: DeserializeOwned>(value: Json) -> Result<T, McpError> {
+    serde_json::from_value(value).map_err(|e| {
+        McpError::internal_error(format!("invalid result from a connector: {e}"), None)
+    })
+}
+
+fn insert_nonempty(map: &mut Map<String, Json>, key: &str, value: &str) {
+    if !value.is_empty() {
+        map.insert(key.into(), json!(value));
+    }
+}
+
+/// A gRPC status from a connector as a protocol error a person can act on.
+fn status_error(connector: &str, what: &str, status: &Status) -> McpError {
+    let message = format!(
+        "{what}: {} [connector {connector}, gRPC status {:?}]",
+        status.message().trim(),
+        status.code()
+    );
+    match status.code() {
+        Code::NotFound => McpError::resource_not_found(message, None),
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+            McpError::invalid_params(message, None)
+        }
+        _ => McpError::internal_error(message, None),
+    }
+}
+
+impl Router {
+    fn request<T>(&self, upstream: &Upstream, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(upstream.config().timeout);
+        request
+    }
+
+    /// Serving connectors that offer `feature`, in configuration order.
+    fn owners(&self, feature: impl Fn(&crate::catalog::Features) -> bool) -> Vec<Upstream> {
+        self.catalog()
+            .serving_with(feature)
+            .iter()
+            .filter_map(|name| self.upstream(name).cloned())
+            .collect()
+    }
+
+    async fn list_page(
+        &self,
+        listing: Listing,
+        upstream: &Upstream,
+        cursor: String,
+    ) -> Result<(Vec<Json>, String), Status> {
+        let prefix = upstream.config().prefix.as_str();
+        match listing {
+            Listing::Resources => {
+                let page = ResourcesClient::new(upstream.channel())
+                    .list_resources(self.request(upstream, pb::ListResourcesRequest { cursor }))
+                    .await?
+                    .into_inner();
+                let items = page
+                    .resources
+                    .iter()
+                    .map(|r| {
+                        let mut m = Map::new();
+                        m.insert("uri".into(), json!(outward_uri(prefix, &r.uri)));
+                        m.insert("name".into(), json!(r.name));
+                        insert_nonempty(&mut m, "title", &r.title);
+                        insert_nonempty(&mut m, "description", &r.description);
+                        insert_nonempty(&mut m, "mimeType", &r.mime_type);
+                        if let Some(size) = r.size {
+                            m.insert("size".into(), json!(size));
+                        }
+                        Json::Object(m)
+                    })
+                    .collect();
+                Ok((items, page.next_cursor))
+            }
+            Listing::Templates => {
+                let page = ResourcesClient::new(upstream.channel())
+                    .list_resource_templates(
+                        self.request(upstream, pb::ListResourceTemplatesRequest { cursor }),
+                    )
+                    .await?
+                    .into_inner();
+                let items = page
+                    .templates
+                    .iter()
+                    .map(|t| {
+                        let mut m = Map::new();
+                        m.insert(
+                            "uriTemplate".into(),
+                            json!(outward_uri(prefix, &t.uri_template)),
+                        );
+                        m.insert("name".into(), json!(t.name));
+                        insert_nonempty(&mut m, "title", &t.title);
+                        insert_nonempty(&mut m, "description", &t.description);
+                        insert_nonempty(&mut m, "mimeType", &t.mime_type);
+                        Json::Object(m)
+                    })
+                    .collect();
+                Ok((items, page.next_cursor))
+            }
+            Listing::Prompts => {
+                let page = PromptsClient::new(upstream.channel())
+                    .list_prompts(self.request(upstream, pb::ListPromptsRequest { cursor }))
+                    .await?
+                    .into_inner();
+                let items = page
+                    .prompts
+                    .iter()
+                    .map(|p| {
+                        let mut m = Map::new();
+                        m.insert("name".into(), json!(outward_name(prefix, &p.name)));
+                        insert_nonempty(&mut m, "title", &p.title);
+                        insert_nonempty(&mut m, "description", &p.description);
+                        let arguments: Vec<Json> = p
+                            .arguments
+                            .iter()
+                            .map(|a| {
+                                let mut arg = Map::new();
+                                arg.insert("name".into(), json!(a.name));
+                                insert_nonempty(&mut arg, "title", &a.title);
+                                insert_nonempty(&mut arg, "description", &a.description);
+                                arg.insert("required".into(), json!(a.required));
+                                Json::Object(arg)
+                            })
+                            .collect();
+                        if !arguments.is_empty() {
+                            m.insert("arguments".into(), Json::Array(arguments));
+                        }
+                        Json::Object(m)
+                    })
+                    .collect();
+                Ok((items, page.next_cursor))
+            }
+        }
+    }
+
+    /// One page of an aggregated list. The cursor is `<connector>|<its cursor>`.
+    async fn aggregate(
+        &self,
+        listing: Listing,
+        cursor: Option<String>,
+    ) -> Result<(Vec<Json>, Option<String>), McpError> {
+        self.catalog().wait_ready().await;
+        let owners = self.owners(|f| match listing {
+            Listing::Resources | Listing::Templates => f.resources,
+            Listing::Prompts => f.prompts,
+        });
+        let (mut index, mut inner) = match cursor.as_deref() {
+            None | Some("") => (0, String::new()),
+            Some(raw) => {
+                let (name, inner) = raw.split_once('|').ok_or_else(|| {
+                    McpError::invalid_params(
+                        format!(
+                            "invalid cursor {raw:?}: pass back the nextCursor of the previous page"
+                        ),
+                        None,
+                    )
+                })?;
+                let index = owners.iter().position(|u| u.name() == name).ok_or_else(|| {
+                    McpError::invalid_params(
+                        format!("cursor {raw:?} names connector {name:?}, which is not serving now: list again from the start"),
+                        None,
+                    )
+                })?;
+                (index, inner.to_owned())
+            }
+        };
+        let mut items = Vec::new();
+        while index < owners.len() {
+            let upstream = &owners[index];
+            match self
+                .list_page(listing, upstream, std::mem::take(&mut inner))
+                .await
+            {
+                Ok((page, next)) => {
+                    items.extend(page);
+                    if !next.is_empty() {
+                        return Ok((items, Some(format!("{}|{next}", upstream.name()))));
+                    }
+                }
+                Err(status) => {
+                    tracing::warn!(connector = upstream.name(), ?listing, code = ?status.code(), error = status.message(), "listing failed, connector skipped");
+                }
+            }
+            index += 1;
+            // Stop at a connector boundary once there is something to return.
+            if !items.is_empty() && index < owners.len() {
+                return Ok((items, Some(format!("{}|", owners[index].name()))));
+            }
+        }
+        Ok((items, None))
+    }
+
+    /// `resources/list`.
+    pub(crate) async fn list_resources_page(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let (items, next) = self.aggregate(Listing::Resources, cursor).await?;
+        from_json(json!({ "resources": items, "nextCursor": next }))
+    }
+
+    /// `resources/templates/list`.
+    pub(crate) async fn list_templates_page(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let (items, next) = self.aggregate(Listing::Templates, cursor).await?;
+        from_json(json!({ "resourceTemplates": items, "nextCursor": next }))
+    }
+
+    /// `prompts/list`.
+    pub(crate) async fn list_prompts_page(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let (items, next) = self.aggregate(Listing::Prompts, cursor).await?;
+        from_json(json!({ "prompts": items, "nextCursor": next }))
+    }
+
+    /// Connectors that may own a client-facing resource URI, with their own
+    /// URI: prefixed connectors whose prefix matches first, then unprefixed ones.
+    fn resource_candidates(&self, uri: &str) -> Vec<(Upstream, String)> {
+        let mut out: Vec<(Upstream, String)> = Vec::new();
+        let owners = self.owners(|f| f.resources);
+        for prefixed in [true, false] {
+            for u in &owners {
+                let prefix = u.config().prefix.as_str();
+                if prefix.is_empty() == prefixed {
+                    continue;
+                }
+                if let Some(inner) = inward_uri(prefix, uri) {
+                    out.push((u.clone(), inner.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Connectors that may own a client-facing prompt name, with their own name.
+    fn prompt_candidates(&self, name: &str) -> Vec<(Upstream, String)> {
+        let mut out: Vec<(Upstream, String)> = Vec::new();
+        let owners = self.owners(|f| f.prompts);
+        for prefixed in [true, false] {
+            for u in &owners {
+                let prefix = u.config().prefix.as_str();
+                if prefix.is_empty() == prefixed {
+                    continue;
+                }
+                if let Some(inner) = inward_name(prefix, name) {
+                    out.push((u.clone(), inner.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// `resources/read`, from the cache when the connector allowed it.
+    pub(crate) async fn read_resource_cached(
+        &self,
+        uri: &str,
+    ) -> Result<ReadResourceResult, McpError> {
+        if let Some(hit) = self.reads().get(uri) {
+            return Ok((*hit.result).clone());
+        }
+        self.catalog().wait_ready().await;
+        for (upstream, inner) in self.resource_candidates(uri) {
+            let answer = ResourcesClient::new(upstream.channel())
+                .read_resource(self.request(&upstream, pb::ReadResourceRequest { uri: inner }))
+                .await;
+            match answer {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    let prefix = upstream.config().prefix.as_str();
+                    let contents: Vec<Json> = response
+                        .contents
+                        .iter()
+                        .map(|c| resource_contents_json(c, prefix))
+                        .collect();
+                    let result: ReadResourceResult = from_json(json!({ "contents": contents }))?;
+                    if response.ttl_seconds > 0 {
+                        self.reads().insert(
+                            uri.to_owned(),
+                            CachedRead {
+                                result: Arc::new(result.clone()),
+                                ttl: Duration::from_secs(u64::from(response.ttl_seconds)),
+                            },
+                        );
+                    }
+                    return Ok(result);
+                }
+                Err(status) if status.code() == Code::NotFound => continue,
+                Err(status) => {
+                    return Err(status_error(
+                        upstream.name(),
+                        &format!("reading {uri} failed"),
+                        &status,
+                    ));
+                }
+            }
+        }
+        Err(McpError::resource_not_found(
+            format!(
+                "no connector has the resource {uri:?}: resources/list and resources/templates/list show the resources available now"
+            ),
+            Some(json!({ "uri": uri })),
+        ))
+    }
+
+    /// `prompts/get`.
+    pub(crate) async fn get_prompt_from_owner(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Json>>,
+    ) -> Result<GetPromptResult, McpError> {
+        self.catalog().wait_ready().await;
+        let mut values = std::collections::HashMap::new();
+        for (key, value) in arguments.unwrap_or_default() {
+            let text = match value {
+                Json::String(s) => s,
+                Json::Null => continue,
+                other => other.to_string(),
+            };
+            values.insert(key, text);
+        }
+        for (upstream, inner) in self.prompt_candidates(name) {
+            let answer = PromptsClient::new(upstream.channel())
+                .get_prompt(self.request(
+                    &upstream,
+                    pb::GetPromptRequest {
+                        name: inner,
+                        arguments: values.clone(),
+                    },
+                ))
+                .await;
+            match answer {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    let prefix = upstream.config().prefix.as_str();
+                    let messages: Vec<Json> = response
+                        .messages
+                        .iter()
+                        .map(|m| {
+                            let role = match pb::Role::try_from(m.role) {
+                                Ok(pb::Role::Assistant) => "assistant",
+                                _ => "user",
+                            };
+                            json!({ "role": role, "content": prompt_content(m.content.as_ref(), prefix) })
+                        })
+                        .collect();
+                    let mut out = Map::new();
+                    if !response.description.is_empty() {
+                        out.insert("description".into(), json!(response.description));
+                    }
+                    out.insert("messages".into(), Json::Array(messages));
+                    return from_json(Json::Object(out));
+                }
+                Err(status) if status.code() == Code::NotFound => continue,
+                Err(status) => {
+                    return Err(status_error(
+                        upstream.name(),
+                        &format!("prompt {name} failed"),
+                        &status,
+                    ));
+                }
+            }
+        }
+        Err(McpError::invalid_params(
+            format!("unknown prompt {name:?}: prompts/list shows the prompts available now"),
+            None,
+        ))
+    }
+
+    /// `completion/complete`, forwarded to the connector that owns the prompt
+    /// or resource template. A connector without completions gives none.
+    pub(crate) async fn complete_from_owner(
+        &self,
+        request: CompleteRequestParams,
+    ) -> Result<CompleteResult, McpError> {
+        self.catalog().wait_ready().await;
+        let context = request
+            .context
+            .and_then(|c| c.arguments)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let (candidates, is_prompt) = match &request.r#ref {
+            Reference::Prompt(p) => (self.prompt_candidates(&p.name), true),
+            Reference::Resource(r) => (self.resource_candidates(&r.uri), false),
+            _ => (Vec::new(), false),
+        };
+        for (upstream, inner) in candidates {
+            let message = pb::CompleteRequest {
+                r#ref: Some(if is_prompt {
+                    pb::complete_request::Ref::Prompt(inner)
+                } else {
+                    pb::complete_request::Ref::ResourceTemplate(inner)
+                }),
+                argument: request.argument.name.clone(),
+                value: request.argument.value.clone(),
+                context: std::collections::HashMap::clone(&context),
+            };
+            let answer = if is_prompt {
+                PromptsClient::new(upstream.channel())
+                    .complete(self.request(&upstream, message))
+                    .await
+            } else {
+                ResourcesClient::new(upstream.channel())
+                    .complete(self.request(&upstream, message))
+                    .await
+            };
+            match answer {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    let has_more = response.has_more || response.values.len() > MAX_COMPLETIONS;
+                    let values: Vec<&String> =
+                        response.values.iter().take(MAX_COMPLETIONS).collect();
+                    let mut completion = Map::new();
+                    completion.insert("values".into(), json!(values));
+                    if let Some(total) = response.total {
+                        completion.insert("total".into(), json!(total));
+                    }
+                    completion.insert("hasMore".into(), json!(has_more));
+                    return from_json(json!({ "completion": completion }));
+                }
+                Err(status) if status.code() == Code::NotFound => continue,
+                Err(status) if status.code() == Code::Unimplemented => break,
+                Err(status) => {
+                    return Err(status_error(upstream.name(), "completion failed", &status));
+                }
+            }
+        }
+        from_json(json!({ "completion": { "values": [], "hasMore": false } }))
+    }
+
+    /// Starts watching a resource for a session: the first answer of the
+    /// connector's `WatchResource` must arrive (so an unknown resource is an
+    /// error now); later changes evict the cached read and notify `peer`.
+    pub(crate) async fn watch_resource(
+        &self,
+        uri: &str,
+        peer: Peer<RoleServer>,
+    ) -> Result<tokio::task::JoinHandle<()>, McpError> {
+        self.catalog().wait_ready().await;
+        for (upstream, inner) in self.resource_candidates(uri) {
+            let mut request = tonic::Request::new(pb::WatchResourceRequest { uri: inner });
+            // The stream lives as long as the subscription: no deadline.
+            request.metadata_mut().remove("grpc-timeout");
+            let answer = ResourcesClient::new(upstream.channel())
+                .watch_resource(request)
+                .await;
+            match answer {
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    let reads = self.reads().clone();
+                    let prefix = upstream.config().prefix.clone();
+                    let connector = upstream.name().to_owned();
+                    let subscribed = uri.to_owned();
+                    return Ok(tokio::spawn(async move {
+                        loop {
+                            match stream.message().await {
+                                Ok(Some(update)) => {
+                                    let changed = if update.uri.is_empty() {
+                                        subscribed.clone()
+                                    } else {
+                                        outward_uri(&prefix, &update.uri)
+                                    };
+                                    reads.invalidate(&changed);
+                                    let param =
+                                        rmcp::model::ResourceUpdatedNotificationParam::new(changed);
+                                    if peer.notify_resource_updated(param).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(None) => {
+                                    tracing::debug!(%connector, uri = %subscribed, "resource watch ended");
+                                    return;
+                                }
+                                Err(status) => {
+                                    tracing::warn!(%connector, uri = %subscribed, code = ?status.code(), error = status.message(), "resource watch failed");
+                                    return;
+                                }
+                            }
+                        }
+                    }));
+                }
+                Err(status) if status.code() == Code::NotFound => continue,
+                Err(status) => {
+                    return Err(status_error(
+                        upstream.name(),
+                        &format!("subscribing to {uri} failed"),
+                        &status,
+                    ));
+                }
+            }
+        }
+        Err(McpError::resource_not_found(
+            format!(
+                "no connector has the resource {uri:?}: resources/list shows the resources available now"
+            ),
+            Some(json!({ "uri": uri })),
+        ))
+    }
+}

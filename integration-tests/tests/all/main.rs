@@ -7,6 +7,7 @@ mod support;
 mod calls;
 mod catalog;
 mod claude_code;
+mod code_analysis;
 mod http;
 mod jira;
 mod lifecycle;

@@ -263,6 +263,17 @@ def check_dockerfile(binaries: dict[str, Binary], wanted: set[str]) -> None:
            problems, f"BINARY in {sorted(wanted)}")
 
 
+def check_lock_file() -> None:
+    """The image builds with --locked: Cargo.lock must already say everything."""
+    locked = subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
+                            cwd=WORKSPACE, capture_output=True, text=True)
+    if locked.returncode != 0 and "offline" in locked.stderr:
+        locked = subprocess.run(["cargo", "metadata", "--format-version", "1", "--locked"],
+                                cwd=WORKSPACE, capture_output=True, text=True)
+    report("Dockerfile: `cargo build --locked` can resolve: Cargo.lock matches every Cargo.toml",
+           [] if locked.returncode == 0 else [locked.stderr.strip().splitlines()[-1] if locked.stderr.strip() else "cargo metadata --locked failed"])
+
+
 # ---------------------------------------------------------------------------
 # docker compose
 # ---------------------------------------------------------------------------
@@ -695,7 +706,9 @@ def main() -> int:
 
     resolved = yaml.load(args.compose_config.read_text(), Loader=_Loader) if args.compose_config else None
     kustomize = shlex.split(args.kustomize) if args.kustomize else None
-    return 0 if run_all(workspace_binaries(), resolved, kustomize) else 1
+    ok = run_all(workspace_binaries(), resolved, kustomize)
+    check_lock_file()
+    return 0 if ok and not failures else 1
 
 
 def run_all(binaries: dict[str, Binary], resolved: dict | None, kustomize: list[str] | None) -> bool:

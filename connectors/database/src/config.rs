@@ -9,7 +9,7 @@
 //! | `DB_STATEMENT_TIMEOUT` | `30` | seconds one statement may run |
 //! | `DB_CONNECT_TIMEOUT` | `5` | seconds to wait for a connection |
 //! | `DB_MAX_ROWS` | `10000` | most rows one query may return (cap on `max_rows`) |
-//! | `DB_MAX_RESULT_BYTES` | `8388608` | most bytes of values one result may hold |
+//! | `DB_MAX_RESULT_BYTES` | `2097152` | most bytes of values one result may hold |
 //! | `DB_EXPLAIN_ANALYZE` | `true` | whether Explain may run the query (`analyze`) |
 //! | `DB_HEALTH_INTERVAL` | `5` | seconds between database health checks |
 //! | `CACHE_REDIS_URL` | unset: in-process cache | Redis URL for a cache shared by replicas (secret) |
@@ -88,7 +88,7 @@ impl Config {
             statement_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             max_rows: 10_000,
-            max_result_bytes: 8 * 1024 * 1024,
+            max_result_bytes: 2 * 1024 * 1024,
             explain_analyze: true,
             health_interval: Duration::from_secs(5),
             cache_redis_url: None,

@@ -63,17 +63,36 @@ fn columns(rows: &Rows) -> Vec<pb::Column> {
         .collect()
 }
 
+/// Runs one call inside a span and logs its duration and outcome (never its
+/// SQL or parameters above debug level).
+async fn observed<T>(
+    method: &'static str,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<Response<T>, Status> {
+    let span = tracing::info_span!("database_call", method);
+    let started = std::time::Instant::now();
+    let result = tracing::Instrument::instrument(call, span.clone()).await;
+    let elapsed_ms = millis(started.elapsed());
+    let _entered = span.enter();
+    match result {
+        Ok(value) => {
+            tracing::info!(elapsed_ms, outcome = "ok", "call finished");
+            Ok(Response::new(value))
+        }
+        Err(error) => {
+            let status = Status::from(error);
+            tracing::info!(elapsed_ms, outcome = ?status.code(), reason = status.message(), "call failed");
+            Err(status)
+        }
+    }
+}
+
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-#[tonic::async_trait]
-impl pb::database_server::Database for DatabaseService {
-    async fn query(
-        &self,
-        request: Request<pb::QueryRequest>,
-    ) -> Result<Response<pb::QueryResult>, Status> {
-        let request = request.into_inner();
+impl DatabaseService {
+    async fn run_query(&self, request: pb::QueryRequest) -> Result<pb::QueryResult, Error> {
         let sql = required(&request.sql, "sql")?;
         let params = parameters(&request.parameters);
         let row_limit = self.db.settings().max_rows;
@@ -83,8 +102,7 @@ impl pb::database_server::Database for DatabaseService {
                 return Err(Error::InvalidArgument(
                     "`max_rows` must be at least 1 (leave it out for the default of 100)"
                         .to_owned(),
-                )
-                .into());
+                ));
             }
             Some(n) => n.min(row_limit),
         };
@@ -100,7 +118,7 @@ impl pb::database_server::Database for DatabaseService {
         {
             hit.cached = true;
             tracing::debug!(rows = hit.row_count, "query answered from cache");
-            return Ok(Response::new(hit));
+            return Ok(hit);
         }
 
         let rows = self.db.query(sql, &params, max_rows).await?;
@@ -122,14 +140,10 @@ impl pb::database_server::Database for DatabaseService {
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             self.cache.put(key, stored.encode_to_vec(), ttl).await;
         }
-        Ok(Response::new(result))
+        Ok(result)
     }
 
-    async fn execute(
-        &self,
-        request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<pb::ExecuteResult>, Status> {
-        let request = request.into_inner();
+    async fn run_execute(&self, request: pb::ExecuteRequest) -> Result<pb::ExecuteResult, Error> {
         let sql = required(&request.sql, "sql")?;
         let params = parameters(&request.parameters);
         let outcome = self.db.execute(sql, &params).await;
@@ -143,36 +157,34 @@ impl pb::database_server::Database for DatabaseService {
         }
         let outcome = outcome?;
         tracing::info!(rows_affected = outcome.rows_affected, "statement executed");
-        Ok(Response::new(pb::ExecuteResult {
+        Ok(pb::ExecuteResult {
             rows_affected: outcome.rows_affected,
             last_insert_id: outcome.last_insert_id,
             elapsed_ms: millis(outcome.rows.elapsed),
             engine: self.engine(),
             columns: columns(&outcome.rows),
             rows: outcome.rows.rows,
-        }))
+        })
     }
 
-    async fn list_schemas(
+    async fn run_list_schemas(
         &self,
-        request: Request<pb::ListSchemasRequest>,
-    ) -> Result<Response<pb::ListSchemasResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::ListSchemasRequest,
+    ) -> Result<pb::ListSchemasResponse, Error> {
         let schemas = self
             .db
             .list_schemas(request.include_system.unwrap_or(false))
             .await?;
-        Ok(Response::new(pb::ListSchemasResponse {
+        Ok(pb::ListSchemasResponse {
             schemas,
             engine: self.engine(),
-        }))
+        })
     }
 
-    async fn list_tables(
+    async fn run_list_tables(
         &self,
-        request: Request<pb::ListTablesRequest>,
-    ) -> Result<Response<pb::ListTablesResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::ListTablesRequest,
+    ) -> Result<pb::ListTablesResponse, Error> {
         let (schema, tables) = self
             .db
             .list_tables(
@@ -180,43 +192,87 @@ impl pb::database_server::Database for DatabaseService {
                 optional(request.name_contains.as_deref()),
             )
             .await?;
-        Ok(Response::new(pb::ListTablesResponse {
+        Ok(pb::ListTablesResponse {
             schema,
             tables,
             engine: self.engine(),
-        }))
+        })
     }
 
-    async fn describe_table(
+    async fn run_describe_table(
         &self,
-        request: Request<pb::DescribeTableRequest>,
-    ) -> Result<Response<pb::TableDescription>, Status> {
-        let request = request.into_inner();
+        request: pb::DescribeTableRequest,
+    ) -> Result<pb::TableDescription, Error> {
         let table = required(&request.table, "table")?;
         let description = self
             .db
             .describe_table(optional(request.schema.as_deref()), table)
             .await?;
-        Ok(Response::new(description))
+        Ok(description)
     }
 
-    async fn explain(
-        &self,
-        request: Request<pb::ExplainRequest>,
-    ) -> Result<Response<pb::ExplainResult>, Status> {
-        let request = request.into_inner();
+    async fn run_explain(&self, request: pb::ExplainRequest) -> Result<pb::ExplainResult, Error> {
         let sql = required(&request.sql, "sql")?;
         let params = parameters(&request.parameters);
         let plan = self
             .db
             .explain(sql, &params, request.analyze.unwrap_or(false))
             .await?;
-        Ok(Response::new(pb::ExplainResult {
+        Ok(pb::ExplainResult {
             plan: plan.text,
             format: plan.format.to_owned(),
             analyzed: plan.analyzed,
             elapsed_ms: millis(plan.elapsed),
             engine: self.engine(),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::database_server::Database for DatabaseService {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResult>, Status> {
+        observed("query", self.run_query(request.into_inner())).await
+    }
+
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResult>, Status> {
+        observed("execute", self.run_execute(request.into_inner())).await
+    }
+
+    async fn list_schemas(
+        &self,
+        request: Request<pb::ListSchemasRequest>,
+    ) -> Result<Response<pb::ListSchemasResponse>, Status> {
+        observed("list_schemas", self.run_list_schemas(request.into_inner())).await
+    }
+
+    async fn list_tables(
+        &self,
+        request: Request<pb::ListTablesRequest>,
+    ) -> Result<Response<pb::ListTablesResponse>, Status> {
+        observed("list_tables", self.run_list_tables(request.into_inner())).await
+    }
+
+    async fn describe_table(
+        &self,
+        request: Request<pb::DescribeTableRequest>,
+    ) -> Result<Response<pb::TableDescription>, Status> {
+        observed(
+            "describe_table",
+            self.run_describe_table(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResult>, Status> {
+        observed("explain", self.run_explain(request.into_inner())).await
     }
 }

@@ -78,8 +78,10 @@ if ((${#COMPOSE[@]})); then
   # A clean environment, so the caller's RUST_LOG, CI, ... do not leak into the result.
   run_compose() { env -i PATH="$PATH" HOME="${HOME:-/root}" "${COMPOSE[@]}" --project-directory "$ROOT" -f "$ROOT/compose.yaml" --env-file "$1" config; }
   if run_compose "$WORK/empty.env" >"$WORK/compose-default.yaml" 2>"$WORK/compose.err" \
-     && run_compose "$ROOT/.env.example" >"$WORK/compose-example.yaml" 2>>"$WORK/compose.err"; then
-    say PASS "compose: '${COMPOSE[*]} config' accepts compose.yaml, without .env and with .env.example as .env"
+     && run_compose "$ROOT/.env.example" >"$WORK/compose-example.yaml" 2>>"$WORK/compose.err" \
+     && env -i PATH="$PATH" HOME="${HOME:-/root}" "${COMPOSE[@]}" -f "$ROOT/deploy/compose/test-services.yaml" \
+          --env-file "$WORK/empty.env" config -q 2>>"$WORK/compose.err"; then
+    say PASS "compose: '${COMPOSE[*]} config' accepts compose.yaml (without .env and with .env.example as .env) and deploy/compose/test-services.yaml"
     RESOLVED=(--compose-config "$WORK/compose-example.yaml")
   else
     fail "compose: '${COMPOSE[*]} config' rejects compose.yaml"

@@ -412,6 +412,22 @@ def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str
     return wanted
 
 
+def check_test_services() -> None:
+    """deploy/compose/test-services.yaml: health checks, and ports on loopback only
+    (its databases have no passwords)."""
+    path = ROOT / "deploy" / "compose" / "test-services.yaml"
+    services = (yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}).get("services", {})
+    problems = []
+    for name, svc in services.items():
+        if not (svc.get("healthcheck") or {}).get("test"):
+            problems.append(f"service {name} has no healthcheck")
+        for port in svc.get("ports") or []:
+            if not str(port).startswith("127.0.0.1:"):
+                problems.append(f"service {name} publishes {port!r} beyond 127.0.0.1")
+    report("compose: test-services.yaml services have healthchecks and publish on 127.0.0.1 only", problems,
+           f"{sorted(services)}")
+
+
 def check_env_example(binaries: dict[str, Binary]) -> None:
     assigned, commented = env_example_vars()
     documented = set(assigned) | commented
@@ -729,6 +745,7 @@ def run_all(binaries: dict[str, Binary], resolved: dict | None, kustomize: list[
 
     wanted = guarded("compose", check_compose, binaries, resolved) or set()
     guarded(".env.example", check_env_example, binaries)
+    guarded("test-services.yaml", check_test_services)
     wanted |= guarded("kubernetes", check_kubernetes, binaries, kustomize) or set()
     guarded("Dockerfile", check_dockerfile, binaries, wanted)
     return not failures

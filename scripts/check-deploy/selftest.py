@@ -44,6 +44,8 @@ CASES = [
      "service jira publishes host ports"),
     ("a Host list without the service name", "compose.yaml",
      "::1,[::1],router}", "::1,[::1]}", "does not admit the service name 'router'"),
+    ("a test database published beyond loopback", "deploy/compose/test-services.yaml",
+     '"127.0.0.1:5432:5432"', '"5432:5432"', "publishes '5432:5432' beyond 127.0.0.1"),
     ("an undocumented variable", ".env.example", "\nJIRA_PAT=\n", "\n", "does not document: ['JIRA_PAT']"),
     ("a value in .env.example", ".env.example", "\nJIRA_PAT=\n", "\nJIRA_PAT=secret\n", "leave every value empty"),
     ("a Deployment without limits", "deploy/kubernetes/base/jira.yaml",

@@ -1,0 +1,2 @@
+-- Tests connect as `postgres` or as `root` (the local user on CI machines).
+CREATE ROLE root SUPERUSER LOGIN;

@@ -596,3 +596,61 @@ async fn execute_writes_in_read_write_mode() {
         f.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn null_parameters_and_show_statements_work() {
+    for engine in ENGINES {
+        let Some(f) = Fixture::new(engine).await else {
+            continue;
+        };
+        let notes = f.t("notes");
+        f.admin
+            .exec(&format!(
+                "CREATE TABLE {notes} (id INTEGER PRIMARY KEY, rating INTEGER, body VARCHAR(20))"
+            ))
+            .await;
+        let running = Running::start(f.config(AccessMode::ReadWrite)).await;
+        let mut client = running.client().await;
+        // A null parameter takes the column's type (PostgreSQL infers it).
+        client
+            .execute(ExecuteRequest {
+                sql: format!(
+                    "INSERT INTO {notes} (id, rating, body) VALUES ({}, {}, {})",
+                    f.p(1),
+                    f.p(2),
+                    f.p(3)
+                ),
+                parameters: vec![pv(json!(1)), pv(json!(null)), pv(json!(null))],
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"));
+        let rows = client
+            .query(QueryRequest {
+                sql: format!("SELECT rating, body FROM {notes} WHERE rating IS NULL"),
+                ..Default::default()
+            })
+            .await
+            .expect("query")
+            .into_inner();
+        assert_eq!(rows.row_count, 1, "{engine:?}");
+        assert_eq!(js(&rows.rows[0].values[0]), json!(null));
+        let show = match engine {
+            Engine::Postgres => Some("SHOW search_path"),
+            Engine::MariaDb => Some("SHOW TABLES"),
+            Engine::Sqlite => None,
+        };
+        if let Some(sql) = show {
+            let result = client
+                .query(QueryRequest {
+                    sql: sql.to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"))
+                .into_inner();
+            assert!(result.row_count >= 1, "{engine:?}");
+        }
+        drop(running);
+        f.cleanup().await;
+    }
+}

@@ -1,0 +1,214 @@
+//! The database connector through the router, on SQLite, PostgreSQL and MariaDB.
+//!
+//! Each engine gets a read-write connector (to set up and clean up a table of its
+//! own) and a read-only one (what an agent normally gets): the read-only tools
+//! work, writes and escape attempts are refused with a reason, and the data is
+//! unchanged afterwards.
+
+use integration_tests::prism::in_ci;
+use integration_tests::process::Connector;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// Whether a local server answers on `port`; outside CI a missing one skips.
+async fn service_up(name: &str, port: u16, how: &str) -> bool {
+    if tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(!in_ci(), "{name} is not running on 127.0.0.1:{port}: {how}");
+    eprintln!("\n*** SKIPPING the {name} test: nothing on 127.0.0.1:{port}. {how}\n");
+    false
+}
+
+async fn exercise(engine: &str, url: &str, placeholder: &str) {
+    let table = unique("sb_e2e");
+    let rw = Connector::start(
+        "database-connector",
+        0,
+        &[("DATABASE_URL", url), ("DB_ACCESS_MODE", "read-write")],
+    )
+    .await
+    .expect("start read-write connector");
+    let ro = Connector::start("database-connector", 0, &[("DATABASE_URL", url)])
+        .await
+        .expect("start read-only connector");
+    let (client, _) = stdio_client(&connector_args(&[
+        spec("admin", &rw),
+        spec("database", &ro),
+    ]))
+    .await;
+
+    let setup = [
+        format!(
+            "CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL, price DECIMAL(10,2))"
+        ),
+        format!(
+            "INSERT INTO {table} (id, name, price) VALUES (1, 'widget', 9.99), (2, 'gadget', 24.50)"
+        ),
+    ];
+    for sql in &setup {
+        let r = call(&client, "admin_execute", json!({"sql": sql})).await;
+        assert!(!is_error(&r), "{engine}: {sql}: {}", text(&r));
+    }
+
+    let tables = call(&client, "database_list_tables", json!({})).await;
+    assert!(!is_error(&tables), "{engine}: {}", text(&tables));
+    assert!(
+        tables
+            .structured_content
+            .expect("structured")
+            .to_string()
+            .contains(&table),
+        "{engine}"
+    );
+
+    let described = call(&client, "database_describe_table", json!({"table": table})).await;
+    assert!(!is_error(&described), "{engine}: {}", text(&described));
+    let description = described
+        .structured_content
+        .expect("structured")
+        .to_string();
+    assert!(
+        description.contains("\"price\"") && description.contains("\"id\""),
+        "{engine}: {description}"
+    );
+
+    let query = format!("SELECT name, price FROM {table} WHERE id = {placeholder}");
+    let found = call(
+        &client,
+        "database_query",
+        json!({"sql": query, "parameters": [2]}),
+    )
+    .await;
+    assert!(!is_error(&found), "{engine}: {}", text(&found));
+    let result = found.structured_content.expect("structured");
+    assert_eq!(result["row_count"], 1, "{engine}: {result}");
+    assert_eq!(result["rows"][0][0], "gadget", "{engine}: {result}");
+    let price = &result["rows"][0][1];
+    assert!(
+        price == &json!("24.50") || price == &json!("24.5") || price == &json!(24.5),
+        "{engine}: decimal {price}"
+    );
+
+    let plan = call(
+        &client,
+        "database_explain",
+        json!({"sql": format!("SELECT * FROM {table}")}),
+    )
+    .await;
+    assert!(!is_error(&plan), "{engine}: {}", text(&plan));
+
+    // Writes and escapes through the read-only connector are refused, with a reason.
+    for (tool, sql) in [
+        ("database_execute", format!("DELETE FROM {table}")),
+        ("database_query", format!("DELETE FROM {table}")),
+        ("database_query", format!("COMMIT; DROP TABLE {table}")),
+        (
+            "database_query",
+            format!("WITH gone AS (DELETE FROM {table} RETURNING *) SELECT * FROM gone"),
+        ),
+        (
+            "database_query",
+            format!("SELECT * FROM {table} FOR UPDATE"),
+        ),
+    ] {
+        let r = call(&client, tool, json!({"sql": sql})).await;
+        assert!(is_error(&r), "{engine}: {tool} {sql} must be refused");
+        assert!(
+            text(&r).len() > 40,
+            "{engine}: the refusal says why: {}",
+            text(&r)
+        );
+    }
+    let count = call(
+        &client,
+        "database_query",
+        json!({"sql": format!("SELECT COUNT(*) FROM {table}")}),
+    )
+    .await;
+    let rows: Value = count.structured_content.expect("structured")["rows"].clone();
+    assert_eq!(
+        rows[0][0].as_f64(),
+        Some(2.0),
+        "{engine}: data unchanged, got {rows}"
+    );
+
+    let r = call(
+        &client,
+        "admin_execute",
+        json!({"sql": format!("DROP TABLE {table}")}),
+    )
+    .await;
+    assert!(!is_error(&r), "{engine}: cleanup: {}", text(&r));
+}
+
+#[tokio::test]
+async fn database_tools_work_on_sqlite() {
+    let dir = std::env::temp_dir().join(unique("sb-sqlite"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("e2e.sqlite3");
+    std::fs::File::create(&file).expect("create the database file");
+    let url = format!("sqlite://{}", file.display());
+    exercise("sqlite", &url, "?").await;
+}
+
+#[tokio::test]
+async fn database_tools_work_on_postgresql() {
+    if service_up(
+        "PostgreSQL",
+        5432,
+        "start it (scripts/ensure-services.sh) or `docker compose up postgres`",
+    )
+    .await
+    {
+        exercise(
+            "postgresql",
+            "postgres://postgres@127.0.0.1:5432/test",
+            "$1",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn database_tools_work_on_mariadb() {
+    if service_up("MariaDB", 3306, "start it (scripts/ensure-services.sh)").await {
+        exercise("mariadb", "mysql://root@127.0.0.1:3306/test", "?").await;
+    }
+}
+
+#[tokio::test]
+async fn the_embedded_demo_database_answers_out_of_the_box() {
+    let dir = std::env::temp_dir().join(unique("sb-demo"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let demo = dir.join("demo.sqlite3").display().to_string();
+    let db = Connector::start(
+        "database-connector",
+        0,
+        &[("DATABASE_URL", ""), ("DB_DEMO_PATH", demo.as_str())],
+    )
+    .await
+    .expect("start demo connector");
+    let (client, _) = stdio_client(&connector_args(&[spec("database", &db)])).await;
+    let r = call(
+        &client,
+        "database_query",
+        json!({"sql": "SELECT COUNT(*) AS n FROM customers"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let n = &r.structured_content.expect("structured")["rows"][0][0];
+    assert!(n.as_f64().unwrap_or(0.0) > 0.0, "demo data present: {n}");
+}

@@ -26,6 +26,7 @@ services: ## Start local PostgreSQL, MariaDB and Redis if installed but stopped
 	scripts/ensure-services.sh
 
 test: tools services build ## Run the whole test suite (set-up included)
+	scripts/check-deploy.sh
 	$(MAKE) --no-print-directory test-rust
 
 test-rust:

@@ -2,7 +2,8 @@
 # Starts the local services the test suite uses (PostgreSQL, MariaDB, Redis) when
 # they are installed but not running. Idempotent; never installs anything.
 # Tests that need a service that is still absent fail with CI=true and are
-# skipped with a message otherwise (or start one with `docker compose up postgres`).
+# skipped with a message otherwise (or start them with
+# `docker compose -f deploy/compose/test-services.yaml up -d --wait`).
 set -uo pipefail
 
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

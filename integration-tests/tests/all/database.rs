@@ -169,7 +169,7 @@ async fn database_tools_work_on_postgresql() {
     if service_up(
         "PostgreSQL",
         5432,
-        "start it (scripts/ensure-services.sh) or `docker compose up postgres`",
+        "start it (scripts/ensure-services.sh) or `docker compose -f deploy/compose/test-services.yaml up -d --wait`",
     )
     .await
     {

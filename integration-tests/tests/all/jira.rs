@@ -130,6 +130,44 @@ async fn jira_tools_work_through_the_router_against_the_spec() {
         assert!(!is_error(&result), "{tool} {arguments}: {}", text(&result));
     }
 
+    for (tool, arguments) in [
+        (
+            "jira_update_issue",
+            json!({"key": "PROJ-1", "summary": "Renamed", "add_labels": ["triaged"]}),
+        ),
+        (
+            "jira_assign_issue",
+            json!({"key": "PROJ-1", "unassign": true}),
+        ),
+    ] {
+        let result = call(&client, tool, arguments.clone()).await;
+        assert!(!is_error(&result), "{tool} {arguments}: {}", text(&result));
+    }
+    // Prism invents the site's transitions and link types, so a name may not
+    // exist there: then the error must list what does.
+    let transition = call(
+        &client,
+        "jira_transition_issue",
+        json!({"key": "PROJ-1", "transition": "Done"}),
+    )
+    .await;
+    assert!(
+        !is_error(&transition) || text(&transition).to_lowercase().contains("transitions"),
+        "{}",
+        text(&transition)
+    );
+    let link = call(
+        &client,
+        "jira_link_issues",
+        json!({"link_type": "Blocks", "from_key": "PROJ-1", "to_key": "PROJ-2"}),
+    )
+    .await;
+    assert!(
+        !is_error(&link) || text(&link).to_lowercase().contains("link type"),
+        "{}",
+        text(&link)
+    );
+
     let wrong = call(
         &client,
         "jira_search_issues",

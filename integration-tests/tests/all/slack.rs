@@ -141,3 +141,123 @@ async fn slack_tools_work_through_the_router() {
         !text(&refused).contains("xoxb-test-token") && !text(&send).contains("xoxb-test-token")
     );
 }
+
+#[tokio::test]
+async fn every_slack_tool_answers_through_the_router_with_writes_enabled() {
+    let server = fake_slack().await;
+    let routes = [
+        (
+            "chat.postMessage",
+            json!({"channel": "C0DEPLOYS", "ts": "1712345678.000200", "message": {"text": "hi", "user": "U0BOT"}}),
+        ),
+        (
+            "chat.update",
+            json!({"channel": "C0DEPLOYS", "ts": "1712345678.000200", "text": "edited", "message": {"text": "edited"}}),
+        ),
+        (
+            "chat.delete",
+            json!({"channel": "C0DEPLOYS", "ts": "1712345678.000200"}),
+        ),
+        ("reactions.add", json!({})),
+        (
+            "conversations.create",
+            json!({"channel": {"id": "C0NEW", "name": "incident-42", "is_private": false}}),
+        ),
+        (
+            "conversations.replies",
+            json!({"messages": [{"ts": "1712345678.000100", "user": "U0ALICE", "text": "root", "thread_ts": "1712345678.000100"}], "has_more": false}),
+        ),
+        (
+            "users.list",
+            json!({"members": [{"id": "U0ALICE", "name": "alice", "profile": {"display_name": "alice", "real_name": "Alice A"}}], "response_metadata": {"next_cursor": ""}}),
+        ),
+        (
+            "users.profile.get",
+            json!({"profile": {"display_name": "alice", "real_name": "Alice A", "email": "alice@example.com", "title": "SRE"}}),
+        ),
+        (
+            "search.messages",
+            json!({"query": "deploy", "messages": {"total": 1, "matches": [{"ts": "1712345678.000100", "user": "U0ALICE", "text": "deploy done", "channel": {"id": "C0DEPLOYS", "name": "deploys"}, "permalink": "https://acme.slack.com/archives/C0DEPLOYS/p1712345678000100"}], "paging": {"count": 20, "total": 1, "page": 1, "pages": 1}}}),
+        ),
+    ];
+    for (method_name, body) in routes {
+        Mock::given(path(format!("/api/{method_name}")))
+            .respond_with(ok(body))
+            .mount(&server)
+            .await;
+    }
+    let base = format!("{}/api", server.uri());
+    let slack = Connector::start(
+        "slack-connector",
+        0,
+        &[
+            ("SLACK_API_BASE_URL", base.as_str()),
+            ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+            ("SLACK_USER_TOKEN", "xoxp-test-token"),
+            ("SLACK_ALLOW_WRITES", "true"),
+        ],
+    )
+    .await
+    .expect("start slack");
+    let url = slack.url();
+    wait_until("slack SERVING", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move { check(&url, "", Duration::from_secs(1)).await == HealthcheckOutcome::Serving }
+    })
+    .await
+    .expect("serving");
+    let (client, _) = stdio_client(&connector_args(&[spec("slack", &slack)])).await;
+
+    let ts = "1712345678.000200";
+    for (tool, arguments) in [
+        ("slack_list_channels", json!({"limit": 10})),
+        ("slack_get_channel_history", json!({"channel": "C0DEPLOYS"})),
+        (
+            "slack_get_thread_replies",
+            json!({"channel": "C0DEPLOYS", "thread_ts": "1712345678.000100"}),
+        ),
+        ("slack_get_users", json!({})),
+        ("slack_get_user_profile", json!({"user": "U0ALICE"})),
+        ("slack_search_messages", json!({"query": "deploy"})),
+        (
+            "slack_send_message",
+            json!({"channel": "#deploys", "text": "Deploy of *api* finished"}),
+        ),
+        (
+            "slack_update_message",
+            json!({"channel": "C0DEPLOYS", "ts": ts, "text": "edited"}),
+        ),
+        (
+            "slack_add_reaction",
+            json!({"channel": "C0DEPLOYS", "ts": ts, "emoji": "white_check_mark"}),
+        ),
+        (
+            "slack_delete_message",
+            json!({"channel": "C0DEPLOYS", "ts": ts}),
+        ),
+        ("slack_create_channel", json!({"name": "incident-42"})),
+    ] {
+        let result = call(&client, tool, arguments.clone()).await;
+        assert!(!is_error(&result), "{tool} {arguments}: {}", text(&result));
+        assert!(result.structured_content.is_some(), "{tool}");
+    }
+    let sent = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.url.path() == "/api/chat.postMessage")
+        .expect("chat.postMessage was sent");
+    let auth = sent
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(auth, "Bearer xoxb-test-token", "writes use the bot token");
+    let body = String::from_utf8_lossy(&sent.body);
+    assert!(
+        body.contains("C0DEPLOYS"),
+        "the channel name was resolved to its id: {body}"
+    );
+}

@@ -130,7 +130,9 @@ pub struct Fixture {
     pub schema: String,
     pub url: String,
     pub admin: Admin,
-    sqlite_dir: Option<tempfile::TempDir>,
+    /// Kept for its Drop: removes the SQLite file.
+    _sqlite_dir: Option<tempfile::TempDir>,
+    cleaned: bool,
 }
 
 impl Fixture {
@@ -152,7 +154,8 @@ impl Fixture {
                     url: "postgres://postgres@127.0.0.1:5432/test".to_owned(),
                     schema: name,
                     admin,
-                    sqlite_dir: None,
+                    _sqlite_dir: None,
+                    cleaned: false,
                 }
             }
             Engine::MariaDb => {
@@ -172,7 +175,8 @@ impl Fixture {
                     url,
                     schema: name,
                     admin: Admin::MariaDb(pool),
-                    sqlite_dir: None,
+                    _sqlite_dir: None,
+                    cleaned: false,
                 }
             }
             Engine::Sqlite => {
@@ -188,7 +192,8 @@ impl Fixture {
                     url,
                     schema: "main".to_owned(),
                     admin: Admin::Sqlite(pool),
-                    sqlite_dir: Some(dir),
+                    _sqlite_dir: Some(dir),
+                    cleaned: false,
                 }
             }
         };
@@ -269,7 +274,7 @@ impl Fixture {
     pub const ORIGINAL_ACCOUNTS: &'static str = "1:alice:100.50,2:bob:20.00,3:carol:7.25";
 
     /// Drops what the fixture created.
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
         match &self.admin {
             Admin::Postgres(_) => {
                 self.admin
@@ -283,7 +288,50 @@ impl Fixture {
             }
             Admin::Sqlite(p) => p.close().await,
         }
-        drop(self.sqlite_dir);
+        self.cleaned = true;
+    }
+}
+
+impl Drop for Fixture {
+    /// A test that failed before `cleanup` still drops its schema or database,
+    /// on a thread of its own (the test's runtime may be unwinding).
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let statement = match self.engine {
+            Engine::Postgres => format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            Engine::MariaDb => format!("DROP DATABASE IF EXISTS {}", self.schema),
+            Engine::Sqlite => return,
+        };
+        let engine = self.engine;
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                match engine {
+                    Engine::Postgres => {
+                        if let Ok(pool) =
+                            sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await
+                        {
+                            let _ = pool.execute(sqlx::raw_sql(&statement)).await;
+                        }
+                    }
+                    _ => {
+                        if let Ok(pool) =
+                            sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test").await
+                        {
+                            let _ = pool.execute(sqlx::raw_sql(&statement)).await;
+                        }
+                    }
+                }
+            });
+        })
+        .join();
     }
 }
 

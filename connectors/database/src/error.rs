@@ -41,9 +41,6 @@ pub enum Error {
     /// The database cannot be reached or the pool has no free connection.
     #[error("the database is unavailable: {0}; retry later")]
     Unavailable(String),
-    /// A limit of the connector was reached.
-    #[error("{0}")]
-    ResourceExhausted(String),
     /// A value in the result could not be represented.
     #[error("cannot read column {column:?}: {message}")]
     Decode {
@@ -136,7 +133,6 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::Timeout { .. } => Code::DeadlineExceeded,
             Error::Unavailable(_) => Code::Unavailable,
-            Error::ResourceExhausted(_) => Code::ResourceExhausted,
         };
         Status::new(code, error.to_string())
     }

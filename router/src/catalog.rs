@@ -351,6 +351,8 @@ pub struct Resolved {
 pub struct ToolCatalog {
     state: RwLock<Vec<ConnectorState>>,
     version: watch::Sender<u64>,
+    /// Bumped when a connector's resources or prompts may have changed.
+    surface_version: watch::Sender<u64>,
     settled: watch::Sender<usize>,
     ready_deadline: Instant,
 }
@@ -374,6 +376,7 @@ impl ToolCatalog {
         Self {
             state: RwLock::new(state),
             version: watch::channel(0).0,
+            surface_version: watch::channel(0).0,
             settled: watch::channel(0).0,
             ready_deadline: now + startup_timeout,
         }
@@ -441,6 +444,7 @@ impl ToolCatalog {
     /// have been redeployed, so clients that cached the list should refresh it).
     pub fn notify_changed(&self) {
         self.version.send_modify(|v| *v += 1);
+        self.surface_version.send_modify(|v| *v += 1);
     }
 
     /// Withdraws a connector's tools, resources and prompts (down for longer
@@ -450,8 +454,8 @@ impl ToolCatalog {
         self.set_features(connector, Features::default());
     }
 
-    /// Records which generic services a connector serves; notifies sessions when
-    /// that changed (their resource or prompt lists changed).
+    /// Records which generic services a connector serves; tells sessions to list
+    /// resources and prompts again when that changed.
     pub fn set_features(&self, connector: &str, features: Features) {
         let changed = self.write(|state| {
             let Some(c) = state.iter_mut().find(|c| c.name == connector) else {
@@ -462,7 +466,7 @@ impl ToolCatalog {
             changed
         });
         if changed {
-            self.version.send_modify(|v| *v += 1);
+            self.surface_version.send_modify(|v| *v += 1);
         }
     }
 
@@ -537,6 +541,12 @@ impl ToolCatalog {
     /// Watches the listed tools' version (bumped on every change).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// Watches the version of the resources and prompts on offer (bumped when a
+    /// connector starts or stops serving them, or comes back and may have changed).
+    pub fn subscribe_surface(&self) -> watch::Receiver<u64> {
+        self.surface_version.subscribe()
     }
 
     /// Whether every connector has answered, or the startup wait is over.

@@ -598,8 +598,17 @@ impl ServerHandler for Router {
         let peer = context.peer.clone();
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
+                if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut surface = self.catalog.subscribe_surface();
+        surface.mark_unchanged();
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            while surface.changed().await.is_ok() {
                 if peer.is_transport_closed()
-                    || peer.notify_tool_list_changed().await.is_err()
                     || peer.notify_resource_list_changed().await.is_err()
                     || peer.notify_prompt_list_changed().await.is_err()
                 {
@@ -626,6 +635,9 @@ impl ServerHandler for Router {
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.catalog.subscribe();
         changes.mark_unchanged();
+        let mut surface = self.catalog.subscribe_surface();
+        surface.mark_unchanged();
+        let accepted = context.accepted().clone();
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),
@@ -633,12 +645,19 @@ impl ServerHandler for Router {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let accepted = context.accepted();
+                    if accepted.tools_list_changed == Some(true)
+                        && context.sink().notify_tool_list_changed().await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                changed = surface.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
                     let sink = context.sink();
-                    if (accepted.tools_list_changed == Some(true)
-                        && sink.notify_tool_list_changed().await.is_err())
-                        || (accepted.resources_list_changed == Some(true)
-                            && sink.notify_resource_list_changed().await.is_err())
+                    if (accepted.resources_list_changed == Some(true)
+                        && sink.notify_resource_list_changed().await.is_err())
                         || (accepted.prompts_list_changed == Some(true)
                             && sink.notify_prompt_list_changed().await.is_err())
                     {

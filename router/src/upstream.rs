@@ -212,8 +212,10 @@ impl Upstream {
                 tracing::info!(connector = %name, tools = tools.len(), services = ?services, "connector serving, catalog refreshed");
                 catalog.set_tools(name, tools);
                 catalog.set_features(name, Features::of(&services));
-                catalog.set_status(name, ConnectorStatus::Serving);
+                // Announce before settling: a session that lists the tools once
+                // the startup wait is over must not get this notice afterwards.
                 catalog.notify_changed();
+                catalog.set_status(name, ConnectorStatus::Serving);
                 true
             }
             Err(error) => {

@@ -66,7 +66,7 @@ where
         .name(spec.binary)
         .about(spec.about)
         .after_help(format!(
-            "Environment: LISTEN_ADDR (default {}), LOG_FORMAT=json, RUST_LOG",
+            "Environment: LISTEN_ADDR (default {}), SHUTDOWN_GRACE (seconds, default 10), LOG_FORMAT=json, RUST_LOG",
             spec.default_listen_addr
         ));
     let cli = match Cli::from_arg_matches(&command.get_matches()) {

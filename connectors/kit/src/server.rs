@@ -29,6 +29,20 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Default bound on draining calls and streams after the shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `SHUTDOWN_GRACE` (seconds), or the default; a malformed value is reported and ignored.
+fn shutdown_grace_from_env() -> std::time::Duration {
+    match crate::env::seconds("SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE) {
+        Ok(grace) => grace,
+        Err(error) => {
+            tracing::warn!(%error, default = ?DEFAULT_SHUTDOWN_GRACE, "using the default shutdown grace period");
+            DEFAULT_SHUTDOWN_GRACE
+        }
+    }
+}
+
 /// Builder for a connector's gRPC server.
 pub struct ConnectorServer {
     name: String,
@@ -38,6 +52,7 @@ pub struct ConnectorServer {
     health: Health,
     health_service:
         tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
+    shutdown_grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for ConnectorServer {
@@ -64,7 +79,16 @@ impl ConnectorServer {
             descriptor_sets: vec![descriptors],
             health: Health::new(reporter),
             health_service,
+            shutdown_grace: shutdown_grace_from_env(),
         }
+    }
+
+    /// How long in-flight calls and open streams may take to finish after the
+    /// shutdown signal (`SHUTDOWN_GRACE` seconds, default 10; Kubernetes allows
+    /// 30 s before SIGKILL).
+    pub fn with_shutdown_grace(mut self, grace: std::time::Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
     }
 
     /// Registers another encoded descriptor set for reflection (e.g. a test proto).
@@ -145,10 +169,34 @@ impl ConnectorServer {
             services = ?self.service_names,
             "connector listening"
         );
-        tonic::transport::Server::builder()
+        // On shutdown: first report NOT_SERVING, so health watchers (the router)
+        // stop sending calls at once, then stop accepting and drain in-flight
+        // calls. Open streams (a router's health Watch never ends by itself) would
+        // hold the drain forever, so it is bounded by the grace period.
+        let health = self.health.clone();
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            health.set(tonic_health::ServingStatus::NotServing).await;
+            let _ = stopping_tx.send(());
+        };
+        let server = tonic::transport::Server::builder()
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+        let grace = self.shutdown_grace;
+        let drain_deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => served?,
+            () = drain_deadline => {
+                tracing::warn!(connector = %self.name, grace = ?grace, "open calls or streams did not finish within the shutdown grace period, stopping anyway");
+            }
+        }
         tracing::info!(connector = %self.name, "connector stopped");
         Ok(())
     }

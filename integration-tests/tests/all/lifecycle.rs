@@ -66,6 +66,10 @@ async fn an_upgraded_connector_gains_its_new_tool_without_a_router_restart() {
     let seen = *recorder.list_changed.borrow();
     restart(&mut calc, &[("TEST_PROTO_VERSION", "2")]).await;
     wait_list_changed(&recorder, seen).await;
+    wait_for_tools(&client, &recorder, "calculator_power", |names| {
+        names.iter().any(|n| n == "calculator_power")
+    })
+    .await;
 
     let names = tool_names(&client).await;
     assert!(names.contains(&"calculator_power".to_owned()), "{names:?}");
@@ -109,13 +113,11 @@ async fn tools_are_withdrawn_after_the_grace_period() {
     let (client, recorder) = stdio_client(&args).await;
     assert!(!tool_names(&client).await.is_empty());
 
-    let seen = *recorder.list_changed.borrow();
     calc.process.kill().await.expect("kill");
-    wait_list_changed(&recorder, seen).await;
-    assert!(
-        tool_names(&client).await.is_empty(),
-        "withdrawn once past the grace period"
-    );
+    wait_for_tools(&client, &recorder, "the tools to be withdrawn", |names| {
+        names.is_empty()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -135,6 +137,10 @@ async fn a_connector_that_arrives_late_is_picked_up() {
         .await
         .expect("start late connector");
     wait_list_changed(&recorder, seen).await;
+    wait_for_tools(&client, &recorder, "late_add", |names| {
+        names.iter().any(|n| n == "late_add")
+    })
+    .await;
     let result = call(&client, "late_add", json!({"a": 1, "b": 2})).await;
     assert_eq!(result.structured_content, Some(json!({"sum": 3.0})));
 }
@@ -146,5 +152,27 @@ async fn the_router_stops_cleanly_on_sigterm() {
         .await
         .expect("router");
     let status = router.process.terminate().await.expect("terminate");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn a_connector_stops_on_sigterm_while_the_router_watches_it() {
+    let mut calc = integration_tests::process::Connector::start(
+        "test-connector",
+        0,
+        &[("SHUTDOWN_GRACE", "1")],
+    )
+    .await
+    .expect("start connector");
+    let (client, _) = stdio_client(&connector_args(&[spec("calculator", &calc)])).await;
+    assert!(
+        !tool_names(&client).await.is_empty(),
+        "the router is watching it"
+    );
+    let status = calc
+        .process
+        .terminate()
+        .await
+        .expect("stops despite the open health stream");
     assert!(status.success(), "exit status {status}");
 }

@@ -166,6 +166,31 @@ pub async fn wait_list_changed(recorder: &Recorder, seen: usize) {
         .expect("recorder alive");
 }
 
+/// Waits, through list_changed notifications, until the listed tool names satisfy
+/// `done` (a notification may also be a late one from an earlier change).
+pub async fn wait_for_tools(
+    client: &Client,
+    recorder: &Recorder,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut rx = recorder.list_changed.subscribe();
+    loop {
+        rx.mark_unchanged();
+        let names = tool_names(client).await;
+        if done(&names) {
+            return;
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(
+            !remaining.is_zero(),
+            "timed out waiting for {what}; tools: {names:?}"
+        );
+        let _ = tokio::time::timeout(remaining, rx.changed()).await;
+    }
+}
+
 /// Restarts a connector on the same port with extra environment.
 pub async fn restart(connector: &mut Connector, env: &[(&str, &str)]) {
     connector.process.kill().await.expect("kill connector");

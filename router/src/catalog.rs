@@ -33,6 +33,9 @@ pub const RESOURCES_SERVICE: &str = "switchboard.mcp.v1.Resources";
 /// The generic prompts service; aggregated, never turned into tools.
 pub const PROMPTS_SERVICE: &str = "switchboard.mcp.v1.Prompts";
 
+/// The service through which a connector gets its questions answered.
+pub const INTERACTIONS_SERVICE: &str = "switchboard.mcp.v1.Interactions";
+
 /// Which generic MCP services a connector serves besides its tools.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Features {
@@ -284,7 +287,7 @@ pub fn tools_for_connector(
     let comments = Comments::new(files.iter());
     let mut tools = Vec::new();
     for name in services {
-        if name == RESOURCES_SERVICE || name == PROMPTS_SERVICE {
+        if name == RESOURCES_SERVICE || name == PROMPTS_SERVICE || name == INTERACTIONS_SERVICE {
             continue;
         }
         match pool.get_service_by_name(name) {

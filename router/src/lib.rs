@@ -20,6 +20,7 @@ pub mod aggregate;
 pub mod catalog;
 pub mod config;
 pub mod content;
+pub mod interact;
 pub mod mcp;
 pub mod schema;
 pub mod telemetry;

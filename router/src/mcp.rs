@@ -102,6 +102,7 @@ enum Notice {
         logger: String,
         data: Json,
     },
+    Ask(pb::ClientRequest),
 }
 
 /// Sends one log notification (MCP logging is deprecated by SEP-2577 in rmcp,
@@ -225,6 +226,9 @@ impl Router {
         let forwarder = (progress_token.is_some() || kind == ResultKind::Events).then(|| {
             let peer = context.peer.clone();
             let token = progress_token.clone();
+            let channel = upstream.channel();
+            let timeout = upstream.config().timeout;
+            let prefix = prefix.clone();
             tokio::spawn(async move {
                 while let Some(notice) = notice_rx.recv().await {
                     let sent = match notice {
@@ -248,6 +252,16 @@ impl Router {
                             logger,
                             data,
                         } => send_log(&peer, level, logger, data).await,
+                        // Answered beside the stream, which goes on meanwhile.
+                        Notice::Ask(ask) => {
+                            let (peer, channel, prefix) =
+                                (peer.clone(), channel.clone(), prefix.clone());
+                            tokio::spawn(async move {
+                                crate::interact::answer(&peer, channel, timeout, &prefix, ask)
+                                    .await;
+                            });
+                            true
+                        }
                     };
                     if !sent {
                         break;
@@ -287,6 +301,9 @@ impl Router {
                                 data: log.data.as_ref().map_or(Json::Null, value_json),
                             });
                         }
+                    }
+                    Some(pb::stream_event::Event::Ask(ask)) => {
+                        let _ = notice_tx.send(Notice::Ask(ask));
                     }
                     _ => {}
                 }

@@ -16,6 +16,8 @@
 //!
 //! One tool is not a suite fixture: `update_watched_resource` changes
 //! `test://watched-resource`, so tests can see `notifications/resources/updated`.
+//! The asking tools (`test_sampling`, `test_elicitation`, ...) stream an `ask`
+//! event and wait for the router's `Interactions/Reply`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use prost::Message;
 use switchboard_proto::mcp::v1 as pb;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
@@ -82,10 +84,13 @@ enum Shape {
     Schema,
     /// No arguments, streams `StreamEvent`s.
     Stream,
+    /// Takes the named request message, asks the client a question and streams
+    /// `StreamEvent`s.
+    Ask(&'static str),
 }
 
 /// The tools: method name (also the tool name), shape, read-only, description.
-const TOOLS: [(&str, Shape, bool, &str); 10] = [
+const TOOLS: [(&str, Shape, bool, &str); 14] = [
     (
         "test_simple_text",
         Shape::Unary,
@@ -145,6 +150,30 @@ const TOOLS: [(&str, Shape, bool, &str); 10] = [
         Shape::Unary,
         false,
         "Changes test://watched-resource, so subscribers are notified.",
+    ),
+    (
+        "test_sampling",
+        Shape::Ask("SamplingToolRequest"),
+        true,
+        "Asks the client's LLM to answer the prompt and returns its answer.",
+    ),
+    (
+        "test_elicitation",
+        Shape::Ask("ElicitationToolRequest"),
+        true,
+        "Asks the user for a username and an email address.",
+    ),
+    (
+        "test_elicitation_sep1034_defaults",
+        Shape::Ask("NoArguments"),
+        true,
+        "Asks the user for input with a default for every primitive type.",
+    ),
+    (
+        "test_elicitation_sep1330_enums",
+        Shape::Ask("NoArguments"),
+        true,
+        "Asks the user to choose from the five kinds of enum.",
     ),
 ];
 
@@ -214,6 +243,8 @@ fn descriptor_set() -> Vec<u8> {
         ],
         message_type: vec![
             message("NoArguments", vec![]),
+            message("SamplingToolRequest", vec![field("prompt", 1, None)]),
+            message("ElicitationToolRequest", vec![field("message", 1, None)]),
             message(
                 "Address",
                 vec![field("street", 1, None), field("city", 2, None)],
@@ -253,13 +284,14 @@ fn descriptor_set() -> Vec<u8> {
             name: Some(name.into()),
             input_type: Some(match shape {
                 Shape::Schema => format!(".{PACKAGE}.JsonSchemaToolRequest"),
+                Shape::Ask(input) => format!(".{PACKAGE}.{input}"),
                 Shape::Unary | Shape::Stream => format!(".{PACKAGE}.NoArguments"),
             }),
             output_type: Some(match shape {
-                Shape::Stream => ".switchboard.mcp.v1.StreamEvent".into(),
+                Shape::Stream | Shape::Ask(_) => ".switchboard.mcp.v1.StreamEvent".into(),
                 Shape::Unary | Shape::Schema => ".switchboard.mcp.v1.ToolResult".into(),
             }),
-            server_streaming: Some(shape == Shape::Stream),
+            server_streaming: Some(matches!(shape, Shape::Stream | Shape::Ask(_))),
             ..Default::default()
         };
         let mut options = Vec::new();
@@ -339,6 +371,9 @@ fn result(content: Vec<pb::Content>) -> pb::ToolResult {
 struct Fixtures {
     watched_version: Arc<AtomicU64>,
     watched_changes: broadcast::Sender<u64>,
+    /// Questions asked by running calls, by id, waiting for Interactions/Reply.
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<pb::ReplyRequest>>>>,
+    asked: Arc<AtomicU64>,
 }
 
 impl Fixtures {
@@ -346,6 +381,8 @@ impl Fixtures {
         Self {
             watched_version: Arc::new(AtomicU64::new(1)),
             watched_changes: broadcast::channel(16).0,
+            pending: Arc::default(),
+            asked: Arc::default(),
         }
     }
 
@@ -397,7 +434,11 @@ impl Fixtures {
     fn stream(
         &self,
         method: &str,
+        request: &[u8],
     ) -> Result<mpsc::Receiver<Result<pb::StreamEvent, Status>>, Status> {
+        if let Some(question) = self.question(method, request)? {
+            return Ok(self.ask(question));
+        }
         let events: Vec<pb::stream_event::Event> = match method {
             "test_tool_with_progress" => [0.0, 50.0, 100.0]
                 .into_iter()
@@ -456,6 +497,257 @@ impl Fixtures {
     }
 }
 
+/// What an asking tool asks, and how its answer is reported.
+struct Question {
+    request: pb::client_request::Request,
+    /// `LLM response: ...` or `User response: ...`: the result's first words.
+    report: &'static str,
+}
+
+/// Arguments of `test_sampling`.
+#[derive(Clone, PartialEq, Message)]
+struct SamplingToolRequest {
+    #[prost(string, tag = "1")]
+    prompt: String,
+}
+
+/// Arguments of `test_elicitation`.
+#[derive(Clone, PartialEq, Message)]
+struct ElicitationToolRequest {
+    #[prost(string, tag = "1")]
+    message: String,
+}
+
+fn json_value(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(json_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn json_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_value(v)))
+            .collect(),
+    }
+}
+
+fn value_json(value: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 => serde_json::json!(*n as i64),
+        Some(Kind::NumberValue(n)) => serde_json::json!(n),
+        Some(Kind::StringValue(s)) => serde_json::json!(s),
+        Some(Kind::BoolValue(b)) => serde_json::json!(b),
+        Some(Kind::StructValue(s)) => struct_json(s),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_json).collect())
+        }
+    }
+}
+
+fn struct_json(s: &prost_types::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect(),
+    )
+}
+
+fn elicitation(message: &str, schema: serde_json::Value) -> pb::client_request::Request {
+    let serde_json::Value::Object(schema) = schema else {
+        unreachable!("the fixture schemas are objects")
+    };
+    pb::client_request::Request::Elicit(pb::Elicitation {
+        message: message.into(),
+        requested_schema: Some(json_struct(&schema)),
+    })
+}
+
+impl Fixtures {
+    /// The question an asking tool puts to the client, if `method` is one.
+    fn question(&self, method: &str, request: &[u8]) -> Result<Option<Question>, Status> {
+        let malformed =
+            |e: prost::DecodeError| Status::invalid_argument(format!("malformed request: {e}"));
+        let (request, report) = match method {
+            "test_sampling" => {
+                let prompt = SamplingToolRequest::decode(request)
+                    .map_err(malformed)?
+                    .prompt;
+                let request = pb::client_request::Request::Sample(pb::Sampling {
+                    messages: vec![pb::SamplingMessage {
+                        role: pb::Role::User as i32,
+                        content: Some(text(prompt)),
+                    }],
+                    system_prompt: String::new(),
+                    max_tokens: 100,
+                });
+                (request, "LLM response")
+            }
+            "test_elicitation" => {
+                let message = ElicitationToolRequest::decode(request)
+                    .map_err(malformed)?
+                    .message;
+                let schema = serde_json::json!({
+                    "type": "object",
+                    "properties": {
+                        "username": {"type": "string", "description": "User's response"},
+                        "email": {"type": "string", "description": "User's email address"}
+                    },
+                    "required": ["username", "email"]
+                });
+                (elicitation(&message, schema), "User response")
+            }
+            "test_elicitation_sep1034_defaults" => {
+                let schema = serde_json::json!({
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "default": "John Doe"},
+                        "age": {"type": "integer", "default": 30},
+                        "score": {"type": "number", "default": 95.5},
+                        "status": {"type": "string", "enum": ["active", "inactive", "pending"], "default": "active"},
+                        "verified": {"type": "boolean", "default": true}
+                    }
+                });
+                (
+                    elicitation("Please review your details", schema),
+                    "Elicitation completed",
+                )
+            }
+            "test_elicitation_sep1330_enums" => {
+                let schema = serde_json::json!({
+                    "type": "object",
+                    "properties": {
+                        "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                        "titledSingle": {"type": "string", "oneOf": [
+                            {"const": "value1", "title": "First Option"},
+                            {"const": "value2", "title": "Second Option"},
+                            {"const": "value3", "title": "Third Option"}
+                        ]},
+                        "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
+                            "enumNames": ["Option One", "Option Two", "Option Three"]},
+                        "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                        "titledMulti": {"type": "array", "items": {"anyOf": [
+                            {"const": "value1", "title": "First Choice"},
+                            {"const": "value2", "title": "Second Choice"},
+                            {"const": "value3", "title": "Third Choice"}
+                        ]}}
+                    }
+                });
+                (
+                    elicitation("Please choose", schema),
+                    "Elicitation completed",
+                )
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Question { request, report }))
+    }
+
+    /// Streams the question, waits for its Reply (30 s at most) and streams the result.
+    fn ask(&self, question: Question) -> mpsc::Receiver<Result<pb::StreamEvent, Status>> {
+        let (tx, rx) = mpsc::channel(8);
+        // A real connector makes this unguessable; a test fixture may count.
+        let id = format!(
+            "ask-{}-{}",
+            std::process::id(),
+            self.asked.fetch_add(1, Ordering::SeqCst)
+        );
+        let pending = self.pending.clone();
+        tokio::spawn(async move {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            pending.lock().await.insert(id.clone(), reply_tx);
+            let ask = pb::ClientRequest {
+                id: id.clone(),
+                request: Some(question.request),
+            };
+            let event = pb::StreamEvent {
+                event: Some(pb::stream_event::Event::Ask(ask)),
+            };
+            if tx.send(Ok(event)).await.is_err() {
+                pending.lock().await.remove(&id);
+                return;
+            }
+            let reply = tokio::time::timeout(Duration::from_secs(30), reply_rx).await;
+            pending.lock().await.remove(&id);
+            let outcome = match reply {
+                Ok(Ok(reply)) => match reply.reply {
+                    Some(pb::reply_request::Reply::Sample(s)) => {
+                        let answer = match s.content.and_then(|c| c.kind) {
+                            Some(pb::content::Kind::Text(t)) => t.text,
+                            _ => "(no text)".into(),
+                        };
+                        result(vec![text(format!("{}: {answer}", question.report))])
+                    }
+                    Some(pb::reply_request::Reply::Elicit(e)) => {
+                        let content = e
+                            .content
+                            .as_ref()
+                            .map_or(serde_json::Value::Null, struct_json);
+                        result(vec![text(format!(
+                            "{}: action={}, content={content}",
+                            question.report, e.action
+                        ))])
+                    }
+                    Some(pb::reply_request::Reply::Error(error)) => pb::ToolResult {
+                        content: vec![text(format!("No answer from the client: {error}"))],
+                        structured: None,
+                        is_error: true,
+                    },
+                    None => pb::ToolResult {
+                        content: vec![text("The reply was empty")],
+                        structured: None,
+                        is_error: true,
+                    },
+                },
+                _ => pb::ToolResult {
+                    content: vec![text("No answer from the client within 30s")],
+                    structured: None,
+                    is_error: true,
+                },
+            };
+            let event = pb::StreamEvent {
+                event: Some(pb::stream_event::Event::Result(outcome)),
+            };
+            let _ = tx.send(Ok(event)).await;
+        });
+        rx
+    }
+}
+
+#[tonic::async_trait]
+impl pb::interactions_server::Interactions for Fixtures {
+    async fn reply(
+        &self,
+        request: Request<pb::ReplyRequest>,
+    ) -> Result<Response<pb::ReplyResponse>, Status> {
+        let reply = request.into_inner();
+        let waiting = self.pending.lock().await.remove(&reply.id);
+        match waiting {
+            Some(tx) => {
+                let _ = tx.send(reply);
+                Ok(Response::new(pb::ReplyResponse {}))
+            }
+            None => Err(Status::not_found(format!(
+                "no running call waits for an answer to {:?}",
+                reply.id
+            ))),
+        }
+    }
+}
+
 /// Raw request bytes: each method decodes its own arguments.
 #[derive(Clone, PartialEq, Message)]
 struct RawRequest {}
@@ -492,11 +784,14 @@ impl tonic::server::ServerStreamingService<prost::bytes::Bytes> for StreamCall {
     type ResponseStream = EventStream;
     type Future = BoxFuture<Response<EventStream>, Status>;
 
-    fn call(&mut self, _request: Request<prost::bytes::Bytes>) -> Self::Future {
-        let outcome = self.fixtures.stream(&self.method).map(|rx| {
-            let stream: EventStream = Box::pin(ReceiverStream::new(rx));
-            Response::new(stream)
-        });
+    fn call(&mut self, request: Request<prost::bytes::Bytes>) -> Self::Future {
+        let outcome = self
+            .fixtures
+            .stream(&self.method, request.get_ref())
+            .map(|rx| {
+                let stream: EventStream = Box::pin(ReceiverStream::new(rx));
+                Response::new(stream)
+            });
         Box::pin(async move { outcome })
     }
 }
@@ -580,7 +875,7 @@ where
             .map(|(_, shape, ..)| *shape);
         Box::pin(async move {
             Ok(match shape {
-                Some(Shape::Stream) => {
+                Some(Shape::Stream | Shape::Ask(_)) => {
                     let mut grpc =
                         tonic::server::Grpc::new(FixtureCodec::<pb::StreamEvent>::default());
                     grpc.server_streaming(StreamCall { fixtures, method }, req)
@@ -926,7 +1221,8 @@ async fn main() -> ExitCode {
                 fixtures: fixtures.clone(),
             })
             .add_service(pb::resources_server::ResourcesServer::new(fixtures.clone()))
-            .add_service(pb::prompts_server::PromptsServer::new(fixtures));
+            .add_service(pb::prompts_server::PromptsServer::new(fixtures.clone()))
+            .add_service(pb::interactions_server::InteractionsServer::new(fixtures));
             server.health().set_serving().await;
             server.serve(listener, shutdown).await?;
             Ok(())

@@ -266,6 +266,43 @@ async fn stream_events_become_progress_and_log_notifications_in_order() {
 }
 
 #[tokio::test]
+async fn a_question_to_a_client_without_the_capability_fails_the_tool_readably() {
+    let s = surface("", "ask").await;
+    // This client declares neither elicitation nor sampling.
+    let (client, _) = client(&s).await;
+
+    let result = call(
+        &client,
+        "test_elicitation",
+        json!({"message": "Who are you?"}),
+    )
+    .await;
+    assert!(is_error(&result), "{}", text(&result));
+    assert!(
+        text(&result).contains("does not support elicitation"),
+        "{}",
+        text(&result)
+    );
+    let result = call(&client, "test_sampling", json!({"prompt": "Hi"})).await;
+    assert!(is_error(&result));
+    assert!(
+        text(&result).contains("does not support sampling"),
+        "{}",
+        text(&result)
+    );
+    // The argument is required, as the proto says.
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let sampling = tools
+        .iter()
+        .find(|t| t.name == "test_sampling")
+        .expect("listed");
+    assert_eq!(
+        sampling.input_schema.get("required"),
+        Some(&json!(["prompt"]))
+    );
+}
+
+#[tokio::test]
 async fn resources_are_listed_read_and_templated_and_unknown_ones_are_not_found() {
     let s = surface("", "resources").await;
     let (client, _) = client(&s).await;

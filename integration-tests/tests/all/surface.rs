@@ -12,8 +12,8 @@ use integration_tests::process::{Connector, HttpRouter};
 use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
-    Implementation, NumberOrString, ProgressNotificationParam, ProgressToken,
-    ReadResourceRequestParams, RequestMetaObject, ResourceContents,
+    Implementation, NumberOrString, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ReadResourceRequestParams, RequestMetaObject, ResourceContents,
     ResourceUpdatedNotificationParam, SubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RunningService};
@@ -499,4 +499,90 @@ async fn a_prefixed_connector_has_its_uris_and_prompt_names_namespaced() {
         .await
         .expect("completion/complete");
     assert_eq!(values, ["789"]);
+}
+
+#[tokio::test]
+async fn lists_page_connector_by_connector_and_reads_are_served_from_cache_for_their_ttl() {
+    let left = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start left connector");
+    let right = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start right connector");
+    let config = scratch("two").join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connectors]]\nname = \"left\"\nurl = \"{}\"\n\n[[connectors]]\nname = \"right\"\nurl = \"{}\"\n",
+            left.url(),
+            right.url()
+        ),
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let router = HttpRouter::start(&[], &["--config", &config])
+        .await
+        .expect("start router");
+    let observer = Observer::new();
+    let client = observer
+        .serve(StreamableHttpClientTransport::from_uri(router.mcp_url()))
+        .await
+        .expect("MCP initialize");
+
+    // One page per connector, in configuration order; the cursor leads on.
+    let first = client
+        .list_resources(None)
+        .await
+        .expect("resources/list, first page");
+    assert!(
+        first.resources.iter().all(|r| r.uri.starts_with("left+")),
+        "{first:?}"
+    );
+    let cursor = first
+        .next_cursor
+        .clone()
+        .expect("a cursor to the next connector");
+    let second = client
+        .list_resources(Some(
+            PaginatedRequestParams::default().with_cursor(Some(cursor)),
+        ))
+        .await
+        .expect("resources/list, second page");
+    assert!(
+        second.resources.iter().all(|r| r.uri.starts_with("right+")),
+        "{second:?}"
+    );
+    assert_eq!(second.next_cursor, None);
+    let bad = client
+        .list_resources(Some(
+            PaginatedRequestParams::default().with_cursor(Some("nowhere|x".into())),
+        ))
+        .await
+        .expect_err("a cursor naming no connector");
+    assert!(bad.to_string().contains("nowhere"), "{bad}");
+
+    // The watched resource may be cached for an hour: without a subscriber to
+    // evict it, a change on the connector is not seen until then...
+    assert_eq!(
+        read_text(&client, "left+test://watched-resource").await,
+        "Watched resource, version 1"
+    );
+    let changed = call(&client, "left_update_watched_resource", json!({})).await;
+    assert!(text(&changed).contains("version 2"), "{}", text(&changed));
+    assert_eq!(
+        read_text(&client, "left+test://watched-resource").await,
+        "Watched resource, version 1",
+        "served from the router's cache"
+    );
+    // ...while template reads (TTL 0) always reach the connector, and the other
+    // connector's resource is its own.
+    assert_eq!(
+        read_text(&client, "right+test://watched-resource").await,
+        "Watched resource, version 1"
+    );
+    assert!(
+        read_text(&client, "right+test://template/9/data")
+            .await
+            .contains("Data for ID: 9")
+    );
 }

@@ -66,6 +66,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Largest accepted HTTP request body.
     pub max_body_bytes: usize,
+    /// Over HTTP, close the SSE stream of a tool call still running after this
+    /// long; the client resumes it with Last-Event-ID (SEP-1699). Off when `None`.
+    pub sse_poll_after: Option<Duration>,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             allowed_hosts: default_allowed_hosts(),
             allowed_origins: default_allowed_origins(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            sse_poll_after: None,
         }
     }
 }
@@ -201,6 +205,8 @@ struct FileConfig {
     #[serde(default)]
     allowed_origins: Vec<String>,
     max_body_bytes: Option<usize>,
+    /// Seconds.
+    sse_poll_after: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +267,9 @@ impl Config {
         }
         if let Some(b) = file.max_body_bytes {
             self.max_body_bytes = b;
+        }
+        if let Some(s) = file.sse_poll_after {
+            self.sse_poll_after = Some(seconds(s).map_err(&file_err)?);
         }
         Ok(())
     }

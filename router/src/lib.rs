@@ -22,6 +22,7 @@ pub mod config;
 pub mod content;
 pub mod interact;
 pub mod mcp;
+pub mod polling;
 pub mod schema;
 pub mod telemetry;
 pub mod transcode;

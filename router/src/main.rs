@@ -59,6 +59,10 @@ struct Cli {
     /// Largest accepted HTTP request body in bytes [default: 4194304].
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Over HTTP, close the SSE stream of a tool call still running after this
+    /// long (e.g. 30s); the client resumes it with Last-Event-ID [default: off].
+    #[arg(long, env = "SWITCHBOARD_SSE_POLL_AFTER", value_parser = config::parse_duration)]
+    sse_poll_after: Option<std::time::Duration>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -99,6 +103,9 @@ impl Cli {
         }
         if let Some(b) = self.max_body_bytes {
             config.max_body_bytes = b;
+        }
+        if let Some(after) = self.sse_poll_after {
+            config.sse_poll_after = Some(after);
         }
         Ok((config, self.stdio, self.listen))
     }

@@ -126,6 +126,7 @@ pub struct Router {
     upstreams: Arc<HashMap<String, Upstream>>,
     reads: moka::sync::Cache<String, CachedRead>,
     session: Arc<Session>,
+    polling: Option<crate::polling::SsePolling>,
 }
 
 impl std::fmt::Debug for Router {
@@ -149,7 +150,14 @@ impl Router {
             ),
             reads: read_cache(),
             session: Arc::default(),
+            polling: None,
         }
+    }
+
+    /// Closes the SSE streams of long tool calls for clients to resume (HTTP).
+    pub fn with_polling(mut self, polling: crate::polling::SsePolling) -> Self {
+        self.polling = Some(polling);
+        self
     }
 
     /// A handler for a new MCP session: same catalog, connectors and read
@@ -160,6 +168,7 @@ impl Router {
             upstreams: self.upstreams.clone(),
             reads: self.reads.clone(),
             session: Arc::default(),
+            polling: self.polling.clone(),
         }
     }
 
@@ -319,6 +328,7 @@ impl Router {
             traceparent = %traceparent,
         );
         let started = std::time::Instant::now();
+        let poll_timer = self.polling.as_ref().and_then(|p| p.watch(&context));
         let outcome = tokio::select! {
             () = context.ct.cancelled() => {
                 tracing::info!(parent: &span, "tool call cancelled by the client");
@@ -327,6 +337,12 @@ impl Router {
             r = upstream.call(&entry, message, &traceparent, on_message).instrument(span.clone()) => r,
         };
         drop(notice_tx);
+        if let Some(timer) = poll_timer {
+            timer.abort();
+        }
+        if let Some(polling) = &self.polling {
+            polling.forget(&context);
+        }
         if let Some(f) = forwarder {
             let _ = f.await;
         }

@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use rmcp::ServiceExt;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -24,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{ConnectorStatus, ToolCatalog};
 use crate::config::Config;
 use crate::mcp::Router;
+use crate::polling::{PollingSessions, SsePolling};
 use crate::upstream::Upstream;
 
 /// Creates the upstreams and the catalog and starts watching every connector.
@@ -76,11 +76,17 @@ pub async fn serve_http(
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_cancellation_token(cancel.child_token());
     let catalog = router.catalog().clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(router.session()),
-        Arc::new(LocalSessionManager::default()),
-        mcp_config,
-    );
+    let sessions = Arc::new(PollingSessions::default());
+    let router = match config.sse_poll_after {
+        // Clients are told to come back after half a second.
+        Some(after) => router.with_polling(SsePolling::new(
+            sessions.clone(),
+            after,
+            std::time::Duration::from_millis(500),
+        )),
+        None => router,
+    };
+    let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
     let app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -90,7 +90,7 @@ enum Shape {
 }
 
 /// The tools: method name (also the tool name), shape, read-only, description.
-const TOOLS: [(&str, Shape, bool, &str); 14] = [
+const TOOLS: [(&str, Shape, bool, &str); 15] = [
     (
         "test_simple_text",
         Shape::Unary,
@@ -150,6 +150,12 @@ const TOOLS: [(&str, Shape, bool, &str); 14] = [
         Shape::Unary,
         false,
         "Changes test://watched-resource, so subscribers are notified.",
+    ),
+    (
+        "test_reconnection",
+        Shape::Stream,
+        true,
+        "Runs for a second, long enough for the router to close its SSE stream (with --sse-poll-after) and the client to resume it.",
     ),
     (
         "test_sampling",
@@ -438,6 +444,18 @@ impl Fixtures {
     ) -> Result<mpsc::Receiver<Result<pb::StreamEvent, Status>>, Status> {
         if let Some(question) = self.question(method, request)? {
             return Ok(self.ask(question));
+        }
+        if method == "test_reconnection" {
+            let (tx, rx) = mpsc::channel(1);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let done = result(vec![text("Reconnection test completed")]);
+                let event = pb::StreamEvent {
+                    event: Some(pb::stream_event::Event::Result(done)),
+                };
+                let _ = tx.send(Ok(event)).await;
+            });
+            return Ok(rx);
         }
         let events: Vec<pb::stream_event::Event> = match method {
             "test_tool_with_progress" => [0.0, 50.0, 100.0]

@@ -108,14 +108,19 @@ pub fn router_config(connector: &Connector, prefix: &str, name: &str) -> PathBuf
 
 /// Starts the conformance connector and a router with the given tool prefix.
 pub async fn surface(prefix: &str, name: &str) -> Surface {
+    surface_with(prefix, name, &[]).await
+}
+
+/// [`surface`] with extra router arguments.
+pub async fn surface_with(prefix: &str, name: &str, extra: &[&str]) -> Surface {
     let connector = Connector::start("conformance-connector", 0, &[])
         .await
         .expect("start conformance-connector");
     let config = router_config(&connector, prefix, name);
     let config = config.to_string_lossy().into_owned();
-    let router = HttpRouter::start(&[], &["--config", &config])
-        .await
-        .expect("start router");
+    let mut args = vec!["--config", config.as_str()];
+    args.extend_from_slice(extra);
+    let router = HttpRouter::start(&[], &args).await.expect("start router");
     Surface { router, connector }
 }
 

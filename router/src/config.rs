@@ -360,6 +360,7 @@ mod tests {
             &path,
             r#"
 startup_timeout = 2.5
+sse_poll_after = 30
 allowed_hosts = ["router"]
 [[connectors]]
 name = "jira"
@@ -372,6 +373,8 @@ prefix = "tickets"
         let mut config = Config::default();
         config.merge_file(&path).unwrap();
         assert_eq!(config.startup_timeout, Duration::from_millis(2500));
+        assert_eq!(config.sse_poll_after, Some(Duration::from_secs(30)));
+        assert_eq!(Config::default().sse_poll_after, None, "off unless asked for");
         assert_eq!(config.allowed_hosts, ["router"]);
         assert_eq!(config.connectors[0].urls, ["http://jira:50051"]);
         assert_eq!(config.connectors[0].timeout, Duration::from_secs(5));

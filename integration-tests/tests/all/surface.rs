@@ -591,3 +591,16 @@ async fn lists_page_connector_by_connector_and_reads_are_served_from_cache_for_t
             .contains("Data for ID: 9")
     );
 }
+
+#[tokio::test]
+async fn a_long_call_whose_stream_is_closed_is_resumed_by_the_client() {
+    // Streams of calls running longer than 200 ms are closed (SEP-1699).
+    let s = surface_with("", "polling", &["--sse-poll-after", "200ms"]).await;
+    let (client, _) = client(&s).await;
+    let result = call(&client, "test_reconnection", json!({})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(text(&result), "Reconnection test completed");
+    // The session goes on normally afterwards.
+    let again = call(&client, "test_simple_text", json!({})).await;
+    assert_eq!(text(&again), "This is a simple text response for testing.");
+}

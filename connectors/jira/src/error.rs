@@ -51,6 +51,14 @@ pub enum Error {
         /// `"Name" (id N) → Status`, comma-separated, or `none`.
         available: String,
     },
+    /// A prompt (or other MCP reference) this connector does not have.
+    #[error("{what} does not exist in the Jira connector; {hint}")]
+    Unknown {
+        /// What was asked for, e.g. `prompt "triage"`.
+        what: String,
+        /// What exists instead.
+        hint: String,
+    },
     /// Jira answered 401.
     #[error(
         "Jira rejected the connector's credentials (HTTP 401): check JIRA_EMAIL and JIRA_API_TOKEN (Cloud) or JIRA_PAT (Data Center), and that the token has not expired or been revoked"
@@ -142,7 +150,7 @@ impl Error {
             Self::InvalidArgument { .. }
             | Self::NoSuchTransition { .. }
             | Self::Rejected { .. } => Code::InvalidArgument,
-            Self::NotFound { .. } => Code::NotFound,
+            Self::NotFound { .. } | Self::Unknown { .. } => Code::NotFound,
             Self::RateLimited { .. } => Code::ResourceExhausted,
             Self::Unavailable { .. } => Code::Unavailable,
             Self::Timeout { .. } => Code::DeadlineExceeded,

@@ -1,6 +1,8 @@
 //! The Jira connector: Jira Cloud (REST v3) and Jira Data Center (REST v2) as the
 //! gRPC service `switchboard.jira.v1.Jira`, which the Switchboard router turns
-//! into MCP tools (`jira_create_issue`, `jira_search_issues`, ...).
+//! into MCP tools (`jira_create_issue`, `jira_search_issues`, ...), plus the
+//! generic `switchboard.mcp.v1.Prompts` service ([`prompts`]) the router shows as
+//! MCP prompts (`jira_triage_issue`, `jira_summarize_search`).
 //!
 //! [`serve`] is the whole connector on a bound listener: the service, health and
 //! reflection (from the connector kit), and a background task that checks the
@@ -11,6 +13,7 @@
 pub mod config;
 pub mod error;
 pub mod jira;
+pub mod prompts;
 pub mod richtext;
 pub mod service;
 
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use connector_kit::Health;
 use switchboard_proto::jira::v1::jira_server::JiraServer;
+use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use tokio::net::TcpListener;
 
 pub use config::{Config, Credentials, Flavor, JiraSite};
@@ -28,6 +32,7 @@ pub use error::Error;
 use crate::jira::api::Jira;
 use crate::jira::client::JiraHttp;
 use crate::jira::scope::ProjectScope;
+use crate::prompts::JiraPrompts;
 use crate::service::JiraService;
 
 /// Serves the connector on `listener` until `shutdown` completes.
@@ -46,14 +51,13 @@ pub async fn serve(
             None
         }
     };
-    let service = JiraService::new(
-        jira.clone(),
-        config.read_only,
-        ProjectScope::new(config.projects.clone()),
-    );
+    let scope = ProjectScope::new(config.projects.clone());
+    let prompts = JiraPrompts::new(config.read_only, scope.clone());
+    let service = JiraService::new(jira.clone(), config.read_only, scope);
     let server =
         connector_kit::ConnectorServer::new("jira", switchboard_proto::FILE_DESCRIPTOR_SET)
-            .add_service(JiraServer::new(service));
+            .add_service(JiraServer::new(service))
+            .add_service(PromptsServer::new(prompts));
     let health = server.health();
     let watcher = jira.map(|jira| tokio::spawn(watch_health(jira, health, config.health_interval)));
     let result = server.serve(listener, shutdown).await;

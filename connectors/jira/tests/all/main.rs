@@ -7,8 +7,11 @@
 //!   paging, 429 + Retry-After, 401, error bodies, ADF, project restriction,
 //!   read-only, Data Center.
 //! - `health`: NOT_SERVING / SERVING.
+//! - `prompts`: the generic Prompts service (list, get, completion) and the
+//!   connector's policies in it; no Jira needed.
 
 mod behaviour;
 mod contract;
 mod health;
+mod prompts;
 mod support;

@@ -8,6 +8,7 @@ use connector_kit::retry::RetryPolicy;
 use jira_connector::{Config, Credentials, Flavor, JiraSite};
 use secrecy::SecretString;
 use switchboard_proto::jira::v1::jira_client::JiraClient;
+use switchboard_proto::mcp::v1::prompts_client::PromptsClient;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
@@ -20,6 +21,7 @@ pub const EMAIL: &str = "bot@example.com";
 pub struct Connector {
     pub client: JiraClient<Channel>,
     pub health: HealthClient<Channel>,
+    pub prompts: PromptsClient<Channel>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -45,7 +47,8 @@ pub async fn start(config: Config) -> Connector {
         .expect("connect to the connector");
     Connector {
         client: JiraClient::new(channel.clone()),
-        health: HealthClient::new(channel),
+        health: HealthClient::new(channel.clone()),
+        prompts: PromptsClient::new(channel),
         _stop: stop,
     }
 }

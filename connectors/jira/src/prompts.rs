@@ -329,10 +329,7 @@ fn argument<'a>(
 ) -> Result<&'a str, Error> {
     match arguments.get(name).map(|v| v.trim()) {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(Error::invalid(
-            name,
-            format!("the argument {name} is required: give {example}"),
-        )),
+        _ => Err(Error::invalid(name, format!("is required; give {example}"))),
     }
 }
 

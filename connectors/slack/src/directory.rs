@@ -124,6 +124,34 @@ impl Directory {
         }
     }
 
+    /// The channels in the cache now, as (ID, name) pairs sorted by name. Never
+    /// calls Slack: it holds what listings and lookups have filled in so far.
+    pub fn cached_channels(&self) -> Vec<(String, String)> {
+        let Ok(names) = self.channels.read() else {
+            return Vec::new();
+        };
+        let mut channels: Vec<(String, String)> = names
+            .by_id
+            .iter()
+            .map(|(id, name)| (id.clone(), name.clone()))
+            .collect();
+        channels.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        channels
+    }
+
+    /// The channel given by ID, `name` or `#name` as far as the cache knows it,
+    /// without calling Slack: (ID, name), either empty when unknown.
+    pub fn cached_channel(&self, channel: &str) -> (String, String) {
+        let channel = channel.trim();
+        if is_channel_id(channel) {
+            let name = self.cached_channel_name(channel).unwrap_or_default();
+            return (channel.to_owned(), name);
+        }
+        let name = channel.trim_start_matches('#').to_lowercase();
+        let id = self.cached_channel_id(&name).unwrap_or_default();
+        (id, name)
+    }
+
     fn cached_channel_name(&self, id: &str) -> Option<String> {
         self.channels.read().ok()?.by_id.get(id).cloned()
     }

@@ -6,6 +6,8 @@
 //! - [`service`]: the gRPC service; checks arguments.
 //! - [`workspace`]: what each tool does: names, policy, Web API calls.
 //! - [`directory`]: lazily filled channel and user name caches.
+//! - [`prompts`]: the MCP prompts (`switchboard.mcp.v1.Prompts`) and their
+//!   argument completion.
 //! - [`policy`]: write switch and channel allow/deny lists.
 //! - [`api`]: the HTTP client: auth, retries, `ok: false` errors.
 //! - [`pacing`]: per-method pacing by Slack's rate-limit tiers.
@@ -24,6 +26,7 @@ pub mod error;
 pub mod model;
 pub mod pacing;
 pub mod policy;
+pub mod prompts;
 pub mod service;
 pub mod workspace;
 
@@ -32,10 +35,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use connector_kit::{ConnectorServer, Health};
+use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use switchboard_proto::slack::v1::slack_server::SlackServer;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+use prompts::SlackPrompts;
 use service::SlackService;
 use workspace::Workspace;
 
@@ -47,7 +52,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let workspace = Arc::new(Workspace::new(&config).context("cannot build the HTTP client")?);
     let server = ConnectorServer::new("slack", switchboard_proto::FILE_DESCRIPTOR_SET)
-        .add_service(SlackServer::new(SlackService::new(workspace.clone())));
+        .add_service(SlackServer::new(SlackService::new(workspace.clone())))
+        .add_service(PromptsServer::new(SlackPrompts::new(workspace.clone())));
     let health = server.health();
     let checker = tokio::spawn(watch_health(workspace, health, config.health_interval));
     let served = server.serve(listener, shutdown).await;

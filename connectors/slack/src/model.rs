@@ -199,6 +199,18 @@ pub fn rfc3339(unix: i64) -> String {
     )
 }
 
+/// A proleptic Gregorian date to days since 1970-01-01 (H. Hinnant's algorithm);
+/// the inverse of [`civil_from_days`].
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -217,6 +229,15 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn dates_and_days_convert_both_ways() {
+        for days in [-1, 0, 59, 60, 11_016, 19_844, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(2024, 5, 1) * 86_400, 1_714_521_600);
+    }
 
     #[test]
     fn timestamps_become_rfc3339() {

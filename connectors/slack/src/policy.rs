@@ -49,6 +49,11 @@ impl Policy {
         }
     }
 
+    /// Whether the operator enabled the writing tools (SLACK_ALLOW_WRITES).
+    pub fn allows_writes(&self) -> bool {
+        self.allow_writes
+    }
+
     /// Whether any channel list is configured (so channel names matter).
     pub fn has_channel_lists(&self) -> bool {
         !self.allow.is_empty() || !self.deny.is_empty()

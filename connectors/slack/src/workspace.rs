@@ -111,6 +111,55 @@ impl Workspace {
         &self.api
     }
 
+    /// Whether the writing tools are enabled (SLACK_ALLOW_WRITES).
+    pub fn writes_allowed(&self) -> bool {
+        self.policy.allows_writes()
+    }
+
+    /// Names of cached channels the channel lists allow, starting with (then
+    /// containing) `typed` (without `#`, no case); never calls Slack, so an
+    /// empty answer only means no channel has been seen yet.
+    pub fn complete_channel_name(&self, typed: &str) -> Vec<String> {
+        let typed = typed.trim().trim_start_matches('#').to_lowercase();
+        let allowed: Vec<String> = self
+            .directory
+            .cached_channels()
+            .into_iter()
+            .filter(|(id, name)| self.policy.channel_verdict(id, name).is_ok())
+            .map(|(_, name)| name)
+            .collect();
+        let (mut starting, mut containing) = (Vec::new(), Vec::new());
+        for name in allowed {
+            if name.starts_with(&typed) {
+                starting.push(name);
+            } else if name.contains(&typed) {
+                containing.push(name);
+            }
+        }
+        starting.extend(containing);
+        starting
+    }
+
+    /// Refuses a channel the channel lists exclude, judged only from what the
+    /// name cache knows (no Slack call): for checks before any tool runs.
+    pub fn check_channel_cached(&self, channel: &str) -> Result<(), Error> {
+        let (id, name) = self.directory.cached_channel(channel);
+        match self.policy.channel_verdict(&id, &name) {
+            Ok(()) => Ok(()),
+            // A deny-list match is certain; an allow-list miss only when both the
+            // ID and the name are known (the list may name the other one).
+            Err(reason)
+                if reason == crate::policy::DENIED || (!id.is_empty() && !name.is_empty()) =>
+            {
+                Err(Error::ChannelRefused {
+                    channel: channel.trim().to_owned(),
+                    reason,
+                })
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Resolves a channel and applies the channel lists to it.
     async fn usable_channel(&self, channel: &str) -> Result<ResolvedChannel, Error> {
         let resolved = self

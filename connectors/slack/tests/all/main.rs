@@ -5,8 +5,10 @@
 //! - `descriptors`: the proto contract the router turns into tools.
 //! - `behaviour`: errors, paging, rate limits, names and policy against a
 //!   scripted Slack (wiremock).
+//! - `prompts`: the MCP prompts and their argument completion (Prompts service).
 
 mod behaviour;
 mod contract;
 mod descriptors;
+mod prompts;
 mod support;

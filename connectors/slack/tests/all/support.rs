@@ -6,6 +6,7 @@ use std::time::Duration;
 use connector_kit::retry::RetryPolicy;
 use secrecy::SecretString;
 use slack_connector::Config;
+use switchboard_proto::mcp::v1::prompts_client::PromptsClient;
 use switchboard_proto::slack::v1::slack_client::SlackClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -75,6 +76,16 @@ impl Connector {
     /// A client for a fresh call (clients are cheap clones of one channel).
     pub fn client(&self) -> SlackClient<Channel> {
         self.client.clone()
+    }
+
+    /// The gRPC channel to the connector, for other clients.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A client of the connector's generic Prompts service.
+    pub fn prompts(&self) -> PromptsClient<Channel> {
+        PromptsClient::new(self.channel.clone())
     }
 
     /// The connector's overall health now.

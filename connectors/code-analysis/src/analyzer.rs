@@ -210,29 +210,37 @@ impl Analyzer {
             .collect())
     }
 
+    /// Reads a file as source text under the same limits as an analysis: at most
+    /// MAX_FILE_BYTES, no NUL bytes (binary), valid UTF-8. `relative` labels errors.
+    pub fn read_text(&self, path: &Path, relative: &str) -> Result<String, Error> {
+        let unreadable = |e: std::io::Error| Error::Unreadable {
+            path: relative.to_owned(),
+            message: e.to_string(),
+        };
+        let size = std::fs::metadata(path).map_err(unreadable)?.len();
+        if size > self.config.max_file_bytes {
+            return Err(Error::TooLarge {
+                what: relative.to_owned(),
+                size,
+                limit: self.config.max_file_bytes,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(unreadable)?;
+        self.check_source(relative, &bytes)?;
+        String::from_utf8(bytes)
+            .map_err(|_| Error::InvalidArgument(format!("{relative} is not valid UTF-8 text")))
+    }
+
     /// Reads one walked file, or says why it was skipped.
     fn read(&self, path: &Path, relative: &str) -> Result<String, String> {
-        let size = std::fs::metadata(path)
-            .map_err(|e| format!("unreadable: {e}"))?
-            .len();
-        if size > self.config.max_file_bytes {
-            return Err(format!(
-                "file too large ({size} bytes, limit {} set by MAX_FILE_BYTES)",
-                self.config.max_file_bytes
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-        match self.check_source(relative, &bytes) {
-            Ok(_) => {}
-            Err(Error::Binary(_)) => return Err("binary file".to_owned()),
-            Err(Error::TooLarge { size, limit, .. }) => {
-                return Err(format!(
-                    "file too large ({size} bytes, limit {limit} set by MAX_FILE_BYTES)"
-                ));
+        self.read_text(path, relative).map_err(|e| match e {
+            Error::Binary(_) => "binary file".to_owned(),
+            Error::TooLarge { size, limit, .. } => {
+                format!("file too large ({size} bytes, limit {limit} set by MAX_FILE_BYTES)")
             }
-            Err(_) => return Err("not valid UTF-8 source".to_owned()),
-        }
-        String::from_utf8(bytes).map_err(|_| "not valid UTF-8 source".to_owned())
+            Error::Unreadable { message, .. } => format!("unreadable: {message}"),
+            _ => "not valid UTF-8 source".to_owned(),
+        })
     }
 
     /// Reads and analyses one file (through the cache); the error is the reason to

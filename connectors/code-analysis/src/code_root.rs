@@ -51,6 +51,36 @@ pub enum Visit {
     Refused { relative: String, reason: String },
 }
 
+/// One entry of a directory listing ([`CodeRoot::list_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The file or directory name.
+    pub name: String,
+    /// Its path as listed (under the listed directory; not resolved).
+    pub path: PathBuf,
+    /// A directory (else a file, or a link to a file inside the root).
+    pub is_dir: bool,
+}
+
+/// The walker every read of the tree uses, so that a listing, a resource read and
+/// an analysis agree on what is visible: hidden entries skipped, links not
+/// followed, and with `respect_gitignore` the .gitignore, .ignore and
+/// .git/info/exclude rules of the directory and its parents applied (also
+/// outside a git repository).
+fn walk_builder(start: &Path, respect_gitignore: bool) -> WalkBuilder {
+    let mut builder = WalkBuilder::new(start);
+    builder
+        .hidden(true)
+        .git_ignore(respect_gitignore)
+        .git_exclude(respect_gitignore)
+        .git_global(false)
+        .ignore(respect_gitignore)
+        .parents(respect_gitignore)
+        .require_git(false)
+        .follow_links(false);
+    builder
+}
+
 impl CodeRoot {
     /// `root` must already be canonical (see `Config::from_env`).
     pub fn new(root: PathBuf) -> Self {
@@ -106,17 +136,8 @@ impl CodeRoot {
     where
         F: Fn(Visit) -> bool + Sync,
     {
-        let mut builder = WalkBuilder::new(start);
-        builder
-            .hidden(true)
-            .git_ignore(options.respect_gitignore)
-            .git_exclude(options.respect_gitignore)
-            .git_global(false)
-            .ignore(options.respect_gitignore)
-            .parents(options.respect_gitignore)
-            .require_git(false)
-            .follow_links(false)
-            .threads(options.threads.max(1));
+        let mut builder = walk_builder(start, options.respect_gitignore);
+        builder.threads(options.threads.max(1));
         if !options.include.is_empty() || !options.exclude.is_empty() {
             let mut overrides = OverrideBuilder::new(start);
             let globs = options
@@ -176,6 +197,70 @@ impl CodeRoot {
             })
         });
         Ok(truncated.load(Ordering::Relaxed))
+    }
+
+    /// The entries of directory `dir` (inside the root) that a walk with
+    /// .gitignore rules would visit, sorted by name: hidden and ignored entries are
+    /// left out, and so are symbolic links to directories (walks do not follow
+    /// them), links leading out of the root and anything that is neither a file nor
+    /// a directory. Names that are not UTF-8 are left out too.
+    pub fn list_dir(&self, dir: &Path) -> Vec<DirEntry> {
+        let mut builder = walk_builder(dir, true);
+        builder.max_depth(Some(1));
+        let mut entries = Vec::new();
+        for entry in builder.build() {
+            let Ok(entry) = entry else { continue };
+            if entry.depth() == 0 {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            let is_dir = if entry.path_is_symlink() {
+                match entry.path().canonicalize() {
+                    Ok(target) if target.starts_with(&self.root) && target.is_file() => false,
+                    _ => continue,
+                }
+            } else {
+                match entry.file_type() {
+                    Some(t) if t.is_dir() => true,
+                    Some(t) if t.is_file() => false,
+                    _ => continue,
+                }
+            };
+            entries.push(DirEntry {
+                name: name.to_owned(),
+                path: entry.path().to_path_buf(),
+                is_dir,
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
+    /// Whether a walk of the root with .gitignore rules reaches `canonical` (a
+    /// canonical path inside the root): no component is hidden or ignored, and it
+    /// is a file or a directory.
+    pub fn is_visible(&self, canonical: &Path) -> bool {
+        let Ok(relative) = canonical.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut dir = self.root.clone();
+        for component in relative.components() {
+            let name = component.as_os_str();
+            let Some(found) = self
+                .list_dir(&dir)
+                .into_iter()
+                .find(|e| e.name.as_str() == name)
+            else {
+                return false;
+            };
+            if !found.is_dir && dir.join(name) != canonical {
+                return false;
+            }
+            dir.push(name);
+        }
+        true
     }
 
     /// What to do with one walked path: `None` to pass over it silently
@@ -321,6 +406,25 @@ mod tests {
         })
         .expect("walk");
         assert_eq!(refused.into_inner().expect("lock"), ["src/link.py"]);
+    }
+
+    #[test]
+    fn listings_and_visibility_follow_the_walk_rules() {
+        let (_dir, root) = tree();
+        std::fs::write(root.path().join(".env"), "K=v\n").expect("write");
+        let names: Vec<_> = root
+            .list_dir(root.path())
+            .into_iter()
+            .map(|e| (e.name, e.is_dir))
+            .collect();
+        assert_eq!(names, [("src".to_owned(), true)]);
+        let src = root.path().join("src");
+        assert!(root.is_visible(&src.join("gen/c.py")));
+        assert!(root.is_visible(&src.join("notes.txt")));
+        assert!(root.is_visible(root.path()));
+        assert!(!root.is_visible(&root.path().join("ignored/d.py")));
+        assert!(!root.is_visible(&root.path().join(".env")));
+        assert!(!root.is_visible(&src.join("missing.py")));
     }
 
     #[test]

@@ -32,6 +32,17 @@ pub enum Error {
     /// A requested path does not exist.
     #[error("{path} does not exist under the code root {root}")]
     NotFound { path: String, root: String },
+    /// A resource URI this connector does not serve.
+    #[error(
+        "no resource {0}: this connector serves the files under its code root as file:///{{path}}, with the path relative to the root (e.g. file:///src/main.rs)"
+    )]
+    UnknownResource(String),
+    /// A path under the root that the analyses skip: hidden, or excluded by
+    /// .gitignore/.ignore rules.
+    #[error(
+        "{0} is hidden or excluded by .gitignore/.ignore rules under the code root, so it is not served (the analyses skip it too)"
+    )]
+    Ignored(String),
     /// A file could not be read.
     #[error("cannot read {path}: {message}")]
     Unreadable { path: String, message: String },
@@ -53,7 +64,9 @@ impl From<Error> for Status {
             | Error::Binary(_)
             | Error::InvalidGlob { .. } => Code::InvalidArgument,
             Error::OutsideRoot { .. } => Code::PermissionDenied,
-            Error::NotFound { .. } => Code::NotFound,
+            Error::NotFound { .. } | Error::UnknownResource(_) | Error::Ignored(_) => {
+                Code::NotFound
+            }
             Error::Unreadable { .. } => Code::FailedPrecondition,
             Error::Internal(_) => Code::Internal,
         };

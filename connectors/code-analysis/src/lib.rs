@@ -12,6 +12,8 @@
 //! - [`analyzer`]: the engine with its content-hash caches and parallel walks.
 //! - [`metrics`], [`review`], [`security`], [`summary`]: what is computed.
 //! - [`code_root`]: path confinement and directory walking.
+//! - [`resources`], [`prompts`]: the generic MCP services `switchboard.mcp.v1.Resources`
+//!   (files under the root as `file:///{path}`) and `Prompts` (`review_file`).
 #![forbid(unsafe_code)]
 
 pub mod analyzer;
@@ -20,6 +22,8 @@ pub mod config;
 pub mod error;
 pub mod languages;
 pub mod metrics;
+pub mod prompts;
+pub mod resources;
 pub mod review;
 pub mod security;
 pub mod service;
@@ -29,6 +33,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use switchboard_proto::code_analysis::v1::code_analysis_server::CodeAnalysisServer;
+use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
+use switchboard_proto::mcp::v1::resources_server::ResourcesServer;
 
 pub use analyzer::Analyzer;
 pub use config::Config;
@@ -43,12 +49,16 @@ pub async fn serve(
     let root = config.code_root.display().to_string();
     let analyzer = tokio::task::spawn_blocking(move || Analyzer::new(config)).await??;
     let analyzer = Arc::new(analyzer);
-    let service = service::CodeAnalysisService::new(analyzer);
+    let service = service::CodeAnalysisService::new(Arc::clone(&analyzer));
+    let resources = resources::FileResources::new(Arc::clone(&analyzer));
+    let prompts = prompts::ReviewPrompts::new(analyzer);
     let server = connector_kit::ConnectorServer::new(
         "code_analysis",
         switchboard_proto::FILE_DESCRIPTOR_SET,
     )
-    .add_service(CodeAnalysisServer::new(service));
+    .add_service(CodeAnalysisServer::new(service))
+    .add_service(ResourcesServer::new(resources))
+    .add_service(PromptsServer::new(prompts));
     // Grammars and rules are loaded and checked above; nothing upstream can fail later.
     server.health().set_serving().await;
     tracing::info!(code_root = %root, languages = languages::SUPPORTED.len(), "grammars and security rules loaded");

@@ -3,6 +3,7 @@
 
 mod analyze_code;
 mod analyze_path;
+mod mcp;
 mod reference;
 mod security;
 mod support;

@@ -26,7 +26,10 @@ pub enum ProtoVersion {
 
 /// The calculator service.
 #[derive(Debug, Default, Clone)]
-pub struct CalculatorService;
+pub struct CalculatorService {
+    /// The address it listens on, reported by `Echo` so tests can tell replicas apart.
+    pub served_by: String,
+}
 
 type CountStream = Pin<Box<dyn Stream<Item = Result<CountReply, Status>> + Send>>;
 
@@ -71,6 +74,7 @@ impl Calculator for CalculatorService {
             tags: r.tags,
             meta: r.meta,
             recipient,
+            served_by: self.served_by.clone(),
         }))
     }
 
@@ -154,8 +158,14 @@ pub async fn serve(
         ProtoVersion::V1 => crate::CALCULATOR_V1,
         ProtoVersion::V2 => crate::CALCULATOR_V2,
     };
-    let server = connector_kit::ConnectorServer::new("calculator", descriptors)
-        .add_service(CalculatorServer::new(CalculatorService));
+    let server = connector_kit::ConnectorServer::new("calculator", descriptors).add_service(
+        CalculatorServer::new(CalculatorService {
+            served_by: listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        }),
+    );
     let health = server.health();
     if serving {
         health.set_serving().await;

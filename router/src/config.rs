@@ -24,6 +24,8 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_TOOL_GRACE: Duration = Duration::from_secs(60);
 /// Default limit of an MCP request body over HTTP.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Default interval at which connector host names are resolved again.
+pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(10);
 
 /// One connector the router fronts.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +71,9 @@ pub struct Config {
     /// Over HTTP, close the SSE stream of a tool call still running after this
     /// long; the client resumes it with Last-Event-ID (SEP-1699). Off when `None`.
     pub sse_poll_after: Option<Duration>,
+    /// How often connector host names are resolved again, so calls spread over
+    /// replicas that come and go (compose `--scale`, headless Kubernetes Services).
+    pub dns_refresh: Duration,
 }
 
 impl Default for Config {
@@ -81,6 +86,7 @@ impl Default for Config {
             allowed_origins: default_allowed_origins(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             sse_poll_after: None,
+            dns_refresh: DEFAULT_DNS_REFRESH,
         }
     }
 }
@@ -207,6 +213,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     /// Seconds.
     sse_poll_after: Option<f64>,
+    dns_refresh: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +274,9 @@ impl Config {
         }
         if let Some(b) = file.max_body_bytes {
             self.max_body_bytes = b;
+        }
+        if let Some(s) = file.dns_refresh {
+            self.dns_refresh = seconds(s).map_err(&file_err)?;
         }
         if let Some(s) = file.sse_poll_after {
             self.sse_poll_after = Some(seconds(s).map_err(&file_err)?);
@@ -374,7 +384,11 @@ prefix = "tickets"
         config.merge_file(&path).unwrap();
         assert_eq!(config.startup_timeout, Duration::from_millis(2500));
         assert_eq!(config.sse_poll_after, Some(Duration::from_secs(30)));
-        assert_eq!(Config::default().sse_poll_after, None, "off unless asked for");
+        assert_eq!(
+            Config::default().sse_poll_after,
+            None,
+            "off unless asked for"
+        );
         assert_eq!(config.allowed_hosts, ["router"]);
         assert_eq!(config.connectors[0].urls, ["http://jira:50051"]);
         assert_eq!(config.connectors[0].timeout, Duration::from_secs(5));

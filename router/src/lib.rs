@@ -23,6 +23,7 @@ pub mod content;
 pub mod interact;
 pub mod mcp;
 pub mod polling;
+pub mod resolve;
 pub mod schema;
 pub mod telemetry;
 pub mod transcode;

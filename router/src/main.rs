@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Speak MCP over stdin/stdout (for `claude mcp add switchboard -- switchboard --stdio ...`).
     #[arg(long)]
     stdio: bool,
@@ -31,17 +33,17 @@ struct Cli {
     )]
     connectors_list: Option<String>,
     /// TOML file with `[[connectors]]` (name, url or urls, timeout, prefix) and settings.
-    #[arg(long, env = "SWITCHBOARD_CONFIG")]
-    config: Option<PathBuf>,
+    #[arg(long, env = "SWITCHBOARD_CONFIG", value_parser = maybe(|s: &str| Ok::<_, String>(PathBuf::from(s))))]
+    config: Option<Maybe<PathBuf>>,
     /// How long the first tools/list waits for connectors (e.g. 10s) [default: 10s].
-    #[arg(long, env = "SWITCHBOARD_STARTUP_TIMEOUT", value_parser = config::parse_duration)]
-    startup_timeout: Option<std::time::Duration>,
+    #[arg(long, env = "SWITCHBOARD_STARTUP_TIMEOUT", value_parser = maybe(config::parse_duration))]
+    startup_timeout: Option<Maybe<std::time::Duration>>,
     /// Deadline of each call to a connector given with --connector [default: 60s].
-    #[arg(long, env = "SWITCHBOARD_CALL_TIMEOUT", value_parser = config::parse_duration)]
-    call_timeout: Option<std::time::Duration>,
+    #[arg(long, env = "SWITCHBOARD_CALL_TIMEOUT", value_parser = maybe(config::parse_duration))]
+    call_timeout: Option<Maybe<std::time::Duration>>,
     /// How long a down connector's tools stay listed before they are withdrawn [default: 60s].
-    #[arg(long, env = "SWITCHBOARD_TOOL_GRACE", value_parser = config::parse_duration)]
-    tool_grace: Option<std::time::Duration>,
+    #[arg(long, env = "SWITCHBOARD_TOOL_GRACE", value_parser = maybe(config::parse_duration))]
+    tool_grace: Option<Maybe<std::time::Duration>>,
     /// Accepted Host header values over HTTP, comma-separated [default: localhost, 127.0.0.1, ::1].
     #[arg(
         long = "allowed-host",
@@ -57,12 +59,57 @@ struct Cli {
     )]
     allowed_origins: Vec<String>,
     /// Largest accepted HTTP request body in bytes [default: 4194304].
-    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES")]
-    max_body_bytes: Option<usize>,
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", value_parser = maybe(parse_bytes))]
+    max_body_bytes: Option<Maybe<usize>>,
     /// Over HTTP, close the SSE stream of a tool call still running after this
     /// long (e.g. 30s); the client resumes it with Last-Event-ID [default: off].
-    #[arg(long, env = "SWITCHBOARD_SSE_POLL_AFTER", value_parser = config::parse_duration)]
-    sse_poll_after: Option<std::time::Duration>,
+    #[arg(long, env = "SWITCHBOARD_SSE_POLL_AFTER", value_parser = maybe(config::parse_duration))]
+    sse_poll_after: Option<Maybe<std::time::Duration>>,
+    /// How often connector host names are resolved again, to follow replicas [default: 10s].
+    #[arg(long, env = "SWITCHBOARD_DNS_REFRESH", value_parser = maybe(config::parse_duration))]
+    dns_refresh: Option<Maybe<std::time::Duration>>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check a running router over HTTP (for container health checks): exit 0
+    /// when ready (GET /readyz answers 200; /healthz with --live), 1 when it
+    /// answers otherwise, 2 when it cannot be reached.
+    Healthcheck {
+        /// Address of the router (default: --listen / SWITCHBOARD_LISTEN, an
+        /// unspecified IP such as 0.0.0.0 checked on loopback).
+        addr: Option<String>,
+        /// Only check that the process serves HTTP (GET /healthz).
+        #[arg(long)]
+        live: bool,
+    },
+}
+
+/// A setting that may be given empty (as compose does with `${VAR:-}`), which
+/// means "use the default", like an unset variable.
+#[derive(Debug, Clone)]
+struct Maybe<T>(Option<T>);
+
+fn maybe<T: Clone + Send + Sync + 'static>(
+    parse: impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
+) -> impl Fn(&str) -> Result<Maybe<T>, String> + Clone + Send + Sync + 'static {
+    move |raw: &str| {
+        if raw.trim().is_empty() {
+            Ok(Maybe(None))
+        } else {
+            parse(raw).map(|v| Maybe(Some(v)))
+        }
+    }
+}
+
+fn set<T>(value: Option<Maybe<T>>) -> Option<T> {
+    value.and_then(|m| m.0)
+}
+
+fn parse_bytes(raw: &str) -> Result<usize, String> {
+    raw.trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number of bytes"))
 }
 
 const EXAMPLES: &str = "Examples:
@@ -71,49 +118,76 @@ const EXAMPLES: &str = "Examples:
   SWITCHBOARD_CONNECTORS=jira=http://jira:50051,slack=http://slack:50052 switchboard --listen 0.0.0.0:8080";
 
 impl Cli {
+    fn listen_addr(&self) -> String {
+        if self.listen.trim().is_empty() {
+            "127.0.0.1:8080".to_owned()
+        } else {
+            self.listen.trim().to_owned()
+        }
+    }
+
     fn into_config(self) -> anyhow::Result<(Config, bool, String)> {
+        let listen = self.listen_addr();
         let mut config = Config::default();
-        if let Some(path) = &self.config {
-            config.merge_file(path)?;
+        if let Some(path) = set(self.config) {
+            config.merge_file(&path)?;
         }
         if let Some(list) = &self.connectors_list {
             for c in config::parse_connector_specs(list, "SWITCHBOARD_CONNECTORS")? {
                 config.upsert(c);
             }
         }
+        let call_timeout = set(self.call_timeout);
         for spec in &self.connectors {
             for mut c in config::parse_connector_specs(spec, "--connector")? {
-                if let Some(timeout) = self.call_timeout {
+                if let Some(timeout) = call_timeout {
                     c.timeout = timeout;
                 }
                 config.upsert(c);
             }
         }
-        if let Some(t) = self.startup_timeout {
+        if let Some(t) = set(self.startup_timeout) {
             config.startup_timeout = t;
         }
-        if let Some(t) = self.tool_grace {
+        if let Some(t) = set(self.tool_grace) {
             config.tool_grace = t;
         }
-        if !self.allowed_hosts.is_empty() {
-            config.allowed_hosts = self.allowed_hosts;
+        let hosts: Vec<String> = self
+            .allowed_hosts
+            .into_iter()
+            .filter(|h| !h.trim().is_empty())
+            .collect();
+        if !hosts.is_empty() {
+            config.allowed_hosts = hosts;
         }
-        if !self.allowed_origins.is_empty() {
-            config.allowed_origins = self.allowed_origins;
+        let origins: Vec<String> = self
+            .allowed_origins
+            .into_iter()
+            .filter(|o| !o.trim().is_empty())
+            .collect();
+        if !origins.is_empty() {
+            config.allowed_origins = origins;
         }
-        if let Some(b) = self.max_body_bytes {
+        if let Some(b) = set(self.max_body_bytes) {
             config.max_body_bytes = b;
         }
-        if let Some(after) = self.sse_poll_after {
+        if let Some(after) = set(self.sse_poll_after) {
             config.sse_poll_after = Some(after);
         }
-        Ok((config, self.stdio, self.listen))
+        if let Some(refresh) = set(self.dns_refresh) {
+            config.dns_refresh = refresh;
+        }
+        Ok((config, self.stdio, listen))
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Healthcheck { addr, live }) = cli.command.take() {
+        let addr = addr.unwrap_or_else(|| cli.listen_addr());
+        return healthcheck(&addr, live).await;
+    }
     telemetry::init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +195,49 @@ async fn main() -> ExitCode {
             tracing::error!(error = format!("{error:#}"), "switchboard failed");
             eprintln!("switchboard: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchboard healthcheck`: a plain HTTP/1.1 GET with no extra tools.
+async fn healthcheck(addr: &str, live: bool) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = match addr.parse::<std::net::SocketAddr>() {
+        Ok(mut a) => {
+            if a.ip().is_unspecified() {
+                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            a.to_string()
+        }
+        Err(_) => addr.to_owned(),
+    };
+    let path = if live { "/healthz" } else { "/readyz" };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&target).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).into_owned())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), exchange).await {
+        Ok(Ok(head)) => {
+            let status = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
+            eprintln!("switchboard: {target}{path} answered {status}");
+            if status == "200" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Ok(Err(e)) => {
+            eprintln!("switchboard: cannot reach {target}: {e}");
+            ExitCode::from(2)
+        }
+        Err(_) => {
+            eprintln!("switchboard: no answer from {target} within 3s");
+            ExitCode::from(2)
         }
     }
 }

@@ -44,9 +44,32 @@ pub fn encode_result(message: &DynamicMessage) -> Json {
         .use_proto_field_name(true)
         .skip_default_fields(false)
         .stringify_64_bit_integers(false);
-    message
+    let mut json = message
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .unwrap_or_else(|e| Json::String(format!("<result could not be encoded as JSON: {e}>")))
+        .unwrap_or_else(|e| Json::String(format!("<result could not be encoded as JSON: {e}>")));
+    whole_numbers_as_integers(&mut json);
+    json
+}
+
+/// Writes whole doubles as integers (`41` rather than `41.0`): the same JSON
+/// number, but what a reader expects for counts and ids, which reach the router
+/// as doubles when a connector returns them in a `google.protobuf.Value`. Only
+/// values that a double represents exactly (below 2^53) are rewritten.
+fn whole_numbers_as_integers(value: &mut Json) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Json::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < EXACT
+            {
+                *value = Json::from(f as i64);
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Json::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 fn at(path: &str, name: &str) -> String {
@@ -392,5 +415,20 @@ impl Decoder for DynamicDecoder {
             Status::internal(format!("connector sent an undecodable response: {e}"))
         })?;
         Ok(Some(message))
+    }
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    use super::*;
+
+    #[test]
+    fn whole_doubles_are_written_as_integers() {
+        let mut v = serde_json::json!({"n": 41.0, "x": 2.5, "rows": [[3.0, "3.0"]], "big": 1e300});
+        whole_numbers_as_integers(&mut v);
+        assert_eq!(
+            v.to_string(),
+            r#"{"big":1e+300,"n":41,"rows":[[3,"3.0"]],"x":2.5}"#
+        );
     }
 }

@@ -35,7 +35,12 @@ pub fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Ro
     ));
     let mut upstreams = Vec::new();
     for connector in &config.connectors {
-        let upstream = Upstream::new(connector.clone()).map_err(anyhow::Error::msg)?;
+        let upstream = Upstream::new(
+            connector.clone(),
+            config.dns_refresh,
+            shutdown.child_token(),
+        )
+        .map_err(anyhow::Error::msg)?;
         upstream.spawn_watcher(catalog.clone(), config.tool_grace, shutdown.child_token());
         upstreams.push(upstream);
     }

@@ -37,6 +37,19 @@ use crate::catalog::{ConnectorStatus, Features, ToolCatalog, ToolEntry, tools_fo
 use crate::config::ConnectorConfig;
 use crate::transcode::DynamicCodec;
 
+/// Largest message accepted from a connector (tonic's default is 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Timeouts and keep-alive of every connection to a connector.
+fn configure_endpoint(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+}
+
 /// Services every connector serves that are plumbing, not tools.
 const PLUMBING_PREFIXES: [&str; 2] = ["grpc.health.", "grpc.reflection."];
 
@@ -48,22 +61,44 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Creates the (lazily connecting) channel for a connector.
-    pub fn new(config: ConnectorConfig) -> Result<Self, String> {
-        let mut endpoints = Vec::new();
-        for url in &config.urls {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| format!("connector {}: invalid URL {url}: {e}", config.name))?
-                .connect_timeout(Duration::from_secs(3))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(20))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .keep_alive_while_idle(true);
-            endpoints.push(endpoint);
-        }
-        let channel = match endpoints.len() {
-            1 => endpoints.remove(0).connect_lazy(),
-            _ => Channel::balance_list(endpoints.into_iter()),
+    /// Creates the (lazily connecting) channel for a connector. A single URL with
+    /// an IP address gets a plain channel (a down connector fails fast); host
+    /// names, and several URLs, get a channel balanced over every address they
+    /// resolve to, resolved again every `dns_refresh` until `shutdown`.
+    pub fn new(
+        config: ConnectorConfig,
+        dns_refresh: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Self, String> {
+        let single_ip = match config.urls.as_slice() {
+            [url] => url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| {
+                    u.host().map(|h| {
+                        h.trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .is_ok()
+                    })
+                })
+                .unwrap_or(false),
+            _ => false,
+        };
+        let channel = if single_ip {
+            let url = &config.urls[0];
+            configure_endpoint(
+                Endpoint::from_shared(url.clone())
+                    .map_err(|e| format!("connector {}: invalid URL {url}: {e}", config.name))?,
+            )
+            .connect_lazy()
+        } else {
+            crate::resolve::balanced_channel(
+                config.urls.clone(),
+                dns_refresh,
+                configure_endpoint,
+                shutdown,
+            )
+            .map_err(|e| format!("connector {}: {e}", config.name))?
         };
         Ok(Self {
             config: Arc::new(config),
@@ -263,7 +298,8 @@ impl Upstream {
                 let mut stream = tokio_retry::RetryIf::start(
                     strategy,
                     || {
-                        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+                            .max_decoding_message_size(MAX_MESSAGE_BYTES);
                         let req = make_request();
                         let path = path.clone();
                         let codec = codec.clone();
@@ -288,7 +324,8 @@ impl Upstream {
                 let response = tokio_retry::RetryIf::start(
                     strategy,
                     || {
-                        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+                            .max_decoding_message_size(MAX_MESSAGE_BYTES);
                         let req = make_request();
                         let path = path.clone();
                         let codec = codec.clone();

@@ -113,5 +113,5 @@ async fn a_tool_name_prefix_can_be_configured() {
     let names = tool_names(&client).await;
     assert!(names.contains(&"calc_add".to_owned()), "{names:?}");
     let result = call(&client, "calc_add", json!({"a": 1, "b": 2})).await;
-    assert_eq!(result.structured_content, Some(json!({"sum": 3.0})));
+    assert_eq!(result.structured_content, Some(json!({"sum": 3})));
 }

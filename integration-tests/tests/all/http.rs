@@ -51,7 +51,7 @@ async fn http_serves_tools_to_an_initializing_client() {
     let names = tool_names(&client).await;
     assert!(names.contains(&"calculator_add".to_owned()), "{names:?}");
     let result = call(&client, "calculator_add", json!({"a": 40, "b": 2})).await;
-    assert_eq!(result.structured_content, Some(json!({"sum": 42.0})));
+    assert_eq!(result.structured_content, Some(json!({"sum": 42})));
     let bad = call(&client, "calculator_add", json!({"a": 1})).await;
     assert!(
         is_error(&bad) && text(&bad).contains("missing required argument \"b\""),
@@ -219,4 +219,68 @@ async fn probes_report_liveness_and_readiness() {
         .expect("json");
     assert_eq!(body["ready"], true, "{body}");
     assert_eq!(body["connectors"][0]["name"], "calculator");
+}
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_reports_readiness_by_exit_code() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(&[spec("calculator", &calc)], &[])
+        .await
+        .expect("router");
+    let bin = integration_tests::process::binary("switchboard").expect("switchboard");
+    let ready = format!("http://{}/readyz", router.addr);
+    wait_until("readyz 200", std::time::Duration::from_secs(15), || {
+        let ready = ready.clone();
+        async move { http_get_status(&ready).await == Some(200) }
+    })
+    .await
+    .expect("ready");
+    let code = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .output()
+            .expect("run healthcheck")
+            .status
+            .code()
+    };
+    let addr = router.addr.to_string();
+    assert_eq!(code(&["healthcheck", &addr]), Some(0));
+    assert_eq!(code(&["healthcheck", &addr, "--live"]), Some(0));
+    let nothing = format!(
+        "127.0.0.1:{}",
+        integration_tests::process::free_port().expect("port")
+    );
+    assert_eq!(code(&["healthcheck", &nothing]), Some(2));
+}
+
+#[tokio::test]
+async fn empty_settings_mean_defaults() {
+    let calc = calculator().await;
+    let port = integration_tests::process::free_port().expect("port");
+    let listen = format!("127.0.0.1:{port}");
+    let connectors = format!("calculator={}", calc.url());
+    let _router = integration_tests::process::Process::spawn(
+        "switchboard",
+        &["--listen", &listen],
+        &[
+            ("SWITCHBOARD_CONNECTORS", connectors.as_str()),
+            ("SWITCHBOARD_STARTUP_TIMEOUT", ""),
+            ("SWITCHBOARD_TOOL_GRACE", ""),
+            ("SWITCHBOARD_ALLOWED_HOSTS", ""),
+            ("SWITCHBOARD_MAX_BODY_BYTES", ""),
+            ("SWITCHBOARD_CONFIG", ""),
+        ],
+    )
+    .expect("spawn router");
+    let health = format!("http://{listen}/readyz");
+    wait_until(
+        "the router to be ready",
+        std::time::Duration::from_secs(15),
+        || {
+            let health = health.clone();
+            async move { http_get_status(&health).await == Some(200) }
+        },
+    )
+    .await
+    .expect("a router configured with empty variables serves");
 }

@@ -47,7 +47,7 @@ async fn a_killed_connector_fails_fast_and_its_return_is_announced() {
     let back = call(&client, "calculator_add", json!({"a": 2, "b": 2})).await;
     assert_eq!(
         back.structured_content,
-        Some(json!({"sum": 4.0})),
+        Some(json!({"sum": 4})),
         "{}",
         text(&back)
     );
@@ -86,7 +86,7 @@ async fn an_upgraded_connector_gains_its_new_tool_without_a_router_restart() {
         json!({"base": 2, "exponent": 10}),
     )
     .await;
-    assert_eq!(result.structured_content, Some(json!({"value": 1024.0})));
+    assert_eq!(result.structured_content, Some(json!({"value": 1024})));
 }
 
 #[tokio::test]
@@ -142,7 +142,7 @@ async fn a_connector_that_arrives_late_is_picked_up() {
     })
     .await;
     let result = call(&client, "late_add", json!({"a": 1, "b": 2})).await;
-    assert_eq!(result.structured_content, Some(json!({"sum": 3.0})));
+    assert_eq!(result.structured_content, Some(json!({"sum": 3})));
 }
 
 #[tokio::test]
@@ -175,4 +175,73 @@ async fn a_connector_stops_on_sigterm_while_the_router_watches_it() {
         .await
         .expect("stops despite the open health stream");
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn calls_are_spread_over_replicas_and_survive_losing_one() {
+    let a = calculator().await;
+    let mut b = calculator().await;
+    let spec = format!("calculator={},{}", a.url(), b.url());
+    let (client, _) = stdio_client(&connector_args(&[spec])).await;
+
+    let mut served_by = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let r = call(
+            &client,
+            "calculator_echo",
+            json!({"message": format!("m{i}")}),
+        )
+        .await;
+        assert!(!is_error(&r), "{}", text(&r));
+        let by = r.structured_content.expect("structured")["served_by"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        served_by.insert(by);
+    }
+    assert_eq!(
+        served_by,
+        [a.addr.to_string(), b.addr.to_string()]
+            .into_iter()
+            .collect(),
+        "both replicas served calls"
+    );
+
+    b.process.kill().await.expect("kill one replica");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut ok_in_a_row = 0;
+    while ok_in_a_row < 10 {
+        let r = call(&client, "calculator_echo", json!({"message": "after"})).await;
+        if is_error(&r) {
+            ok_in_a_row = 0;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "calls never recovered: {}",
+                text(&r)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        } else {
+            ok_in_a_row += 1;
+            let by = r.structured_content.expect("structured")["served_by"].clone();
+            assert_eq!(
+                by,
+                json!(a.addr.to_string()),
+                "only the live replica answers"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connector_named_by_host_name_is_resolved() {
+    let calc = calculator().await;
+    let spec = format!("calculator=http://localhost:{}", calc.addr.port());
+    let (client, _) = stdio_client(&connector_args(&[spec])).await;
+    let r = call(&client, "calculator_add", json!({"a": 1, "b": 1})).await;
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"sum": 2})),
+        "{}",
+        text(&r)
+    );
 }

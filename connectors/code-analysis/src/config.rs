@@ -2,7 +2,7 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `CODE_ROOT` | the working directory | Directory that `AnalyzePath` and `FindSecurityIssues` may read; paths outside it (and symbolic links leading out of it) are refused. |
+//! | `CODE_ROOT` | the working directory | Directory that `AnalyzePath`, `FindSecurityIssues`, the file resources and the `review_file` prompt may read; paths outside it (and symbolic links leading out of it) are refused. |
 //! | `MAX_FILE_BYTES` | `2097152` (2 MiB) | Largest source accepted, as text or as a file; larger files are skipped. |
 //! | `MAX_PATH_FILES` | `20000` | Most files one path request analyses; the walk stops there and says so. |
 //! | `ANALYSIS_THREADS` | number of CPU cores | Threads that walk and analyse directories in parallel. |

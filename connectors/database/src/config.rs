@@ -14,6 +14,8 @@
 //! | `DB_HEALTH_INTERVAL` | `5` | seconds between database health checks |
 //! | `CACHE_REDIS_URL` | unset: in-process cache | Redis URL for a cache shared by replicas (secret) |
 //! | `CACHE_MAX_BYTES` | `67108864` | size of the in-process cache |
+//! | `DB_SCHEMA_TTL` | `60` | seconds the router may cache a read of a table's schema resource (0: no caching) |
+//! | `DB_SCHEMA_WATCH_INTERVAL` | `30` | seconds between checks of a subscribed table's schema for changes |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,6 +78,10 @@ pub struct Config {
     pub cache_redis_url: Option<SecretString>,
     /// Capacity of the in-process cache in bytes.
     pub cache_max_bytes: u64,
+    /// How long the router may serve a table's schema resource from its cache.
+    pub schema_ttl: Duration,
+    /// How often a subscribed table's schema is checked for changes.
+    pub schema_watch_interval: Duration,
 }
 
 impl Config {
@@ -93,6 +99,8 @@ impl Config {
             health_interval: Duration::from_secs(5),
             cache_redis_url: None,
             cache_max_bytes: 64 * 1024 * 1024,
+            schema_ttl: Duration::from_secs(60),
+            schema_watch_interval: Duration::from_secs(30),
         }
     }
 
@@ -117,6 +125,11 @@ impl Config {
             health_interval: env::seconds("DB_HEALTH_INTERVAL", defaults.health_interval)?,
             cache_redis_url: env::var("CACHE_REDIS_URL").map(SecretString::from),
             cache_max_bytes: env::parse("CACHE_MAX_BYTES", defaults.cache_max_bytes)?,
+            schema_ttl: env::seconds("DB_SCHEMA_TTL", defaults.schema_ttl)?,
+            schema_watch_interval: env::seconds(
+                "DB_SCHEMA_WATCH_INTERVAL",
+                defaults.schema_watch_interval,
+            )?,
             ..defaults
         };
         config.validate()?;
@@ -140,6 +153,12 @@ impl Config {
         if self.health_interval.is_zero() {
             return Err(EnvError::new(
                 "DB_HEALTH_INTERVAL",
+                "must be more than 0 seconds",
+            ));
+        }
+        if self.schema_watch_interval.is_zero() {
+            return Err(EnvError::new(
+                "DB_SCHEMA_WATCH_INTERVAL",
                 "must be more than 0 seconds",
             ));
         }

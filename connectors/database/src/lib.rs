@@ -7,6 +7,8 @@
 //!   caps, value decoding and catalog queries per engine (the other layers).
 //! - [`cache`]: query result cache, in process or in Redis.
 //! - [`service`]: the gRPC service (argument checking and mapping).
+//! - [`resources`]: table schemas as MCP resources (`db://<schema>/<table>`).
+//! - [`prompts`]: MCP prompts that guide the model through the tools.
 //! - [`demo`]: the embedded SQLite demo database.
 //!
 //! [`serve`] runs it all on a listener until shutdown, with health following
@@ -19,6 +21,8 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod prompts;
+pub mod resources;
 pub mod service;
 pub mod values;
 
@@ -29,6 +33,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use connector_kit::{ConnectorServer, Health};
 use switchboard_proto::database::v1::database_server::DatabaseServer;
+use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
+use switchboard_proto::mcp::v1::resources_server::ResourcesServer;
 
 pub use config::{AccessMode, Config, Target};
 pub use engine::{Database, EngineKind};
@@ -54,8 +60,17 @@ pub async fn serve(
     };
     tracing::info!(shared = cache.is_shared(), "query cache ready");
     let service = DatabaseService::new(db.clone(), Arc::new(cache));
+    let resources = resources::SchemaResources::new(
+        db.clone(),
+        config.schema_ttl,
+        config.schema_watch_interval,
+    );
     let server = ConnectorServer::new("database", switchboard_proto::FILE_DESCRIPTOR_SET)
-        .add_service(DatabaseServer::new(service));
+        .add_service(DatabaseServer::new(service))
+        .add_service(ResourcesServer::new(resources))
+        .add_service(PromptsServer::new(prompts::DatabasePrompts::new(
+            db.clone(),
+        )));
     let health = server.health();
     let watcher = tokio::spawn(follow_database(db.clone(), health, config.health_interval));
     let served = server.serve(listener, shutdown).await;

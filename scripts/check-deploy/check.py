@@ -360,10 +360,10 @@ def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str
         if listen is None or targets != {listen}:
             problems.append(f"router {name}: published container port(s) {sorted(targets)} != SWITCHBOARD_LISTEN port {listen}")
         test = " ".join(svc.get("healthcheck", {}).get("test") or [])
-        if listen is not None and not re.search(rf"/{listen}\b", test):
+        if listen is not None and not re.search(rf"[/:]{listen}\b", test):
             problems.append(f"router {name}: healthcheck does not probe port {listen}")
-        if "/readyz" not in test and "/healthz" not in test:
-            problems.append(f"router {name}: healthcheck does not ask /readyz or /healthz")
+        if "/readyz" not in test and "/healthz" not in test and "switchboard healthcheck" not in test:
+            problems.append(f"router {name}: healthcheck neither runs `switchboard healthcheck` nor asks /readyz or /healthz")
         specs = parse_connectors(str(env.get("SWITCHBOARD_CONNECTORS", "")))
         reached = set()
         for cname, urls in specs.items():

@@ -163,6 +163,15 @@ fn check_channel_shape(channel: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses a channel the channel lists exclude, as far as the name cache knows,
+/// as a bad `channel` argument: to an MCP client it is an invalid parameter of
+/// the prompt (JSON-RPC invalid params), not a failure of the server.
+fn check_channel_allowed(workspace: &Workspace, channel: &str) -> Result<(), Error> {
+    workspace
+        .check_channel_cached(channel)
+        .map_err(|refused| Error::invalid("channel", format!("{refused}; pick another channel")))
+}
+
 /// How the prompt names the channel to the model: `#name` or the ID.
 fn shown_channel(channel: &str) -> String {
     if is_channel_id(channel) {
@@ -341,7 +350,7 @@ fn summarize_channel(
 ) -> Result<pb::GetPromptResponse, Error> {
     let channel = required(arguments, "channel", CHANNEL_HELP)?;
     check_channel_shape(channel)?;
-    workspace.check_channel_cached(channel)?;
+    check_channel_allowed(workspace, channel)?;
     let since = arguments
         .get("since")
         .map(|s| s.trim())
@@ -435,7 +444,7 @@ fn draft_announcement(
             ),
         ));
     }
-    workspace.check_channel_cached(channel)?;
+    check_channel_allowed(workspace, channel)?;
     let shown = shown_channel(channel);
     let channel_json = json_string(channel);
     let posting = if workspace.writes_allowed() {

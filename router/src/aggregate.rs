@@ -92,9 +92,10 @@ fn status_error(connector: &str, what: &str, status: &Status) -> McpError {
     );
     match status.code() {
         Code::NotFound => McpError::resource_not_found(message, None),
-        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-            McpError::invalid_params(message, None)
-        }
+        Code::InvalidArgument
+        | Code::OutOfRange
+        | Code::FailedPrecondition
+        | Code::PermissionDenied => McpError::invalid_params(message, None),
         _ => McpError::internal_error(message, None),
     }
 }

@@ -502,9 +502,10 @@ impl pb::resources_server::Resources for SchemaResources {
         let uri = request.into_inner().uri;
         // An unknown table fails the subscription at once.
         let first = self.render(&uri).await?;
-        let this = self.clone();
-        let state = (this, uri, first);
-        let stream = futures::stream::unfold(state, |(this, uri, mut last)| async move {
+        // The state is the last rendering seen; `None` once the table is gone.
+        let state = (self.clone(), uri, Some(first));
+        let stream = futures::stream::unfold(state, |(this, uri, last)| async move {
+            let mut last = last?;
             loop {
                 tokio::time::sleep(this.watch_interval).await;
                 match this.render(&uri).await {
@@ -512,13 +513,12 @@ impl pb::resources_server::Resources for SchemaResources {
                     Ok(now) => {
                         last = now;
                         let update = pb::ResourceUpdated { uri: uri.clone() };
-                        return Some((Ok(update), (this, uri, last)));
+                        return Some((Ok(update), (this, uri, Some(last))));
                     }
                     // Dropped or renamed: report it once and end the watch.
                     Err(Error::NotFound(_)) => {
                         let update = pb::ResourceUpdated { uri: uri.clone() };
-                        let end = (this, uri, String::new());
-                        return Some((Ok(update), end));
+                        return Some((Ok(update), (this, uri, None)));
                     }
                     // The database is briefly away: keep watching.
                     Err(error) => {

@@ -254,7 +254,7 @@ async fn pages_walk_every_table_once_and_bad_cursors_are_refused() {
 }
 
 #[tokio::test]
-async fn a_watched_table_reports_a_schema_change() {
+async fn a_watched_table_reports_a_schema_change_and_its_drop() {
     let Some(fixture) = Fixture::new(Engine::Postgres).await else {
         return;
     };
@@ -289,7 +289,22 @@ async fn a_watched_table_reports_a_schema_change() {
     assert_eq!(update.uri, uri);
     let (after, _) = read_text(&mut resources, &uri).await;
     assert!(after.contains("| `opened_on` | date |"), "{after}");
-    drop(updates);
+
+    // Dropping the table is reported once, and the watch ends.
+    fixture
+        .admin
+        .exec(&format!("DROP TABLE {}", fixture.t("accounts")))
+        .await;
+    let gone = tokio::time::timeout(Duration::from_secs(60), updates.next())
+        .await
+        .expect("an update within a minute")
+        .expect("the stream stays open for the last update")
+        .expect("an update, not an error");
+    assert_eq!(gone.uri, uri);
+    let end = tokio::time::timeout(Duration::from_secs(60), updates.next())
+        .await
+        .expect("the end within a minute");
+    assert!(end.is_none(), "{end:?}");
     running.stop().await.expect("clean shutdown");
     fixture.cleanup().await;
 }

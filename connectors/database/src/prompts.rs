@@ -145,7 +145,7 @@ fn required_argument<'a>(
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "the prompt {prompt} needs the argument `{name}` (not empty)"
+                "the argument `{name}` of {prompt} is required and must not be empty"
             ))
         })
 }

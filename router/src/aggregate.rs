@@ -338,7 +338,9 @@ impl Router {
             return Ok((*hit.result).clone());
         }
         self.catalog().wait_ready().await;
-        for (upstream, inner) in self.resource_candidates(uri) {
+        let candidates = self.resource_candidates(uri);
+        let single_owner = candidates.len() == 1;
+        for (upstream, inner) in candidates {
             let answer = ResourcesClient::new(upstream.channel())
                 .read_resource(self.request(&upstream, pb::ReadResourceRequest { uri: inner }))
                 .await;
@@ -363,7 +365,8 @@ impl Router {
                     }
                     return Ok(result);
                 }
-                Err(status) if status.code() == Code::NotFound => continue,
+                // With one possible owner, its reason (ignored, hidden, ...) is the answer.
+                Err(status) if status.code() == Code::NotFound && !single_owner => continue,
                 Err(status) => {
                     return Err(status_error(
                         upstream.name(),

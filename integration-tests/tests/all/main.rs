@@ -8,6 +8,7 @@ mod calls;
 mod catalog;
 mod claude_code;
 mod code_analysis;
+mod connector_surface;
 mod conformance;
 mod database;
 mod http;

@@ -443,6 +443,30 @@ impl ToolCatalog {
         }
     }
 
+    /// Publishes what a connector serves now that it is SERVING, in one step: its
+    /// tools, its generic services and its status change together, so a client
+    /// told to list again (sessions are notified here) can call what it lists.
+    pub fn publish(&self, connector: &str, tools: Vec<ToolEntry>, features: Features) {
+        let newly_settled = self.write(|state| {
+            let Some(c) = state.iter_mut().find(|c| c.name == connector) else {
+                return false;
+            };
+            c.tools = tools.into_iter().map(Arc::new).collect();
+            c.features = features;
+            if c.status != ConnectorStatus::Serving {
+                c.status = ConnectorStatus::Serving;
+                c.since = Instant::now();
+            }
+            !std::mem::replace(&mut c.settled, true)
+        });
+        // A connector that comes back may have been redeployed: every session
+        // lists again, whether or not the tools look the same.
+        self.notify_changed();
+        if newly_settled {
+            self.settled.send_modify(|n| *n += 1);
+        }
+    }
+
     /// Tells every session to list the tools again (a connector came back and may
     /// have been redeployed, so clients that cached the list should refresh it).
     pub fn notify_changed(&self) {

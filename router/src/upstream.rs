@@ -166,6 +166,11 @@ impl Upstream {
                                             serving = self.on_serving(&catalog).await;
                                             if serving {
                                                 down_since = None;
+                                            } else {
+                                                // The descriptors could not be read (a replica
+                                                // went away mid-way): watch again after the
+                                                // backoff, which retries the discovery too.
+                                                break;
                                             }
                                         }
                                     } else {
@@ -245,12 +250,7 @@ impl Upstream {
             Ok((pool, services)) => {
                 let tools = tools_for_connector(name, &self.config.prefix, &pool, &services);
                 tracing::info!(connector = %name, tools = tools.len(), services = ?services, "connector serving, catalog refreshed");
-                catalog.set_tools(name, tools);
-                catalog.set_features(name, Features::of(&services));
-                // Announce before settling: a session that lists the tools once
-                // the startup wait is over must not get this notice afterwards.
-                catalog.notify_changed();
-                catalog.set_status(name, ConnectorStatus::Serving);
+                catalog.publish(name, tools, Features::of(&services));
                 true
             }
             Err(error) => {

@@ -63,6 +63,14 @@ async fn exercise(engine: &str, url: &str, placeholder: &str) {
         assert!(!is_error(&r), "{engine}: {sql}: {}", text(&r));
     }
 
+    let schemas = call(&client, "database_list_schemas", json!({})).await;
+    assert!(!is_error(&schemas), "{engine}: {}", text(&schemas));
+    let listed = schemas.structured_content.expect("structured");
+    assert!(
+        listed["schemas"].as_array().is_some_and(|s| !s.is_empty()),
+        "{engine}: {listed}"
+    );
+
     let tables = call(&client, "database_list_tables", json!({})).await;
     assert!(!is_error(&tables), "{engine}: {}", text(&tables));
     assert!(

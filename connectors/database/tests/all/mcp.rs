@@ -290,21 +290,35 @@ async fn a_watched_table_reports_a_schema_change_and_its_drop() {
     let (after, _) = read_text(&mut resources, &uri).await;
     assert!(after.contains("| `opened_on` | date |"), "{after}");
 
-    // Dropping the table is reported once, and the watch ends.
+    // Dropping the table is reported, and then the watch ends. (A poll between
+    // the two statements may also report the content change of the row
+    // estimate, so more than one update may come before the end.)
     fixture
         .admin
         .exec(&format!("DROP TABLE {}", fixture.t("accounts")))
         .await;
-    let gone = tokio::time::timeout(Duration::from_secs(60), updates.next())
-        .await
-        .expect("an update within a minute")
-        .expect("the stream stays open for the last update")
-        .expect("an update, not an error");
-    assert_eq!(gone.uri, uri);
-    let end = tokio::time::timeout(Duration::from_secs(60), updates.next())
-        .await
-        .expect("the end within a minute");
-    assert!(end.is_none(), "{end:?}");
+    let mut updates_after_drop = 0;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(60), updates.next())
+            .await
+            .expect("an update or the end within a minute");
+        match next {
+            Some(update) => {
+                let update = update.expect("an update, not an error");
+                assert_eq!(update.uri, uri);
+                updates_after_drop += 1;
+                assert!(
+                    updates_after_drop <= 5,
+                    "the watch must end once the table is gone"
+                );
+            }
+            None => break,
+        }
+    }
+    assert!(
+        updates_after_drop >= 1,
+        "the drop is reported before the watch ends"
+    );
     running.stop().await.expect("clean shutdown");
     fixture.cleanup().await;
 }

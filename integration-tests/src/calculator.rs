@@ -29,6 +29,24 @@ pub enum ProtoVersion {
 pub struct CalculatorService {
     /// The address it listens on, reported by `Echo` so tests can tell replicas apart.
     pub served_by: String,
+    /// Sleep calls in flight, reported by `Echo` (tests see cancellations arrive).
+    pub sleeping: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Counts one running Sleep until dropped (also when its call is cancelled).
+struct Sleeping(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Sleeping {
+    fn start(counter: &std::sync::Arc<std::sync::atomic::AtomicU32>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Sleeping {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 type CountStream = Pin<Box<dyn Stream<Item = Result<CountReply, Status>> + Send>>;
@@ -75,6 +93,7 @@ impl Calculator for CalculatorService {
             meta: r.meta,
             recipient,
             served_by: self.served_by.clone(),
+            sleeping_now: self.sleeping.load(std::sync::atomic::Ordering::SeqCst),
         }))
     }
 
@@ -98,6 +117,7 @@ impl Calculator for CalculatorService {
         request: Request<SleepRequest>,
     ) -> Result<Response<SleepResponse>, Status> {
         let started = Instant::now();
+        let _sleeping = Sleeping::start(&self.sleeping);
         tokio::time::sleep(Duration::from_millis(u64::from(request.into_inner().ms))).await;
         Ok(Response::new(SleepResponse {
             slept_ms: started.elapsed().as_millis() as u64,
@@ -164,6 +184,7 @@ pub async fn serve(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
+            sleeping: Default::default(),
         }),
     );
     let health = server.health();

@@ -248,3 +248,43 @@ async fn calls_past_the_connector_deadline_fail_with_a_clear_error() {
     );
     assert!(message.contains("calculator_nap failed"), "{message}");
 }
+
+/// How many Sleep calls the test connector is running now.
+async fn sleeping(client: &Client) -> u64 {
+    let r = call(client, "calculator_echo", json!({"message": "status"})).await;
+    r.structured_content.expect("structured")["sleeping_now"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+#[tokio::test]
+async fn cancelling_a_tool_call_cancels_the_grpc_call() {
+    let calc = calculator().await;
+    let (client, _) = stdio_client(&connector_args(&[spec("calculator", &calc)])).await;
+    // Dropping the request future makes the client send notifications/cancelled.
+    let long_call = client.call_tool(
+        CallToolRequestParams::new("calculator_nap").with_arguments(args(json!({"ms": 60000}))),
+    );
+    let mut started = false;
+    tokio::select! {
+        _ = long_call => panic!("a 60 s nap must not finish here"),
+        () = async {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while sleeping(&client).await != 1 {
+                assert!(tokio::time::Instant::now() < deadline, "the nap never started");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            started = true;
+        } => {}
+    }
+    assert!(started);
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sleeping(&client).await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connector kept sleeping after the MCP request was cancelled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

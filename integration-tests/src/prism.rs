@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use crate::process::free_port;
+use crate::process::{free_port, repo_root};
 
 /// A running Prism.
 #[derive(Debug)]
@@ -69,10 +69,6 @@ impl Prism {
             })
             .unwrap_or(0)
     }
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The folder with the official specs: `SWITCHBOARD_SPECS_DIR`, or `shared/specs`

@@ -35,6 +35,26 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// A fresh directory under the system temp dir, unique to this process and call.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}-{n}", std::process::id()));
+    // A leftover from an earlier process with the same id is not ours to keep.
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create scratch dir {}: {e}", dir.display());
+    }
+    dir
+}
+
 /// A free loopback port (bound and released; the OS will not hand it out again at once).
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("bind an ephemeral port")?;
@@ -165,6 +185,23 @@ impl Connector {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits until the connector reports SERVING (e.g. once its upstream answered).
+    pub async fn wait_serving(&self) -> anyhow::Result<()> {
+        let url = self.url();
+        wait_until(
+            "the connector to be SERVING",
+            Duration::from_secs(60),
+            || {
+                let url = url.clone();
+                async move {
+                    connector_kit::healthcheck::check(&url, "", Duration::from_secs(1)).await
+                        == connector_kit::healthcheck::HealthcheckOutcome::Serving
+                }
+            },
+        )
+        .await
     }
 }
 

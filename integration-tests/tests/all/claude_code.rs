@@ -1,33 +1,17 @@
 //! The whole local stack (what `make run` starts) and Claude Code pointed at it.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use integration_tests::prism::in_ci;
-use integration_tests::process::bin_dir;
+use integration_tests::process::{bin_dir, repo_root, scratch_dir};
 use integration_tests::stack::{Stack, StackConfig};
 
 use crate::support::*;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let dir =
-        std::env::temp_dir().join(format!("switchboard-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 async fn local_stack() -> Stack {
     let workdir = scratch_dir("stack");
     let mut config = StackConfig::ephemeral(workdir.clone()).expect("ports");
-    let root = repo_root().canonicalize().expect("repo root");
+    let root = repo_root();
     config.env = vec![
         ("CODE_ROOT".into(), root.display().to_string()),
         (

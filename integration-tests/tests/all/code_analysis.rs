@@ -1,19 +1,10 @@
 //! The code-analysis connector through the router, on this repository and its samples.
 
-use std::path::PathBuf;
-
-use integration_tests::process::Connector;
+use integration_tests::process::{Connector, repo_root};
 use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("repo root")
-}
 
 async fn code_analysis() -> (Connector, Client, Recorder) {
     let root = repo_root().display().to_string();

@@ -10,14 +10,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use integration_tests::prism::in_ci;
-use integration_tests::process::binary;
+use integration_tests::process::{binary, repo_root};
 use serde_json::Value;
 
 use crate::surface::{router_config, scratch, surface, surface_with};
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A tool under `.tools/`, or `None` after a loud skip message (a failure in CI).
 fn tool(relative: &str, what: &str) -> Option<PathBuf> {

@@ -1,23 +1,11 @@
 //! The connectors' resources, prompts and completions through the router:
 //! database table schemas, code-analysis files, and each connector's prompts.
 
-use std::path::PathBuf;
-
-use integration_tests::process::Connector;
+use integration_tests::process::{Connector, scratch_dir};
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ResourceContents};
 use serde_json::json;
 
 use crate::support::*;
-
-fn scratch(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!("sb-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 async fn read_text(client: &Client, uri: &str) -> String {
     let result = client
@@ -36,7 +24,7 @@ fn prompt_text(result: &rmcp::model::GetPromptResult) -> String {
 
 #[tokio::test]
 async fn database_schemas_are_resources_and_its_prompts_name_its_tools() {
-    let dir = scratch("demo");
+    let dir = scratch_dir("demo");
     let demo = dir.join("demo.sqlite3").display().to_string();
     let db = Connector::start(
         "database-connector",
@@ -99,7 +87,7 @@ async fn database_schemas_are_resources_and_its_prompts_name_its_tools() {
 
 #[tokio::test]
 async fn code_analysis_serves_files_and_a_review_prompt() {
-    let root = scratch("code");
+    let root = scratch_dir("code");
     std::fs::create_dir_all(root.join("src")).expect("src");
     std::fs::write(root.join("src/app.py"), "def f(x):\n    return x + 1\n").expect("app.py");
     std::fs::write(root.join(".gitignore"), "build/\n").expect(".gitignore");
@@ -170,20 +158,7 @@ async fn jira_prompts_respect_its_project_list() {
     )
     .await
     .expect("start jira");
-    let url = jira.url();
-    integration_tests::process::wait_until(
-        "jira SERVING",
-        std::time::Duration::from_secs(60),
-        || {
-            let url = url.clone();
-            async move {
-                connector_kit::healthcheck::check(&url, "", std::time::Duration::from_secs(1)).await
-                    == connector_kit::healthcheck::HealthcheckOutcome::Serving
-            }
-        },
-    )
-    .await
-    .expect("serving");
+    jira.wait_serving().await.expect("jira SERVING");
     let (client, _) = stdio_client(&connector_args(&[spec("jira", &jira)])).await;
     let triage = client
         .get_prompt(

@@ -1,24 +1,11 @@
 //! The Jira connector through the router, against Prism validating every request
 //! against the official Jira Cloud platform spec.
 
-use std::time::Duration;
-
-use connector_kit::healthcheck::{HealthcheckOutcome, check};
 use integration_tests::prism;
-use integration_tests::process::{Connector, wait_until};
+use integration_tests::process::Connector;
 use serde_json::json;
 
 use crate::support::*;
-
-async fn wait_serving(connector: &Connector) {
-    let url = connector.url();
-    wait_until("the connector to be SERVING", Duration::from_secs(60), || {
-        let url = url.clone();
-        async move { check(&url, "", Duration::from_secs(1)).await == HealthcheckOutcome::Serving }
-    })
-    .await
-    .expect("SERVING");
-}
 
 #[tokio::test]
 async fn unconfigured_jira_and_slack_keep_their_tools_hidden() {
@@ -63,7 +50,7 @@ async fn jira_tools_work_through_the_router_against_the_spec() {
     )
     .await
     .expect("start jira");
-    wait_serving(&jira).await;
+    jira.wait_serving().await.expect("jira SERVING");
     let (client, _) = stdio_client(&connector_args(&[spec("jira", &jira)])).await;
 
     let names = tool_names(&client).await;

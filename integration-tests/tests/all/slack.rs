@@ -1,10 +1,7 @@
 //! The Slack connector through the router, against a scripted fake of the Web API
 //! (errors as HTTP 200 with ok:false, cursors, name resolution).
 
-use std::time::Duration;
-
-use connector_kit::healthcheck::{HealthcheckOutcome, check};
-use integration_tests::process::{Connector, wait_until};
+use integration_tests::process::Connector;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -69,13 +66,7 @@ async fn slack_tools_work_through_the_router() {
     )
     .await
     .expect("start slack");
-    let url = slack.url();
-    wait_until("slack SERVING", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move { check(&url, "", Duration::from_secs(1)).await == HealthcheckOutcome::Serving }
-    })
-    .await
-    .expect("serving");
+    slack.wait_serving().await.expect("slack SERVING");
     let (client, _) = stdio_client(&connector_args(&[spec("slack", &slack)])).await;
 
     let names = tool_names(&client).await;
@@ -199,13 +190,7 @@ async fn every_slack_tool_answers_through_the_router_with_writes_enabled() {
     )
     .await
     .expect("start slack");
-    let url = slack.url();
-    wait_until("slack SERVING", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move { check(&url, "", Duration::from_secs(1)).await == HealthcheckOutcome::Serving }
-    })
-    .await
-    .expect("serving");
+    slack.wait_serving().await.expect("slack SERVING");
     let (client, _) = stdio_client(&connector_args(&[spec("slack", &slack)])).await;
 
     let ts = "1712345678.000200";

@@ -87,9 +87,7 @@ pub struct Surface {
 
 /// A per-test scratch directory.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sb-surface-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    integration_tests::process::scratch_dir(&format!("surface-{name}"))
 }
 
 /// A router config naming the conformance connector with `prefix`.

@@ -2,7 +2,8 @@
 # Benchmarks the code-analysis connector against lizard on the same files.
 #
 # Builds connectors/code-analysis/examples/bench.rs in release mode, analyses a large
-# source tree with it (cold, then with a warm content-hash cache), runs lizard
+# source tree with it (cold, then with a warm content-hash cache, then a tree-sitter
+# parse alone: the floor under any analysis on these grammars), runs lizard
 # (.tools/venv, pinned 1.24.3) with as many threads over exactly the files the
 # connector analysed, and prints files/s, lines/s and the ratio.
 #
@@ -23,8 +24,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p code-analysis-connector --example bench
-target/release/examples/bench --root "$root" --max-files "$max_files" --threads "$threads" \
+"$target/release/examples/bench" --root "$root" --max-files "$max_files" --threads "$threads" \
   --list "$work/files.txt" | tee "$work/ours.txt"
 
 lines=$(awk '/^RESULT cold/ { for (i = 1; i <= NF; i++) if ($i ~ /^lines=/) { sub("lines=", "", $i); print $i } }' "$work/ours.txt")
@@ -50,5 +52,6 @@ awk -v lfiles="$files" -v llines="$lines" -v start="$start" -v end="$end" '
     printf "\n%-28s %8s %10s %8s %10s %12s %12s\n", "run", "files", "lines", "seconds", "files/s", "lines/s", "vs lizard"
     printf "%-28s %8d %10d %8.2f %10.0f %12.0f %11.1fx\n", "code-analysis (cold cache)", r["cold","files"], r["cold","lines"], r["cold","seconds"], r["cold","files_per_s"], r["cold","lines_per_s"], r["cold","lines_per_s"] / lizard_lps
     printf "%-28s %8d %10d %8.2f %10.0f %12.0f %11.1fx\n", "code-analysis (warm cache)", r["warm","files"], r["warm","lines"], r["warm","seconds"], r["warm","files_per_s"], r["warm","lines_per_s"], r["warm","lines_per_s"] / lizard_lps
+    printf "%-28s %8d %10d %8.2f %10.0f %12.0f %11.1fx\n", "tree-sitter parse only", r["parse","files"], r["parse","lines"], r["parse","seconds"], r["parse","files_per_s"], r["parse","lines_per_s"], r["parse","lines_per_s"] / lizard_lps
     printf "%-28s %8d %10d %8.2f %10.0f %12.0f %11.1fx\n", "lizard 1.24.3", lfiles, llines, ls, lfiles / ls, lizard_lps, 1
   }' "$work/ours.txt"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the code-analysis connector against lizard on the same files.
 #
-# Builds connectors/code-analysis/examples/bench.rs in release mode, analyses a large
+# Builds connectors/code-analysis/examples/analysis_bench.rs in release mode, analyses a large
 # source tree with it (cold, then with a warm content-hash cache, then a tree-sitter
 # parse alone: the floor under any analysis on these grammars), runs lizard
 # (.tools/venv, pinned 1.24.3) with as many threads over exactly the files the
@@ -25,8 +25,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -p code-analysis-connector --example bench
-"$target/release/examples/bench" --root "$root" --max-files "$max_files" --threads "$threads" \
+cargo build --release -p code-analysis-connector --example analysis_bench
+"$target/release/examples/analysis_bench" --root "$root" --max-files "$max_files" --threads "$threads" \
   --list "$work/files.txt" | tee "$work/ours.txt"
 
 lines=$(awk '/^RESULT cold/ { for (i = 1; i <= NF; i++) if ($i ~ /^lines=/) { sub("lines=", "", $i); print $i } }' "$work/ours.txt")

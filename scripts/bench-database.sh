@@ -5,4 +5,4 @@
 # (or BENCH_DATABASE_URL). Creates and drops its own schema.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec cargo run --release -p database-connector --example bench -- "$@"
+exec cargo run --release -p database-connector --example query_bench -- "$@"

@@ -7,7 +7,7 @@
 //! `scripts/bench-code-analysis.sh` builds this in release mode, runs it, runs
 //! lizard over the same file list and prints the comparison.
 //!
-//! Usage: `bench [--root DIR] [--max-files N] [--threads N] [--list FILE]`
+//! Usage: `analysis_bench [--root DIR] [--max-files N] [--threads N] [--list FILE]`
 //! (`--list` writes the analysed files, one per line, for lizard's `-f`).
 
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--threads" => args.threads = value()?.parse().context("--threads")?,
             "--list" => args.list = Some(PathBuf::from(value()?)),
             other => bail!(
-                "unknown argument {other}; usage: bench [--root DIR] [--max-files N] [--threads N] [--list FILE]"
+                "unknown argument {other}; usage: analysis_bench [--root DIR] [--max-files N] [--threads N] [--list FILE]"
             ),
         }
     }

@@ -104,6 +104,7 @@ impl Router {
     fn request<T>(&self, upstream: &Upstream, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(upstream.config().timeout);
+        upstream.annotate(&mut request);
         request
     }
 
@@ -523,6 +524,7 @@ impl Router {
             let mut request = tonic::Request::new(pb::WatchResourceRequest { uri: inner });
             // The stream lives as long as the subscription: no deadline.
             request.metadata_mut().remove("grpc-timeout");
+            upstream.annotate(&mut request);
             let answer = ResourcesClient::new(upstream.channel())
                 .watch_resource(request)
                 .await;

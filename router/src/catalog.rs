@@ -77,27 +77,6 @@ impl ToolEntry {
     }
 }
 
-/// `CreateIssue` → `create_issue`, `ListHTTPRoutes` → `list_http_routes`.
-pub fn snake_case(name: &str) -> String {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            let prev_lower =
-                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
-            if i > 0 && (prev_lower || (prev_upper && next_lower)) && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The `switchboard.mcp.v1.tool` option of a method, as far as it is set.
 #[derive(Debug, Default)]
 struct ToolOptions {
@@ -179,7 +158,7 @@ pub fn tools_for_service(
         let base = options
             .name
             .clone()
-            .unwrap_or_else(|| snake_case(method.name()));
+            .unwrap_or_else(|| switchboard_proto::snake_case(method.name()));
         let name = if prefix.is_empty() {
             base
         } else {
@@ -587,19 +566,5 @@ impl ToolCatalog {
         let mut rx = self.settled.subscribe();
         let deadline = tokio::time::Instant::from_std(self.ready_deadline);
         let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n >= total)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn method_names_become_snake_case() {
-        assert_eq!(snake_case("CreateIssue"), "create_issue");
-        assert_eq!(snake_case("ListHTTPRoutes"), "list_http_routes");
-        assert_eq!(snake_case("Get2FAStatus"), "get2_fa_status");
-        assert_eq!(snake_case("Echo"), "echo");
-        assert_eq!(snake_case("already_snake"), "already_snake");
     }
 }

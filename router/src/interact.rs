@@ -37,6 +37,11 @@ pub async fn answer(
         reply: Some(reply),
     });
     request.set_timeout(timeout);
+    if let Ok(value) = tonic::metadata::MetadataValue::try_from(prefix) {
+        request
+            .metadata_mut()
+            .insert(crate::upstream::TOOL_PREFIX_METADATA, value);
+    }
     if let Err(status) = InteractionsClient::new(channel).reply(request).await {
         tracing::warn!(code = ?status.code(), error = status.message(), "could not deliver the client's answer to the connector");
     }

@@ -60,7 +60,19 @@ pub struct Upstream {
     channel: Channel,
 }
 
+/// Request metadata telling a connector the prefix of its tool names, so texts it
+/// writes for the agent (prompts, hints in errors) can name the tools as the agent
+/// sees them. Sent on every call; empty when the connector's tools are unprefixed.
+pub const TOOL_PREFIX_METADATA: &str = "switchboard-tool-prefix";
+
 impl Upstream {
+    /// Adds the metadata every call to this connector carries ([`TOOL_PREFIX_METADATA`]).
+    pub fn annotate<T>(&self, request: &mut tonic::Request<T>) {
+        if let Ok(value) = MetadataValue::try_from(self.config.prefix.as_str()) {
+            request.metadata_mut().insert(TOOL_PREFIX_METADATA, value);
+        }
+    }
+
     /// Creates the (lazily connecting) channel for a connector. A single URL with
     /// an IP address gets a plain channel (a down connector fails fast); host
     /// names, and several URLs, get a channel balanced over every address they
@@ -282,6 +294,7 @@ impl Upstream {
         let make_request = || {
             let mut req = tonic::Request::new(request.clone());
             req.set_timeout(timeout);
+            self.annotate(&mut req);
             if let Ok(value) = MetadataValue::try_from(traceparent) {
                 req.metadata_mut().insert("traceparent", value);
             }

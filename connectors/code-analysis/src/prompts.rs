@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use connector_kit::Toolset;
 use switchboard_proto::mcp::v1 as pb;
 use switchboard_proto::mcp::v1::prompts_server::Prompts;
 use tonic::{Request, Response, Status};
@@ -18,6 +19,14 @@ use crate::analyzer::Analyzer;
 use crate::error::Error;
 use crate::languages;
 use crate::resources::{self, blocking, complete_path};
+
+/// This connector's tools, as its prompt texts name them.
+static TOOLS: std::sync::LazyLock<Toolset> = std::sync::LazyLock::new(|| {
+    Toolset::new(
+        "code_analysis",
+        switchboard_proto::code_analysis::v1::code_analysis_server::SERVICE_NAME,
+    )
+});
 
 /// The prompt's name as the connector knows it.
 pub const REVIEW_FILE: &str = "review_file";
@@ -229,6 +238,7 @@ impl Prompts for ReviewPrompts {
         &self,
         request: Request<pb::GetPromptRequest>,
     ) -> Result<Response<pb::GetPromptResponse>, Status> {
+        let names = TOOLS.for_request(request.metadata());
         let request = request.into_inner();
         if request.name != REVIEW_FILE {
             return Err(Status::not_found(format!(
@@ -247,7 +257,9 @@ impl Prompts for ReviewPrompts {
         let focus = argument(&request.arguments, "focus").map(str::to_owned);
         let analyzer = Arc::clone(&self.analyzer);
         let target = blocking(move || review_target(&analyzer, &path)).await?;
-        Ok(Response::new(render(&target, focus.as_deref())))
+        let mut prompt = render(&target, focus.as_deref());
+        names.apply_to_prompt(&mut prompt);
+        Ok(Response::new(prompt))
     }
 
     async fn complete(

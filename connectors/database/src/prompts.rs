@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use connector_kit::Toolset;
 use switchboard_proto::database::v1 as db;
 use switchboard_proto::mcp::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -24,6 +25,14 @@ use crate::config::AccessMode;
 use crate::engine::{Database, EngineKind};
 use crate::error::Error;
 use crate::resources;
+
+/// This connector's tools, as its prompt texts name them.
+static TOOLS: std::sync::LazyLock<Toolset> = std::sync::LazyLock::new(|| {
+    Toolset::new(
+        "database",
+        switchboard_proto::database::v1::database_server::SERVICE_NAME,
+    )
+});
 
 /// Name of the question-answering prompt.
 pub const WRITE_QUERY: &str = "write_query";
@@ -404,7 +413,13 @@ impl pb::prompts_server::Prompts for DatabasePrompts {
         &self,
         request: Request<pb::GetPromptRequest>,
     ) -> Result<Response<pb::GetPromptResponse>, Status> {
-        Ok(Response::new(self.get(request.into_inner()).await?))
+        let names = TOOLS.for_request(request.metadata());
+        let mut prompt = self
+            .get(request.into_inner())
+            .await
+            .map_err(|error| names.apply_to_status(error.into()))?;
+        names.apply_to_prompt(&mut prompt);
+        Ok(Response::new(prompt))
     }
 
     async fn complete(

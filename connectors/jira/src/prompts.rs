@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use connector_kit::Toolset;
 use switchboard_proto::mcp::v1 as pb;
 use switchboard_proto::mcp::v1::prompts_server::Prompts;
 use tonic::{Request, Response, Status};
@@ -19,6 +20,14 @@ use tonic::{Request, Response, Status};
 use crate::error::Error;
 use crate::jira::keys;
 use crate::jira::scope::ProjectScope;
+
+/// This connector's tools, as its prompt texts and error messages name them.
+pub(crate) static TOOLS: std::sync::LazyLock<Toolset> = std::sync::LazyLock::new(|| {
+    Toolset::new(
+        "jira",
+        switchboard_proto::jira::v1::jira_server::SERVICE_NAME,
+    )
+});
 
 /// Name of the triage prompt (the router shows it as `jira_triage_issue`).
 pub const TRIAGE_ISSUE: &str = "triage_issue";
@@ -369,12 +378,15 @@ impl Prompts for JiraPrompts {
         &self,
         request: Request<pb::GetPromptRequest>,
     ) -> Result<Response<pb::GetPromptResponse>, Status> {
+        let names = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let result = self.get(&r.name, &r.arguments);
         if let Err(error) = &result {
             tracing::info!(connector = "jira", prompt = %r.name, %error, "prompt refused");
         }
-        Ok(Response::new(result?))
+        let mut prompt = result.map_err(|error| names.apply_to_status(error.into()))?;
+        names.apply_to_prompt(&mut prompt);
+        Ok(Response::new(prompt))
     }
 
     async fn complete(

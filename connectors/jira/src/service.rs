@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use connector_kit::ToolNames;
 use serde_json::{Map, Value};
 use switchboard_proto::jira::v1 as pb;
 use switchboard_proto::jira::v1::jira_server::Jira as JiraRpc;
@@ -14,6 +15,7 @@ use crate::jira::api::{IssueChanges, Jira, NewIssue};
 use crate::jira::keys;
 use crate::jira::model;
 use crate::jira::scope::ProjectScope;
+use crate::prompts::TOOLS;
 
 /// The gRPC service.
 #[derive(Debug, Clone)]
@@ -50,8 +52,13 @@ impl JiraService {
     }
 }
 
-/// Runs a tool body with a span, mapping [`Error`] to a status in one place.
-async fn tool<T>(name: &'static str, body: impl Future<Output = Result<T, Error>>) -> Reply<T> {
+/// Runs a tool body with a span, mapping [`Error`] to a status in one place (with
+/// the tool names in its message as the agent sees them).
+async fn tool<T>(
+    tools: &ToolNames<'_>,
+    name: &'static str,
+    body: impl Future<Output = Result<T, Error>>,
+) -> Reply<T> {
     use tracing::Instrument as _;
     let span = tracing::info_span!("tool", connector = "jira", tool = name);
     let started = std::time::Instant::now();
@@ -68,7 +75,7 @@ async fn tool<T>(name: &'static str, body: impl Future<Output = Result<T, Error>
         }
         Err(error) => {
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, outcome = "error", %error, "tool call");
-            Err(error.into())
+            Err(tools.apply_to_status(error.into()))
         }
     }
 }
@@ -184,8 +191,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::CreateIssueRequest>,
     ) -> Reply<pb::CreateIssueResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_create_issue", async {
+        tool(&tools, "jira_create_issue", async {
             let jira = self.writer("jira_create_issue")?;
             let project_key = self.scope.check_project(
                 "project_key",
@@ -229,8 +237,9 @@ impl JiraRpc for JiraService {
     }
 
     async fn get_issue(&self, request: Request<pb::GetIssueRequest>) -> Reply<pb::Issue> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_get_issue", async {
+        tool(&tools, "jira_get_issue", async {
             let jira = self.jira()?;
             let key = self.scope.check_issue("key", &r.key)?;
             let fields = names("fields", r.fields)?;
@@ -249,8 +258,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::SearchIssuesRequest>,
     ) -> Reply<pb::SearchIssuesResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_search_issues", async {
+        tool(&tools, "jira_search_issues", async {
             let jira = self.jira()?;
             let jql = r.jql.trim();
             if jql.is_empty() && !self.scope.is_restricted() {
@@ -278,8 +288,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::UpdateIssueRequest>,
     ) -> Reply<pb::UpdateIssueResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_update_issue", async {
+        tool(&tools, "jira_update_issue", async {
             let jira = self.writer("jira_update_issue")?;
             let key = self.scope.check_issue("key", &r.key)?;
             let summary = optional(r.summary);
@@ -317,8 +328,9 @@ impl JiraRpc for JiraService {
     }
 
     async fn add_comment(&self, request: Request<pb::AddCommentRequest>) -> Reply<pb::Comment> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_add_comment", async {
+        tool(&tools, "jira_add_comment", async {
             let jira = self.writer("jira_add_comment")?;
             let key = self.scope.check_issue("key", &r.key)?;
             if r.body.trim().is_empty() {
@@ -336,8 +348,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::ListCommentsRequest>,
     ) -> Reply<pb::ListCommentsResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_list_comments", async {
+        tool(&tools, "jira_list_comments", async {
             let jira = self.jira()?;
             let key = self.scope.check_issue("key", &r.key)?;
             let max = page_size("max_results", r.max_results, 50)?;
@@ -352,8 +365,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::TransitionIssueRequest>,
     ) -> Reply<pb::TransitionIssueResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_transition_issue", async {
+        tool(&tools, "jira_transition_issue", async {
             let jira = self.writer("jira_transition_issue")?;
             let key = self.scope.check_issue("key", &r.key)?;
             let wanted = required("transition", &r.transition, "\"Done\"")?;
@@ -396,8 +410,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::AssignIssueRequest>,
     ) -> Reply<pb::AssignIssueResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_assign_issue", async {
+        tool(&tools, "jira_assign_issue", async {
             let jira = self.writer("jira_assign_issue")?;
             let key = self.scope.check_issue("key", &r.key)?;
             let assignee = optional(r.assignee);
@@ -429,8 +444,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::ListProjectsRequest>,
     ) -> Reply<pb::ListProjectsResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_list_projects", async {
+        tool(&tools, "jira_list_projects", async {
             let jira = self.jira()?;
             let max = page_size("max_results", r.max_results, 50)?;
             let start_at = start("start_at", r.start_at)?;
@@ -446,8 +462,9 @@ impl JiraRpc for JiraService {
     }
 
     async fn get_project(&self, request: Request<pb::GetProjectRequest>) -> Reply<pb::Project> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_get_project", async {
+        tool(&tools, "jira_get_project", async {
             let jira = self.jira()?;
             let key = self
                 .scope
@@ -461,8 +478,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::FindUsersRequest>,
     ) -> Reply<pb::FindUsersResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_find_users", async {
+        tool(&tools, "jira_find_users", async {
             let jira = self.jira()?;
             let query = required("query", &r.query, "\"ada\" or \"ada@example.com\"")?;
             let max = page_size("max_results", r.max_results, 20)?;
@@ -477,8 +495,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::ListFieldsRequest>,
     ) -> Reply<pb::ListFieldsResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_list_fields", async {
+        tool(&tools, "jira_list_fields", async {
             let jira = self.jira()?;
             Ok(pb::ListFieldsResponse {
                 fields: jira
@@ -493,8 +512,9 @@ impl JiraRpc for JiraService {
         &self,
         request: Request<pb::LinkIssuesRequest>,
     ) -> Reply<pb::LinkIssuesResponse> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
-        tool("jira_link_issues", async {
+        tool(&tools, "jira_link_issues", async {
             let jira = self.writer("jira_link_issues")?;
             let link_type = required("link_type", &r.link_type, "\"Blocks\"")?;
             let from_key = self.scope.check_issue("from_key", &r.from_key)?;

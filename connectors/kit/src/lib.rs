@@ -8,6 +8,8 @@
 //! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
 //!   `Retry-After`.
 //! - [`env`]: typed environment variables with errors that name the variable.
+//! - [`tool_names`]: the names the agent sees for this connector's tools, for texts
+//!   that mention them (prompts, hints in errors).
 #![forbid(unsafe_code)]
 
 pub mod env;
@@ -18,10 +20,12 @@ mod run;
 mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tool_names;
 
 pub use health::Health;
 pub use run::{ConnectorSpec, run};
 pub use server::ConnectorServer;
+pub use tool_names::{ToolNames, Toolset};
 
 /// Re-exported so connectors name the same versions as the kit.
 pub use tonic;

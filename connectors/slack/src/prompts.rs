@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use connector_kit::Toolset;
 use switchboard_proto::mcp::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -23,6 +24,14 @@ use crate::directory::is_channel_id;
 use crate::error::Error;
 use crate::model;
 use crate::workspace::Workspace;
+
+/// This connector's tools, as its prompt texts name them.
+static TOOLS: std::sync::LazyLock<Toolset> = std::sync::LazyLock::new(|| {
+    Toolset::new(
+        "slack",
+        switchboard_proto::slack::v1::slack_server::SERVICE_NAME,
+    )
+});
 
 /// Prompt name: summarise a channel.
 pub const SUMMARIZE_CHANNEL: &str = "summarize_channel";
@@ -554,6 +563,7 @@ impl pb::prompts_server::Prompts for SlackPrompts {
         &self,
         request: Request<pb::GetPromptRequest>,
     ) -> Result<Response<pb::GetPromptResponse>, Status> {
+        let names = TOOLS.for_request(request.metadata());
         let request = request.into_inner();
         let rendered = match request.name.as_str() {
             SUMMARIZE_CHANNEL => summarize_channel(&self.workspace, &request.arguments, now_unix()),
@@ -568,7 +578,9 @@ impl pb::prompts_server::Prompts for SlackPrompts {
             Ok(_) => tracing::debug!(prompt = %request.name, "prompt rendered"),
             Err(error) => tracing::info!(prompt = %request.name, error = %error, "prompt refused"),
         }
-        Ok(Response::new(rendered?))
+        let mut prompt = rendered.map_err(|error| names.apply_to_status(error.into()))?;
+        names.apply_to_prompt(&mut prompt);
+        Ok(Response::new(prompt))
     }
 
     async fn complete(

@@ -85,6 +85,53 @@ async fn database_schemas_are_resources_and_its_prompts_name_its_tools() {
     assert!(tables.iter().any(|v| v == "main"), "{tables:?}");
 }
 
+/// Two database connectors behind one router, named `analytics` and `app`: each
+/// one's prompts name its own tools (`analytics_query`), not the conventional
+/// `database_query`, which would send the agent to the wrong database.
+#[tokio::test]
+async fn prompts_name_the_tools_under_the_routers_prefix() {
+    let dir = scratch_dir("prefixes");
+    let mut connectors = Vec::new();
+    for name in ["analytics", "app"] {
+        let demo = dir.join(format!("{name}.sqlite3")).display().to_string();
+        let db = Connector::start(
+            "database-connector",
+            0,
+            &[("DATABASE_URL", ""), ("DB_DEMO_PATH", demo.as_str())],
+        )
+        .await
+        .expect("start database connector");
+        connectors.push((name, db));
+    }
+    let specs: Vec<String> = connectors.iter().map(|(n, c)| spec(n, c)).collect();
+    let (client, _) = stdio_client(&connector_args(&specs)).await;
+
+    let tools = client.list_all_tools().await.expect("tools/list");
+    for (name, _) in &connectors {
+        let rendered = client
+            .get_prompt(
+                GetPromptRequestParams::new(format!("{name}_write_query"))
+                    .with_arguments(args(json!({"question": "Top 3 countries by revenue?"}))),
+            )
+            .await
+            .expect("prompts/get");
+        let text = prompt_text(&rendered);
+        for tool in ["describe_table", "query", "explain", "list_tables"] {
+            let full = format!("{name}_{tool}");
+            assert!(text.contains(&full), "{full} missing from {text}");
+            assert!(
+                tools.iter().any(|t| t.name == full.as_str()),
+                "{full} is not a tool"
+            );
+        }
+        assert!(!text.contains("database_"), "{text}");
+        assert!(
+            text.contains("orders"),
+            "table names stay as they are: {text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn code_analysis_serves_files_and_a_review_prompt() {
     let root = scratch_dir("code");

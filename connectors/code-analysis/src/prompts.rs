@@ -257,9 +257,7 @@ impl Prompts for ReviewPrompts {
         let focus = argument(&request.arguments, "focus").map(str::to_owned);
         let analyzer = Arc::clone(&self.analyzer);
         let target = blocking(move || review_target(&analyzer, &path)).await?;
-        let mut prompt = render(&target, focus.as_deref());
-        names.apply_to_prompt(&mut prompt);
-        Ok(Response::new(prompt))
+        names.prompt_reply(Ok::<_, Status>(render(&target, focus.as_deref())))
     }
 
     async fn complete(

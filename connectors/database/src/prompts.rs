@@ -414,12 +414,7 @@ impl pb::prompts_server::Prompts for DatabasePrompts {
         request: Request<pb::GetPromptRequest>,
     ) -> Result<Response<pb::GetPromptResponse>, Status> {
         let names = TOOLS.for_request(request.metadata());
-        let mut prompt = self
-            .get(request.into_inner())
-            .await
-            .map_err(|error| names.apply_to_status(error.into()))?;
-        names.apply_to_prompt(&mut prompt);
-        Ok(Response::new(prompt))
+        names.prompt_reply(self.get(request.into_inner()).await)
     }
 
     async fn complete(

@@ -384,9 +384,7 @@ impl Prompts for JiraPrompts {
         if let Err(error) = &result {
             tracing::info!(connector = "jira", prompt = %r.name, %error, "prompt refused");
         }
-        let mut prompt = result.map_err(|error| names.apply_to_status(error.into()))?;
-        names.apply_to_prompt(&mut prompt);
-        Ok(Response::new(prompt))
+        names.prompt_reply(result)
     }
 
     async fn complete(

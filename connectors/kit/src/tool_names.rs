@@ -145,9 +145,20 @@ impl ToolNames<'_> {
         }
     }
 
+    /// The reply to `Prompts/GetPrompt`: the rendered prompt, or why it was refused,
+    /// with the tools named as the agent sees them.
+    pub fn prompt_reply<E: Into<tonic::Status>>(
+        &self,
+        rendered: Result<pb::GetPromptResponse, E>,
+    ) -> Result<tonic::Response<pb::GetPromptResponse>, tonic::Status> {
+        let mut prompt = rendered.map_err(|error| self.apply_to_status(error.into()))?;
+        self.apply_to_prompt(&mut prompt);
+        Ok(tonic::Response::new(prompt))
+    }
+
     /// Renames the tools a rendered prompt names, in its description and its text
     /// blocks; embedded resources (a file under review, say) stay exactly as they are.
-    pub fn apply_to_prompt(&self, prompt: &mut pb::GetPromptResponse) {
+    fn apply_to_prompt(&self, prompt: &mut pb::GetPromptResponse) {
         if self.actual.is_none() {
             return;
         }
@@ -292,13 +303,17 @@ mod tests {
                 annotations: None,
             }),
         };
-        let mut prompt = pb::GetPromptResponse {
+        let prompt = pb::GetPromptResponse {
             description: "Explore with database_list_tables".into(),
             messages: vec![text("Run database_query."), resource.clone()],
         };
         let tools = tools();
         let app = metadata(Some("app"));
-        tools.for_request(&app).apply_to_prompt(&mut prompt);
+        let names = tools.for_request(&app);
+        let prompt = names
+            .prompt_reply(Ok::<_, tonic::Status>(prompt))
+            .expect("rendered")
+            .into_inner();
         assert_eq!(prompt.description, "Explore with app_list_tables");
         assert_eq!(prompt.messages[0], text("Run app_query."));
         assert_eq!(prompt.messages[1], resource);
@@ -310,9 +325,10 @@ mod tests {
         let app = metadata(Some("app"));
         let status = tools
             .for_request(&app)
-            .apply_to_status(tonic::Status::not_found(
+            .prompt_reply(Err(tonic::Status::not_found(
                 "no table t; database_list_tables lists them",
-            ));
+            )))
+            .expect_err("refused");
         assert_eq!(status.code(), tonic::Code::NotFound);
         assert_eq!(status.message(), "no table t; app_list_tables lists them");
     }

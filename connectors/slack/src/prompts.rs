@@ -578,9 +578,7 @@ impl pb::prompts_server::Prompts for SlackPrompts {
             Ok(_) => tracing::debug!(prompt = %request.name, "prompt rendered"),
             Err(error) => tracing::info!(prompt = %request.name, error = %error, "prompt refused"),
         }
-        let mut prompt = rendered.map_err(|error| names.apply_to_status(error.into()))?;
-        names.apply_to_prompt(&mut prompt);
-        Ok(Response::new(prompt))
+        names.prompt_reply(rendered)
     }
 
     async fn complete(

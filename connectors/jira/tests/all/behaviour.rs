@@ -466,6 +466,42 @@ async fn a_project_restriction_wraps_jql_and_refuses_other_projects() {
     assert!(requests_to(&jira, "/rest/api/3/issueLink").await.is_empty());
 }
 
+/// Error hints name tools as the router names them (its prefix comes in the
+/// `switchboard-tool-prefix` metadata).
+#[tokio::test]
+async fn errors_name_tools_under_the_routers_prefix() {
+    let jira = fake_jira().await;
+    let mut config = support::cloud(&jira.uri());
+    config.read_only = true;
+    let mut c = support::start(config).await;
+    let comment = || pb::AddCommentRequest {
+        key: "PROJ-1".into(),
+        body: "hi".into(),
+    };
+    let mut request = tonic::Request::new(comment());
+    request
+        .metadata_mut()
+        .insert("switchboard-tool-prefix", "tickets".parse().expect("ascii"));
+    let renamed = c.client.add_comment(request).await.expect_err("read-only");
+    assert!(
+        renamed
+            .message()
+            .starts_with("tickets_add_comment changes Jira"),
+        "{}",
+        renamed.message()
+    );
+    let plain = c
+        .client
+        .add_comment(comment())
+        .await
+        .expect_err("read-only");
+    assert!(
+        plain.message().starts_with("jira_add_comment changes Jira"),
+        "{}",
+        plain.message()
+    );
+}
+
 #[tokio::test]
 async fn read_only_refuses_every_write_without_calling_jira() {
     let jira = fake_jira().await;

@@ -13,8 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pb::prompts_client::PromptsClient;
-use pb::resources_client::ResourcesClient;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Reference,
@@ -101,13 +99,6 @@ fn status_error(connector: &str, what: &str, status: &Status) -> McpError {
 }
 
 impl Router {
-    fn request<T>(&self, upstream: &Upstream, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.set_timeout(upstream.config().timeout);
-        upstream.annotate(&mut request);
-        request
-    }
-
     /// Serving connectors that offer `feature`, in configuration order.
     fn owners(&self, feature: impl Fn(&crate::catalog::Features) -> bool) -> Vec<Upstream> {
         self.catalog()
@@ -126,8 +117,9 @@ impl Router {
         let prefix = upstream.config().prefix.as_str();
         match listing {
             Listing::Resources => {
-                let page = ResourcesClient::new(upstream.channel())
-                    .list_resources(self.request(upstream, pb::ListResourcesRequest { cursor }))
+                let page = upstream
+                    .resources()
+                    .list_resources(upstream.request(pb::ListResourcesRequest { cursor }))
                     .await?
                     .into_inner();
                 let items = page
@@ -149,9 +141,10 @@ impl Router {
                 Ok((items, page.next_cursor))
             }
             Listing::Templates => {
-                let page = ResourcesClient::new(upstream.channel())
+                let page = upstream
+                    .resources()
                     .list_resource_templates(
-                        self.request(upstream, pb::ListResourceTemplatesRequest { cursor }),
+                        upstream.request(pb::ListResourceTemplatesRequest { cursor }),
                     )
                     .await?
                     .into_inner();
@@ -174,8 +167,9 @@ impl Router {
                 Ok((items, page.next_cursor))
             }
             Listing::Prompts => {
-                let page = PromptsClient::new(upstream.channel())
-                    .list_prompts(self.request(upstream, pb::ListPromptsRequest { cursor }))
+                let page = upstream
+                    .prompts()
+                    .list_prompts(upstream.request(pb::ListPromptsRequest { cursor }))
                     .await?
                     .into_inner();
                 let items = page
@@ -342,8 +336,9 @@ impl Router {
         let candidates = self.resource_candidates(uri);
         let single_owner = candidates.len() == 1;
         for (upstream, inner) in candidates {
-            let answer = ResourcesClient::new(upstream.channel())
-                .read_resource(self.request(&upstream, pb::ReadResourceRequest { uri: inner }))
+            let answer = upstream
+                .resources()
+                .read_resource(upstream.request(pb::ReadResourceRequest { uri: inner }))
                 .await;
             match answer {
                 Ok(response) => {
@@ -402,14 +397,12 @@ impl Router {
             values.insert(key, text);
         }
         for (upstream, inner) in self.prompt_candidates(name) {
-            let answer = PromptsClient::new(upstream.channel())
-                .get_prompt(self.request(
-                    &upstream,
-                    pb::GetPromptRequest {
-                        name: inner,
-                        arguments: values.clone(),
-                    },
-                ))
+            let answer = upstream
+                .prompts()
+                .get_prompt(upstream.request(pb::GetPromptRequest {
+                    name: inner,
+                    arguments: values.clone(),
+                }))
                 .await;
             match answer {
                 Ok(response) => {
@@ -479,12 +472,11 @@ impl Router {
                 context: std::collections::HashMap::clone(&context),
             };
             let answer = if is_prompt {
-                PromptsClient::new(upstream.channel())
-                    .complete(self.request(&upstream, message))
-                    .await
+                upstream.prompts().complete(upstream.request(message)).await
             } else {
-                ResourcesClient::new(upstream.channel())
-                    .complete(self.request(&upstream, message))
+                upstream
+                    .resources()
+                    .complete(upstream.request(message))
                     .await
             };
             match answer {
@@ -521,13 +513,10 @@ impl Router {
     ) -> Result<tokio::task::JoinHandle<()>, McpError> {
         self.catalog().wait_ready().await;
         for (upstream, inner) in self.resource_candidates(uri) {
-            let mut request = tonic::Request::new(pb::WatchResourceRequest { uri: inner });
             // The stream lives as long as the subscription: no deadline.
-            request.metadata_mut().remove("grpc-timeout");
+            let mut request = tonic::Request::new(pb::WatchResourceRequest { uri: inner });
             upstream.annotate(&mut request);
-            let answer = ResourcesClient::new(upstream.channel())
-                .watch_resource(request)
-                .await;
+            let answer = upstream.resources().watch_resource(request).await;
             match answer {
                 Ok(response) => {
                     let mut stream = response.into_inner();

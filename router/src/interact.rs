@@ -7,42 +7,29 @@
 //! then carries on. A client without the capability gets no request: the
 //! connector is told at once, so the tool can fall back.
 
-use std::time::Duration;
-
 use base64::Engine as _;
-use pb::interactions_client::InteractionsClient;
 use rmcp::{Peer, RoleServer};
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
-use tonic::transport::Channel;
 
 use crate::content::{content_json, struct_json};
+use crate::upstream::Upstream;
 
 /// Asks the client and delivers the answer to the connector.
-pub async fn answer(
-    peer: &Peer<RoleServer>,
-    channel: Channel,
-    timeout: Duration,
-    prefix: &str,
-    ask: pb::ClientRequest,
-) {
+pub async fn answer(peer: &Peer<RoleServer>, upstream: &Upstream, ask: pb::ClientRequest) {
     let reply = match ask.request {
         Some(pb::client_request::Request::Elicit(e)) => elicit(peer, e).await,
-        Some(pb::client_request::Request::Sample(s)) => sample(peer, s, prefix).await,
+        Some(pb::client_request::Request::Sample(s)) => {
+            sample(peer, s, &upstream.config().prefix).await
+        }
         None => Err("the connector asked nothing (empty ClientRequest)".to_owned()),
     };
     let reply = reply.unwrap_or_else(pb::reply_request::Reply::Error);
-    let mut request = tonic::Request::new(pb::ReplyRequest {
+    let request = upstream.request(pb::ReplyRequest {
         id: ask.id,
         reply: Some(reply),
     });
-    request.set_timeout(timeout);
-    if let Ok(value) = tonic::metadata::MetadataValue::try_from(prefix) {
-        request
-            .metadata_mut()
-            .insert(crate::upstream::TOOL_PREFIX_METADATA, value);
-    }
-    if let Err(status) = InteractionsClient::new(channel).reply(request).await {
+    if let Err(status) = upstream.interactions().reply(request).await {
         tracing::warn!(code = ?status.code(), error = status.message(), "could not deliver the client's answer to the connector");
     }
 }

@@ -38,11 +38,11 @@ use crate::transcode::{decode_arguments, encode_result};
 use crate::upstream::Upstream;
 use switchboard_proto::mcp::v1 as pb;
 
-const INSTRUCTIONS: &str = "Switchboard gives you the tools of the connectors it fronts \
-(for example Jira, Slack, SQL databases and code analysis). Tool names start with the \
-connector's name. Read-only tools are marked readOnlyHint; tools marked destructiveHint \
-change or delete data. When a call fails, the error says which connector and what to do. \
-Resources and prompts of a connector carry its name too (resource URIs as `<connector>+<uri>`).";
+const INSTRUCTIONS: &str = "Switchboard gives you the tools of the connectors it fronts. \
+A tool's name starts with its connector's prefix (usually the connector's name). Read-only \
+tools are marked readOnlyHint; tools marked destructiveHint change or delete data. When a \
+call fails, the error says which connector and what to do. Resources and prompts carry the \
+same prefix (resource URIs as `<prefix>+<uri>`).";
 
 /// Log notifications below this level are not sent until the client sets one.
 const DEFAULT_LOG_LEVEL: &str = "info";
@@ -235,9 +235,7 @@ impl Router {
         let forwarder = (progress_token.is_some() || kind == ResultKind::Events).then(|| {
             let peer = context.peer.clone();
             let token = progress_token.clone();
-            let channel = upstream.channel();
-            let timeout = upstream.config().timeout;
-            let prefix = prefix.clone();
+            let upstream = upstream.clone();
             tokio::spawn(async move {
                 while let Some(notice) = notice_rx.recv().await {
                     let sent = match notice {
@@ -263,11 +261,9 @@ impl Router {
                         } => send_log(&peer, level, logger, data).await,
                         // Answered beside the stream, which goes on meanwhile.
                         Notice::Ask(ask) => {
-                            let (peer, channel, prefix) =
-                                (peer.clone(), channel.clone(), prefix.clone());
+                            let (peer, upstream) = (peer.clone(), upstream.clone());
                             tokio::spawn(async move {
-                                crate::interact::answer(&peer, channel, timeout, &prefix, ask)
-                                    .await;
+                                crate::interact::answer(&peer, &upstream, ask).await;
                             });
                             true
                         }

@@ -36,6 +36,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use crate::catalog::{ConnectorStatus, Features, ToolCatalog, ToolEntry, tools_for_connector};
 use crate::config::ConnectorConfig;
 use crate::transcode::DynamicCodec;
+use switchboard_proto::mcp::v1 as pb;
 
 /// Largest message accepted from a connector (tonic's default is 4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -71,6 +72,32 @@ impl Upstream {
         if let Ok(value) = MetadataValue::try_from(self.config.prefix.as_str()) {
             request.metadata_mut().insert(TOOL_PREFIX_METADATA, value);
         }
+    }
+
+    /// A request to this connector with its call deadline and metadata.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.config.timeout);
+        self.annotate(&mut request);
+        request
+    }
+
+    /// A client of the connector's generic `Resources` service.
+    pub fn resources(&self) -> pb::resources_client::ResourcesClient<Channel> {
+        pb::resources_client::ResourcesClient::new(self.channel())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// A client of the connector's generic `Prompts` service.
+    pub fn prompts(&self) -> pb::prompts_client::PromptsClient<Channel> {
+        pb::prompts_client::PromptsClient::new(self.channel())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// A client of the connector's generic `Interactions` service.
+    pub fn interactions(&self) -> pb::interactions_client::InteractionsClient<Channel> {
+        pb::interactions_client::InteractionsClient::new(self.channel())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// Creates the (lazily connecting) channel for a connector. A single URL with

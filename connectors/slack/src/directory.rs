@@ -230,7 +230,7 @@ impl Directory {
             Some(id) => Ok(ResolvedChannel { id, name }),
             None => Err(Error::NameNotFound {
                 what: format!(
-                    "no channel named #{name} is visible to the Slack app; list_channels shows the channels it can see (private channels only once the app is invited)"
+                    "no channel named #{name} is visible to the Slack app; slack_list_channels shows the channels it can see (private channels only once the app is invited)"
                 ),
             }),
         }
@@ -348,7 +348,7 @@ impl Directory {
         match found.as_slice() {
             [] => Err(Error::NameNotFound {
                 what: format!(
-                    "no user named {user} in the workspace; get_users lists members with their IDs, handles and names"
+                    "no user named {user} in the workspace; slack_get_users lists members with their IDs, handles and names"
                 ),
             }),
             [one] => Ok(one.id.clone()),

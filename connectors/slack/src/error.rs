@@ -183,7 +183,7 @@ fn slack_status_code(code: &str) -> Code {
 fn slack_message(method: &str, code: &str, needed: Option<&str>, provided: Option<&str>) -> String {
     let advice = match code {
         "not_in_channel" => "the Slack app is not a member of this channel; invite it there (type /invite @<app name> in the channel) and try again".to_owned(),
-        "channel_not_found" => "no channel with that ID is visible to the app; check the ID with list_channels (private channels are only visible once the app is invited)".to_owned(),
+        "channel_not_found" => "no channel with that ID is visible to the app; check the ID with slack_list_channels (private channels are only visible once the app is invited)".to_owned(),
         "missing_scope" => format!(
             "the token lacks the OAuth scope {}{}; add it under OAuth & Permissions in the Slack app settings and reinstall the app",
             needed.unwrap_or("that this method needs"),
@@ -192,9 +192,9 @@ fn slack_message(method: &str, code: &str, needed: Option<&str>, provided: Optio
         "invalid_auth" | "not_authed" => "Slack rejected the token; check SLACK_BOT_TOKEN (or SLACK_USER_TOKEN for search) holds a current token for this workspace".to_owned(),
         "token_revoked" | "token_expired" | "account_inactive" => "the token is no longer valid; reinstall the Slack app and update the connector's token".to_owned(),
         "not_allowed_token_type" => "this method does not accept this kind of token (search needs a user token in SLACK_USER_TOKEN)".to_owned(),
-        "message_not_found" => "no message with that ts in this channel; check the ts (e.g. with get_channel_history)".to_owned(),
+        "message_not_found" => "no message with that ts in this channel; check the ts (e.g. with slack_get_channel_history)".to_owned(),
         "thread_not_found" => "no thread with that ts in this channel; pass the parent message's ts".to_owned(),
-        "user_not_found" | "users_not_found" => "no such user; check the ID with get_users".to_owned(),
+        "user_not_found" | "users_not_found" => "no such user; check the ID with slack_get_users".to_owned(),
         "cant_update_message" | "cant_delete_message" => "the app can only edit or delete messages it posted itself".to_owned(),
         "edit_window_closed" => "the workspace no longer allows editing this message".to_owned(),
         "is_archived" | "channel_is_archived" => "the channel is archived; unarchive it in Slack first".to_owned(),

@@ -116,11 +116,13 @@ mod tests {
 
     #[test]
     fn writes_are_refused_unless_enabled() {
-        let err = lists(&[], &[]).check_write("send_message").unwrap_err();
+        let err = lists(&[], &[])
+            .check_write("slack_send_message")
+            .unwrap_err();
         assert!(err.to_string().contains("SLACK_ALLOW_WRITES=true"), "{err}");
         assert!(
             Policy::new(true, &[], &[])
-                .check_write("send_message")
+                .check_write("slack_send_message")
                 .is_ok()
         );
     }

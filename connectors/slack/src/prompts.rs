@@ -25,8 +25,8 @@ use crate::error::Error;
 use crate::model;
 use crate::workspace::Workspace;
 
-/// This connector's tools, as its prompt texts name them.
-static TOOLS: std::sync::LazyLock<Toolset> = std::sync::LazyLock::new(|| {
+/// This connector's tools, as its prompt texts and error messages name them.
+pub(crate) static TOOLS: std::sync::LazyLock<Toolset> = std::sync::LazyLock::new(|| {
     Toolset::new(
         "slack",
         switchboard_proto::slack::v1::slack_server::SERVICE_NAME,

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use connector_kit::ToolNames;
 use switchboard_proto::slack::v1::slack_server::Slack;
 use switchboard_proto::slack::v1::{
     AddReactionRequest, AddReactionResponse, Channel, CreateChannelRequest, DeleteMessageRequest,
@@ -19,6 +20,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::error::Error;
+use crate::prompts::TOOLS;
 use crate::workspace::{
     HistoryRequest, NewMessage, PageRequest, SearchOrder, SearchRequest, Workspace,
 };
@@ -27,7 +29,9 @@ use crate::workspace::{
 const MAX_TEXT_CHARS: usize = 40_000;
 
 /// Runs one tool's work in a span and logs its outcome and duration.
+/// Errors name tools as the router names them (see [`crate::prompts::TOOLS`]).
 async fn traced<T>(
+    tools: &ToolNames<'_>,
     tool: &'static str,
     work: impl Future<Output = Result<T, Error>>,
 ) -> Result<Response<T>, Status> {
@@ -40,7 +44,9 @@ async fn traced<T>(
         Ok(_) => tracing::info!(tool, elapsed_ms, "tool call succeeded"),
         Err(error) => tracing::warn!(tool, elapsed_ms, error = %error, "tool call failed"),
     }
-    result.map(Response::new).map_err(Status::from)
+    result
+        .map(Response::new)
+        .map_err(|error| tools.apply_to_status(error.into()))
 }
 
 /// The gRPC face of the Slack workspace.
@@ -222,6 +228,7 @@ impl Slack for SlackService {
         &self,
         request: Request<SendMessageRequest>,
     ) -> Result<Response<Message>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let blocks_json = blocks_arg(r.blocks_json)?;
         let new = NewMessage {
@@ -232,19 +239,21 @@ impl Slack for SlackService {
             reply_broadcast: r.reply_broadcast,
             unfurl_links: r.unfurl_links,
         };
-        traced("send_message", self.workspace.send_message(new)).await
+        traced(&tools, "send_message", self.workspace.send_message(new)).await
     }
 
     async fn update_message(
         &self,
         request: Request<UpdateMessageRequest>,
     ) -> Result<Response<Message>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let channel = channel_arg("channel", &r.channel)?;
         let ts = ts_arg("ts", &r.ts)?;
         let blocks = blocks_arg(r.blocks_json)?;
         let text = text_arg(&r.text, blocks.is_some())?;
         traced(
+            &tools,
             "update_message",
             self.workspace.update_message(&channel, ts, text, blocks),
         )
@@ -255,10 +264,12 @@ impl Slack for SlackService {
         &self,
         request: Request<DeleteMessageRequest>,
     ) -> Result<Response<DeleteMessageResponse>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let channel = channel_arg("channel", &r.channel)?;
         let ts = ts_arg("ts", &r.ts)?;
         traced(
+            &tools,
             "delete_message",
             self.workspace.delete_message(&channel, ts),
         )
@@ -269,11 +280,13 @@ impl Slack for SlackService {
         &self,
         request: Request<AddReactionRequest>,
     ) -> Result<Response<AddReactionResponse>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let channel = channel_arg("channel", &r.channel)?;
         let ts = ts_arg("ts", &r.ts)?;
         let emoji = emoji_arg(&r.emoji)?;
         traced(
+            &tools,
             "add_reaction",
             self.workspace.add_reaction(&channel, ts, emoji),
         )
@@ -284,6 +297,7 @@ impl Slack for SlackService {
         &self,
         request: Request<ListChannelsRequest>,
     ) -> Result<Response<ListChannelsResponse>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let limit = limit_arg("limit", r.limit, 200, 1000)?;
         let listing = self.workspace.list_channels(
@@ -291,25 +305,27 @@ impl Slack for SlackService {
             r.include_archived.unwrap_or(false),
             page(limit, r.page_token),
         );
-        traced("list_channels", listing).await
+        traced(&tools, "list_channels", listing).await
     }
 
     async fn create_channel(
         &self,
         request: Request<CreateChannelRequest>,
     ) -> Result<Response<Channel>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let name = channel_name_arg(&r.name)?;
         let creation = self
             .workspace
             .create_channel(name, r.is_private.unwrap_or(false));
-        traced("create_channel", creation).await
+        traced(&tools, "create_channel", creation).await
     }
 
     async fn get_channel_history(
         &self,
         request: Request<GetChannelHistoryRequest>,
     ) -> Result<Response<MessagePage>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let history = HistoryRequest {
             channel: channel_arg("channel", &r.channel)?,
@@ -318,6 +334,7 @@ impl Slack for SlackService {
             page: page(limit_arg("limit", r.limit, 50, 1000)?, r.page_token),
         };
         traced(
+            &tools,
             "get_channel_history",
             self.workspace.channel_history(history),
         )
@@ -328,11 +345,13 @@ impl Slack for SlackService {
         &self,
         request: Request<GetThreadRepliesRequest>,
     ) -> Result<Response<MessagePage>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let channel = channel_arg("channel", &r.channel)?;
         let thread_ts = ts_arg("thread_ts", &r.thread_ts)?;
         let page = page(limit_arg("limit", r.limit, 100, 1000)?, r.page_token);
         traced(
+            &tools,
             "get_thread_replies",
             self.workspace.thread_replies(&channel, thread_ts, page),
         )
@@ -343,6 +362,7 @@ impl Slack for SlackService {
         &self,
         request: Request<GetUsersRequest>,
     ) -> Result<Response<GetUsersResponse>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let page = page(limit_arg("limit", r.limit, 200, 1000)?, r.page_token);
         let listing = self.workspace.users(
@@ -350,26 +370,33 @@ impl Slack for SlackService {
             r.include_deleted.unwrap_or(false),
             r.include_bots.unwrap_or(false),
         );
-        traced("get_users", listing).await
+        traced(&tools, "get_users", listing).await
     }
 
     async fn get_user_profile(
         &self,
         request: Request<GetUserProfileRequest>,
     ) -> Result<Response<UserProfile>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let user = required(
             "user",
             &r.user,
             "a user ID such as U0123ABCD, a handle such as @alice, a name or an email",
         )?;
-        traced("get_user_profile", self.workspace.user_profile(&user)).await
+        traced(
+            &tools,
+            "get_user_profile",
+            self.workspace.user_profile(&user),
+        )
+        .await
     }
 
     async fn search_messages(
         &self,
         request: Request<SearchMessagesRequest>,
     ) -> Result<Response<SearchMessagesResponse>, Status> {
+        let tools = TOOLS.for_request(request.metadata());
         let r = request.into_inner();
         let order = match r.sort.map(SearchSort::try_from) {
             None | Some(Ok(SearchSort::Unspecified | SearchSort::Relevance)) => {
@@ -395,7 +422,7 @@ impl Slack for SlackService {
             page: limit_arg("page", r.page, 1, 100)?,
             order,
         };
-        traced("search_messages", self.workspace.search(search)).await
+        traced(&tools, "search_messages", self.workspace.search(search)).await
     }
 }
 

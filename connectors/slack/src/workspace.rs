@@ -173,7 +173,7 @@ impl Workspace {
 
     /// `chat.postMessage`.
     pub async fn send_message(&self, new: NewMessage) -> Result<Message, Error> {
-        self.policy.check_write("send_message")?;
+        self.policy.check_write("slack_send_message")?;
         let channel = self.usable_channel(&new.channel).await?;
         let mut params = vec![("channel", channel.id.clone()), ("text", new.text)];
         push_opt(&mut params, "blocks", new.blocks_json);
@@ -203,7 +203,7 @@ impl Workspace {
         text: String,
         blocks_json: Option<String>,
     ) -> Result<Message, Error> {
-        self.policy.check_write("update_message")?;
+        self.policy.check_write("slack_update_message")?;
         let channel = self.usable_channel(channel).await?;
         let mut params = vec![("channel", channel.id.clone()), ("ts", ts), ("text", text)];
         push_opt(&mut params, "blocks", blocks_json);
@@ -247,7 +247,7 @@ impl Workspace {
         channel: &str,
         ts: String,
     ) -> Result<DeleteMessageResponse, Error> {
-        self.policy.check_write("delete_message")?;
+        self.policy.check_write("slack_delete_message")?;
         let channel = self.usable_channel(channel).await?;
         let params = [("channel", channel.id.clone()), ("ts", ts.clone())];
         self.api
@@ -266,7 +266,7 @@ impl Workspace {
         ts: String,
         emoji: String,
     ) -> Result<AddReactionResponse, Error> {
-        self.policy.check_write("add_reaction")?;
+        self.policy.check_write("slack_add_reaction")?;
         let channel = self.usable_channel(channel).await?;
         let params = [
             ("channel", channel.id.clone()),
@@ -331,7 +331,7 @@ impl Workspace {
 
     /// `conversations.create`.
     pub async fn create_channel(&self, name: String, is_private: bool) -> Result<Channel, Error> {
-        self.policy.check_write("create_channel")?;
+        self.policy.check_write("slack_create_channel")?;
         self.policy.check_channel(&name, "", &name)?;
         let params = [("name", name), ("is_private", is_private.to_string())];
         let answer = self

@@ -157,7 +157,7 @@ async fn channel_not_found_is_not_found() {
         status.message()
     );
     assert!(
-        status.message().contains("list_channels"),
+        status.message().contains("slack_list_channels"),
         "{}",
         status.message()
     );
@@ -509,7 +509,7 @@ async fn an_unknown_channel_name_is_not_found_with_a_hint() {
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("#nope"), "{}", status.message());
     assert!(
-        status.message().contains("list_channels"),
+        status.message().contains("slack_list_channels"),
         "{}",
         status.message()
     );
@@ -559,9 +559,47 @@ async fn user_names_resolve_to_profiles() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(
-        status.message().contains("get_users"),
+        status.message().contains("slack_get_users"),
         "{}",
         status.message()
+    );
+}
+
+/// Error hints name tools as the router names them (its prefix comes in the
+/// `switchboard-tool-prefix` metadata); without it, by their conventional names.
+#[tokio::test]
+async fn errors_name_tools_under_the_routers_prefix() {
+    let (_server, base) = slack().await;
+    let connector = Connector::start(slack_connector::Config {
+        allow_writes: false,
+        ..config(&base)
+    })
+    .await;
+    let mut client = connector.client();
+    let send = || SendMessageRequest {
+        channel: "C0123ABCD".to_owned(),
+        text: "hi".to_owned(),
+        ..Default::default()
+    };
+    let mut request = tonic::Request::new(send());
+    request
+        .metadata_mut()
+        .insert("switchboard-tool-prefix", "team".parse().expect("ascii"));
+    let renamed = client.send_message(request).await.unwrap_err();
+    assert!(
+        renamed
+            .message()
+            .starts_with("team_send_message changes Slack"),
+        "{}",
+        renamed.message()
+    );
+    let plain = client.send_message(send()).await.unwrap_err();
+    assert!(
+        plain
+            .message()
+            .starts_with("slack_send_message changes Slack"),
+        "{}",
+        plain.message()
     );
 }
 
@@ -775,6 +813,7 @@ async fn update_delete_react_and_create_call_their_methods() {
         .and(form("ts", "1712345678.000100"))
         .and(form("text", "edited"))
         .respond_with(ok(json!({"channel": "C0123ABCD", "ts": "1712345678.000100", "text": "edited", "message": {"text": "edited"}})))
+        .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -783,6 +822,7 @@ async fn update_delete_react_and_create_call_their_methods() {
         .respond_with(ok(
             json!({"channel": "C0123ABCD", "ts": "1712345678.000100"}),
         ))
+        .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -790,6 +830,7 @@ async fn update_delete_react_and_create_call_their_methods() {
         .and(form("name", "eyes"))
         .and(form("timestamp", "1712345678.000100"))
         .respond_with(refused("already_reacted"))
+        .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -797,6 +838,7 @@ async fn update_delete_react_and_create_call_their_methods() {
         .and(form("name", "incident-42"))
         .and(form("is_private", "true"))
         .respond_with(ok(json!({"channel": {"id": "G0NEW0000", "name": "incident-42", "is_private": true, "is_member": true}})))
+        .expect(1)
         .mount(&server)
         .await;
     let connector = Connector::start(config(&base)).await;
@@ -849,6 +891,7 @@ async fn update_delete_react_and_create_call_their_methods() {
     Mock::given(path("/api/conversations.history"))
         .and(query_param("channel", "G0NEW0000"))
         .respond_with(ok(json!({"messages": []})))
+        .expect(1)
         .mount(&server)
         .await;
     client

@@ -161,16 +161,9 @@ impl Analyzer {
         path: &str,
         depth: Depth,
     ) -> Result<pb::FileAnalysis, Error> {
-        let key = (xxhash_rust::xxh3::xxh3_128(code.as_bytes()), lang.name());
-        let (base, from_cache) = match self.analyses.get(&key) {
-            Some(hit) => (hit, true),
-            None => {
-                let ast = parse(lang, code)?;
-                let analysis = Arc::new(metrics::measure(&ast, "")?);
-                self.analyses.insert(key, analysis.clone());
-                (analysis, false)
-            }
-        };
+        let (base, from_cache) = cached(&self.analyses, lang, code, || {
+            metrics::measure(&parse(lang, code)?, "").map(Arc::new)
+        })?;
         let mut result = (*base).clone();
         result.path = path.to_owned();
         result.from_cache = from_cache;
@@ -190,16 +183,14 @@ impl Analyzer {
     }
 
     fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
-        let key = (xxhash_rust::xxh3::xxh3_128(code.as_bytes()), lang.name());
-        let findings = match self.findings.get(&key) {
-            Some(hit) => hit,
-            None => {
-                let ast = parse(lang, code)?;
-                let found = Arc::new(self.rules.scan(lang, ast.as_tree_sitter(), ast.source()));
-                self.findings.insert(key, found.clone());
-                found
-            }
-        };
+        let (findings, _) = cached(&self.findings, lang, code, || {
+            let ast = parse(lang, code)?;
+            Ok(Arc::new(self.rules.scan(
+                lang,
+                ast.as_tree_sitter(),
+                ast.source(),
+            )))
+        })?;
         Ok(findings
             .iter()
             .cloned()
@@ -277,19 +268,26 @@ impl Analyzer {
         }
     }
 
-    /// Resolves the request's path, then analyses on worker threads; the returned
-    /// stream yields one event per file (unless summary_only) and then the summary.
-    pub fn analyze_path(
-        self: &Arc<Self>,
-        request: PathRequest,
-    ) -> Result<mpsc::Receiver<Result<pb::AnalyzePathEvent, Status>>, Error> {
-        let (start, relative) = self.root.resolve(&request.path)?;
+    /// Where a path request starts (under the code root), and its relative name; a
+    /// single file must be in a supported language.
+    fn resolve_walk_start(&self, path: &str) -> Result<(std::path::PathBuf, String), Error> {
+        let (start, relative) = self.root.resolve(path)?;
         if start.is_file() && languages::from_path(&start).is_none() {
             return Err(Error::InvalidArgument(format!(
                 "{relative} is not in a supported language (by its extension); supported: {}",
                 languages::supported_names()
             )));
         }
+        Ok((start, relative))
+    }
+
+    /// Resolves the request's path, then analyses on worker threads; the returned
+    /// stream yields one event per file (unless summary_only) and then the summary.
+    pub fn analyze_path(
+        self: &Arc<Self>,
+        request: PathRequest,
+    ) -> Result<mpsc::Receiver<Result<pb::AnalyzePathEvent, Status>>, Error> {
+        let (start, relative) = self.resolve_walk_start(&request.path)?;
         let started = Instant::now();
         let (file_tx, mut file_rx) = mpsc::channel::<Outcome>(64);
         let (event_tx, event_rx) = mpsc::channel(64);
@@ -366,13 +364,7 @@ impl Analyzer {
     /// Scans every supported file under the request's path (blocking; run it on a
     /// blocking thread).
     pub fn scan_path(&self, request: &ScanRequest) -> Result<ScanResult, Error> {
-        let (start, relative) = self.root.resolve(&request.path)?;
-        if start.is_file() && languages::from_path(&start).is_none() {
-            return Err(Error::InvalidArgument(format!(
-                "{relative} is not in a supported language (by its extension); supported: {}",
-                languages::supported_names()
-            )));
-        }
+        let (start, _) = self.resolve_walk_start(&request.path)?;
         let result = std::sync::Mutex::new(ScanResult::default());
         let truncated = self.root.walk(&start, &request.walk, |visit| {
             if request.cancelled.load(Ordering::Relaxed) {
@@ -418,6 +410,29 @@ impl Analyzer {
     }
 }
 
+/// The cached value for `code` in `lang`, computing it on a miss (once, however many
+/// requests ask at the same time); the flag says whether it came from the cache.
+fn cached<V: Clone + Send + Sync + 'static>(
+    cache: &Cache<Key, V>,
+    lang: LANG,
+    code: &str,
+    compute: impl FnOnce() -> Result<V, Error>,
+) -> Result<(V, bool), Error> {
+    let key = (xxhash_rust::xxh3::xxh3_128(code.as_bytes()), lang.name());
+    let entry = cache
+        .entry(key)
+        .or_try_insert_with(compute)
+        // The error is shared with any request that waited on the same computation.
+        .map_err(|e: Arc<Error>| {
+            Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
+                Error::Internal(message) => Error::Internal(message.clone()),
+                other => Error::Internal(other.to_string()),
+            })
+        })?;
+    let from_cache = !entry.is_fresh();
+    Ok((entry.into_value(), from_cache))
+}
+
 fn parse(lang: LANG, code: &str) -> Result<Ast, Error> {
     Ast::parse(Source::new(lang, code.as_bytes()))
         .map_err(|e| Error::Internal(format!("cannot parse as {}: {e}", lang.name())))
@@ -426,6 +441,27 @@ fn parse(lang: LANG, code: &str) -> Result<Ast, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_is_keyed_by_content_and_language() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("root");
+        let analyzer = Analyzer::new(Config::with_root(root)).expect("analyzer");
+        let code = "x = 1\n";
+        let cached = |lang: LANG| {
+            analyzer
+                .analyze_code(lang, code, "", Depth::Basic)
+                .expect("analysis")
+                .from_cache
+        };
+        assert!(!cached(LANG::Python));
+        assert!(
+            !cached(LANG::Javascript),
+            "another language is another entry"
+        );
+        assert!(cached(LANG::Python));
+        assert!(cached(LANG::Javascript));
+    }
 
     #[test]
     fn a_cancelled_scan_stops_walking() {

@@ -74,7 +74,11 @@ async fn create_issue_request_matches_the_spec(prism: &'static Prism) {
         }),
     )
     .await;
-    assert!(created.url.contains("/browse/") || created.key.is_empty());
+    // The browse link is built from the key Jira answered with.
+    assert!(
+        created.url.ends_with(&format!("/browse/{}", created.key)),
+        "{created:?}"
+    );
 }
 
 async fn get_issue_with_comments_and_transitions_matches_the_spec(prism: &'static Prism) {

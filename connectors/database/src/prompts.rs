@@ -261,7 +261,8 @@ impl DatabasePrompts {
     fn limits(&self) -> String {
         let settings = self.db.settings();
         let mut text = format!(
-            "Limits: database_query returns 100 rows unless you pass `max_rows` (at most {}); each statement may run {} s before it is cancelled.",
+            "Limits: database_query returns {} rows unless you pass `max_rows` (at most {}); each statement may run {} s before it is cancelled.",
+            crate::service::DEFAULT_MAX_ROWS.min(settings.max_rows),
             settings.max_rows,
             settings.statement_timeout.as_secs_f64()
         );

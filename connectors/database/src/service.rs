@@ -163,6 +163,7 @@ impl DatabaseService {
             elapsed_ms: millis(outcome.rows.elapsed),
             engine: self.engine(),
             columns: columns(&outcome.rows),
+            truncated_reason: outcome.rows.truncated.unwrap_or_default(),
             rows: outcome.rows.rows,
         })
     }

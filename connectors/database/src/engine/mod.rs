@@ -287,7 +287,7 @@ impl Database {
             .bounded(async {
                 match &self.backend {
                     Backend::Postgres(p) => p.execute(sql, params, caps).await,
-                    Backend::MySql(p) => p.execute(sql, params).await,
+                    Backend::MySql(p) => p.execute(sql, params, caps).await,
                     Backend::Sqlite(p) => p.execute(sql, params, caps, self.deadline()).await,
                 }
             })
@@ -422,6 +422,58 @@ impl Database {
     }
 }
 
+/// Result rows kept within the caps.
+struct Capped {
+    caps: Caps,
+    rows: Rows,
+    bytes: usize,
+}
+
+impl Capped {
+    fn new(caps: Caps) -> Self {
+        Self {
+            caps,
+            rows: Rows::default(),
+            bytes: 0,
+        }
+    }
+
+    /// Keeps `row`, decoding each value with `decode`, unless a cap is reached;
+    /// then returns false and says which in `rows.truncated`.
+    fn push<R: sqlx::Row>(
+        &mut self,
+        row: &R,
+        decode: &impl Fn(&R, usize) -> Result<Value, Error>,
+    ) -> Result<bool, Error> {
+        let out = &mut self.rows;
+        if out.columns.is_empty() {
+            out.columns = columns_of(row.columns());
+        }
+        if out.truncated.is_some() {
+            return Ok(false);
+        }
+        if out.rows.len() >= self.caps.rows {
+            out.truncated = Some(format!("max_rows {} reached", self.caps.rows));
+            return Ok(false);
+        }
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let value = decode(row, i)?;
+            self.bytes += values::json_size(&value) + 1;
+            values.push(value);
+        }
+        if self.bytes > self.caps.bytes && !out.rows.is_empty() {
+            out.truncated = Some(format!(
+                "result size cap of {} bytes reached (DB_MAX_RESULT_BYTES); select fewer or narrower columns",
+                self.caps.bytes
+            ));
+            return Ok(false);
+        }
+        out.rows.push(ListValue { values });
+        Ok(true)
+    }
+}
+
 /// Reads up to the caps from a row stream, decoding each value with `decode`.
 pub(crate) async fn collect<R, S, D>(stream: S, caps: Caps, decode: D) -> Result<Rows, Error>
 where
@@ -430,33 +482,52 @@ where
     D: Fn(&R, usize) -> Result<Value, Error>,
 {
     let mut stream = std::pin::pin!(stream);
-    let mut out = Rows::default();
-    let mut bytes = 0usize;
+    let mut out = Capped::new(caps);
     while let Some(row) = stream.next().await {
-        let row = row?;
-        if out.columns.is_empty() {
-            out.columns = columns_of(row.columns());
-        }
-        if out.rows.len() >= caps.rows {
-            out.truncated = Some(format!("max_rows {} reached", caps.rows));
+        if !out.push(&row?, &decode)? {
             break;
         }
-        let mut values = Vec::with_capacity(row.len());
-        for i in 0..row.len() {
-            let value = decode(&row, i)?;
-            bytes += values::json_size(&value) + 1;
-            values.push(value);
-        }
-        if bytes > caps.bytes && !out.rows.is_empty() {
-            out.truncated = Some(format!(
-                "result size cap of {} bytes reached (DB_MAX_RESULT_BYTES); select fewer or narrower columns",
-                caps.bytes
-            ));
-            break;
-        }
-        out.rows.push(ListValue { values });
     }
-    Ok(out)
+    Ok(out.rows)
+}
+
+/// Drains the stream of a data-changing statement: adds up what `done` reports
+/// for each result (rows affected, generated key) and keeps `RETURNING` rows within
+/// the caps. The whole stream is read: the statement has run either way.
+pub(crate) async fn collect_write<Q, R, S, D>(
+    stream: S,
+    caps: Caps,
+    decode: D,
+    done: impl Fn(&Q) -> (u64, Option<i64>),
+) -> Result<WriteOutcome, Error>
+where
+    R: sqlx::Row,
+    S: Stream<Item = Result<sqlx::Either<Q, R>, sqlx::Error>>,
+    D: Fn(&R, usize) -> Result<Value, Error>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut returned = Capped::new(caps);
+    let (mut rows_affected, mut last_insert_id, mut rows_returned) = (0, None, 0);
+    while let Some(item) = stream.next().await {
+        match item? {
+            sqlx::Either::Left(result) => {
+                let (affected, id) = done(&result);
+                rows_affected += affected;
+                last_insert_id = id.or(last_insert_id);
+            }
+            sqlx::Either::Right(row) => {
+                rows_returned += 1;
+                returned.push(&row, &decode)?;
+            }
+        }
+    }
+    Ok(WriteOutcome {
+        // MariaDB reports no count for a statement that returns rows; every
+        // returned row is an affected one.
+        rows_affected: rows_affected.max(rows_returned),
+        last_insert_id,
+        rows: returned.rows,
+    })
 }
 
 /// `(name, type)` of result columns.

@@ -11,16 +11,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use futures::StreamExt;
 use prost_types::Value;
 use sqlx::mysql::{
     MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow,
 };
 use sqlx::query::Query;
-use sqlx::{Connection, Either, Executor, MySql, Row, TypeInfo, ValueRef};
+use sqlx::{Connection, Executor, MySql, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
-use super::{Caps, Plan, Rows, Settings, WriteOutcome, collect, columns_of, decode_error};
+use super::{
+    Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
+};
 use crate::config::AccessMode;
 use crate::error::Error;
 use crate::values;
@@ -96,24 +97,23 @@ impl Pools {
         &self,
         sql: &str,
         params: &[serde_json::Value],
+        caps: Caps,
     ) -> Result<WriteOutcome, Error> {
         let pool = self.write.as_ref().ok_or_else(|| {
             Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
         })?;
         let mut conn = pool.acquire().await?;
-        let mut outcome = WriteOutcome::default();
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let mut stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
-        while let Some(item) = stream.next().await {
-            if let Either::Left(done) = item? {
-                outcome.rows_affected += done.rows_affected();
-                let id = done.last_insert_id();
-                if id != 0 {
-                    outcome.last_insert_id = i64::try_from(id).ok();
-                }
-            }
-        }
-        Ok(outcome)
+        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        // MariaDB's `RETURNING` rows come back like a query's.
+        collect_write(stream, caps, decode, |done| {
+            let id = done.last_insert_id();
+            (
+                done.rows_affected(),
+                (id != 0).then(|| i64::try_from(id).ok()).flatten(),
+            )
+        })
+        .await
     }
 
     pub(super) async fn explain(

@@ -6,7 +6,6 @@
 
 use std::str::FromStr;
 
-use futures::StreamExt;
 use prost_types::Value;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
 use sqlx::postgres::{
@@ -14,11 +13,12 @@ use sqlx::postgres::{
     PgTypeInfo,
 };
 use sqlx::query::Query;
-use sqlx::{Connection, Either, Executor, Postgres, Row, TypeInfo, ValueRef};
+use sqlx::{Connection, Executor, Postgres, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::{
-    Caps, Plan, Rows, Settings, WriteOutcome, collect, columns_of, decode_error, fk_action,
+    Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
+    fk_action,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -99,28 +99,9 @@ impl Pools {
             Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
         })?;
         let mut conn = pool.acquire().await?;
-        let mut outcome = WriteOutcome::default();
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let mut stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
-        while let Some(item) = stream.next().await {
-            match item? {
-                Either::Left(done) => outcome.rows_affected += done.rows_affected(),
-                Either::Right(row) => {
-                    if outcome.rows.columns.is_empty() {
-                        outcome.rows.columns = columns_of(row.columns());
-                    }
-                    if outcome.rows.rows.len() < caps.rows {
-                        let values = (0..row.len())
-                            .map(|i| decode(&row, i))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        outcome.rows.rows.push(prost_types::ListValue { values });
-                    } else {
-                        outcome.rows.truncated = Some(format!("max_rows {} reached", caps.rows));
-                    }
-                }
-            }
-        }
-        Ok(outcome)
+        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        collect_write(stream, caps, decode, |done| (done.rows_affected(), None)).await
     }
 
     pub(super) async fn explain(

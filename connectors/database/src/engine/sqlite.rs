@@ -10,7 +10,6 @@
 use std::str::FromStr;
 use std::time::Instant;
 
-use futures::StreamExt;
 use prost_types::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
@@ -18,10 +17,12 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions,
     SqliteRow,
 };
-use sqlx::{Connection, Either, Executor, Row, Sqlite, TypeInfo, ValueRef};
+use sqlx::{Connection, Executor, Row, Sqlite, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
-use super::{Caps, Plan, Rows, Settings, WriteOutcome, collect, columns_of, decode_error};
+use super::{
+    Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
+};
 use crate::config::AccessMode;
 use crate::error::Error;
 use crate::values;
@@ -106,33 +107,16 @@ impl Pools {
         let mut conn = pool.acquire().await?;
         arm(&mut conn, deadline).await?;
         let inserts = first_keyword(sql).is_some_and(|k| k == "INSERT" || k == "REPLACE");
-        let mut outcome = WriteOutcome::default();
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let mut stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
-        while let Some(item) = stream.next().await {
-            match item? {
-                Either::Left(done) => {
-                    outcome.rows_affected += done.rows_affected();
-                    if inserts && done.rows_affected() > 0 {
-                        outcome.last_insert_id = Some(done.last_insert_rowid());
-                    }
-                }
-                Either::Right(row) => {
-                    if outcome.rows.columns.is_empty() {
-                        outcome.rows.columns = columns_of(row.columns());
-                    }
-                    if outcome.rows.rows.len() < caps.rows {
-                        let values = (0..row.len())
-                            .map(|i| decode(&row, i))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        outcome.rows.rows.push(prost_types::ListValue { values });
-                    } else {
-                        outcome.rows.truncated = Some(format!("max_rows {} reached", caps.rows));
-                    }
-                }
-            }
-        }
-        Ok(outcome)
+        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        collect_write(stream, caps, decode, |done| {
+            let inserted = inserts && done.rows_affected() > 0;
+            (
+                done.rows_affected(),
+                inserted.then(|| done.last_insert_rowid()),
+            )
+        })
+        .await
     }
 
     pub(super) async fn explain(

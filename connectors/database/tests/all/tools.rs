@@ -547,15 +547,10 @@ async fn execute_writes_in_read_write_mode() {
         let inserted = client
             .execute(ExecuteRequest {
                 sql: format!(
-                    "INSERT INTO {t} (id, owner, balance) VALUES ({}, {}, {}){}",
+                    "INSERT INTO {t} (id, owner, balance) VALUES ({}, {}, {}) RETURNING id, owner",
                     f.p(1),
                     f.p(2),
                     f.p(3),
-                    if engine == Engine::MariaDb {
-                        ""
-                    } else {
-                        " RETURNING id, owner"
-                    }
                 ),
                 parameters: vec![pv(json!(4)), pv(json!("dave")), pv(json!(5))],
             })
@@ -563,13 +558,9 @@ async fn execute_writes_in_read_write_mode() {
             .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"))
             .into_inner();
         assert_eq!(inserted.rows_affected, 1, "{engine:?}");
-        match engine {
-            Engine::MariaDb => {}
-            _ => {
-                assert_eq!(inserted.rows.len(), 1, "{engine:?}");
-                assert_eq!(js(&inserted.rows[0].values[1]), json!("dave"));
-            }
-        }
+        // RETURNING rows come back on every engine (MariaDB has it since 10.5).
+        assert_eq!(inserted.rows.len(), 1, "{engine:?}");
+        assert_eq!(js(&inserted.rows[0].values[1]), json!("dave"), "{engine:?}");
         if engine == Engine::Sqlite {
             assert_eq!(inserted.last_insert_id, Some(4));
         }
@@ -578,6 +569,30 @@ async fn execute_writes_in_read_write_mode() {
             "1:alice:100.50,2:bob:21.00,3:carol:7.25,4:dave:5.00",
             "{engine:?}"
         );
+        // Returned rows are capped like a query's; the statement still runs in full.
+        // (MariaDB has no UPDATE ... RETURNING.)
+        if engine != Engine::MariaDb {
+            let connector = Running::start(database_connector::Config {
+                max_rows: 2,
+                ..f.config(AccessMode::ReadWrite)
+            })
+            .await;
+            let mut capped = connector.client().await;
+            let updated = capped
+                .execute(ExecuteRequest {
+                    sql: format!("UPDATE {t} SET balance = balance RETURNING id"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"))
+                .into_inner();
+            assert_eq!(updated.rows_affected, 4, "{engine:?}");
+            assert_eq!(updated.rows.len(), 2, "{engine:?}");
+            assert!(
+                updated.truncated_reason.contains("max_rows 2"),
+                "{engine:?}: {updated:?}"
+            );
+        }
         // A failing write says why.
         let status = client
             .execute(ExecuteRequest {
@@ -587,9 +602,15 @@ async fn execute_writes_in_read_write_mode() {
             .await
             .expect_err("duplicate key");
         assert_eq!(status.code(), Code::InvalidArgument, "{engine:?}");
+        // The database's own reason, not just that it refused.
+        let reason = match engine {
+            Engine::Postgres => "SQLSTATE 23505",
+            Engine::MariaDb => "Duplicate entry",
+            Engine::Sqlite => "UNIQUE constraint failed",
+        };
         assert!(
-            status.message().contains("rejected"),
-            "{}",
+            status.message().contains("rejected") && status.message().contains(reason),
+            "{engine:?}: {}",
             status.message()
         );
         drop(running);

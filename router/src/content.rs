@@ -9,7 +9,7 @@
 use base64::Engine as _;
 use prost::Message;
 use prost_reflect::{DynamicMessage, ReflectMessage};
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
 
@@ -181,11 +181,6 @@ pub fn prompt_content(content: Option<&pb::Content>, prefix: &str) -> Json {
     content
         .and_then(|c| content_json(c, prefix))
         .unwrap_or_else(|| json!({ "type": "text", "text": "" }))
-}
-
-/// A text-only content block.
-pub fn text_block(text: impl Into<String>) -> ContentBlock {
-    ContentBlock::text(text)
 }
 
 /// `google.protobuf.Struct` as a JSON object.

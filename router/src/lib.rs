@@ -3,32 +3,31 @@
 //! One MCP endpoint (stdio or Streamable HTTP) in front of any number of gRPC
 //! connector services. The router knows no connector: it reads each connector's
 //! descriptors over gRPC server reflection, makes one MCP tool per RPC method
-//! ([`catalog`], [`schema`]), and transcodes every `tools/call` from JSON to a
-//! dynamic protobuf message and back ([`transcode`]). It watches each connector's
+//! (`catalog`, `schema`), and transcodes every `tools/call` from JSON to a
+//! dynamic protobuf message and back (`transcode`). It watches each connector's
 //! grpc.health.v1 status and re-reads its descriptors when it comes back
-//! ([`upstream`]), so connectors can be added, restarted and upgraded without
+//! (`upstream`), so connectors can be added, restarted and upgraded without
 //! touching the router.
 //!
 //! Data flows one way: request → catalog lookup → transcode → upstream call →
-//! transcode back → response ([`mcp`]). Methods returning the shared
+//! transcode back → response (`mcp`). Methods returning the shared
 //! `switchboard.mcp.v1.ToolResult` / `StreamEvent` messages speak MCP content,
-//! progress and logs directly ([`content`]); connectors serving the generic
-//! `Resources` and `Prompts` services have them aggregated ([`aggregate`]).
+//! progress and logs directly (`content`); connectors serving the generic
+//! `Resources` and `Prompts` services have them aggregated (`aggregate`).
 #![forbid(unsafe_code)]
 
-pub mod aggregate;
-pub mod catalog;
+pub(crate) mod aggregate;
+pub(crate) mod catalog;
 pub mod config;
-pub mod content;
-pub mod interact;
-pub mod mcp;
-pub mod polling;
-pub mod resolve;
-pub mod schema;
+pub(crate) mod content;
+pub(crate) mod interact;
+pub(crate) mod mcp;
+pub(crate) mod polling;
+pub(crate) mod resolve;
+pub(crate) mod schema;
 pub mod telemetry;
-pub mod transcode;
+pub(crate) mod transcode;
 pub mod transport;
-pub mod upstream;
+pub(crate) mod upstream;
 
 pub use config::{Config, ConnectorConfig};
-pub use mcp::Router;

@@ -112,6 +112,10 @@ async fn a_tool_name_prefix_can_be_configured() {
     let (client, _) = stdio_client(&["--config".to_owned(), config.display().to_string()]).await;
     let names = tool_names(&client).await;
     assert!(names.contains(&"calc_add".to_owned()), "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("calc_")),
+        "the prefix replaces the connector's name: {names:?}"
+    );
     let result = call(&client, "calc_add", json!({"a": 1, "b": 2})).await;
     assert_eq!(result.structured_content, Some(json!({"sum": 3})));
 }

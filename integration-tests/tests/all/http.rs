@@ -221,6 +221,37 @@ async fn probes_report_liveness_and_readiness() {
     assert_eq!(body["connectors"][0]["name"], "calculator");
 }
 
+/// A connector that accepts connections but never answers keeps the router not
+/// ready (until the startup wait is over): /readyz says 503 and the healthcheck
+/// subcommand exits 1, while /healthz stays 200.
+#[tokio::test]
+async fn a_silent_connector_keeps_the_router_not_ready() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    let router = HttpRouter::start(&[format!("silent={url}")], &["--startup-timeout", "120s"])
+        .await
+        .expect("router");
+    assert_eq!(
+        http_get_status(&format!("http://{}/healthz", router.addr)).await,
+        Some(200)
+    );
+    let response = reqwest::get(format!("http://{}/readyz", router.addr))
+        .await
+        .expect("readyz");
+    assert_eq!(response.status().as_u16(), 503);
+    let body = response.json::<Value>().await.expect("json");
+    assert_eq!(body["ready"], false, "{body}");
+    let bin = integration_tests::process::binary("switchboard").expect("switchboard");
+    let code = std::process::Command::new(&bin)
+        .args(["healthcheck", &router.addr.to_string()])
+        .output()
+        .expect("run healthcheck")
+        .status
+        .code();
+    assert_eq!(code, Some(1));
+    drop(silent);
+}
+
 #[tokio::test]
 async fn the_healthcheck_subcommand_reports_readiness_by_exit_code() {
     let calc = calculator().await;
@@ -283,4 +314,9 @@ async fn empty_settings_mean_defaults() {
     )
     .await
     .expect("a router configured with empty variables serves");
+    // Empty SWITCHBOARD_ALLOWED_HOSTS means the default hosts, not none: an MCP
+    // client on 127.0.0.1 gets through the Host check.
+    let (client, _) = http_client_at(&format!("http://{listen}/mcp")).await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"calculator_add".to_owned()), "{names:?}");
 }

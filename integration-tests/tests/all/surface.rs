@@ -456,9 +456,10 @@ async fn a_prefixed_connector_has_its_uris_and_prompt_names_namespaced() {
 
     let resources = client.list_all_resources().await.expect("resources/list");
     assert!(
-        resources
-            .iter()
-            .all(|r| r.uri.starts_with("conformance+test://")),
+        !resources.is_empty()
+            && resources
+                .iter()
+                .all(|r| r.uri.starts_with("conformance+test://")),
         "{resources:?}"
     );
     assert_eq!(
@@ -466,11 +467,13 @@ async fn a_prefixed_connector_has_its_uris_and_prompt_names_namespaced() {
         "This is the content of the static text resource."
     );
     // The connector's own URI is not served under another namespace.
+    let unprefixed = client
+        .read_resource(ReadResourceRequestParams::new("test://static-text"))
+        .await
+        .expect_err("the unprefixed URI is unknown");
     assert!(
-        client
-            .read_resource(ReadResourceRequestParams::new("test://static-text"))
-            .await
-            .is_err()
+        unprefixed.to_string().contains("test://static-text"),
+        "{unprefixed}"
     );
     // URIs inside tool results are namespaced the same way, so they can be read.
     let embedded = call(&client, "conformance_test_embedded_resource", json!({})).await;
@@ -538,7 +541,7 @@ async fn lists_page_connector_by_connector_and_reads_are_served_from_cache_for_t
         .await
         .expect("resources/list, first page");
     assert!(
-        first.resources.iter().all(|r| r.uri.starts_with("left+")),
+        !first.resources.is_empty() && first.resources.iter().all(|r| r.uri.starts_with("left+")),
         "{first:?}"
     );
     let cursor = first
@@ -552,7 +555,8 @@ async fn lists_page_connector_by_connector_and_reads_are_served_from_cache_for_t
         .await
         .expect("resources/list, second page");
     assert!(
-        second.resources.iter().all(|r| r.uri.starts_with("right+")),
+        !second.resources.is_empty()
+            && second.resources.iter().all(|r| r.uri.starts_with("right+")),
         "{second:?}"
     );
     assert_eq!(second.next_cursor, None);

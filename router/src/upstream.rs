@@ -333,54 +333,44 @@ impl Upstream {
             .map(jitter)
             .take(attempts);
 
+        // Unary and server-streaming calls look the same on the wire, so both are
+        // made as a stream: a unary method answers with exactly one message.
+        let streaming = entry.server_streaming();
         let work = async {
-            if entry.server_streaming() {
-                let mut stream = tokio_retry::RetryIf::start(
-                    strategy,
-                    || {
-                        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-                            .max_decoding_message_size(MAX_MESSAGE_BYTES);
-                        let req = make_request();
-                        let path = path.clone();
-                        let codec = codec.clone();
-                        async move {
-                            grpc.ready()
-                                .await
-                                .map_err(|e| Status::unavailable(e.to_string()))?;
-                            grpc.server_streaming(req, path, codec).await
-                        }
-                    },
-                    |s: &Status| s.code() == Code::Unavailable,
-                )
-                .await?
-                .into_inner();
-                let mut out = Vec::new();
-                while let Some(message) = stream.message().await? {
+            let mut stream = tokio_retry::RetryIf::start(
+                strategy,
+                || {
+                    let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+                    let req = make_request();
+                    let path = path.clone();
+                    let codec = codec.clone();
+                    async move {
+                        grpc.ready()
+                            .await
+                            .map_err(|e| Status::unavailable(e.to_string()))?;
+                        grpc.server_streaming(req, path, codec).await
+                    }
+                },
+                |s: &Status| s.code() == Code::Unavailable,
+            )
+            .await?
+            .into_inner();
+            let mut out = Vec::new();
+            while let Some(message) = stream.message().await? {
+                if streaming {
                     on_message(&message, out.len());
-                    out.push(message);
                 }
-                Ok(out)
-            } else {
-                let response = tokio_retry::RetryIf::start(
-                    strategy,
-                    || {
-                        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-                            .max_decoding_message_size(MAX_MESSAGE_BYTES);
-                        let req = make_request();
-                        let path = path.clone();
-                        let codec = codec.clone();
-                        async move {
-                            grpc.ready()
-                                .await
-                                .map_err(|e| Status::unavailable(e.to_string()))?;
-                            grpc.unary(req, path, codec).await
-                        }
-                    },
-                    |s: &Status| s.code() == Code::Unavailable,
-                )
-                .await?;
-                Ok(vec![response.into_inner()])
+                out.push(message);
             }
+            if !streaming && out.len() != 1 {
+                return Err(Status::internal(format!(
+                    "{} answered a unary call with {} messages",
+                    entry.path,
+                    out.len()
+                )));
+            }
+            Ok(out)
         };
         match tokio::time::timeout(timeout + Duration::from_millis(250), work).await {
             Ok(result) => result,

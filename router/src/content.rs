@@ -183,33 +183,18 @@ pub fn prompt_content(content: Option<&pb::Content>, prefix: &str) -> Json {
         .unwrap_or_else(|| json!({ "type": "text", "text": "" }))
 }
 
-/// `google.protobuf.Struct` as a JSON object.
+/// `google.protobuf.Struct` as a JSON object, by the proto3 JSON mapping, with
+/// whole numbers written as integers like every tool result.
 pub fn struct_json(s: &prost_types::Struct) -> Json {
-    Json::Object(
-        s.fields
-            .iter()
-            .map(|(k, v)| (k.clone(), value_json(v)))
-            .collect(),
-    )
+    crate::transcode::encode_result(&s.transcode_to_dynamic())
 }
 
-/// `google.protobuf.Value` as JSON.
+/// `google.protobuf.Value` as JSON, as [`struct_json`]; an unset value is null.
 pub fn value_json(v: &prost_types::Value) -> Json {
-    use prost_types::value::Kind;
-    match &v.kind {
-        None | Some(Kind::NullValue(_)) => Json::Null,
-        Some(Kind::NumberValue(n)) => {
-            if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                json!(*n as i64)
-            } else {
-                serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number)
-            }
-        }
-        Some(Kind::StringValue(s)) => json!(s),
-        Some(Kind::BoolValue(b)) => json!(b),
-        Some(Kind::StructValue(s)) => struct_json(s),
-        Some(Kind::ListValue(l)) => Json::Array(l.values.iter().map(value_json).collect()),
+    if v.kind.is_none() {
+        return Json::Null;
     }
+    crate::transcode::encode_result(&v.transcode_to_dynamic())
 }
 
 /// Severity of an MCP log level, 0 (debug) to 7 (emergency).

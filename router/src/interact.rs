@@ -8,6 +8,7 @@
 //! connector is told at once, so the tool can fall back.
 
 use base64::Engine as _;
+use prost_reflect::{DynamicMessage, ReflectMessage};
 use rmcp::{Peer, RoleServer};
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
@@ -154,30 +155,14 @@ pub fn content_from_json(block: &Json) -> Option<pb::Content> {
     })
 }
 
-/// A JSON object as `google.protobuf.Struct`.
+/// A JSON object as `google.protobuf.Struct`, by the proto3 JSON mapping.
 pub fn json_struct(map: &Map<String, Json>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: map
-            .iter()
-            .map(|(k, v)| (k.clone(), json_value(v)))
-            .collect(),
-    }
-}
-
-/// JSON as `google.protobuf.Value`.
-pub fn json_value(value: &Json) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match value {
-        Json::Null => Kind::NullValue(0),
-        Json::Bool(b) => Kind::BoolValue(*b),
-        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Json::String(s) => Kind::StringValue(s.clone()),
-        Json::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_value).collect(),
-        }),
-        Json::Object(map) => Kind::StructValue(json_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
+    let descriptor = prost_types::Struct::default().descriptor();
+    // Every JSON object is a valid Struct; the fallbacks are never taken.
+    DynamicMessage::deserialize(descriptor, Json::Object(map.clone()))
+        .ok()
+        .and_then(|message| message.transcode_to().ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -192,6 +177,20 @@ mod tests {
             unreachable!()
         };
         assert_eq!(struct_json(&json_struct(map)), value);
+    }
+
+    #[test]
+    fn values_follow_the_tool_result_number_rule() {
+        use crate::content::value_json;
+        use prost_types::value::Kind;
+        let number = |n: f64| prost_types::Value {
+            kind: Some(Kind::NumberValue(n)),
+        };
+        assert_eq!(value_json(&number(41.0)), json!(41));
+        assert_eq!(value_json(&number(2.5)), json!(2.5));
+        // Beyond 2^53 a double is not an exact integer: it stays a double.
+        assert_eq!(value_json(&number(1.0e16)), json!(1.0e16));
+        assert_eq!(value_json(&prost_types::Value { kind: None }), Json::Null);
     }
 
     #[test]

@@ -27,6 +27,20 @@ pub use run::{ConnectorSpec, run};
 pub use server::ConnectorServer;
 pub use tool_names::{ToolNames, Toolset};
 
+/// An error and its causes, outermost first: `request failed: connection refused`.
+/// (An HTTP client's error chain is what tells a refused connection from a TLS or
+/// DNS failure; its top line alone often does not.)
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 /// Re-exported so connectors name the same versions as the kit.
 pub use tonic;
 pub use tonic_health::ServingStatus;

@@ -307,15 +307,28 @@ impl SlackApi {
 /// A reqwest error's kind and cause, without the URL (which never holds a token,
 /// but keeps messages short).
 fn describe(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    if let Some(url) = error.url() {
-        message = message.replace(&format!(" ({url})"), "");
+    let message = connector_kit::error_chain(error);
+    match error.url() {
+        // reqwest writes "error sending request for url (URL)".
+        Some(url) => message.replace(&format!(" for url ({url})"), ""),
+        None => message,
     }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transport_errors_keep_their_cause_and_drop_the_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let url = format!("http://{closed}/api/auth.test");
+        let error = reqwest::get(&url).await.expect_err("nothing listens there");
+        let message = describe(&error);
+        assert!(message.starts_with("error sending request: "), "{message}");
+        assert!(!message.contains("for url"), "{message}");
+        assert!(!message.contains(&closed.to_string()), "{message}");
     }
-    message
 }

@@ -239,18 +239,15 @@ impl JiraHttp {
 /// The reqwest error chain without the URL (which is the site's, harmless, but
 /// the chain is what tells connection refused from TLS failures).
 fn describe_transport(e: &reqwest::Error) -> String {
-    let mut out = if e.is_connect() {
-        "cannot connect".to_owned()
+    let what = if e.is_connect() {
+        "cannot connect"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{what}: {}", connector_kit::error_chain(cause)),
+        None => what.to_owned(),
     }
-    out
 }
 
 fn classify(

@@ -109,7 +109,7 @@ fn parse(engine: EngineKind, sql: &str) -> Result<Vec<Statement>, String> {
 
 /// Accepts `sql` when it is exactly one read-only statement; otherwise returns
 /// the reason it is refused, for the agent to read.
-pub fn check_read_only(engine: EngineKind, sql: &str) -> Result<(), String> {
+pub fn check_read_only(engine: EngineKind, sql: &str) -> Result<Statement, String> {
     let statements = parse(engine, sql).map_err(|e| {
         format!(
             "the read-only guard could not parse this as one {} statement ({e}); only SELECT, WITH ... SELECT, VALUES, SHOW and EXPLAIN are accepted, so rewrite it in plain syntax",
@@ -120,21 +120,30 @@ pub fn check_read_only(engine: EngineKind, sql: &str) -> Result<(), String> {
     check_statement_kind(&statement)?;
     let mut walker = ReadOnlyWalker;
     match statement.visit(&mut walker) {
-        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Continue(()) => Ok(statement),
         ControlFlow::Break(reason) => Err(reason),
     }
 }
 
 /// Accepts `sql` for Execute when it is exactly one statement the parser
 /// understands (several statements in one call are refused: send them one by one).
-pub fn check_single_statement(engine: EngineKind, sql: &str) -> Result<(), String> {
+pub fn check_single_statement(engine: EngineKind, sql: &str) -> Result<Statement, String> {
     let statements = parse(engine, sql).map_err(|e| {
         format!(
             "could not parse this as one {} statement ({e}); check the syntax",
             engine.dialect_name()
         )
     })?;
-    single(statements).map(|_| ())
+    single(statements)
+}
+
+/// Whether a statement inserts rows (INSERT, REPLACE, or WITH ... INSERT).
+pub fn is_insert(statement: &Statement) -> bool {
+    match statement {
+        Statement::Insert(_) => true,
+        Statement::Query(query) => matches!(*query.body, SetExpr::Insert(_)),
+        _ => false,
+    }
 }
 
 fn single(mut statements: Vec<Statement>) -> Result<Statement, String> {
@@ -317,6 +326,27 @@ fn denied_message(function: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The checks as accept/refuse answers (the tests do not need the statement).
+    fn check_read_only(engine: EngineKind, sql: &str) -> Result<(), String> {
+        super::check_read_only(engine, sql).map(drop)
+    }
+
+    fn check_single_statement(engine: EngineKind, sql: &str) -> Result<(), String> {
+        super::check_single_statement(engine, sql).map(drop)
+    }
+
+    #[test]
+    fn inserts_are_recognised_by_their_syntax_not_their_first_word() {
+        let insert = |sql: &str| {
+            is_insert(&super::check_single_statement(EngineKind::Sqlite, sql).expect("parses"))
+        };
+        assert!(insert("INSERT INTO t VALUES (1)"));
+        assert!(insert("REPLACE INTO t VALUES (1)"));
+        assert!(insert("/* replace */ INSERT INTO t VALUES (1)"));
+        assert!(!insert("/* replace */ UPDATE t SET a = 1"));
+        assert!(!insert("DELETE FROM t"));
+    }
 
     fn refused(engine: EngineKind, sql: &str) -> String {
         match check_read_only(engine, sql) {

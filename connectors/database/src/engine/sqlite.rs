@@ -99,6 +99,7 @@ impl Pools {
         sql: &str,
         params: &[serde_json::Value],
         caps: Caps,
+        inserts: bool,
         deadline: Instant,
     ) -> Result<WriteOutcome, Error> {
         let pool = self.write.as_ref().ok_or_else(|| {
@@ -106,7 +107,6 @@ impl Pools {
         })?;
         let mut conn = pool.acquire().await?;
         arm(&mut conn, deadline).await?;
-        let inserts = first_keyword(sql).is_some_and(|k| k == "INSERT" || k == "REPLACE");
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
         let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
         collect_write(stream, caps, decode, |done| {
@@ -393,12 +393,6 @@ async fn read(
 /// An identifier in double quotes, inner quotes doubled.
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-fn first_keyword(sql: &str) -> Option<String> {
-    sql.split(|c: char| !c.is_ascii_alphabetic())
-        .find(|w| !w.is_empty())
-        .map(str::to_ascii_uppercase)
 }
 
 /// EXPLAIN QUERY PLAN rows `(id, parent, detail)` as an indented tree.

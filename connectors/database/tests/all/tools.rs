@@ -491,6 +491,22 @@ async fn explain_shows_a_plan_and_analyze_runs_it_where_supported() {
                 );
             }
         }
+        // Only a query has a plan, however the statement is written.
+        for not_a_query in ["/* plan */ EXPLAIN SELECT 1", "  explain select 1"] {
+            let status = client
+                .explain(ExplainRequest {
+                    sql: not_a_query.to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("EXPLAIN of EXPLAIN");
+            assert_eq!(status.code(), Code::InvalidArgument, "{engine:?}");
+            assert!(
+                status.message().contains("without EXPLAIN"),
+                "{engine:?}: {}",
+                status.message()
+            );
+        }
         drop(running);
         f.cleanup().await;
     }

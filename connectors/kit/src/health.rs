@@ -5,7 +5,7 @@
 //! overall status (service name `""`, what the router and container health checks
 //! watch) together with the status of each of the connector's own services.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -14,7 +14,9 @@ use tonic_health::server::HealthReporter;
 #[derive(Clone)]
 pub struct Health {
     reporter: HealthReporter,
-    services: Arc<Vec<String>>,
+    /// The connector's own services; shared by every clone, so a handle taken
+    /// before a service was added still reports it.
+    services: Arc<RwLock<Vec<String>>>,
     /// Whether the connector has set a status yet; the lock also orders writes so
     /// the server's initial NOT_SERVING never lands after the connector's first word.
     set_by_connector: Arc<tokio::sync::Mutex<bool>>,
@@ -32,17 +34,23 @@ impl Health {
     pub(crate) fn new(reporter: HealthReporter) -> Self {
         Self {
             reporter,
-            services: Arc::new(Vec::new()),
+            services: Arc::default(),
             set_by_connector: Arc::new(tokio::sync::Mutex::new(false)),
         }
     }
 
-    pub(crate) fn with_services(&self, services: Vec<String>) -> Self {
-        Self {
-            reporter: self.reporter.clone(),
-            services: Arc::new(services),
-            set_by_connector: self.set_by_connector.clone(),
+    pub(crate) fn add_service(&self, service: &str) {
+        if let Ok(mut services) = self.services.write() {
+            services.push(service.to_owned());
         }
+    }
+
+    /// The connector's own services (those added to its server).
+    pub fn services(&self) -> Vec<String> {
+        self.services
+            .read()
+            .map(|services| services.clone())
+            .unwrap_or_default()
     }
 
     /// Sets NOT_SERVING unless the connector already set a status.
@@ -72,13 +80,44 @@ impl Health {
 
     async fn write(&self, status: ServingStatus) {
         self.reporter.set_service_status("", status).await;
-        for service in self.services.iter() {
-            self.reporter.set_service_status(service, status).await;
+        for service in self.services() {
+            self.reporter.set_service_status(&service, status).await;
         }
     }
 
     /// Sets the status of one service only (e.g. a read-only variant), leaving the rest.
     pub async fn set_service(&self, service: &str, status: ServingStatus) {
         self.reporter.set_service_status(service, status).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus as Wire;
+    use tonic_health::pb::health_server::Health as _;
+    use tonic_health::server::HealthService;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handle_taken_before_a_service_was_added_still_reports_it() {
+        let reporter = HealthReporter::new();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let health = Health::new(reporter);
+        let early = health.clone();
+        health.add_service("pkg.v1.Svc");
+        early.set_serving().await;
+        for name in ["", "pkg.v1.Svc"] {
+            let status = service
+                .check(tonic::Request::new(HealthCheckRequest {
+                    service: name.to_owned(),
+                }))
+                .await
+                .unwrap_or_else(|e| panic!("{name:?}: {e}"))
+                .into_inner()
+                .status;
+            assert_eq!(status, Wire::Serving as i32, "{name:?}");
+        }
     }
 }

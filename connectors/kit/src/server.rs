@@ -47,7 +47,6 @@ fn shutdown_grace_from_env() -> std::time::Duration {
 pub struct ConnectorServer {
     name: String,
     routes: RoutesBuilder,
-    service_names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
     health: Health,
     health_service:
@@ -59,7 +58,7 @@ impl std::fmt::Debug for ConnectorServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectorServer")
             .field("name", &self.name)
-            .field("services", &self.service_names)
+            .field("services", &self.health.services())
             .finish_non_exhaustive()
     }
 }
@@ -75,7 +74,6 @@ impl ConnectorServer {
         Self {
             name: name.into(),
             routes: RoutesBuilder::default(),
-            service_names: Vec::new(),
             descriptor_sets: vec![descriptors],
             health: Health::new(reporter),
             health_service,
@@ -111,8 +109,7 @@ impl ConnectorServer {
         S::Future: Send + 'static,
     {
         self.routes.add_service(service);
-        self.service_names.push(S::NAME.to_owned());
-        self.health = self.health.with_services(self.service_names.clone());
+        self.health.add_service(S::NAME);
         self
     }
 
@@ -145,12 +142,8 @@ impl ConnectorServer {
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
         ];
-        for name in self
-            .service_names
-            .iter()
-            .map(String::as_str)
-            .chain(reflection_names)
-        {
+        let services = self.health.services();
+        for name in services.iter().map(String::as_str).chain(reflection_names) {
             v1 = v1.with_service_name(name);
             v1alpha = v1alpha.with_service_name(name);
         }
@@ -166,7 +159,7 @@ impl ConnectorServer {
         tracing::info!(
             connector = %self.name,
             addr = ?addr,
-            services = ?self.service_names,
+            services = ?services,
             "connector listening"
         );
         // On shutdown: first report NOT_SERVING, so health watchers (the router)

@@ -117,11 +117,6 @@ impl Process {
     pub fn id(&self) -> Option<u32> {
         self.child.id()
     }
-
-    /// Whether it has exited.
-    pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
 }
 
 /// Polls `probe` until it returns true, up to `timeout`.
@@ -242,33 +237,17 @@ impl HttpRouter {
     }
 }
 
-/// Whether a plain HTTP GET answers 200 (minimal client, no TLS).
+/// Whether an HTTP GET answers 200.
 pub async fn http_ok(url: &str) -> bool {
     http_get_status(url).await == Some(200)
 }
 
-/// The status of a plain HTTP/1.1 GET to a loopback URL, if it answers.
+/// The status of an HTTP GET, if anything answers within two seconds.
 pub async fn http_get_status(url: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(authority),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let host = authority.split(':').next().unwrap_or("localhost");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
-        .await
-        .ok()?
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
         .ok()?;
-    let head = String::from_utf8_lossy(&buf[..n]);
-    head.split_whitespace().nth(1)?.parse().ok()
+    let response = client.get(url).send().await.ok()?;
+    Some(response.status().as_u16())
 }

@@ -76,7 +76,12 @@ async fn a_directory_streams_each_file_then_a_summary_with_hotspots() {
     let top = &summary.hotspots[0];
     assert_eq!(top.path, "src/lib.rs");
     assert_eq!(top.function, "branchy");
-    assert_eq!(top.score, (top.cyclomatic * top.sloc) as f64);
+    // Complexity 3 (the function, `if`, `else if`) times 9 lines.
+    assert_eq!(
+        (top.cyclomatic, top.sloc, top.score),
+        (3, 9, 27.0),
+        "{top:?}"
+    );
 }
 
 #[tokio::test]

@@ -290,38 +290,31 @@ impl Router {
     /// Connectors that may own a client-facing resource URI, with their own
     /// URI: prefixed connectors whose prefix matches first, then unprefixed ones.
     fn resource_candidates(&self, uri: &str) -> Vec<(Upstream, String)> {
-        let mut out: Vec<(Upstream, String)> = Vec::new();
-        let owners = self.owners(|f| f.resources);
-        for prefixed in [true, false] {
-            for u in &owners {
-                let prefix = u.config().prefix.as_str();
-                if prefix.is_empty() == prefixed {
-                    continue;
-                }
-                if let Some(inner) = inward_uri(prefix, uri) {
-                    out.push((u.clone(), inner.to_owned()));
-                }
-            }
-        }
-        out
+        self.candidates(|f| f.resources, |prefix| inward_uri(prefix, uri))
     }
 
     /// Connectors that may own a client-facing prompt name, with their own name.
     fn prompt_candidates(&self, name: &str) -> Vec<(Upstream, String)> {
-        let mut out: Vec<(Upstream, String)> = Vec::new();
-        let owners = self.owners(|f| f.prompts);
-        for prefixed in [true, false] {
-            for u in &owners {
-                let prefix = u.config().prefix.as_str();
-                if prefix.is_empty() == prefixed {
-                    continue;
-                }
-                if let Some(inner) = inward_name(prefix, name) {
-                    out.push((u.clone(), inner.to_owned()));
-                }
-            }
-        }
-        out
+        self.candidates(|f| f.prompts, |prefix| inward_name(prefix, name))
+    }
+
+    /// Serving connectors with `feature` for which `inward` maps the client's name
+    /// to theirs, prefixed connectors first (in configuration order).
+    fn candidates<'n>(
+        &self,
+        feature: impl Fn(&crate::catalog::Features) -> bool,
+        inward: impl Fn(&str) -> Option<&'n str>,
+    ) -> Vec<(Upstream, String)> {
+        let mut owners = self.owners(feature);
+        // A stable sort keeps configuration order within each group.
+        owners.sort_by_key(|u| u.config().prefix.is_empty());
+        owners
+            .into_iter()
+            .filter_map(|u| {
+                let inner = inward(&u.config().prefix)?.to_owned();
+                Some((u, inner))
+            })
+            .collect()
     }
 
     /// `resources/read`, from the cache when the connector allowed it.
@@ -412,10 +405,7 @@ impl Router {
                         .messages
                         .iter()
                         .map(|m| {
-                            let role = match pb::Role::try_from(m.role) {
-                                Ok(pb::Role::Assistant) => "assistant",
-                                _ => "user",
-                            };
+                            let role = crate::content::role_name(m.role).unwrap_or("user");
                             json!({ "role": role, "content": prompt_content(m.content.as_ref(), prefix) })
                         })
                         .collect();

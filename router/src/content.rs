@@ -129,15 +129,7 @@ pub fn content_json(content: &pb::Content, prefix: &str) -> Option<Json> {
     };
     if let (Some(a), Json::Object(map)) = (&content.annotations, &mut block) {
         let mut annotations = Map::new();
-        let audience: Vec<&str> = a
-            .audience
-            .iter()
-            .filter_map(|r| match pb::Role::try_from(*r) {
-                Ok(pb::Role::User) => Some("user"),
-                Ok(pb::Role::Assistant) => Some("assistant"),
-                _ => None,
-            })
-            .collect();
+        let audience: Vec<&str> = a.audience.iter().filter_map(|r| role_name(*r)).collect();
         if !audience.is_empty() {
             annotations.insert("audience".into(), json!(audience));
         }
@@ -181,6 +173,15 @@ pub fn prompt_content(content: Option<&pb::Content>, prefix: &str) -> Json {
     content
         .and_then(|c| content_json(c, prefix))
         .unwrap_or_else(|| json!({ "type": "text", "text": "" }))
+}
+
+/// The MCP name of a `switchboard.mcp.v1.Role`; `None` when unspecified.
+pub fn role_name(role: i32) -> Option<&'static str> {
+    match pb::Role::try_from(role) {
+        Ok(pb::Role::User) => Some("user"),
+        Ok(pb::Role::Assistant) => Some("assistant"),
+        _ => None,
+    }
 }
 
 /// `google.protobuf.Struct` as a JSON object, by the proto3 JSON mapping, with

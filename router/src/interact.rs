@@ -86,10 +86,7 @@ async fn sample(
         .messages
         .iter()
         .map(|m| {
-            let role = match pb::Role::try_from(m.role) {
-                Ok(pb::Role::Assistant) => "assistant",
-                _ => "user",
-            };
+            let role = crate::content::role_name(m.role).unwrap_or("user");
             let content = m
                 .content
                 .as_ref()

@@ -7,6 +7,7 @@
 //! their storage class (INTEGER, REAL, TEXT, BLOB), as SQLite types values, not
 //! columns.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -33,6 +34,8 @@ const PROGRESS_OPS: i32 = 10_000;
 pub(super) struct Pools {
     read: SqlitePool,
     write: Option<SqlitePool>,
+    /// The database file, to name it when it cannot be opened.
+    file: PathBuf,
 }
 
 impl Pools {
@@ -52,6 +55,7 @@ impl Pools {
                 .acquire_timeout(settings.connect_timeout)
         };
         Ok(Self {
+            file: base.get_filename().to_path_buf(),
             read: pool().connect_lazy_with(read_options),
             write: (settings.access_mode == AccessMode::ReadWrite)
                 .then(|| pool().connect_lazy_with(base.create_if_missing(true))),
@@ -67,9 +71,23 @@ impl Pools {
 
     /// A read connection whose statements stop at `deadline`.
     async fn acquire(&self, deadline: Instant) -> Result<PoolConnection<Sqlite>, Error> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.read.acquire().await.map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
         Ok(conn)
+    }
+
+    /// SQLite says only "unable to open database file" (SQLITE_CANTOPEN, 14); when
+    /// the file is missing, say which one and what to do.
+    fn open_error(&self, error: sqlx::Error) -> Error {
+        let cannot_open =
+            matches!(&error, sqlx::Error::Database(db) if db.code().as_deref() == Some("14"));
+        if cannot_open && !self.file.exists() {
+            return Error::Unavailable(format!(
+                "the SQLite database file {} does not exist (or its folder does not); fix the path in DATABASE_URL or create the file",
+                self.file.display()
+            ));
+        }
+        Error::from_sqlx(error)
     }
 
     pub(super) async fn ping(&self, deadline: Instant) -> Result<(), Error> {
@@ -105,7 +123,7 @@ impl Pools {
         let pool = self.write.as_ref().ok_or_else(|| {
             Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
         })?;
-        let mut conn = pool.acquire().await?;
+        let mut conn = pool.acquire().await.map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
         let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);

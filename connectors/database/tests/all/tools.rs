@@ -1,7 +1,8 @@
 //! Every tool on every engine: typed rows, caps, schema exploration, plans,
 //! writes in read-write mode.
 
-use database_connector::AccessMode;
+use database_connector::{AccessMode, Config, Target};
+use secrecy::SecretString;
 use serde_json::json;
 use switchboard_proto::database::v1::{
     DescribeTableRequest, Engine as ProtoEngine, ExecuteRequest, ExplainRequest,
@@ -690,4 +691,34 @@ async fn null_parameters_and_show_statements_work() {
         drop(running);
         f.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn a_missing_sqlite_file_is_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let missing = dir.path().join("missing.sqlite3");
+    let url = format!("sqlite:{}", missing.display());
+    let mut config = Config::new(Target::Url(SecretString::from(url)));
+    config.access_mode = AccessMode::ReadWrite;
+    let running = Running::start(config).await;
+    let mut client = running.client().await;
+    let status = client
+        .query(QueryRequest {
+            sql: "SELECT 1".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the file does not exist");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("{} does not exist", missing.display())),
+        "{status:?}"
+    );
+    assert!(status.message().contains("DATABASE_URL"), "{status:?}");
+    assert!(
+        !missing.exists(),
+        "a read must not create the database file"
+    );
 }

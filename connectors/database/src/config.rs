@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `DATABASE_URL` | unset: embedded SQLite demo | `postgres://`, `mysql://`/`mariadb://` or `sqlite:` URL (secret) |
 //! | `DB_DEMO_PATH` | `switchboard-demo.sqlite3` | file of the demo database, created on first start |
-//! | `DB_ACCESS_MODE` | `read-only` | `read-only` or `read-write` (enables Execute) |
+//! | `DB_ACCESS_MODE` | `read-only` | `read-only` or `read-write` (offers and enables Execute) |
 //! | `DB_POOL_SIZE` | `5` | connections per pool |
 //! | `DB_STATEMENT_TIMEOUT` | `30` | seconds one statement may run |
 //! | `DB_CONNECT_TIMEOUT` | `5` | seconds to wait for a connection |

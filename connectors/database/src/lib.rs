@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use connector_kit::{ConnectorServer, Health};
-use switchboard_proto::database::v1::database_server::DatabaseServer;
+use switchboard_proto::database::v1::database_server::{self, DatabaseServer};
 use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use switchboard_proto::mcp::v1::resources_server::ResourcesServer;
 
@@ -65,12 +65,16 @@ pub async fn serve(
         config.schema_ttl,
         config.schema_watch_interval,
     );
-    let server = ConnectorServer::new("database", switchboard_proto::FILE_DESCRIPTOR_SET)
+    let mut server = ConnectorServer::new("database", switchboard_proto::FILE_DESCRIPTOR_SET)
         .add_service(DatabaseServer::new(service))
         .add_service(ResourcesServer::new(resources))
         .add_service(PromptsServer::new(prompts::DatabasePrompts::new(
             db.clone(),
         )));
+    if config.access_mode == AccessMode::ReadOnly {
+        // Execute would only be refused: the agent is not offered it.
+        server = server.hide_writing_tools(database_server::SERVICE_NAME);
+    }
     let health = server.health();
     let watcher = tokio::spawn(follow_database(db.clone(), health, config.health_interval));
     let served = server.serve(listener, shutdown).await;

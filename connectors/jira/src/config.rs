@@ -7,7 +7,7 @@
 //! | `JIRA_EMAIL` | unset | Cloud: the account's email, with `JIRA_API_TOKEN` (basic auth) |
 //! | `JIRA_API_TOKEN` | unset | Cloud: an API token of that account |
 //! | `JIRA_PAT` | unset | a personal access token sent as `Authorization: Bearer` (Data Center); wins over email + token |
-//! | `JIRA_READ_ONLY` | `false` | refuse every tool that changes Jira |
+//! | `JIRA_READ_ONLY` | `false` | hide and refuse every tool that changes Jira |
 //! | `JIRA_PROJECTS` | empty (all) | comma-separated project keys every tool is limited to (JQL included) |
 //! | `JIRA_TIMEOUT_SECS` | `30` | deadline of one HTTP request to Jira |
 //! | `JIRA_MAX_RETRIES` | `4` | retries of a rate-limited (429) or unavailable (503) request |

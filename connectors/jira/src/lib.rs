@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use connector_kit::Health;
-use switchboard_proto::jira::v1::jira_server::JiraServer;
+use switchboard_proto::jira::v1::jira_server::{self, JiraServer};
 use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use tokio::net::TcpListener;
 
@@ -54,10 +54,14 @@ pub async fn serve(
     let scope = ProjectScope::new(config.projects.clone());
     let prompts = JiraPrompts::new(config.read_only, scope.clone());
     let service = JiraService::new(jira.clone(), config.read_only, scope);
-    let server =
+    let mut server =
         connector_kit::ConnectorServer::new("jira", switchboard_proto::FILE_DESCRIPTOR_SET)
             .add_service(JiraServer::new(service))
             .add_service(PromptsServer::new(prompts));
+    if config.read_only {
+        // The writing tools would only be refused: the agent is not offered them.
+        server = server.hide_writing_tools(jira_server::SERVICE_NAME);
+    }
     let health = server.health();
     let watcher = jira.map(|jira| tokio::spawn(watch_health(jira, health, config.health_interval)));
     let result = server.serve(listener, shutdown).await;

@@ -187,7 +187,7 @@ impl JiraPrompts {
         );
         if self.read_only {
             text.push_str(&format!(
-                "4. Do not change the issue: this connector is read-only (JIRA_READ_ONLY=true), so {WRITE_TOOLS} are refused. Do not call them. End with your triage note as a list of changes ready for a person with write access to apply: field, current value, proposed value and reason.\n"
+                "4. Do not change the issue: this connector is read-only (JIRA_READ_ONLY=true), so {WRITE_TOOLS} are not available. Do not try to call them. End with your triage note as a list of changes ready for a person with write access to apply: field, current value, proposed value and reason.\n"
             ));
         } else {
             text.push_str(&format!(

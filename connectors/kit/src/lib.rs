@@ -4,6 +4,8 @@
 //!   `LISTEN_ADDR`, graceful shutdown on SIGTERM/SIGINT.
 //! - [`ConnectorServer`]: a tonic server with grpc.health.v1 and server reflection
 //!   (v1 and v1alpha) next to the connector's own services.
+//! - [`descriptors`]: the served descriptors adjusted to the configuration (a
+//!   read-only deployment's writing tools hidden from the catalog).
 //! - [`Health`]: the connector's serving status, flipped by the code that knows.
 //! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
 //!   `Retry-After`.
@@ -12,6 +14,7 @@
 //!   that mention them (prompts, hints in errors).
 #![forbid(unsafe_code)]
 
+pub mod descriptors;
 pub mod env;
 pub mod health;
 pub mod healthcheck;

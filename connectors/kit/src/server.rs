@@ -24,6 +24,9 @@ pub enum ServeError {
     /// The descriptors registered for reflection could not be decoded.
     #[error("invalid reflection descriptors: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The descriptors could not be adjusted to the connector's configuration.
+    #[error("cannot hide the writing tools: {0}")]
+    Descriptors(#[from] crate::descriptors::DescriptorError),
     /// The gRPC server failed.
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -52,6 +55,8 @@ pub struct ConnectorServer {
     health_service:
         tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
     shutdown_grace: std::time::Duration,
+    /// Services whose methods with side effects are hidden from the tool catalog.
+    read_only: Vec<String>,
 }
 
 impl std::fmt::Debug for ConnectorServer {
@@ -78,7 +83,19 @@ impl ConnectorServer {
             health: Health::new(reporter),
             health_service,
             shutdown_grace: shutdown_grace_from_env(),
+            read_only: Vec::new(),
         }
+    }
+
+    /// Offers the agent only the reading tools of `service` (its full name, e.g.
+    /// `switchboard.database.v1.Database`): every method whose `idempotency_level`
+    /// is not NO_SIDE_EFFECTS is marked hidden in the descriptors served over
+    /// reflection, so the router leaves it out of the tool catalog. For a
+    /// deployment whose configuration refuses writes; the methods stay in the gRPC
+    /// service, where the connector's own policy must still refuse them.
+    pub fn hide_writing_tools(mut self, service: impl Into<String>) -> Self {
+        self.read_only.push(service.into());
+        self
     }
 
     /// How long in-flight calls and open streams may take to finish after the
@@ -128,10 +145,8 @@ impl ConnectorServer {
         let mut routes = self.routes;
         let mut v1 = tonic_reflection::server::Builder::configure();
         let mut v1alpha = tonic_reflection::server::Builder::configure();
-        for set in self
-            .descriptor_sets
-            .iter()
-            .copied()
+        for set in served_descriptors(&self.name, &self.descriptor_sets, &self.read_only)?
+            .into_iter()
             .chain([tonic_health::pb::FILE_DESCRIPTOR_SET])
         {
             v1 = v1.register_encoded_file_descriptor_set(set);
@@ -192,5 +207,70 @@ impl ConnectorServer {
         }
         tracing::info!(connector = %self.name, "connector stopped");
         Ok(())
+    }
+}
+
+/// The descriptor sets to serve: `sets`, with the writing methods of the
+/// `read_only` services hidden from the tool catalog.
+fn served_descriptors(
+    connector: &str,
+    sets: &[&'static [u8]],
+    read_only: &[String],
+) -> Result<Vec<&'static [u8]>, ServeError> {
+    use crate::descriptors::{DescriptorError, decode, hide_methods_static, writing_methods};
+    if read_only.is_empty() {
+        return Ok(sets.to_vec());
+    }
+    let pools = sets
+        .iter()
+        .map(|set| decode(set))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut hidden = Vec::new();
+    for service in read_only {
+        let mut found = false;
+        for methods in pools
+            .iter()
+            .filter_map(|pool| writing_methods(pool, service))
+        {
+            found = true;
+            hidden.extend(methods);
+        }
+        if !found {
+            return Err(DescriptorError::UnknownService(service.clone()).into());
+        }
+    }
+    tracing::info!(connector, tools = ?hidden, "writes are off: writing tools hidden from the catalog");
+    sets.iter()
+        .map(|set| Ok(hide_methods_static(set, &hidden)?.unwrap_or(set)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SET: &[u8] = switchboard_proto::FILE_DESCRIPTOR_SET;
+
+    #[test]
+    fn without_read_only_services_the_sets_are_served_as_they_are() {
+        let served = served_descriptors("t", &[SET], &[]).expect("served");
+        assert!(served.len() == 1 && std::ptr::eq(served[0], SET));
+    }
+
+    #[test]
+    fn a_read_only_service_gets_an_adjusted_set() {
+        let served = served_descriptors("t", &[SET], &["switchboard.slack.v1.Slack".to_owned()])
+            .expect("served");
+        assert!(served.len() == 1 && !std::ptr::eq(served[0], SET));
+    }
+
+    #[test]
+    fn a_misspelt_read_only_service_is_an_error() {
+        let error = served_descriptors("t", &[SET], &["switchboard.slack.v1.Slak".to_owned()])
+            .expect_err("no such service");
+        assert!(
+            error.to_string().contains("switchboard.slack.v1.Slak"),
+            "{error}"
+        );
     }
 }

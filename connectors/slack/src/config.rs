@@ -5,7 +5,7 @@
 //! | `SLACK_BOT_TOKEN` | unset | Bot token (`xoxb-...`) used by every tool but search. Unset: the connector starts, reports NOT_SERVING and its tools fail with FailedPrecondition. |
 //! | `SLACK_USER_TOKEN` | unset | User token (`xoxp-...`) with `search:read`, used only by search. |
 //! | `SLACK_API_BASE_URL` | `https://slack.com/api` | Web API base URL (tests point it at local servers). |
-//! | `SLACK_ALLOW_WRITES` | `false` | Allow the writing tools (send, update, delete, react, create channel). |
+//! | `SLACK_ALLOW_WRITES` | `false` | Offer and allow the writing tools (send, update, delete, react, create channel). |
 //! | `SLACK_CHANNELS_ALLOW` | empty (all) | Comma-separated channel IDs or names; when set, only these channels can be used. |
 //! | `SLACK_CHANNELS_DENY` | empty | Comma-separated channel IDs or names that can never be used (wins over the allow list). |
 //! | `SLACK_TIMEOUT` | `30` | Seconds one HTTP request to Slack may take. |

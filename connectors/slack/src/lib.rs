@@ -36,7 +36,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use connector_kit::{ConnectorServer, Health};
 use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
-use switchboard_proto::slack::v1::slack_server::SlackServer;
+use switchboard_proto::slack::v1::slack_server::{self, SlackServer};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -51,9 +51,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let workspace = Arc::new(Workspace::new(&config).context("cannot build the HTTP client")?);
-    let server = ConnectorServer::new("slack", switchboard_proto::FILE_DESCRIPTOR_SET)
+    let mut server = ConnectorServer::new("slack", switchboard_proto::FILE_DESCRIPTOR_SET)
         .add_service(SlackServer::new(SlackService::new(workspace.clone())))
         .add_service(PromptsServer::new(SlackPrompts::new(workspace.clone())));
+    if !config.allow_writes {
+        // The writing tools would only be refused: the agent is not offered them.
+        server = server.hide_writing_tools(slack_server::SERVICE_NAME);
+    }
     let health = server.health();
     let checker = tokio::spawn(watch_health(workspace, health, config.health_interval));
     let served = server.serve(listener, shutdown).await;

@@ -51,9 +51,51 @@ async fn jira_tools_work_through_the_router_against_the_spec() {
     .await
     .expect("start jira");
     jira.wait_serving().await.expect("jira SERVING");
-    let (client, _) = stdio_client(&connector_args(&[spec("jira", &jira)])).await;
+    // The same site through a read-only connector, beside it.
+    let read_only = Connector::start(
+        "jira-connector",
+        0,
+        &[
+            ("JIRA_BASE_URL", prism.base_url.as_str()),
+            ("JIRA_EMAIL", "agent@example.com"),
+            ("JIRA_API_TOKEN", "not-a-real-token"),
+            ("JIRA_READ_ONLY", "true"),
+        ],
+    )
+    .await
+    .expect("start read-only jira");
+    read_only
+        .wait_serving()
+        .await
+        .expect("read-only jira SERVING");
+    let (client, _) = stdio_client(&connector_args(&[
+        spec("jira", &jira),
+        spec("jira_ro", &read_only),
+    ]))
+    .await;
 
     let names = tool_names(&client).await;
+    // The read-only connector offers the reading tools only.
+    let mut reading: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("jira_ro_"))
+        .collect();
+    reading.sort_unstable();
+    assert_eq!(
+        reading,
+        [
+            "find_users",
+            "get_issue",
+            "get_project",
+            "list_comments",
+            "list_fields",
+            "list_projects",
+            "search_issues",
+        ]
+    );
+    let read = call(&client, "jira_ro_get_issue", json!({"key": "PROJ-1"})).await;
+    assert!(!is_error(&read), "{}", text(&read));
+
     for tool in [
         "jira_create_issue",
         "jira_get_issue",

@@ -16,8 +16,13 @@ help: ## List the targets
 build: ## Build every binary (debug)
 	$(CARGO) build --workspace --bins
 
+# Where cargo puts its output (CARGO_TARGET_DIR, a cargo config, or ./target).
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),$(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
+
+# The stack runner is run from the workspace build: `cargo run -p` would rebuild
+# shared crates with another feature set, and `make test` would rebuild them back.
 run: build ## Start the four connectors and the router locally (Ctrl-C stops all)
-	$(CARGO) run --quiet -p integration-tests --bin stack
+	"$(TARGET_DIR)/debug/stack"
 
 tools: ## Install the third-party checking tools into .tools/ (idempotent)
 	scripts/install-tools.sh

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::process::{free_port, repo_root};
 
@@ -20,15 +20,30 @@ pub struct Prism {
     /// Where it answers, e.g. `http://127.0.0.1:4010`.
     pub base_url: String,
     log: Arc<Mutex<Vec<String>>>,
-    _stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     child: Child,
 }
 
 impl Drop for Prism {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child, self.stdin.take());
     }
+}
+
+/// Stops the wrapper shell the way it is meant to stop: closing its stdin makes it
+/// kill Prism and exit. Killing the shell itself would leave Prism running, with
+/// no parent, after the tests.
+fn stop(wrapper: &mut Child, stdin: Option<ChildStdin>) {
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match wrapper.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(Some(_)) | Err(_) => return,
+        }
+    }
+    let _ = wrapper.kill();
+    let _ = wrapper.wait();
 }
 
 impl Prism {
@@ -127,10 +142,7 @@ pub fn start(spec: &str) -> anyhow::Result<Option<Prism>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("prism has no stdin"))?;
+    let stdin = child.stdin.take();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let outputs: [Option<Box<dyn std::io::Read + Send>>; 2] = [
@@ -159,14 +171,14 @@ pub fn start(spec: &str) -> anyhow::Result<Option<Prism>> {
     }
     drop(ready_tx);
     if ready_rx.recv_timeout(Duration::from_secs(180)).is_err() {
-        let _ = child.kill();
+        stop(&mut child, stdin);
         let tail = log.lock().map(|l| l.join("\n")).unwrap_or_default();
         anyhow::bail!("prism did not start within 180 s:\n{tail}");
     }
     Ok(Some(Prism {
         base_url: format!("http://127.0.0.1:{port}"),
         log,
-        _stdin: stdin,
+        stdin,
         child,
     }))
 }

@@ -148,7 +148,8 @@ async fn read_only_triage_says_writes_are_disabled() {
             .into_inner(),
     );
     assert!(
-        text.contains("read-only (JIRA_READ_ONLY=true)") && text.contains("Do not call them"),
+        text.contains("read-only (JIRA_READ_ONLY=true)")
+            && text.contains("Do not try to call them"),
         "{text}"
     );
     assert!(!text.contains("Before each write"), "{text}");

@@ -13,6 +13,7 @@
 //! | `JIRA_MAX_RETRIES` | `4` | retries of a rate-limited (429) or unavailable (503) request |
 //! | `JIRA_RETRY_MAX_WAIT_SECS` | `30` | upper bound of all waiting between retries of one call, `Retry-After` included |
 //! | `JIRA_HEALTH_INTERVAL_SECS` | `60` | how often `GET /myself` re-checks the credentials |
+//! | `JIRA_FIELDS_TTL_SECS` | `300` | how long the site's field list is reused; a field name missing from it fetches it again once it is older than a tenth of that (30 s) |
 //!
 //! Tests build [`Config`] directly instead of setting variables.
 
@@ -21,6 +22,9 @@ use std::time::Duration;
 use connector_kit::env::{self, EnvError};
 use connector_kit::retry::RetryPolicy;
 use secrecy::SecretString;
+
+/// Default of `JIRA_FIELDS_TTL_SECS`.
+pub const DEFAULT_FIELDS_TTL: Duration = Duration::from_secs(300);
 
 /// Which Jira product the connector talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// How often the credentials are re-checked for health.
     pub health_interval: Duration,
+    /// How long the site's field list is reused.
+    pub fields_ttl: Duration,
 }
 
 impl Config {
@@ -94,6 +100,7 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             health_interval: Duration::from_secs(60),
+            fields_ttl: DEFAULT_FIELDS_TTL,
         }
     }
 
@@ -144,6 +151,7 @@ impl Config {
                 ..default_retry
             },
             health_interval: env::seconds("JIRA_HEALTH_INTERVAL_SECS", Duration::from_secs(60))?,
+            fields_ttl: env::seconds("JIRA_FIELDS_TTL_SECS", DEFAULT_FIELDS_TTL)?,
         })
     }
 }

@@ -45,6 +45,7 @@ pub async fn serve(
         Some(site) => Some(Arc::new(Jira::new(
             JiraHttp::new(site, config.retry, config.request_timeout)
                 .context("cannot build the HTTP client")?,
+            config.fields_ttl,
         ))),
         None => {
             tracing::warn!("JIRA_BASE_URL is not set: serving NOT_SERVING until configured");

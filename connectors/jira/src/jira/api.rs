@@ -3,10 +3,13 @@
 //! Each method takes already-checked arguments (see `service.rs`), builds the
 //! request Jira documents for that flavor, and maps the answer with [`model`].
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use switchboard_proto::jira::v1 as pb;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use crate::config::Flavor;
 use crate::error::Error;
@@ -51,19 +54,28 @@ pub struct SearchPage {
     pub next_page_token: Option<String>,
 }
 
+/// The site's field list as last fetched.
+#[derive(Debug)]
+struct FieldList {
+    fetched: Instant,
+    fields: Arc<Vec<Value>>,
+}
+
 /// The Jira operations of one site.
 #[derive(Debug)]
 pub struct Jira {
     http: JiraHttp,
-    fields: OnceCell<Vec<Value>>,
+    fields: Mutex<Option<FieldList>>,
+    fields_ttl: Duration,
 }
 
 impl Jira {
-    /// Operations over `http`.
-    pub fn new(http: JiraHttp) -> Self {
+    /// Operations over `http`; the site's field list is reused for `fields_ttl`.
+    pub fn new(http: JiraHttp, fields_ttl: Duration) -> Self {
         Self {
             http,
-            fields: OnceCell::new(),
+            fields: Mutex::new(None),
+            fields_ttl,
         }
     }
 
@@ -78,17 +90,23 @@ impl Jira {
             .await
     }
 
-    /// Every field of the site, fetched once per process.
-    async fn all_fields(&self) -> Result<&Vec<Value>, Error> {
-        self.fields
-            .get_or_try_init(|| async {
-                let value = self
-                    .http
-                    .execute(Call::get(vec!["field"], "the list of fields"))
-                    .await?;
-                Ok(value.as_array().cloned().unwrap_or_default())
-            })
-            .await
+    /// Every field of the site: the list fetched last, unless it is older than
+    /// `max_age` (then fetched again; concurrent callers wait for one fetch).
+    async fn all_fields(&self, max_age: Duration) -> Result<Arc<Vec<Value>>, Error> {
+        let mut cached = self.fields.lock().await;
+        if let Some(list) = cached.as_ref().filter(|l| l.fetched.elapsed() < max_age) {
+            return Ok(list.fields.clone());
+        }
+        let value = self
+            .http
+            .execute(Call::get(vec!["field"], "the list of fields"))
+            .await?;
+        let fields = Arc::new(value.as_array().cloned().unwrap_or_default());
+        *cached = Some(FieldList {
+            fetched: Instant::now(),
+            fields: fields.clone(),
+        });
+        Ok(fields)
     }
 
     /// A field id for an id or a display name (case-insensitive, must be unique).
@@ -100,31 +118,19 @@ impl Jira {
         {
             return Ok(wanted.to_owned());
         }
-        let fields = self.all_fields().await?;
-        if fields.iter().any(|f| model::text(f, "/id") == wanted) {
-            return Ok(wanted.to_owned());
+        let fields = self.all_fields(self.fields_ttl).await?;
+        if let Some(found) = find_field(&fields, wanted) {
+            return found;
         }
-        let matches: Vec<&Value> = fields
-            .iter()
-            .filter(|f| model::text(f, "/name").eq_ignore_ascii_case(wanted))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(model::text(one, "/id")),
-            [] => Err(Error::invalid(
+        // Perhaps created since the list was fetched: a list older than a tenth of
+        // its TTL (30 s by default) is fetched again, a younger one is trusted.
+        let fields = self.all_fields(self.fields_ttl / 10).await?;
+        find_field(&fields, wanted).unwrap_or_else(|| {
+            Err(Error::invalid(
                 "fields",
                 format!("no field has the id or name {wanted:?}; list them with jira_list_fields"),
-            )),
-            many => Err(Error::invalid(
-                "fields",
-                format!(
-                    "several fields are named {wanted:?} ({}); use the id",
-                    many.iter()
-                        .map(|f| model::text(f, "/id"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
-        }
+            ))
+        })
     }
 
     async fn resolve_custom(
@@ -596,7 +602,7 @@ impl Jira {
     ) -> Result<Vec<pb::Field>, Error> {
         let query = query.map(str::to_lowercase);
         let mut fields: Vec<pb::Field> = self
-            .all_fields()
+            .all_fields(self.fields_ttl)
             .await?
             .iter()
             .map(model::field)
@@ -701,4 +707,30 @@ fn issues_of(value: &Value, base_url: &str) -> Vec<pb::Issue> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The id of the field `wanted` names (an id, or a display name compared without
+/// case that must be unique); `None` when no field matches.
+fn find_field(fields: &[Value], wanted: &str) -> Option<Result<String, Error>> {
+    if fields.iter().any(|f| model::text(f, "/id") == wanted) {
+        return Some(Ok(wanted.to_owned()));
+    }
+    let matches: Vec<&Value> = fields
+        .iter()
+        .filter(|f| model::text(f, "/name").eq_ignore_ascii_case(wanted))
+        .collect();
+    match matches.as_slice() {
+        [] => None,
+        [one] => Some(Ok(model::text(one, "/id"))),
+        many => Some(Err(Error::invalid(
+            "fields",
+            format!(
+                "several fields are named {wanted:?} ({}); use the id",
+                many.iter()
+                    .map(|f| model::text(f, "/id"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))),
+    }
 }

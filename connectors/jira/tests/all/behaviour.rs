@@ -1,6 +1,8 @@
 //! Behaviour the spec cannot show, against a scripted fake Jira (wiremock) that
 //! checks method, path, auth header and body and answers with real shapes.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchboard_proto::jira::v1 as pb;
 use tonic::Code;
@@ -915,4 +917,75 @@ async fn project_pages_point_to_the_next_start() {
     assert_eq!(page.projects.len(), 2);
     assert_eq!(page.projects[0].project_type, "software");
     assert_eq!(page.next_start_at, Some(2));
+}
+
+#[tokio::test]
+async fn a_field_created_after_the_list_was_read_is_found_by_name() {
+    let jira = fake_jira().await;
+    let field = |id: &str, name: &str| json!({"id": id, "name": name, "custom": true, "schema": {"type": "string"}});
+    // The list as first read, then with a field created since.
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/field"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([field("customfield_10016", "Story Points")])),
+        )
+        .up_to_n_times(1)
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/field"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            field("customfield_10016", "Story Points"),
+            field("customfield_10020", "Sprint Goal")
+        ])))
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/PROJ-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue_json("PROJ-1")))
+        .mount(&jira)
+        .await;
+    let mut config = support::cloud(&jira.uri());
+    // A name missing from a list older than 0.2 s fetches it again.
+    config.fields_ttl = Duration::from_secs(2);
+    let mut c = support::start(config).await;
+    get_with_field(&mut c, "Story Points")
+        .await
+        .expect("a field of the first list");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    get_with_field(&mut c, "Sprint Goal")
+        .await
+        .expect("found after fetching the list again");
+    let requested = requests_to(&jira, "/rest/api/3/issue/PROJ-1").await;
+    assert!(
+        requested
+            .last()
+            .and_then(|r| r.url.query())
+            .is_some_and(|q| q.contains("customfield_10020")),
+        "{requested:?}"
+    );
+    // A name that is nowhere, asked at once again, is refused from the fresh list
+    // without fetching it a third time.
+    let err = get_with_field(&mut c, "No Such Field")
+        .await
+        .expect_err("unknown field");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("jira_list_fields"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(requests_to(&jira, "/rest/api/3/field").await.len(), 2);
+}
+
+async fn get_with_field(c: &mut Connector, field: &str) -> Result<pb::Issue, tonic::Status> {
+    c.client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-1".into(),
+            fields: vec![field.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
 }

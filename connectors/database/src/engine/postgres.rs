@@ -391,10 +391,16 @@ impl sqlx::Encode<'_, Postgres> for UntypedNull {
 }
 
 /// Binds JSON parameters as `$1`, `$2` ...
+///
+/// The statement is not kept prepared on the connection: sqlx finds a kept one by
+/// its SQL text alone, so the same SQL run again with a parameter of another JSON
+/// type (a string, then a number) would have its bytes read as the first run's
+/// type, failing or, worse, silently matching other data.
 fn bind<'q>(
-    mut query: Query<'q, Postgres, PgArguments>,
+    query: Query<'q, Postgres, PgArguments>,
     params: &[serde_json::Value],
 ) -> Query<'q, Postgres, PgArguments> {
+    let mut query = query.persistent(false);
     for param in params {
         query = match param {
             serde_json::Value::Null => query.bind(UntypedNull),

@@ -722,3 +722,63 @@ async fn a_missing_sqlite_file_is_named_in_the_error() {
         "a read must not create the database file"
     );
 }
+
+#[tokio::test]
+async fn one_statement_with_parameters_of_different_types_on_one_connection() {
+    // The same SQL text with a string, a number, a string and a boolean parameter,
+    // on one pooled connection: each run must bind its own value's type.
+    for engine in ENGINES {
+        let Some(f) = Fixture::new(engine).await else {
+            continue;
+        };
+        let mut config = f.config(AccessMode::ReadOnly);
+        config.pool_size = 1;
+        let running = Running::start(config).await;
+        let mut client = running.client().await;
+        let sql = format!(
+            "SELECT owner FROM {} WHERE owner = {} OR id = 3 ORDER BY id",
+            f.t("accounts"),
+            f.p(1)
+        );
+        for (value, owners) in [
+            (json!("alice"), vec!["alice", "carol"]),
+            (json!(5), vec!["carol"]),
+            (json!("bob"), vec!["bob", "carol"]),
+            (json!(true), vec!["carol"]),
+        ] {
+            let result = client
+                .query(QueryRequest {
+                    sql: sql.clone(),
+                    parameters: vec![pv(value.clone())],
+                    ..Default::default()
+                })
+                .await;
+            let found: Vec<serde_json::Value> = match result {
+                Ok(rows) => rows
+                    .into_inner()
+                    .rows
+                    .iter()
+                    .map(|r| js(&r.values[0]))
+                    .collect(),
+                // PostgreSQL refuses to compare text with a number or a boolean;
+                // what matters is that the value was not read as another type.
+                Err(status) if engine == Engine::Postgres && !value.is_string() => {
+                    assert_eq!(status.code(), Code::InvalidArgument, "{value}: {status:?}");
+                    assert!(
+                        status.message().contains("operator does not exist"),
+                        "{value}: {status:?}"
+                    );
+                    continue;
+                }
+                Err(status) => panic!("{engine:?} {value}: {status:?}"),
+            };
+            assert_eq!(
+                found,
+                owners.iter().map(|o| json!(o)).collect::<Vec<_>>(),
+                "{engine:?} {value}"
+            );
+        }
+        drop(running);
+        f.cleanup().await;
+    }
+}

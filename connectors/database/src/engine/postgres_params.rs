@@ -1,0 +1,340 @@
+//! PostgreSQL: JSON parameters bound as the types the server expects.
+//!
+//! JSON has strings, numbers, booleans and null; a query compares `$1` with a
+//! `date`, a `uuid` or a `numeric`. PostgreSQL infers each parameter's type from
+//! the statement, so the connector asks it (a Parse/Describe of the statement)
+//! and converts each value to that type before binding: `placed_at > $1` works
+//! with `"2025-03-01"` without a `$1::date` cast. A string that does not read as
+//! the inferred type is refused naming the parameter, the type and the forms
+//! accepted; a type the connector has no conversion for gets the value as text,
+//! and the server's own message if that does not fit.
+
+use std::str::FromStr;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgStatement, PgTypeInfo};
+use sqlx::query::Query;
+use sqlx::{Either, Executor, Postgres, Statement, TypeInfo};
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// One parameter, as the type it is bound with.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Param {
+    /// NULL of the type the server infers.
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Numeric(BigDecimal),
+    Text(String),
+    Date(NaiveDate),
+    Time(NaiveTime),
+    /// Without a zone: as a `timestamp`, which PostgreSQL reads in the session's
+    /// time zone where a `timestamptz` is expected (as it would a literal).
+    Timestamp(NaiveDateTime),
+    TimestampTz(DateTime<FixedOffset>),
+    Uuid(Uuid),
+    Json(serde_json::Value),
+}
+
+/// The statement as PostgreSQL prepares it: parameter types and result columns.
+///
+/// It is asked under a text of its own (the SQL and a trailing comment), so the
+/// statement sqlx keeps for it by text never serves an execution: executions are
+/// not kept (see [`bind`]) and bind the types chosen here.
+pub(super) async fn infer(
+    conn: &mut PgConnection,
+    sql: &str,
+) -> Result<PgStatement<'static>, Error> {
+    let probe = format!("{sql}\n-- switchboard: parameter and column types");
+    let statement = conn.prepare(&probe).await?;
+    Ok(Statement::to_owned(&statement))
+}
+
+/// Whether any parameter's binding depends on the type PostgreSQL infers.
+pub(super) fn needs_types(params: &[serde_json::Value]) -> bool {
+    params
+        .iter()
+        .any(|p| p.is_string() || p.is_number() || p.is_boolean())
+}
+
+/// The inferred type names of `statement`'s parameters, e.g. `DATE`.
+pub(super) fn parameter_types(statement: &PgStatement<'_>) -> Vec<String> {
+    match statement.parameters() {
+        Some(Either::Left(types)) => types.iter().map(|t| t.name().to_owned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Converts every parameter for the type inferred for it (`types`, by position;
+/// missing entries mean "no hint").
+pub(super) fn convert(params: &[serde_json::Value], types: &[String]) -> Result<Vec<Param>, Error> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, value)| convert_one(i + 1, value, types.get(i).map_or("", String::as_str)))
+        .collect()
+}
+
+fn convert_one(
+    position: usize,
+    value: &serde_json::Value,
+    type_name: &str,
+) -> Result<Param, Error> {
+    use serde_json::Value as J;
+    Ok(match value {
+        J::Null => Param::Null,
+        J::Bool(b) => match type_name {
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Param::Text(b.to_string()),
+            _ => Param::Bool(*b),
+        },
+        J::Number(n) => match type_name {
+            "NUMERIC" => BigDecimal::from_str(&n.to_string())
+                .map(Param::Numeric)
+                .unwrap_or_else(|_| number(n)),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Param::Text(n.to_string()),
+            "FLOAT4" | "FLOAT8" => n.as_f64().map_or_else(|| number(n), Param::Float),
+            "JSON" | "JSONB" => Param::Json(value.clone()),
+            _ => number(n),
+        },
+        J::String(s) => string(position, s, type_name)?,
+        other => Param::Json(other.clone()),
+    })
+}
+
+/// A number bound by its own kind: integers as `int8`, others as `float8`.
+fn number(n: &serde_json::Number) -> Param {
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => Param::Int(i),
+        (None, Some(f)) => Param::Float(f),
+        _ => Param::Text(n.to_string()),
+    }
+}
+
+/// A string for a parameter of type `type_name`.
+fn string(position: usize, s: &str, type_name: &str) -> Result<Param, Error> {
+    let text = s.trim();
+    let refuse = |forms: &str| {
+        Error::InvalidArgument(format!(
+            "parameter ${position} is used as {type_name}, and {s:?} is not {forms}; pass it in that form, or cast it in the SQL (e.g. ${position}::{})",
+            type_name.to_lowercase()
+        ))
+    };
+    Ok(match type_name {
+        "DATE" => Param::Date(date(text).ok_or_else(|| refuse("a date (YYYY-MM-DD)"))?),
+        "TIME" => Param::Time(time(text).ok_or_else(|| refuse("a time (HH:MM[:SS[.f]])"))?),
+        "TIMESTAMP" => match timestamp_tz(text) {
+            // A zone given for a timestamp without one is ignored, as PostgreSQL does.
+            Some(at) => Param::Timestamp(at.naive_local()),
+            None => Param::Timestamp(
+                timestamp(text).ok_or_else(|| refuse("a timestamp (YYYY-MM-DD[THH:MM[:SS[.f]]])"))?,
+            ),
+        },
+        "TIMESTAMPTZ" => match timestamp_tz(text) {
+            Some(at) => Param::TimestampTz(at),
+            None => Param::Timestamp(timestamp(text).ok_or_else(|| {
+                refuse("a timestamp (YYYY-MM-DD[THH:MM[:SS[.f]]] with an optional zone such as Z or +02:00)")
+            })?),
+        },
+        "UUID" => Param::Uuid(Uuid::parse_str(text).map_err(|_| refuse("a UUID"))?),
+        "NUMERIC" => Param::Numeric(BigDecimal::from_str(text).map_err(|_| refuse("a number"))?),
+        "INT2" | "INT4" | "INT8" => Param::Int(text.parse().map_err(|_| refuse("an integer"))?),
+        "FLOAT4" | "FLOAT8" => Param::Float(text.parse().map_err(|_| refuse("a number"))?),
+        "BOOL" => Param::Bool(match text.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "on" | "1" => true,
+            "false" | "f" | "no" | "n" | "off" | "0" => false,
+            _ => return Err(refuse("a boolean (true or false)")),
+        }),
+        // JSON text is parsed, as PostgreSQL parses a literal; anything else is a
+        // JSON string.
+        "JSON" | "JSONB" => Param::Json(
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(s.to_owned())),
+        ),
+        _ => Param::Text(s.to_owned()),
+    })
+}
+
+fn date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+fn time(text: &str) -> Option<NaiveTime> {
+    ["%H:%M:%S%.f", "%H:%M"]
+        .iter()
+        .find_map(|format| NaiveTime::parse_from_str(text, format).ok())
+}
+
+fn timestamp(text: &str) -> Option<NaiveDateTime> {
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| date(text).and_then(|d| d.and_hms_opt(0, 0, 0)))
+}
+
+fn timestamp_tz(text: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        [
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+            "%Y-%m-%d %H:%M:%S%.f%#z",
+            "%Y-%m-%dT%H:%M:%S%.f%#z",
+        ]
+        .iter()
+        .find_map(|format| DateTime::parse_from_str(text, format).ok())
+    })
+}
+
+/// Binds the parameters as `$1`, `$2` ...
+///
+/// The statement is not kept prepared on the connection: sqlx finds a kept one by
+/// its SQL text alone, so the same SQL run again with a parameter of another type
+/// would have its bytes read as the first run's type, failing or, worse, silently
+/// matching other data.
+pub(super) fn bind<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    params: &[Param],
+) -> Query<'q, Postgres, PgArguments> {
+    let mut query = query.persistent(false);
+    for param in params {
+        query = match param.clone() {
+            Param::Null => query.bind(UntypedNull),
+            Param::Bool(v) => query.bind(v),
+            Param::Int(v) => query.bind(v),
+            Param::Float(v) => query.bind(v),
+            Param::Numeric(v) => query.bind(v),
+            Param::Text(v) => query.bind(v),
+            Param::Date(v) => query.bind(v),
+            Param::Time(v) => query.bind(v),
+            Param::Timestamp(v) => query.bind(v),
+            Param::TimestampTz(v) => query.bind(v),
+            Param::Uuid(v) => query.bind(v),
+            Param::Json(v) => query.bind(sqlx::types::Json(v)),
+        };
+    }
+    query
+}
+
+/// A NULL whose type the server infers from the context (parameter type 0,
+/// "unspecified"), so `INSERT INTO t (int_col) VALUES ($1)` with null works.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn one(value: serde_json::Value, type_name: &str) -> Result<Param, Error> {
+        convert(&[value], &[type_name.to_owned()]).map(|mut p| p.remove(0))
+    }
+
+    #[test]
+    fn strings_become_the_inferred_type() {
+        assert_eq!(
+            one(json!("2025-03-01"), "DATE").ok(),
+            NaiveDate::from_ymd_opt(2025, 3, 1).map(Param::Date)
+        );
+        assert_eq!(
+            one(json!("2025-03-01"), "TIMESTAMPTZ").ok(),
+            NaiveDate::from_ymd_opt(2025, 3, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(Param::Timestamp)
+        );
+        assert!(matches!(
+            one(json!("2025-03-01T10:00:00Z"), "TIMESTAMPTZ"),
+            Ok(Param::TimestampTz(_))
+        ));
+        assert!(matches!(
+            one(json!("2025-03-01 10:00:00+02"), "TIMESTAMPTZ"),
+            Ok(Param::TimestampTz(_))
+        ));
+        assert_eq!(
+            one(json!("2025-03-01T10:00:00+02:00"), "TIMESTAMP").ok(),
+            NaiveDate::from_ymd_opt(2025, 3, 1)
+                .and_then(|d| d.and_hms_opt(10, 0, 0))
+                .map(Param::Timestamp)
+        );
+        assert!(matches!(
+            one(json!("67e55044-10b1-426f-9247-bb680e5fe0c8"), "UUID"),
+            Ok(Param::Uuid(_))
+        ));
+        assert_eq!(
+            one(json!("12.50"), "NUMERIC").ok(),
+            BigDecimal::from_str("12.50").ok().map(Param::Numeric)
+        );
+        assert_eq!(one(json!(" 42 "), "INT4").ok(), Some(Param::Int(42)));
+        assert_eq!(one(json!("off"), "BOOL").ok(), Some(Param::Bool(false)));
+        assert_eq!(
+            one(json!("{\"k\": 1}"), "JSONB").ok(),
+            Some(Param::Json(json!({"k": 1})))
+        );
+        assert_eq!(
+            one(json!("plain"), "JSONB").ok(),
+            Some(Param::Json(json!("plain")))
+        );
+        assert_eq!(
+            one(json!("abc"), "TEXT").ok(),
+            Some(Param::Text("abc".into()))
+        );
+        // A type without a conversion gets the text, for the server to read.
+        assert_eq!(
+            one(json!("10.0.0.1"), "INET").ok(),
+            Some(Param::Text("10.0.0.1".into()))
+        );
+    }
+
+    #[test]
+    fn numbers_follow_the_inferred_type() {
+        assert_eq!(
+            one(json!(12.5), "NUMERIC").ok(),
+            BigDecimal::from_str("12.5").ok().map(Param::Numeric)
+        );
+        assert_eq!(one(json!(5), "TEXT").ok(), Some(Param::Text("5".into())));
+        assert_eq!(one(json!(5), "FLOAT8").ok(), Some(Param::Float(5.0)));
+        assert_eq!(one(json!(5), "INT4").ok(), Some(Param::Int(5)));
+        assert_eq!(one(json!(5), "").ok(), Some(Param::Int(5)));
+        assert_eq!(
+            one(json!(true), "TEXT").ok(),
+            Some(Param::Text("true".into()))
+        );
+        assert_eq!(one(json!(null), "DATE").ok(), Some(Param::Null));
+    }
+
+    #[test]
+    fn a_string_that_is_not_the_inferred_type_is_refused_by_position() {
+        let error = one(json!("March 1st"), "DATE").expect_err("not a date");
+        let message = error.to_string();
+        assert!(
+            message.contains("parameter $1 is used as DATE")
+                && message.contains("YYYY-MM-DD")
+                && message.contains("$1::date"),
+            "{message}"
+        );
+        assert!(one(json!("nope"), "UUID").is_err());
+        assert!(one(json!("1.5"), "INT8").is_err());
+        assert!(one(json!("maybe"), "BOOL").is_err());
+    }
+}

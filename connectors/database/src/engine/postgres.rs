@@ -8,11 +8,11 @@ use std::str::FromStr;
 
 use prost_types::Value;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgStatement};
-use sqlx::{Connection, Row, Statement, TypeInfo, ValueRef};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
-use super::postgres_params::{Param, bind, convert, infer, needs_types, parameter_types};
+use super::postgres_params::Prepared;
 use super::{
     Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
     fk_action,
@@ -77,13 +77,7 @@ impl Pools {
         caps: Caps,
     ) -> Result<Rows, Error> {
         let mut conn = self.read.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-        let result = read(&mut tx, sql, params, caps).await;
-        // Always rolled back: nothing a read did survives it.
-        let rollback = tx.rollback().await;
-        let rows = result?;
-        rollback?;
-        Ok(rows)
+        with_fresh_plans!(conn, read_only(&mut conn, sql, params, caps).await)
     }
 
     pub(super) async fn execute(
@@ -96,10 +90,7 @@ impl Pools {
             Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
         })?;
         let mut conn = pool.acquire().await?;
-        let (params, _) = typed(&mut conn, sql, params).await?;
-        #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let stream = bind(sqlx::query(sql), &params).fetch_many(&mut *conn);
-        collect_write(stream, caps, decode, |done| (done.rows_affected(), None)).await
+        with_fresh_plans!(conn, write(&mut conn, sql, params, caps).await)
     }
 
     pub(super) async fn explain(
@@ -115,17 +106,7 @@ impl Pools {
         };
         let statement = format!("EXPLAIN ({options}) {sql}");
         let mut conn = self.read.acquire().await?;
-        let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-        let result = match typed(&mut tx, &statement, params).await {
-            Ok((params, _)) => bind(sqlx::query(&statement), &params)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(Error::from),
-            Err(error) => Err(error),
-        };
-        let rollback = tx.rollback().await;
-        let rows = result?;
-        rollback?;
+        let rows = with_fresh_plans!(conn, plan(&mut conn, &statement, params).await)?;
         let lines = rows
             .iter()
             .map(|r| r.try_get::<String, _>(0))
@@ -341,6 +322,79 @@ impl Pools {
     }
 }
 
+/// Runs `$run` (an expression using connection `$conn`), and once more after
+/// forgetting the statements kept on the connection when PostgreSQL refuses one
+/// because a table it reads changed shape since it was prepared.
+macro_rules! with_fresh_plans {
+    ($conn:ident, $run:expr) => {
+        match $run {
+            Err(error) if stale_plan(&error) => {
+                tracing::debug!("a table changed shape; preparing its statements again");
+                $conn.clear_cached_statements().await?;
+                $run
+            }
+            other => other,
+        }
+    };
+}
+use with_fresh_plans;
+
+/// "cached plan must not change result type": a kept statement outlived the shape
+/// of a table it reads.
+fn stale_plan(error: &Error) -> bool {
+    matches!(error, Error::Database(message) if message.contains("cached plan must not change result type"))
+}
+
+/// A read in a read-only transaction that is always rolled back.
+async fn read_only(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[serde_json::Value],
+    caps: Caps,
+) -> Result<Rows, Error> {
+    let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
+    let result = read(&mut tx, sql, params, caps).await;
+    // Always rolled back: nothing a read did survives it.
+    let rollback = tx.rollback().await;
+    let rows = result?;
+    rollback?;
+    Ok(rows)
+}
+
+/// A write, committed by itself.
+async fn write(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[serde_json::Value],
+    caps: Caps,
+) -> Result<WriteOutcome, Error> {
+    let prepared = Prepared::new(conn, sql, params).await?;
+    #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
+    let stream = prepared.query(sql).fetch_many(&mut *conn);
+    collect_write(stream, caps, decode, |done| (done.rows_affected(), None)).await
+}
+
+/// The rows of an EXPLAIN `statement`, in a read-only transaction rolled back.
+async fn plan(
+    conn: &mut PgConnection,
+    statement: &str,
+    params: &[serde_json::Value],
+) -> Result<Vec<PgRow>, Error> {
+    let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
+    let result = match Prepared::new(&mut tx, statement, params).await {
+        Ok(prepared) => prepared
+            .query(statement)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(Error::from),
+        Err(error) => Err(error),
+    };
+    let rollback = tx.rollback().await;
+    let rows = result?;
+    rollback?;
+    Ok(rows)
+}
+
 /// Runs a read inside the caller's transaction.
 async fn read(
     conn: &mut PgConnection,
@@ -348,39 +402,13 @@ async fn read(
     params: &[serde_json::Value],
     caps: Caps,
 ) -> Result<Rows, Error> {
-    let (params, inferred) = typed(conn, sql, params).await?;
-    let mut rows = collect(
-        bind(sqlx::query(sql), &params).fetch(&mut *conn),
-        caps,
-        decode,
-    )
-    .await?;
+    let prepared = Prepared::new(conn, sql, params).await?;
+    let mut rows = collect(prepared.query(sql).fetch(&mut *conn), caps, decode).await?;
     if rows.columns.is_empty() {
-        // No row came back: ask the server for the columns instead.
-        let statement = match inferred {
-            Some(statement) => statement,
-            None => infer(conn, sql).await?,
-        };
-        rows.columns = columns_of(statement.columns());
+        // No row came back: the columns PostgreSQL announced instead.
+        rows.columns = columns_of(prepared.columns());
     }
     Ok(rows)
-}
-
-/// `params` converted to the types PostgreSQL infers for them in `sql`, and the
-/// prepared statement when it had to be asked.
-async fn typed(
-    conn: &mut PgConnection,
-    sql: &str,
-    params: &[serde_json::Value],
-) -> Result<(Vec<Param>, Option<PgStatement<'static>>), Error> {
-    if !needs_types(params) {
-        return Ok((convert(params, &[])?, None));
-    }
-    let statement = infer(conn, sql).await?;
-    Ok((
-        convert(params, &parameter_types(&statement))?,
-        Some(statement),
-    ))
 }
 
 fn relkind(kind: &str) -> pb::TableKind {

@@ -8,13 +8,23 @@
 //! the inferred type is refused naming the parameter, the type and the forms
 //! accepted; a type the connector has no conversion for gets the value as text,
 //! and the server's own message if that does not fit.
+//!
+//! sqlx keeps prepared statements per connection and finds them by SQL text
+//! alone, binding later values in the kept statement's types. So the statement
+//! as the agent wrote it is never kept: it is asked about under a text of its own
+//! (the SQL and a trailing comment), kept under that text with the inferred
+//! types, and executed under that text only when every value binds as exactly its
+//! inferred type (one round trip, as a kept statement should be). Otherwise it is
+//! prepared afresh, with the values' own types, for that run alone.
 
 use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use sqlx::postgres::types::Oid;
-use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgConnection, PgStatement, PgTypeInfo};
+use sqlx::postgres::{
+    PgArgumentBuffer, PgArguments, PgColumn, PgConnection, PgStatement, PgTypeInfo,
+};
 use sqlx::query::Query;
 use sqlx::{Either, Executor, Postgres, Statement, TypeInfo};
 use uuid::Uuid;
@@ -22,12 +32,16 @@ use uuid::Uuid;
 use crate::error::Error;
 
 /// One parameter, as the type it is bound with.
+// (`Param::binds_as` names the PostgreSQL type of each variant.)
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Param {
     /// NULL of the type the server infers.
     Null,
     Bool(bool),
+    Int2(i16),
+    Int4(i32),
     Int(i64),
+    Float4(f32),
     Float(f64),
     Numeric(BigDecimal),
     Text(String),
@@ -41,29 +55,61 @@ pub(super) enum Param {
     Json(serde_json::Value),
 }
 
-/// The statement as PostgreSQL prepares it: parameter types and result columns.
-///
-/// It is asked under a text of its own (the SQL and a trailing comment), so the
-/// statement sqlx keeps for it by text never serves an execution: executions are
-/// not kept (see [`bind`]) and bind the types chosen here.
-pub(super) async fn infer(
-    conn: &mut PgConnection,
-    sql: &str,
-) -> Result<PgStatement<'static>, Error> {
-    let probe = format!("{sql}\n-- switchboard: parameter and column types");
-    let statement = conn.prepare(&probe).await?;
-    Ok(Statement::to_owned(&statement))
+/// A statement with its parameters converted, ready to run.
+pub(super) struct Prepared {
+    /// The text the inferred statement is kept under.
+    probe: String,
+    /// The statement as PostgreSQL infers it.
+    statement: PgStatement<'static>,
+    params: Vec<Param>,
+    /// Every parameter binds as exactly the type inferred for it.
+    exact: bool,
 }
 
-/// Whether any parameter's binding depends on the type PostgreSQL infers.
-pub(super) fn needs_types(params: &[serde_json::Value]) -> bool {
-    params
-        .iter()
-        .any(|p| p.is_string() || p.is_number() || p.is_boolean())
+impl Prepared {
+    /// Asks PostgreSQL about `sql` (once per connection and text: the answer is
+    /// kept) and converts `params` to the types it infers.
+    pub(super) async fn new(
+        conn: &mut PgConnection,
+        sql: &str,
+        params: &[serde_json::Value],
+    ) -> Result<Self, Error> {
+        let probe = format!("{sql}\n-- switchboard: parameter and column types");
+        let statement = Statement::to_owned(&conn.prepare(&probe).await?);
+        let types = parameter_types(&statement);
+        let params = convert(params, &types)?;
+        let exact = params.len() == types.len()
+            && params
+                .iter()
+                .zip(&types)
+                .all(|(param, type_name)| param.binds_as(type_name));
+        Ok(Self {
+            probe,
+            statement,
+            params,
+            exact,
+        })
+    }
+
+    /// The query to run: under the kept text when the types allow, else `sql`
+    /// prepared for this run alone.
+    pub(super) fn query<'q>(&'q self, sql: &'q str) -> Query<'q, Postgres, PgArguments> {
+        let query = if self.exact {
+            sqlx::query(&self.probe)
+        } else {
+            sqlx::query(sql).persistent(false)
+        };
+        bind(query, &self.params)
+    }
+
+    /// The result columns PostgreSQL announced.
+    pub(super) fn columns(&self) -> &[PgColumn] {
+        self.statement.columns()
+    }
 }
 
 /// The inferred type names of `statement`'s parameters, e.g. `DATE`.
-pub(super) fn parameter_types(statement: &PgStatement<'_>) -> Vec<String> {
+fn parameter_types(statement: &PgStatement<'_>) -> Vec<String> {
     match statement.parameters() {
         Some(Either::Left(types)) => types.iter().map(|t| t.name().to_owned()).collect(),
         _ => Vec::new(),
@@ -72,12 +118,39 @@ pub(super) fn parameter_types(statement: &PgStatement<'_>) -> Vec<String> {
 
 /// Converts every parameter for the type inferred for it (`types`, by position;
 /// missing entries mean "no hint").
-pub(super) fn convert(params: &[serde_json::Value], types: &[String]) -> Result<Vec<Param>, Error> {
+fn convert(params: &[serde_json::Value], types: &[String]) -> Result<Vec<Param>, Error> {
     params
         .iter()
         .enumerate()
         .map(|(i, value)| convert_one(i + 1, value, types.get(i).map_or("", String::as_str)))
         .collect()
+}
+
+impl Param {
+    /// Whether the value binds as exactly the type `type_name` (in PostgreSQL's
+    /// binary format for it), so it can go into a statement prepared with it.
+    fn binds_as(&self, type_name: &str) -> bool {
+        match self {
+            // NULL carries no bytes.
+            Param::Null => true,
+            Param::Bool(_) => type_name == "BOOL",
+            Param::Int2(_) => type_name == "INT2",
+            Param::Int4(_) => type_name == "INT4",
+            Param::Int(_) => type_name == "INT8",
+            Param::Float4(_) => type_name == "FLOAT4",
+            Param::Float(_) => type_name == "FLOAT8",
+            Param::Numeric(_) => type_name == "NUMERIC",
+            // These share text's binary form.
+            Param::Text(_) => matches!(type_name, "TEXT" | "VARCHAR" | "BPCHAR"),
+            Param::Date(_) => type_name == "DATE",
+            Param::Time(_) => type_name == "TIME",
+            Param::Timestamp(_) => type_name == "TIMESTAMP",
+            Param::TimestampTz(_) => type_name == "TIMESTAMPTZ",
+            Param::Uuid(_) => type_name == "UUID",
+            // sqlx encodes JSON values in JSONB's binary form.
+            Param::Json(_) => type_name == "JSONB",
+        }
+    }
 }
 
 fn convert_one(
@@ -97,13 +170,30 @@ fn convert_one(
                 .map(Param::Numeric)
                 .unwrap_or_else(|_| number(n)),
             "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Param::Text(n.to_string()),
-            "FLOAT4" | "FLOAT8" => n.as_f64().map_or_else(|| number(n), Param::Float),
+            "FLOAT8" => n.as_f64().map_or_else(|| number(n), Param::Float),
+            // Narrowed to the column's precision, as PostgreSQL would.
+            #[allow(clippy::cast_possible_truncation)]
+            "FLOAT4" => n
+                .as_f64()
+                .map_or_else(|| number(n), |f| Param::Float4(f as f32)),
+            "INT2" | "INT4" => integer(n, type_name),
             "JSON" | "JSONB" => Param::Json(value.clone()),
             _ => number(n),
         },
         J::String(s) => string(position, s, type_name)?,
         other => Param::Json(other.clone()),
     })
+}
+
+/// An integer for an `int2`, `int4` or `int8` parameter, in that width when it
+/// fits (else as `int8`, for the server to compare or refuse).
+fn integer(n: &serde_json::Number, type_name: &str) -> Param {
+    match (n.as_i64(), type_name) {
+        (Some(i), "INT2") => i16::try_from(i).map_or(Param::Int(i), Param::Int2),
+        (Some(i), "INT4") => i32::try_from(i).map_or(Param::Int(i), Param::Int4),
+        (Some(i), _) => Param::Int(i),
+        (None, _) => number(n),
+    }
 }
 
 /// A number bound by its own kind: integers as `int8`, others as `float8`.
@@ -142,8 +232,17 @@ fn string(position: usize, s: &str, type_name: &str) -> Result<Param, Error> {
         },
         "UUID" => Param::Uuid(Uuid::parse_str(text).map_err(|_| refuse("a UUID"))?),
         "NUMERIC" => Param::Numeric(BigDecimal::from_str(text).map_err(|_| refuse("a number"))?),
-        "INT2" | "INT4" | "INT8" => Param::Int(text.parse().map_err(|_| refuse("an integer"))?),
-        "FLOAT4" | "FLOAT8" => Param::Float(text.parse().map_err(|_| refuse("a number"))?),
+        "INT2" | "INT4" | "INT8" => {
+            let value: i64 = text.parse().map_err(|_| refuse("an integer"))?;
+            integer(&value.into(), type_name)
+        }
+        "FLOAT4" | "FLOAT8" => {
+            let value: f64 = text.parse().map_err(|_| refuse("a number"))?;
+            serde_json::Number::from_f64(value).map_or(Param::Float(value), |n| {
+                convert_one(position, &serde_json::Value::Number(n), type_name)
+                    .unwrap_or(Param::Float(value))
+            })
+        }
         "BOOL" => Param::Bool(match text.to_ascii_lowercase().as_str() {
             "true" | "t" | "yes" | "y" | "on" | "1" => true,
             "false" | "f" | "no" | "n" | "off" | "0" => false,
@@ -193,21 +292,18 @@ fn timestamp_tz(text: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 /// Binds the parameters as `$1`, `$2` ...
-///
-/// The statement is not kept prepared on the connection: sqlx finds a kept one by
-/// its SQL text alone, so the same SQL run again with a parameter of another type
-/// would have its bytes read as the first run's type, failing or, worse, silently
-/// matching other data.
-pub(super) fn bind<'q>(
-    query: Query<'q, Postgres, PgArguments>,
+fn bind<'q>(
+    mut query: Query<'q, Postgres, PgArguments>,
     params: &[Param],
 ) -> Query<'q, Postgres, PgArguments> {
-    let mut query = query.persistent(false);
     for param in params {
         query = match param.clone() {
             Param::Null => query.bind(UntypedNull),
             Param::Bool(v) => query.bind(v),
+            Param::Int2(v) => query.bind(v),
+            Param::Int4(v) => query.bind(v),
             Param::Int(v) => query.bind(v),
+            Param::Float4(v) => query.bind(v),
             Param::Float(v) => query.bind(v),
             Param::Numeric(v) => query.bind(v),
             Param::Text(v) => query.bind(v),
@@ -285,7 +381,8 @@ mod tests {
             one(json!("12.50"), "NUMERIC").ok(),
             BigDecimal::from_str("12.50").ok().map(Param::Numeric)
         );
-        assert_eq!(one(json!(" 42 "), "INT4").ok(), Some(Param::Int(42)));
+        assert_eq!(one(json!(" 42 "), "INT4").ok(), Some(Param::Int4(42)));
+        assert_eq!(one(json!("42"), "INT8").ok(), Some(Param::Int(42)));
         assert_eq!(one(json!("off"), "BOOL").ok(), Some(Param::Bool(false)));
         assert_eq!(
             one(json!("{\"k\": 1}"), "JSONB").ok(),
@@ -314,7 +411,10 @@ mod tests {
         );
         assert_eq!(one(json!(5), "TEXT").ok(), Some(Param::Text("5".into())));
         assert_eq!(one(json!(5), "FLOAT8").ok(), Some(Param::Float(5.0)));
-        assert_eq!(one(json!(5), "INT4").ok(), Some(Param::Int(5)));
+        assert_eq!(one(json!(5), "INT4").ok(), Some(Param::Int4(5)));
+        assert_eq!(one(json!(5), "INT2").ok(), Some(Param::Int2(5)));
+        assert_eq!(one(json!(70000), "INT2").ok(), Some(Param::Int(70000)));
+        assert_eq!(one(json!(1.5), "FLOAT4").ok(), Some(Param::Float4(1.5)));
         assert_eq!(one(json!(5), "").ok(), Some(Param::Int(5)));
         assert_eq!(
             one(json!(true), "TEXT").ok(),
@@ -336,5 +436,22 @@ mod tests {
         assert!(one(json!("nope"), "UUID").is_err());
         assert!(one(json!("1.5"), "INT8").is_err());
         assert!(one(json!("maybe"), "BOOL").is_err());
+    }
+
+    #[test]
+    fn only_values_of_exactly_the_inferred_type_may_use_the_kept_statement() {
+        assert!(Param::Null.binds_as("DATE"));
+        assert!(Param::Text("x".into()).binds_as("VARCHAR"));
+        assert!(!Param::Text("x".into()).binds_as("INET"));
+        assert!(!Param::Int(1).binds_as("INT4"));
+        assert!(Param::Int4(1).binds_as("INT4"));
+        assert!(!Param::Json(json!({})).binds_as("JSON"));
+        assert!(Param::Json(json!({})).binds_as("JSONB"));
+        assert!(
+            !NaiveDate::from_ymd_opt(2025, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(Param::Timestamp)
+                .is_some_and(|p| p.binds_as("TIMESTAMPTZ"))
+        );
     }
 }

@@ -125,6 +125,7 @@ impl Pools {
         })?;
         let mut conn = pool.acquire().await.map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
+        load_schema(&mut conn).await?;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
         let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
         collect_write(stream, caps, decode, |done| {
@@ -395,6 +396,9 @@ async fn read(
     params: &[serde_json::Value],
     caps: Caps,
 ) -> Result<Rows, Error> {
+    // In the caller's transaction, so the schema read here is the one the
+    // statement runs against.
+    load_schema(conn).await?;
     let mut rows = collect(
         bind(sqlx::query(sql), params).fetch(&mut *conn),
         caps,
@@ -406,6 +410,19 @@ async fn read(
         rows.columns = columns_of(described.columns());
     }
     Ok(rows)
+}
+
+/// Brings the connection's copy of the schema up to date before a statement is
+/// prepared. SQLite checks it only when a statement first reads, and re-prepares
+/// a statement prepared against an old copy on the fly; sqlx keeps the columns it
+/// saw at prepare time, so a table that gained a column since (changed by another
+/// connection) gives rows longer than those columns, and sqlx's SQLite worker
+/// thread panics. Any read loads the current schema.
+async fn load_schema(conn: &mut SqliteConnection) -> Result<(), Error> {
+    sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// An identifier in double quotes, inner quotes doubled.
@@ -429,10 +446,15 @@ fn plan_tree(steps: &[(i64, i64, String)]) -> String {
 }
 
 /// Binds JSON parameters to `?` / `?N` placeholders in order.
+///
+/// The statement is not kept prepared: sqlx would keep its columns as first
+/// seen, and after the table gained a column a row of the new shape overruns them
+/// (see [`load_schema`]). Preparing is cheap in process.
 fn bind<'q>(
-    mut query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
     params: &[serde_json::Value],
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let mut query = query.persistent(false);
     for param in params {
         query = match param {
             serde_json::Value::Null => query.bind(None::<String>),

@@ -871,6 +871,32 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
         "{}",
         status.message()
     );
+    // One SQL text, on one connection, with values that bind as the inferred type
+    // (text) and values that do not (JSON, bound as jsonb), in turn.
+    let mut one_connection = f.config(AccessMode::ReadOnly);
+    one_connection.pool_size = 1;
+    let single = Running::start(one_connection).await;
+    let mut single_client = single.client().await;
+    for (value, text) in [
+        (json!({"a": 1}), "{\"a\": 1}"),
+        (json!("abc"), "abc"),
+        (json!([1, 2]), "[1, 2]"),
+        (json!(5), "5"),
+        (json!({"a": 1}), "{\"a\": 1}"),
+    ] {
+        let result = single_client
+            .query(QueryRequest {
+                sql: "SELECT $1::text AS t".to_owned(),
+                parameters: vec![pv(value.clone())],
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{value}: {s:?}"))
+            .into_inner();
+        assert_eq!(js(&result.rows[0].values[0]), json!(text), "{value}");
+    }
+    drop(single);
+
     // An empty result still names its columns.
     let empty = client
         .query(QueryRequest {
@@ -885,4 +911,51 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
     assert_eq!(names, ["id", "day"]);
     drop(running);
     f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_query_run_again_after_its_table_changed_sees_the_new_columns() {
+    for engine in ENGINES {
+        let Some(f) = Fixture::new(engine).await else {
+            continue;
+        };
+        let mut config = f.config(AccessMode::ReadOnly);
+        config.pool_size = 1;
+        let running = Running::start(config).await;
+        let mut client = running.client().await;
+        let accounts = f.t("accounts");
+        let columns = |result: &QueryResult| -> Vec<String> {
+            result.columns.iter().map(|c| c.name.clone()).collect()
+        };
+        let sql = format!("SELECT * FROM {accounts} WHERE id = {}", f.p(1));
+        let mut run = async |sql: &str| {
+            client
+                .query(QueryRequest {
+                    sql: sql.to_owned(),
+                    parameters: vec![pv(json!(1))],
+                    ..Default::default()
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        };
+        let before = run(&sql)
+            .await
+            .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"));
+        assert_eq!(columns(&before), ["id", "owner", "balance"], "{engine:?}");
+        f.admin
+            .exec(&format!(
+                "ALTER TABLE {accounts} ADD COLUMN note VARCHAR(20)"
+            ))
+            .await;
+        let after = run(&sql)
+            .await
+            .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"));
+        assert_eq!(
+            columns(&after),
+            ["id", "owner", "balance", "note"],
+            "{engine:?}"
+        );
+        drop(running);
+        f.cleanup().await;
+    }
 }

@@ -134,12 +134,14 @@ fn idempotency_level(method: &MethodDescriptor) -> i32 {
 }
 
 /// Builds the tools of one service of a connector. Client-streaming methods
-/// cannot be called with one JSON object and are skipped (with a log line).
-pub fn tools_for_service(
+/// cannot be called with one JSON object and are skipped (with a log line);
+/// the names of methods marked hidden go to `hidden`.
+fn tools_for_service(
     connector: &str,
     prefix: &str,
     service: &ServiceDescriptor,
     comments: &Comments,
+    hidden: &mut Vec<String>,
 ) -> Vec<ToolEntry> {
     let mut out = Vec::new();
     for method in service.methods() {
@@ -152,9 +154,6 @@ pub fn tools_for_service(
             continue;
         }
         let options = tool_options(&method);
-        if options.hidden {
-            continue;
-        }
         let base = options
             .name
             .clone()
@@ -164,6 +163,10 @@ pub fn tools_for_service(
         } else {
             format!("{prefix}_{base}")
         };
+        if options.hidden {
+            hidden.push(name);
+            continue;
+        }
         let description = comments
             .get(&method.parent_file(), method.path())
             .map(str::to_owned)
@@ -255,31 +258,45 @@ fn output_schema(
     wrapped.as_object().cloned()
 }
 
+/// A connector's tools, and the names its hidden methods would have.
+#[derive(Debug, Default)]
+pub struct ConnectorTools {
+    /// The tools, sorted by name.
+    pub tools: Vec<ToolEntry>,
+    /// Methods marked hidden (e.g. writes a read-only deployment turns off).
+    pub hidden: Vec<String>,
+}
+
 /// Builds every tool of a connector from its descriptor pool and advertised services.
 pub fn tools_for_connector(
     connector: &str,
     prefix: &str,
     pool: &DescriptorPool,
     services: &[String],
-) -> Vec<ToolEntry> {
+) -> ConnectorTools {
     let files: Vec<_> = pool.files().collect();
     let comments = Comments::new(files.iter());
     let mut tools = Vec::new();
+    let mut hidden = Vec::new();
     for name in services {
         if name == RESOURCES_SERVICE || name == PROMPTS_SERVICE || name == INTERACTIONS_SERVICE {
             continue;
         }
         match pool.get_service_by_name(name) {
-            Some(service) => {
-                tools.extend(tools_for_service(connector, prefix, &service, &comments))
-            }
+            Some(service) => tools.extend(tools_for_service(
+                connector,
+                prefix,
+                &service,
+                &comments,
+                &mut hidden,
+            )),
             None => {
                 tracing::warn!(connector, service = %name, "advertised service has no descriptor")
             }
         }
     }
     tools.sort_by(|a, b| a.tool.name.cmp(&b.tool.name));
-    tools
+    ConnectorTools { tools, hidden }
 }
 
 /// What the router knows of a connector's health.
@@ -314,6 +331,8 @@ struct ConnectorState {
     /// Whether the connector has given a definitive answer (for the startup wait).
     settled: bool,
     tools: Vec<Arc<ToolEntry>>,
+    /// Names of the connector's methods it marks hidden.
+    hidden: Vec<String>,
     features: Features,
 }
 
@@ -352,6 +371,7 @@ impl ToolCatalog {
                 since: now,
                 settled: false,
                 tools: Vec::new(),
+                hidden: Vec::new(),
                 features: Features::default(),
             })
             .collect();
@@ -425,12 +445,13 @@ impl ToolCatalog {
     /// Publishes what a connector serves now that it is SERVING, in one step: its
     /// tools, its generic services and its status change together, so a client
     /// told to list again (sessions are notified here) can call what it lists.
-    pub fn publish(&self, connector: &str, tools: Vec<ToolEntry>, features: Features) {
+    pub fn publish(&self, connector: &str, tools: ConnectorTools, features: Features) {
         let newly_settled = self.write(|state| {
             let Some(c) = state.iter_mut().find(|c| c.name == connector) else {
                 return false;
             };
-            c.tools = tools.into_iter().map(Arc::new).collect();
+            c.tools = tools.tools.into_iter().map(Arc::new).collect();
+            c.hidden = tools.hidden;
             c.features = features;
             if c.status != ConnectorStatus::Serving {
                 c.status = ConnectorStatus::Serving;
@@ -456,6 +477,11 @@ impl ToolCatalog {
     /// Withdraws a connector's tools, resources and prompts (down for longer
     /// than the grace period).
     pub fn withdraw(&self, connector: &str) {
+        self.write(|state| {
+            if let Some(c) = state.iter_mut().find(|c| c.name == connector) {
+                c.hidden.clear();
+            }
+        });
         self.set_tools(connector, Vec::new());
         self.set_features(connector, Features::default());
     }
@@ -536,6 +562,16 @@ impl ToolCatalog {
                         for_duration: c.since.elapsed(),
                     })
             })
+        })
+    }
+
+    /// The connector that hides a method under the tool name `name`, if one does.
+    pub fn hidden_by(&self, name: &str) -> Option<String> {
+        self.read(|state| {
+            state
+                .iter()
+                .find(|c| c.hidden.iter().any(|h| h == name))
+                .map(|c| c.name.clone())
         })
     }
 

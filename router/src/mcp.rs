@@ -194,6 +194,14 @@ impl Router {
     ) -> Result<CallToolResult, McpError> {
         let name = request.name.to_string();
         let Some(resolved) = self.catalog.resolve(&name) else {
+            if let Some(connector) = self.catalog.hidden_by(&name) {
+                return Err(McpError::invalid_params(
+                    format!(
+                        "tool {name:?} is not offered: connector {connector:?} hides it, as its configuration turns such tools off (e.g. writes on a read-only deployment); call tools/list for the tools available now, or ask the operator"
+                    ),
+                    None,
+                ));
+            }
             return Err(McpError::invalid_params(
                 format!("unknown tool {name:?}; call tools/list for the tools available now"),
                 None,

@@ -288,7 +288,7 @@ impl Upstream {
         match discover(self.channel.clone()).await {
             Ok((pool, services)) => {
                 let tools = tools_for_connector(name, &self.config.prefix, &pool, &services);
-                tracing::info!(connector = %name, tools = tools.len(), services = ?services, "connector serving, catalog refreshed");
+                tracing::info!(connector = %name, tools = tools.tools.len(), hidden = tools.hidden.len(), services = ?services, "connector serving, catalog refreshed");
                 catalog.publish(name, tools, Features::of(&services));
                 true
             }

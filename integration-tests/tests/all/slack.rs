@@ -121,7 +121,11 @@ async fn slack_tools_work_through_the_router() {
         .await
         .expect_err("slack_send_message is not offered")
         .to_string();
-    assert!(send.contains("unknown tool"), "{send}");
+    assert!(
+        send.contains("\"slack_send_message\" is not offered")
+            && send.contains("connector \"slack\" hides it"),
+        "{send}"
+    );
     let posted = server
         .received_requests()
         .await

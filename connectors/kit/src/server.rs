@@ -189,6 +189,7 @@ impl ConnectorServer {
             let _ = stopping_tx.send(());
         };
         let server = tonic::transport::Server::builder()
+            .trace_fn(call_span)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
         let grace = self.shutdown_grace;
@@ -208,6 +209,27 @@ impl ConnectorServer {
         tracing::info!(connector = %self.name, "connector stopped");
         Ok(())
     }
+}
+
+/// The span of one gRPC call: its method, and the trace id of the W3C
+/// `traceparent` the caller sent (the router sends the MCP tool call's), so the
+/// connector's log lines of one tool call carry the trace id of the router's.
+fn call_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let trace_id = request
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .and_then(trace_id)
+        .unwrap_or_default();
+    tracing::info_span!("call", method = %request.uri().path(), trace_id = %trace_id)
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.trim().split('-');
+    let (_version, id) = (parts.next()?, parts.next()?);
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id != "0".repeat(32))
+        .then_some(id)
 }
 
 /// The descriptor sets to serve: `sets`, with the writing methods of the
@@ -250,6 +272,87 @@ mod tests {
     use super::*;
 
     const SET: &[u8] = switchboard_proto::FILE_DESCRIPTOR_SET;
+
+    #[test]
+    fn the_trace_id_is_read_from_a_traceparent() {
+        assert_eq!(
+            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_id("garbage"), None);
+        assert_eq!(trace_id("00-short-00f067aa0ba902b7-01"), None);
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+    }
+
+    /// Log lines written while a connector serves a call carry the caller's trace id.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_is_logged_under_the_callers_trace_id() {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::fmt::format::FmtSpan;
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut buffer) = self.0.lock() {
+                    buffer.extend_from_slice(bytes);
+                }
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_span_events(FmtSpan::CLOSE)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            ConnectorServer::new("t", SET)
+                .with_shutdown_grace(std::time::Duration::from_millis(100))
+                .serve(listener, async {
+                    let _ = stopped.await;
+                }),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
+        request.metadata_mut().insert(
+            "traceparent",
+            tonic::metadata::MetadataValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        client.check(request).await.expect("health check");
+        let _ = stop.send(());
+        let _ = server.await;
+
+        let logged = String::from_utf8_lossy(&buffer.0.lock().expect("log")).into_owned();
+        assert!(
+            logged
+                .lines()
+                .any(|line| line.contains("method=/grpc.health.v1.Health/Check")
+                    && line.contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736")),
+            "{logged}"
+        );
+    }
 
     #[test]
     fn without_read_only_services_the_sets_are_served_as_they_are() {

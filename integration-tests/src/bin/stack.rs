@@ -15,6 +15,30 @@ struct Args {
     listen: std::net::SocketAddr,
 }
 
+/// What the settings in the environment leave switched off, one line each.
+fn setting_notes() -> String {
+    use connector_kit::env;
+    let mut notes = String::new();
+    if env::var("JIRA_BASE_URL").is_none() {
+        notes.push_str("Jira stays NOT_SERVING (tools hidden) until JIRA_BASE_URL and JIRA_EMAIL + JIRA_API_TOKEN (or JIRA_PAT) are set.\n");
+    }
+    if env::var("SLACK_BOT_TOKEN").is_none() {
+        notes.push_str("Slack stays NOT_SERVING (tools hidden) until SLACK_BOT_TOKEN is set.\n");
+    } else if !env::flag("SLACK_ALLOW_WRITES", false).unwrap_or(false) {
+        notes.push_str("Slack's writing tools are not offered until SLACK_ALLOW_WRITES=true.\n");
+    }
+    let read_write = env::var("DB_ACCESS_MODE").is_some_and(|mode| {
+        matches!(
+            mode.trim().to_ascii_lowercase().replace('_', "-").as_str(),
+            "read-write" | "readwrite" | "rw"
+        )
+    });
+    if !read_write {
+        notes.push_str("The database connector is read-only: DB_ACCESS_MODE=read-write also offers database_execute.\n");
+    }
+    notes
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -34,10 +58,10 @@ async fn main() -> ExitCode {
         "\nSwitchboard is running: MCP over HTTP at {url}\n\n\
          Point Claude Code at it (HTTP):\n  claude mcp add --transport http switchboard {url}\n\n\
          or let Claude Code start the router itself (stdio):\n  claude mcp add switchboard -- {router} {stdio}\n\n\
-         Jira and Slack stay NOT_SERVING (tools hidden) until JIRA_BASE_URL + JIRA_EMAIL + JIRA_API_TOKEN\n\
-         and SLACK_BOT_TOKEN are set; see README.md. Press Ctrl-C to stop everything.\n",
+         {notes}See README.md. Press Ctrl-C to stop everything.\n",
         url = stack.mcp_url(),
         router = router.display(),
+        notes = setting_notes(),
     );
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     let failed = loop {

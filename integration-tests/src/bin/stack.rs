@@ -64,9 +64,13 @@ async fn main() -> ExitCode {
         notes = setting_notes(),
     );
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    // Ctrl-C, and SIGTERM too (timeout, a service manager): stopping the runner
+    // without its processes would leave them holding the ports.
+    let stop = connector_kit::shutdown::signal();
+    tokio::pin!(stop);
     let failed = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break None,
+            () = &mut stop => break None,
             _ = interval.tick() => {
                 let exited = stack.exited();
                 if !exited.is_empty() {

@@ -21,18 +21,21 @@ use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgColumn, PgConnection, PgStatement, PgTypeInfo,
 };
 use sqlx::query::Query;
+use sqlx::types::Json;
 use sqlx::{Either, Executor, Postgres, Statement, TypeInfo};
 use uuid::Uuid;
 
 use crate::error::Error;
 
-/// One parameter, as the type it is bound with.
-// (`Param::binds_as` names the PostgreSQL type of each variant.)
+/// One parameter, as the value it is bound with: each variant holds a type sqlx
+/// binds, and its PostgreSQL type is that type's (see [`Param::type_info`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Param {
     /// NULL of the type the server infers.
@@ -52,7 +55,81 @@ pub(super) enum Param {
     Timestamp(NaiveDateTime),
     TimestampTz(DateTime<FixedOffset>),
     Uuid(Uuid),
-    Json(serde_json::Value),
+    /// As `jsonb`.
+    Json(Json<serde_json::Value>),
+}
+
+/// `$body` with `$v` bound to the value inside a non-NULL `$param`, `$null` for NULL.
+macro_rules! with_value {
+    ($param:expr, $v:ident => $body:expr, null => $null:expr) => {
+        match $param {
+            Param::Null => $null,
+            Param::Bool($v) => $body,
+            Param::Int2($v) => $body,
+            Param::Int4($v) => $body,
+            Param::Int($v) => $body,
+            Param::Float4($v) => $body,
+            Param::Float($v) => $body,
+            Param::Numeric($v) => $body,
+            Param::Text($v) => $body,
+            Param::Date($v) => $body,
+            Param::Time($v) => $body,
+            Param::Timestamp($v) => $body,
+            Param::TimestampTz($v) => $body,
+            Param::Uuid($v) => $body,
+            Param::Json($v) => $body,
+        }
+    };
+}
+
+impl Param {
+    /// The PostgreSQL type the value is bound as; `None` for NULL, whose type the
+    /// server infers from the context.
+    fn type_info(&self) -> Option<PgTypeInfo> {
+        fn of<T: sqlx::Type<Postgres>>(_: &T) -> PgTypeInfo {
+            T::type_info()
+        }
+        with_value!(self, v => Some(of(v)), null => None)
+    }
+
+    /// Whether the value binds as exactly the type named `type_name`, so it can go
+    /// into a statement prepared with that type.
+    fn binds_as(&self, type_name: &str) -> bool {
+        self.type_info().is_none_or(|bound| {
+            bound.name() == type_name
+                // text, varchar and bpchar share one binary form
+                || (bound.name() == "TEXT" && is_text(type_name))
+        })
+    }
+}
+
+/// Binds as the type its value has (`produces`); NULL as "unspecified" (type 0),
+/// so `INSERT INTO t (int_col) VALUES ($1)` with null works.
+impl sqlx::Type<Postgres> for Param {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for Param {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        fn encode<'q, T: sqlx::Encode<'q, Postgres>>(
+            value: &T,
+            buf: &mut PgArgumentBuffer,
+        ) -> Result<IsNull, BoxDynError> {
+            value.encode_by_ref(buf)
+        }
+        with_value!(self, v => encode(v, buf), null => Ok(IsNull::Yes))
+    }
+
+    fn produces(&self) -> Option<PgTypeInfo> {
+        self.type_info()
+    }
+}
+
+/// Text-like types: a value for one of them is written as text.
+fn is_text(type_name: &str) -> bool {
+    matches!(type_name, "TEXT" | "VARCHAR" | "BPCHAR" | "NAME")
 }
 
 /// A statement with its parameters converted, ready to run.
@@ -99,7 +176,7 @@ impl Prepared {
         } else {
             sqlx::query(sql).persistent(false)
         };
-        bind(query, &self.params)
+        self.params.iter().fold(query, Query::bind)
     }
 
     /// The result columns PostgreSQL announced.
@@ -126,33 +203,6 @@ fn convert(params: &[serde_json::Value], types: &[String]) -> Result<Vec<Param>,
         .collect()
 }
 
-impl Param {
-    /// Whether the value binds as exactly the type `type_name` (in PostgreSQL's
-    /// binary format for it), so it can go into a statement prepared with it.
-    fn binds_as(&self, type_name: &str) -> bool {
-        match self {
-            // NULL carries no bytes.
-            Param::Null => true,
-            Param::Bool(_) => type_name == "BOOL",
-            Param::Int2(_) => type_name == "INT2",
-            Param::Int4(_) => type_name == "INT4",
-            Param::Int(_) => type_name == "INT8",
-            Param::Float4(_) => type_name == "FLOAT4",
-            Param::Float(_) => type_name == "FLOAT8",
-            Param::Numeric(_) => type_name == "NUMERIC",
-            // These share text's binary form.
-            Param::Text(_) => matches!(type_name, "TEXT" | "VARCHAR" | "BPCHAR"),
-            Param::Date(_) => type_name == "DATE",
-            Param::Time(_) => type_name == "TIME",
-            Param::Timestamp(_) => type_name == "TIMESTAMP",
-            Param::TimestampTz(_) => type_name == "TIMESTAMPTZ",
-            Param::Uuid(_) => type_name == "UUID",
-            // sqlx encodes JSON values in JSONB's binary form.
-            Param::Json(_) => type_name == "JSONB",
-        }
-    }
-}
-
 fn convert_one(
     position: usize,
     value: &serde_json::Value,
@@ -161,38 +211,45 @@ fn convert_one(
     use serde_json::Value as J;
     Ok(match value {
         J::Null => Param::Null,
-        J::Bool(b) => match type_name {
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Param::Text(b.to_string()),
-            _ => Param::Bool(*b),
-        },
+        J::Bool(b) if is_text(type_name) => Param::Text(b.to_string()),
+        J::Bool(b) => Param::Bool(*b),
+        J::Number(n) if is_text(type_name) => Param::Text(n.to_string()),
         J::Number(n) => match type_name {
             "NUMERIC" => BigDecimal::from_str(&n.to_string())
                 .map(Param::Numeric)
                 .unwrap_or_else(|_| number(n)),
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Param::Text(n.to_string()),
-            "FLOAT8" => n.as_f64().map_or_else(|| number(n), Param::Float),
-            // Narrowed to the column's precision, as PostgreSQL would.
-            #[allow(clippy::cast_possible_truncation)]
-            "FLOAT4" => n
+            "FLOAT4" | "FLOAT8" => n
                 .as_f64()
-                .map_or_else(|| number(n), |f| Param::Float4(f as f32)),
-            "INT2" | "INT4" => integer(n, type_name),
-            "JSON" | "JSONB" => Param::Json(value.clone()),
+                .map_or_else(|| number(n), |f| float(f, type_name)),
+            "INT2" | "INT4" => n
+                .as_i64()
+                .map_or_else(|| number(n), |i| integer(i, type_name)),
+            "JSON" | "JSONB" => Param::Json(Json(value.clone())),
             _ => number(n),
         },
         J::String(s) => string(position, s, type_name)?,
-        other => Param::Json(other.clone()),
+        other => Param::Json(Json(other.clone())),
     })
 }
 
 /// An integer for an `int2`, `int4` or `int8` parameter, in that width when it
 /// fits (else as `int8`, for the server to compare or refuse).
-fn integer(n: &serde_json::Number, type_name: &str) -> Param {
-    match (n.as_i64(), type_name) {
-        (Some(i), "INT2") => i16::try_from(i).map_or(Param::Int(i), Param::Int2),
-        (Some(i), "INT4") => i32::try_from(i).map_or(Param::Int(i), Param::Int4),
-        (Some(i), _) => Param::Int(i),
-        (None, _) => number(n),
+fn integer(i: i64, type_name: &str) -> Param {
+    match type_name {
+        "INT2" => i16::try_from(i).map_or(Param::Int(i), Param::Int2),
+        "INT4" => i32::try_from(i).map_or(Param::Int(i), Param::Int4),
+        _ => Param::Int(i),
+    }
+}
+
+/// A number for a `float4` or `float8` parameter, in that precision.
+fn float(f: f64, type_name: &str) -> Param {
+    if type_name == "FLOAT4" {
+        // Narrowed to the column's precision, as PostgreSQL would.
+        #[allow(clippy::cast_possible_truncation)]
+        Param::Float4(f as f32)
+    } else {
+        Param::Float(f)
     }
 }
 
@@ -232,17 +289,8 @@ fn string(position: usize, s: &str, type_name: &str) -> Result<Param, Error> {
         },
         "UUID" => Param::Uuid(Uuid::parse_str(text).map_err(|_| refuse("a UUID"))?),
         "NUMERIC" => Param::Numeric(BigDecimal::from_str(text).map_err(|_| refuse("a number"))?),
-        "INT2" | "INT4" | "INT8" => {
-            let value: i64 = text.parse().map_err(|_| refuse("an integer"))?;
-            integer(&value.into(), type_name)
-        }
-        "FLOAT4" | "FLOAT8" => {
-            let value: f64 = text.parse().map_err(|_| refuse("a number"))?;
-            serde_json::Number::from_f64(value).map_or(Param::Float(value), |n| {
-                convert_one(position, &serde_json::Value::Number(n), type_name)
-                    .unwrap_or(Param::Float(value))
-            })
-        }
+        "INT2" | "INT4" | "INT8" => integer(text.parse().map_err(|_| refuse("an integer"))?, type_name),
+        "FLOAT4" | "FLOAT8" => float(text.parse().map_err(|_| refuse("a number"))?, type_name),
         "BOOL" => Param::Bool(match text.to_ascii_lowercase().as_str() {
             "true" | "t" | "yes" | "y" | "on" | "1" => true,
             "false" | "f" | "no" | "n" | "off" | "0" => false,
@@ -250,9 +298,9 @@ fn string(position: usize, s: &str, type_name: &str) -> Result<Param, Error> {
         }),
         // JSON text is parsed, as PostgreSQL parses a literal; anything else is a
         // JSON string.
-        "JSON" | "JSONB" => Param::Json(
+        "JSON" | "JSONB" => Param::Json(Json(
             serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(s.to_owned())),
-        ),
+        )),
         _ => Param::Text(s.to_owned()),
     })
 }
@@ -289,52 +337,6 @@ fn timestamp_tz(text: &str) -> Option<DateTime<FixedOffset>> {
         .iter()
         .find_map(|format| DateTime::parse_from_str(text, format).ok())
     })
-}
-
-/// Binds the parameters as `$1`, `$2` ...
-fn bind<'q>(
-    mut query: Query<'q, Postgres, PgArguments>,
-    params: &[Param],
-) -> Query<'q, Postgres, PgArguments> {
-    for param in params {
-        query = match param.clone() {
-            Param::Null => query.bind(UntypedNull),
-            Param::Bool(v) => query.bind(v),
-            Param::Int2(v) => query.bind(v),
-            Param::Int4(v) => query.bind(v),
-            Param::Int(v) => query.bind(v),
-            Param::Float4(v) => query.bind(v),
-            Param::Float(v) => query.bind(v),
-            Param::Numeric(v) => query.bind(v),
-            Param::Text(v) => query.bind(v),
-            Param::Date(v) => query.bind(v),
-            Param::Time(v) => query.bind(v),
-            Param::Timestamp(v) => query.bind(v),
-            Param::TimestampTz(v) => query.bind(v),
-            Param::Uuid(v) => query.bind(v),
-            Param::Json(v) => query.bind(sqlx::types::Json(v)),
-        };
-    }
-    query
-}
-
-/// A NULL whose type the server infers from the context (parameter type 0,
-/// "unspecified"), so `INSERT INTO t (int_col) VALUES ($1)` with null works.
-struct UntypedNull;
-
-impl sqlx::Type<Postgres> for UntypedNull {
-    fn type_info() -> PgTypeInfo {
-        PgTypeInfo::with_oid(Oid(0))
-    }
-}
-
-impl sqlx::Encode<'_, Postgres> for UntypedNull {
-    fn encode_by_ref(
-        &self,
-        _buf: &mut PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        Ok(sqlx::encode::IsNull::Yes)
-    }
 }
 
 #[cfg(test)]
@@ -386,11 +388,11 @@ mod tests {
         assert_eq!(one(json!("off"), "BOOL").ok(), Some(Param::Bool(false)));
         assert_eq!(
             one(json!("{\"k\": 1}"), "JSONB").ok(),
-            Some(Param::Json(json!({"k": 1})))
+            Some(Param::Json(Json(json!({"k": 1}))))
         );
         assert_eq!(
             one(json!("plain"), "JSONB").ok(),
-            Some(Param::Json(json!("plain")))
+            Some(Param::Json(Json(json!("plain"))))
         );
         assert_eq!(
             one(json!("abc"), "TEXT").ok(),
@@ -445,8 +447,10 @@ mod tests {
         assert!(!Param::Text("x".into()).binds_as("INET"));
         assert!(!Param::Int(1).binds_as("INT4"));
         assert!(Param::Int4(1).binds_as("INT4"));
-        assert!(!Param::Json(json!({})).binds_as("JSON"));
-        assert!(Param::Json(json!({})).binds_as("JSONB"));
+        assert!(!Param::Json(Json(json!({}))).binds_as("JSON"));
+        assert!(Param::Json(Json(json!({}))).binds_as("JSONB"));
+        assert!(Param::Float4(1.0).binds_as("FLOAT4"));
+        assert!(Param::Numeric(BigDecimal::from(1)).binds_as("NUMERIC"));
         assert!(
             !NaiveDate::from_ymd_opt(2025, 1, 1)
                 .and_then(|d| d.and_hms_opt(0, 0, 0))

@@ -872,29 +872,32 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
         "{}",
         status.message()
     );
-    // One SQL text, on one connection, with values that bind as the inferred type
-    // (text) and values that do not (JSON, bound as jsonb), in turn.
+    // One SQL text, on one connection, with values that bind as the inferred types
+    // (timestamptz, text) and values that bind as others (a timestamp without a
+    // zone, JSON as jsonb), mixed: each run must bind its own values' types, not
+    // those of an earlier run of the same text.
     let mut one_connection = f.config(AccessMode::ReadOnly);
     one_connection.pool_size = 1;
     let single = Running::start(one_connection).await;
     let mut single_client = single.client().await;
-    for (value, text) in [
-        (json!({"a": 1}), "{\"a\": 1}"),
-        (json!("abc"), "abc"),
-        (json!([1, 2]), "[1, 2]"),
-        (json!(5), "5"),
-        (json!({"a": 1}), "{\"a\": 1}"),
+    for (at, value, text) in [
+        ("2025-03-01T00:00:00Z", json!("abc"), "abc"),
+        ("2025-03-01", json!({"a": 1}), "{\"a\": 1}"),
+        ("2025-03-01", json!("abc"), "abc"),
+        ("2025-03-01", json!(5), "5"),
+        ("2025-03-01T00:00:00Z", json!([1, 2]), "[1, 2]"),
+        ("2025-03-01T00:00:00Z", json!(5), "5"),
     ] {
         let result = single_client
             .query(QueryRequest {
-                sql: "SELECT $1::text AS t".to_owned(),
-                parameters: vec![pv(value.clone())],
+                sql: "SELECT $1::timestamptz AS at, $2::text AS t".to_owned(),
+                parameters: vec![pv(json!(at)), pv(value.clone())],
                 ..Default::default()
             })
             .await
-            .unwrap_or_else(|s| panic!("{value}: {s:?}"))
+            .unwrap_or_else(|s| panic!("{at} {value}: {s:?}"))
             .into_inner();
-        assert_eq!(js(&result.rows[0].values[0]), json!(text), "{value}");
+        assert_eq!(js(&result.rows[0].values[1]), json!(text), "{at} {value}");
     }
     drop(single);
 

@@ -535,6 +535,19 @@ where
     })
 }
 
+/// The result of work done in a read's transaction `tx`, once `tx` is rolled
+/// back (a read's always is: nothing it did survives). The work's error comes
+/// first, then the rollback's.
+pub(super) async fn rolled_back<DB: sqlx::Database, T, E: Into<Error>>(
+    tx: sqlx::Transaction<'_, DB>,
+    result: Result<T, E>,
+) -> Result<T, Error> {
+    let rollback = tx.rollback().await;
+    let value = result.map_err(Into::into)?;
+    rollback?;
+    Ok(value)
+}
+
 /// `(name, type)` of result columns.
 pub(crate) fn columns_of<C: sqlx::Column>(columns: &[C]) -> Vec<(String, String)> {
     columns

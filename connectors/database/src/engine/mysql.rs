@@ -21,6 +21,7 @@ use switchboard_proto::database::v1 as pb;
 
 use super::{
     Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
+    rolled_back,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -87,10 +88,7 @@ impl Pools {
         let mut conn = self.read.acquire().await?;
         let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
         let result = read(&mut tx, sql, params, caps).await;
-        let rollback = tx.rollback().await;
-        let rows = result?;
-        rollback?;
-        Ok(rows)
+        rolled_back(tx, result).await
     }
 
     pub(super) async fn execute(
@@ -133,9 +131,7 @@ impl Pools {
         let result = bind(sqlx::query(&statement), params)
             .fetch_all(&mut *tx)
             .await;
-        let rollback = tx.rollback().await;
-        let rows = result?;
-        rollback?;
+        let rows = rolled_back(tx, result).await?;
         let text = rows
             .iter()
             .map(|r| text(r, 0))

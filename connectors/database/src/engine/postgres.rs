@@ -15,7 +15,7 @@ use switchboard_proto::database::v1 as pb;
 use super::postgres_params::Prepared;
 use super::{
     Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
-    fk_action,
+    fk_action, rolled_back,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -354,11 +354,7 @@ async fn read_only(
 ) -> Result<Rows, Error> {
     let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
     let result = read(&mut tx, sql, params, caps).await;
-    // Always rolled back: nothing a read did survives it.
-    let rollback = tx.rollback().await;
-    let rows = result?;
-    rollback?;
-    Ok(rows)
+    rolled_back(tx, result).await
 }
 
 /// A write, committed by itself.
@@ -381,18 +377,12 @@ async fn plan(
     params: &[serde_json::Value],
 ) -> Result<Vec<PgRow>, Error> {
     let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-    let result = match Prepared::new(&mut tx, statement, params).await {
-        Ok(prepared) => prepared
-            .query(statement)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(Error::from),
-        Err(error) => Err(error),
-    };
-    let rollback = tx.rollback().await;
-    let rows = result?;
-    rollback?;
-    Ok(rows)
+    let result = async {
+        let prepared = Prepared::new(&mut tx, statement, params).await?;
+        Ok::<_, Error>(prepared.query(statement).fetch_all(&mut *tx).await?)
+    }
+    .await;
+    rolled_back(tx, result).await
 }
 
 /// Runs a read inside the caller's transaction.

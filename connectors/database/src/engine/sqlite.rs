@@ -23,6 +23,7 @@ use switchboard_proto::database::v1 as pb;
 
 use super::{
     Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
+    rolled_back,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -106,10 +107,7 @@ impl Pools {
         let mut conn = self.acquire(deadline).await?;
         let mut tx = conn.begin().await?;
         let result = read(&mut tx, sql, params, caps).await;
-        let rollback = tx.rollback().await;
-        let rows = result?;
-        rollback?;
-        Ok(rows)
+        rolled_back(tx, result).await
     }
 
     pub(super) async fn execute(

@@ -27,13 +27,8 @@ fn setting_notes() -> String {
     } else if !env::flag("SLACK_ALLOW_WRITES", false).unwrap_or(false) {
         notes.push_str("Slack's writing tools are not offered until SLACK_ALLOW_WRITES=true.\n");
     }
-    let read_write = env::var("DB_ACCESS_MODE").is_some_and(|mode| {
-        matches!(
-            mode.trim().to_ascii_lowercase().replace('_', "-").as_str(),
-            "read-write" | "readwrite" | "rw"
-        )
-    });
-    if !read_write {
+    // Only the default is described here: a value set is the connector's to parse.
+    if env::var("DB_ACCESS_MODE").is_none() {
         notes.push_str("The database connector is read-only: DB_ACCESS_MODE=read-write also offers database_execute.\n");
     }
     notes

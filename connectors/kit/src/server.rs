@@ -361,10 +361,38 @@ mod tests {
     }
 
     #[test]
-    fn a_read_only_service_gets_an_adjusted_set() {
+    fn a_read_only_service_has_exactly_its_writing_methods_hidden() {
         let served = served_descriptors("t", &[SET], &["switchboard.slack.v1.Slack".to_owned()])
             .expect("served");
-        assert!(served.len() == 1 && !std::ptr::eq(served[0], SET));
+        assert_eq!(served.len(), 1);
+        let pool = crate::descriptors::decode(served[0]).expect("served set decodes");
+        let tool = pool
+            .get_extension_by_name("switchboard.mcp.v1.tool")
+            .expect("tool option");
+        let mut hidden: Vec<String> = pool
+            .services()
+            .flat_map(|service| service.methods().collect::<Vec<_>>())
+            .filter(|method| {
+                method
+                    .options()
+                    .get_extension(&tool)
+                    .as_message()
+                    .and_then(|options| options.get_field_by_name("hidden"))
+                    .is_some_and(|hidden| hidden.as_bool() == Some(true))
+            })
+            .map(|method| method.name().to_owned())
+            .collect();
+        hidden.sort();
+        assert_eq!(
+            hidden,
+            [
+                "AddReaction",
+                "CreateChannel",
+                "DeleteMessage",
+                "SendMessage",
+                "UpdateMessage"
+            ]
+        );
     }
 
     #[test]

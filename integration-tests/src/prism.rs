@@ -188,3 +188,27 @@ pub fn start_file(spec_path: &std::path::Path) -> anyhow::Result<Option<Prism>> 
         child,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_dropped_prism_stops_listening() {
+        let Some(prism) = super::start("jira-cloud-platform.v3.json").expect("prism") else {
+            return;
+        };
+        let addr = prism.base_url.trim_start_matches("http://").to_owned();
+        assert!(TcpStream::connect(&addr).is_ok(), "Prism listens on {addr}");
+        drop(prism);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&addr).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "Prism still listens on {addr} after it was dropped"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

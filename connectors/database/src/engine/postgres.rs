@@ -353,7 +353,16 @@ async fn read_only(
     caps: Caps,
 ) -> Result<Rows, Error> {
     let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-    let result = read(&mut tx, sql, params, caps).await;
+    let result = async {
+        let prepared = Prepared::new(&mut tx, sql, params).await?;
+        let mut rows = collect(prepared.query(sql).fetch(&mut *tx), caps, decode).await?;
+        if rows.columns.is_empty() {
+            // No row came back: the columns PostgreSQL announced instead.
+            rows.columns = columns_of(prepared.columns());
+        }
+        Ok::<_, Error>(rows)
+    }
+    .await;
     rolled_back(tx, result).await
 }
 
@@ -383,22 +392,6 @@ async fn plan(
     }
     .await;
     rolled_back(tx, result).await
-}
-
-/// Runs a read inside the caller's transaction.
-async fn read(
-    conn: &mut PgConnection,
-    sql: &str,
-    params: &[serde_json::Value],
-    caps: Caps,
-) -> Result<Rows, Error> {
-    let prepared = Prepared::new(conn, sql, params).await?;
-    let mut rows = collect(prepared.query(sql).fetch(&mut *conn), caps, decode).await?;
-    if rows.columns.is_empty() {
-        // No row came back: the columns PostgreSQL announced instead.
-        rows.columns = columns_of(prepared.columns());
-    }
-    Ok(rows)
 }
 
 fn relkind(kind: &str) -> pb::TableKind {

@@ -395,6 +395,22 @@ impl Drop for Running {
 }
 
 /// JSON as a protobuf value, for parameters.
+/// Query `sql` with JSON `params`, the result or the status.
+pub async fn query(
+    client: &mut DatabaseClient<Channel>,
+    sql: &str,
+    params: &[serde_json::Value],
+) -> Result<switchboard_proto::database::v1::QueryResult, tonic::Status> {
+    client
+        .query(switchboard_proto::database::v1::QueryRequest {
+            sql: sql.to_owned(),
+            parameters: params.iter().cloned().map(pv).collect(),
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 pub fn pv(json: serde_json::Value) -> prost_types::Value {
     database_connector::values::from_json(&json)
 }

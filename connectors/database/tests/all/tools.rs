@@ -10,7 +10,7 @@ use switchboard_proto::database::v1::{
 };
 use tonic::Code;
 
-use crate::support::{ENGINES, Engine, Fixture, Running, js, pv};
+use crate::support::{ENGINES, Engine, Fixture, Running, js, pv, query};
 
 /// Adds `customers` and `orders` (with a foreign key and an index) to a fixture.
 async fn add_shop(f: &Fixture) {
@@ -702,11 +702,7 @@ async fn a_missing_sqlite_file_is_named_in_the_error() {
     config.access_mode = AccessMode::ReadWrite;
     let running = Running::start(config).await;
     let mut client = running.client().await;
-    let status = client
-        .query(QueryRequest {
-            sql: "SELECT 1".to_owned(),
-            ..Default::default()
-        })
+    let status = query(&mut client, "SELECT 1", &[])
         .await
         .expect_err("the file does not exist");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -746,22 +742,16 @@ async fn one_statement_with_parameters_of_different_types_on_one_connection() {
             (json!("bob"), vec!["bob", "carol"]),
             (json!(true), vec!["carol"]),
         ] {
-            let result = client
-                .query(QueryRequest {
-                    sql: sql.clone(),
-                    parameters: vec![pv(value.clone())],
-                    ..Default::default()
-                })
-                .await;
             // PostgreSQL compares the text column with the number or boolean as
             // text; MariaDB and SQLite compare by value. Neither matches alice or bob.
-            let found: Vec<serde_json::Value> = result
-                .unwrap_or_else(|status| panic!("{engine:?} {value}: {status:?}"))
-                .into_inner()
-                .rows
-                .iter()
-                .map(|r| js(&r.values[0]))
-                .collect();
+            let found: Vec<serde_json::Value> =
+                query(&mut client, &sql, std::slice::from_ref(&value))
+                    .await
+                    .unwrap_or_else(|status| panic!("{engine:?} {value}: {status:?}"))
+                    .rows
+                    .iter()
+                    .map(|r| js(&r.values[0]))
+                    .collect();
             assert_eq!(
                 found,
                 owners.iter().map(|o| json!(o)).collect::<Vec<_>>(),
@@ -810,15 +800,10 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
         ("done = $1", json!("true")),
         ("id = $1", json!("1")),
     ] {
-        let result = client
-            .query(QueryRequest {
-                sql: format!("SELECT id FROM {events} WHERE {condition}"),
-                parameters: vec![pv(value.clone())],
-                ..Default::default()
-            })
+        let sql = format!("SELECT id FROM {events} WHERE {condition}");
+        let result = query(&mut client, &sql, std::slice::from_ref(&value))
             .await
-            .unwrap_or_else(|s| panic!("{condition} with {value}: {s:?}"))
-            .into_inner();
+            .unwrap_or_else(|s| panic!("{condition} with {value}: {s:?}"));
         assert_eq!(ids(result), [json!(1)], "{condition} with {value}");
     }
 
@@ -838,14 +823,8 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
         })
         .await
         .expect("insert with typed parameters");
-    let stored = client
-        .query(QueryRequest {
-            sql: format!("SELECT day, at, amount FROM {events} WHERE id = 3"),
-            ..Default::default()
-        })
-        .await
-        .expect("read back")
-        .into_inner();
+    let sql = format!("SELECT day, at, amount FROM {events} WHERE id = 3");
+    let stored = query(&mut client, &sql, &[]).await.expect("read back");
     let row: Vec<serde_json::Value> = stored.rows[0].values.iter().map(js).collect();
     assert_eq!(
         row,
@@ -857,12 +836,8 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
     );
 
     // A value that is not of the inferred type is refused by position.
-    let status = client
-        .query(QueryRequest {
-            sql: format!("SELECT id FROM {events} WHERE id = $1 AND day > $2"),
-            parameters: vec![pv(json!(1)), pv(json!("March 1st"))],
-            ..Default::default()
-        })
+    let sql = format!("SELECT id FROM {events} WHERE id = $1 AND day > $2");
+    let status = query(&mut client, &sql, &[json!(1), json!("March 1st")])
         .await
         .expect_err("not a date");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -888,29 +863,19 @@ async fn postgres_parameters_take_the_type_of_their_column_without_casts() {
         ("2025-03-01T00:00:00Z", json!([1, 2]), "[1, 2]"),
         ("2025-03-01T00:00:00Z", json!(5), "5"),
     ] {
-        let result = single_client
-            .query(QueryRequest {
-                sql: "SELECT $1::timestamptz AS at, $2::text AS t".to_owned(),
-                parameters: vec![pv(json!(at)), pv(value.clone())],
-                ..Default::default()
-            })
+        let sql = "SELECT $1::timestamptz AS at, $2::text AS t";
+        let result = query(&mut single_client, sql, &[json!(at), value.clone()])
             .await
-            .unwrap_or_else(|s| panic!("{at} {value}: {s:?}"))
-            .into_inner();
+            .unwrap_or_else(|s| panic!("{at} {value}: {s:?}"));
         assert_eq!(js(&result.rows[0].values[1]), json!(text), "{at} {value}");
     }
     drop(single);
 
     // An empty result still names its columns.
-    let empty = client
-        .query(QueryRequest {
-            sql: format!("SELECT id, day FROM {events} WHERE day = $1"),
-            parameters: vec![pv(json!("1999-01-01"))],
-            ..Default::default()
-        })
+    let sql = format!("SELECT id, day FROM {events} WHERE day = $1");
+    let empty = query(&mut client, &sql, &[json!("1999-01-01")])
         .await
-        .expect("empty result")
-        .into_inner();
+        .expect("empty result");
     let names: Vec<&str> = empty.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["id", "day"]);
     drop(running);
@@ -932,17 +897,7 @@ async fn a_query_run_again_after_its_table_changed_sees_the_new_columns() {
             result.columns.iter().map(|c| c.name.clone()).collect()
         };
         let sql = format!("SELECT * FROM {accounts} WHERE id = {}", f.p(1));
-        let mut run = async |sql: &str| {
-            client
-                .query(QueryRequest {
-                    sql: sql.to_owned(),
-                    parameters: vec![pv(json!(1))],
-                    ..Default::default()
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        };
-        let before = run(&sql)
+        let before = query(&mut client, &sql, &[json!(1)])
             .await
             .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"));
         assert_eq!(columns(&before), ["id", "owner", "balance"], "{engine:?}");
@@ -951,7 +906,7 @@ async fn a_query_run_again_after_its_table_changed_sees_the_new_columns() {
                 "ALTER TABLE {accounts} ADD COLUMN note VARCHAR(20)"
             ))
             .await;
-        let after = run(&sql)
+        let after = query(&mut client, &sql, &[json!(1)])
             .await
             .unwrap_or_else(|s| panic!("{engine:?}: {s:?}"));
         assert_eq!(

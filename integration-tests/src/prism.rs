@@ -86,12 +86,12 @@ impl Prism {
     }
 }
 
-/// The folder with the official specs: `SWITCHBOARD_SPECS_DIR`, or `shared/specs`
-/// beside the repository.
+/// The folder with the official specs: `SWITCHBOARD_SPECS_DIR`, or the copies kept
+/// in `integration-tests/specs/` (see the README there for their source and version).
 pub fn specs_dir() -> PathBuf {
     std::env::var_os("SWITCHBOARD_SPECS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/specs"))
+        .unwrap_or_else(|| repo_root().join("integration-tests/specs"))
 }
 
 /// Whether missing test prerequisites fail the test (CI) or skip it.
@@ -119,7 +119,7 @@ pub fn start_file(spec_path: &std::path::Path) -> anyhow::Result<Option<Prism>> 
         ))
     } else if !spec_path.exists() {
         Some(format!(
-            "the spec {} is missing: put shared/specs beside the repository or set SWITCHBOARD_SPECS_DIR",
+            "the spec {} is missing: it is kept in integration-tests/specs/ (or set SWITCHBOARD_SPECS_DIR to a folder with it)",
             spec_path.display()
         ))
     } else {

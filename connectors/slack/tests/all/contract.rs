@@ -43,7 +43,7 @@ fn required_here() -> bool {
 /// Fails in CI, otherwise says loudly why the contract test is skipped.
 fn unavailable(what: &str) {
     let message = format!(
-        "slack contract test cannot run: {what}; run scripts/install-tools.sh (Prism) and make sure the specs are at ../shared/specs or SWITCHBOARD_SPECS_DIR"
+        "slack contract test cannot run: {what}; run scripts/install-tools.sh (Prism) and make sure integration-tests/specs/ has the spec (or set SWITCHBOARD_SPECS_DIR)"
     );
     if required_here() {
         panic!("{message}");
@@ -58,7 +58,7 @@ fn manifest_dir() -> PathBuf {
 fn spec_path() -> PathBuf {
     let dir = std::env::var_os("SWITCHBOARD_SPECS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../../../shared/specs"));
+        .unwrap_or_else(|| manifest_dir().join("../../integration-tests/specs"));
     dir.join("slack-web-api.v2.json")
 }
 

@@ -6,6 +6,9 @@
 //!   (v1 and v1alpha) next to the connector's own services.
 //! - [`descriptors`]: the served descriptors adjusted to the configuration (a
 //!   read-only deployment's writing tools hidden from the catalog).
+//! - [`catch_panic`]: a handler that panics answers INTERNAL naming the method
+//!   (logged at error level); the connector keeps serving. Applied to every
+//!   service of [`ConnectorServer`].
 //! - [`Health`]: the connector's serving status, flipped by the code that knows.
 //! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
 //!   `Retry-After`.
@@ -14,6 +17,7 @@
 //!   that mention them (prompts, hints in errors).
 #![forbid(unsafe_code)]
 
+pub mod catch_panic;
 pub mod descriptors;
 pub mod env;
 pub mod health;

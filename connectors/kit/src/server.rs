@@ -190,6 +190,8 @@ impl ConnectorServer {
         };
         let server = tonic::transport::Server::builder()
             .trace_fn(call_span)
+            // A handler that panics answers INTERNAL instead of resetting the stream.
+            .layer(crate::catch_panic::CatchPanicLayer::new(&self.name))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
         let grace = self.shutdown_grace;

@@ -2,9 +2,12 @@
 //!
 //! Issue and project arguments are checked by key; JQL is wrapped as
 //! `project in (A, B) AND (<query>)` with the query's `ORDER BY` kept at the end,
-//! so no query can reach outside the allowed projects whatever it contains.
+//! so no query can reach outside the allowed projects whatever it contains: the
+//! query is read by [`jql::lex`] the way Jira reads it, and refused when its
+//! structure could close the wrapper.
 
 use crate::error::Error;
+use crate::jira::jql::{self, Kind, Token};
 use crate::jira::keys;
 
 /// The allowed projects; empty means every project.
@@ -93,34 +96,36 @@ impl ProjectScope {
     }
 
     /// The JQL to run for `jql`: unchanged when unrestricted, otherwise limited
-    /// to the allowed projects with the `ORDER BY` clause kept last. Unbalanced
-    /// parentheses or quotes are refused when restricted, since they could close
-    /// the wrapping parenthesis and escape the restriction.
+    /// to the allowed projects as `project in (...) AND (<query>)` with the
+    /// `ORDER BY` clause kept last.
+    ///
+    /// The query is read token by token with [`jql::lex`], which sees quotes and
+    /// parentheses where Jira does (and refuses what Jira could read differently),
+    /// so the check is on the structure Jira will parse: parentheses that balance
+    /// and never close more than they opened (the query cannot close the
+    /// wrapper's parenthesis), and an `ORDER BY` clause of field names only.
     pub fn restrict_jql(&self, jql: &str) -> Result<String, Error> {
         if !self.is_restricted() {
             return Ok(jql.trim().to_owned());
         }
-        check_balanced(jql).map_err(|m| Error::invalid("jql", m))?;
-        let (_, order) = split_order_by(jql);
-        if order.is_some_and(|o| o.contains(['(', ')'])) {
-            return Err(Error::invalid(
-                "jql",
-                "the ORDER BY clause cannot contain parentheses",
-            ));
-        }
+        let tokens = jql::lex(jql).map_err(|e| Error::invalid("jql", e.to_string()))?;
+        let (query, order) = split_order_by(&tokens);
+        check_balanced(query).map_err(|m| Error::invalid("jql", m))?;
+        check_order_clause(order).map_err(|m| Error::invalid("jql", m))?;
         let projects = self
             .keys
             .iter()
             .map(|k| format!("\"{k}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        let (query, order) = split_order_by(jql);
+        let query: String = query.iter().map(|t| t.text).collect();
         let query = query.trim();
         let mut out = format!("project in ({projects})");
         if !query.is_empty() {
             out.push_str(&format!(" AND ({query})"));
         }
-        if let Some(order) = order {
+        if !order.is_empty() {
+            let order: String = order.iter().map(|t| t.text).collect();
             out.push(' ');
             out.push_str(order.trim());
         }
@@ -128,37 +133,20 @@ impl ProjectScope {
     }
 }
 
-/// Checks that parentheses balance and quotes close, outside quoted text.
-fn check_balanced(jql: &str) -> Result<(), String> {
-    let mut depth = 0i64;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in jql.chars() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
+/// Checks that the query's parentheses balance and never close one it did not
+/// open (which would close the wrapper's).
+fn check_balanced(query: &[Token<'_>]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for token in query {
+        match token.kind {
+            Kind::Open => depth += 1,
+            Kind::Close => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or("has a `)` without a matching `(`")?;
             }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth < 0 {
-                        return Err("has a `)` without a matching `(`".to_owned());
-                    }
-                }
-                _ => {}
-            },
+            _ => {}
         }
-    }
-    if quote.is_some() {
-        return Err("has a quote that is never closed".to_owned());
     }
     if depth != 0 {
         return Err("has a `(` without a matching `)`".to_owned());
@@ -166,55 +154,41 @@ fn check_balanced(jql: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Splits JQL at its top-level `ORDER BY` (outside quotes and parentheses).
-pub fn split_order_by(jql: &str) -> (&str, Option<&str>) {
-    let bytes = jql.as_bytes();
-    let mut depth = 0usize;
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match quote {
-            Some(q) => {
-                if b == b'\\' {
-                    i += 1;
-                } else if b == q {
-                    quote = None;
-                }
-            }
-            None => match b {
-                b'"' | b'\'' => quote = Some(b),
-                b'(' => depth += 1,
-                b')' => depth = depth.saturating_sub(1),
-                _ if depth == 0
-                    && starts_order_by(&jql[i..])
-                    && (i == 0 || bytes[i - 1].is_ascii_whitespace() || bytes[i - 1] == b')') =>
-                {
-                    return (&jql[..i], Some(&jql[i..]));
-                }
-                _ => {}
-            },
-        }
-        i += 1;
+/// The `ORDER BY` clause holds field names (words, quoted names, `cf[10001]`),
+/// commas and `ASC` / `DESC`: nothing that could add a condition.
+fn check_order_clause(order: &[Token<'_>]) -> Result<(), String> {
+    let allowed = |t: &Token<'_>| {
+        matches!(t.kind, Kind::Word | Kind::Quoted | Kind::Space)
+            || (t.kind == Kind::Operator && matches!(t.text, "," | "[" | "]"))
+    };
+    match order.iter().find(|t| !allowed(t)) {
+        None => Ok(()),
+        Some(t) => Err(format!(
+            "the ORDER BY clause may hold only field names, commas, ASC and DESC, not `{}`",
+            t.text
+        )),
     }
-    (jql, None)
 }
 
-fn starts_order_by(s: &str) -> bool {
-    let Some(head) = s.get(..5) else { return false };
-    if !head.eq_ignore_ascii_case("order") {
-        return false;
+/// Splits JQL tokens at the top-level `ORDER BY` (outside parentheses; quoted
+/// text is one token, so never inside it): the query, and the clause from
+/// `ORDER` on (empty when there is none).
+pub fn split_order_by<'t, 'a>(tokens: &'t [Token<'a>]) -> (&'t [Token<'a>], &'t [Token<'a>]) {
+    let mut depth = 0usize;
+    for (i, token) in tokens.iter().enumerate() {
+        match token.kind {
+            Kind::Open => depth += 1,
+            Kind::Close => depth = depth.saturating_sub(1),
+            _ if depth == 0 && token.is_word("order") => {
+                let by = tokens[i + 1..].iter().find(|t| t.kind != Kind::Space);
+                if by.is_some_and(|t| t.is_word("by")) {
+                    return tokens.split_at(i);
+                }
+            }
+            _ => {}
+        }
     }
-    let rest = &s[5..];
-    let trimmed = rest.trim_start();
-    trimmed.len() < rest.len()
-        && trimmed
-            .get(..2)
-            .is_some_and(|by| by.eq_ignore_ascii_case("by"))
-        && trimmed[2..]
-            .chars()
-            .next()
-            .is_none_or(|c| c.is_whitespace())
+    (tokens, &[])
 }
 
 #[cfg(test)]
@@ -280,18 +254,191 @@ mod tests {
         );
     }
 
+    fn order_clause(jql: &str) -> Option<String> {
+        let tokens = jql::lex(jql).expect("lexes");
+        let (_, order) = split_order_by(&tokens);
+        (!order.is_empty()).then(|| order.iter().map(|t| t.text).collect())
+    }
+
     #[test]
     fn order_by_inside_quotes_or_parentheses_is_not_a_clause() {
-        assert_eq!(split_order_by("summary ~ \"order by x\"").1, None);
+        assert_eq!(order_clause("summary ~ \"order by x\""), None);
         assert_eq!(
-            split_order_by("summary ~ 'x' order  by rank").1,
+            order_clause("summary ~ 'x' order  by rank").as_deref(),
             Some("order  by rank")
         );
-        assert_eq!(split_order_by("reorder by = 1").1, None);
+        assert_eq!(order_clause("reorder by = 1"), None);
+        assert_eq!(order_clause("x in (a ORDER BY y)"), None);
         assert_eq!(
-            split_order_by("x in (a) ORDER BY y"),
-            ("x in (a) ", Some("ORDER BY y"))
+            order_clause("x in (a)ORDER BY y").as_deref(),
+            Some("ORDER BY y")
         );
+        assert_eq!(
+            order_clause("x = José order by clé").as_deref(),
+            Some("order by clé")
+        );
+    }
+
+    #[test]
+    fn non_ascii_words_are_kept_as_they_are() {
+        assert_eq!(
+            scope().restrict_jql("assignee = José").ok().as_deref(),
+            Some("project in (\"PROJ\", \"OPS\") AND (assignee = José)")
+        );
+        let jql = "summary ~ 🦀 AND labels = e\u{301}te\u{301} AND reporter = שלום \u{202e}x ORDER BY créé";
+        assert_eq!(
+            scope().restrict_jql(jql).ok().as_deref(),
+            Some(
+                "project in (\"PROJ\", \"OPS\") AND (summary ~ 🦀 AND labels = e\u{301}te\u{301} AND reporter = שלום \u{202e}x) ORDER BY créé"
+            )
+        );
+    }
+
+    /// Each of these would end the wrapper's parenthesis (or add a condition
+    /// after it) as Jira reads the query.
+    #[test]
+    fn tricks_that_would_escape_the_wrapper_are_refused() {
+        for (jql, says) in [
+            // Jira reads `a\'` as a word with an escaped quote, so the `)` closes
+            // the wrapper; a reader that saw a quote there would miss it.
+            (
+                r"summary ~ a\' ) OR project = SECRET OR (summary ~ '\''",
+                "backslash",
+            ),
+            (r"summary ~ a\) OR project = SECRET", "backslash"),
+            ("x = 1\n) OR (project = SECRET", "`)`"),
+            ("x = “a) OR (b”", "`)`"),
+            ("x = 1 ORDER BY key) OR (project = SECRET", "ORDER BY"),
+            ("x = 1 ORDER BY key OR project = SECRET", "ORDER BY"),
+            ("x = 1 ORDER BY key, (project)", "ORDER BY"),
+            ("x = \"a\\(\" ) OR (y = 1", "escapes nothing"),
+            ("x = \"a\nb\") OR (y = \"", "control character"),
+            ("x = 1 \u{2028}) OR (y = 1", "whitespace"),
+            ("x = 'open", "never closed"),
+        ] {
+            match scope().restrict_jql(jql) {
+                Err(Error::InvalidArgument {
+                    field: "jql",
+                    message,
+                }) => assert!(message.contains(says), "{jql:?}: {message}"),
+                other => panic!("{jql:?} was not refused: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn parentheses_and_quotes_inside_quoted_text_stay_inside_it() {
+        let jql = r#"summary ~ "a\" ) OR project = SECRET OR (x = \"b" ORDER BY "Story Points""#;
+        assert_eq!(
+            scope().restrict_jql(jql).ok().as_deref(),
+            Some(
+                r#"project in ("PROJ", "OPS") AND (summary ~ "a\" ) OR project = SECRET OR (x = \"b") ORDER BY "Story Points""#
+            )
+        );
+        assert_eq!(
+            scope()
+                .restrict_jql("x = 1 ORDER BY cf[10001] DESC, key")
+                .ok()
+                .as_deref(),
+            Some("project in (\"PROJ\", \"OPS\") AND (x = 1) ORDER BY cf[10001] DESC, key")
+        );
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JQL-ish text: the characters that shape a query, words, keywords and
+        /// any Unicode character.
+        fn jql_text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                4 => prop::sample::select(vec![
+                    "(", ")", "\"", "'", "\\", " ", "\n", "\t", ",", "=", "~", "[", "]",
+                    "ORDER", "order", "BY", "by", " ORDER BY ", "AND", "OR", "project",
+                    "SECRET", "José", "🦀", "e\u{301}", "שלום", "\u{202e}", "“", "”",
+                    "\u{a0}", "\\\"", "\\'", "\\\\", "\\u00e9", "\u{0}",
+                ])
+                .prop_map(str::to_owned),
+                1 => any::<char>().prop_map(String::from),
+                1 => "[a-z]{1,6}",
+            ];
+            prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+        }
+
+        /// The wrapped query as Jira's lexer reads it: `project in ( ... )`,
+        /// then `AND (` whose `)` is the last one before the ORDER BY clause,
+        /// and an ORDER BY clause without parentheses or conditions.
+        fn assert_wrapped(out: &str, user: &str) {
+            let tokens = jql::lex(out).unwrap_or_else(|e| panic!("{out:?} does not lex: {e}"));
+            let words: Vec<&Token<'_>> = tokens.iter().filter(|t| t.kind != Kind::Space).collect();
+            let prefix = ["project", "in", "("];
+            assert!(
+                words.len() >= 3 && words.iter().zip(prefix).all(|(t, p)| t.text == p),
+                "{out:?}"
+            );
+            let (query, order) = split_order_by(&tokens);
+            assert!(check_order_clause(order).is_ok(), "{out:?}");
+            assert!(check_balanced(query).is_ok(), "{out:?}");
+            let query: Vec<&Token<'_>> = query.iter().filter(|t| t.kind != Kind::Space).collect();
+            // The project list closes at the first `)`; nothing the user wrote is in it.
+            let close = query
+                .iter()
+                .position(|t| t.kind == Kind::Close)
+                .unwrap_or_else(|| panic!("{out:?}"));
+            assert!(
+                query[3..close].iter().all(|t| t.kind != Kind::Open),
+                "{out:?}"
+            );
+            let rest = &query[close + 1..];
+            if rest.is_empty() {
+                return;
+            }
+            assert!(
+                rest[0].is_word("AND") && rest[1].kind == Kind::Open,
+                "{out:?}"
+            );
+            // The `(` after AND is closed by the very last token of the query:
+            // the user's part never returns to depth 0 before it.
+            let mut depth = 0usize;
+            for (i, token) in rest[1..].iter().enumerate() {
+                match token.kind {
+                    Kind::Open => depth += 1,
+                    Kind::Close => {
+                        depth -= 1;
+                        if depth == 0 {
+                            assert_eq!(i + 2, rest.len(), "{out:?} from {user:?}");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_refused_or_wrapped_so_it_cannot_escape(jql in jql_text()) {
+                if let Ok(out) = scope().restrict_jql(&jql) {
+                    assert_wrapped(&out, &jql);
+                }
+            }
+
+            #[test]
+            fn any_unicode_string_is_answered_without_panicking(jql in any::<String>()) {
+                if let Ok(out) = scope().restrict_jql(&jql) {
+                    assert_wrapped(&out, &jql);
+                }
+            }
+
+            #[test]
+            fn balanced_queries_of_any_words_are_accepted(
+                words in prop::collection::vec("[^\\s\\p{Cc}\\\\()\"'=!<>~,\\[\\]|&]{1,8}", 1..8)
+            ) {
+                let jql = format!("summary ~ ({})", words.join(" "));
+                prop_assume!(!words.iter().any(|w| w.eq_ignore_ascii_case("order")));
+                let out = scope().restrict_jql(&jql);
+                prop_assert!(out.is_ok(), "{jql:?}: {out:?}");
+            }
+        }
     }
 
     #[test]

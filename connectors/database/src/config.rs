@@ -11,6 +11,8 @@
 //! | `DB_MAX_ROWS` | `10000` | most rows one query may return (cap on `max_rows`) |
 //! | `DB_MAX_RESULT_BYTES` | `2097152` | most bytes of values one result may hold |
 //! | `DB_EXPLAIN_ANALYZE` | `true` | whether Explain may run the query (`analyze`) |
+//! | `DB_ALLOW_FUNCTIONS` | empty | more functions a read-only query may call, comma-separated, case-insensitive (`name` or `schema.name`); hard-denied ones (sleep, locks, files, SQL as text …) fail at start |
+//! | `DB_MAX_SQL_TOKENS` | `10000` | most tokens one read-only statement may have |
 //! | `DB_HEALTH_INTERVAL` | `5` | seconds between database health checks |
 //! | `CACHE_REDIS_URL` | unset: in-process cache | Redis URL for a cache shared by replicas (secret) |
 //! | `CACHE_MAX_BYTES` | `67108864` | size of the in-process cache |
@@ -72,6 +74,11 @@ pub struct Config {
     pub max_result_bytes: usize,
     /// Whether Explain may run the query.
     pub explain_analyze: bool,
+    /// Functions a read-only query may call beyond the engine's allow-list
+    /// (lower case, checked by `guard::functions::parse_allowed`).
+    pub allow_functions: std::collections::BTreeSet<String>,
+    /// Most tokens one read-only statement may have.
+    pub max_sql_tokens: usize,
     /// Time between health checks of the database.
     pub health_interval: Duration,
     /// Redis URL of the shared cache, or `None` for the in-process cache.
@@ -96,6 +103,8 @@ impl Config {
             max_rows: 10_000,
             max_result_bytes: 2 * 1024 * 1024,
             explain_analyze: true,
+            allow_functions: std::collections::BTreeSet::new(),
+            max_sql_tokens: crate::guard::DEFAULT_MAX_TOKENS,
             health_interval: Duration::from_secs(5),
             cache_redis_url: None,
             cache_max_bytes: 64 * 1024 * 1024,
@@ -122,6 +131,11 @@ impl Config {
             max_rows: env::parse("DB_MAX_ROWS", defaults.max_rows)?,
             max_result_bytes: env::parse("DB_MAX_RESULT_BYTES", defaults.max_result_bytes)?,
             explain_analyze: env::flag("DB_EXPLAIN_ANALYZE", defaults.explain_analyze)?,
+            allow_functions: crate::guard::functions::parse_allowed(&env::list(
+                "DB_ALLOW_FUNCTIONS",
+            ))
+            .map_err(|e| EnvError::new("DB_ALLOW_FUNCTIONS", e))?,
+            max_sql_tokens: env::parse("DB_MAX_SQL_TOKENS", defaults.max_sql_tokens)?,
             health_interval: env::seconds("DB_HEALTH_INTERVAL", defaults.health_interval)?,
             cache_redis_url: env::var("CACHE_REDIS_URL").map(SecretString::from),
             cache_max_bytes: env::parse("CACHE_MAX_BYTES", defaults.cache_max_bytes)?,
@@ -143,6 +157,12 @@ impl Config {
         }
         if self.max_rows == 0 {
             return Err(EnvError::new("DB_MAX_ROWS", "must be at least 1"));
+        }
+        let allowed: Vec<String> = self.allow_functions.iter().cloned().collect();
+        crate::guard::functions::parse_allowed(&allowed)
+            .map_err(|e| EnvError::new("DB_ALLOW_FUNCTIONS", e))?;
+        if self.max_sql_tokens == 0 {
+            return Err(EnvError::new("DB_MAX_SQL_TOKENS", "must be at least 1"));
         }
         if self.statement_timeout.is_zero() {
             return Err(EnvError::new(

@@ -156,6 +156,8 @@ pub struct Database {
     backend: Backend,
     identity: String,
     settings: Settings,
+    /// The parser guard of reads, with the operator's function list.
+    guard: guard::ReadOnlyGuard,
 }
 
 impl std::fmt::Debug for Database {
@@ -210,6 +212,12 @@ impl Database {
             backend,
             identity,
             settings,
+            guard: guard::ReadOnlyGuard::new(
+                kind,
+                config.explain_analyze,
+                config.allow_functions.clone(),
+                config.max_sql_tokens,
+            ),
         })
     }
 
@@ -235,7 +243,9 @@ impl Database {
         params: &[serde_json::Value],
         max_rows: u32,
     ) -> Result<Rows, Error> {
-        guard::check_read_only(self.kind, sql).map_err(Error::Refused)?;
+        self.guard
+            .check(sql)
+            .map_err(|r| Error::Refused(r.to_string()))?;
         self.query_without_parser_guard(sql, params, max_rows).await
     }
 
@@ -307,7 +317,10 @@ impl Database {
         params: &[serde_json::Value],
         analyze: bool,
     ) -> Result<Plan, Error> {
-        let statement = guard::check_read_only(self.kind, sql).map_err(Error::Refused)?;
+        let statement = self
+            .guard
+            .check(sql)
+            .map_err(|r| Error::Refused(r.to_string()))?;
         // Only a query has a plan: not EXPLAIN itself, SHOW or DESCRIBE.
         if !matches!(statement, sqlparser::ast::Statement::Query(_)) {
             return Err(Error::InvalidArgument(

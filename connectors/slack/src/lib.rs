@@ -28,6 +28,7 @@ pub mod pacing;
 pub mod policy;
 pub mod prompts;
 pub mod service;
+pub mod since;
 pub mod workspace;
 
 use std::future::Future;

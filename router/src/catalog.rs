@@ -22,7 +22,8 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{Map, Value as Json, json};
 use tokio::sync::watch;
 
-use crate::schema::{Comments, Direction, message_schema};
+use crate::config::UpstreamLimits;
+use crate::schema::{Comments, Direction, SchemaError, SchemaLimits, message_schema};
 
 /// Response type of methods that return MCP content (see `content.proto`).
 pub const TOOL_RESULT: &str = "switchboard.mcp.v1.ToolResult";
@@ -135,13 +136,16 @@ fn idempotency_level(method: &MethodDescriptor) -> i32 {
 
 /// Builds the tools of one service of a connector. Client-streaming methods
 /// cannot be called with one JSON object and are skipped (with a log line);
-/// the names of methods marked hidden go to `hidden`.
+/// the names of methods marked hidden go to `hidden`. A method whose schema is
+/// over `limits` is left out too, with the reason logged and kept in `withheld`.
 fn tools_for_service(
     connector: &str,
     prefix: &str,
     service: &ServiceDescriptor,
     comments: &Comments,
+    limits: SchemaLimits,
     hidden: &mut Vec<String>,
+    withheld: &mut Vec<String>,
 ) -> Vec<ToolEntry> {
     let mut out = Vec::new();
     for method in service.methods() {
@@ -174,11 +178,9 @@ fn tools_for_service(
                 format!("Calls {} on the {connector} connector.", method.full_name())
             });
 
-        let input = options
-            .input_schema
-            .as_deref()
-            .and_then(|raw| match serde_json::from_str::<Json>(raw) {
-                Ok(Json::Object(schema)) => Some(schema),
+        let custom = options.input_schema.as_deref().and_then(|raw| {
+            match serde_json::from_str::<Json>(raw) {
+                Ok(Json::Object(schema)) => Some((schema, raw.len())),
                 _ => {
                     tracing::warn!(
                         connector,
@@ -187,9 +189,40 @@ fn tools_for_service(
                     );
                     None
                 }
-            })
-            .unwrap_or_else(|| message_schema(&method.input(), comments, Direction::Input));
-        let output = output_schema(&method.output(), method.is_server_streaming(), comments);
+            }
+        });
+        let schemas = match custom {
+            Some((_, size)) if size > limits.max_bytes => Err(SchemaError::TooLarge {
+                message: method.input().full_name().to_owned(),
+                size,
+                limit: limits.max_bytes,
+            }),
+            Some((schema, _)) => Ok(schema),
+            None => message_schema(&method.input(), comments, Direction::Input, limits),
+        }
+        .and_then(|input| {
+            output_schema(
+                &method.output(),
+                method.is_server_streaming(),
+                comments,
+                limits,
+            )
+            .map(|output| (input, output))
+        });
+        let (input, output) = match schemas {
+            Ok(schemas) => schemas,
+            Err(error) => {
+                tracing::warn!(
+                    connector,
+                    method = method.full_name(),
+                    tool = %name,
+                    %error,
+                    "tool left out of the catalog"
+                );
+                withheld.push(format!("{name}: {error}"));
+                continue;
+            }
+        };
 
         let level = idempotency_level(&method);
         let read_only = level == 1;
@@ -227,7 +260,8 @@ fn output_schema(
     message: &MessageDescriptor,
     streaming: bool,
     comments: &Comments,
-) -> Option<Map<String, Json>> {
+    limits: SchemaLimits,
+) -> Result<Option<Map<String, Json>>, SchemaError> {
     if matches!(
         message.full_name(),
         "google.protobuf.Value"
@@ -238,11 +272,11 @@ fn output_schema(
     ) || (message.full_name().starts_with("google.protobuf.")
         && message.full_name() != "google.protobuf.Empty")
     {
-        return None;
+        return Ok(None);
     }
-    let item = message_schema(message, comments, Direction::Output);
+    let item = message_schema(message, comments, Direction::Output, limits)?;
     if !streaming {
-        return Some(item);
+        return Ok(Some(item));
     }
     let wrapped = json!({
         "type": "object",
@@ -255,7 +289,7 @@ fn output_schema(
         },
         "required": ["messages"],
     });
-    wrapped.as_object().cloned()
+    Ok(wrapped.as_object().cloned())
 }
 
 /// A connector's tools, and the names its hidden methods would have.
@@ -265,6 +299,8 @@ pub struct ConnectorTools {
     pub tools: Vec<ToolEntry>,
     /// Methods marked hidden (e.g. writes a read-only deployment turns off).
     pub hidden: Vec<String>,
+    /// Methods left out because their schema is over the limits, with why.
+    pub withheld: Vec<String>,
 }
 
 /// Builds every tool of a connector from its descriptor pool and advertised services.
@@ -273,11 +309,13 @@ pub fn tools_for_connector(
     prefix: &str,
     pool: &DescriptorPool,
     services: &[String],
+    limits: &UpstreamLimits,
 ) -> ConnectorTools {
     let files: Vec<_> = pool.files().collect();
     let comments = Comments::new(files.iter());
     let mut tools = Vec::new();
     let mut hidden = Vec::new();
+    let mut withheld = Vec::new();
     for name in services {
         if name == RESOURCES_SERVICE || name == PROMPTS_SERVICE || name == INTERACTIONS_SERVICE {
             continue;
@@ -288,7 +326,9 @@ pub fn tools_for_connector(
                 prefix,
                 &service,
                 &comments,
+                SchemaLimits::from(limits),
                 &mut hidden,
+                &mut withheld,
             )),
             None => {
                 tracing::warn!(connector, service = %name, "advertised service has no descriptor")
@@ -296,7 +336,11 @@ pub fn tools_for_connector(
         }
     }
     tools.sort_by(|a, b| a.tool.name.cmp(&b.tool.name));
-    ConnectorTools { tools, hidden }
+    ConnectorTools {
+        tools,
+        hidden,
+        withheld,
+    }
 }
 
 /// What the router knows of a connector's health.

@@ -26,6 +26,68 @@ pub const DEFAULT_TOOL_GRACE: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Default interval at which connector host names are resolved again.
 pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(10);
+/// Default largest message a connector may answer a call with (`max_message_bytes`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default largest reflection answer (`reflection_max_message_bytes`).
+pub const DEFAULT_REFLECTION_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Default largest number of descriptor files read from one connector (`max_reflection_files`).
+pub const DEFAULT_MAX_REFLECTION_FILES: usize = 256;
+/// Default largest JSON Schema of one tool's input or output, in bytes (`max_schema_bytes`).
+pub const DEFAULT_MAX_SCHEMA_BYTES: usize = 256 * 1024;
+/// Default largest number of `$defs` in one tool's schema (`max_schema_defs`).
+pub const DEFAULT_MAX_SCHEMA_DEFS: usize = 256;
+/// Default largest number of messages one streamed call may return (`max_stream_messages`).
+pub const DEFAULT_MAX_STREAM_MESSAGES: usize = 10_000;
+/// Default largest total size of the messages of one streamed call (`max_stream_bytes`).
+pub const DEFAULT_MAX_STREAM_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bounds on what the router accepts from a connector, so that a misbehaving or
+/// hostile connector cannot exhaust the router's memory or stall it. Each field
+/// is a setting of the same name (flag `--max-message-bytes`, variable
+/// `SWITCHBOARD_MAX_MESSAGE_BYTES`, config file key `max_message_bytes`, ...),
+/// and every error that enforces one names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamLimits {
+    /// Largest message of a call's answer (each streamed message, too), and of
+    /// the generic Resources, Prompts and Interactions services.
+    pub max_message_bytes: usize,
+    /// Largest answer of the reflection service (one batch of descriptor files).
+    pub reflection_max_message_bytes: usize,
+    /// Descriptor files read from one connector, dependencies included.
+    pub max_reflection_files: usize,
+    /// Largest generated JSON Schema of one tool's input or output; a tool over
+    /// it is left out of the catalog (and logged), not the whole connector.
+    pub max_schema_bytes: usize,
+    /// Largest number of message definitions (`$defs`) in one tool's schema.
+    pub max_schema_defs: usize,
+    /// Messages one server-streaming call may stream before it is cancelled.
+    pub max_stream_messages: usize,
+    /// Total encoded bytes one server-streaming call may stream before it is cancelled.
+    pub max_stream_bytes: usize,
+}
+
+impl Default for UpstreamLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            reflection_max_message_bytes: DEFAULT_REFLECTION_MAX_MESSAGE_BYTES,
+            max_reflection_files: DEFAULT_MAX_REFLECTION_FILES,
+            max_schema_bytes: DEFAULT_MAX_SCHEMA_BYTES,
+            max_schema_defs: DEFAULT_MAX_SCHEMA_DEFS,
+            max_stream_messages: DEFAULT_MAX_STREAM_MESSAGES,
+            max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
+        }
+    }
+}
+
+/// Parses a limit (a count or a number of bytes), which must be at least 1.
+pub fn parse_limit(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(0) => Err(format!("{raw:?}: a limit must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{raw:?} is not a whole number")),
+    }
+}
 
 /// One connector the router fronts.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +136,8 @@ pub struct Config {
     /// How often connector host names are resolved again, so calls spread over
     /// replicas that come and go (compose `--scale`, headless Kubernetes Services).
     pub dns_refresh: Duration,
+    /// Bounds on what connectors may send the router.
+    pub limits: UpstreamLimits,
 }
 
 impl Default for Config {
@@ -87,6 +151,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             sse_poll_after: None,
             dns_refresh: DEFAULT_DNS_REFRESH,
+            limits: UpstreamLimits::default(),
         }
     }
 }
@@ -214,6 +279,13 @@ struct FileConfig {
     /// Seconds.
     sse_poll_after: Option<f64>,
     dns_refresh: Option<f64>,
+    max_message_bytes: Option<usize>,
+    reflection_max_message_bytes: Option<usize>,
+    max_reflection_files: Option<usize>,
+    max_schema_bytes: Option<usize>,
+    max_schema_defs: Option<usize>,
+    max_stream_messages: Option<usize>,
+    max_stream_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,6 +352,50 @@ impl Config {
         }
         if let Some(s) = file.sse_poll_after {
             self.sse_poll_after = Some(seconds(s).map_err(&file_err)?);
+        }
+        let limits = &mut self.limits;
+        for (key, value, slot) in [
+            (
+                "max_message_bytes",
+                file.max_message_bytes,
+                &mut limits.max_message_bytes,
+            ),
+            (
+                "reflection_max_message_bytes",
+                file.reflection_max_message_bytes,
+                &mut limits.reflection_max_message_bytes,
+            ),
+            (
+                "max_reflection_files",
+                file.max_reflection_files,
+                &mut limits.max_reflection_files,
+            ),
+            (
+                "max_schema_bytes",
+                file.max_schema_bytes,
+                &mut limits.max_schema_bytes,
+            ),
+            (
+                "max_schema_defs",
+                file.max_schema_defs,
+                &mut limits.max_schema_defs,
+            ),
+            (
+                "max_stream_messages",
+                file.max_stream_messages,
+                &mut limits.max_stream_messages,
+            ),
+            (
+                "max_stream_bytes",
+                file.max_stream_bytes,
+                &mut limits.max_stream_bytes,
+            ),
+        ] {
+            match value {
+                Some(0) => return Err(file_err(format!("{key}: a limit must be at least 1"))),
+                Some(n) => *slot = n,
+                None => {}
+            }
         }
         Ok(())
     }
@@ -397,6 +513,44 @@ prefix = "tickets"
         std::fs::write(&path, "[[connectors]]\nname = \"x\"\nurll = \"a\"\n").unwrap();
         let err = Config::default().merge_file(&path).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn config_file_sets_upstream_limits_and_refuses_zero() {
+        let dir = std::env::temp_dir().join(format!("sb-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(
+            &path,
+            "max_message_bytes = 1000\nreflection_max_message_bytes = 2000\nmax_reflection_files = 3\n\
+             max_schema_bytes = 4000\nmax_schema_defs = 5\nmax_stream_messages = 6\nmax_stream_bytes = 7000\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.merge_file(&path).unwrap();
+        assert_eq!(
+            config.limits,
+            UpstreamLimits {
+                max_message_bytes: 1000,
+                reflection_max_message_bytes: 2000,
+                max_reflection_files: 3,
+                max_schema_bytes: 4000,
+                max_schema_defs: 5,
+                max_stream_messages: 6,
+                max_stream_bytes: 7000,
+            }
+        );
+        std::fs::write(&path, "max_stream_messages = 0\n").unwrap();
+        let err = Config::default().merge_file(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("max_stream_messages: a limit must be at least 1"),
+            "{err}"
+        );
+        assert_eq!(Config::default().limits.max_message_bytes, 16 * 1024 * 1024);
+        assert!(parse_limit("0").is_err());
+        assert!(parse_limit("ten").is_err());
+        assert_eq!(parse_limit(" 12 "), Ok(12));
     }
 
     #[test]

@@ -68,6 +68,27 @@ struct Cli {
     /// How often connector host names are resolved again, to follow replicas [default: 10s].
     #[arg(long, env = "SWITCHBOARD_DNS_REFRESH", value_parser = maybe(config::parse_duration))]
     dns_refresh: Option<Maybe<std::time::Duration>>,
+    /// Largest message a connector may answer a call with, in bytes; a bigger one is a tool error [default: 16777216].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_BYTES", value_parser = maybe(config::parse_limit))]
+    max_message_bytes: Option<Maybe<usize>>,
+    /// Largest reflection answer (descriptor files) read from a connector, in bytes [default: 4194304].
+    #[arg(long, env = "SWITCHBOARD_REFLECTION_MAX_MESSAGE_BYTES", value_parser = maybe(config::parse_limit))]
+    reflection_max_message_bytes: Option<Maybe<usize>>,
+    /// Most descriptor files read from one connector, dependencies included [default: 256].
+    #[arg(long, env = "SWITCHBOARD_MAX_REFLECTION_FILES", value_parser = maybe(config::parse_limit))]
+    max_reflection_files: Option<Maybe<usize>>,
+    /// Largest generated JSON Schema of a tool, in bytes; a tool over it is left out [default: 262144].
+    #[arg(long, env = "SWITCHBOARD_MAX_SCHEMA_BYTES", value_parser = maybe(config::parse_limit))]
+    max_schema_bytes: Option<Maybe<usize>>,
+    /// Most message definitions ($defs) in a tool's schema; a tool over it is left out [default: 256].
+    #[arg(long, env = "SWITCHBOARD_MAX_SCHEMA_DEFS", value_parser = maybe(config::parse_limit))]
+    max_schema_defs: Option<Maybe<usize>>,
+    /// Most messages a server-streaming call may return; then it is cancelled with a tool error [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAM_MESSAGES", value_parser = maybe(config::parse_limit))]
+    max_stream_messages: Option<Maybe<usize>>,
+    /// Most bytes a server-streaming call may return in total; then it is cancelled with a tool error [default: 16777216].
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAM_BYTES", value_parser = maybe(config::parse_limit))]
+    max_stream_bytes: Option<Maybe<usize>>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -176,6 +197,27 @@ impl Cli {
         }
         if let Some(refresh) = set(self.dns_refresh) {
             config.dns_refresh = refresh;
+        }
+        if let Some(n) = set(self.max_message_bytes) {
+            config.limits.max_message_bytes = n;
+        }
+        if let Some(n) = set(self.reflection_max_message_bytes) {
+            config.limits.reflection_max_message_bytes = n;
+        }
+        if let Some(n) = set(self.max_reflection_files) {
+            config.limits.max_reflection_files = n;
+        }
+        if let Some(n) = set(self.max_schema_bytes) {
+            config.limits.max_schema_bytes = n;
+        }
+        if let Some(n) = set(self.max_schema_defs) {
+            config.limits.max_schema_defs = n;
+        }
+        if let Some(n) = set(self.max_stream_messages) {
+            config.limits.max_stream_messages = n;
+        }
+        if let Some(n) = set(self.max_stream_bytes) {
+            config.limits.max_stream_bytes = n;
         }
         Ok((config, self.stdio, listen))
     }

@@ -5,9 +5,18 @@
 //! JSON numbers, enums by value name, bytes as base64, and the well-known types
 //! (Timestamp, Duration, Struct, Value, wrappers, FieldMask, Empty, Any) as the
 //! proto3 JSON mapping says. Field comments become property descriptions, so the
-//! proto comments are what the model reads. Recursive messages go to `$defs`.
+//! proto comments are what the model reads.
+//!
+//! A message used in more than one place (or recursively, or nested deeper than
+//! [`MAX_INLINE_DEPTH`]) is written once under `$defs` and referenced with
+//! `$ref`, so a schema grows linearly with the number of message types: a
+//! "diamond" of shared messages (each with two fields of the next one's type)
+//! would otherwise double at every level. The walk over the message graph is
+//! iterative, and the schema is refused with a [`SchemaError`] naming the limit
+//! when it has more definitions than `max_schema_defs` or more bytes than
+//! `max_schema_bytes`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost_reflect::{FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, Value};
 use serde_json::{Map, Value as Json, json};
@@ -133,23 +142,93 @@ pub fn is_required(field: &FieldDescriptor) -> bool {
         && !matches!(field.kind(), Kind::Message(_))
 }
 
-/// Builds the JSON Schema of `message`.
+/// Messages nested deeper than this inside one definition go to `$defs`, so
+/// that building a schema never recurses deeper than this, whatever the
+/// connector's messages look like.
+pub const MAX_INLINE_DEPTH: usize = 32;
+
+/// Bounds on one generated schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaLimits {
+    /// Largest serialized schema, in bytes (`max_schema_bytes`).
+    pub max_bytes: usize,
+    /// Most `$defs` entries (`max_schema_defs`).
+    pub max_defs: usize,
+}
+
+impl Default for SchemaLimits {
+    fn default() -> Self {
+        let limits = crate::config::UpstreamLimits::default();
+        Self {
+            max_bytes: limits.max_schema_bytes,
+            max_defs: limits.max_schema_defs,
+        }
+    }
+}
+
+impl From<&crate::config::UpstreamLimits> for SchemaLimits {
+    fn from(limits: &crate::config::UpstreamLimits) -> Self {
+        Self {
+            max_bytes: limits.max_schema_bytes,
+            max_defs: limits.max_schema_defs,
+        }
+    }
+}
+
+/// A schema over one of the [`SchemaLimits`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// More message definitions than `max_schema_defs`.
+    #[error(
+        "the schema of {message} needs more than {limit} message definitions, the router's \
+         limit max_schema_defs (SWITCHBOARD_MAX_SCHEMA_DEFS)"
+    )]
+    TooManyDefs {
+        /// The message the schema describes.
+        message: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A serialized schema larger than `max_schema_bytes`.
+    #[error(
+        "the schema of {message} is {size} bytes, more than the router's limit \
+         max_schema_bytes (SWITCHBOARD_MAX_SCHEMA_BYTES) of {limit}"
+    )]
+    TooLarge {
+        /// The message the schema describes.
+        message: String,
+        /// The schema's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Builds the JSON Schema of `message`, within `limits`.
 pub fn message_schema(
     message: &MessageDescriptor,
     comments: &Comments,
     direction: Direction,
-) -> Map<String, Json> {
+    limits: SchemaLimits,
+) -> Result<Map<String, Json>, SchemaError> {
     let mut builder = Builder {
         comments,
         direction,
         stack: Vec::new(),
+        shared: shared_messages(message),
         defs: BTreeMap::new(),
         pending: Vec::new(),
     };
     let mut root = builder.object(message);
-    // Recursive messages referenced from inside: build their definitions.
+    // Messages referenced by `$ref`: build each definition once.
     while let Some(desc) = builder.pending.pop() {
         if !builder.defs.contains_key(desc.full_name()) {
+            if builder.defs.len() >= limits.max_defs {
+                return Err(SchemaError::TooManyDefs {
+                    message: message.full_name().to_owned(),
+                    limit: limits.max_defs,
+                });
+            }
             builder.defs.insert(desc.full_name().to_owned(), Json::Null);
             let body = builder.object(&desc);
             builder
@@ -163,13 +242,63 @@ pub fn message_schema(
             Json::Object(builder.defs.into_iter().collect()),
         );
     }
-    root
+    let size = serde_json::to_vec(&root).map_or(usize::MAX, |bytes| bytes.len());
+    if size > limits.max_bytes {
+        return Err(SchemaError::TooLarge {
+            message: message.full_name().to_owned(),
+            size,
+            limit: limits.max_bytes,
+        });
+    }
+    Ok(root)
+}
+
+/// The message a field refers to (a map's value message for a map field).
+fn referenced_message(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    let kind = if field.is_map() {
+        match field.kind() {
+            Kind::Message(entry) => entry.map_entry_value_field().kind(),
+            _ => return None,
+        }
+    } else {
+        field.kind()
+    };
+    match kind {
+        Kind::Message(m) if well_known(m.full_name()).is_none() => Some(m),
+        _ => None,
+    }
+}
+
+/// The messages reachable from `root` that more than one field refers to: they
+/// are written once under `$defs`. Every other message has a single place in
+/// the schema. An iterative walk, each message visited once.
+fn shared_messages(root: &MessageDescriptor) -> HashSet<String> {
+    let mut references: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::from([root.full_name().to_owned()]);
+    let mut stack = vec![root.clone()];
+    while let Some(message) = stack.pop() {
+        for field in message.fields() {
+            let Some(target) = referenced_message(&field) else {
+                continue;
+            };
+            *references.entry(target.full_name().to_owned()).or_default() += 1;
+            if seen.insert(target.full_name().to_owned()) {
+                stack.push(target);
+            }
+        }
+    }
+    references
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 struct Builder<'a> {
     comments: &'a Comments,
     direction: Direction,
     stack: Vec<String>,
+    shared: HashSet<String>,
     defs: BTreeMap<String, Json>,
     pending: Vec<MessageDescriptor>,
 }
@@ -291,7 +420,10 @@ impl Builder<'_> {
         if let Some(wkt) = well_known(message.full_name()) {
             return wkt;
         }
-        if self.stack.iter().any(|n| n == message.full_name()) {
+        if self.shared.contains(message.full_name())
+            || self.stack.len() >= MAX_INLINE_DEPTH
+            || self.stack.iter().any(|n| n == message.full_name())
+        {
             self.pending.push(message.clone());
             let mut out = Map::new();
             out.insert(
@@ -351,5 +483,225 @@ fn well_known(full_name: &str) -> Option<Map<String, Json>> {
     match value {
         Json::Object(map) => Some(map),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::DescriptorPool;
+    use prost_types::field_descriptor_proto::{Label, Type};
+    use prost_types::{
+        DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+    };
+
+    fn message_field(name: &str, number: i32, type_name: &str) -> FieldDescriptorProto {
+        FieldDescriptorProto {
+            name: Some(name.into()),
+            number: Some(number),
+            label: Some(Label::Optional as i32),
+            r#type: Some(Type::Message as i32),
+            type_name: Some(format!(".t.{type_name}")),
+            ..Default::default()
+        }
+    }
+
+    fn string_field(name: &str) -> FieldDescriptorProto {
+        FieldDescriptorProto {
+            name: Some(name.into()),
+            number: Some(1),
+            label: Some(Label::Optional as i32),
+            r#type: Some(Type::String as i32),
+            ..Default::default()
+        }
+    }
+
+    fn pool(messages: Vec<DescriptorProto>) -> DescriptorPool {
+        DescriptorPool::from_file_descriptor_set(FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                name: Some("t.proto".into()),
+                package: Some("t".into()),
+                message_type: messages,
+                syntax: Some("proto3".into()),
+                ..Default::default()
+            }],
+        })
+        .unwrap()
+    }
+
+    /// D0 .. D<levels>, each with `left` and `right` of the next level's type.
+    fn diamond(levels: usize) -> DescriptorPool {
+        let mut messages: Vec<DescriptorProto> = (0..levels)
+            .map(|i| DescriptorProto {
+                name: Some(format!("D{i}")),
+                field: vec![
+                    message_field("left", 1, &format!("D{}", i + 1)),
+                    message_field("right", 2, &format!("D{}", i + 1)),
+                ],
+                ..Default::default()
+            })
+            .collect();
+        messages.push(DescriptorProto {
+            name: Some(format!("D{levels}")),
+            field: vec![string_field("leaf")],
+            ..Default::default()
+        });
+        pool(messages)
+    }
+
+    /// C0 .. C<levels>, each with one field of the next level's type.
+    fn chain(levels: usize) -> DescriptorPool {
+        let mut messages: Vec<DescriptorProto> = (0..levels)
+            .map(|i| DescriptorProto {
+                name: Some(format!("C{i}")),
+                field: vec![message_field("next", 1, &format!("C{}", i + 1))],
+                ..Default::default()
+            })
+            .collect();
+        messages.push(DescriptorProto {
+            name: Some(format!("C{levels}")),
+            field: vec![string_field("leaf")],
+            ..Default::default()
+        });
+        pool(messages)
+    }
+
+    fn schema_of(
+        pool: &DescriptorPool,
+        name: &str,
+        limits: SchemaLimits,
+    ) -> Result<Map<String, Json>, SchemaError> {
+        let message = pool.get_message_by_name(name).unwrap();
+        message_schema(&message, &Comments::default(), Direction::Input, limits)
+    }
+
+    fn generous() -> SchemaLimits {
+        SchemaLimits {
+            max_bytes: usize::MAX,
+            max_defs: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn shared_messages_are_defined_once_so_a_diamond_stays_linear() {
+        let schema = schema_of(&diamond(40), "t.D0", generous()).unwrap();
+        let defs = schema["$defs"].as_object().unwrap();
+        // D1 .. D40 are each used by two fields: one definition each.
+        assert_eq!(defs.len(), 40, "{:?}", defs.keys().collect::<Vec<_>>());
+        assert_eq!(
+            schema["properties"]["left"],
+            json!({"$ref": "#/$defs/t.D1"})
+        );
+        assert_eq!(
+            defs["t.D39"]["properties"]["right"],
+            json!({"$ref": "#/$defs/t.D40"})
+        );
+        assert_eq!(
+            defs["t.D40"]["properties"]["leaf"],
+            json!({"type": "string"})
+        );
+        let size = serde_json::to_vec(&schema).unwrap().len();
+        assert!(size < 20_000, "a 40-level diamond took {size} bytes");
+    }
+
+    #[test]
+    fn a_message_used_once_is_inlined() {
+        let schema = schema_of(&chain(3), "t.C0", generous()).unwrap();
+        assert!(!schema.contains_key("$defs"), "{schema:?}");
+        assert_eq!(
+            schema["properties"]["next"]["properties"]["next"]["properties"]["next"]["properties"]
+                ["leaf"],
+            json!({"type": "string"})
+        );
+    }
+
+    #[test]
+    fn a_deep_chain_is_cut_into_definitions_without_deep_recursion() {
+        // 5000 nested messages would overflow the stack if inlined recursively.
+        let levels = 5000;
+        let schema = Json::Object(schema_of(&chain(levels), "t.C0", generous()).unwrap());
+        let defs = schema["$defs"].as_object().unwrap();
+        assert_eq!(
+            defs.len(),
+            levels / MAX_INLINE_DEPTH,
+            "one definition per cut"
+        );
+        // Walk the whole chain through inline properties and $refs: all there.
+        let mut node = &schema;
+        let mut depth = 0;
+        loop {
+            if let Some(reference) = node.get("$ref").and_then(Json::as_str) {
+                let name = reference.trim_start_matches("#/$defs/");
+                node = &defs[name];
+                continue;
+            }
+            match node["properties"].get("next") {
+                Some(next) => {
+                    node = next;
+                    depth += 1;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(depth, levels);
+        assert_eq!(node["properties"]["leaf"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn recursive_messages_are_referenced() {
+        let pool = pool(vec![DescriptorProto {
+            name: Some("Node".into()),
+            field: vec![message_field("child", 1, "Node")],
+            ..Default::default()
+        }]);
+        let schema = schema_of(&pool, "t.Node", generous()).unwrap();
+        assert_eq!(
+            schema["properties"]["child"],
+            json!({"$ref": "#/$defs/t.Node"})
+        );
+        assert!(schema["$defs"]["t.Node"]["properties"]["child"]["$ref"].is_string());
+    }
+
+    #[test]
+    fn too_many_definitions_are_refused_naming_the_limit() {
+        let limits = SchemaLimits {
+            max_bytes: usize::MAX,
+            max_defs: 10,
+        };
+        let error = schema_of(&diamond(40), "t.D0", limits).unwrap_err();
+        assert_eq!(
+            error,
+            SchemaError::TooManyDefs {
+                message: "t.D0".into(),
+                limit: 10
+            }
+        );
+        assert!(error.to_string().contains("max_schema_defs"), "{error}");
+        assert!(schema_of(&diamond(10), "t.D0", limits).is_ok());
+    }
+
+    #[test]
+    fn an_oversized_schema_is_refused_naming_the_limit() {
+        let full = schema_of(&diamond(5), "t.D0", generous()).unwrap();
+        let size = serde_json::to_vec(&full).unwrap().len();
+        let exact = SchemaLimits {
+            max_bytes: size,
+            max_defs: usize::MAX,
+        };
+        assert!(schema_of(&diamond(5), "t.D0", exact).is_ok());
+        let error = schema_of(
+            &diamond(5),
+            "t.D0",
+            SchemaLimits {
+                max_bytes: size - 1,
+                ..exact
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, SchemaError::TooLarge { size: s, limit, .. } if s == size && limit == size - 1),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("max_schema_bytes"), "{error}");
     }
 }

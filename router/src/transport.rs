@@ -40,7 +40,8 @@ pub fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Ro
             config.dns_refresh,
             shutdown.child_token(),
         )
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)?
+        .with_limits(config.limits);
         upstream.spawn_watcher(catalog.clone(), config.tool_grace, shutdown.child_token());
         upstreams.push(upstream);
     }

@@ -10,7 +10,7 @@
 //! are retried with backoff only when the method is read-only or idempotent and
 //! the connector answered UNAVAILABLE.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,12 +34,9 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 use crate::catalog::{ConnectorStatus, Features, ToolCatalog, ToolEntry, tools_for_connector};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, UpstreamLimits};
 use crate::transcode::DynamicCodec;
 use switchboard_proto::mcp::v1 as pb;
-
-/// Largest message accepted from a connector (tonic's default is 4 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Timeouts and keep-alive of every connection to a connector.
 fn configure_endpoint(endpoint: Endpoint) -> Endpoint {
@@ -59,6 +56,7 @@ const PLUMBING_PREFIXES: [&str; 2] = ["grpc.health.", "grpc.reflection."];
 pub struct Upstream {
     config: Arc<ConnectorConfig>,
     channel: Channel,
+    limits: UpstreamLimits,
 }
 
 /// Request metadata telling a connector the prefix of its tool names, so texts it
@@ -85,19 +83,19 @@ impl Upstream {
     /// A client of the connector's generic `Resources` service.
     pub fn resources(&self) -> pb::resources_client::ResourcesClient<Channel> {
         pb::resources_client::ResourcesClient::new(self.channel())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(self.limits.max_message_bytes)
     }
 
     /// A client of the connector's generic `Prompts` service.
     pub fn prompts(&self) -> pb::prompts_client::PromptsClient<Channel> {
         pb::prompts_client::PromptsClient::new(self.channel())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(self.limits.max_message_bytes)
     }
 
     /// A client of the connector's generic `Interactions` service.
     pub fn interactions(&self) -> pb::interactions_client::InteractionsClient<Channel> {
         pb::interactions_client::InteractionsClient::new(self.channel())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(self.limits.max_message_bytes)
     }
 
     /// Creates the (lazily connecting) channel for a connector. A single URL with
@@ -142,7 +140,15 @@ impl Upstream {
         Ok(Self {
             config: Arc::new(config),
             channel,
+            limits: UpstreamLimits::default(),
         })
+    }
+
+    /// The same connector, held to `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: UpstreamLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The connector's name.
@@ -285,10 +291,11 @@ impl Upstream {
     /// Reads descriptors and publishes tools; returns whether that worked.
     async fn on_serving(&self, catalog: &ToolCatalog) -> bool {
         let name = &self.config.name;
-        match discover(self.channel.clone()).await {
+        match discover(self.channel.clone(), &self.limits).await {
             Ok((pool, services)) => {
-                let tools = tools_for_connector(name, &self.config.prefix, &pool, &services);
-                tracing::info!(connector = %name, tools = tools.tools.len(), hidden = tools.hidden.len(), services = ?services, "connector serving, catalog refreshed");
+                let tools =
+                    tools_for_connector(name, &self.config.prefix, &pool, &services, &self.limits);
+                tracing::info!(connector = %name, tools = tools.tools.len(), hidden = tools.hidden.len(), withheld = tools.withheld.len(), services = ?services, "connector serving, catalog refreshed");
                 catalog.publish(name, tools, Features::of(&services));
                 true
             }
@@ -304,7 +311,10 @@ impl Upstream {
     }
 
     /// Calls a method. Streamed messages are passed to `on_message` as they arrive
-    /// and returned all together at the end.
+    /// and returned all together at the end. A message over `max_message_bytes`,
+    /// or a stream over `max_stream_messages` / `max_stream_bytes`, ends the call
+    /// (the stream is dropped, which cancels it at the connector) with
+    /// RESOURCE_EXHAUSTED naming the limit.
     pub async fn call(
         &self,
         entry: &ToolEntry,
@@ -336,12 +346,13 @@ impl Upstream {
         // Unary and server-streaming calls look the same on the wire, so both are
         // made as a stream: a unary method answers with exactly one message.
         let streaming = entry.server_streaming();
+        let limits = self.limits;
         let work = async {
             let mut stream = tokio_retry::RetryIf::start(
                 strategy,
                 || {
                     let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-                        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+                        .max_decoding_message_size(limits.max_message_bytes);
                     let req = make_request();
                     let path = path.clone();
                     let codec = codec.clone();
@@ -354,10 +365,33 @@ impl Upstream {
                 },
                 |s: &Status| s.code() == Code::Unavailable,
             )
-            .await?
+            .await
+            .map_err(|s| over_message_limit(s, &limits))?
             .into_inner();
             let mut out = Vec::new();
-            while let Some(message) = stream.message().await? {
+            let mut bytes = 0usize;
+            while let Some(message) = stream
+                .message()
+                .await
+                .map_err(|s| over_message_limit(s, &limits))?
+            {
+                bytes = bytes.saturating_add(message.encoded_len());
+                if out.len() >= limits.max_stream_messages {
+                    return Err(Status::resource_exhausted(format!(
+                        "the connector streamed more than {} messages, the router's limit \
+                         max_stream_messages (SWITCHBOARD_MAX_STREAM_MESSAGES); the call was \
+                         cancelled: ask for less",
+                        limits.max_stream_messages
+                    )));
+                }
+                if bytes > limits.max_stream_bytes {
+                    return Err(Status::resource_exhausted(format!(
+                        "the connector streamed more than {} bytes, the router's limit \
+                         max_stream_bytes (SWITCHBOARD_MAX_STREAM_BYTES); the call was \
+                         cancelled: ask for less",
+                        limits.max_stream_bytes
+                    )));
+                }
                 if streaming {
                     on_message(&message, out.len());
                 }
@@ -379,6 +413,22 @@ impl Upstream {
             ))),
         }
     }
+}
+
+/// tonic refuses a message over the decoding limit with OUT_OF_RANGE, which
+/// would read as the caller's fault: it becomes RESOURCE_EXHAUSTED naming the
+/// router's setting. Other statuses pass unchanged.
+fn over_message_limit(status: Status, limits: &UpstreamLimits) -> Status {
+    if status.code() == Code::OutOfRange && status.message().contains("message length too large") {
+        return Status::resource_exhausted(format!(
+            "the connector answered with a message larger than {} bytes, the router's limit \
+             max_message_bytes (SWITCHBOARD_MAX_MESSAGE_BYTES): ask for less, or ask the \
+             operator to raise it ({})",
+            limits.max_message_bytes,
+            status.message()
+        ));
+    }
+    status
 }
 
 fn describe_status(status: &Status) -> String {
@@ -421,14 +471,53 @@ pub enum DiscoveryError {
     /// The descriptors do not form a valid set.
     #[error("invalid descriptors: {0}")]
     Descriptors(String),
+    /// A reflection answer was over `reflection_max_message_bytes`.
+    #[error(
+        "a reflection answer is larger than {limit} bytes, the router's limit \
+         reflection_max_message_bytes (SWITCHBOARD_REFLECTION_MAX_MESSAGE_BYTES)"
+    )]
+    AnswerTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connector's descriptors span more files than `max_reflection_files`.
+    #[error(
+        "the connector's descriptors need more than {limit} files, the router's limit \
+         max_reflection_files (SWITCHBOARD_MAX_REFLECTION_FILES)"
+    )]
+    TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// An answer of the wrong kind, named by its kind only (its content may be large).
+fn unexpected(response: &MessageResponse) -> DiscoveryError {
+    let kind = match response {
+        MessageResponse::FileDescriptorResponse(_) => "file descriptors",
+        MessageResponse::AllExtensionNumbersResponse(_) => "extension numbers",
+        MessageResponse::ListServicesResponse(_) => "a service list",
+        MessageResponse::ErrorResponse(_) => "an error",
+    };
+    DiscoveryError::Protocol(format!("got {kind} where another answer was expected"))
+}
+
+fn reflection_failure(status: &Status, limits: &UpstreamLimits) -> DiscoveryError {
+    if status.code() == Code::OutOfRange && status.message().contains("message length too large") {
+        return DiscoveryError::AnswerTooLarge {
+            limit: limits.reflection_max_message_bytes,
+        };
+    }
+    DiscoveryError::Rpc(describe_status(status))
 }
 
 async fn next_response(
     responses: &mut tonic::Streaming<tonic_reflection::pb::v1::ServerReflectionResponse>,
+    limits: &UpstreamLimits,
 ) -> Result<MessageResponse, DiscoveryError> {
     match tokio::time::timeout(Duration::from_secs(10), responses.message()).await {
         Err(_) => Err(DiscoveryError::Rpc("no answer within 10s".into())),
-        Ok(Err(s)) => Err(DiscoveryError::Rpc(describe_status(&s))),
+        Ok(Err(s)) => Err(reflection_failure(&s, limits)),
         Ok(Ok(None)) => Err(DiscoveryError::Protocol("stream ended early".into())),
         Ok(Ok(Some(r))) => r
             .message_response
@@ -436,10 +525,88 @@ async fn next_response(
     }
 }
 
+/// Descriptor files read so far, by name: the decoded proto (for names and
+/// dependencies) and the raw bytes, which the pool is built from so that custom
+/// options survive (prost's own descriptor types drop extension fields). Holds at
+/// most `limit` files; the first file seen under a name is kept.
+struct FileSet {
+    files: HashMap<String, (FileDescriptorProto, Vec<u8>)>,
+    limit: usize,
+}
+
+impl FileSet {
+    fn new(limit: usize) -> Self {
+        Self {
+            files: HashMap::new(),
+            limit,
+        }
+    }
+
+    /// Adds the files of one answer; returns their names, in order.
+    fn add(&mut self, answer: Vec<Vec<u8>>) -> Result<Vec<String>, DiscoveryError> {
+        let mut names = Vec::with_capacity(answer.len());
+        for raw in answer {
+            let file = FileDescriptorProto::decode(raw.as_slice())
+                .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
+            let name = file.name().to_owned();
+            if !self.files.contains_key(&name) {
+                if self.files.len() >= self.limit {
+                    return Err(DiscoveryError::TooManyFiles { limit: self.limit });
+                }
+                self.files.insert(name.clone(), (file, raw));
+            }
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    /// Whether a file read so far declares `service` (a full name).
+    fn declares(&self, service: &str) -> bool {
+        self.files.values().any(|(file, _)| {
+            file.service.iter().any(|s| {
+                let full = if file.package().is_empty() {
+                    s.name().to_owned()
+                } else {
+                    format!("{}.{}", file.package(), s.name())
+                };
+                full == service
+            })
+        })
+    }
+
+    /// Dependencies named by the files read so far that are not among them.
+    fn missing(&self) -> BTreeSet<String> {
+        self.files
+            .values()
+            .flat_map(|(f, _)| f.dependency.iter())
+            .filter(|d| !self.files.contains_key(*d))
+            .cloned()
+            .collect()
+    }
+
+    /// An encoded FileDescriptorSet: its files as repeated field 1.
+    fn encode(&self) -> Vec<u8> {
+        let mut set = Vec::new();
+        for (_, raw) in self.files.values() {
+            prost::encoding::bytes::encode(1, raw, &mut set);
+        }
+        set
+    }
+}
+
 /// Reads a connector's services and their descriptors (with dependencies) over
-/// gRPC server reflection v1.
-pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>), DiscoveryError> {
-    let mut client = ServerReflectionClient::new(channel);
+/// gRPC server reflection v1. The dependency walk is iterative: every file name
+/// is asked for at most once, an answer must contain the file asked for (a file
+/// served under another name than the one it was asked by, e.g. one depending on
+/// itself under an alias, is an error rather than a loop), and the walk stops at
+/// `max_reflection_files` files. Each answer is read with the
+/// `reflection_max_message_bytes` limit.
+pub async fn discover(
+    channel: Channel,
+    limits: &UpstreamLimits,
+) -> Result<(DescriptorPool, Vec<String>), DiscoveryError> {
+    let mut client = ServerReflectionClient::new(channel)
+        .max_decoding_message_size(limits.reflection_max_message_bytes);
     let (tx, rx) = mpsc::channel::<ServerReflectionRequest>(16);
     let send = |req: MessageRequest| {
         let tx = tx.clone();
@@ -459,38 +626,33 @@ pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>),
     )
     .await
     .map_err(|_| DiscoveryError::Rpc("no answer within 10s".into()))?
-    .map_err(|s| DiscoveryError::Rpc(describe_status(&s)))?
+    .map_err(|s| reflection_failure(&s, limits))?
     .into_inner();
 
-    let services: Vec<String> = match next_response(&mut responses).await? {
+    let services: Vec<String> = match next_response(&mut responses, limits).await? {
         MessageResponse::ListServicesResponse(list) => list
             .service
             .into_iter()
             .map(|s| s.name)
             .filter(|n| !PLUMBING_PREFIXES.iter().any(|p| n.starts_with(p)))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect(),
         MessageResponse::ErrorResponse(e) => return Err(DiscoveryError::Rpc(e.error_message)),
-        other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
+        other => return Err(unexpected(&other)),
     };
 
-    // Files by name: the decoded proto (for names and dependencies) and the raw
-    // bytes, which the pool is built from so that custom options survive (prost's
-    // own descriptor types drop extension fields).
-    let mut files: HashMap<String, (FileDescriptorProto, Vec<u8>)> = HashMap::new();
-    let add_files =
-        |bytes: Vec<Vec<u8>>, files: &mut HashMap<String, (FileDescriptorProto, Vec<u8>)>| {
-            for raw in bytes {
-                let file = FileDescriptorProto::decode(raw.as_slice())
-                    .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
-                files.insert(file.name().to_owned(), (file, raw));
-            }
-            Ok::<(), DiscoveryError>(())
-        };
+    let mut files = FileSet::new(limits.max_reflection_files);
     for service in &services {
+        // A service declared in a file already read needs no round trip; so the
+        // number of requests is bounded by the number of files.
+        if files.declares(service) {
+            continue;
+        }
         send(MessageRequest::FileContainingSymbol(service.clone())).await?;
-        match next_response(&mut responses).await? {
+        match next_response(&mut responses, limits).await? {
             MessageResponse::FileDescriptorResponse(r) => {
-                add_files(r.file_descriptor_proto, &mut files)?
+                files.add(r.file_descriptor_proto)?;
             }
             MessageResponse::ErrorResponse(e) => {
                 return Err(DiscoveryError::Rpc(format!(
@@ -498,25 +660,44 @@ pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>),
                     e.error_message
                 )));
             }
-            other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
+            other => return Err(unexpected(&other)),
+        }
+        if !files.declares(service) {
+            return Err(DiscoveryError::Protocol(format!(
+                "the file served for {service} does not declare it"
+            )));
         }
     }
-    // Fetch any dependency the server did not include.
+    // Fetch every dependency the server did not include, each name once.
+    let mut asked: HashSet<String> = HashSet::new();
     loop {
-        let missing: BTreeSet<String> = files
-            .values()
-            .flat_map(|(f, _)| f.dependency.iter())
-            .filter(|d| !files.contains_key(*d))
-            .cloned()
-            .collect();
+        let missing = files.missing();
         if missing.is_empty() {
             break;
         }
         for name in missing {
+            if !asked.insert(name.clone()) {
+                // Unreachable while every answer must contain the file asked
+                // for; kept so that the walk ends whatever a connector sends.
+                return Err(DiscoveryError::Descriptors(format!(
+                    "dependency {name} was asked for already and is still missing"
+                )));
+            }
             send(MessageRequest::FileByFilename(name.clone())).await?;
-            match next_response(&mut responses).await? {
+            match next_response(&mut responses, limits).await? {
                 MessageResponse::FileDescriptorResponse(r) => {
-                    add_files(r.file_descriptor_proto, &mut files)?
+                    let answered = files.add(r.file_descriptor_proto)?;
+                    if !answered.contains(&name) {
+                        return Err(DiscoveryError::Descriptors(format!(
+                            "asked for dependency {name}, the connector answered with {} \
+                             (a file served under another name than its own)",
+                            if answered.is_empty() {
+                                "no file".to_owned()
+                            } else {
+                                answered.join(", ")
+                            }
+                        )));
+                    }
                 }
                 MessageResponse::ErrorResponse(e) => {
                     return Err(DiscoveryError::Descriptors(format!(
@@ -524,19 +705,14 @@ pub async fn discover(channel: Channel) -> Result<(DescriptorPool, Vec<String>),
                         e.error_message
                     )));
                 }
-                other => return Err(DiscoveryError::Protocol(format!("{other:?}"))),
+                other => return Err(unexpected(&other)),
             }
         }
     }
     drop(tx);
 
-    // An encoded FileDescriptorSet is its files as repeated field 1.
-    let mut set = Vec::new();
-    for (_, raw) in files.values() {
-        prost::encoding::bytes::encode(1, raw, &mut set);
-    }
     let mut pool = DescriptorPool::new();
-    pool.decode_file_descriptor_set(set.as_slice())
+    pool.decode_file_descriptor_set(files.encode().as_slice())
         .map_err(|e| DiscoveryError::Descriptors(e.to_string()))?;
     Ok((pool, services))
 }

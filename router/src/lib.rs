@@ -17,11 +17,13 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod aggregate;
+pub mod auth;
 pub(crate) mod catalog;
 pub mod config;
 pub(crate) mod content;
 pub(crate) mod interact;
 pub(crate) mod mcp;
+pub mod policy;
 pub(crate) mod polling;
 pub(crate) mod resolve;
 pub(crate) mod schema;

@@ -1,0 +1,714 @@
+//! The authenticator against a real issuer on loopback: an axum server serving
+//! OIDC metadata and a JWKS whose keys the test changes, counting JWKS fetches;
+//! tokens signed with Ed25519 / P-256 keys made by aws-lc-rs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+};
+use axum::routing::get;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+use super::*;
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A signing key and its public JWK.
+struct TestKey {
+    alg: Algorithm,
+    kid: Option<String>,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+impl TestKey {
+    fn ed25519(kid: &str) -> Self {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key");
+        Self {
+            alg: Algorithm::EdDSA,
+            kid: Some(kid.into()),
+            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()), "kid": kid}),
+        }
+    }
+
+    fn p256(kid: &str) -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("keygen");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .expect("key");
+        let point = pair.public_key().as_ref();
+        Self {
+            alg: Algorithm::ES256,
+            kid: Some(kid.into()),
+            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65]), "kid": kid}),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = self.kid.clone();
+        encode(&header, claims, &self.encoding).expect("sign")
+    }
+}
+
+/// An issuer on loopback whose JWKS the test controls.
+struct TestIssuer {
+    url: String,
+    jwks: Arc<Mutex<Vec<Value>>>,
+    fetches: Arc<AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestIssuer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Discovery {
+    Oidc,
+    Rfc8414Only,
+}
+
+impl TestIssuer {
+    async fn start(keys: &[&TestKey], discovery: Discovery) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let jwks = Arc::new(Mutex::new(
+            keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
+        ));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let doc = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
+        let (j, f) = (jwks.clone(), fetches.clone());
+        let mut app = axum::Router::new().route(
+            "/jwks",
+            get(move || {
+                f.fetch_add(1, Ordering::SeqCst);
+                let keys = j.lock().expect("lock").clone();
+                async move { axum::Json(json!({"keys": keys})) }
+            }),
+        );
+        let d = doc.clone();
+        app = app.route(
+            "/.well-known/oauth-authorization-server",
+            get(move || async move { axum::Json(d) }),
+        );
+        if discovery == Discovery::Oidc {
+            app = app.route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(doc) }),
+            );
+        }
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            jwks,
+            fetches,
+            server,
+        }
+    }
+
+    fn settings(&self) -> AuthSettings {
+        AuthConfig {
+            issuer: Some(self.url.clone()),
+            public_url: Some("http://127.0.0.1:8080".into()),
+            forward_claims: vec!["email".into()],
+            ..AuthConfig::default()
+        }
+        .settings()
+        .expect("valid")
+        .expect("on")
+    }
+
+    async fn authenticator(&self) -> Authenticator {
+        Authenticator::discover(self.settings(), vec!["code:read".into()])
+            .await
+            .expect("discover")
+    }
+
+    fn claims(&self) -> Value {
+        let now = now();
+        json!({
+            "iss": self.url, "sub": "user-1", "aud": "http://127.0.0.1:8080/mcp",
+            "iat": now, "exp": now + 300, "scope": "code:read db:read", "email": "ana@example.com"
+        })
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    h
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().map(|m| m.remove(key));
+    claims
+}
+
+async fn refusal(auth: &Authenticator, headers: &HeaderMap) -> RejectionKind {
+    auth.authenticate(headers).await.expect_err("refused").kind
+}
+
+#[tokio::test]
+async fn a_valid_token_gives_its_principal_with_scopes() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let p = auth
+        .authenticate(&bearer(&key.sign(&issuer.claims())))
+        .await
+        .expect("accepted");
+    assert_eq!(p.kind, PrincipalKind::Token);
+    assert_eq!(p.sub, "user-1");
+    assert!(p.scopes.contains("code:read") && p.scopes.contains("db:read"));
+    assert_eq!(p.claims["email"], "ana@example.com");
+    let md = auth.forwarded_metadata(&p);
+    assert_eq!(
+        md.get(SUB_METADATA_KEY).and_then(|v| v.to_str().ok()),
+        Some("user-1")
+    );
+    assert_eq!(
+        md.get("switchboard-principal-email")
+            .and_then(|v| v.to_str().ok()),
+        Some("ana@example.com")
+    );
+}
+
+#[tokio::test]
+async fn es256_tokens_and_audience_arrays_are_accepted() {
+    let key = TestKey::p256("ec");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let claims = with(
+        issuer.claims(),
+        "aud",
+        json!(["other", "http://127.0.0.1:8080/mcp"]),
+    );
+    assert!(auth.authenticate(&bearer(&key.sign(&claims))).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let token = key.sign(&issuer.claims());
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("bEaReR   {token}")).expect("hv"),
+    );
+    assert!(auth.authenticate(&h).await.is_ok());
+}
+
+#[tokio::test]
+async fn requests_without_a_bearer_token_are_refused_without_an_error_code() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let r = auth
+        .authenticate(&HeaderMap::new())
+        .await
+        .expect_err("refused");
+    assert_eq!(r.kind, RejectionKind::MissingToken);
+    assert_eq!(
+        r.challenge(),
+        "Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\", scope=\"code:read\""
+    );
+    let mut basic = HeaderMap::new();
+    basic.insert(
+        AUTHORIZATION,
+        HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+    );
+    assert_eq!(refusal(&auth, &basic).await, RejectionKind::NotBearer);
+    let mut empty = HeaderMap::new();
+    empty.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
+    assert_eq!(refusal(&auth, &empty).await, RejectionKind::NotBearer);
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_refused_as_such() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    for garbage in [
+        "garbage",
+        "a.b",
+        "a.b.c.d",
+        "e30.e30.e30",
+        "ü.ü.ü",
+        "a..b",
+        "!!.??.**",
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(format!("Bearer {garbage}").as_bytes()).expect("hv"),
+        );
+        assert_eq!(
+            refusal(&auth, &h).await,
+            RejectionKind::InvalidToken(TokenError::Malformed),
+            "{garbage}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_header_is_refused_before_it_is_parsed() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let limit = auth.settings().max_token_bytes;
+    let big = format!("{}.{}.{}", "a".repeat(limit), "b", "c");
+    assert_eq!(
+        refusal(&auth, &bearer(&big)).await,
+        RejectionKind::InvalidToken(TokenError::TooLarge { limit })
+    );
+    // A valid token padded to exactly the bound still passes the size check.
+    let token = key.sign(&issuer.claims());
+    let pad = limit - "Bearer ".len() - token.len();
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}{}", " ".repeat(pad))).expect("hv"),
+    );
+    assert!(auth.authenticate(&h).await.is_ok());
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let token = key.sign(&issuer.claims());
+    let mut h = bearer(&token);
+    h.append(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("hv"),
+    );
+    assert_eq!(
+        refusal(&auth, &h).await,
+        RejectionKind::InvalidToken(TokenError::Duplicated)
+    );
+}
+
+#[tokio::test]
+async fn unsigned_and_hmac_tokens_are_refused() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let payload = b64(issuer.claims().to_string().as_bytes());
+    let none = format!(
+        "{}.{payload}.",
+        b64(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#)
+    );
+    for unsigned in [none.clone(), format!("{none}AAAA")] {
+        assert_eq!(
+            refusal(&auth, &bearer(&unsigned)).await,
+            RejectionKind::InvalidToken(TokenError::Unsigned)
+        );
+    }
+    // HS256 keyed with the public key's bytes (the classic confusion attack).
+    let x = issuer.jwks.lock().expect("lock")[0]["x"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let hs = encode(
+        &header,
+        &issuer.claims(),
+        &EncodingKey::from_secret(x.as_bytes()).expect("key"),
+    )
+    .expect("sign");
+    assert_eq!(
+        refusal(&auth, &bearer(&hs)).await,
+        RejectionKind::InvalidToken(TokenError::AlgorithmNotAccepted(Algorithm::HS256))
+    );
+}
+
+#[tokio::test]
+async fn an_algorithm_the_key_is_not_for_is_refused() {
+    let ed = TestKey::ed25519("k1");
+    let ec = TestKey::p256("k2");
+    let issuer = TestIssuer::start(&[&ed], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    // ES256 signature naming the Ed25519 key's kid.
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let token = encode(&header, &issuer.claims(), &ec.encoding).expect("sign");
+    assert_eq!(
+        refusal(&auth, &bearer(&token)).await,
+        RejectionKind::InvalidToken(TokenError::AlgorithmKeyMismatch)
+    );
+}
+
+#[tokio::test]
+async fn each_bad_claim_is_refused_with_its_reason() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let c = issuer.claims();
+    let n = now();
+    let cases = [
+        (with(c.clone(), "exp", json!(n - 120)), TokenError::Expired),
+        (
+            with(c.clone(), "nbf", json!(n + 120)),
+            TokenError::NotYetValid,
+        ),
+        (
+            with(c.clone(), "iss", json!("http://127.0.0.1:1")),
+            TokenError::WrongIssuer,
+        ),
+        (
+            with(c.clone(), "aud", json!("http://127.0.0.1:8080/other")),
+            TokenError::WrongAudience,
+        ),
+        (
+            without(c.clone(), "aud"),
+            TokenError::MissingClaim("aud".into()),
+        ),
+        (
+            without(c.clone(), "exp"),
+            TokenError::MissingClaim("exp".into()),
+        ),
+        (
+            without(c.clone(), "iss"),
+            TokenError::MissingClaim("iss".into()),
+        ),
+        (
+            without(c.clone(), "sub"),
+            TokenError::MissingClaim("sub".into()),
+        ),
+        (
+            with(c.clone(), "sub", json!(42)),
+            TokenError::MissingClaim("sub".into()),
+        ),
+        (
+            with(c.clone(), "sub", json!("s".repeat(1025))),
+            TokenError::SubjectTooLong { limit: 1024 },
+        ),
+    ];
+    for (claims, reason) in cases {
+        assert_eq!(
+            refusal(&auth, &bearer(&key.sign(&claims))).await,
+            RejectionKind::InvalidToken(reason.clone()),
+            "{reason}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exp_and_nbf_allow_the_leeway() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let n = now();
+    let just_expired = with(issuer.claims(), "exp", json!(n - 10));
+    assert!(
+        auth.authenticate(&bearer(&key.sign(&just_expired)))
+            .await
+            .is_ok()
+    );
+    let almost_valid = with(issuer.claims(), "nbf", json!(n + 10));
+    assert!(
+        auth.authenticate(&bearer(&key.sign(&almost_valid)))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_forged_signature_is_refused() {
+    let key = TestKey::ed25519("k1");
+    let forger = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    assert_eq!(
+        refusal(&auth, &bearer(&forger.sign(&issuer.claims()))).await,
+        RejectionKind::InvalidToken(TokenError::BadSignature)
+    );
+    // A valid token with its payload swapped.
+    let good = key.sign(&issuer.claims());
+    let parts: Vec<&str> = good.split('.').collect();
+    let evil = b64(with(issuer.claims(), "sub", json!("admin"))
+        .to_string()
+        .as_bytes());
+    let tampered = format!("{}.{evil}.{}", parts[0], parts[2]);
+    assert_eq!(
+        refusal(&auth, &bearer(&tampered)).await,
+        RejectionKind::InvalidToken(TokenError::BadSignature)
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_once_and_then_accepted() {
+    let old = TestKey::ed25519("old");
+    let issuer = TestIssuer::start(&[&old], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_min_refetch = std::time::Duration::ZERO;
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    assert_eq!(auth.jwks_fetches(), 1);
+    let new = TestKey::p256("new");
+    issuer.jwks.lock().expect("lock").push(new.jwk.clone());
+    assert!(
+        auth.authenticate(&bearer(&new.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+    assert_eq!(auth.jwks_fetches(), 2, "one refetch for the unknown kid");
+    assert!(
+        auth.authenticate(&bearer(&new.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+    assert_eq!(auth.jwks_fetches(), 2, "a known kid needs no fetch");
+    // A key the issuer drops stops verifying on the next fetch.
+    issuer
+        .jwks
+        .lock()
+        .expect("lock")
+        .retain(|k| k["kid"] != "old");
+    let stranger = TestKey::ed25519("stranger");
+    let _ = auth
+        .authenticate(&bearer(&stranger.sign(&issuer.claims())))
+        .await;
+    assert_eq!(
+        refusal(&auth, &bearer(&old.sign(&issuer.claims()))).await,
+        RejectionKind::InvalidToken(TokenError::UnknownKey)
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_refetches_at_most_once_per_period() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = Arc::new(issuer.authenticator().await);
+    // The start-up fetch was just now: within the period no refetch at all.
+    let stranger = TestKey::ed25519("unknown-1");
+    assert_eq!(
+        refusal(&auth, &bearer(&stranger.sign(&issuer.claims()))).await,
+        RejectionKind::InvalidToken(TokenError::UnknownKey)
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
+    // With the period over, 50 concurrent unknown kids cause exactly one fetch.
+    let mut settings = issuer.settings();
+    settings.jwks_min_refetch = std::time::Duration::from_millis(300);
+    let auth = Arc::new(
+        Authenticator::discover(settings, vec![])
+            .await
+            .expect("discover"),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let before = issuer.fetches.load(Ordering::SeqCst);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let auth = auth.clone();
+        let token = TestKey::ed25519(&format!("flood-{i}")).sign(&issuer.claims());
+        tasks.push(tokio::spawn(async move {
+            auth.authenticate(&bearer(&token)).await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.expect("join").is_err());
+    }
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst) - before, 1);
+}
+
+#[tokio::test]
+async fn a_token_without_kid_uses_the_single_key_without_kid() {
+    let mut key = TestKey::ed25519("k1");
+    key.kid = None;
+    key.jwk.as_object_mut().map(|m| m.remove("kid"));
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    assert!(
+        auth.authenticate(&bearer(&key.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+    let other = TestKey::ed25519("x");
+    issuer.jwks.lock().expect("lock").push(other.jwk.clone());
+    let fresh = issuer.authenticator().await;
+    assert_eq!(
+        refusal(&fresh, &bearer(&key.sign(&issuer.claims()))).await,
+        RejectionKind::InvalidToken(TokenError::NoKid)
+    );
+}
+
+#[tokio::test]
+async fn discovery_falls_back_to_rfc_8414_metadata() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Rfc8414Only).await;
+    let auth = issuer.authenticator().await;
+    assert!(
+        auth.authenticate(&bearer(&key.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        auth.metadata().authorization_servers,
+        vec![issuer.url.clone()]
+    );
+    assert_eq!(auth.metadata().resource, "http://127.0.0.1:8080/mcp");
+    assert_eq!(
+        auth.metadata().scopes_supported,
+        vec!["code:read".to_owned()]
+    );
+}
+
+/// Serves `doc` at every metadata path and `jwks` at `/jwks`, raw.
+async fn raw_issuer(
+    metadata: impl Fn(&str) -> Value + Send + Sync + 'static,
+    jwks: axum::response::Response<String>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let doc = metadata(&url);
+    let jwks = Arc::new(Mutex::new(Some(jwks)));
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(doc) }),
+        )
+        .route(
+            "/jwks",
+            get(move || {
+                let r = jwks.lock().expect("lock").take();
+                async move { r.unwrap_or_default() }
+            }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, server)
+}
+
+fn settings_for(url: &str) -> AuthSettings {
+    AuthConfig {
+        issuer: Some(url.into()),
+        public_url: Some("http://localhost:8080".into()),
+        max_jwks_bytes: 4096,
+        ..AuthConfig::default()
+    }
+    .settings()
+    .expect("valid")
+    .expect("on")
+}
+
+#[tokio::test]
+async fn discovery_refuses_metadata_naming_another_issuer() {
+    let (url, server) = raw_issuer(
+        |_| json!({"issuer": "https://evil.example.com", "jwks_uri": "https://evil.example.com/jwks"}),
+        Default::default(),
+    )
+    .await;
+    let err = Authenticator::discover(settings_for(&url), vec![])
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, DiscoveryError::IssuerMismatch { .. }),
+        "{err}"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn discovery_refuses_a_plain_http_jwks_uri_off_loopback() {
+    let (url, server) = raw_issuer(
+        |url| json!({"issuer": url, "jwks_uri": "http://keys.example.com/jwks"}),
+        Default::default(),
+    )
+    .await;
+    let err = Authenticator::discover(settings_for(&url), vec![])
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("jwks_uri"), "{err}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_oversized_jwks_is_refused_naming_the_bound() {
+    let body = json!({"keys": [], "pad": "x".repeat(5000)}).to_string();
+    let (url, server) = raw_issuer(
+        |url| json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}),
+        axum::response::Response::new(body),
+    )
+    .await;
+    let err = Authenticator::discover(settings_for(&url), vec![])
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("max_jwks_bytes"), "{err}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_redirecting_jwks_is_not_followed() {
+    let redirect = axum::response::Response::builder()
+        .status(302)
+        .header("location", "http://evil.example.com/jwks")
+        .body(String::new())
+        .expect("response");
+    let (url, server) = raw_issuer(
+        |url| json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}),
+        redirect,
+    )
+    .await;
+    let err = Authenticator::discover(settings_for(&url), vec![])
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("302"), "{err}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_fails_start_up_with_its_name() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let err = Authenticator::discover(settings_for(&url), vec![])
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, DiscoveryError::NoMetadata { .. }));
+    assert!(err.to_string().contains(&url), "{err}");
+}

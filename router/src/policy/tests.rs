@@ -1,0 +1,433 @@
+//! Every decision path of the policy, on the example policy and small variants.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const EXAMPLE: &str = r#"
+[[allow]]
+tools = ["code_analysis_*"]
+scopes = ["code:read"]
+[[allow]]
+tools = ["database_*"]
+scopes = ["db:read"]
+when = '"analysts" in jwt.groups'
+"#;
+
+fn principal(claims: Value) -> Principal {
+    let Value::Object(map) = claims else {
+        panic!("claims are an object")
+    };
+    Principal::from_claims(map).expect("sub")
+}
+
+fn tool<'a>(name: &'a str, connector: &'a str) -> ToolRef<'a> {
+    ToolRef { name, connector }
+}
+
+fn no_args() -> Value {
+    json!({})
+}
+
+const QUERY: ToolRef<'static> = ToolRef {
+    name: "database_query",
+    connector: "database",
+};
+const SYMBOLS: ToolRef<'static> = ToolRef {
+    name: "code_analysis_find_symbols",
+    connector: "code_analysis",
+};
+const JIRA: ToolRef<'static> = ToolRef {
+    name: "jira_create_issue",
+    connector: "jira",
+};
+
+#[test]
+fn without_groups_only_code_analysis_is_visible_and_database_is_hidden() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    let p = principal(json!({"sub": "dev", "scope": "code:read db:read"}));
+    assert!(policy.visible(&p, &SYMBOLS));
+    assert!(!policy.visible(&p, &QUERY));
+    assert!(!policy.visible(&p, &JIRA));
+    assert_eq!(
+        policy.decide(&p, &SYMBOLS, &no_args()),
+        Decision::Allow { rule: Some(1) }
+    );
+    assert_eq!(policy.decide(&p, &QUERY, &no_args()), Decision::Hidden);
+    assert_eq!(policy.decide(&p, &JIRA, &no_args()), Decision::Hidden);
+}
+
+#[test]
+fn an_analyst_without_db_read_sees_the_database_and_must_step_up() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    let p = principal(json!({"sub": "ana", "groups": ["analysts"], "scope": "code:read"}));
+    assert!(policy.visible(&p, &QUERY), "listed so that step-up works");
+    assert_eq!(
+        policy.decide(&p, &QUERY, &no_args()),
+        Decision::InsufficientScope(vec!["db:read".into()])
+    );
+    assert_eq!(
+        policy.decide(&p, &SYMBOLS, &no_args()),
+        Decision::Allow { rule: Some(1) }
+    );
+}
+
+#[test]
+fn an_analyst_with_db_read_is_allowed() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    let p = principal(json!({"sub": "ana", "groups": ["analysts"], "scp": ["db:read"]}));
+    assert!(policy.visible(&p, &QUERY));
+    assert_eq!(
+        policy.decide(&p, &QUERY, &no_args()),
+        Decision::Allow { rule: Some(2) }
+    );
+    // No code:read: code analysis is listed but needs a step-up.
+    assert!(policy.visible(&p, &SYMBOLS));
+    assert_eq!(
+        policy.decide(&p, &SYMBOLS, &no_args()),
+        Decision::InsufficientScope(vec!["code:read".into()])
+    );
+}
+
+#[test]
+fn without_a_policy_everything_is_allowed_and_listed() {
+    let policy = Policy::allow_all();
+    let p = principal(json!({"sub": "anyone"}));
+    assert!(!policy.is_enforcing());
+    assert!(policy.visible(&p, &JIRA));
+    assert_eq!(
+        policy.decide(&p, &JIRA, &no_args()),
+        Decision::Allow { rule: None }
+    );
+    assert!(policy.scopes_supported().is_empty());
+}
+
+#[test]
+fn an_empty_policy_denies_everything_over_http_but_not_over_stdio() {
+    let policy = Policy::from_toml("").expect("valid");
+    assert!(policy.is_enforcing() && policy.is_empty());
+    let p = principal(json!({"sub": "u", "scope": "a"}));
+    assert!(!policy.visible(&p, &JIRA));
+    assert_eq!(policy.decide(&p, &JIRA, &no_args()), Decision::Hidden);
+    let local = Principal::local();
+    assert!(policy.visible(&local, &JIRA));
+    assert_eq!(
+        policy.decide(&local, &JIRA, &no_args()),
+        Decision::Allow { rule: None }
+    );
+}
+
+#[test]
+fn a_rule_without_scopes_or_when_allows_every_token() {
+    let policy = Policy::from_toml("[[allow]]\ntools = [\"jira_*\"]\n").expect("valid");
+    let p = principal(json!({"sub": "u"}));
+    assert_eq!(
+        policy.decide(&p, &JIRA, &no_args()),
+        Decision::Allow { rule: Some(1) }
+    );
+}
+
+#[test]
+fn every_listed_scope_is_needed() {
+    let policy = Policy::from_toml(
+        "[[allow]]\ntools = [\"jira_*\"]\nscopes = [\"jira:write\", \"jira:read\"]\n",
+    )
+    .expect("valid");
+    let one = principal(json!({"sub": "u", "scope": "jira:read"}));
+    assert_eq!(
+        policy.decide(&one, &JIRA, &no_args()),
+        Decision::InsufficientScope(vec!["jira:read".into(), "jira:write".into()])
+    );
+    let both = principal(json!({"sub": "u", "scope": "jira:write jira:read"}));
+    assert_eq!(
+        policy.decide(&both, &JIRA, &no_args()),
+        Decision::Allow { rule: Some(1) }
+    );
+}
+
+#[test]
+fn step_up_names_the_rule_needing_the_fewest_extra_scopes() {
+    let policy = Policy::from_toml(
+        r#"
+[[allow]]
+tools = ["jira_*"]
+scopes = ["admin", "jira:write"]
+[[allow]]
+tools = ["jira_create_issue"]
+scopes = ["jira:write", "x"]
+[[allow]]
+tools = ["jira_*"]
+scopes = ["y", "z"]
+"#,
+    )
+    .expect("valid");
+    let p = principal(json!({"sub": "u", "scope": "x"}));
+    assert_eq!(
+        policy.decide(&p, &JIRA, &no_args()),
+        Decision::InsufficientScope(vec!["jira:write".into(), "x".into()])
+    );
+    let q = principal(json!({"sub": "u", "scope": "admin"}));
+    assert_eq!(
+        policy.decide(&q, &JIRA, &no_args()),
+        Decision::InsufficientScope(vec!["admin".into(), "jira:write".into()]),
+        "on a tie the first rule wins"
+    );
+}
+
+#[test]
+fn a_later_rule_allows_when_an_earlier_one_needs_scopes() {
+    let policy = Policy::from_toml(
+        "[[allow]]\ntools = [\"jira_*\"]\nscopes = [\"admin\"]\n[[allow]]\ntools = [\"jira_create_issue\"]\nscopes = [\"jira:write\"]\n",
+    )
+    .expect("valid");
+    let p = principal(json!({"sub": "u", "scope": "jira:write"}));
+    assert_eq!(
+        policy.decide(&p, &JIRA, &no_args()),
+        Decision::Allow { rule: Some(2) }
+    );
+}
+
+#[test]
+fn when_sees_tool_name_and_connector() {
+    let policy = Policy::from_toml(
+        "[[allow]]\ntools = [\"*\"]\nwhen = \"tool.connector == 'jira' && tool.name.endsWith('_issue')\"\n",
+    )
+    .expect("valid");
+    let p = principal(json!({"sub": "u"}));
+    assert_eq!(
+        policy.decide(&p, &JIRA, &no_args()),
+        Decision::Allow { rule: Some(1) }
+    );
+    assert_eq!(
+        policy.decide(&p, &tool("jira_search", "jira"), &no_args()),
+        Decision::Hidden
+    );
+    assert_eq!(
+        policy.decide(&p, &tool("x_issue", "other"), &no_args()),
+        Decision::Hidden
+    );
+}
+
+#[test]
+fn when_on_args_decides_the_call_but_not_the_listing() {
+    let policy =
+        Policy::from_toml("[[allow]]\ntools = [\"database_*\"]\nwhen = \"args.limit <= 100\"\n")
+            .expect("valid");
+    let p = principal(json!({"sub": "u"}));
+    assert!(
+        policy.visible(&p, &QUERY),
+        "arguments are unknown when listing"
+    );
+    assert_eq!(
+        policy.decide(&p, &QUERY, &json!({"limit": 10})),
+        Decision::Allow { rule: Some(1) }
+    );
+    assert_eq!(
+        policy.decide(&p, &QUERY, &json!({"limit": 1000})),
+        Decision::Hidden
+    );
+    assert_eq!(
+        policy.decide(&p, &QUERY, &json!({})),
+        Decision::Hidden,
+        "a missing argument counts as false"
+    );
+}
+
+#[test]
+fn a_failing_when_counts_as_false_for_calls_and_listing() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    // `groups` is a string: `in` on it fails.
+    let p = principal(json!({"sub": "u", "groups": "analysts", "scope": "db:read"}));
+    assert!(!policy.visible(&p, &QUERY));
+    assert_eq!(policy.decide(&p, &QUERY, &no_args()), Decision::Hidden);
+}
+
+#[test]
+fn scopes_supported_is_every_rules_scopes_once_sorted() {
+    let policy = Policy::from_toml(
+        "[[allow]]\ntools = [\"a\"]\nscopes = [\"z\", \"b\"]\n[[allow]]\ntools = [\"b\"]\nscopes = [\"b\", \"a\"]\n",
+    )
+    .expect("valid");
+    assert_eq!(policy.scopes_supported(), ["a", "b", "z"]);
+}
+
+fn rule_error(text: &str) -> (usize, String) {
+    match Policy::from_toml(text) {
+        Err(PolicyError::Rule { rule, reason }) => (rule, reason),
+        other => panic!("expected a rule error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_rules_are_refused_at_load_naming_the_rule_and_reason() {
+    let (rule, reason) = rule_error(
+        "[[allow]]\ntools = [\"a\"]\n[[allow]]\ntools = [\"b\"]\nwhen = \"jwt.groups.exists(\"\n",
+    );
+    assert_eq!(rule, 2);
+    assert!(reason.contains("does not parse"), "{reason}");
+    let (rule, reason) = rule_error("[[allow]]\ntools = [\"a\"]\nwhen = \"user.admin\"\n");
+    assert_eq!(rule, 1);
+    assert!(reason.contains("`user`"), "{reason}");
+    let (_, reason) = rule_error("[[allow]]\ntools = []\n");
+    assert!(reason.contains("`tools` is empty"), "{reason}");
+    let (_, reason) = rule_error("[[allow]]\ntools = [\"\"]\n");
+    assert!(reason.contains("glob"), "{reason}");
+    let (_, reason) = rule_error("[[allow]]\ntools = [\"a\\u0000\"]\n");
+    assert!(reason.contains("control"), "{reason}");
+    for scope in ["", "a b", "a\"b", "a\\b", "é"] {
+        let text = format!(
+            "[[allow]]\ntools = [\"a\"]\nscopes = [{}]\n",
+            toml::Value::from(scope)
+        );
+        let (_, reason) = rule_error(&text);
+        assert!(
+            reason.contains("not a valid OAuth scope"),
+            "{scope:?}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_toml_are_refused() {
+    assert!(matches!(
+        Policy::from_toml("[[allow]]\ntools = [\"a\"]\nscope = [\"x\"]\n"),
+        Err(PolicyError::Syntax(m)) if m.contains("scope")
+    ));
+    assert!(matches!(
+        Policy::from_toml("[[deny]]\ntools = [\"a\"]\n"),
+        Err(PolicyError::Syntax(_))
+    ));
+    assert!(matches!(
+        Policy::from_toml("[[allow]\n"),
+        Err(PolicyError::Syntax(_))
+    ));
+    assert!(
+        matches!(Policy::from_toml("[[allow]]\nscopes = [\"a\"]\n"), Err(PolicyError::Syntax(m)) if m.contains("tools"))
+    );
+}
+
+#[test]
+fn sizes_are_bounded() {
+    let many = "[[allow]]\ntools = [\"a\"]\n".repeat(MAX_RULES + 1);
+    assert_eq!(
+        Policy::from_toml(&many).err(),
+        Some(PolicyError::TooManyRules { limit: MAX_RULES })
+    );
+    let patterns: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("t{i}")).collect();
+    let text = format!("[[allow]]\ntools = {:?}\n", patterns);
+    assert!(rule_error(&text).1.contains("more than 256 globs"));
+    let long = format!(
+        "[[allow]]\ntools = [\"{}\"]\n",
+        "a".repeat(MAX_PATTERN_CHARS + 1)
+    );
+    assert!(rule_error(&long).1.contains("glob"));
+    let huge = format!("# {}\n", "x".repeat(MAX_POLICY_BYTES as usize));
+    assert!(matches!(
+        Policy::from_toml(&huge),
+        Err(PolicyError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn load_reads_a_file_and_refuses_an_oversized_or_missing_one() {
+    let dir = std::env::temp_dir().join(format!("switchboard-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, EXAMPLE).expect("write");
+    assert_eq!(Policy::load(&good).expect("valid").len(), 2);
+    let big = dir.join("big.toml");
+    std::fs::write(&big, "#".repeat(MAX_POLICY_BYTES as usize + 1)).expect("write");
+    assert!(matches!(
+        Policy::load(&big),
+        Err(PolicyError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        Policy::load(&dir.join("missing.toml")),
+        Err(PolicyError::Read { .. })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_describes_a_valid_policy_and_reports_a_broken_one() {
+    let dir = std::env::temp_dir().join(format!("switchboard-policy-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("policy.toml");
+    std::fs::write(&good, EXAMPLE).expect("write");
+    let text = check(&good).expect("valid");
+    assert!(text.contains("is valid: 2 rules"), "{text}");
+    assert!(
+        text.contains("rule 1: tools code_analysis_*; scopes code:read\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "rule 2: tools database_*; scopes db:read; when \"analysts\" in jwt.groups\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("scopes_supported: code:read db:read\n"),
+        "{text}"
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[allow]]\ntools = [\"a\"]\nwhen = \"nope(1)\"\n").expect("write");
+    let err = check(&bad).expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "policy rule 1 ([[allow]] number 1): `when` calls the unknown function `nope`"
+    );
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "").expect("write");
+    assert!(
+        check(&empty)
+            .expect("valid")
+            .contains("every HTTP call is denied")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn explain_says_which_rule_allows_or_why_none_does() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    let analyst = json!({"sub": "ana", "groups": ["analysts"], "scope": "code:read"});
+    let text = explain(&policy, &analyst, &QUERY, &no_args()).expect("explained");
+    assert!(
+        text.starts_with(
+            "principal ana with scopes [code:read] calling database_query (connector database)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule 1: does not apply: no glob of [code_analysis_*] matches"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule 2: would allow with the missing scopes: db:read"),
+        "{text}"
+    );
+    assert!(text.ends_with("decision: insufficient_scope: HTTP 403, a token with the scopes \"db:read\" would be allowed\n"), "{text}");
+
+    let allowed = json!({"sub": "ana", "groups": ["analysts"], "scope": "db:read"});
+    let text = explain(&policy, &allowed, &QUERY, &no_args()).expect("explained");
+    assert!(text.contains("rule 2: allows"), "{text}");
+    assert!(text.ends_with("decision: allow (rule 2)\n"), "{text}");
+
+    let outsider = json!({"sub": "bob", "groups": ["ops"]});
+    let text = explain(&policy, &outsider, &QUERY, &no_args()).expect("explained");
+    assert!(
+        text.contains("rule 2: does not apply: `when` \"analysts\" in jwt.groups is false"),
+        "{text}"
+    );
+    assert!(text.contains("decision: hidden"), "{text}");
+
+    let no_groups = json!({"sub": "bob"});
+    let text = explain(&policy, &no_groups, &QUERY, &no_args()).expect("explained");
+    assert!(text.contains("failed ("), "{text}");
+    assert!(text.contains("which counts as false"), "{text}");
+
+    assert!(explain(&policy, &json!({"scope": "x"}), &QUERY, &no_args()).is_err());
+    assert!(explain(&policy, &json!([1]), &QUERY, &no_args()).is_err());
+    let open = explain(&Policy::allow_all(), &allowed, &JIRA, &no_args()).expect("explained");
+    assert!(open.ends_with("decision: allow\n"), "{open}");
+}

@@ -5,6 +5,7 @@
 
 mod caching;
 mod demo;
+mod differential;
 mod health;
 mod mcp;
 mod safety;

@@ -9,7 +9,9 @@
 //! | `DB_STATEMENT_TIMEOUT` | `30` | seconds one statement may run |
 //! | `DB_CONNECT_TIMEOUT` | `5` | seconds to wait for a connection |
 //! | `DB_MAX_ROWS` | `10000` | most rows one query may return (cap on `max_rows`) |
-//! | `DB_MAX_RESULT_BYTES` | `2097152` | most bytes of values one result may hold |
+//! | `DB_MAX_RESULT_BYTES` | `2097152` | most bytes of values one result may hold, the first row included |
+//! | `DB_MAX_VALUE_BYTES` | `1048576` | most bytes of one value (as JSON text); a longer value is cut and the result says so |
+//! | `DB_ALLOW_PRIVILEGED` | `false` | serve read-only even when the database user can write (start-up check overridden, loud warning) |
 //! | `DB_EXPLAIN_ANALYZE` | `true` | whether Explain may run the query (`analyze`) |
 //! | `DB_ALLOW_FUNCTIONS` | empty | more functions a read-only query may call, comma-separated, case-insensitive (`name` or `schema.name`); hard-denied ones (sleep, locks, files, SQL as text …) fail at start |
 //! | `DB_MAX_SQL_TOKENS` | `10000` | most tokens one read-only statement may have |
@@ -24,6 +26,9 @@ use std::time::Duration;
 
 use connector_kit::env::{self, EnvError};
 use secrecy::{ExposeSecret, SecretString};
+
+/// The smallest `DB_MAX_VALUE_BYTES`: room for a note-sized prefix of a value.
+pub const MIN_VALUE_BYTES: usize = 64;
 
 /// Whether the connector may change data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,10 @@ pub struct Config {
     pub max_rows: u32,
     /// Cap on the size of one result's values, in bytes (as JSON text).
     pub max_result_bytes: usize,
+    /// Cap on the size of one value, in bytes (as JSON text); longer values are cut.
+    pub max_value_bytes: usize,
+    /// Serve in read-only mode even when the database user has write privileges.
+    pub allow_privileged: bool,
     /// Whether Explain may run the query.
     pub explain_analyze: bool,
     /// Functions a read-only query may call beyond the engine's allow-list
@@ -102,6 +111,8 @@ impl Config {
             connect_timeout: Duration::from_secs(5),
             max_rows: 10_000,
             max_result_bytes: 2 * 1024 * 1024,
+            max_value_bytes: 1024 * 1024,
+            allow_privileged: false,
             explain_analyze: true,
             allow_functions: std::collections::BTreeSet::new(),
             max_sql_tokens: crate::guard::DEFAULT_MAX_TOKENS,
@@ -130,6 +141,8 @@ impl Config {
             connect_timeout: env::seconds("DB_CONNECT_TIMEOUT", defaults.connect_timeout)?,
             max_rows: env::parse("DB_MAX_ROWS", defaults.max_rows)?,
             max_result_bytes: env::parse("DB_MAX_RESULT_BYTES", defaults.max_result_bytes)?,
+            max_value_bytes: env::parse("DB_MAX_VALUE_BYTES", defaults.max_value_bytes)?,
+            allow_privileged: env::flag("DB_ALLOW_PRIVILEGED", defaults.allow_privileged)?,
             explain_analyze: env::flag("DB_EXPLAIN_ANALYZE", defaults.explain_analyze)?,
             allow_functions: crate::guard::functions::parse_allowed(&env::list(
                 "DB_ALLOW_FUNCTIONS",
@@ -163,6 +176,12 @@ impl Config {
             .map_err(|e| EnvError::new("DB_ALLOW_FUNCTIONS", e))?;
         if self.max_sql_tokens == 0 {
             return Err(EnvError::new("DB_MAX_SQL_TOKENS", "must be at least 1"));
+        }
+        if self.max_value_bytes < MIN_VALUE_BYTES {
+            return Err(EnvError::new(
+                "DB_MAX_VALUE_BYTES",
+                format!("must be at least {MIN_VALUE_BYTES}"),
+            ));
         }
         if self.statement_timeout.is_zero() {
             return Err(EnvError::new(

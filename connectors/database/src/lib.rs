@@ -13,6 +13,9 @@
 //!
 //! [`serve`] runs it all on a listener until shutdown, with health following
 //! the database: NOT_SERVING while it cannot be reached, SERVING when it answers.
+//! In read-only mode it refuses to serve as a database user that can write
+//! (checked at start, or when the database first answers; see
+//! [`Database::check_access`]) unless `DB_ALLOW_PRIVILEGED=true`.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -54,6 +57,21 @@ pub async fn serve(
             .await
             .context("cannot open the database")?,
     );
+    // A database that answers now is checked now; one that is down is checked
+    // by the health watcher when it first answers.
+    match tokio::time::timeout(config.connect_timeout, db.check_access()).await {
+        Ok(Err(error::Error::NotAllowed(refusal))) => {
+            db.close().await;
+            anyhow::bail!(refusal);
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot check the database user's privileges yet; checking when the database answers");
+        }
+        Err(_) => tracing::warn!(
+            "the database did not answer the privilege check in time; checking when it answers"
+        ),
+        Ok(Ok(())) => {}
+    }
     let cache = match &config.cache_redis_url {
         Some(url) => cache::QueryCache::redis(db.identity(), url).map_err(anyhow::Error::msg)?,
         None => cache::QueryCache::memory(db.identity(), config.cache_max_bytes),
@@ -76,21 +94,60 @@ pub async fn serve(
         server = server.hide_writing_tools(database_server::SERVICE_NAME);
     }
     let health = server.health();
-    let watcher = tokio::spawn(follow_database(db.clone(), health, config.health_interval));
-    let served = server.serve(listener, shutdown).await;
+    let (refused, refusal) = tokio::sync::oneshot::channel::<String>();
+    let watcher = tokio::spawn(follow_database(
+        db.clone(),
+        health,
+        config.health_interval,
+        refused,
+    ));
+    let refused_with = tokio::sync::OnceCell::new();
+    let served = server
+        .serve(listener, async {
+            tokio::select! {
+                () = shutdown => {}
+                Ok(message) = refusal => {
+                    let _ = refused_with.set(message);
+                }
+            }
+        })
+        .await;
     watcher.abort();
     db.close().await;
     served?;
+    if let Some(refusal) = refused_with.get() {
+        anyhow::bail!(refusal.clone());
+    }
     Ok(())
 }
 
 /// Keeps the connector's health in step with the database: checks it every
 /// `interval` while it answers, and retries with backoff while it does not.
-async fn follow_database(db: Arc<Database>, health: Health, interval: Duration) {
+/// Before it first reports SERVING, the database user's privileges are
+/// checked; a refusal is sent on `refused` and ends the watch (and the server).
+async fn follow_database(
+    db: Arc<Database>,
+    health: Health,
+    interval: Duration,
+    refused: tokio::sync::oneshot::Sender<String>,
+) {
     let mut serving: Option<bool> = None;
     let mut retry = FIRST_RETRY.min(interval);
+    let mut refused = Some(refused);
     loop {
-        match db.ping().await {
+        let checked = match db.ping().await {
+            Ok(()) => db.check_access().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error::Error::NotAllowed(refusal)) = checked {
+            health.set_not_serving().await;
+            tracing::error!(database = %db.identity(), %refusal, "not serving");
+            if let Some(refused) = refused.take() {
+                let _ = refused.send(refusal);
+            }
+            return;
+        }
+        match checked {
             Ok(()) => {
                 if serving != Some(true) {
                     health.set_serving().await;

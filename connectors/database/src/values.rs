@@ -4,6 +4,10 @@
 //! integer beyond ±2^53 is sent as a decimal string rather than silently
 //! rounded; exact decimals are strings too. Timestamps are ISO 8601, binary
 //! data base64.
+//!
+//! [`ValueCap`] holds each value to `DB_MAX_VALUE_BYTES`: text and binary values
+//! are read borrowed from the row and only their first bytes are copied, so a
+//! huge value is never duplicated, decoded or returned whole.
 
 use base64::Engine as _;
 use prost_types::value::Kind;
@@ -146,6 +150,121 @@ pub fn json_size(value: &Value) -> usize {
     }
 }
 
+/// The per-value byte cap of one result, and which columns it cut.
+#[derive(Debug)]
+pub struct ValueCap {
+    max: usize,
+    /// Column indexes that had a value cut, with the largest original size.
+    cut: std::collections::BTreeMap<usize, usize>,
+}
+
+impl ValueCap {
+    /// A cap of `max` bytes per value (as JSON text).
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            cut: Default::default(),
+        }
+    }
+
+    /// The cap, in bytes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Whether a value whose wire form takes `len` bytes fits as it is.
+    pub fn fits(&self, len: usize) -> bool {
+        len <= self.max
+    }
+
+    /// Text of column `column`, cut at a character boundary to fit the cap.
+    pub fn text(&mut self, column: usize, text: &str) -> Value {
+        if text.len() <= self.max {
+            return string(text);
+        }
+        self.record(column, text.len());
+        string(prefix(text, self.max))
+    }
+
+    /// Text given as bytes that should be UTF-8: cut to fit, invalid sequences
+    /// replaced.
+    pub fn text_bytes(&mut self, column: usize, bytes: &[u8]) -> Value {
+        let kept = if bytes.len() <= self.max {
+            bytes
+        } else {
+            self.record(column, bytes.len());
+            &bytes[..self.max]
+        };
+        match std::str::from_utf8(kept) {
+            Ok(text) => string(text),
+            // A cut through a character: drop the partial character.
+            Err(e) if e.error_len().is_none() => {
+                string(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned())
+            }
+            Err(_) => string(String::from_utf8_lossy(kept).into_owned()),
+        }
+    }
+
+    /// Binary data of column `column` as base64, cut so the base64 fits the cap.
+    pub fn bytes(&mut self, column: usize, data: &[u8]) -> Value {
+        let room = self.max / 4 * 3;
+        if data.len() <= room {
+            return bytes(data);
+        }
+        self.record(column, data.len());
+        bytes(&data[..room])
+    }
+
+    /// Stands in for a value of column `column` that is over the cap and has no
+    /// meaningful prefix (an array, a number): a string saying so.
+    pub fn omitted(&mut self, column: usize, len: usize) -> Value {
+        self.record(column, len);
+        string(format!(
+            "(value of {len} bytes omitted: over DB_MAX_VALUE_BYTES, {} bytes)",
+            self.max
+        ))
+    }
+
+    fn record(&mut self, column: usize, len: usize) {
+        let largest = self.cut.entry(column).or_default();
+        *largest = (*largest).max(len);
+    }
+
+    /// What was cut, naming the columns (from `columns`) and the limit, or
+    /// `None` when every value fitted.
+    pub fn note(&self, columns: &[(String, String)]) -> Option<String> {
+        if self.cut.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = self
+            .cut
+            .iter()
+            .map(|(i, len)| {
+                let name = columns.get(*i).map(|(n, _)| n.as_str()).unwrap_or("?");
+                format!("{name:?} (up to {len} bytes)")
+            })
+            .collect();
+        Some(format!(
+            "values longer than DB_MAX_VALUE_BYTES ({} bytes) were cut to that size in column(s) {}; select a part (substring, length) instead",
+            self.max,
+            named.join(", ")
+        ))
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// ISO 8601 for a duration given as months, days and microseconds (PostgreSQL INTERVAL).
 pub fn iso_interval(months: i32, days: i32, micros: i64) -> String {
     let mut out = String::from("P");
@@ -214,6 +333,39 @@ mod tests {
         let json = serde_json::json!({"a": [1, 2.5, "x", null, true]});
         assert_eq!(to_json(&from_json(&json)), json);
         assert!(to_json(&float(7.0)).is_i64());
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary_and_named() {
+        let mut cap = ValueCap::new(5);
+        assert_eq!(cap.text(0, "abc"), string("abc"));
+        assert!(cap.note(&[]).is_none(), "nothing was cut yet");
+        // 'é' is two bytes: a cut at byte 5 would split the third one.
+        assert_eq!(cap.text(1, "ééééé"), string("éé"));
+        assert_eq!(cap.text_bytes(1, "ééééé".as_bytes()), string("éé"));
+        let columns = vec![
+            ("a".to_owned(), "TEXT".to_owned()),
+            ("b".to_owned(), "TEXT".to_owned()),
+        ];
+        let note = cap.note(&columns).expect("a cut is reported");
+        assert!(note.contains("DB_MAX_VALUE_BYTES (5 bytes)"), "{note}");
+        assert!(note.contains("\"b\" (up to 10 bytes)"), "{note}");
+    }
+
+    #[test]
+    fn long_binary_values_keep_base64_within_the_cap() {
+        let mut cap = ValueCap::new(8);
+        let Some(Kind::StringValue(b64)) = cap.bytes(0, &[7u8; 100]).kind else {
+            panic!("bytes are a string");
+        };
+        assert!(b64.len() <= 8, "{b64}");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&b64)
+                .map(|b| b.len()),
+            Ok(6)
+        );
+        assert!(cap.note(&[]).is_some());
     }
 
     #[test]

@@ -69,12 +69,16 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Cap on the bytes of values in one result.
     pub max_result_bytes: usize,
+    /// Cap on the bytes of one value.
+    pub max_value_bytes: usize,
     /// Cap on rows in one result.
     pub max_rows: u32,
     /// Whether Explain may run the query.
     pub explain_analyze: bool,
     /// Read-only or read-write.
     pub access_mode: AccessMode,
+    /// Serve read-only even when the database user can write.
+    pub allow_privileged: bool,
     /// Connections per pool.
     pub pool_size: u32,
 }
@@ -86,11 +90,26 @@ impl Settings {
             statement_timeout: config.statement_timeout,
             connect_timeout: config.connect_timeout,
             max_result_bytes: config.max_result_bytes,
+            max_value_bytes: config.max_value_bytes,
             max_rows: config.max_rows,
             explain_analyze: config.explain_analyze,
             access_mode: config.access_mode,
+            allow_privileged: config.allow_privileged,
             pool_size: config.pool_size,
         }
+    }
+
+    /// How long a statement may wait for a lock before the server gives up:
+    /// half the statement timeout, so a read stuck behind a schema change says
+    /// so instead of timing out.
+    pub fn lock_timeout(&self) -> Duration {
+        (self.statement_timeout / 2).max(Duration::from_millis(1))
+    }
+
+    /// How long returning a connection to the pool may take (releasing locks,
+    /// resetting the session) before the connection is closed instead.
+    pub(crate) fn release_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     fn client_deadline(&self) -> Duration {
@@ -137,11 +156,29 @@ pub struct Plan {
     pub elapsed: Duration,
 }
 
+/// What the database user may do beyond reading, as the start-up check found.
+#[derive(Debug, Clone, Default)]
+pub struct Privileges {
+    /// The user as the database names it (`postgres`, `app@%`, the SQLite file).
+    pub user: String,
+    /// Each privilege beyond reading, saying how to take it away.
+    pub beyond_reading: Vec<String>,
+}
+
+/// The start-up check of the database user, done once it answers.
+#[derive(Debug, Default)]
+struct AccessCheck {
+    /// Set once the user was found read-only (or allowed by DB_ALLOW_PRIVILEGED).
+    passed: std::sync::atomic::AtomicBool,
+}
+
 /// The row and byte caps of one read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Caps {
     pub rows: usize,
     pub bytes: usize,
+    /// Bytes of one value.
+    pub value_bytes: usize,
 }
 
 enum Backend {
@@ -156,6 +193,8 @@ pub struct Database {
     backend: Backend,
     identity: String,
     settings: Settings,
+    /// Whether the database user passed the read-only check.
+    access: AccessCheck,
     /// The parser guard of reads, with the operator's function list.
     guard: guard::ReadOnlyGuard,
 }
@@ -212,6 +251,7 @@ impl Database {
             backend,
             identity,
             settings,
+            access: AccessCheck::default(),
             guard: guard::ReadOnlyGuard::new(
                 kind,
                 config.explain_analyze,
@@ -219,6 +259,48 @@ impl Database {
                 config.max_sql_tokens,
             ),
         })
+    }
+
+    /// What the database user may do beyond reading (see [`Privileges`]).
+    pub async fn privileges(&self) -> Result<Privileges, Error> {
+        match &self.backend {
+            Backend::Postgres(p) => p.privileges().await,
+            Backend::MySql(p) => p.privileges().await,
+            Backend::Sqlite(p) => p.privileges(self.deadline()).await,
+        }
+    }
+
+    /// In read-only mode, checks that the database user can only read; a user
+    /// that can write is refused with [`Error::NotAllowed`] naming the user,
+    /// each privilege and its fix, unless `DB_ALLOW_PRIVILEGED=true` (then a
+    /// warning is logged). Other errors mean the database could not be asked.
+    /// Once passed, the check is not repeated.
+    pub async fn check_access(&self) -> Result<(), Error> {
+        use std::sync::atomic::Ordering;
+        if self.settings.access_mode == AccessMode::ReadWrite
+            || self.access.passed.load(Ordering::Acquire)
+        {
+            return Ok(());
+        }
+        let found = tokio::time::timeout(self.settings.client_deadline(), self.privileges())
+            .await
+            .map_err(|_| {
+                Error::Unavailable(
+                    "the database did not answer the privilege check in time".to_owned(),
+                )
+            })??;
+        if !found.beyond_reading.is_empty() {
+            if !self.settings.allow_privileged {
+                return Err(Error::NotAllowed(refusal(&found)));
+            }
+            tracing::warn!(
+                user = %found.user,
+                privileges = %found.beyond_reading.join("; "),
+                "DB_ALLOW_PRIVILEGED=true: serving read-only as a database user that can write; only the connector's own layers keep it read-only, give it a read-only user"
+            );
+        }
+        self.access.passed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The engine.
@@ -262,6 +344,7 @@ impl Database {
         let caps = Caps {
             rows: max_rows.min(self.settings.max_rows) as usize,
             bytes: self.settings.max_result_bytes,
+            value_bytes: self.settings.max_value_bytes,
         };
         let started = Instant::now();
         let mut rows = self
@@ -293,6 +376,7 @@ impl Database {
         let caps = Caps {
             rows: self.settings.max_rows as usize,
             bytes: self.settings.max_result_bytes,
+            value_bytes: self.settings.max_value_bytes,
         };
         let started = Instant::now();
         let mut outcome = self
@@ -432,6 +516,8 @@ impl Database {
         &self,
         operation: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
+        // Nothing runs as a user that can write until the check allowed it.
+        self.check_access().await?;
         let seconds = self.settings.statement_timeout.as_secs_f64();
         match tokio::time::timeout(self.settings.client_deadline(), operation).await {
             Err(_) | Ok(Err(Error::Timeout { .. })) => Err(Error::Timeout { seconds }),
@@ -440,11 +526,13 @@ impl Database {
     }
 }
 
-/// Result rows kept within the caps.
+/// Result rows kept within the caps: rows, bytes per result and bytes per
+/// value, checked value by value as rows arrive (the first row too).
 struct Capped {
     caps: Caps,
     rows: Rows,
     bytes: usize,
+    values: values::ValueCap,
 }
 
 impl Capped {
@@ -453,15 +541,17 @@ impl Capped {
             caps,
             rows: Rows::default(),
             bytes: 0,
+            values: values::ValueCap::new(caps.value_bytes),
         }
     }
 
     /// Keeps `row`, decoding each value with `decode`, unless a cap is reached;
-    /// then returns false and says which in `rows.truncated`.
+    /// then returns false and says which in `rows.truncated`. A row that would
+    /// take the result past its byte cap is left out whole, even the first.
     fn push<R: sqlx::Row>(
         &mut self,
         row: &R,
-        decode: &impl Fn(&R, usize) -> Result<Value, Error>,
+        decode: &impl Fn(&R, usize, &mut values::ValueCap) -> Result<Value, Error>,
     ) -> Result<bool, Error> {
         let out = &mut self.rows;
         if out.columns.is_empty() {
@@ -475,21 +565,44 @@ impl Capped {
             return Ok(false);
         }
         let mut values = Vec::with_capacity(row.len());
+        let mut bytes = self.bytes;
         for i in 0..row.len() {
-            let value = decode(row, i)?;
-            self.bytes += values::json_size(&value) + 1;
+            let value = decode(row, i, &mut self.values)?;
+            bytes += values::json_size(&value) + 1;
+            if bytes > self.caps.bytes {
+                out.truncated = Some(format!(
+                    "result size cap of {} bytes reached (DB_MAX_RESULT_BYTES) after {} row(s); select fewer or narrower columns, or fewer rows",
+                    self.caps.bytes,
+                    out.rows.len()
+                ));
+                return Ok(false);
+            }
             values.push(value);
         }
-        if self.bytes > self.caps.bytes && !out.rows.is_empty() {
-            out.truncated = Some(format!(
-                "result size cap of {} bytes reached (DB_MAX_RESULT_BYTES); select fewer or narrower columns",
-                self.caps.bytes
-            ));
-            return Ok(false);
-        }
+        self.bytes = bytes;
         out.rows.push(ListValue { values });
         Ok(true)
     }
+
+    /// The rows, with every reason they were cut.
+    fn finish(mut self) -> Rows {
+        if let Some(cut) = self.values.note(&self.rows.columns) {
+            self.rows.truncated = Some(match self.rows.truncated.take() {
+                Some(reason) => format!("{reason}; {cut}"),
+                None => cut,
+            });
+        }
+        self.rows
+    }
+}
+
+/// The start-up refusal for a user with `found` privileges beyond reading.
+fn refusal(found: &Privileges) -> String {
+    format!(
+        "refusing to serve read-only (DB_ACCESS_MODE=read-only) as database user {:?}, which can do more than read: {}. Connect as a user that can only read (the SQL per engine is in the database connector's README, \"How read-only is enforced\"), or set DB_ALLOW_PRIVILEGED=true to serve anyway with a warning (not recommended)",
+        found.user,
+        found.beyond_reading.join("; ")
+    )
 }
 
 /// Reads up to the caps from a row stream, decoding each value with `decode`.
@@ -497,7 +610,7 @@ pub(crate) async fn collect<R, S, D>(stream: S, caps: Caps, decode: D) -> Result
 where
     R: sqlx::Row,
     S: Stream<Item = Result<R, sqlx::Error>>,
-    D: Fn(&R, usize) -> Result<Value, Error>,
+    D: Fn(&R, usize, &mut values::ValueCap) -> Result<Value, Error>,
 {
     let mut stream = std::pin::pin!(stream);
     let mut out = Capped::new(caps);
@@ -506,7 +619,7 @@ where
             break;
         }
     }
-    Ok(out.rows)
+    Ok(out.finish())
 }
 
 /// Drains the stream of a data-changing statement: adds up what `done` reports
@@ -521,7 +634,7 @@ pub(crate) async fn collect_write<Q, R, S, D>(
 where
     R: sqlx::Row,
     S: Stream<Item = Result<sqlx::Either<Q, R>, sqlx::Error>>,
-    D: Fn(&R, usize) -> Result<Value, Error>,
+    D: Fn(&R, usize, &mut values::ValueCap) -> Result<Value, Error>,
 {
     let mut stream = std::pin::pin!(stream);
     let mut returned = Capped::new(caps);
@@ -544,7 +657,7 @@ where
         // returned row is an affected one.
         rows_affected: rows_affected.max(rows_returned),
         last_insert_id,
-        rows: returned.rows,
+        rows: returned.finish(),
     })
 }
 

@@ -20,8 +20,8 @@ use sqlx::{Connection, Executor, MySql, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::{
-    Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
-    rolled_back,
+    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
+    decode_error, rolled_back,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -45,6 +45,8 @@ impl Pools {
         })?;
         let flavor = Arc::new(AtomicU8::new(UNKNOWN));
         let timeout = settings.statement_timeout;
+        let lock_timeout = settings.lock_timeout();
+        let release_timeout = settings.release_timeout();
         let pool = |read_only: bool| {
             let flavor = flavor.clone();
             MySqlPoolOptions::new()
@@ -53,9 +55,12 @@ impl Pools {
                 .acquire_timeout(settings.connect_timeout)
                 .after_connect(move |conn, _meta| {
                     let flavor = flavor.clone();
-                    Box::pin(
-                        async move { prepare_session(conn, read_only, timeout, &flavor).await },
-                    )
+                    Box::pin(async move {
+                        prepare_session(conn, read_only, timeout, lock_timeout, &flavor).await
+                    })
+                })
+                .after_release(move |conn, _meta| {
+                    Box::pin(async move { Ok(release_locks(conn, release_timeout).await) })
                 })
                 .connect_lazy_with(options.clone())
         };
@@ -77,6 +82,31 @@ impl Pools {
         let mut conn = self.read.acquire().await?;
         conn.ping().await?;
         Ok(())
+    }
+
+    /// What the connector's database user may do beyond reading, from its own
+    /// `SHOW GRANTS` (which on MariaDB includes its current role's grants).
+    pub(super) async fn privileges(&self) -> Result<Privileges, Error> {
+        let mut conn = self.read.acquire().await?;
+        let who = sqlx::query("SELECT CURRENT_USER(), CURRENT_ROLE()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let user = text(&who, 0)?;
+        let current_role = opt_text(&who, 1)?;
+        let grants = sqlx::query("SHOW GRANTS").fetch_all(&mut *conn).await?;
+        let account = account_of(&user);
+        let mut findings = Vec::new();
+        for row in &grants {
+            findings.extend(beyond_reading(
+                &text(row, 0)?,
+                current_role.as_deref(),
+                &account,
+            ));
+        }
+        Ok(Privileges {
+            user,
+            beyond_reading: findings,
+        })
     }
 
     pub(super) async fn query(
@@ -345,6 +375,7 @@ async fn prepare_session(
     conn: &mut MySqlConnection,
     read_only: bool,
     timeout: std::time::Duration,
+    lock_timeout: std::time::Duration,
     flavor: &AtomicU8,
 ) -> Result<(), sqlx::Error> {
     let version: String = sqlx::query_scalar("SELECT VERSION()")
@@ -361,11 +392,39 @@ async fn prepare_session(
         format!("SET SESSION max_execution_time = {}", timeout.as_millis())
     };
     conn.execute(sqlx::raw_sql(&timeout_sql)).await?;
+    // Metadata locks (a read behind ALTER TABLE) wait lock_wait_timeout seconds,
+    // a year by default.
+    let lock_seconds = lock_timeout.as_secs().max(1);
+    conn.execute(sqlx::raw_sql(&format!(
+        "SET SESSION lock_wait_timeout = {lock_seconds}, SESSION innodb_lock_wait_timeout = {lock_seconds}"
+    )))
+    .await?;
     if read_only {
         conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY"))
             .await?;
     }
     Ok(())
+}
+
+/// Releases the named locks (`GET_LOCK`) a statement may have taken, which
+/// outlive the read's transaction, before the connection is used again
+/// (`RELEASE_ALL_LOCKS()`: MariaDB 10.5+, MySQL 5.7+). True when the connection
+/// is clean; false closes it instead of returning it to the pool.
+async fn release_locks(conn: &mut MySqlConnection, timeout: std::time::Duration) -> bool {
+    let release = conn.execute(sqlx::raw_sql("DO RELEASE_ALL_LOCKS()"));
+    match tokio::time::timeout(timeout, release).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot release a database session's locks; closing the connection");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                "releasing a database session's locks took too long; closing the connection"
+            );
+            false
+        }
+    }
 }
 
 /// Runs a read inside the caller's transaction.
@@ -386,6 +445,112 @@ async fn read(
         rows.columns = columns_of(described.columns());
     }
     Ok(rows)
+}
+
+/// Privileges a reader may hold: anything else in a grant is a finding.
+const READING: [&str; 4] = ["USAGE", "SELECT", "SHOW VIEW", "SHOW DATABASES"];
+
+/// What one `SHOW GRANTS` line gives beyond reading, each with how to take it
+/// away. Never quotes the line itself: it may hold a password hash. A grant of a
+/// role other than `current_role` (whose own grants SHOW GRANTS lists on
+/// MariaDB) is a finding too: its privileges are not visible here.
+fn beyond_reading(line: &str, current_role: Option<&str>, account: &str) -> Vec<String> {
+    let Some(rest) = strip_prefix_ignore_case(line.trim(), "GRANT ") else {
+        return Vec::new(); // SET DEFAULT ROLE …, REVOKE …: nothing granted
+    };
+    let parts = top_level_split(rest, |c| c == ' ');
+    let on = parts.iter().position(|w| w.eq_ignore_ascii_case("ON"));
+    let to = parts.iter().position(|w| w.eq_ignore_ascii_case("TO"));
+    let mut findings = Vec::new();
+    match (on, to) {
+        (Some(on), Some(to)) if on < to => {
+            let target = parts[on + 1..to].join(" ");
+            let privileges = parts[..on].join(" ");
+            for privilege in top_level_split(&privileges, |c| c == ',') {
+                // `INSERT (`b`)`: a column privilege is still the privilege.
+                let name = privilege
+                    .split('(')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_uppercase();
+                if !name.is_empty() && !READING.contains(&name.as_str()) {
+                    findings.push(format!(
+                        "it has {name} on {target} (REVOKE {name} ON {target} FROM {account})"
+                    ));
+                }
+            }
+            let with_grant = parts[to..]
+                .windows(2)
+                .any(|w| w[0].eq_ignore_ascii_case("GRANT") && w[1].eq_ignore_ascii_case("OPTION"));
+            if with_grant {
+                findings.push(format!(
+                    "it may grant its privileges on {target} to others (WITH GRANT OPTION; REVOKE GRANT OPTION ON {target} FROM {account})"
+                ));
+            }
+        }
+        (None, Some(to)) => {
+            let roles = parts[..to].join(" ");
+            for role in top_level_split(&roles, |c| c == ',') {
+                let bare = role.trim().trim_matches('`').trim_matches('\'');
+                if Some(bare) != current_role {
+                    findings.push(format!(
+                        "it is granted role {} whose privileges are not checked (grant SELECT to the user itself and REVOKE {} FROM {account})",
+                        role.trim(),
+                        role.trim()
+                    ));
+                }
+            }
+        }
+        _ => findings.push("it has a grant the connector cannot read (see SHOW GRANTS)".to_owned()),
+    }
+    findings
+}
+
+/// `user@host` (as CURRENT_USER() says it) as an account name for SQL.
+fn account_of(user: &str) -> String {
+    let (name, host) = user.rsplit_once('@').unwrap_or((user, "%"));
+    format!(
+        "'{}'@'{}'",
+        name.replace('\'', "''"),
+        host.replace('\'', "''")
+    )
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Splits `text` at `separator` characters outside backquotes, quotes and
+/// parentheses; empty pieces are dropped.
+fn top_level_split(text: &str, separator: impl Fn(char) -> bool) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let (mut quote, mut depth) = (None::<char>, 0usize);
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '`' | '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth = depth.saturating_sub(1),
+            (None, c) if depth == 0 && separator(c) => {
+                if !current.trim().is_empty() {
+                    parts.push(current.trim().to_owned());
+                }
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        parts.push(current.trim().to_owned());
+    }
+    parts
 }
 
 fn table_kind(kind: &str) -> pb::TableKind {
@@ -445,8 +610,9 @@ fn int(row: &MySqlRow, i: usize) -> Result<Option<i64>, Error> {
     Ok(text.and_then(|t| t.trim().parse().ok()))
 }
 
-/// One value of a row as JSON with its type kept faithfully.
-pub(super) fn decode(row: &MySqlRow, i: usize) -> Result<Value, Error> {
+/// One value of a row as JSON with its type kept faithfully, held to `cap`:
+/// text, binary and JSON values are read borrowed and cut.
+pub(super) fn decode(row: &MySqlRow, i: usize, cap: &mut values::ValueCap) -> Result<Value, Error> {
     let raw = row.try_get_raw(i).map_err(|e| decode_error(row, i, e))?;
     if raw.is_null() {
         return Ok(values::null());
@@ -501,21 +667,102 @@ pub(super) fn decode(row: &MySqlRow, i: usize) -> Result<Value, Error> {
                     .to_string(),
             ),
         },
-        "JSON" => values::from_json(&row.try_get::<serde_json::Value, _>(i).map_err(err)?),
+        "JSON" => {
+            let text = row.try_get_unchecked::<&[u8], _>(i).map_err(err)?;
+            if cap.fits(text.len()) {
+                values::from_json(&row.try_get::<serde_json::Value, _>(i).map_err(err)?)
+            } else {
+                cap.text_bytes(i, text)
+            }
+        }
         "CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" => {
-            values::string(row.try_get::<String, _>(i).map_err(err)?)
+            cap.text(i, row.try_get::<&str, _>(i).map_err(err)?)
         }
         "BIT" => {
             let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
             if bytes.len() <= 8 {
                 values::uint(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
             } else {
-                values::bytes(&bytes)
+                cap.bytes(i, &bytes)
             }
         }
         "NULL" => values::null(),
         // BINARY, VARBINARY, *BLOB, GEOMETRY and anything unknown: the bytes.
-        _ => values::bytes(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?),
+        _ => cap.bytes(i, row.try_get_unchecked::<&[u8], _>(i).map_err(err)?),
     };
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: &str = "'ro'@'%'";
+
+    #[test]
+    fn select_show_view_and_usage_are_reading() {
+        for line in [
+            "GRANT USAGE ON *.* TO `ro`@`%` IDENTIFIED BY PASSWORD '*SECRETHASH'",
+            "GRANT SELECT, SHOW VIEW ON `shop`.* TO `ro`@`%`",
+            "GRANT SELECT (`a`, `b`) ON `shop`.`t` TO `ro`@`%`",
+            "SET DEFAULT ROLE `reader` FOR `ro`@`%`",
+            "GRANT `reader` TO `ro`@`%`",
+        ] {
+            assert_eq!(
+                beyond_reading(line, Some("reader"), ME),
+                Vec::<String>::new(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_privilege_beyond_reading_is_named_with_its_fix_and_no_password() {
+        let all = beyond_reading(
+            "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED BY PASSWORD '*SECRETHASH' WITH GRANT OPTION",
+            None,
+            ME,
+        );
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(
+            all[0].contains("ALL PRIVILEGES on *.*")
+                && all[0].contains("REVOKE ALL PRIVILEGES ON *.* FROM 'ro'@'%'"),
+            "{all:?}"
+        );
+        assert!(all[1].contains("WITH GRANT OPTION"), "{all:?}");
+        assert!(all.iter().all(|f| !f.contains("SECRETHASH")), "{all:?}");
+
+        let columns = beyond_reading(
+            "GRANT SELECT (`a`), INSERT (`b`), UPDATE ON `shop`.`t` TO `ro`@`%`",
+            None,
+            ME,
+        );
+        assert_eq!(columns.len(), 2, "{columns:?}");
+        assert!(columns[0].contains("INSERT on `shop`.`t`"), "{columns:?}");
+        assert!(columns[1].contains("UPDATE on `shop`.`t`"), "{columns:?}");
+
+        let mysql8 = beyond_reading("GRANT SELECT,BACKUP_ADMIN ON *.* TO `ro`@`%`", None, ME);
+        assert_eq!(mysql8.len(), 1, "{mysql8:?}");
+        assert!(mysql8[0].contains("BACKUP_ADMIN"), "{mysql8:?}");
+
+        let proxy = beyond_reading(
+            "GRANT PROXY ON ''@'%' TO 'root'@'localhost' WITH GRANT OPTION",
+            None,
+            ME,
+        );
+        assert!(proxy[0].contains("PROXY"), "{proxy:?}");
+    }
+
+    #[test]
+    fn a_role_other_than_the_current_one_is_a_finding() {
+        let roles = beyond_reading("GRANT `writer`, `reader` TO `ro`@`%`", Some("reader"), ME);
+        assert_eq!(roles.len(), 1, "{roles:?}");
+        assert!(roles[0].contains("`writer`"), "{roles:?}");
+    }
+
+    #[test]
+    fn accounts_are_quoted_for_sql() {
+        assert_eq!(account_of("ro@%"), "'ro'@'%'");
+        assert_eq!(account_of("o'brien@10.0.0.1"), "'o''brien'@'10.0.0.1'");
+    }
 }

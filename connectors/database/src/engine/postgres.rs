@@ -9,13 +9,13 @@ use std::str::FromStr;
 use prost_types::Value;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Row, TypeInfo, ValueRef};
+use sqlx::{Connection, Executor, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::postgres_params::Prepared;
 use super::{
-    Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
-    fk_action, rolled_back,
+    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
+    decode_error, fk_action, rolled_back,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -32,6 +32,7 @@ impl Pools {
             Error::InvalidArgument(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))
         })?;
         let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
+        let lock_ms = settings.lock_timeout().as_millis().max(1).to_string();
         let idle_ms = (settings.statement_timeout.as_millis() * 2)
             .max(1000)
             .to_string();
@@ -39,16 +40,21 @@ impl Pools {
             .application_name("switchboard-database-connector")
             .options([
                 ("statement_timeout", timeout_ms.as_str()),
+                ("lock_timeout", lock_ms.as_str()),
                 ("idle_in_transaction_session_timeout", idle_ms.as_str()),
             ]);
         let read_options = common
             .clone()
             .options([("default_transaction_read_only", "on")]);
+        let release_timeout = settings.release_timeout();
         let pool = || {
             PgPoolOptions::new()
                 .max_connections(settings.pool_size)
                 .min_connections(0)
                 .acquire_timeout(settings.connect_timeout)
+                .after_release(move |conn, _meta| {
+                    Box::pin(async move { Ok(reset_session(conn, release_timeout).await) })
+                })
         };
         Ok(Self {
             read: pool().connect_lazy_with(read_options),
@@ -68,6 +74,61 @@ impl Pools {
         let mut conn = self.read.acquire().await?;
         conn.ping().await?;
         Ok(())
+    }
+
+    /// What the connector's database user may do beyond reading: role
+    /// attributes, write-capable predefined roles, CREATE on the database or a
+    /// schema, and INSERT/UPDATE/DELETE/TRUNCATE (or ownership) on any relation
+    /// of a schema it can use. Each finding says how to take it away.
+    pub(super) async fn privileges(&self) -> Result<Privileges, Error> {
+        let row = sqlx::query(PRIVILEGES_SQL)
+            .bind(i64::try_from(MAX_FINDINGS).unwrap_or(i64::MAX))
+            .fetch_one(&self.read)
+            .await?;
+        let user: String = row.try_get(0)?;
+        let role = quote_ident(&user);
+        let mut findings = Vec::new();
+        for (column, attribute, fix) in [
+            (1, "rolsuper", "NOSUPERUSER"),
+            (2, "rolcreaterole", "NOCREATEROLE"),
+            (3, "rolcreatedb", "NOCREATEDB"),
+            (4, "rolreplication", "NOREPLICATION"),
+        ] {
+            if row.try_get::<bool, _>(column)? {
+                let what = match attribute {
+                    "rolsuper" => "is a superuser",
+                    "rolcreaterole" => "may create roles",
+                    "rolcreatedb" => "may create databases",
+                    _ => "may start replication",
+                };
+                findings.push(format!("it {what} ({attribute}; ALTER ROLE {role} {fix})"));
+            }
+        }
+        if row.try_get::<bool, _>(5)? {
+            findings.push(format!(
+                "it may CREATE in this database (REVOKE CREATE ON DATABASE {} FROM {role}, and from PUBLIC)",
+                quote_ident(&row.try_get::<String, _>(6)?)
+            ));
+        }
+        for predefined in row.try_get::<Vec<String>, _>(7)? {
+            findings.push(format!(
+                "it is a member of {predefined} (REVOKE {predefined} FROM {role})"
+            ));
+        }
+        for schema in row.try_get::<Vec<String>, _>(8)? {
+            findings.push(format!(
+                "it may CREATE in schema {schema} (REVOKE CREATE ON SCHEMA {schema} FROM {role}, and from PUBLIC)"
+            ));
+        }
+        for grant in row.try_get::<Vec<String>, _>(9)? {
+            findings.push(format!(
+                "it has {grant} (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA … FROM {role}; owners keep every right: connect as a role that owns nothing)"
+            ));
+        }
+        Ok(Privileges {
+            user,
+            beyond_reading: findings,
+        })
     }
 
     pub(super) async fn query(
@@ -322,6 +383,79 @@ impl Pools {
     }
 }
 
+/// Clears what a statement may have left on its session before the connection
+/// is used again: session-level advisory locks (which outlive the ROLLBACK of
+/// the read's transaction), LISTEN registrations and settings changed with SET
+/// (back to the values the connection started with). True when the connection
+/// is clean; false closes it instead of returning it to the pool.
+async fn reset_session(conn: &mut PgConnection, timeout: std::time::Duration) -> bool {
+    let reset = conn.execute(sqlx::raw_sql(
+        "SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *; RESET ALL",
+    ));
+    match tokio::time::timeout(timeout, reset).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot reset a database session; closing the connection");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("resetting a database session took too long; closing the connection");
+            false
+        }
+    }
+}
+
+/// Findings listed per kind (schemas, relations) before the check stops looking.
+const MAX_FINDINGS: usize = 5;
+
+/// The user's role attributes and every write-capable privilege, each list
+/// cut at `$1` entries. Schemas named `pg_*` and `information_schema` are the
+/// system's and left out.
+const PRIVILEGES_SQL: &str = "
+WITH usable AS (
+    SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
+    WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+      AND has_schema_privilege(n.oid, 'USAGE')
+)
+SELECT current_user::text, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
+       has_database_privilege(current_database(), 'CREATE'), current_database()::text,
+       ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_roles g
+             WHERE g.rolname IN ('pg_write_all_data', 'pg_write_server_files', 'pg_execute_server_program')
+               AND pg_has_role(current_user, g.oid, 'MEMBER')
+             ORDER BY 1),
+       ARRAY(SELECT quote_ident(u.nspname) FROM usable u
+             WHERE has_schema_privilege(u.oid, 'CREATE') ORDER BY 1 LIMIT $1),
+       ARRAY(SELECT w.what FROM (
+                SELECT format('%s on %I.%I', p.privilege, u.nspname, c.relname) AS what
+                FROM usable u
+                JOIN pg_catalog.pg_class c ON c.relnamespace = u.oid
+                CROSS JOIN (VALUES ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'), ('ownership')) AS p(privilege)
+                WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm', 'S')
+                  AND CASE p.privilege
+                        WHEN 'ownership' THEN pg_has_role(c.relowner, 'USAGE')
+                        WHEN 'INSERT' THEN c.relkind <> 'S' AND has_any_column_privilege(c.oid, 'INSERT')
+                        WHEN 'UPDATE' THEN CASE WHEN c.relkind = 'S'
+                                                THEN has_sequence_privilege(c.oid, 'UPDATE')
+                                                ELSE has_any_column_privilege(c.oid, 'UPDATE') END
+                        ELSE c.relkind <> 'S' AND has_table_privilege(c.oid, p.privilege)
+                      END
+                LIMIT $1) AS w)
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user";
+
+/// An identifier quoted for SQL shown in a message.
+fn quote_ident(identifier: &str) -> String {
+    if !identifier.is_empty()
+        && identifier
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !identifier.starts_with(|c: char| c.is_ascii_digit())
+    {
+        identifier.to_owned()
+    } else {
+        format!("\"{}\"", identifier.replace('"', "\"\""))
+    }
+}
+
 /// Runs `$run` (an expression using connection `$conn`), and once more after
 /// forgetting the statements kept on the connection when PostgreSQL refuses one
 /// because a table it reads changed shape since it was prepared.
@@ -405,14 +539,20 @@ fn relkind(kind: &str) -> pb::TableKind {
     }
 }
 
-/// One value of a row as JSON with its type kept faithfully.
-pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
+/// One value of a row as JSON with its type kept faithfully, held to `cap`:
+/// text, binary, JSON and text-like values are read borrowed and cut; an array
+/// or number over the cap is omitted with a note.
+pub(super) fn decode(row: &PgRow, i: usize, cap: &mut values::ValueCap) -> Result<Value, Error> {
     let raw = row.try_get_raw(i).map_err(|e| decode_error(row, i, e))?;
     if raw.is_null() {
         return Ok(values::null());
     }
     let type_name = raw.type_info().name().to_owned();
     let err = |e: sqlx::Error| decode_error(row, i, e);
+    let wire = raw.as_bytes().unwrap_or_default();
+    if (type_name.ends_with("[]") || type_name == "NUMERIC") && !cap.fits(wire.len()) {
+        return Ok(cap.omitted(i, wire.len()));
+    }
     let value = match type_name.as_str() {
         "BOOL" => values::boolean(row.try_get(i).map_err(err)?),
         "INT2" => values::int(row.try_get::<i16, _>(i).map_err(err)?.into()),
@@ -429,9 +569,9 @@ pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
                 .to_plain_string(),
         ),
         "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" | "UNKNOWN" | "CITEXT" => {
-            values::string(row.try_get::<String, _>(i).map_err(err)?)
+            cap.text(i, row.try_get::<&str, _>(i).map_err(err)?)
         }
-        "BYTEA" => values::bytes(&row.try_get::<Vec<u8>, _>(i).map_err(err)?),
+        "BYTEA" => cap.bytes(i, row.try_get::<&[u8], _>(i).map_err(err)?),
         "DATE" => values::string(
             row.try_get::<chrono::NaiveDate, _>(i)
                 .map_err(err)?
@@ -464,6 +604,15 @@ pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
             values::string(values::iso_interval(v.months, v.days, v.microseconds))
         }
         "UUID" => values::string(row.try_get::<uuid::Uuid, _>(i).map_err(err)?.to_string()),
+        "JSON" | "JSONB" if !cap.fits(wire.len()) => {
+            // Binary JSONB is a version byte, then the text.
+            let text = if type_name == "JSONB" {
+                wire.get(1..).unwrap_or_default()
+            } else {
+                wire
+            };
+            cap.text_bytes(i, text)
+        }
         "JSON" | "JSONB" => {
             values::from_json(&row.try_get::<serde_json::Value, _>(i).map_err(err)?)
         }
@@ -509,10 +658,20 @@ pub(super) fn decode(row: &PgRow, i: usize) -> Result<Value, Error> {
         // Enums, domains over text and other types whose binary form is text;
         // anything else comes back as base64 of its binary form.
         _ => {
-            let bytes = raw.as_bytes().unwrap_or_default();
-            match std::str::from_utf8(bytes) {
-                Ok(text) if !text.contains('\0') => values::string(text),
-                _ => values::bytes(bytes),
+            // Judged on the part that would be kept, so a huge value is not
+            // scanned whole.
+            let head = wire.get(..cap.max()).unwrap_or(wire);
+            let text_prefix = match std::str::from_utf8(head) {
+                Ok(text) => Some(text),
+                // Cut through a character at the cap: the part before counts.
+                Err(e) if e.error_len().is_none() && head.len() < wire.len() => {
+                    std::str::from_utf8(&head[..e.valid_up_to()]).ok()
+                }
+                Err(_) => None,
+            };
+            match text_prefix {
+                Some(text) if !text.contains('\0') => cap.text_bytes(i, wire),
+                _ => cap.bytes(i, wire),
             }
         }
     };

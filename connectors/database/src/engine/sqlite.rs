@@ -22,8 +22,8 @@ use sqlx::{Connection, Executor, Row, Sqlite, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::{
-    Caps, Plan, Rows, Settings, WriteOutcome, collect, collect_write, columns_of, decode_error,
-    rolled_back,
+    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
+    decode_error, rolled_back,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -95,6 +95,22 @@ impl Pools {
         let mut conn = self.acquire(deadline).await?;
         sqlx::query("SELECT 1").execute(&mut *conn).await?;
         Ok(())
+    }
+
+    /// What a read connection may do beyond reading: it is opened
+    /// `SQLITE_OPEN_READONLY`, so only a `query_only` that is off is reported.
+    pub(super) async fn privileges(&self, deadline: Instant) -> Result<Privileges, Error> {
+        let mut conn = self.acquire(deadline).await?;
+        let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Privileges {
+            user: format!("file {}", self.file.display()),
+            beyond_reading: (query_only != 1)
+                .then(|| "the read connection is not query_only (PRAGMA query_only)".to_owned())
+                .into_iter()
+                .collect(),
+        })
     }
 
     pub(super) async fn query(
@@ -469,8 +485,13 @@ fn bind<'q>(
     query
 }
 
-/// One value by its storage class.
-pub(super) fn decode(row: &SqliteRow, i: usize) -> Result<Value, Error> {
+/// One value by its storage class, held to `cap`: text and blobs are read
+/// borrowed from SQLite and cut.
+pub(super) fn decode(
+    row: &SqliteRow,
+    i: usize,
+    cap: &mut values::ValueCap,
+) -> Result<Value, Error> {
     let raw = row.try_get_raw(i).map_err(|e| decode_error(row, i, e))?;
     if raw.is_null() {
         return Ok(values::null());
@@ -480,8 +501,8 @@ pub(super) fn decode(row: &SqliteRow, i: usize) -> Result<Value, Error> {
     Ok(match storage.as_str() {
         "INTEGER" | "BOOLEAN" => values::int(row.try_get_unchecked::<i64, _>(i).map_err(err)?),
         "REAL" => values::float(row.try_get_unchecked::<f64, _>(i).map_err(err)?),
-        "BLOB" => values::bytes(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?),
-        _ => values::string(row.try_get_unchecked::<String, _>(i).map_err(err)?),
+        "BLOB" => cap.bytes(i, row.try_get_unchecked::<&[u8], _>(i).map_err(err)?),
+        _ => cap.text(i, row.try_get_unchecked::<&str, _>(i).map_err(err)?),
     })
 }
 

@@ -88,8 +88,9 @@ async fn health_follows_a_database_that_goes_down_and_comes_back() {
     };
     // The database is unreachable when the connector starts.
     let proxy = Proxy::start(POSTGRES_ADDR, true).await;
+    let reader = f.reader.as_deref().unwrap_or_default();
     let mut config = Config::new(Target::Url(SecretString::from(format!(
-        "postgres://postgres@{}/test",
+        "postgres://{reader}@{}/test",
         proxy.addr
     ))));
     config.health_interval = Duration::from_millis(100);

@@ -8,6 +8,7 @@ mod demo;
 mod differential;
 mod health;
 mod mcp;
+mod privileges;
 mod safety;
 mod support;
 mod tools;

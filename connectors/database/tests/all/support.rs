@@ -1,6 +1,10 @@
 //! Shared test fixtures: the connector in-process on an ephemeral port, and a
 //! uniquely named schema (PostgreSQL), database (MariaDB) or file (SQLite) per
-//! test, so parallel tests never collide.
+//! test, so parallel tests never collide. On PostgreSQL and MariaDB each
+//! fixture also has a database user of its own that can only read its schema,
+//! created the way the README tells operators to: read-only configs connect as
+//! that user (the connector refuses to serve read-only as a user that can
+//! write), read-write configs as the administrator.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +18,10 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+/// The administrator (superuser) of the test PostgreSQL.
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The administrator of the test MariaDB.
+pub const MARIADB_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306/test";
 pub const MARIADB_ADDR: &str = "127.0.0.1:3306";
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 
@@ -128,7 +136,12 @@ pub struct Fixture {
     pub engine: Engine,
     /// Schema (PostgreSQL), database (MariaDB) or `main` (SQLite).
     pub schema: String,
+    /// The database as its administrator (a superuser on PostgreSQL, root on MariaDB).
     pub url: String,
+    /// The fixture's read-only user (PostgreSQL role, MariaDB user); `None` on SQLite.
+    pub reader: Option<String>,
+    /// The database as [`Self::reader`] (the SQLite file itself on SQLite).
+    pub reader_url: String,
     pub admin: Admin,
     /// Kept for its Drop: removes the SQLite file.
     _sqlite_dir: Option<tempfile::TempDir>,
@@ -144,14 +157,28 @@ impl Fixture {
         let name = unique_name("sbt");
         let fixture = match engine {
             Engine::Postgres => {
-                let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+                let pool = sqlx::PgPool::connect(POSTGRES_ADMIN_URL)
                     .await
                     .expect("connect to PostgreSQL as postgres");
                 let admin = Admin::Postgres(pool);
                 admin.exec(&format!("CREATE SCHEMA {name}")).await;
+                let reader = format!("{name}_ro");
+                // The README's read-only role, scoped to this fixture's schema.
+                // CONNECT on `test` comes from PUBLIC: granting it per role would
+                // have parallel tests update the database's one ACL at once.
+                admin
+                    .exec(&format!(
+                        "CREATE ROLE {reader} LOGIN;
+                         ALTER ROLE {reader} SET default_transaction_read_only = on;
+                         GRANT USAGE ON SCHEMA {name} TO {reader};
+                         ALTER DEFAULT PRIVILEGES IN SCHEMA {name} GRANT SELECT ON TABLES TO {reader};"
+                    ))
+                    .await;
                 Fixture {
                     engine,
-                    url: "postgres://postgres@127.0.0.1:5432/test".to_owned(),
+                    url: POSTGRES_ADMIN_URL.to_owned(),
+                    reader_url: format!("postgres://{reader}@127.0.0.1:5432/test"),
+                    reader: Some(reader),
                     schema: name,
                     admin,
                     _sqlite_dir: None,
@@ -159,12 +186,19 @@ impl Fixture {
                 }
             }
             Engine::MariaDb => {
-                let pool = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test")
+                let pool = sqlx::MySqlPool::connect(MARIADB_ADMIN_URL)
                     .await
                     .expect("connect to MariaDB as root");
                 pool.execute(sqlx::raw_sql(&format!("CREATE DATABASE {name}")))
                     .await
                     .expect("create test database");
+                // The README's read-only user, scoped to this fixture's database.
+                let reader = format!("{name}_ro");
+                pool.execute(sqlx::raw_sql(&format!(
+                    "CREATE USER '{reader}'@'%'; GRANT SELECT, SHOW VIEW ON {name}.* TO '{reader}'@'%'"
+                )))
+                .await
+                .expect("create the read-only user");
                 pool.close().await;
                 let url = format!("mysql://root@127.0.0.1:3306/{name}");
                 let pool = sqlx::MySqlPool::connect(&url)
@@ -172,6 +206,8 @@ impl Fixture {
                     .expect("connect to test database");
                 Fixture {
                     engine,
+                    reader_url: format!("mysql://{reader}@127.0.0.1:3306/{name}"),
+                    reader: Some(reader),
                     url,
                     schema: name,
                     admin: Admin::MariaDb(pool),
@@ -189,6 +225,8 @@ impl Fixture {
                     .expect("create SQLite file");
                 Fixture {
                     engine,
+                    reader_url: url.clone(),
+                    reader: None,
                     url,
                     schema: "main".to_owned(),
                     admin: Admin::Sqlite(pool),
@@ -229,9 +267,14 @@ impl Fixture {
         }
     }
 
-    /// A connector config for this fixture's database.
+    /// A connector config for this fixture's database: read-only as the
+    /// fixture's read-only user, read-write as the administrator.
     pub fn config(&self, mode: AccessMode) -> Config {
-        let mut config = Config::new(Target::Url(SecretString::from(self.url.clone())));
+        let url = match mode {
+            AccessMode::ReadOnly => &self.reader_url,
+            AccessMode::ReadWrite => &self.url,
+        };
+        let mut config = Config::new(Target::Url(SecretString::from(url.clone())));
         config.access_mode = mode;
         config.statement_timeout = Duration::from_secs(3);
         config.pool_size = 2;
@@ -276,19 +319,34 @@ impl Fixture {
     /// Drops what the fixture created.
     pub async fn cleanup(mut self) {
         match &self.admin {
-            Admin::Postgres(_) => {
-                self.admin
-                    .exec(&format!("DROP SCHEMA {} CASCADE", self.schema))
-                    .await
-            }
-            Admin::MariaDb(_) => {
-                self.admin
-                    .exec(&format!("DROP DATABASE {}", self.schema))
-                    .await
+            Admin::Postgres(_) | Admin::MariaDb(_) => {
+                for statement in self.drop_statements() {
+                    self.admin.exec(&statement).await;
+                }
             }
             Admin::Sqlite(p) => p.close().await,
         }
         self.cleaned = true;
+    }
+
+    /// The statements that remove the fixture's schema (or database) and user.
+    fn drop_statements(&self) -> Vec<String> {
+        let schema = &self.schema;
+        let reader = self.reader.as_deref().unwrap_or_default();
+        match self.engine {
+            Engine::Postgres => vec![
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                format!(
+                    "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader}') THEN
+                        EXECUTE 'DROP OWNED BY {reader}'; EXECUTE 'DROP ROLE {reader}'; END IF; END $$"
+                ),
+            ],
+            Engine::MariaDb => vec![
+                format!("DROP DATABASE IF EXISTS {schema}"),
+                format!("DROP USER IF EXISTS '{reader}'@'%'"),
+            ],
+            Engine::Sqlite => Vec::new(),
+        }
     }
 }
 
@@ -299,11 +357,10 @@ impl Drop for Fixture {
         if self.cleaned {
             return;
         }
-        let statement = match self.engine {
-            Engine::Postgres => format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-            Engine::MariaDb => format!("DROP DATABASE IF EXISTS {}", self.schema),
-            Engine::Sqlite => return,
-        };
+        let statements = self.drop_statements();
+        if statements.is_empty() {
+            return;
+        }
         let engine = self.engine;
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -313,19 +370,17 @@ impl Drop for Fixture {
                 return;
             };
             runtime.block_on(async {
-                match engine {
-                    Engine::Postgres => {
-                        if let Ok(pool) =
-                            sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await
-                        {
-                            let _ = pool.execute(sqlx::raw_sql(&statement)).await;
+                for statement in &statements {
+                    match engine {
+                        Engine::Postgres => {
+                            if let Ok(pool) = sqlx::PgPool::connect(POSTGRES_ADMIN_URL).await {
+                                let _ = pool.execute(sqlx::raw_sql(statement)).await;
+                            }
                         }
-                    }
-                    _ => {
-                        if let Ok(pool) =
-                            sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test").await
-                        {
-                            let _ = pool.execute(sqlx::raw_sql(&statement)).await;
+                        _ => {
+                            if let Ok(pool) = sqlx::MySqlPool::connect(MARIADB_ADMIN_URL).await {
+                                let _ = pool.execute(sqlx::raw_sql(statement)).await;
+                            }
                         }
                     }
                 }
@@ -372,6 +427,16 @@ impl Running {
             .await
             .expect("connect to the connector");
         tonic_health::pb::health_client::HealthClient::new(channel)
+    }
+
+    /// Waits up to `within` for the connector to stop by itself (without
+    /// asking it to) and returns how `serve` ended, or `None` if it still runs.
+    pub async fn ended_within(mut self, within: Duration) -> Option<anyhow::Result<()>> {
+        let task = self.task.take()?;
+        match tokio::time::timeout(within, task).await {
+            Ok(joined) => Some(joined.expect("serve task panicked")),
+            Err(_) => None,
+        }
     }
 
     /// Stops the connector and returns how `serve` ended.

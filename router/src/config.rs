@@ -80,6 +80,74 @@ impl Default for UpstreamLimits {
     }
 }
 
+/// Default most HTTP connections open at once (`max_connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default time a client has to send a request's headers (`header_read_timeout`).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send a request's body (`body_read_timeout`).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default most MCP sessions open at once over HTTP (`max_sessions`).
+pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+/// Default time after which a session nobody uses is closed (`session_idle_timeout`).
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default most tool calls one session runs at once (`max_calls_per_session`).
+pub const DEFAULT_MAX_CALLS_PER_SESSION: usize = 32;
+/// Default most resource subscriptions of one session (`max_subscriptions_per_session`).
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION: usize = 64;
+/// Default most notifications waiting to be sent for one tool call (`notification_queue`).
+pub const DEFAULT_NOTIFICATION_QUEUE: usize = 256;
+
+/// Bounds on what MCP clients may hold in the router, so that no client (or
+/// flood of clients) can exhaust its memory, tasks or connections. Each field
+/// is a setting of the same name (flag `--max-sessions`, variable
+/// `SWITCHBOARD_MAX_SESSIONS`, config file key `max_sessions`, ...), and every
+/// error that enforces one names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// HTTP connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Time to send a request's headers, and the longest an idle keep-alive
+    /// connection is kept; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Time to send a request's whole body; then 408 and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// MCP sessions open at once over HTTP; one more `initialize` is answered 503.
+    pub max_sessions: usize,
+    /// A session with no request or message for this long is closed.
+    pub session_idle_timeout: Duration,
+    /// Tool calls one session runs at once; one more is answered with a tool error.
+    pub max_calls_per_session: usize,
+    /// Resource subscriptions (each a connector stream) one session holds.
+    pub max_subscriptions_per_session: usize,
+    /// Progress and log notifications of one tool call waiting to be sent to
+    /// a slow client; beyond it they are dropped (never the result).
+    pub notification_queue: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
+            max_calls_per_session: DEFAULT_MAX_CALLS_PER_SESSION,
+            max_subscriptions_per_session: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
+            notification_queue: DEFAULT_NOTIFICATION_QUEUE,
+        }
+    }
+}
+
+/// Parses a timeout given on the command line (see [`parse_duration`]), which
+/// must be longer than zero.
+pub fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        d if d.is_zero() => Err(format!("{raw:?}: a timeout must be longer than zero")),
+        d => Ok(d),
+    }
+}
+
 /// Parses a limit (a count or a number of bytes), which must be at least 1.
 pub fn parse_limit(raw: &str) -> Result<usize, String> {
     match raw.trim().parse::<usize>() {
@@ -138,6 +206,8 @@ pub struct Config {
     pub dns_refresh: Duration,
     /// Bounds on what connectors may send the router.
     pub limits: UpstreamLimits,
+    /// Bounds on what MCP clients may hold in the router.
+    pub client_limits: ClientLimits,
 }
 
 impl Default for Config {
@@ -152,6 +222,7 @@ impl Default for Config {
             sse_poll_after: None,
             dns_refresh: DEFAULT_DNS_REFRESH,
             limits: UpstreamLimits::default(),
+            client_limits: ClientLimits::default(),
         }
     }
 }
@@ -286,6 +357,17 @@ struct FileConfig {
     max_schema_defs: Option<usize>,
     max_stream_messages: Option<usize>,
     max_stream_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    /// Seconds.
+    header_read_timeout: Option<f64>,
+    /// Seconds.
+    body_read_timeout: Option<f64>,
+    max_sessions: Option<usize>,
+    /// Seconds.
+    session_idle_timeout: Option<f64>,
+    max_calls_per_session: Option<usize>,
+    max_subscriptions_per_session: Option<usize>,
+    notification_queue: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +477,65 @@ impl Config {
                 Some(0) => return Err(file_err(format!("{key}: a limit must be at least 1"))),
                 Some(n) => *slot = n,
                 None => {}
+            }
+        }
+        let clients = &mut self.client_limits;
+        for (key, value, slot) in [
+            (
+                "max_connections",
+                file.max_connections,
+                &mut clients.max_connections,
+            ),
+            ("max_sessions", file.max_sessions, &mut clients.max_sessions),
+            (
+                "max_calls_per_session",
+                file.max_calls_per_session,
+                &mut clients.max_calls_per_session,
+            ),
+            (
+                "max_subscriptions_per_session",
+                file.max_subscriptions_per_session,
+                &mut clients.max_subscriptions_per_session,
+            ),
+            (
+                "notification_queue",
+                file.notification_queue,
+                &mut clients.notification_queue,
+            ),
+        ] {
+            match value {
+                Some(0) => return Err(file_err(format!("{key}: a limit must be at least 1"))),
+                Some(n) => *slot = n,
+                None => {}
+            }
+        }
+        for (key, value, slot) in [
+            (
+                "header_read_timeout",
+                file.header_read_timeout,
+                &mut clients.header_read_timeout,
+            ),
+            (
+                "body_read_timeout",
+                file.body_read_timeout,
+                &mut clients.body_read_timeout,
+            ),
+            (
+                "session_idle_timeout",
+                file.session_idle_timeout,
+                &mut clients.session_idle_timeout,
+            ),
+        ] {
+            if let Some(secs) = value {
+                match seconds(secs) {
+                    Ok(d) if !d.is_zero() => *slot = d,
+                    Ok(_) => {
+                        return Err(file_err(format!(
+                            "{key}: a timeout must be longer than zero"
+                        )));
+                    }
+                    Err(e) => return Err(file_err(format!("{key}: {e}"))),
+                }
             }
         }
         Ok(())
@@ -551,6 +692,52 @@ prefix = "tickets"
         assert!(parse_limit("0").is_err());
         assert!(parse_limit("ten").is_err());
         assert_eq!(parse_limit(" 12 "), Ok(12));
+    }
+
+    #[test]
+    fn config_file_sets_client_limits_and_refuses_zero() {
+        let dir = std::env::temp_dir().join(format!("sb-client-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(
+            &path,
+            "max_connections = 10\nheader_read_timeout = 1.5\nbody_read_timeout = 2\n\
+             max_sessions = 3\nsession_idle_timeout = 60\nmax_calls_per_session = 4\n\
+             max_subscriptions_per_session = 5\nnotification_queue = 6\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.merge_file(&path).unwrap();
+        assert_eq!(
+            config.client_limits,
+            ClientLimits {
+                max_connections: 10,
+                header_read_timeout: Duration::from_millis(1500),
+                body_read_timeout: Duration::from_secs(2),
+                max_sessions: 3,
+                session_idle_timeout: Duration::from_secs(60),
+                max_calls_per_session: 4,
+                max_subscriptions_per_session: 5,
+                notification_queue: 6,
+            }
+        );
+        std::fs::write(&path, "max_sessions = 0\n").unwrap();
+        let err = Config::default().merge_file(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("max_sessions: a limit must be at least 1"),
+            "{err}"
+        );
+        std::fs::write(&path, "header_read_timeout = 0\n").unwrap();
+        let err = Config::default().merge_file(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("header_read_timeout: a timeout must be longer than zero"),
+            "{err}"
+        );
+        assert_eq!(Config::default().client_limits.max_sessions, 1000);
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
     }
 
     #[test]

@@ -26,8 +26,23 @@ pub async fn answer(peer: &Peer<RoleServer>, upstream: &Upstream, ask: pb::Clien
         None => Err("the connector asked nothing (empty ClientRequest)".to_owned()),
     };
     let reply = reply.unwrap_or_else(pb::reply_request::Reply::Error);
+    deliver(upstream, ask.id, reply).await;
+}
+
+/// Tells the connector that its question will not be put to the client, and
+/// why, so the tool can fall back instead of waiting.
+pub async fn refuse(upstream: &Upstream, ask: pb::ClientRequest, why: &str) {
+    deliver(
+        upstream,
+        ask.id,
+        pb::reply_request::Reply::Error(why.to_owned()),
+    )
+    .await;
+}
+
+async fn deliver(upstream: &Upstream, id: String, reply: pb::reply_request::Reply) {
     let request = upstream.request(pb::ReplyRequest {
-        id: ask.id,
+        id,
         reply: Some(reply),
     });
     if let Err(status) = upstream.interactions().reply(request).await {

@@ -16,12 +16,14 @@
 //! `Resources` and `Prompts` services have them aggregated (`aggregate`).
 #![forbid(unsafe_code)]
 
+pub(crate) mod admission;
 pub(crate) mod aggregate;
 pub mod auth;
 pub(crate) mod catalog;
 pub mod config;
 pub(crate) mod content;
 pub(crate) mod interact;
+pub(crate) mod limits;
 pub(crate) mod mcp;
 pub mod policy;
 pub(crate) mod polling;

@@ -89,6 +89,30 @@ struct Cli {
     /// Most bytes a server-streaming call may return in total; then it is cancelled with a tool error [default: 16777216].
     #[arg(long, env = "SWITCHBOARD_MAX_STREAM_BYTES", value_parser = maybe(config::parse_limit))]
     max_stream_bytes: Option<Maybe<usize>>,
+    /// Most HTTP connections open at once; one more is answered 503 and closed [default: 1024].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", value_parser = maybe(config::parse_limit))]
+    max_connections: Option<Maybe<usize>>,
+    /// Time a client has to send a request's headers; also how long an idle connection is kept [default: 10s].
+    #[arg(long, env = "SWITCHBOARD_HEADER_READ_TIMEOUT", value_parser = maybe(config::parse_timeout))]
+    header_read_timeout: Option<Maybe<std::time::Duration>>,
+    /// Time a client has to send a request's body; then 408 and the connection is closed [default: 30s].
+    #[arg(long, env = "SWITCHBOARD_BODY_READ_TIMEOUT", value_parser = maybe(config::parse_timeout))]
+    body_read_timeout: Option<Maybe<std::time::Duration>>,
+    /// Most MCP sessions open at once over HTTP; one more initialize is answered 503 [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS", value_parser = maybe(config::parse_limit))]
+    max_sessions: Option<Maybe<usize>>,
+    /// A session unused for this long is closed; its client must initialize again [default: 300s].
+    #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_TIMEOUT", value_parser = maybe(config::parse_timeout))]
+    session_idle_timeout: Option<Maybe<std::time::Duration>>,
+    /// Most tool calls one session runs at once; one more is a tool error [default: 32].
+    #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_SESSION", value_parser = maybe(config::parse_limit))]
+    max_calls_per_session: Option<Maybe<usize>>,
+    /// Most resource subscriptions one session holds; one more is a JSON-RPC error [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_SUBSCRIPTIONS_PER_SESSION", value_parser = maybe(config::parse_limit))]
+    max_subscriptions_per_session: Option<Maybe<usize>>,
+    /// Progress and log notifications of one call kept for a slow client; more are dropped [default: 256].
+    #[arg(long, env = "SWITCHBOARD_NOTIFICATION_QUEUE", value_parser = maybe(config::parse_limit))]
+    notification_queue: Option<Maybe<usize>>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -218,6 +242,31 @@ impl Cli {
         }
         if let Some(n) = set(self.max_stream_bytes) {
             config.limits.max_stream_bytes = n;
+        }
+        let clients = &mut config.client_limits;
+        if let Some(n) = set(self.max_connections) {
+            clients.max_connections = n;
+        }
+        if let Some(t) = set(self.header_read_timeout) {
+            clients.header_read_timeout = t;
+        }
+        if let Some(t) = set(self.body_read_timeout) {
+            clients.body_read_timeout = t;
+        }
+        if let Some(n) = set(self.max_sessions) {
+            clients.max_sessions = n;
+        }
+        if let Some(t) = set(self.session_idle_timeout) {
+            clients.session_idle_timeout = t;
+        }
+        if let Some(n) = set(self.max_calls_per_session) {
+            clients.max_calls_per_session = n;
+        }
+        if let Some(n) = set(self.max_subscriptions_per_session) {
+            clients.max_subscriptions_per_session = n;
+        }
+        if let Some(n) = set(self.notification_queue) {
+            clients.notification_queue = n;
         }
         Ok((config, self.stdio, listen))
     }

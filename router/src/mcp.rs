@@ -27,13 +27,15 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tonic::{Code, Status};
 use tracing::Instrument;
 
 use crate::aggregate::{CachedRead, read_cache};
 use crate::catalog::{ConnectorStatus, STREAM_EVENT, TOOL_RESULT, ToolCatalog};
+use crate::config::ClientLimits;
 use crate::content::{self, decode, level_name, merge, severity, value_json};
+use crate::limits::LimitLog;
 use crate::transcode::{decode_arguments, encode_result};
 use crate::upstream::Upstream;
 use switchboard_proto::mcp::v1 as pb;
@@ -47,24 +49,31 @@ same prefix (resource URIs as `<prefix>+<uri>`).";
 /// Log notifications below this level are not sent until the client sets one.
 const DEFAULT_LOG_LEVEL: &str = "info";
 
-/// What belongs to one MCP session: its log level and resource subscriptions.
+/// A resource subscription: its watch task, or `None` while the connector is
+/// being asked (the slot is held, so concurrent subscribes cannot overshoot
+/// `max_subscriptions_per_session`).
+type Watch = Option<tokio::task::JoinHandle<()>>;
+
+/// What belongs to one MCP session: its log level, resource subscriptions and
+/// tool calls in flight, each bounded by [`ClientLimits`].
 #[derive(Debug)]
 struct Session {
     log_level: AtomicU8,
-    watches: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Self {
-            log_level: AtomicU8::new(severity(DEFAULT_LOG_LEVEL)),
-            watches: Mutex::default(),
-        }
-    }
+    watches: Mutex<HashMap<String, Watch>>,
+    /// One permit per tool call in flight (`max_calls_per_session`).
+    calls: Semaphore,
 }
 
 impl Session {
-    fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::JoinHandle<()>>> {
+    fn new(limits: &ClientLimits) -> Self {
+        Self {
+            log_level: AtomicU8::new(severity(DEFAULT_LOG_LEVEL)),
+            watches: Mutex::default(),
+            calls: Semaphore::new(limits.max_calls_per_session),
+        }
+    }
+
+    fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watch>> {
         self.watches
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -73,11 +82,16 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for (_, watch) in self.watches().drain() {
+        for watch in self.watches().drain().filter_map(|(_, w)| w) {
             watch.abort();
         }
     }
 }
+
+/// Warnings about per-session bounds being hit (see [`crate::limits`]).
+static CALLS_REFUSED: LimitLog = LimitLog::new("max_calls_per_session");
+static SUBSCRIPTIONS_REFUSED: LimitLog = LimitLog::new("max_subscriptions_per_session");
+static NOTIFICATIONS_DROPPED: LimitLog = LimitLog::new("notification_queue");
 
 /// How a method's responses become a tool result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +140,7 @@ pub struct Router {
     upstreams: Arc<HashMap<String, Upstream>>,
     reads: moka::sync::Cache<String, CachedRead>,
     session: Arc<Session>,
+    limits: ClientLimits,
     polling: Option<crate::polling::SsePolling>,
 }
 
@@ -149,9 +164,18 @@ impl Router {
                     .collect(),
             ),
             reads: read_cache(),
-            session: Arc::default(),
+            session: Arc::new(Session::new(&ClientLimits::default())),
+            limits: ClientLimits::default(),
             polling: None,
         }
+    }
+
+    /// Bounds what each session may hold (calls in flight, subscriptions,
+    /// queued notifications); the defaults of [`ClientLimits`] otherwise.
+    pub fn with_limits(mut self, limits: ClientLimits) -> Self {
+        self.session = Arc::new(Session::new(&limits));
+        self.limits = limits;
+        self
     }
 
     /// Closes the SSE streams of long tool calls for clients to resume (HTTP).
@@ -167,7 +191,8 @@ impl Router {
             catalog: self.catalog.clone(),
             upstreams: self.upstreams.clone(),
             reads: self.reads.clone(),
-            session: Arc::default(),
+            session: Arc::new(Session::new(&self.limits)),
+            limits: self.limits,
             polling: self.polling.clone(),
         }
     }
@@ -239,7 +264,30 @@ impl Router {
         // Streamed messages become progress (and log) notifications, in order.
         let progress_token = context.meta.get_progress_token();
         let min_level = self.session.log_level.load(Ordering::Relaxed);
-        let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<Notice>();
+        // Bounded: a client that reads slowly loses progress and log
+        // notifications (counted, logged once), never the result.
+        let (notice_tx, mut notice_rx) = mpsc::channel::<Notice>(self.limits.notification_queue);
+        let dropped = std::sync::atomic::AtomicUsize::new(0);
+        let notify = |notice: Notice| match notice_tx.try_send(notice) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Notice::Ask(ask))) => {
+                // A question must be answered, or the connector waits for
+                // nothing: it is told at once that it was not asked.
+                let upstream = upstream.clone();
+                let queue = self.limits.notification_queue;
+                tokio::spawn(async move {
+                    crate::interact::refuse(&upstream, ask, &format!(
+                        "the router's notification queue for this call is full (notification_queue = {queue}): the question was not put to the client"
+                    ))
+                    .await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            // The client is gone: nobody to tell.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        };
         let forwarder = (progress_token.is_some() || kind == ResultKind::Events).then(|| {
             let peer = context.peer.clone();
             let token = progress_token.clone();
@@ -285,7 +333,7 @@ impl Router {
         let on_message = |message: &prost_reflect::DynamicMessage, index: usize| match kind {
             ResultKind::Plain | ResultKind::Rich => {
                 if progress_token.is_some() {
-                    let _ = notice_tx.send(Notice::Progress {
+                    notify(Notice::Progress {
                         progress: (index + 1) as f64,
                         total: None,
                         message: (kind == ResultKind::Plain)
@@ -299,7 +347,7 @@ impl Router {
                 };
                 match event.event {
                     Some(pb::stream_event::Event::Progress(p)) if progress_token.is_some() => {
-                        let _ = notice_tx.send(Notice::Progress {
+                        notify(Notice::Progress {
                             progress: p.progress,
                             total: p.total,
                             message: (!p.message.is_empty()).then_some(p.message),
@@ -308,7 +356,7 @@ impl Router {
                     Some(pb::stream_event::Event::Log(log)) => {
                         let level = level_name(log.level);
                         if severity(level) >= min_level {
-                            let _ = notice_tx.send(Notice::Log {
+                            notify(Notice::Log {
                                 level,
                                 logger: log.logger,
                                 data: log.data.as_ref().map_or(Json::Null, value_json),
@@ -316,7 +364,7 @@ impl Router {
                         }
                     }
                     Some(pb::stream_event::Event::Ask(ask)) => {
-                        let _ = notice_tx.send(Notice::Ask(ask));
+                        notify(Notice::Ask(ask));
                     }
                     _ => {}
                 }
@@ -344,11 +392,16 @@ impl Router {
         if let Some(timer) = poll_timer {
             timer.abort();
         }
-        if let Some(polling) = &self.polling {
-            polling.forget(&context);
-        }
         if let Some(f) = forwarder {
             let _ = f.await;
+        }
+        let dropped = dropped.into_inner();
+        if dropped > 0 {
+            NOTIFICATIONS_DROPPED.hit(
+                self.limits.notification_queue,
+                "a slow client lost progress or log notifications of a tool call",
+            );
+            tracing::debug!(parent: &span, dropped, "notifications dropped");
         }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match outcome {
@@ -404,7 +457,14 @@ fn tool_error(message: String) -> CallToolResult {
 /// Turns a connector's gRPC status into a message a model can act on. The
 /// one place where status codes are interpreted.
 pub fn describe_failure(tool: &str, connector: &str, status: &Status) -> String {
+    // tonic reports a stream reset at the HTTP/2 level (RST_STREAM) with a code
+    // taken from the reset reason and this message: the connection failed, no
+    // handler of the connector said anything.
+    let reset = status.message().starts_with("h2 protocol error");
     let hint = match status.code() {
+        Code::Internal | Code::Cancelled | Code::Unknown if reset => {
+            "The connection to the connector broke off mid-call (the stream was reset; not a cancellation by you): retry in a little while; if it keeps happening, ask the operator to check the connector."
+        }
         Code::InvalidArgument | Code::OutOfRange => {
             "The arguments were rejected: correct them and call again."
         }
@@ -428,7 +488,18 @@ pub fn describe_failure(tool: &str, connector: &str, status: &Status) -> String 
             "The connector or its upstream is temporarily unavailable: retry in a little while."
         }
         Code::DeadlineExceeded => "It took too long: retry, or narrow the request.",
-        Code::Cancelled => "The call was cancelled.",
+        // The client's own cancellation is answered before any status is read,
+        // so a Cancelled status means the connector's side ended the call (a
+        // reset stream, a connector shutting down), not the caller.
+        Code::Cancelled => {
+            "The connector ended the call before it finished (not a cancellation by you): retry; if it keeps happening, ask the operator to check the connector's logs."
+        }
+        Code::Internal => {
+            "The connector hit a bug while handling this call: retrying with the same arguments will probably fail the same way; report it to the operator (the connector's logs have the details)."
+        }
+        Code::DataLoss => {
+            "The connector reported lost or corrupted data: do not retry blindly; ask the operator to check the connector and its upstream."
+        }
         Code::Unimplemented => {
             "The connector does not implement this method (it may be a different version): list the tools again."
         }
@@ -525,6 +596,19 @@ impl ServerHandler for Router {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        // Whatever way the call ends, its SSE stream is forgotten.
+        let _stream = self.polling.as_ref().map(|p| p.forget_when_done(&context));
+        let Ok(_in_flight) = self.session.calls.try_acquire() else {
+            let max = self.limits.max_calls_per_session;
+            CALLS_REFUSED.hit(
+                max,
+                "a session hit its limit of tool calls at once; calls refused",
+            );
+            return Ok(CallToolResponse::from(tool_error(format!(
+                "{}: refused: this session already runs {max} tool calls at once, the most the router allows (max_calls_per_session = {max}); wait for one to finish, then call again",
+                request.name
+            ))));
+        };
         self.catalog.wait_ready().await;
         self.call(request, context)
             .await
@@ -565,16 +649,49 @@ impl ServerHandler for Router {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        if self.session.watches().contains_key(&request.uri) {
-            return Ok(());
+        let uri = request.uri;
+        {
+            let mut watches = self.session.watches();
+            if watches.contains_key(&uri) {
+                return Ok(());
+            }
+            let max = self.limits.max_subscriptions_per_session;
+            if watches.len() >= max {
+                // Watches whose stream has ended hold no connector stream.
+                watches.retain(|_, w| w.as_ref().is_none_or(|h| !h.is_finished()));
+            }
+            if watches.len() >= max {
+                SUBSCRIPTIONS_REFUSED.hit(
+                    max,
+                    "a session hit its limit of resource subscriptions; subscriptions refused",
+                );
+                return Err(McpError::invalid_request(
+                    format!(
+                        "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
+                    ),
+                    Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
+                ));
+            }
+            // Hold the slot while the connector is asked.
+            watches.insert(uri.clone(), None);
         }
-        let watch = self
-            .watch_resource(&request.uri, context.peer.clone())
-            .await?;
-        if let Some(previous) = self.session.watches().insert(request.uri, watch) {
-            previous.abort();
+        match self.watch_resource(&uri, context.peer.clone()).await {
+            Ok(watch) => {
+                match self.session.watches().get_mut(&uri) {
+                    Some(slot) => *slot = Some(watch),
+                    // Unsubscribed meanwhile.
+                    None => watch.abort(),
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let mut watches = self.session.watches();
+                if watches.get(&uri).is_some_and(Option::is_none) {
+                    watches.remove(&uri);
+                }
+                Err(error)
+            }
         }
-        Ok(())
     }
 
     #[allow(deprecated)]
@@ -583,7 +700,7 @@ impl ServerHandler for Router {
         request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        if let Some(watch) = self.session.watches().remove(&request.uri) {
+        if let Some(Some(watch)) = self.session.watches().remove(&request.uri) {
             watch.abort();
         }
         Ok(())
@@ -736,5 +853,43 @@ mod tests {
         );
         assert!(text.contains("connector jira"), "{text}");
         assert!(text.contains("check the identifier"), "{text}");
+    }
+
+    #[test]
+    fn an_internal_status_says_the_connector_hit_a_bug() {
+        let text = describe_failure(
+            "calculator_divide",
+            "calculator",
+            &Status::internal("the handler panicked"),
+        );
+        assert!(text.contains("the handler panicked"), "{text}");
+        assert!(text.contains("hit a bug"), "{text}");
+        assert!(!text.contains("retrying may help"), "{text}");
+    }
+
+    #[test]
+    fn a_reset_stream_is_not_called_a_cancellation_by_the_client() {
+        let text = describe_failure(
+            "calculator_sleep",
+            "calculator",
+            &Status::cancelled("stream reset by the connector"),
+        );
+        assert!(text.contains("not a cancellation by you"), "{text}");
+        assert!(!text.contains("The call was cancelled"), "{text}");
+        let unknown = describe_failure("t", "c", &Status::unknown("no grpc-status"));
+        assert!(unknown.contains("failed unexpectedly"), "{unknown}");
+        assert!(!unknown.contains("hit a bug"), "{unknown}");
+        // An HTTP/2 reset is reported as Internal by tonic: not a bug of the
+        // connector's handler, and not the client's cancellation either.
+        let reset = describe_failure(
+            "t",
+            "c",
+            &Status::internal(
+                "h2 protocol error: stream error received: unspecific protocol error detected",
+            ),
+        );
+        assert!(reset.contains("stream was reset"), "{reset}");
+        assert!(reset.contains("not a cancellation by you"), "{reset}");
+        assert!(!reset.contains("hit a bug"), "{reset}");
     }
 }

@@ -7,11 +7,22 @@
 //! rmcp's [`LocalSessionManager`] closes a stream only by its internal HTTP
 //! request id, which a request handler never sees, so [`PollingSessions`] wraps
 //! it: it opens each `tools/call` stream itself and remembers which stream
-//! carries which JSON-RPC request of which session.
+//! carries which JSON-RPC request of which session (only when polling is on,
+//! at most `max_calls_per_session` per session, each forgotten when its call
+//! ends).
+//!
+//! The same wrapper bounds sessions: each open session holds one of
+//! `max_sessions` slots, taken by [`PollingSessions::try_admit`] before an
+//! `initialize` is served and given back when the session closes (by DELETE,
+//! by idle expiry after `session_idle_timeout`, or at shutdown).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::ClientLimits;
 
 use futures::Stream;
 use rmcp::RoleServer;
@@ -34,11 +45,22 @@ fn key(session: &str, request: &RequestId) -> StreamKey {
     )
 }
 
-/// rmcp's local session manager, remembering the stream of every tool call.
-#[derive(Default)]
+/// The open tool-call streams of each session, by JSON-RPC request id.
+type Streams = HashMap<String, HashMap<String, u64>>;
+
+/// rmcp's local session manager, bounded, remembering the stream of every
+/// tool call in flight when polling is on.
 pub struct PollingSessions {
     inner: LocalSessionManager,
-    streams: Mutex<HashMap<StreamKey, u64>>,
+    streams: Mutex<Streams>,
+    /// Whether tool-call streams are remembered (`sse_poll_after` is set).
+    polling: bool,
+    /// Most streams remembered per session (`max_calls_per_session`).
+    max_streams: usize,
+    /// One permit per session that may open (`max_sessions`).
+    slots: Arc<Semaphore>,
+    /// The permits of open sessions, by session id.
+    seated: Mutex<HashMap<String, OwnedSemaphorePermit>>,
 }
 
 impl std::fmt::Debug for PollingSessions {
@@ -47,11 +69,67 @@ impl std::fmt::Debug for PollingSessions {
     }
 }
 
+/// A slot for one more session, taken before its `initialize` is served.
+#[derive(Debug)]
+pub struct SessionSlot(OwnedSemaphorePermit);
+
 impl PollingSessions {
-    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, u64>> {
+    /// Sessions bounded by `limits`; tool-call streams are remembered for
+    /// [`SsePolling`] only when `polling` is set.
+    pub fn new(limits: &ClientLimits, polling: bool) -> Self {
+        let mut inner = LocalSessionManager::default();
+        inner.session_config.keep_alive = Some(limits.session_idle_timeout);
+        Self {
+            inner,
+            streams: Mutex::default(),
+            polling,
+            max_streams: limits.max_calls_per_session,
+            slots: Arc::new(Semaphore::new(limits.max_sessions)),
+            seated: Mutex::default(),
+        }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, Streams> {
         self.streams
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn seated(&self) -> std::sync::MutexGuard<'_, HashMap<String, OwnedSemaphorePermit>> {
+        self.seated
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn forget(&self, (session, request): &StreamKey) -> Option<u64> {
+        let mut streams = self.streams();
+        let calls = streams.get_mut(session)?;
+        let stream = calls.remove(request);
+        if calls.is_empty() {
+            streams.remove(session);
+        }
+        stream
+    }
+
+    /// A slot for a new session, or `None` when `max_sessions` are open.
+    pub fn try_admit(&self) -> Option<SessionSlot> {
+        self.slots.clone().try_acquire_owned().ok().map(SessionSlot)
+    }
+
+    /// Gives `slot` to the session `id` that was just initialized with it; it
+    /// is given back when the session closes.
+    pub async fn seat(&self, id: &str, slot: SessionSlot) {
+        self.seated().insert(id.to_owned(), slot.0);
+        // A session that closed before it was seated gives its slot back
+        // here; one that closes from now on does in `close_session`.
+        if !self.inner.sessions.read().await.contains_key(id) {
+            self.seated().remove(id);
+        }
+    }
+
+    /// How many sessions are open (or being opened).
+    pub fn open(&self, max_sessions: usize) -> usize {
+        max_sessions.saturating_sub(self.slots.available_permits())
     }
 }
 
@@ -76,9 +154,11 @@ impl SessionManager for PollingSessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.streams()
-            .retain(|(session, _), _| session.as_str() != id.as_ref());
-        self.inner.close_session(id).await
+        self.streams().remove(id.as_ref());
+        let closed = self.inner.close_session(id).await;
+        // After the session left the map: see `seat`.
+        self.seated().remove(id.as_ref());
+        closed
     }
 
     async fn create_stream(
@@ -95,11 +175,18 @@ impl SessionManager for PollingSessions {
             .cloned()
             .ok_or_else(|| LocalSessionManagerError::SessionNotFound(id.clone()))?;
         let receiver = handle.establish_request_wise_channel().await?;
-        if let (JsonRpcMessage::Request(request), Some(stream)) =
-            (&message, receiver.http_request_id)
+        if let (true, JsonRpcMessage::Request(request), Some(stream)) =
+            (self.polling, &message, receiver.http_request_id)
             && matches!(request.request, ClientRequest::CallToolRequest(_))
         {
-            self.streams().insert(key(id, &request.id), stream);
+            let (session, call) = key(id, &request.id);
+            let mut streams = self.streams();
+            let calls = streams.entry(session).or_default();
+            // Bounded by construction: a call over the limit is refused
+            // anyway, and its stream is simply not closed early.
+            if calls.len() < self.max_streams {
+                calls.insert(call, stream);
+            }
         }
         handle
             .push_message(message, receiver.http_request_id)
@@ -175,7 +262,7 @@ impl SsePolling {
         let this = self.clone();
         Some(tokio::spawn(async move {
             tokio::time::sleep(this.after).await;
-            let Some(stream) = this.sessions.streams().remove(&stream_key) else {
+            let Some(stream) = this.sessions.forget(&stream_key) else {
                 return;
             };
             let handle = this
@@ -194,15 +281,91 @@ impl SsePolling {
         }))
     }
 
-    /// Forgets a finished call's stream.
-    pub fn forget(&self, context: &RequestContext<RoleServer>) {
+    /// Forgets the call's stream when the returned guard drops, however the
+    /// call ends.
+    pub fn forget_when_done(&self, context: &RequestContext<RoleServer>) -> ForgetStream {
         let session = context
             .extensions
             .get::<http::request::Parts>()
             .and_then(|p| p.headers.get("mcp-session-id"))
             .and_then(|v| v.to_str().ok());
-        if let Some(session) = session {
-            self.sessions.streams().remove(&key(session, &context.id));
+        ForgetStream {
+            sessions: self.sessions.clone(),
+            key: session.map(|session| key(session, &context.id)),
         }
+    }
+}
+
+/// Forgets one tool call's stream when dropped.
+#[derive(Debug)]
+pub struct ForgetStream {
+    sessions: Arc<PollingSessions>,
+    key: Option<StreamKey>,
+}
+
+impl Drop for ForgetStream {
+    fn drop(&mut self) {
+        if let Some(key) = &self.key {
+            self.sessions.forget(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_sessions: usize, max_calls_per_session: usize) -> ClientLimits {
+        ClientLimits {
+            max_sessions,
+            max_calls_per_session,
+            ..ClientLimits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_take_a_slot_until_they_close() {
+        let sessions = PollingSessions::new(&limits(2, 4), false);
+        let (a, _ta) = sessions.create_session().await.expect("session a");
+        let slot_a = sessions.try_admit().expect("first slot");
+        sessions.seat(&a, slot_a).await;
+        let (b, _tb) = sessions.create_session().await.expect("session b");
+        let slot_b = sessions.try_admit().expect("second slot");
+        sessions.seat(&b, slot_b).await;
+        assert_eq!(sessions.open(2), 2);
+        assert!(sessions.try_admit().is_none(), "max_sessions = 2 are open");
+        sessions.close_session(&a).await.expect("close a");
+        assert_eq!(sessions.open(2), 1);
+        assert!(
+            sessions.try_admit().is_some(),
+            "a closed session frees its slot"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slot_seated_after_its_session_closed_is_given_back() {
+        let sessions = PollingSessions::new(&limits(1, 4), false);
+        let (a, _ta) = sessions.create_session().await.expect("session");
+        let slot = sessions.try_admit().expect("slot");
+        sessions.close_session(&a).await.expect("close");
+        sessions.seat(&a, slot).await;
+        assert!(sessions.try_admit().is_some(), "the slot is not leaked");
+    }
+
+    #[test]
+    fn remembered_streams_are_bounded_per_session_and_forgotten() {
+        let sessions = PollingSessions::new(&limits(1, 2), true);
+        {
+            let mut streams = sessions.streams();
+            let calls = streams.entry("s".to_owned()).or_default();
+            calls.insert("1".to_owned(), 1);
+            calls.insert("2".to_owned(), 2);
+        }
+        assert_eq!(sessions.forget(&("s".to_owned(), "1".to_owned())), Some(1));
+        assert_eq!(sessions.forget(&("s".to_owned(), "2".to_owned())), Some(2));
+        assert!(
+            sessions.streams().is_empty(),
+            "a session without calls in flight leaves no entry"
+        );
     }
 }

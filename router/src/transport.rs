@@ -5,26 +5,53 @@
 //! HTTP the endpoint is `/mcp` (POST for JSON-RPC, GET for the SSE stream, both
 //! protocol eras), with Host and Origin validation and a body limit, next to
 //! `/healthz` (the process is up) and `/readyz` (connectors have answered).
+//!
+//! HTTP is served by hyper directly (HTTP/1.1), so every bound is set here, in
+//! one place: at most `max_connections` connections (one more is answered 503
+//! and closed), `header_read_timeout` for each request's headers and for an
+//! idle keep-alive connection, TCP_NODELAY on every accepted socket (so the end
+//! of an SSE response is not held back by Nagle's algorithm), and in front of
+//! the MCP service the body timeout, parse errors and session slots of
+//! [`crate::admission`].
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{self, Admission};
 use crate::catalog::{ConnectorStatus, ToolCatalog};
-use crate::config::Config;
+use crate::config::{ClientLimits, Config};
+use crate::limits::LimitLog;
 use crate::mcp::Router;
 use crate::polling::{PollingSessions, SsePolling};
 use crate::upstream::Upstream;
+
+/// How long open connections may take to finish once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Connections over `max_connections` being told so at once; beyond it they
+/// are closed without a word.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// How long telling a refused connection may take.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+static CONNECTIONS_REFUSED: LimitLog = LimitLog::new("max_connections");
+static SLOW_HEADERS: LimitLog = LimitLog::new("header_read_timeout");
 
 /// Creates the upstreams and the catalog and starts watching every connector.
 /// Watchers stop when `shutdown` is cancelled.
@@ -50,7 +77,7 @@ pub fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Ro
             "no connectors configured: use --connector NAME=URL, SWITCHBOARD_CONNECTORS or --config"
         );
     }
-    Ok(Router::new(catalog, upstreams))
+    Ok(Router::new(catalog, upstreams).with_limits(config.client_limits))
 }
 
 /// Serves one MCP session over stdin/stdout until the client disconnects or
@@ -82,7 +109,11 @@ pub async fn serve_http(
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_cancellation_token(cancel.child_token());
     let catalog = router.catalog().clone();
-    let sessions = Arc::new(PollingSessions::default());
+    let limits = config.client_limits;
+    let sessions = Arc::new(PollingSessions::new(
+        &limits,
+        config.sse_poll_after.is_some(),
+    ));
     let router = match config.sse_poll_after {
         // Clients are told to come back after half a second.
         Some(after) => router.with_polling(SsePolling::new(
@@ -92,7 +123,19 @@ pub async fn serve_http(
         )),
         None => router,
     };
+    let admission = Arc::new(Admission::new(
+        sessions.clone(),
+        limits,
+        config.max_body_bytes,
+    ));
     let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
+    let mcp =
+        axum::Router::new()
+            .fallback_service(mcp)
+            .layer(axum::middleware::from_fn_with_state(
+                admission,
+                admission::guard,
+            ));
     let app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -100,13 +143,106 @@ pub async fn serve_http(
         .nest_service("/mcp", mcp);
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "switchboard listening on http://{}/mcp", addr.map(|a| a.to_string()).unwrap_or_default());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            cancel.cancel();
-        })
+    serve_connections(listener, app, &limits, shutdown).await;
+    cancel.cancel();
+    Ok(())
+}
+
+/// Accepts connections on `listener` and serves `app` on each, within
+/// `limits`, until `shutdown` completes; then waits [`SHUTDOWN_GRACE`] at most
+/// for open connections to finish.
+async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: &ClientLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let header_timeout = limits.header_read_timeout;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let max = limits.max_connections;
+            CONNECTIONS_REFUSED.hit(
+                max,
+                "the router has as many HTTP connections open as it allows; new connections refused",
+            );
+            if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream, max).await;
+                    drop(refusal);
+                });
+            }
+            continue;
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                if error.is_timeout() {
+                    SLOW_HEADERS.hit(
+                        format!("{}s", header_timeout.as_secs_f64()),
+                        "a client did not send request headers in time; connections closed",
+                    );
+                } else {
+                    tracing::debug!(%error, "HTTP connection ended with an error");
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
-        .context("HTTP server failed")
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open at shutdown were closed");
+    }
+}
+
+/// Tells a connection over `max_connections` why it is closed: a 503 with a
+/// JSON-RPC error naming the setting.
+async fn refuse(mut stream: TcpStream, max: usize) {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": admission::LIMIT_REACHED,
+            "message": format!("the router has {max} HTTP connections open, the most it allows (max_connections = {max}): retry later"),
+            "data": { "setting": "max_connections", "limit": max },
+        },
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 async fn healthz() -> impl IntoResponse {

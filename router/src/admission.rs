@@ -1,0 +1,325 @@
+//! What the HTTP front door lets through to the MCP endpoint.
+//!
+//! [`guard`] sits in front of rmcp's Streamable HTTP service on `/mcp`. For a
+//! `POST` with a JSON body it reads the body itself, within
+//! `body_read_timeout` and `max_body_bytes`, so a client that trickles its body
+//! cannot hold a connection and a task forever; it answers a body that is not
+//! JSON with a JSON-RPC parse error (-32700) and one that is not an MCP
+//! JSON-RPC message with an invalid-request error (-32600), instead of rmcp's
+//! bare 415; and it gives every `initialize` that would open a session one of
+//! the `max_sessions` slots of [`PollingSessions`], answering 503 with a
+//! JSON-RPC error naming the setting when none is left. Everything else (GET
+//! for SSE, DELETE, content negotiation) goes to rmcp untouched.
+//!
+//! Connections and header timeouts are bounded below this, where connections
+//! are accepted (`transport`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+use serde_json::{Value as Json, json};
+
+use crate::config::ClientLimits;
+use crate::limits::LimitLog;
+use crate::polling::PollingSessions;
+
+/// JSON-RPC: the body is not JSON.
+const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC: the JSON is not a valid request.
+const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC, implementation-defined server error: a bound of the router was hit.
+pub const LIMIT_REACHED: i64 = -32000;
+
+static SESSIONS_REFUSED: LimitLog = LimitLog::new("max_sessions");
+static SLOW_BODIES: LimitLog = LimitLog::new("body_read_timeout");
+
+/// What [`guard`] needs: the session slots and the bounds.
+#[derive(Debug)]
+pub struct Admission {
+    sessions: Arc<PollingSessions>,
+    limits: ClientLimits,
+    max_body_bytes: usize,
+}
+
+impl Admission {
+    /// Admission to the sessions of `sessions` under `limits`.
+    pub fn new(
+        sessions: Arc<PollingSessions>,
+        limits: ClientLimits,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            sessions,
+            limits,
+            max_body_bytes,
+        }
+    }
+}
+
+/// A JSON-RPC error as an HTTP response with `status`.
+pub fn rpc_error(status: StatusCode, id: Json, code: i64, message: String, data: Json) -> Response {
+    let mut error = json!({ "code": code, "message": message });
+    if !data.is_null() {
+        error["data"] = data;
+    }
+    let body = json!({ "jsonrpc": "2.0", "id": id, "error": error });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error(
+        "the request body is larger than {max} bytes, the most the router accepts (max_body_bytes = {max})"
+    )]
+    TooLarge { max: usize },
+    #[error("the request body did not arrive within {}s (body_read_timeout = {}s)", .timeout.as_secs_f64(), .timeout.as_secs_f64())]
+    TimedOut { timeout: Duration },
+    #[error("the request body could not be read: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    fn into_response(self) -> Response {
+        let (status, data) = match &self {
+            Self::TooLarge { max } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "setting": "max_body_bytes", "limit": max }),
+            ),
+            Self::TimedOut { timeout } => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({ "setting": "body_read_timeout", "limit_seconds": timeout.as_secs_f64() }),
+            ),
+            Self::Read(_) => (StatusCode::BAD_REQUEST, Json::Null),
+        };
+        let mut response = rpc_error(status, Json::Null, INVALID_REQUEST, self.to_string(), data);
+        // The rest of the body is still on the wire: the connection cannot
+        // carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
+/// Reads a whole body, at most `max` bytes, within `timeout` from now.
+async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+    let read = async {
+        let mut collected = Vec::new();
+        let mut chunks = body.into_data_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+            if chunk.len() > max.saturating_sub(collected.len()) {
+                return Err(BodyError::TooLarge { max });
+            }
+            collected.extend_from_slice(&chunk);
+        }
+        Ok(collected)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut { timeout }))
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// Checks a JSON body before rmcp sees it; the error response when it is not
+/// an MCP JSON-RPC message.
+fn parse(body: &[u8]) -> Result<ClientJsonRpcMessage, Box<Response>> {
+    match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        Ok(message) => Ok(message),
+        Err(error) => Err(Box::new(match serde_json::from_slice::<Json>(body) {
+            Err(e) => rpc_error(
+                StatusCode::BAD_REQUEST,
+                Json::Null,
+                PARSE_ERROR,
+                format!("parse error: the request body is not valid JSON ({e})"),
+                Json::Null,
+            ),
+            Ok(value) => {
+                let id = match value.get("id") {
+                    Some(id @ (Json::String(_) | Json::Number(_))) => id.clone(),
+                    _ => Json::Null,
+                };
+                let what = if value.is_array() {
+                    "JSON-RPC batches are not accepted: send one message per request".to_owned()
+                } else {
+                    format!("not a valid MCP JSON-RPC message: {error}")
+                };
+                rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    id,
+                    INVALID_REQUEST,
+                    format!("invalid request: {what}"),
+                    Json::Null,
+                )
+            }
+        })),
+    }
+}
+
+/// The middleware on `/mcp` (see the module docs).
+pub async fn guard(
+    State(admission): State<Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::POST || !is_json(&request) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let max = admission.max_body_bytes;
+    if declared.is_some_and(|n| n > max as u64) {
+        return BodyError::TooLarge { max }.into_response();
+    }
+    let timeout = admission.limits.body_read_timeout;
+    let body = match read_body(body, max, timeout).await {
+        Ok(body) => body,
+        Err(error) => {
+            if matches!(error, BodyError::TimedOut { .. }) {
+                SLOW_BODIES.hit(
+                    format!("{}s", timeout.as_secs_f64()),
+                    "a client did not send its request body in time; requests cut",
+                );
+            }
+            return error.into_response();
+        }
+    };
+    let message = match parse(&body) {
+        Ok(message) => message,
+        Err(response) => return *response,
+    };
+    let opens_session = !parts.headers.contains_key("mcp-session-id")
+        && matches!(&message, JsonRpcMessage::Request(r)
+            if matches!(r.request, ClientRequest::InitializeRequest(_)));
+    let slot = if opens_session {
+        match admission.sessions.try_admit() {
+            Some(slot) => Some(slot),
+            None => {
+                let max = admission.limits.max_sessions;
+                SESSIONS_REFUSED.hit(
+                    max,
+                    "the router has as many MCP sessions as it allows; new sessions refused",
+                );
+                let id = match &message {
+                    JsonRpcMessage::Request(r) => serde_json::to_value(&r.id).unwrap_or(Json::Null),
+                    _ => Json::Null,
+                };
+                let mut response = rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    id,
+                    LIMIT_REACHED,
+                    format!(
+                        "the router has {max} MCP sessions open, the most it allows (max_sessions = {max}): retry later, or close sessions that are no longer used (HTTP DELETE with their Mcp-Session-Id)"
+                    ),
+                    json!({ "setting": "max_sessions", "limit": max }),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return response;
+            }
+        }
+    } else {
+        None
+    };
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    if let Some(slot) = slot
+        && let Some(id) = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+    {
+        admission.sessions.seat(id, slot).await;
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> Json {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("JSON body")
+    }
+
+    #[tokio::test]
+    async fn truncated_json_is_a_json_rpc_parse_error() {
+        let response =
+            *parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/li"#).expect_err("truncated");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], PARSE_ERROR, "{body}");
+        assert_eq!(body["id"], Json::Null);
+    }
+
+    #[tokio::test]
+    async fn json_that_is_no_message_is_an_invalid_request_with_its_id() {
+        let response = *parse(br#"{"jsonrpc":"2.0","id":7,"params":{}}"#)
+            .expect_err("neither a request nor a response");
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], INVALID_REQUEST, "{body}");
+        assert_eq!(body["id"], 7);
+        let response = *parse(b"[1,2]").expect_err("batch");
+        let body = body_json(response).await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("batches"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trickled_body_is_cut_at_the_body_read_timeout() {
+        let (tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        let body = Body::from_stream(rx);
+        let started = std::time::Instant::now();
+        let keep = tx; // never sends, never closes
+        let error = read_body(body, 1024, Duration::from_millis(100))
+            .await
+            .expect_err("times out");
+        assert!(matches!(error, BodyError::TimedOut { .. }), "{error}");
+        assert!(error.to_string().contains("body_read_timeout"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(keep);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_naming_the_setting() {
+        let body = Body::from(vec![b'x'; 2048]);
+        let error = read_body(body, 1024, Duration::from_secs(5))
+            .await
+            .expect_err("too large");
+        assert!(
+            error.to_string().contains("max_body_bytes = 1024"),
+            "{error}"
+        );
+    }
+}

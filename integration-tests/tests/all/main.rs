@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abuse;
 mod calls;
 mod catalog;
 mod claude_code;

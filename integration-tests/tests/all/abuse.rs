@@ -213,12 +213,9 @@ async fn slow_headers_are_cut_after_the_header_timeout() {
 #[tokio::test]
 async fn a_body_trickled_at_one_byte_a_second_is_cut_after_the_body_timeout() {
     let calc = calculator().await;
-    let router = HttpRouter::start(
-        &[spec("calculator", &calc)],
-        &["--body-read-timeout", "2s"],
-    )
-    .await
-    .expect("router");
+    let router = HttpRouter::start(&[spec("calculator", &calc)], &["--body-read-timeout", "2s"])
+        .await
+        .expect("router");
     let (client, _) = http_client(&router).await;
 
     let stream = TcpStream::connect(router.addr).await.expect("connect");
@@ -309,10 +306,7 @@ async fn connections_over_the_limit_are_told_and_closed() {
     let mut extra = TcpStream::connect(router.addr).await.expect("connect");
     let (response, closed) = read_until_closed(&mut extra, Duration::from_secs(2)).await;
     assert!(closed.is_some(), "the connection over the limit is closed");
-    assert!(
-        response.starts_with("HTTP/1.1 503"),
-        "told why: {response}"
-    );
+    assert!(response.starts_with("HTTP/1.1 503"), "told why: {response}");
     assert!(response.contains("max_connections = 8"), "{response}");
     drop(held);
     // The slots are free again once those connections are gone.
@@ -445,4 +439,51 @@ async fn calls_beyond_the_per_session_cap_are_refused_at_once() {
     // Once they are done, the session calls again.
     let sum = call(&flooder, "calculator_add", json!({"a": 1, "b": 2})).await;
     assert_eq!(sum.structured_content, Some(json!({"sum": 3})));
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_gives_its_slot_back() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(
+        &[spec("calculator", &calc)],
+        &["--max-sessions", "1", "--session-idle-timeout", "1s"],
+    )
+    .await
+    .expect("router");
+    let http = reqwest::Client::new();
+    let response = http
+        .post(router.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INIT)
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(response.status().as_u16(), 200);
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    drop(response.text().await);
+    let (status, _) = post_raw(&http, &router, INIT).await;
+    assert_eq!(status, 503, "the only slot is taken");
+
+    // Abandoned without a DELETE: after the idle timeout the session is gone
+    // and its slot free for a new client.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let gone = http
+        .post(router.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#)
+        .send()
+        .await
+        .expect("ping");
+    assert_eq!(gone.status().as_u16(), 404, "the idle session expired");
+    let (client, _) = http_client(&router).await;
+    still_served(&client, "an idle session expired").await;
 }

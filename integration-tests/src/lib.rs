@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod calculator;
+pub mod oidc;
 pub mod prism;
 pub mod process;
 pub mod stack;

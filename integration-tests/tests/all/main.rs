@@ -5,6 +5,7 @@
 mod support;
 
 mod abuse;
+mod auth;
 mod calls;
 mod catalog;
 mod claude_code;

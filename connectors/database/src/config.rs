@@ -233,6 +233,16 @@ mod tests {
     }
 
     #[test]
+    fn a_value_cap_too_small_to_hold_a_prefix_is_refused_by_name() {
+        let mut config = Config::new(Target::Demo(PathBuf::from("demo.sqlite3")));
+        config.max_value_bytes = MIN_VALUE_BYTES - 1;
+        let error = config.validate().expect_err("too small").to_string();
+        assert!(error.contains("DB_MAX_VALUE_BYTES"), "{error}");
+        config.max_value_bytes = MIN_VALUE_BYTES;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
     fn an_unknown_url_scheme_is_refused_without_showing_the_url() {
         let config = Config::new(Target::Url(SecretString::from("oracle://u:hunter2@db/x")));
         let error = config

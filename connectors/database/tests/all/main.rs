@@ -7,6 +7,7 @@ mod caching;
 mod demo;
 mod differential;
 mod health;
+mod limits;
 mod mcp;
 mod privileges;
 mod safety;

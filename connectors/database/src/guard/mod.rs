@@ -10,7 +10,7 @@
 //!    blanks out comments, so the parser never decides where one ends.
 //! 2. sqlparser parses the rest in the engine's dialect; what it cannot parse is
 //!    refused, not guessed at.
-//! 3. The statement must be `SELECT`, `WITH … SELECT`, `VALUES`, `TABLE`,
+//! 3. The statement must be `SELECT`, `WITH … SELECT`, `VALUES`,
 //!    `SHOW …`, `DESCRIBE` or `EXPLAIN` of a query (`EXPLAIN ANALYZE` in any
 //!    spelling only when `DB_EXPLAIN_ANALYZE` allows it).
 //! 4. A walk of the whole tree (sqlparser's visitor reaches every query,
@@ -37,8 +37,8 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArguments, Query, Select, SelectFlavor, SetExpr, Statement,
-    TableFactor, UnaryOperator, Value, ValueWithSpan, Visit, Visitor,
+    AccessExpr, BinaryOperator, Expr, FunctionArguments, Query, Select, SelectFlavor, SetExpr,
+    Statement, TableFactor, UnaryOperator, Value, ValueWithSpan, Visit, Visitor,
 };
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -73,7 +73,7 @@ pub enum Refusal {
     },
     /// The parser could not read the statement.
     #[error(
-        "the read-only guard could not parse this as one {dialect} statement ({reason}); only SELECT, WITH … SELECT, VALUES, TABLE, SHOW, DESCRIBE and EXPLAIN are accepted, so rewrite it in plain syntax"
+        "the read-only guard could not parse this as one {dialect} statement ({reason}); only SELECT, WITH … SELECT, VALUES, SHOW, DESCRIBE and EXPLAIN are accepted, so rewrite it in plain syntax"
     )]
     Parse {
         /// The engine's dialect.
@@ -91,7 +91,7 @@ pub enum Refusal {
     Several(usize),
     /// A statement of a kind that is not read-only.
     #[error(
-        "{kind} is not a read-only statement; only SELECT, WITH … SELECT, VALUES, TABLE, SHOW, DESCRIBE and EXPLAIN are allowed here{}",
+        "{kind} is not a read-only statement; only SELECT, WITH … SELECT, VALUES, SHOW, DESCRIBE and EXPLAIN are allowed here{}",
         if *write { " (changes go through the Execute tool, when the operator enables read-write mode)" } else { "" }
     )]
     NotReadOnly {
@@ -571,10 +571,25 @@ impl ReadOnlyWalker<'_> {
                 self.function(&function.name)
             }
             Expr::BinaryOp { op, .. } => binary_operator(op),
+            // PostgreSQL reads `(x).f` as the call `f(x)` for any x (a
+            // "field" of a scalar is a function): `(5.0).pg_sleep` sleeps. The
+            // guard cannot tell a field from a function, so only subscripts pass.
+            Expr::CompoundFieldAccess { access_chain, .. } => {
+                if access_chain
+                    .iter()
+                    .all(|access| matches!(access, AccessExpr::Subscript(_)))
+                {
+                    Ok(())
+                } else {
+                    Err(Refusal::Construct(
+                        "a field of a parenthesised value, `(x).name` (PostgreSQL runs `(x).f` as the function call f(x)); select the column itself, or call a function by its name"
+                            .to_owned(),
+                    ))
+                }
+            }
             Expr::UnaryOp { op, .. } => unary_operator(op),
             Expr::Identifier(_)
             | Expr::CompoundIdentifier(_)
-            | Expr::CompoundFieldAccess { .. }
             | Expr::IsFalse(_)
             | Expr::IsNotFalse(_)
             | Expr::IsTrue(_)

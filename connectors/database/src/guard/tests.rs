@@ -766,6 +766,25 @@ fn explain_analyze_in_every_spelling_follows_the_setting() {
 }
 
 #[test]
+fn a_field_of_a_parenthesised_value_is_refused_since_postgres_calls_it() {
+    // `(5.0).pg_sleep` is pg_sleep(5.0) for PostgreSQL.
+    for sql in [
+        "SELECT (5.0).pg_sleep",
+        "SELECT (424242::bigint).pg_advisory_lock",
+        "SELECT (x).pg_sleep FROM (SELECT 1.0 AS x) t",
+        "SELECT (t.x).f FROM t",
+        "SELECT (a)[1].f FROM t",
+    ] {
+        assert!(
+            matches!(refusal(PG, sql), Refusal::Construct(ref what) if what.contains("(x).name")),
+            "{sql}"
+        );
+    }
+    accepted(PG, "SELECT a[1], (a)[2], a[1:2] FROM t");
+    accepted(PG, "SELECT t.a, s.t.a FROM s.t");
+}
+
+#[test]
 fn with_insert_counts_as_a_write() {
     for engine in [PG, LITE] {
         let sql = "WITH x AS (SELECT 1 AS a) INSERT INTO t SELECT a FROM x";

@@ -13,6 +13,7 @@
 //! | `JIRA_MAX_RETRIES` | `4` | retries of a rate-limited (429) or unavailable (503) request |
 //! | `JIRA_RETRY_MAX_WAIT_SECS` | `30` | upper bound of all waiting between retries of one call, `Retry-After` included |
 //! | `JIRA_HEALTH_INTERVAL_SECS` | `60` | how often `GET /myself` re-checks the credentials |
+//! | `JIRA_MAX_NESTING_DEPTH` | `32` | Markdown elements (quotes, lists, list items, emphasis, links) nested in one another that a description or comment may have; deeper is refused with INVALID_ARGUMENT naming this variable (1 to 60) |
 //! | `JIRA_FIELDS_TTL_SECS` | `300` | how long the site's field list is reused; a field name missing from it fetches it again once it is older than a tenth of that (30 s) |
 //!
 //! Tests build [`Config`] directly instead of setting variables.
@@ -22,6 +23,8 @@ use std::time::Duration;
 use connector_kit::env::{self, EnvError};
 use connector_kit::retry::RetryPolicy;
 use secrecy::SecretString;
+
+use crate::richtext;
 
 /// Default of `JIRA_FIELDS_TTL_SECS`.
 pub const DEFAULT_FIELDS_TTL: Duration = Duration::from_secs(300);
@@ -88,6 +91,8 @@ pub struct Config {
     pub health_interval: Duration,
     /// How long the site's field list is reused.
     pub fields_ttl: Duration,
+    /// Nesting of Markdown elements accepted in rich text sent to Jira.
+    pub max_nesting_depth: usize,
 }
 
 impl Config {
@@ -101,6 +106,7 @@ impl Config {
             retry: RetryPolicy::default(),
             health_interval: Duration::from_secs(60),
             fields_ttl: DEFAULT_FIELDS_TTL,
+            max_nesting_depth: richtext::DEFAULT_MAX_NESTING_DEPTH,
         }
     }
 
@@ -152,7 +158,27 @@ impl Config {
             },
             health_interval: env::seconds("JIRA_HEALTH_INTERVAL_SECS", Duration::from_secs(60))?,
             fields_ttl: env::seconds("JIRA_FIELDS_TTL_SECS", DEFAULT_FIELDS_TTL)?,
+            max_nesting_depth: nesting_depth(env::parse(
+                "JIRA_MAX_NESTING_DEPTH",
+                richtext::DEFAULT_MAX_NESTING_DEPTH,
+            )?)?,
         })
+    }
+}
+
+/// Checks `JIRA_MAX_NESTING_DEPTH` against the range where the ADF stored can
+/// still be read back.
+fn nesting_depth(depth: usize) -> Result<usize, EnvError> {
+    if (1..=richtext::MAX_NESTING_DEPTH_LIMIT).contains(&depth) {
+        Ok(depth)
+    } else {
+        Err(EnvError::new(
+            "JIRA_MAX_NESTING_DEPTH",
+            format!(
+                "{depth} is outside 1..={}; deeper Markdown could not be stored as ADF that Jira's answers can be read back with",
+                richtext::MAX_NESTING_DEPTH_LIMIT
+            ),
+        ))
     }
 }
 
@@ -245,6 +271,17 @@ mod tests {
             Ok(vec!["PROJ".into(), "OPS".into()])
         );
         assert!(parse_projects(&["not a key".into()]).is_err());
+    }
+
+    #[test]
+    fn a_nesting_depth_outside_its_range_names_the_variable() {
+        assert_eq!(nesting_depth(32).ok(), Some(32));
+        for depth in [0, richtext::MAX_NESTING_DEPTH_LIMIT + 1] {
+            let error = nesting_depth(depth)
+                .expect_err("outside the range")
+                .to_string();
+            assert!(error.contains("JIRA_MAX_NESTING_DEPTH"), "{error}");
+        }
     }
 
     #[test]

@@ -42,11 +42,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let jira = match &config.site {
-        Some(site) => Some(Arc::new(Jira::new(
-            JiraHttp::new(site, config.retry, config.request_timeout)
-                .context("cannot build the HTTP client")?,
-            config.fields_ttl,
-        ))),
+        Some(site) => Some(Arc::new(
+            Jira::new(
+                JiraHttp::new(site, config.retry, config.request_timeout)
+                    .context("cannot build the HTTP client")?,
+                config.fields_ttl,
+            )
+            .with_max_nesting_depth(config.max_nesting_depth),
+        )),
         None => {
             tracing::warn!("JIRA_BASE_URL is not set: serving NOT_SERVING until configured");
             None

@@ -67,6 +67,8 @@ pub struct Jira {
     http: JiraHttp,
     fields: Mutex<Option<FieldList>>,
     fields_ttl: Duration,
+    /// `JIRA_MAX_NESTING_DEPTH`.
+    max_nesting_depth: usize,
 }
 
 impl Jira {
@@ -76,7 +78,14 @@ impl Jira {
             http,
             fields: Mutex::new(None),
             fields_ttl,
+            max_nesting_depth: richtext::DEFAULT_MAX_NESTING_DEPTH,
         }
+    }
+
+    /// Rich text may nest at most `depth` Markdown elements (`JIRA_MAX_NESTING_DEPTH`).
+    pub fn with_max_nesting_depth(mut self, depth: usize) -> Self {
+        self.max_nesting_depth = depth;
+        self
     }
 
     fn flavor(&self) -> Flavor {
@@ -151,8 +160,10 @@ impl Jira {
         Ok(out)
     }
 
-    fn rich(&self, markdown: &str) -> Value {
-        richtext::to_jira(self.flavor(), markdown)
+    /// Markdown argument `field` in the form Jira stores; refused when too deep.
+    fn rich(&self, field: &'static str, markdown: &str) -> Result<Value, Error> {
+        richtext::to_jira(self.flavor(), markdown, self.max_nesting_depth)
+            .map_err(|e| Error::invalid(field, e.to_string()))
     }
 
     fn user_ref(&self, id: &str) -> Value {
@@ -264,6 +275,11 @@ impl Jira {
 
     /// `POST /issue`.
     pub async fn create_issue(&self, new: NewIssue) -> Result<pb::CreateIssueResponse, Error> {
+        let description = new
+            .description
+            .as_deref()
+            .map(|d| self.rich("description", d))
+            .transpose()?;
         let mut fields = self.resolve_custom(new.custom_fields).await?;
         fields.insert("project".into(), json!({"key": new.project_key}));
         fields.insert("summary".into(), json!(new.summary));
@@ -273,8 +289,8 @@ impl Jira {
             json!({"name": new.issue_type})
         };
         fields.insert("issuetype".into(), issue_type);
-        if let Some(d) = &new.description {
-            fields.insert("description".into(), self.rich(d));
+        if let Some(description) = description {
+            fields.insert("description".into(), description);
         }
         if let Some(p) = &new.priority {
             fields.insert("priority".into(), json!({"name": p}));
@@ -321,12 +337,17 @@ impl Jira {
         key: &str,
         changes: IssueChanges,
     ) -> Result<Vec<String>, Error> {
+        let description = changes
+            .description
+            .as_deref()
+            .map(|d| self.rich("description", d))
+            .transpose()?;
         let mut fields = self.resolve_custom(changes.custom_fields).await?;
         if let Some(s) = changes.summary {
             fields.insert("summary".into(), json!(s));
         }
-        if let Some(d) = changes.description {
-            fields.insert("description".into(), self.rich(&d));
+        if let Some(description) = description {
+            fields.insert("description".into(), description);
         }
         if let Some(p) = changes.priority {
             fields.insert("priority".into(), json!({"name": p}));
@@ -377,7 +398,7 @@ impl Jira {
 
     /// `POST /issue/{key}/comment`.
     pub async fn add_comment(&self, key: &str, markdown: &str) -> Result<pb::Comment, Error> {
-        let body = json!({"body": self.rich(markdown)});
+        let body = json!({"body": self.rich("body", markdown)?});
         let value = self
             .http
             .execute(Call::send(
@@ -451,7 +472,8 @@ impl Jira {
     ) -> Result<(), Error> {
         let mut body = json!({"transition": {"id": transition_id}});
         if let Some(comment) = comment {
-            body["update"] = json!({"comment": [{"add": {"body": self.rich(comment)}}]});
+            body["update"] =
+                json!({"comment": [{"add": {"body": self.rich("comment", comment)?}}]});
         }
         if let Some(resolution) = resolution {
             body["fields"] = json!({"resolution": {"name": resolution}});
@@ -632,7 +654,7 @@ impl Jira {
             "outwardIssue": {"key": to},
         });
         if let Some(comment) = comment {
-            body["comment"] = json!({"body": self.rich(comment)});
+            body["comment"] = json!({"body": self.rich("comment", comment)?});
         }
         let result = self
             .http

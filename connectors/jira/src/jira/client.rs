@@ -205,10 +205,17 @@ impl JiraHttp {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
+            // serde_json stops at 128 nested levels, so a hostile document cannot
+            // exhaust the stack while it is read (or dropped).
             return serde_json::from_str(&text).map_err(|e| {
+                let reason = if e.to_string().starts_with("recursion limit exceeded") {
+                    "it nests more than 128 levels deep, more than the connector reads (rich text nested that deep cannot be shown here; open it in Jira)".to_owned()
+                } else {
+                    format!("the body is not JSON ({e})")
+                };
                 Attempt::Fail(Error::UnexpectedResponse {
                     what: call.what.clone(),
-                    reason: format!("the body is not JSON ({e})"),
+                    reason,
                 })
             });
         }

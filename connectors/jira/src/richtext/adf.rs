@@ -19,6 +19,8 @@
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde_json::{Map, Value, json};
 
+use super::{ADF_MAX_JSON_DEPTH, NestingGuard, READ_MAX_NESTING_DEPTH, TooDeep, json_depth};
+
 /// Link target prefix that marks a mention: `[@Ada](accountid:5b10ac8d82e05b22cc7d4ef5)`.
 pub const MENTION_SCHEME: &str = "accountid:";
 /// Language of a fenced code block that holds a raw ADF block node.
@@ -28,14 +30,23 @@ pub const RAW_INLINE_PREFIX: &str = "adf:";
 
 // ---------------------------------------------------------------- Markdown → ADF
 
-/// Converts Markdown to an ADF document (`{"type":"doc","version":1,...}`).
-pub fn markdown_to_adf(markdown: &str) -> Value {
+/// Converts Markdown to an ADF document (`{"type":"doc","version":1,...}`);
+/// refused when it nests more than `max_depth` elements, or when the document
+/// would be deeper than [`ADF_MAX_JSON_DEPTH`] (see [`super`]).
+pub fn markdown_to_adf(markdown: &str, max_depth: usize) -> Result<Value, TooDeep> {
     let mut builder = AdfBuilder::default();
+    let mut guard = NestingGuard::new(max_depth);
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     for event in Parser::new_ext(markdown, options) {
+        // Checked before the event is built: the tree never gets deeper.
+        guard.check(&event)?;
         builder.event(event);
     }
-    builder.finish()
+    let doc = builder.finish();
+    if json_depth(&doc) > ADF_MAX_JSON_DEPTH {
+        return Err(TooDeep::Document);
+    }
+    Ok(doc)
 }
 
 struct Frame {
@@ -463,6 +474,8 @@ fn attr<'a>(node: &'a Value, name: &str) -> Option<&'a Value> {
 #[derive(Default)]
 struct MarkdownRenderer {
     warnings: Vec<String>,
+    /// Blocks entered and not yet left.
+    depth: usize,
 }
 
 impl MarkdownRenderer {
@@ -480,10 +493,48 @@ impl MarkdownRenderer {
         self.warnings.push(format!(
             "ADF block `{name}` has no Markdown form; kept as an ```adf code block (send it back unchanged to keep it)"
         ));
-        format!("```{RAW_BLOCK_LANGUAGE}\n{node}\n```")
+        self.raw_json_block(node)
     }
 
+    /// One block node; past [`READ_MAX_NESTING_DEPTH`] nested blocks the node is
+    /// kept as raw ADF instead of being walked further.
     fn block(&mut self, node: &Value) -> String {
+        if self.depth >= READ_MAX_NESTING_DEPTH {
+            return self.too_deep(node);
+        }
+        self.depth += 1;
+        let out = self.walk_block(node);
+        self.depth -= 1;
+        out
+    }
+
+    fn too_deep(&mut self, node: &Value) -> String {
+        self.warnings.push(format!(
+            "content nested more than {READ_MAX_NESTING_DEPTH} levels deep is kept as an ```adf code block"
+        ));
+        self.raw_json_block(node)
+    }
+
+    /// `node` as JSON text, unless it is deeper than serde_json reads (writing it
+    /// is recursive too): then `None`, with a warning.
+    fn json_text(&mut self, node: &Value) -> Option<String> {
+        if json_depth(node) > ADF_MAX_JSON_DEPTH {
+            self.warnings.push(format!(
+                "content nested more than {ADF_MAX_JSON_DEPTH} JSON levels deep is left out; open the issue in Jira to see it"
+            ));
+            return None;
+        }
+        Some(node.to_string())
+    }
+
+    fn raw_json_block(&mut self, node: &Value) -> String {
+        match self.json_text(node) {
+            Some(json) => format!("```{RAW_BLOCK_LANGUAGE}\n{json}\n```"),
+            None => String::new(),
+        }
+    }
+
+    fn walk_block(&mut self, node: &Value) -> String {
         match kind(node) {
             "paragraph" => escape_line_start(&self.inlines(children(node))),
             "heading" => {
@@ -631,7 +682,9 @@ impl MarkdownRenderer {
             "ADF inline `{}` has no Markdown form; kept as inline code `adf:{{...}}` (send it back unchanged to keep it)",
             kind(node)
         ));
-        let json = node.to_string();
+        let Some(json) = self.json_text(node) else {
+            return String::new();
+        };
         if json.contains('`') {
             format!("`` {RAW_INLINE_PREFIX}{json} ``")
         } else {
@@ -754,6 +807,12 @@ fn capitalize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The conversion at the default nesting limit.
+    fn markdown_to_adf(markdown: &str) -> Value {
+        super::markdown_to_adf(markdown, crate::richtext::DEFAULT_MAX_NESTING_DEPTH)
+            .expect("within the nesting limit")
+    }
 
     fn round_trip(markdown: &str) -> Converted {
         adf_to_markdown(&markdown_to_adf(markdown))

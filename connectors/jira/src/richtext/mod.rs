@@ -1,22 +1,116 @@
 //! Rich text (issue descriptions, comments): the tools speak Markdown; Jira Cloud
 //! speaks Atlassian Document Format and Jira Data Center wiki markup; both are
 //! converted in both directions.
+//!
+//! Depth comes from input, so it is bounded both ways:
+//!
+//! - Markdown from a caller may nest at most `JIRA_MAX_NESTING_DEPTH` elements
+//!   (quotes, lists, list items, emphasis, links, ...; default
+//!   [`DEFAULT_MAX_NESTING_DEPTH`]); deeper is refused with INVALID_ARGUMENT
+//!   naming the setting, before anything is built or sent. An ADF document that
+//!   would nest deeper than [`ADF_MAX_JSON_DEPTH`] JSON levels (raw ```` ```adf ````
+//!   blocks count with their content) is refused too, since Jira's answer holding
+//!   it could not be read back.
+//! - Rich text from Jira is read as far as [`READ_MAX_NESTING_DEPTH`]: deeper ADF
+//!   nodes are kept as raw ADF and deeper wiki effects as text, with a warning.
+//!   (Jira's JSON answers themselves are read with serde_json's limit of 128
+//!   levels.)
+//!
+//! The trees built are therefore shallow, so building, serializing and dropping
+//! them needs no deep recursion.
 
 pub mod adf;
 pub mod wiki;
 
+use pulldown_cmark::Event;
 use serde_json::Value;
 
 use crate::config::Flavor;
 
 pub use adf::Converted;
 
+/// Default of `JIRA_MAX_NESTING_DEPTH`: elements nested in one another in
+/// Markdown sent to Jira (people rarely nest more than five).
+pub const DEFAULT_MAX_NESTING_DEPTH: usize = 32;
+/// The largest accepted `JIRA_MAX_NESTING_DEPTH`: deeper Markdown could not be
+/// stored as ADF that Jira's answers can be read back with.
+pub const MAX_NESTING_DEPTH_LIMIT: usize = 60;
+/// JSON levels an ADF document sent to Jira may have: serde_json's recursion
+/// limit, with which the connector reads Jira's answers.
+pub const ADF_MAX_JSON_DEPTH: usize = 128;
+/// Nesting read from Jira's rich text before the rest is kept as it is.
+pub const READ_MAX_NESTING_DEPTH: usize = 64;
+
+/// Markdown nested too deep to be sent to Jira.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TooDeep {
+    /// More nested Markdown elements than `JIRA_MAX_NESTING_DEPTH`.
+    #[error(
+        "nests elements (quotes, lists, emphasis, links) more than {limit} levels deep; at most {limit} are accepted (JIRA_MAX_NESTING_DEPTH): flatten it"
+    )]
+    Markdown {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// An ADF document deeper than [`ADF_MAX_JSON_DEPTH`].
+    #[error(
+        "would be stored as an ADF document more than {ADF_MAX_JSON_DEPTH} JSON levels deep, which could not be read back from Jira; nest less (raw ```adf blocks count with their content)"
+    )]
+    Document,
+}
+
+/// Counts nesting over Markdown events and refuses more than `limit` levels.
+#[derive(Debug)]
+pub(crate) struct NestingGuard {
+    depth: usize,
+    limit: usize,
+}
+
+impl NestingGuard {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self { depth: 0, limit }
+    }
+
+    /// Notes `event`; an error once more than `limit` elements are open.
+    pub(crate) fn check(&mut self, event: &Event<'_>) -> Result<(), TooDeep> {
+        match event {
+            Event::Start(_) => {
+                self.depth += 1;
+                if self.depth > self.limit {
+                    return Err(TooDeep::Markdown { limit: self.limit });
+                }
+            }
+            Event::End(_) => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The JSON nesting of `value` (a scalar is 0, `[]` is 1), found with an
+/// explicit stack so any depth can be measured.
+pub fn json_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
 /// Markdown in the form `flavor` stores: an ADF document (Cloud) or a wiki
-/// markup string (Data Center).
-pub fn to_jira(flavor: Flavor, markdown: &str) -> Value {
+/// markup string (Data Center); refused when it nests more than `max_depth`
+/// elements.
+pub fn to_jira(flavor: Flavor, markdown: &str, max_depth: usize) -> Result<Value, TooDeep> {
     match flavor {
-        Flavor::Cloud => adf::markdown_to_adf(markdown),
-        Flavor::DataCenter => Value::String(wiki::markdown_to_wiki(markdown)),
+        Flavor::Cloud => adf::markdown_to_adf(markdown, max_depth),
+        Flavor::DataCenter => wiki::markdown_to_wiki(markdown, max_depth).map(Value::String),
     }
 }
 
@@ -91,8 +185,8 @@ mod tests {
     fn conversions_never_panic_on_odd_input() {
         for input in NASTY {
             for flavor in [Flavor::Cloud, Flavor::DataCenter] {
-                let stored = to_jira(flavor, input);
-                let _ = from_jira(&stored);
+                let stored = to_jira(flavor, input, DEFAULT_MAX_NESTING_DEPTH);
+                let _ = stored.map(|stored| from_jira(&stored));
             }
             let _ = from_jira(&json!(input));
         }
@@ -106,10 +200,174 @@ mod tests {
         }
     }
 
+    /// Takes a deep value apart level by level, since dropping it whole would
+    /// recurse once per level.
+    fn dismantle(value: Value) {
+        let mut stack = vec![value];
+        while let Some(mut value) = stack.pop() {
+            match &mut value {
+                Value::Array(items) => stack.append(items),
+                Value::Object(map) => stack.extend(std::mem::take(map).into_iter().map(|(_, v)| v)),
+                _ => {}
+            }
+        }
+    }
+
+    /// `depth` blockquotes in one another, built without recursion (`json!`
+    /// with a value inside would serialize it, recursively).
+    fn nested_quotes_adf(depth: usize) -> Value {
+        let node = |kind: &str, child: Value| {
+            let mut map = serde_json::Map::new();
+            map.insert("type".into(), Value::String(kind.into()));
+            map.insert("content".into(), Value::Array(vec![child]));
+            Value::Object(map)
+        };
+        let mut tree = node("paragraph", json!({"type": "text", "text": "deep"}));
+        for _ in 0..depth {
+            tree = node("blockquote", tree);
+        }
+        let mut doc = node("doc", tree);
+        doc["version"] = json!(1);
+        doc
+    }
+
+    fn refused_naming_the_limit(result: Result<Value, TooDeep>, input: &str) {
+        match result {
+            Err(error @ TooDeep::Markdown { .. }) => {
+                assert!(
+                    error.to_string().contains("JIRA_MAX_NESTING_DEPTH"),
+                    "{error}"
+                )
+            }
+            other => panic!(
+                "{:?}… was not refused: {other:?}",
+                &input[..input.len().min(40)]
+            ),
+        }
+    }
+
+    #[test]
+    fn markdown_nested_past_the_limit_is_refused_naming_it() {
+        let inputs = [
+            format!("{}deep", ">".repeat(20_000)),
+            format!("{}deep", "> ".repeat(20_000)),
+            format!("{}deep", "- ".repeat(20_000)),
+            format!("{}deep", "1. ".repeat(20_000)),
+            (0..2_000)
+                .map(|i| format!("{}- level {i}\n", "  ".repeat(i)))
+                .collect(),
+            format!("{}deep{}", "*a _a ".repeat(10_000), " a_ a*".repeat(10_000)),
+        ];
+        for input in &inputs {
+            for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+                refused_naming_the_limit(to_jira(flavor, input, DEFAULT_MAX_NESTING_DEPTH), input);
+            }
+        }
+    }
+
+    #[test]
+    fn markdown_at_the_limit_is_converted_and_reads_back() {
+        // A quote is one element, its paragraph another.
+        let depth = DEFAULT_MAX_NESTING_DEPTH - 1;
+        let markdown = format!("{}deep", "> ".repeat(depth));
+        let adf =
+            to_jira(Flavor::Cloud, &markdown, DEFAULT_MAX_NESTING_DEPTH).expect("at the limit");
+        assert!(json_depth(&adf) <= ADF_MAX_JSON_DEPTH);
+        // What Jira would answer with it can be read again.
+        let answer: Value = serde_json::from_str(&adf.to_string()).expect("readable");
+        let back = from_jira(&answer);
+        assert_eq!(
+            back.markdown,
+            markdown
+                .trim_end()
+                .replace("> >", ">>")
+                .replace(">>", "> >")
+        );
+        let wiki = to_jira(Flavor::DataCenter, &markdown, DEFAULT_MAX_NESTING_DEPTH)
+            .expect("at the limit");
+        assert_eq!(
+            wiki.as_str().map(|w| w.matches("{quote}").count()),
+            Some(2 * depth)
+        );
+    }
+
+    #[test]
+    fn a_raw_adf_block_cannot_make_the_document_unreadable() {
+        let mut raw = json!({"type": "text", "text": "x"});
+        for _ in 0..60 {
+            raw = json!({"type": "panel", "content": [raw]});
+        }
+        let quote = "> ".repeat(20);
+        let markdown = format!("{quote}```adf\n{quote}{raw}\n{quote}```");
+        assert_eq!(
+            to_jira(Flavor::Cloud, &markdown, DEFAULT_MAX_NESTING_DEPTH),
+            Err(TooDeep::Document)
+        );
+    }
+
+    #[test]
+    fn adf_nested_past_what_is_read_is_kept_raw_and_flagged() {
+        let adf = nested_quotes_adf(READ_MAX_NESTING_DEPTH + 10);
+        let converted = from_jira(&adf);
+        assert!(
+            converted.markdown.contains("```adf"),
+            "{}",
+            converted.markdown
+        );
+        assert!(converted.markdown.contains("deep"));
+        assert!(
+            converted.warnings.iter().any(|w| w.contains("64 levels")),
+            "{:?}",
+            converted.warnings
+        );
+        dismantle(adf);
+    }
+
+    #[test]
+    fn adf_nested_fifty_thousand_levels_is_answered_without_crashing() {
+        let adf = nested_quotes_adf(50_000);
+        assert_eq!(json_depth(&adf), 2 * 50_000 + 5);
+        let converted = from_jira(&adf);
+        assert!(
+            converted.warnings.iter().any(|w| w.contains("left out")),
+            "{:?}",
+            converted.warnings
+        );
+        dismantle(adf);
+    }
+
+    /// Openers that never close used to be looked for to the end of the text,
+    /// each: quadratic time that a hostile description turned into minutes.
+    #[test]
+    fn wiki_full_of_unclosed_markup_converts_in_linear_time() {
+        let wiki = " *x _x [x !x {x {{x -x +x ^x ~x".repeat(20_000);
+        let started = std::time::Instant::now();
+        let converted = from_jira(&json!(wiki));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            converted
+                .markdown
+                .contains("*x _x [x !x {x {{x -x +x ^x ~x *x"),
+            "{}",
+            &converted.markdown[..40]
+        );
+    }
+
     #[test]
     fn flavors_store_rich_text_in_their_own_format() {
-        assert_eq!(to_jira(Flavor::Cloud, "**x**")["type"], "doc");
-        assert_eq!(to_jira(Flavor::DataCenter, "**x**"), json!("*x*"));
+        let depth = DEFAULT_MAX_NESTING_DEPTH;
+        assert_eq!(
+            to_jira(Flavor::Cloud, "**x**", depth).map(|v| v["type"].clone()),
+            Ok(json!("doc"))
+        );
+        assert_eq!(
+            to_jira(Flavor::DataCenter, "**x**", depth),
+            Ok(json!("*x*"))
+        );
         assert_eq!(from_jira(&json!("*x*")).markdown, "**x**");
     }
 }

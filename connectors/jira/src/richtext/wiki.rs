@@ -10,9 +10,11 @@
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use super::adf::MENTION_SCHEME;
+use super::{NestingGuard, READ_MAX_NESTING_DEPTH, TooDeep};
 
-/// Converts Markdown to Jira wiki markup.
-pub fn markdown_to_wiki(markdown: &str) -> String {
+/// Converts Markdown to Jira wiki markup; refused when it nests more than
+/// `max_depth` elements (see [`super`]).
+pub fn markdown_to_wiki(markdown: &str, max_depth: usize) -> Result<String, TooDeep> {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     let mut out = String::new();
     // List markers of the open lists, e.g. ['*', '#'].
@@ -22,7 +24,10 @@ pub fn markdown_to_wiki(markdown: &str) -> String {
     let mut mention = false;
     let mut in_code = false;
     let mut in_table_head = false;
+    let mut guard = NestingGuard::new(max_depth);
     for event in Parser::new_ext(markdown, options) {
+        // List markers repeat once per open list: bounded depth, bounded output.
+        guard.check(&event)?;
         let sink = |out: &mut String, link_text: &mut String, link: &Option<String>, text: &str| {
             if link.is_some() {
                 link_text.push_str(text);
@@ -155,7 +160,7 @@ pub fn markdown_to_wiki(markdown: &str) -> String {
             Event::TaskListMarker(done) => out.push_str(if done { "(/) " } else { "(x) " }),
         }
     }
-    out
+    Ok(out)
 }
 
 fn block_gap(out: &mut String) {
@@ -193,7 +198,11 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    /// The conversion at the default nesting limit.
+    fn markdown_to_wiki(markdown: &str) -> String {
+        super::markdown_to_wiki(markdown, crate::richtext::DEFAULT_MAX_NESTING_DEPTH)
+            .expect("within the nesting limit")
+    }
 
     #[test]
     fn headings_and_inline_marks_become_wiki() {
@@ -461,7 +470,23 @@ fn list_item(line: &str) -> Option<(&str, &str)> {
 
 /// Inline wiki markup to Markdown.
 fn inline(text: &str, warnings: &mut Vec<String>) -> String {
+    inline_at(text, warnings, 0)
+}
+
+/// Inline wiki markup to Markdown, inside `depth` effects; effects nested past
+/// [`READ_MAX_NESTING_DEPTH`] are kept as the wiki text they are.
+fn inline_at(text: &str, warnings: &mut Vec<String>, depth: usize) -> String {
+    if depth >= READ_MAX_NESTING_DEPTH {
+        warnings.push(format!(
+            "wiki effects nested more than {READ_MAX_NESTING_DEPTH} levels deep are kept as wiki markup"
+        ));
+        return text.to_owned();
+    }
     let chars: Vec<char> = text.chars().collect();
+    // Where each closing character next occurs, found once: looking ahead from
+    // every opening character instead would take quadratic time on text full of
+    // openers that never close.
+    let ahead = Lookahead::new(&chars);
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
@@ -483,7 +508,7 @@ fn inline(text: &str, warnings: &mut Vec<String>) -> String {
                 continue;
             }
             '{' if chars.get(i + 1) == Some(&'{') => {
-                if let Some(end) = find_seq(&chars, i + 2, &['}', '}']) {
+                if let Some(end) = ahead.next(Ahead::DoubleBrace, i + 2) {
                     let code: String = chars[i + 2..end].iter().collect();
                     out.push('`');
                     out.push_str(&code);
@@ -493,16 +518,16 @@ fn inline(text: &str, warnings: &mut Vec<String>) -> String {
                 }
             }
             '[' => {
-                if let Some(end) = chars[i + 1..]
-                    .iter()
-                    .position(|&c| c == ']')
-                    .map(|p| p + i + 1)
-                {
+                if let Some(end) = ahead.next(Ahead::Bracket, i + 1) {
                     let inner: String = chars[i + 1..end].iter().collect();
                     if let Some(user) = inner.strip_prefix('~') {
                         out.push_str(&format!("[@{user}]({}{user})", super::adf::MENTION_SCHEME));
                     } else if let Some((label, url)) = inner.rsplit_once('|') {
-                        out.push_str(&format!("[{}]({})", inline(label, warnings), url.trim()));
+                        out.push_str(&format!(
+                            "[{}]({})",
+                            inline_at(label, warnings, depth + 1),
+                            url.trim()
+                        ));
                     } else if inner.contains("://") || inner.starts_with("mailto:") {
                         out.push_str(&format!("<{}>", inner.trim()));
                     } else {
@@ -515,11 +540,7 @@ fn inline(text: &str, warnings: &mut Vec<String>) -> String {
                 }
             }
             '!' if prev_ok => {
-                if let Some(end) = chars[i + 1..]
-                    .iter()
-                    .position(|&c| c == '!')
-                    .map(|p| p + i + 1)
-                {
+                if let Some(end) = ahead.next(Ahead::Bang, i + 1) {
                     let inner: String = chars[i + 1..end].iter().collect();
                     if !inner.is_empty() && !inner.contains(' ') {
                         let target = inner.split('|').next().unwrap_or("");
@@ -537,11 +558,7 @@ fn inline(text: &str, warnings: &mut Vec<String>) -> String {
                 }
             }
             '{' => {
-                if let Some(end) = chars[i + 1..]
-                    .iter()
-                    .position(|&c| c == '}')
-                    .map(|p| p + i + 1)
-                {
+                if let Some(end) = ahead.next(Ahead::Brace, i + 1) {
                     let name: String = chars[i + 1..end]
                         .iter()
                         .take_while(|c| c.is_alphanumeric())
@@ -554,9 +571,9 @@ fn inline(text: &str, warnings: &mut Vec<String>) -> String {
                 }
             }
             '*' | '_' | '-' | '+' | '^' | '~' if prev_ok => {
-                if let Some(end) = closing(&chars, i, c) {
+                if let Some(end) = ahead.closing(&chars, i, c) {
                     let inner: String = chars[i + 1..end].iter().collect();
-                    let inner = inline(&inner, warnings);
+                    let inner = inline_at(&inner, warnings, depth + 1);
                     match c {
                         '*' => out.push_str(&format!("**{inner}**")),
                         '_' => out.push_str(&format!("*{inner}*")),
@@ -585,29 +602,92 @@ fn inline(text: &str, warnings: &mut Vec<String>) -> String {
     out
 }
 
-fn find_seq(chars: &[char], from: usize, seq: &[char]) -> Option<usize> {
-    (from..chars.len().saturating_sub(seq.len() - 1)).find(|&j| chars[j..].starts_with(seq))
+/// What [`Lookahead::next`] finds.
+#[derive(Clone, Copy)]
+enum Ahead {
+    /// `]`
+    Bracket = 0,
+    /// `!`
+    Bang,
+    /// `}`
+    Brace,
+    /// `}}`
+    DoubleBrace,
 }
 
-/// The closing delimiter of an effect opened at `open`: the next `delim` that
-/// follows a non-space and is followed by a non-alphanumeric.
-fn closing(chars: &[char], open: usize, delim: char) -> Option<usize> {
-    if chars
-        .get(open + 1)
-        .is_none_or(|c| c.is_whitespace() || *c == delim)
-    {
-        return None;
+/// The positions of the characters that close inline markup, so that each
+/// "where does this close" is a binary search rather than a scan.
+struct Lookahead {
+    /// Per [`Ahead`]: the positions where it occurs, ascending.
+    found: [Vec<usize>; 4],
+    /// Per effect delimiter (`EFFECTS`): positions where it could close an
+    /// effect (after a non-space, before a non-alphanumeric), ascending.
+    closers: [Vec<usize>; 6],
+}
+
+const EFFECTS: [char; 6] = ['*', '_', '-', '+', '^', '~'];
+
+impl Lookahead {
+    fn new(chars: &[char]) -> Self {
+        let mut found: [Vec<usize>; 4] = Default::default();
+        let mut closers: [Vec<usize>; 6] = Default::default();
+        for (j, &c) in chars.iter().enumerate() {
+            match c {
+                ']' => found[Ahead::Bracket as usize].push(j),
+                '!' => found[Ahead::Bang as usize].push(j),
+                '}' => {
+                    found[Ahead::Brace as usize].push(j);
+                    if chars.get(j + 1) == Some(&'}') {
+                        found[Ahead::DoubleBrace as usize].push(j);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(k) = EFFECTS.iter().position(|&d| d == c)
+                && j > 0
+                && !chars[j - 1].is_whitespace()
+                && chars.get(j + 1).is_none_or(|n| !n.is_alphanumeric())
+            {
+                closers[k].push(j);
+            }
+        }
+        Self { found, closers }
     }
-    (open + 2..chars.len()).find(|&j| {
-        chars[j] == delim
-            && !chars[j - 1].is_whitespace()
-            && chars.get(j + 1).is_none_or(|c| !c.is_alphanumeric())
-    })
+
+    fn first_from(positions: &[usize], from: usize) -> Option<usize> {
+        positions
+            .get(positions.partition_point(|&p| p < from))
+            .copied()
+    }
+
+    /// The first position at or after `from` where `what` occurs.
+    fn next(&self, what: Ahead, from: usize) -> Option<usize> {
+        Self::first_from(&self.found[what as usize], from)
+    }
+
+    /// The closing delimiter of an effect opened at `open`: the next `delim` that
+    /// follows a non-space and is followed by a non-alphanumeric.
+    fn closing(&self, chars: &[char], open: usize, delim: char) -> Option<usize> {
+        if chars
+            .get(open + 1)
+            .is_none_or(|c| c.is_whitespace() || *c == delim)
+        {
+            return None;
+        }
+        let k = EFFECTS.iter().position(|&d| d == delim)?;
+        Self::first_from(&self.closers[k], open + 2)
+    }
 }
 
 #[cfg(test)]
 mod to_markdown_tests {
     use super::*;
+
+    /// The conversion at the default nesting limit.
+    fn markdown_to_wiki(markdown: &str) -> String {
+        super::markdown_to_wiki(markdown, crate::richtext::DEFAULT_MAX_NESTING_DEPTH)
+            .expect("within the nesting limit")
+    }
 
     fn md(wiki: &str) -> String {
         wiki_to_markdown(wiki).markdown
@@ -657,6 +737,17 @@ mod to_markdown_tests {
     #[test]
     fn tables_become_pipe_tables() {
         assert_eq!(md("||A||B||\n|1|2|"), "| A | B |\n| --- | --- |\n| 1 | 2 |");
+    }
+
+    #[test]
+    fn effects_past_the_read_depth_are_kept_as_wiki_text() {
+        let mut warnings = Vec::new();
+        assert_eq!(
+            inline_at("*bold*", &mut warnings, READ_MAX_NESTING_DEPTH),
+            "*bold*"
+        );
+        assert!(warnings[0].contains("64 levels"), "{warnings:?}");
+        assert_eq!(inline_at("*bold*", &mut warnings, 0), "**bold**");
     }
 
     #[test]

@@ -989,3 +989,231 @@ async fn get_with_field(c: &mut Connector, field: &str) -> Result<pb::Issue, ton
         .await
         .map(tonic::Response::into_inner)
 }
+
+// ------------------------------------------------------------- hostile input
+
+/// Markdown nested this deep used to be built into an ADF tree whose drop and
+/// serialization recursed once per level and aborted the connector.
+fn nested_quotes(depth: usize) -> String {
+    format!("{}deep", "> ".repeat(depth))
+}
+
+fn nested_list(depth: usize) -> String {
+    format!("{}deep", "- ".repeat(depth))
+}
+
+fn assert_refused_as_too_deep(status: &tonic::Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert!(
+        status.message().contains("JIRA_MAX_NESTING_DEPTH")
+            && status.message().contains(&format!("`{field}`")),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn deeply_nested_markdown_is_refused_before_jira_and_the_connector_keeps_serving() {
+    let jira = fake_jira().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/PROJ-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue_json("PROJ-1")))
+        .mount(&jira)
+        .await;
+    let mut c = support::start(support::cloud(&jira.uri())).await;
+    let status = c
+        .client
+        .create_issue(pb::CreateIssueRequest {
+            project_key: "PROJ".into(),
+            summary: "deep".into(),
+            description: Some(nested_quotes(20_000)),
+            issue_type: Some("Task".into()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too deep");
+    assert_refused_as_too_deep(&status, "description");
+    let status = c
+        .client
+        .add_comment(pb::AddCommentRequest {
+            key: "PROJ-1".into(),
+            body: nested_list(20_000),
+        })
+        .await
+        .expect_err("too deep");
+    assert_refused_as_too_deep(&status, "body");
+    let status = c
+        .client
+        .update_issue(pb::UpdateIssueRequest {
+            key: "PROJ-1".into(),
+            description: Some(format!("{}x", "1. ".repeat(20_000))),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too deep");
+    assert_refused_as_too_deep(&status, "description");
+    let status = c
+        .client
+        .link_issues(pb::LinkIssuesRequest {
+            link_type: "Blocks".into(),
+            from_key: "PROJ-1".into(),
+            to_key: "PROJ-2".into(),
+            comment: Some(nested_quotes(20_000)),
+        })
+        .await
+        .expect_err("too deep");
+    assert_refused_as_too_deep(&status, "comment");
+
+    // Nothing reached Jira, and the connector still answers.
+    let writes: Vec<_> = jira
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method != wiremock::http::Method::GET)
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    let issue = c
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("still serving")
+        .into_inner();
+    assert_eq!(issue.key, "PROJ-1");
+}
+
+#[tokio::test]
+async fn data_center_refuses_deeply_nested_markdown_too() {
+    let jira = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/2/myself"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "bot"})))
+        .mount(&jira)
+        .await;
+    let mut c = support::start(support::datacenter(&jira.uri())).await;
+    let status = c
+        .client
+        .add_comment(pb::AddCommentRequest {
+            key: "PROJ-1".into(),
+            body: nested_quotes(20_000),
+        })
+        .await
+        .expect_err("too deep");
+    assert_refused_as_too_deep(&status, "body");
+    assert!(
+        requests_to(&jira, "/rest/api/2/issue/PROJ-1/comment")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_description_nested_fifty_thousand_levels_deep_is_a_clear_error_not_a_crash() {
+    let jira = fake_jira().await;
+    let depth = 50_000;
+    let description = format!(
+        "{}{{\"type\":\"text\",\"text\":\"deep\"}}{}",
+        "{\"type\":\"blockquote\",\"content\":[".repeat(depth),
+        "]}".repeat(depth)
+    );
+    let body = format!(
+        "{{\"id\":\"9\",\"key\":\"PROJ-9\",\"fields\":{{\"summary\":\"deep\",\"description\":{{\"type\":\"doc\",\"version\":1,\"content\":[{description}]}}}}}}"
+    );
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/PROJ-9"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .mount(&jira)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/PROJ-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(issue_json("PROJ-1")))
+        .mount(&jira)
+        .await;
+    let mut c = support::start(support::cloud(&jira.uri())).await;
+    let status = c
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-9".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too deep to read");
+    assert_eq!(status.code(), Code::Internal, "{}", status.message());
+    assert!(
+        status.message().contains("issue PROJ-9") && status.message().contains("128 levels"),
+        "{}",
+        status.message()
+    );
+    let issue = c
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("still serving")
+        .into_inner();
+    assert_eq!(issue.key, "PROJ-1");
+}
+
+#[tokio::test]
+async fn restricted_jql_of_any_script_reaches_jira_wrapped_and_escapes_do_not() {
+    let jira = fake_jira().await;
+    let accepted = [
+        "assignee = José",
+        "summary ~ 🦀 AND labels = e\u{301}te\u{301}",
+        "reporter = שלום ORDER BY créé DESC",
+        "summary ~ \"a \\\" ) OR project = SECRET OR (b\"",
+    ];
+    for jql in accepted {
+        let (query, order) = match jql.split_once(" ORDER BY ") {
+            Some((query, order)) => (query, format!(" ORDER BY {order}")),
+            None => (jql, String::new()),
+        };
+        Mock::given(method("POST"))
+            .and(path("/rest/api/3/search/jql"))
+            .and(body_partial_json(
+                json!({"jql": format!("project in (\"PROJ\") AND ({query}){order}")}),
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"issues": [issue_json("PROJ-1")], "isLast": true})),
+            )
+            .expect(1)
+            .mount(&jira)
+            .await;
+    }
+    let mut config = support::cloud(&jira.uri());
+    config.projects = vec!["PROJ".into()];
+    let mut c = support::start(config).await;
+    for jql in accepted {
+        let page = search(&mut c, jql, None)
+            .await
+            .unwrap_or_else(|e| panic!("{jql:?}: {}", e.message()));
+        assert_eq!(page.issues.len(), 1, "{jql:?}");
+    }
+    for (jql, says) in [
+        (
+            r"summary ~ a\' ) OR project = SECRET OR (summary ~ '\''",
+            "backslash",
+        ),
+        ("x = 1\n) OR (project = SECRET", "`)`"),
+        ("x = 1 ORDER BY key OR project = SECRET", "ORDER BY"),
+        ("x = \"a\nb\") OR (y = \"", "control character"),
+    ] {
+        let status = search(&mut c, jql, None).await.expect_err("escape attempt");
+        assert_eq!(status.code(), Code::InvalidArgument, "{jql:?}");
+        assert!(
+            status.message().contains("`jql`") && status.message().contains(says),
+            "{jql:?}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(
+        requests_to(&jira, "/rest/api/3/search/jql").await.len(),
+        accepted.len()
+    );
+}

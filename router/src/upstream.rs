@@ -205,16 +205,19 @@ impl Upstream {
                             }
                             next = stream.next() => match next {
                                 Some(Ok(update)) => {
-                                    backoff = Duration::from_millis(50);
                                     if update.status() == ServingStatus::Serving {
                                         if !serving {
                                             serving = self.on_serving(&catalog).await;
                                             if serving {
                                                 down_since = None;
+                                                backoff = Duration::from_millis(50);
                                             } else {
                                                 // The descriptors could not be read (a replica
                                                 // went away mid-way): watch again after the
-                                                // backoff, which retries the discovery too.
+                                                // backoff, which retries the discovery too
+                                                // (and grows while it keeps failing, so a
+                                                // connector with broken descriptors is not
+                                                // asked for them in a tight loop).
                                                 break;
                                             }
                                         }
@@ -223,6 +226,7 @@ impl Upstream {
                                             tracing::warn!(connector = %name, status = update.status().as_str_name(), "connector not serving");
                                         }
                                         serving = false;
+                                        backoff = Duration::from_millis(50);
                                         down_since.get_or_insert_with(Instant::now);
                                         catalog.set_status(&name, ConnectorStatus::NotServing);
                                     }
@@ -406,7 +410,16 @@ impl Upstream {
             }
             Ok(out)
         };
+        let started = Instant::now();
         match tokio::time::timeout(timeout + Duration::from_millis(250), work).await {
+            // The deadline travels as grpc-timeout; a tonic server enforcing it
+            // ends the call as CANCELLED, which would read as the connector's
+            // doing. Past the deadline, it is the deadline.
+            Ok(Err(status)) if status.code() == Code::Cancelled && started.elapsed() >= timeout => {
+                Err(Status::deadline_exceeded(format!(
+                    "no answer within {timeout:?}"
+                )))
+            }
             Ok(result) => result,
             Err(_) => Err(Status::deadline_exceeded(format!(
                 "no answer within {timeout:?}"

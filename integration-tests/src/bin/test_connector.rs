@@ -1,7 +1,13 @@
 //! `test-connector`: the calculator connector used by the end-to-end tests and the
 //! benchmarks. Environment: `LISTEN_ADDR` (default 127.0.0.1:50059),
 //! `TEST_PROTO_VERSION=2` to advertise the proto with the added method,
-//! `TEST_NOT_SERVING=true` to report NOT_SERVING like an unconfigured connector.
+//! `TEST_NOT_SERVING=true` to report NOT_SERVING like an unconfigured connector,
+//! `TEST_FAULTS=MODE` to serve a misbehaving connector instead of the calculator
+//! (see [`faults`]: `misbehave`, `flap`, `self-dependent`, `endless-dependencies`,
+//! `deep-diamond` with `TEST_DIAMOND_LEVELS`, default 40).
+
+#[path = "test_connector/faults.rs"]
+mod faults;
 
 use std::process::ExitCode;
 
@@ -16,6 +22,9 @@ async fn main() -> ExitCode {
             default_listen_addr: "127.0.0.1:50059",
         },
         |listener, shutdown| async move {
+            if let Some(fault) = faults::Fault::from_env()? {
+                return faults::serve(listener, fault, shutdown).await;
+            }
             let version = match connector_kit::env::parse::<u8>("TEST_PROTO_VERSION", 1)? {
                 1 => ProtoVersion::V1,
                 2 => ProtoVersion::V2,

@@ -13,6 +13,7 @@ mod code_analysis;
 mod conformance;
 mod connector_surface;
 mod database;
+mod faults;
 mod http;
 mod jira;
 mod jsonrpc_fuzz;

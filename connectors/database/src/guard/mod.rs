@@ -185,14 +185,20 @@ impl ReadOnlyGuard {
             reason,
         })?;
         let statement = single(statements)?;
+        self.walk(&scanned.text, &statement)?;
+        Ok(statement)
+    }
+
+    /// The tree walk of one parsed statement (`text` is what was parsed).
+    fn walk(&self, text: &str, statement: &Statement) -> Result<(), Refusal> {
         let mut walker = ReadOnlyWalker {
             guard: self,
-            text: &scanned.text,
+            text,
             statements_seen: 0,
             depth: 0,
         };
         match statement.visit(&mut walker) {
-            ControlFlow::Continue(()) => Ok(statement),
+            ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(refusal) => Err(*refusal),
         }
     }

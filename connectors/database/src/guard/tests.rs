@@ -609,7 +609,8 @@ fn deep_operator_chains_are_refused_without_exhausting_the_stack() {
             .expect("the guard must not overflow the stack");
         assert_eq!(answer, Err(Refusal::TooDeep), "{unit}");
     }
-    accepted(PG, &format!("SELECT 1{}", "+1".repeat(MAX_DEPTH - 2)));
+    // n additions nest n + 1 deep: the bound is exact.
+    accepted(PG, &format!("SELECT 1{}", "+1".repeat(MAX_DEPTH - 1)));
     assert!(refusal(PG, &format!("SELECT 1{}", "+1".repeat(MAX_DEPTH))) == Refusal::TooDeep);
 }
 
@@ -1042,5 +1043,169 @@ mod properties {
                 prop_assert!(answer.is_err(), "{:?} accepted {:?} as {:?}", engine, sql, answer);
             }
         }
+    }
+}
+
+// ---- The tree walk alone, on trees the lexical pass or the three dialects'
+// parsers never produce: every refusing branch must still refuse (a walk that
+// let everything through would pass the tests above only by luck).
+
+mod walk {
+    use sqlparser::dialect::{
+        BigQueryDialect, ClickHouseDialect, DuckDbDialect, GenericDialect, HiveDialect,
+        MsSqlDialect, RedshiftSqlDialect, SnowflakeDialect,
+    };
+
+    use super::*;
+
+    fn walked(dialect: &dyn Dialect, sql: &str) -> Result<(), Refusal> {
+        let statement = single(Parser::parse_sql(dialect, sql).expect("parses")).expect("one");
+        ReadOnlyGuard::strict(PG).walk(sql, &statement)
+    }
+
+    fn refused_construct(dialect: &dyn Dialect, sql: &str) -> String {
+        match walked(dialect, sql) {
+            Err(Refusal::Construct(what)) => what,
+            other => panic!("{sql}: expected a refused construct, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn literals_the_lexical_pass_refuses_are_refused_by_the_walk_too() {
+        for sql in [
+            "SELECT E'x'",
+            "SELECT U&'x'",
+            "SELECT $$x$$",
+            "SELECT $t$x$t$",
+        ] {
+            assert!(
+                refused_construct(&PostgreSqlDialect {}, sql).contains("string literal"),
+                "{sql}"
+            );
+        }
+        assert!(refused_construct(&BigQueryDialect {}, "SELECT r'x'").contains("raw"));
+        assert_eq!(
+            walked(&PostgreSqlDialect {}, "SELECT 'x', 1, true, NULL, $1"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn other_dialects_clauses_are_refused_one_by_one() {
+        let cases: [(&dyn Dialect, &str); 13] = [
+            (&MsSqlDialect {}, "SELECT TOP 5 a FROM t"),
+            (&RedshiftSqlDialect {}, "SELECT a, b EXCLUDE b FROM t"),
+            (
+                &HiveDialect {},
+                "SELECT a FROM t LATERAL VIEW explode(b) x AS c",
+            ),
+            (&ClickHouseDialect {}, "SELECT a FROM t PREWHERE a = 1"),
+            (
+                &SnowflakeDialect {},
+                "SELECT a FROM t START WITH a = 1 CONNECT BY PRIOR a = b",
+            ),
+            (&HiveDialect {}, "SELECT a FROM t CLUSTER BY a"),
+            (&HiveDialect {}, "SELECT a FROM t DISTRIBUTE BY a"),
+            (&HiveDialect {}, "SELECT a FROM t SORT BY a"),
+            (&SnowflakeDialect {}, "SELECT a FROM t QUALIFY a = 1"),
+            (&BigQueryDialect {}, "SELECT AS STRUCT 1 AS a"),
+            (&DuckDbDialect {}, "FROM t SELECT a"),
+            (&MsSqlDialect {}, "SELECT a FROM t FOR XML RAW"),
+            (
+                &ClickHouseDialect {},
+                "SELECT a FROM t SETTINGS max_threads = 1",
+            ),
+        ];
+        for (dialect, sql) in cases {
+            refused_construct(dialect, sql);
+        }
+        refused_construct(&ClickHouseDialect {}, "SELECT a FROM t FORMAT JSON");
+        refused_construct(&BigQueryDialect {}, "FROM t |> SELECT a");
+        refused_construct(&MsSqlDialect {}, "SELECT a FROM t WITH (NOLOCK)");
+        refused_construct(
+            &BigQueryDialect {},
+            "SELECT a FROM t FOR SYSTEM_TIME AS OF '2020-01-01'",
+        );
+        refused_construct(
+            &SnowflakeDialect {},
+            "SELECT * FROM t PIVOT (sum(a) FOR b IN ('x'))",
+        );
+        refused_construct(&ClickHouseDialect {}, "SELECT quantile(0.5)(a) FROM t");
+        refused_construct(&GenericDialect {}, "SELECT {fn lower('A')}");
+    }
+
+    #[test]
+    fn other_dialects_expressions_and_operators_are_refused() {
+        for (dialect, sql) in [
+            (&SnowflakeDialect {} as &dyn Dialect, "SELECT a:b FROM t"),
+            (&BigQueryDialect {}, "SELECT STRUCT(1 AS a)"),
+            (&DuckDbDialect {}, "SELECT {'a': 1}"),
+            (&DuckDbDialect {}, "SELECT MAP {'a': 1}"),
+            (
+                &SnowflakeDialect {},
+                "SELECT a FROM t, u WHERE t.a = u.b (+)",
+            ),
+            (
+                &GenericDialect {},
+                "SELECT a FROM t WHERE a = 1 OR b = 2 AND c := 1",
+            ),
+            (&PostgreSqlDialect {}, "SELECT 1 OPERATOR(pg_catalog.+) 2"),
+            (&PostgreSqlDialect {}, "SELECT @-@ a FROM t"),
+            (&PostgreSqlDialect {}, "SELECT # a FROM t"),
+            (&PostgreSqlDialect {}, "SELECT a <-> b FROM t"),
+        ] {
+            let refusal = walked(dialect, sql);
+            assert!(
+                matches!(refusal, Err(Refusal::Construct(_))),
+                "{sql}: {refusal:?}"
+            );
+        }
+        for sql in [
+            "SELECT -a, +a, NOT a, ~a, |/ a, ||/ a, @ a FROM t",
+            "SELECT a || b, a ^ b, a # b FROM t",
+        ] {
+            assert_eq!(walked(&PostgreSqlDialect {}, sql), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn nested_statements_are_named_by_their_kind() {
+        for (sql, name) in [
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("UPDATE t SET a = 1", "UPDATE"),
+            ("DELETE FROM t", "DELETE"),
+            (
+                "MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN DELETE",
+                "MERGE",
+            ),
+            ("CREATE TABLE t (a int)", "CREATE TABLE"),
+            ("DROP TABLE t", "DROP"),
+            ("TRUNCATE t", "TRUNCATE"),
+            ("ALTER TABLE t ADD COLUMN b int", "ALTER TABLE"),
+            ("VACUUM", "a statement that is not a query"),
+        ] {
+            let statement = single(parse(PG, sql).expect("parses")).expect("one");
+            assert_eq!(statement_name(&statement), name, "{sql}");
+        }
+    }
+
+    #[test]
+    fn set_operations_nest_up_to_the_bound() {
+        let chain = |n: usize| format!("SELECT 1{}", " UNION SELECT 1".repeat(n));
+        assert_eq!(guard(PG).check(&chain(MAX_DEPTH - 1)).map(drop), Ok(()));
+        assert_eq!(
+            guard(PG).check(&chain(MAX_DEPTH)).map(drop),
+            Err(Refusal::TooDeep)
+        );
+    }
+
+    #[test]
+    fn a_lexical_refusal_at_the_token_bound_is_not_reported_as_too_long() {
+        // Two tokens, then `#`: the refusal is the `#`, not the bound of 2.
+        let guard = ReadOnlyGuard::new(MY, false, BTreeSet::new(), 2);
+        assert!(matches!(
+            guard.check("SELECT 1 #"),
+            Err(Refusal::Lexical(_))
+        ));
     }
 }

@@ -1,9 +1,12 @@
 //! The database connector through the router, on SQLite, PostgreSQL and MariaDB.
 //!
 //! Each engine gets a read-write connector (to set up and clean up a table of its
-//! own) and a read-only one (what an agent normally gets): the read-only tools
-//! work, Execute is not offered, writes and escape attempts through Query are
-//! refused with a reason, and the data is unchanged afterwards.
+//! own) and a read-only one (what an agent normally gets), which on PostgreSQL
+//! and MariaDB connects as a database user that can only read that table,
+//! created through the read-write connector the way the README tells operators
+//! to (the connector refuses to serve read-only as a user that can write): the
+//! read-only tools work, Execute is not offered, writes and escape attempts
+//! through Query are refused with a reason, and the data is unchanged afterwards.
 
 use integration_tests::prism::in_ci;
 use integration_tests::process::{Connector, scratch_dir};
@@ -33,6 +36,40 @@ async fn service_up(name: &str, port: u16, how: &str) -> bool {
     false
 }
 
+/// A database user that can only read `table`: the statements that create and
+/// drop it, and the URL that connects as it.
+struct Reader {
+    create: Vec<String>,
+    drop: Vec<String>,
+    url: String,
+}
+
+/// The read-only user for `table` on `engine` (`None` on SQLite, which has none).
+fn reader(engine: &str, table: &str) -> Option<Reader> {
+    let user = format!("{table}_ro");
+    match engine {
+        "postgresql" => Some(Reader {
+            create: vec![
+                format!("CREATE ROLE {user} LOGIN"),
+                format!("ALTER ROLE {user} SET default_transaction_read_only = on"),
+                format!("GRANT SELECT ON {table} TO {user}"),
+            ],
+            drop: vec![format!("DROP ROLE {user}")],
+            url: format!("postgres://{user}@127.0.0.1:5432/test"),
+        }),
+        "mariadb" => Some(Reader {
+            create: vec![
+                // No host: any host ('%').
+                format!("CREATE USER {user}"),
+                format!("GRANT SELECT ON test.{table} TO {user}"),
+            ],
+            drop: vec![format!("DROP USER {user}")],
+            url: format!("mysql://{user}@127.0.0.1:3306/test"),
+        }),
+        _ => None,
+    }
+}
+
 async fn exercise(engine: &str, url: &str, placeholder: &str) {
     let table = unique("sb_e2e");
     let rw = Connector::start(
@@ -42,16 +79,9 @@ async fn exercise(engine: &str, url: &str, placeholder: &str) {
     )
     .await
     .expect("start read-write connector");
-    let ro = Connector::start("database-connector", 0, &[("DATABASE_URL", url)])
-        .await
-        .expect("start read-only connector");
-    let (client, _) = stdio_client(&connector_args(&[
-        spec("admin", &rw),
-        spec("database", &ro),
-    ]))
-    .await;
 
-    let setup = [
+    let reader = reader(engine, &table);
+    let mut setup = vec![
         format!(
             "CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL, price DECIMAL(10,2))"
         ),
@@ -59,10 +89,24 @@ async fn exercise(engine: &str, url: &str, placeholder: &str) {
             "INSERT INTO {table} (id, name, price) VALUES (1, 'widget', 9.99), (2, 'gadget', 24.50)"
         ),
     ];
-    for sql in &setup {
-        let r = call(&client, "admin_execute", json!({"sql": sql})).await;
-        assert!(!is_error(&r), "{engine}: {sql}: {}", text(&r));
+    setup.extend(reader.iter().flat_map(|r| r.create.iter().cloned()));
+    {
+        let (admin, _) = stdio_client(&connector_args(&[spec("admin", &rw)])).await;
+        for sql in &setup {
+            let r = call(&admin, "admin_execute", json!({"sql": sql})).await;
+            assert!(!is_error(&r), "{engine}: {sql}: {}", text(&r));
+        }
     }
+
+    let reader_url = reader.as_ref().map_or(url, |r| r.url.as_str());
+    let ro = Connector::start("database-connector", 0, &[("DATABASE_URL", reader_url)])
+        .await
+        .expect("start read-only connector");
+    let (client, _) = stdio_client(&connector_args(&[
+        spec("admin", &rw),
+        spec("database", &ro),
+    ]))
+    .await;
 
     let schemas = call(&client, "database_list_schemas", json!({})).await;
     assert!(!is_error(&schemas), "{engine}: {}", text(&schemas));
@@ -162,13 +206,12 @@ async fn exercise(engine: &str, url: &str, placeholder: &str) {
         "{engine}: data unchanged, got {rows}"
     );
 
-    let r = call(
-        &client,
-        "admin_execute",
-        json!({"sql": format!("DROP TABLE {table}")}),
-    )
-    .await;
-    assert!(!is_error(&r), "{engine}: cleanup: {}", text(&r));
+    let cleanup = std::iter::once(format!("DROP TABLE {table}"))
+        .chain(reader.iter().flat_map(|r| r.drop.iter().cloned()));
+    for sql in cleanup {
+        let r = call(&client, "admin_execute", json!({"sql": sql})).await;
+        assert!(!is_error(&r), "{engine}: cleanup: {sql}: {}", text(&r));
+    }
 }
 
 #[tokio::test]

@@ -245,16 +245,12 @@ pub async fn guard(
     } else {
         None
     };
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
-    if let Some(slot) = slot
-        && let Some(id) = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-    {
-        admission.sessions.seat(id, slot).await;
+    let request = Request::from_parts(parts, Body::from(body));
+    match slot {
+        // The session rmcp creates while serving it holds this slot.
+        Some(slot) => PollingSessions::admitting(slot, next.run(request)).await,
+        None => next.run(request).await,
     }
-    response
 }
 
 #[cfg(test)]

@@ -12,11 +12,18 @@
 //! ends).
 //!
 //! The same wrapper bounds sessions: each open session holds one of
-//! `max_sessions` slots, taken by [`PollingSessions::try_admit`] before an
-//! `initialize` is served and given back when the session closes (by DELETE,
-//! by idle expiry after `session_idle_timeout`, or at shutdown).
+//! `max_sessions` slots from the moment it is created until it closes (by
+//! DELETE, by idle expiry after `session_idle_timeout`, or at shutdown). The
+//! HTTP front door takes the slot with [`PollingSessions::try_admit`] before
+//! it serves an `initialize` (so it can answer 503 when none is left) and
+//! hands it down with [`PollingSessions::admitting`]; `create_session` seats
+//! it under the new session's id. A slot whose request is dropped before the
+//! session exists is given back with it; a session created any other way takes
+//! its own slot or is refused.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +66,7 @@ pub struct PollingSessions {
     max_streams: usize,
     /// One permit per session that may open (`max_sessions`).
     slots: Arc<Semaphore>,
+    max_sessions: usize,
     /// The permits of open sessions, by session id.
     seated: Mutex<HashMap<String, OwnedSemaphorePermit>>,
 }
@@ -73,6 +81,34 @@ impl std::fmt::Debug for PollingSessions {
 #[derive(Debug)]
 pub struct SessionSlot(OwnedSemaphorePermit);
 
+tokio::task_local! {
+    /// The slot of the `initialize` being served in this task: rmcp creates
+    /// the session inside the request's future, so the slot travels with it.
+    static ADMITTED: RefCell<Option<SessionSlot>>;
+}
+
+/// Why the session manager refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionsError {
+    /// `max_sessions` sessions are open.
+    #[error(
+        "the router has {max} MCP sessions open, the most it allows (max_sessions = {max}): retry later"
+    )]
+    Full {
+        /// The setting's value.
+        max: usize,
+    },
+    /// rmcp's session manager failed.
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+impl From<rmcp::transport::streamable_http_server::session::local::SessionError> for SessionsError {
+    fn from(error: rmcp::transport::streamable_http_server::session::local::SessionError) -> Self {
+        Self::Local(error.into())
+    }
+}
+
 impl PollingSessions {
     /// Sessions bounded by `limits`; tool-call streams are remembered for
     /// [`SsePolling`] only when `polling` is set.
@@ -85,6 +121,7 @@ impl PollingSessions {
             polling,
             max_streams: limits.max_calls_per_session,
             slots: Arc::new(Semaphore::new(limits.max_sessions)),
+            max_sessions: limits.max_sessions,
             seated: Mutex::default(),
         }
     }
@@ -116,29 +153,42 @@ impl PollingSessions {
         self.slots.clone().try_acquire_owned().ok().map(SessionSlot)
     }
 
-    /// Gives `slot` to the session `id` that was just initialized with it; it
-    /// is given back when the session closes.
-    pub async fn seat(&self, id: &str, slot: SessionSlot) {
-        self.seated().insert(id.to_owned(), slot.0);
-        // A session that closed before it was seated gives its slot back
-        // here; one that closes from now on does in `close_session`.
-        if !self.inner.sessions.read().await.contains_key(id) {
-            self.seated().remove(id);
-        }
+    /// Runs `request` (the serving of one `initialize`) with `slot` for the
+    /// session it creates; the slot is given back if it creates none.
+    pub async fn admitting<F: Future>(slot: SessionSlot, request: F) -> F::Output {
+        ADMITTED.scope(RefCell::new(Some(slot)), request).await
+    }
+
+    /// The slot for a session being created: the one admitted in this task,
+    /// or a free one.
+    fn take_slot(&self) -> Result<SessionSlot, SessionsError> {
+        ADMITTED
+            .try_with(|slot| slot.borrow_mut().take())
+            .ok()
+            .flatten()
+            .or_else(|| self.try_admit())
+            .ok_or(SessionsError::Full {
+                max: self.max_sessions,
+            })
     }
 
     /// How many sessions are open (or being opened).
-    pub fn open(&self, max_sessions: usize) -> usize {
-        max_sessions.saturating_sub(self.slots.available_permits())
+    #[cfg(test)]
+    fn open(&self) -> usize {
+        self.max_sessions
+            .saturating_sub(self.slots.available_permits())
     }
 }
 
 impl SessionManager for PollingSessions {
-    type Error = LocalSessionManagerError;
+    type Error = SessionsError;
     type Transport = <LocalSessionManager as SessionManager>::Transport;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
-        self.inner.create_session().await
+        let slot = self.take_slot()?;
+        let (id, transport) = self.inner.create_session().await?;
+        self.seated().insert(id.to_string(), slot.0);
+        Ok((id, transport))
     }
 
     async fn initialize_session(
@@ -146,19 +196,17 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<rmcp::model::ServerJsonRpcMessage, Self::Error> {
-        self.inner.initialize_session(id, message).await
+        Ok(self.inner.initialize_session(id, message).await?)
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        self.inner.has_session(id).await
+        Ok(self.inner.has_session(id).await?)
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         self.streams().remove(id.as_ref());
-        let closed = self.inner.close_session(id).await;
-        // After the session left the map: see `seat`.
         self.seated().remove(id.as_ref());
-        closed
+        Ok(self.inner.close_session(id).await?)
     }
 
     async fn create_stream(
@@ -199,14 +247,14 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
-        self.inner.accept_message(id, message).await
+        Ok(self.inner.accept_message(id, message).await?)
     }
 
     async fn create_standalone_stream(
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.create_standalone_stream(id).await
+        Ok(self.inner.create_standalone_stream(id).await?)
     }
 
     async fn resume(
@@ -214,14 +262,19 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        self.inner.resume(id, last_event_id).await
+        Ok(self.inner.resume(id, last_event_id).await?)
     }
 
     async fn restore_session(
         &self,
         id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.inner.restore_session(id).await
+        let slot = self.take_slot()?;
+        let outcome = self.inner.restore_session(id.clone()).await?;
+        if matches!(outcome, RestoreOutcome::Restored(_)) {
+            self.seated().insert(id.to_string(), slot.0);
+        }
+        Ok(outcome)
     }
 }
 
@@ -327,28 +380,36 @@ mod tests {
     async fn sessions_take_a_slot_until_they_close() {
         let sessions = PollingSessions::new(&limits(2, 4), false);
         let (a, _ta) = sessions.create_session().await.expect("session a");
-        let slot_a = sessions.try_admit().expect("first slot");
-        sessions.seat(&a, slot_a).await;
-        let (b, _tb) = sessions.create_session().await.expect("session b");
-        let slot_b = sessions.try_admit().expect("second slot");
-        sessions.seat(&b, slot_b).await;
-        assert_eq!(sessions.open(2), 2);
+        let (_b, _tb) = sessions.create_session().await.expect("session b");
+        assert_eq!(sessions.open(), 2);
         assert!(sessions.try_admit().is_none(), "max_sessions = 2 are open");
+        let Err(error) = sessions.create_session().await else {
+            panic!("a third session was created");
+        };
+        assert!(error.to_string().contains("max_sessions = 2"), "{error}");
         sessions.close_session(&a).await.expect("close a");
-        assert_eq!(sessions.open(2), 1);
+        assert_eq!(sessions.open(), 1);
         assert!(
-            sessions.try_admit().is_some(),
+            sessions.create_session().await.is_ok(),
             "a closed session frees its slot"
         );
     }
 
     #[tokio::test]
-    async fn a_slot_seated_after_its_session_closed_is_given_back() {
+    async fn an_admitted_slot_is_the_one_the_session_holds() {
         let sessions = PollingSessions::new(&limits(1, 4), false);
-        let (a, _ta) = sessions.create_session().await.expect("session");
         let slot = sessions.try_admit().expect("slot");
+        let (a, _ta) = PollingSessions::admitting(slot, sessions.create_session())
+            .await
+            .expect("the admitted slot is used, not a second one");
+        assert!(sessions.try_admit().is_none());
         sessions.close_session(&a).await.expect("close");
-        sessions.seat(&a, slot).await;
+        // A request dropped before it created its session gives the slot back.
+        let slot = sessions.try_admit().expect("slot again");
+        drop(PollingSessions::admitting(
+            slot,
+            std::future::pending::<()>(),
+        ));
         assert!(sessions.try_admit().is_some(), "the slot is not leaked");
     }
 

@@ -18,6 +18,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod aggregate;
+pub mod audit;
 pub mod auth;
 pub(crate) mod catalog;
 pub mod config;

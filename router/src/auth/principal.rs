@@ -130,7 +130,13 @@ pub fn principal_metadata(
 ) -> MetadataMap {
     let mut map = MetadataMap::new();
     let mut sub = percent_encode(&principal.sub);
-    sub.truncate(max_value_bytes);
+    if sub.len() > max_value_bytes {
+        sub.truncate(max_value_bytes);
+        // Never end on half an escape.
+        if let Some(pos) = sub.rfind('%').filter(|p| sub.len() - p < 3) {
+            sub.truncate(pos);
+        }
+    }
     if let Ok(v) = AsciiMetadataValue::try_from(sub.as_str()) {
         map.insert(SUB_METADATA_KEY, v);
     }
@@ -275,5 +281,73 @@ mod tests {
         let long = principal(json!({"sub": "s".repeat(50)}));
         let map = principal_metadata(&long, &[], 10);
         assert_eq!(get(&map, SUB_METADATA_KEY), Some("ssssssssss"));
+        let escaped = principal(json!({"sub": "ab ü"}));
+        let map = principal_metadata(&escaped, &[], 7);
+        assert_eq!(get(&map, SUB_METADATA_KEY), Some("ab%20"), "cut before a partial escape");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn decode(s: &str) -> Vec<u8> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// Any string claim becomes a valid metadata value that decodes back to it.
+        #[test]
+        fn string_claims_encode_to_metadata_and_back(s in any::<String>()) {
+            let encoded = encode_claim(&Value::String(s.clone()));
+            prop_assert!(encoded.bytes().all(|b| (b'!'..=b'~').contains(&b)));
+            prop_assert!(AsciiMetadataValue::try_from(encoded.as_str()).is_ok());
+            prop_assert_eq!(decode(&encoded), s.into_bytes());
+        }
+
+        /// A list of strings keeps its items apart: splitting on `,` and decoding gives them back.
+        #[test]
+        fn list_claims_keep_their_items(items in prop::collection::vec(any::<String>(), 1..5)) {
+            let encoded = encode_claim(&json!(items));
+            let back: Vec<Vec<u8>> = encoded.split(',').map(decode).collect();
+            let expected: Vec<Vec<u8>> = items.iter().map(|s| s.clone().into_bytes()).collect();
+            prop_assert_eq!(back, expected);
+        }
+
+        /// Whatever the claims, the metadata stays within its bound per value.
+        #[test]
+        fn metadata_values_stay_within_the_bound(sub in any::<String>(), email in any::<String>(), max in 1usize..64) {
+            let Value::Object(map) = json!({"sub": sub, "email": email}) else { unreachable!() };
+            let p = Principal::from_claims(map).expect("sub");
+            let md = principal_metadata(&p, &["email".to_owned()], max);
+            for kv in md.iter() {
+                if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv
+                    && k.as_str() != OMITTED_METADATA_KEY
+                {
+                    prop_assert!(v.len() <= max, "{} is {} bytes", k, v.len());
+                }
+            }
+            prop_assert!(md.get(SUB_METADATA_KEY).is_some());
+        }
     }
 }

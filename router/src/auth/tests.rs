@@ -712,3 +712,145 @@ async fn an_unreachable_issuer_fails_start_up_with_its_name() {
     assert!(matches!(err, DiscoveryError::NoMetadata { .. }));
     assert!(err.to_string().contains(&url), "{err}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Whatever the Authorization header holds, the answer is a refusal, never a panic.
+    #[test]
+    fn arbitrary_authorization_headers_are_refused_without_panic() {
+        let rt = runtime();
+        let key = TestKey::ed25519("k1");
+        let (_issuer, auth) = rt.block_on(async {
+            let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+            let auth = issuer.authenticator().await;
+            (issuer, auth)
+        });
+        let alg = prop_oneof![
+            Just(json!("none")),
+            Just(json!("HS256")),
+            Just(json!("EdDSA")),
+            Just(json!("RS256")),
+            any_json(),
+        ];
+        let shaped =
+            (alg, any_json(), any_json(), any::<Vec<u8>>()).prop_map(|(alg, kid, payload, sig)| {
+                let header = json!({"alg": alg, "kid": kid, "typ": "JWT"});
+                format!(
+                    "Bearer {}.{}.{}",
+                    b64(header.to_string().as_bytes()),
+                    b64(payload.to_string().as_bytes()),
+                    b64(&sig)
+                )
+                .into_bytes()
+            });
+        let strategy = prop_oneof![any::<Vec<u8>>(), shaped];
+        let mut runner = TestRunner::new(Config {
+            cases: cases(),
+            ..Config::default()
+        });
+        runner
+            .run(&strategy, |bytes| {
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(AUTHORIZATION, value);
+                    let answer = rt.block_on(auth.authenticate(&headers));
+                    prop_assert!(answer.is_err());
+                }
+                Ok(())
+            })
+            .expect("every header refused");
+    }
+
+    /// Correctly signed tokens with arbitrary claims: accepted only when every
+    /// checked claim holds.
+    #[test]
+    fn signed_tokens_with_arbitrary_claims_are_accepted_only_when_valid() {
+        let rt = runtime();
+        let key = TestKey::ed25519("k1");
+        let (issuer, auth) = rt.block_on(async {
+            let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+            let auth = issuer.authenticator().await;
+            (issuer, auth)
+        });
+        let valid = issuer.claims();
+        let field = prop_oneof![
+            Just("iss"),
+            Just("sub"),
+            Just("aud"),
+            Just("exp"),
+            Just("nbf")
+        ];
+        let strategy = prop::collection::vec((field, prop::option::of(any_json())), 0..4);
+        let mut runner = TestRunner::new(Config {
+            cases: cases(),
+            ..Config::default()
+        });
+        runner
+            .run(&strategy, |changes| {
+                let mut claims = valid.clone();
+                for (name, value) in &changes {
+                    match value {
+                        Some(v) => claims[*name] = v.clone(),
+                        None => claims = without(claims, name),
+                    }
+                }
+                let answer = rt.block_on(auth.authenticate(&bearer(&key.sign(&claims))));
+                if let Ok(p) = answer {
+                    let n = now() as f64;
+                    prop_assert_eq!(&claims["iss"], &valid["iss"]);
+                    prop_assert_eq!(Some(p.sub.as_str()), claims["sub"].as_str());
+                    prop_assert!(claims["exp"].as_f64().is_some_and(|e| e + 30.0 >= n));
+                    prop_assert!(
+                        claims
+                            .get("nbf")
+                            .is_none_or(|v| v.as_f64().is_some_and(|b| b - 30.0 <= n))
+                    );
+                    let aud_ok = match &claims["aud"] {
+                        Value::String(a) => a == "http://127.0.0.1:8080/mcp",
+                        Value::Array(items) => {
+                            items.iter().any(|a| a == "http://127.0.0.1:8080/mcp")
+                        }
+                        _ => false,
+                    };
+                    prop_assert!(aud_ok, "accepted aud {}", claims["aud"]);
+                }
+                Ok(())
+            })
+            .expect("only valid claims accepted");
+    }
+}

@@ -494,3 +494,112 @@ fn describe_char(c: char) -> String {
         format!("the character U+{:04X}", c as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PG: EngineKind = EngineKind::Postgres;
+    const MY: EngineKind = EngineKind::MySql;
+    const LITE: EngineKind = EngineKind::Sqlite;
+
+    fn scanned(engine: EngineKind, sql: &str) -> Scanned {
+        match scan(engine, sql, 1_000) {
+            Ok(scanned) => scanned,
+            Err(refusal) => panic!("{engine:?} {sql:?}: {refusal:?}"),
+        }
+    }
+
+    fn ambiguous(engine: EngineKind, sql: &str) -> LexicalRefusal {
+        match scan(engine, sql, 1_000) {
+            Err(ScanRefusal::Ambiguous(refusal)) => refusal,
+            other => panic!("{engine:?} {sql:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_without_comments_reaches_the_parser_unchanged_with_its_tokens_counted() {
+        for (sql, tokens) in [
+            ("SELECT 1 - 2 * 3 / 4", 8),
+            ("SELECT a-b, c/d FROM t", 10),
+            ("SELECT .5, 1.5e3, 0x1F, 'it''s'", 8),
+            ("SELECT -1", 3),
+            ("SELECT\r\n1", 2),
+            ("SELECT x'00', N'y'", 6),
+        ] {
+            for engine in [PG, MY, LITE] {
+                let out = scanned(engine, sql);
+                assert_eq!(out.text, sql, "{engine:?}");
+                assert_eq!(out.tokens, tokens, "{engine:?} {sql}");
+            }
+        }
+        let out = scanned(PG, "SELECT a[1], \"q\"\"x\", $2 FROM t");
+        assert_eq!(out.text, "SELECT a[1], \"q\"\"x\", $2 FROM t");
+        assert_eq!(out.tokens, 11);
+        let out = scanned(LITE, "SELECT [a b], `c` FROM t");
+        assert_eq!(out.tokens, 6);
+        let out = scanned(MY, "SELECT `a``b`, \"s\"\"t\" FROM t");
+        assert_eq!(out.tokens, 6);
+    }
+
+    #[test]
+    fn comments_are_blanked_character_for_character_keeping_line_breaks() {
+        let out = scanned(PG, "SELECT /* a\nb */ 1 -- c\r\n");
+        assert_eq!(out.text, "SELECT     \n     1     \r\n");
+        assert_eq!(out.tokens, 2);
+        let out = scanned(MY, "SELECT 1 -- c\n");
+        assert_eq!(out.text, "SELECT 1     \n");
+        let out = scanned(LITE, "SELECT 1 --");
+        assert_eq!(out.text, "SELECT 1   ");
+    }
+
+    #[test]
+    fn brackets_quote_names_only_on_sqlite() {
+        // On PostgreSQL `[` is a subscript: what follows is still checked.
+        let refusal = ambiguous(PG, "SELECT a[$$x$$]");
+        assert!(refusal.construct.contains('$'), "{refusal}");
+        assert_eq!(scanned(LITE, "SELECT [$$x$$] FROM t").tokens, 4);
+        assert!(ambiguous(MY, "SELECT a[1 # ]").construct.contains('#'));
+    }
+
+    #[test]
+    fn a_carriage_return_inside_a_comment_is_named_as_such() {
+        let refusal = ambiguous(PG, "SELECT 1 -- x\ry");
+        assert_eq!(refusal.construct, "a carriage return inside a -- comment");
+        assert_eq!((refusal.line, refusal.column), (1, 14));
+        let refusal = ambiguous(PG, "SELECT 1\r");
+        assert_eq!(
+            refusal.construct,
+            "a carriage return not followed by a line feed"
+        );
+    }
+
+    #[test]
+    fn positions_count_lines_and_characters() {
+        let refusal = ambiguous(PG, "SELECT 'é',\n  ü");
+        assert_eq!((refusal.line, refusal.column), (2, 3));
+        assert!(
+            refusal.construct.contains("U+00FC (ü)"),
+            "{}",
+            refusal.construct
+        );
+        let refusal = ambiguous(PG, "SELECT\u{a0}1");
+        assert_eq!(refusal.construct, "the character U+00A0");
+    }
+
+    #[test]
+    fn the_token_bound_is_exact() {
+        assert_eq!(scan(PG, "SELECT 1, 2", 4).map(|s| s.tokens), Ok(4));
+        assert_eq!(
+            scan(PG, "SELECT 1, 2", 3),
+            Err(ScanRefusal::TooManyTokens { max_tokens: 3 })
+        );
+    }
+
+    #[test]
+    fn mysql_spacing_after_double_dash_is_checked_at_the_right_character() {
+        assert!(scan(MY, "SELECT 1 --\r\nx", 100).is_ok());
+        assert!(ambiguous(MY, "SELECT 1 --\rx").construct.contains("--"));
+        assert_eq!(ambiguous(MY, "SELECT 1 --x").column, 10);
+    }
+}

@@ -150,7 +150,7 @@ pub enum AuthConfigError {
     },
     /// A forwarded claim name that cannot be a gRPC metadata key.
     #[error(
-        "auth setting `forward_claims` has {claim:?}: claim names forwarded to connectors use only a-z, 0-9, `_` and `-` (at most 64 characters), and not `sub` (always forwarded)"
+        "auth setting `forward_claims` has {claim:?}: claim names forwarded to connectors use only a-z, 0-9, `_` and `-` (at most 64 characters), and not `sub` (always forwarded) or `omitted` (names claims left out)"
     )]
     BadForwardedClaim {
         /// The claim as given.
@@ -233,6 +233,7 @@ impl AuthConfig {
             let ok = !claim.is_empty()
                 && claim.len() <= 64
                 && claim != "sub"
+                && claim != "omitted"
                 && claim.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
                 });
@@ -460,7 +461,16 @@ mod tests {
 
     #[test]
     fn forwarded_claim_names_are_an_allow_list() {
-        for bad in ["Email", "sub", "", "a b", "é", "x:y", &"a".repeat(65)] {
+        for bad in [
+            "Email",
+            "sub",
+            "omitted",
+            "",
+            "a b",
+            "é",
+            "x:y",
+            &"a".repeat(65),
+        ] {
             let mut c = config("https://idp.example.com", "https://m.example");
             c.forward_claims = vec![bad.to_owned()];
             assert!(

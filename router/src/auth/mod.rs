@@ -27,7 +27,8 @@
 //! What is enforced on every token: the `Authorization: Bearer` scheme, its size,
 //! a signature by a key of the issuer's JWKS with an algorithm from the allow-list
 //! (RS256, PS256, ES256, EdDSA — never `none`, never HS*, and only one the key
-//! itself is for), `iss` equal to the issuer, `aud` among the accepted
+//! itself is for; keys a token names itself via `jku`, `jwk` or `x5u` are
+//! never fetched nor used), `iss` equal to the issuer, `aud` among the accepted
 //! audiences, `exp` and `nbf` within the leeway, and a string `sub`. A refused
 //! request gets 401 with `WWW-Authenticate: Bearer resource_metadata="…"`
 //! (plus `error="invalid_token"` when a token was given, and `scope="…"` when a

@@ -552,6 +552,25 @@ async fn a_flood_of_unknown_kids_refetches_at_most_once_per_period() {
 }
 
 #[tokio::test]
+async fn keys_named_by_the_token_itself_are_never_fetched() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let attacker_key = TestKey::ed25519("evil");
+    let attacker = TestIssuer::start(&[&attacker_key], Discovery::Oidc).await;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("evil".into());
+    header.jku = Some(format!("{}/jwks", attacker.url));
+    header.jwk = serde_json::from_value(attacker_key.jwk.clone()).ok();
+    let token = encode(&header, &issuer.claims(), &attacker_key.encoding).expect("sign");
+    assert_eq!(
+        refusal(&auth, &bearer(&token)).await,
+        RejectionKind::InvalidToken(TokenError::UnknownKey)
+    );
+    assert_eq!(attacker.fetches.load(Ordering::SeqCst), 0, "jku is ignored");
+}
+
+#[tokio::test]
 async fn a_token_without_kid_uses_the_single_key_without_kid() {
     let mut key = TestKey::ed25519("k1");
     key.kid = None;

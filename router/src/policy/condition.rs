@@ -7,7 +7,8 @@
 //! must parse (with a bounded nesting depth), its free variables must be among
 //! `jwt`, `tool`, `args` (variables bound by macros such as `exists(g, …)` are
 //! tracked, walking the tree with an explicit stack), every function it calls
-//! must be declared, struct literals are refused, and a dry run on empty
+//! must be declared, struct literals and macros nested inside another macro's
+//! loop (a cost quadratic in client-chosen lists) are refused, and a dry run on empty
 //! claims and arguments must not answer a non-boolean value or an undeclared
 //! reference.
 
@@ -246,9 +247,10 @@ fn walk(root: &IdedExpr) -> Result<Walk, String> {
         free: Vec::new(),
         functions: Vec::new(),
     };
-    // Each node with its depth and the names bound around it.
-    let mut stack: Vec<(&IdedExpr, u16, Vec<&str>)> = vec![(root, 1, Vec::new())];
-    while let Some((node, depth, bound)) = stack.pop() {
+    // Each node with its depth, the names bound around it, and whether it
+    // runs once per element of an enclosing macro's list.
+    let mut stack: Vec<(&IdedExpr, u16, Vec<&str>, bool)> = vec![(root, 1, Vec::new(), false)];
+    while let Some((node, depth, bound, in_loop)) = stack.pop() {
         if depth > MAX_WHEN_DEPTH {
             return Err(format!(
                 "`when` is nested more than {MAX_WHEN_DEPTH} levels deep"
@@ -267,9 +269,14 @@ fn walk(root: &IdedExpr) -> Result<Walk, String> {
                 ));
             }
             Expr::Comprehension(c) => {
+                // A macro inside another's loop costs the product of both lists'
+                // sizes, and a client chooses `args`: one level only.
+                if in_loop {
+                    return Err("`when` nests a macro (all, exists, exists_one, map, filter) inside another; its cost would grow with the product of list sizes a client chooses".into());
+                }
                 // The range and the initial value are outside the loop's variables.
-                stack.push((&c.iter_range, depth + 1, bound.clone()));
-                stack.push((&c.accu_init, depth + 1, bound.clone()));
+                stack.push((&c.iter_range, depth + 1, bound.clone(), in_loop));
+                stack.push((&c.accu_init, depth + 1, bound.clone(), in_loop));
                 let mut inner = bound.clone();
                 inner.push(&c.iter_var);
                 if let Some(v2) = &c.iter_var2 {
@@ -277,7 +284,7 @@ fn walk(root: &IdedExpr) -> Result<Walk, String> {
                 }
                 inner.push(&c.accu_var);
                 for child in [&c.loop_cond, &c.loop_step, &c.result] {
-                    stack.push((child, depth + 1, inner.clone()));
+                    stack.push((child, depth + 1, inner.clone(), true));
                 }
             }
             other => {
@@ -285,7 +292,7 @@ fn walk(root: &IdedExpr) -> Result<Walk, String> {
                     found.functions.push(call.func_name.clone());
                 }
                 for child in children(node) {
-                    stack.push((child, depth + 1, bound.clone()));
+                    stack.push((child, depth + 1, bound.clone(), in_loop));
                 }
             }
         }
@@ -351,6 +358,15 @@ mod tests {
         assert_eq!(err, "`when` calls the unknown function `isAdmin`");
         let err = compile("jwt.sub.frobnicate()").expect_err("refused");
         assert!(err.contains("frobnicate"), "{err}");
+    }
+
+    #[test]
+    fn nested_macros_are_refused_and_chained_ones_accepted() {
+        let err = compile("args.items.all(x, args.items.all(y, x == y))").expect_err("refused");
+        assert!(err.contains("nests a macro"), "{err}");
+        assert!(compile("jwt.groups.exists(g, args.ids.exists(i, i == g))").is_err());
+        assert!(compile("args.ids.map(i, i * 2).exists(j, j == 4)").is_ok());
+        assert!(compile("jwt.groups.exists(g, g == 'a') && args.ids.all(i, i > 0)").is_ok());
     }
 
     #[test]

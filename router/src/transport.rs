@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -25,7 +26,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -33,6 +33,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::admission::{self, Admission};
 use crate::catalog::{ConnectorStatus, ToolCatalog};
@@ -195,12 +196,22 @@ async fn serve_connections(
             }
             continue;
         };
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let connection = graceful.watch(connection);
+        // Whether the connection carried a request: a header timeout after
+        // one is an idle keep-alive connection closed, not a slow client.
+        let served = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (app, served) = (app.clone(), served.clone());
+            hyper::service::service_fn(move |request| {
+                served.store(true, Ordering::Relaxed);
+                app.clone().oneshot(request)
+            })
+        };
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                if error.is_timeout() {
+                if error.is_timeout() && served.load(Ordering::Relaxed) {
+                    tracing::debug!("idle HTTP connection closed after header_read_timeout");
+                } else if error.is_timeout() {
                     SLOW_HEADERS.hit(
                         format!("{}s", header_timeout.as_secs_f64()),
                         "a client did not send request headers in time; connections closed",

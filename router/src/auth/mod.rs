@@ -47,11 +47,10 @@
 //! };
 //! // routes: unauthenticated metadata next to /mcp
 //! app = app.merge(auth.metadata().routes());
-//! // middleware on /mcp
-//! let principal = match &auth {
-//!     Some(a) => a.authenticate(request.headers()).await?, // AuthRejection: IntoResponse (401)
-//!     None => Principal::local(),
-//! };
+//! // middleware on /mcp: the Principal lands in the request's extensions
+//! mcp_routes = mcp_routes.route_layer(axum::middleware::from_fn_with_state(auth.clone(), auth::require_bearer));
+//! // (or by hand: auth.authenticate(headers).await gives Principal or AuthRejection: IntoResponse)
+//! // without an issuer (localhost only) and over stdio: Principal::local()
 //! // call stage: policy decision → 403 with auth.insufficient_scope(scopes)
 //! // upstream call: request.metadata_mut().extend(auth.forwarded_metadata(&principal))
 //! ```
@@ -225,6 +224,30 @@ impl Authenticator {
             return Err(invalid(TokenError::SubjectTooLong { limit }));
         }
         Ok(principal)
+    }
+}
+
+/// Axum middleware for the protected routes: authenticates the request and
+/// puts the [`Principal`] into its extensions for the handlers, or answers the
+/// refusal (401 with the challenge). Wire it with
+/// `route_layer(axum::middleware::from_fn_with_state(auth, auth::require_bearer))`.
+pub async fn require_bearer(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match auth.authenticate(request.headers()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(rejection) => {
+            if let RejectionKind::InvalidToken(reason) = &rejection.kind {
+                tracing::info!(%reason, "bearer token refused");
+            }
+            rejection.into_response()
+        }
     }
 }
 

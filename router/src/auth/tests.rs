@@ -732,6 +732,89 @@ async fn an_unreachable_issuer_fails_start_up_with_its_name() {
     assert!(err.to_string().contains(&url), "{err}");
 }
 
+/// The wiring the HTTP front door uses, over real HTTP: metadata open, `/mcp`
+/// behind [`require_bearer`], answers as a client sees them.
+#[tokio::test]
+async fn over_http_refusals_carry_the_challenge_and_never_echo_the_token() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = Arc::new(issuer.authenticator().await);
+    let mcp = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(
+                |axum::Extension(p): axum::Extension<Principal>| async move {
+                    format!("hello {}", p.sub)
+                },
+            ),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            require_bearer,
+        ));
+    let app = mcp.merge(auth.metadata().routes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let client = reqwest::Client::new();
+    let challenge = |r: &reqwest::Response| {
+        r.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    let none = client
+        .post(format!("{base}/mcp"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        challenge(&none),
+        "Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\", scope=\"code:read\""
+    );
+
+    let expired = key.sign(&with(issuer.claims(), "exp", json!(now() - 600)));
+    let refused = client
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 401);
+    assert!(challenge(&refused).starts_with("Bearer error=\"invalid_token\""));
+    let body = refused.text().await.expect("body");
+    assert_eq!(body, "the token has expired\n");
+    assert!(!body.contains(&expired[..20]));
+
+    let ok = client
+        .post(format!("{base}/mcp"))
+        .bearer_auth(key.sign(&issuer.claims()))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.expect("body"), "hello user-1");
+
+    let metadata: Value = client
+        .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(metadata["resource"], "http://127.0.0.1:8080/mcp");
+    assert_eq!(metadata["authorization_servers"], json!([issuer.url]));
+    server.abort();
+}
+
 mod properties {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};

@@ -751,11 +751,14 @@ impl MarkdownRenderer {
     }
 }
 
-/// Escapes Markdown's inline syntax characters.
+/// Escapes Markdown's inline syntax characters, and an `&` that would start
+/// an entity reference (`&amp;`, `&#35;`).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '*' | '_' | '`' | '[' | ']' | '<' | '~') {
+    for (i, c) in text.char_indices() {
+        if matches!(c, '\\' | '*' | '_' | '`' | '[' | ']' | '<' | '~')
+            || (c == '&' && starts_entity(&text[i + 1..]))
+        {
             out.push('\\');
         }
         out.push(c);
@@ -763,16 +766,37 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Whether text after an `&` reads as an entity: a name or `#` number, then `;`.
+fn starts_entity(after: &str) -> bool {
+    let body = after.split(';').next().unwrap_or("");
+    let closed = after.len() > body.len();
+    let named = body.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && body.chars().all(|c| c.is_ascii_alphanumeric());
+    let numeric = body.strip_prefix('#').is_some_and(|n| {
+        let digits = n.strip_prefix(['x', 'X']).unwrap_or(n);
+        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    closed && (named || numeric)
+}
+
 /// Escapes what would start a block construct at the beginning of a paragraph.
 fn escape_line_start(line: &str) -> String {
+    // A list marker is one followed by whitespace or by nothing at all (`-`
+    // alone is an empty list item).
+    let marker_then_space = |rest: &str, marker: &str| {
+        rest.strip_prefix(marker)
+            .is_some_and(|after| after.chars().next().is_none_or(char::is_whitespace))
+    };
     let starts_block = line.starts_with('#')
         || line.starts_with('>')
-        || line.starts_with("- ")
-        || line.starts_with("+ ")
+        || marker_then_space(line, "-")
+        || marker_then_space(line, "+")
         || line.starts_with("---")
         || {
             let digits = line.chars().take_while(char::is_ascii_digit).count();
-            digits > 0 && (line[digits..].starts_with(". ") || line[digits..].starts_with(") "))
+            digits > 0
+                && (marker_then_space(&line[digits..], ".")
+                    || marker_then_space(&line[digits..], ")"))
         };
     if !starts_block {
         return line.to_owned();

@@ -370,4 +370,161 @@ mod tests {
         );
         assert_eq!(from_jira(&json!("*x*")).markdown, "**x**");
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Markdown-ish text: block and inline syntax, raw ADF, any character,
+        /// and runs of nesting markers.
+        fn markdown_text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                6 => prop::sample::select(vec![
+                    "> ", ">", "- ", "* ", "1. ", "  ", "\n", "\n\n", "\t", "*", "**", "_",
+                    "~~", "`", "```", "```adf\n", "```adf\n{\"type\":\"rule\"}\n```\n",
+                    "`adf:{\"type\":\"status\"}`", "[", "]", "](https://x.io)",
+                    "[@Ada](accountid:a1)", "![", "#", "## ", "|", "| --- |", "\\", "<b>",
+                    "&amp;", "{", "}", "{{", "h1. ", "----", "José", "🦀", "e\u{301}", "שלום",
+                ])
+                .prop_map(str::to_owned),
+                2 => "[a-z ]{1,8}",
+                1 => any::<char>().prop_map(String::from),
+                1 => (prop::sample::select(vec!["> ", "- ", "*", "["]), 1..80usize)
+                    .prop_map(|(marker, n)| marker.repeat(n)),
+            ];
+            prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
+        }
+
+        /// ADF-ish JSON: nodes of known and unknown types, marks, attributes,
+        /// and values of the wrong shape.
+        fn adf_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<i64>().prop_map(Value::from),
+                ".{0,12}".prop_map(|text| json!({"type": "text", "text": text})),
+                ".{0,12}".prop_map(|text| json!({"type": "text", "text": text, "marks": [{"type": "strong"}, {"type": "link", "attrs": {"href": text}}]})),
+                Just(json!({"type": "hardBreak"})),
+                Just(json!({"type": "rule"})),
+                Just(json!({"type": "mention", "attrs": {"id": "a1", "text": "@Ada"}})),
+                Just(json!({"type": "status", "attrs": {"text": "x"}})),
+                ".{0,8}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(8, 64, 6, |inner| {
+                (
+                    prop::sample::select(vec![
+                        "doc", "paragraph", "heading", "blockquote", "bulletList", "orderedList",
+                        "listItem", "codeBlock", "table", "tableRow", "tableCell", "tableHeader",
+                        "panel", "mediaSingle", "unknown",
+                    ]),
+                    prop::collection::vec(inner, 0..6),
+                    any::<u8>(),
+                )
+                    .prop_map(|(kind, content, n)| {
+                        json!({"type": kind, "content": content, "attrs": {"level": n, "order": n, "language": "x`y"}})
+                    })
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_markdown_is_converted_or_refused_without_panicking(markdown in markdown_text()) {
+                for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+                    match to_jira(flavor, &markdown, DEFAULT_MAX_NESTING_DEPTH) {
+                        Ok(stored) => {
+                            prop_assert!(json_depth(&stored) <= ADF_MAX_JSON_DEPTH);
+                            let _ = from_jira(&stored);
+                        }
+                        Err(TooDeep::Markdown { limit }) => {
+                            prop_assert_eq!(limit, DEFAULT_MAX_NESTING_DEPTH)
+                        }
+                        Err(TooDeep::Document) => {}
+                    }
+                }
+                let _ = from_jira(&json!(markdown));
+            }
+
+            #[test]
+            fn any_wiki_markup_reads_without_panicking(wiki in prop::collection::vec(prop_oneof![
+                4 => prop::sample::select(vec![
+                    "{code}", "{code:rust}", "{noformat}", "{quote}", "{panel}", "{{", "}}",
+                    "\n", "h1. ", "h7. ", "bq. ", "* ", "# ", "*# ", "-", "----", "||", "|", "[",
+                    "]", "[~", "|http://x.io]", "!", "!img.png!", "*", "_", "+", "^", "~", "\\\\",
+                    "\\", " ", "José", "🦀", "e\u{301}",
+                ]).prop_map(str::to_owned),
+                2 => "[a-z]{1,6}",
+                1 => any::<char>().prop_map(String::from),
+            ], 0..80).prop_map(|pieces| pieces.concat())) {
+                let converted = from_jira(&json!(wiki));
+                // What it reads as can be sent back.
+                let _ = to_jira(Flavor::DataCenter, &converted.markdown, MAX_NESTING_DEPTH_LIMIT);
+            }
+
+            #[test]
+            fn any_adf_reads_without_panicking(adf in adf_value()) {
+                let converted = from_jira(&adf);
+                // What it reads as can be sent back.
+                let _ = to_jira(Flavor::Cloud, &converted.markdown, MAX_NESTING_DEPTH_LIMIT);
+            }
+
+            /// Text in an ADF paragraph comes back the same through Markdown:
+            /// the escaping covers every character that means something there.
+            #[test]
+            fn paragraph_text_survives_markdown(text in prop::collection::vec(prop_oneof![
+                4 => "[a-zA-Z0-9 .,:;!?'\"()#*_`\\[\\]<>~|+=/&%$@^{}-]{1,8}",
+                1 => prop::sample::select(vec!["&amp;", "&copy;", "&#35;", "&#x41;", "<b>", "</i>", "<!-- x -->", "1.", "-", "+", "#"]).prop_map(str::to_owned),
+            ], 1..6).prop_map(|pieces| pieces.concat())) {
+                let text = text.trim();
+                prop_assume!(!text.is_empty() && !text.contains("  "));
+                let adf = json!({"type": "doc", "version": 1, "content": [
+                    {"type": "paragraph", "content": [{"type": "text", "text": text}]}
+                ]});
+                let markdown = adf::adf_to_markdown(&adf).markdown;
+                let back = to_jira(Flavor::Cloud, &markdown, DEFAULT_MAX_NESTING_DEPTH);
+                let back = back.map(|doc| doc["content"][0]["content"][0]["text"].clone());
+                prop_assert_eq!(back, Ok(json!(text)), "via {:?}", markdown);
+            }
+
+            /// Canonical Markdown of paragraphs, headings and lists with marks
+            /// comes back the same through ADF, and through wiki markup.
+            #[test]
+            fn canonical_markdown_round_trips(blocks in prop::collection::vec(
+                (0..3usize, prop::collection::vec((0..4usize, "[a-z]{1,6}"), 1..6)),
+                1..5,
+            )) {
+                let mut markdown = String::new();
+                let mut previous = None;
+                for (kind, words) in &blocks {
+                    let line = words
+                        .iter()
+                        .map(|(mark, word)| match mark {
+                            0 => word.clone(),
+                            1 => format!("**{word}**"),
+                            2 => format!("*{word}*"),
+                            _ => format!("`{word}`"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    // Items next to each other are one (tight) list.
+                    match previous {
+                        None => {}
+                        Some(2) if *kind == 2 => markdown.push('\n'),
+                        Some(_) => markdown.push_str("\n\n"),
+                    }
+                    markdown.push_str(&match kind {
+                        0 => line,
+                        1 => format!("## {line}"),
+                        _ => format!("- {line}"),
+                    });
+                    previous = Some(*kind);
+                }
+                let adf = to_jira(Flavor::Cloud, &markdown, DEFAULT_MAX_NESTING_DEPTH);
+                prop_assert!(adf.is_ok());
+                let back = adf.map(|adf| from_jira(&adf).markdown);
+                prop_assert_eq!(back.as_deref(), Ok(markdown.as_str()));
+                let wiki = to_jira(Flavor::DataCenter, &markdown, DEFAULT_MAX_NESTING_DEPTH);
+                let back = wiki.map(|wiki| from_jira(&wiki).markdown);
+                prop_assert_eq!(back.as_deref(), Ok(markdown.as_str()));
+            }
+        }
+    }
 }

@@ -372,10 +372,17 @@ pub fn wiki_to_markdown(wiki: &str) -> super::Converted {
 }
 
 /// Joins converted lines: fenced blocks, quotes and tables get blank lines around
-/// them; other lines keep the wiki's own line structure.
+/// them; other lines keep the wiki's own line structure, blank lines included.
 fn join_blocks(parts: &[String]) -> String {
     let mut out = String::new();
     for part in parts {
+        // A blank line stays one: it ends a paragraph or a list.
+        if part.is_empty() {
+            while !out.is_empty() && !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            continue;
+        }
         let standalone = part.starts_with("```")
             || part.starts_with("| ")
             || part.starts_with("> ")

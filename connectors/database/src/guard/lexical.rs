@@ -536,6 +536,9 @@ mod tests {
         let out = scanned(PG, "SELECT a[1], \"q\"\"x\", $2 FROM t");
         assert_eq!(out.text, "SELECT a[1], \"q\"\"x\", $2 FROM t");
         assert_eq!(out.tokens, 11);
+        // `@` after a name: an operator on PostgreSQL, refused on MySQL only.
+        assert_eq!(scanned(PG, "SELECT a@>b FROM t").tokens, 7);
+        assert!(ambiguous(MY, "SELECT a@b FROM t").construct.contains('@'));
         let out = scanned(LITE, "SELECT [a b], `c` FROM t");
         assert_eq!(out.tokens, 6);
         let out = scanned(MY, "SELECT `a``b`, \"s\"\"t\" FROM t");
@@ -585,6 +588,23 @@ mod tests {
         );
         let refusal = ambiguous(PG, "SELECT\u{a0}1");
         assert_eq!(refusal.construct, "the character U+00A0");
+    }
+
+    #[test]
+    fn only_u_glued_to_an_ampersand_and_a_quote_is_a_unicode_escape() {
+        for sql in [
+            "SELECT a&b FROM t",
+            "SELECT u & 'x' FROM t",
+            "SELECT ux&'1'::int",
+        ] {
+            assert_eq!(scanned(PG, sql).text, sql);
+        }
+        for sql in ["SELECT U&'x'", "SELECT u&\"x\""] {
+            assert!(
+                ambiguous(PG, sql).construct.contains("Unicode escape"),
+                "{sql}"
+            );
+        }
     }
 
     #[test]

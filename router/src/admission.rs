@@ -211,7 +211,12 @@ pub async fn guard(
         Ok(message) => message,
         Err(response) => return *response,
     };
-    let opens_session = !parts.headers.contains_key("mcp-session-id")
+    // rmcp reads a session id that is not visible ASCII as none at all.
+    let opens_session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .is_none()
         && matches!(&message, JsonRpcMessage::Request(r)
             if matches!(r.request, ClientRequest::InitializeRequest(_)));
     let slot = if opens_session {

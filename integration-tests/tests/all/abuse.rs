@@ -152,6 +152,20 @@ async fn a_closed_session_frees_its_slot() {
     drop(response.text().await);
     let (status, body) = post_raw(&http, &router, INIT).await;
     assert_eq!(status, 503, "the only slot is taken: {body}");
+    // A session id rmcp cannot read is no session id: still no slot.
+    let odd = http
+        .post(router.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header(
+            "mcp-session-id",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xe9").expect("obs-text header"),
+        )
+        .body(INIT)
+        .send()
+        .await
+        .expect("initialize with an odd session id");
+    assert_eq!(odd.status().as_u16(), 503);
 
     let deleted = http
         .delete(router.mcp_url())

@@ -401,6 +401,10 @@ async fn a_thousand_subscriptions_stop_at_the_per_session_limit() {
         .await
         .expect("resources/list after the flood");
     assert!(!resources.is_empty());
+    assert!(
+        !tool_names(&client).await.is_empty(),
+        "tools/list after the flood"
+    );
 }
 
 #[tokio::test]

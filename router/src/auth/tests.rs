@@ -585,10 +585,114 @@ async fn a_token_without_kid_uses_the_single_key_without_kid() {
     let other = TestKey::ed25519("x");
     issuer.jwks.lock().expect("lock").push(other.jwk.clone());
     let fresh = issuer.authenticator().await;
-    assert_eq!(
-        refusal(&fresh, &bearer(&key.sign(&issuer.claims()))).await,
-        RejectionKind::InvalidToken(TokenError::NoKid)
+    let mut settings = issuer.settings();
+    settings.jwks_min_refetch = std::time::Duration::ZERO;
+    let eager = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    for auth in [&fresh, &eager] {
+        assert_eq!(
+            refusal(auth, &bearer(&key.sign(&issuer.claims()))).await,
+            RejectionKind::InvalidToken(TokenError::NoKid)
+        );
+        assert_eq!(
+            auth.jwks_fetches(),
+            1,
+            "a missing kid never causes a refetch"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keys_are_refreshed_in_the_background_until_the_authenticator_is_dropped() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_refresh = std::time::Duration::from_millis(100);
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    // A key added at the issuer becomes known without any token asking for it.
+    let added = TestKey::ed25519("added");
+    issuer.jwks.lock().expect("lock").push(added.jwk.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let fetched = issuer.fetches.load(Ordering::SeqCst);
+    assert!(fetched >= 2, "refreshed: {fetched} fetches");
+    assert!(
+        auth.authenticate(&bearer(&added.sign(&issuer.claims())))
+            .await
+            .is_ok()
     );
+    drop(auth);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let after_drop = issuer.fetches.load(Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        after_drop,
+        "the refresh stopped"
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_that_goes_down_leaves_the_known_keys_working() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_refresh = std::time::Duration::from_millis(50);
+    settings.jwks_min_refetch = std::time::Duration::ZERO;
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    issuer.server.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        auth.authenticate(&bearer(&key.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+    let stranger = TestKey::ed25519("stranger");
+    assert_eq!(
+        refusal(&auth, &bearer(&stranger.sign(&issuer.claims()))).await,
+        RejectionKind::InvalidToken(TokenError::UnknownKey)
+    );
+    assert!(
+        auth.authenticate(&bearer(&key.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_jwks_beyond_the_bound_is_cut_off() {
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1000]));
+    let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let doc = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
+    let body = Arc::new(Mutex::new(Some(body)));
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(doc) }),
+        )
+        .route(
+            "/jwks",
+            get(move || {
+                let b = body.lock().expect("lock").take().unwrap_or_default();
+                async move { axum::response::Response::new(b) }
+            }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let err = Authenticator::discover(settings_for(&url), vec![])
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("max_jwks_bytes"), "{err}");
+    server.abort();
 }
 
 #[tokio::test]

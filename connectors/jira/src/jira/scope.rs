@@ -414,9 +414,32 @@ mod tests {
             }
         }
 
+        /// Sequences of valid tokens (words, quoted strings with escapes,
+        /// parentheses, operators, ORDER BY): mostly lexable, often unbalanced.
+        fn jql_tokens() -> impl Strategy<Value = String> {
+            let token = prop_oneof![
+                3 => "[a-zA-Z0-9_.éש🦀]{1,6}",
+                2 => r#""([^"\\\p{Cc}]|\\["'\\nrt])*""#,
+                1 => r#"'([^'\\\p{Cc}]|\\["'\\nrt])*'"#,
+                3 => prop::sample::select(vec![
+                    "(", ")", " ", " ", "\n", "=", "!=", "~", ",", "[", "]", " ORDER BY ",
+                    "order", "by", " AND ", " OR ", "project",
+                ])
+                .prop_map(str::to_owned),
+            ];
+            prop::collection::vec(token, 0..30).prop_map(|tokens| tokens.concat())
+        }
+
         proptest! {
             #[test]
             fn any_text_is_refused_or_wrapped_so_it_cannot_escape(jql in jql_text()) {
+                if let Ok(out) = scope().restrict_jql(&jql) {
+                    assert_wrapped(&out, &jql);
+                }
+            }
+
+            #[test]
+            fn token_sequences_are_refused_or_wrapped_so_they_cannot_escape(jql in jql_tokens()) {
                 if let Ok(out) = scope().restrict_jql(&jql) {
                     assert_wrapped(&out, &jql);
                 }

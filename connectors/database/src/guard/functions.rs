@@ -498,7 +498,6 @@ const SQLITE: &[&str] = &[
     "printf",
     "quote",
     "random",
-    "randomblob",
     "soundex",
     "sqlite_version",
     "strftime",

@@ -832,6 +832,18 @@ fn assignment_custom_operators_and_foreign_clauses_are_refused() {
 }
 
 #[test]
+fn mariadb_set_statement_cannot_lift_the_timeout_of_a_query() {
+    let refusal = refusal(
+        MY,
+        "SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(30)",
+    );
+    assert!(
+        matches!(refusal, Refusal::NotReadOnly { .. } | Refusal::Parse { .. }),
+        "{refusal:?}"
+    );
+}
+
+#[test]
 fn refusals_name_the_statement_kind_from_the_text() {
     assert_eq!(
         refusal(PG, "/* x */ DROP TABLE t"),

@@ -54,6 +54,9 @@ pub struct Condition {
     source: String,
     program: Program,
     uses_args: bool,
+    /// The top-level `&&` operands that do not read `args`: what a listing,
+    /// which has no arguments, can decide.
+    listing: Vec<IdedExpr>,
     error_logged: AtomicBool,
 }
 
@@ -100,10 +103,17 @@ impl Condition {
         let program = env
             .compile(source)
             .map_err(|e| format!("`when` does not parse: {}", one_line(&e.to_string())))?;
+        let mut listing = Vec::new();
+        for conjunct in conjuncts(&expression) {
+            if !walk_reads_args(conjunct)? {
+                listing.push(conjunct.clone());
+            }
+        }
         let condition = Self {
             source: source.to_owned(),
             program,
             uses_args: walk.free.iter().any(|v| v == "args"),
+            listing,
             error_logged: AtomicBool::new(false),
         };
         condition.dry_run(env)?;
@@ -118,6 +128,26 @@ impl Condition {
     /// Whether it reads the call's arguments (then a listing cannot decide it).
     pub fn uses_args(&self) -> bool {
         self.uses_args
+    }
+
+    /// Evaluates what a listing can know: the top-level `&&` operands that do
+    /// not read `args` (all of `when` when it does not read `args`). `False`
+    /// means no arguments could make `when` hold.
+    pub fn evaluate_for_listing(&self, context: &Context<'_, '_>) -> Outcome {
+        for conjunct in &self.listing {
+            match context.resolve(conjunct) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => return Outcome::False,
+                Ok(other) => {
+                    return Outcome::Error(format!(
+                        "evaluated to a {}, not a bool",
+                        other.type_of()
+                    ));
+                }
+                Err(e) => return Outcome::Error(one_line(&e.to_string())),
+            }
+        }
+        Outcome::True
     }
 
     /// Evaluates against bound variables.
@@ -191,6 +221,26 @@ fn check_references(env: &Arc<Env>, walk: &Walk) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The operands of the top-level `&&` chain (the whole expression when it is no `&&`).
+fn conjuncts(root: &IdedExpr) -> Vec<&IdedExpr> {
+    let mut found = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        match &node.expr {
+            Expr::Call(call) if call.func_name == "_&&_" && call.target.is_none() => {
+                stack.extend(call.args.iter().rev());
+            }
+            _ => found.push(node),
+        }
+    }
+    found
+}
+
+/// Whether a subtree reads the `args` variable.
+fn walk_reads_args(node: &IdedExpr) -> Result<bool, String> {
+    Ok(walk(node)?.free.iter().any(|v| v == "args"))
 }
 
 /// The children of a node.
@@ -336,6 +386,27 @@ mod tests {
                 .expect("ok")
                 .uses_args()
         );
+    }
+
+    #[test]
+    fn a_listing_decides_the_conjuncts_that_do_not_read_args() {
+        let c = compile("args.limit <= 100 && 'analysts' in jwt.groups && tool.connector == 'c'")
+            .expect("ok");
+        let analyst = context_with(serde_json::json!({"groups": ["analysts"]}));
+        let other = context_with(serde_json::json!({"groups": ["ops"]}));
+        assert_eq!(c.evaluate_for_listing(&analyst), Outcome::True);
+        assert_eq!(c.evaluate_for_listing(&other), Outcome::False);
+        assert!(matches!(
+            c.evaluate_for_listing(&context_with(serde_json::json!({}))),
+            Outcome::Error(_)
+        ));
+        // Under `||` nothing can be split off: a listing cannot rule it out.
+        let either = compile("args.limit <= 100 || 'analysts' in jwt.groups").expect("ok");
+        assert_eq!(either.evaluate_for_listing(&other), Outcome::True);
+        // Without args the listing decides all of it.
+        let plain = compile("'analysts' in jwt.groups").expect("ok");
+        assert_eq!(plain.evaluate_for_listing(&other), Outcome::False);
+        assert_eq!(plain.evaluate_for_listing(&analyst), Outcome::True);
     }
 
     #[test]

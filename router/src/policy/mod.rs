@@ -24,9 +24,11 @@
 //! answer 403 `insufficient_scope` with those scopes so the client can step
 //! up), or [`Decision::Hidden`] (no rule can: answer exactly as for an unknown
 //! tool). [`Policy::visible`] answers a listing: a tool is listed when some
-//! rule's glob and `when` hold for the principal, scopes aside; a `when` that
-//! reads `args` cannot be decided before the call, so it counts as holding for
-//! the listing. Without a policy ([`Policy::allow_all`]) every valid token may
+//! rule's glob and `when` hold for the principal, scopes aside. A listing has
+//! no arguments: of a `when` that reads `args`, only the top-level `&&`
+//! operands that do not are evaluated (`args.limit < 100 && "analysts" in
+//! jwt.groups` lists the tool to analysts only); under `||` nothing can be
+//! split off, so such a rule counts as holding for the listing. Without a policy ([`Policy::allow_all`]) every valid token may
 //! use every tool. The local stdio user is trusted and always allowed.
 //!
 //! [`check`] and [`explain`] are the `switchboard policy check|explain` commands.
@@ -331,12 +333,17 @@ impl Policy {
             return Outcome::True;
         };
         let outcome = when.evaluate(context);
-        if let Outcome::Error(reason) = &outcome
+        Self::log_failure(rule, when, &outcome);
+        outcome
+    }
+
+    /// Logs a condition's first failure (once per rule).
+    fn log_failure(rule: &Rule, when: &Condition, outcome: &Outcome) {
+        if let Outcome::Error(reason) = outcome
             && when.first_failure()
         {
             tracing::warn!(rule = rule.number, when = when.source(), %reason, "policy condition failed and counts as false (logged once per rule)");
         }
-        outcome
     }
 
     /// The decision for `principal` calling `tool` with `args`.
@@ -392,12 +399,13 @@ impl Policy {
             .filter(|r| r.matches_tool(tool.name))
             .any(|rule| match &rule.when {
                 None => true,
-                Some(when) if when.uses_args() => true,
-                Some(_) => {
+                Some(when) => {
                     let context = context.get_or_insert_with(|| {
                         self.context(principal, tool, &Value::Object(Default::default()))
                     });
-                    Self::holds(rule, context) == Outcome::True
+                    let outcome = when.evaluate_for_listing(context);
+                    Self::log_failure(rule, when, &outcome);
+                    outcome == Outcome::True
                 }
             })
     }

@@ -234,6 +234,29 @@ fn when_on_args_decides_the_call_but_not_the_listing() {
 }
 
 #[test]
+fn a_listing_uses_what_it_knows_of_a_when_that_reads_args() {
+    let policy = Policy::from_toml(
+        "[[allow]]\ntools = [\"database_*\"]\nwhen = 'args.limit <= 100 && \"analysts\" in jwt.groups'\n",
+    )
+    .expect("valid");
+    let analyst = principal(json!({"sub": "a", "groups": ["analysts"]}));
+    let outsider = principal(json!({"sub": "o", "groups": ["ops"]}));
+    assert!(policy.visible(&analyst, &QUERY));
+    assert!(
+        !policy.visible(&outsider, &QUERY),
+        "no arguments could let an outsider in"
+    );
+    assert_eq!(
+        policy.decide(&analyst, &QUERY, &json!({"limit": 5})),
+        Decision::Allow { rule: Some(1) }
+    );
+    assert_eq!(
+        policy.decide(&outsider, &QUERY, &json!({"limit": 5})),
+        Decision::Hidden
+    );
+}
+
+#[test]
 fn a_failing_when_counts_as_false_for_calls_and_listing() {
     let policy = Policy::from_toml(EXAMPLE).expect("valid");
     // `groups` is a string: `in` on it fails.

@@ -119,6 +119,59 @@ enum Notice {
     Ask(pb::ClientRequest),
 }
 
+/// The notices of one tool call on their way to the client: a bounded queue
+/// (`notification_queue`). When it is full, progress and logs are dropped and
+/// counted; a question is handed back, to be refused to the connector.
+struct NoticeQueue {
+    tx: Option<mpsc::Sender<Notice>>,
+    capacity: usize,
+    dropped: std::sync::atomic::AtomicUsize,
+}
+
+impl NoticeQueue {
+    fn new(capacity: usize) -> (Self, mpsc::Receiver<Notice>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let queue = Self {
+            tx: Some(tx),
+            capacity,
+            dropped: std::sync::atomic::AtomicUsize::new(0),
+        };
+        (queue, rx)
+    }
+
+    /// Queues `notice`; a question that cannot be queued comes back with why.
+    fn push(&self, notice: Notice) -> Option<(pb::ClientRequest, String)> {
+        let tx = self.tx.as_ref()?;
+        let (notice, why) = match tx.try_send(notice) {
+            Ok(()) => return None,
+            Err(mpsc::error::TrySendError::Full(notice)) => (
+                notice,
+                format!(
+                    "the router's notification queue for this call is full (notification_queue = {}): the question was not put to the client",
+                    self.capacity
+                ),
+            ),
+            Err(mpsc::error::TrySendError::Closed(notice)) => (
+                notice,
+                "the MCP client is gone: the question was not put to it".to_owned(),
+            ),
+        };
+        match notice {
+            Notice::Ask(ask) => Some((ask, why)),
+            _ => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Ends the queue (the forwarder then finishes); how many were dropped.
+    fn close(mut self) -> usize {
+        self.tx = None;
+        self.dropped.into_inner()
+    }
+}
+
 /// Sends one log notification (MCP logging is deprecated by SEP-2577 in rmcp,
 /// but clients of the current protocol versions use it).
 #[allow(deprecated)]
@@ -266,27 +319,16 @@ impl Router {
         let min_level = self.session.log_level.load(Ordering::Relaxed);
         // Bounded: a client that reads slowly loses progress and log
         // notifications (counted, logged once), never the result.
-        let (notice_tx, mut notice_rx) = mpsc::channel::<Notice>(self.limits.notification_queue);
-        let dropped = std::sync::atomic::AtomicUsize::new(0);
-        let notify = |notice: Notice| match notice_tx.try_send(notice) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Notice::Ask(ask))) => {
+        let (notices, mut notice_rx) = NoticeQueue::new(self.limits.notification_queue);
+        let notify = |notice: Notice| {
+            if let Some((ask, why)) = notices.push(notice) {
                 // A question must be answered, or the connector waits for
                 // nothing: it is told at once that it was not asked.
                 let upstream = upstream.clone();
-                let queue = self.limits.notification_queue;
                 tokio::spawn(async move {
-                    crate::interact::refuse(&upstream, ask, &format!(
-                        "the router's notification queue for this call is full (notification_queue = {queue}): the question was not put to the client"
-                    ))
-                    .await;
+                    crate::interact::refuse(&upstream, ask, &why).await;
                 });
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            // The client is gone: nobody to tell.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         };
         let forwarder = (progress_token.is_some() || kind == ResultKind::Events).then(|| {
             let peer = context.peer.clone();
@@ -388,14 +430,13 @@ impl Router {
             }
             r = upstream.call(&entry, message, &traceparent, on_message).instrument(span.clone()) => r,
         };
-        drop(notice_tx);
+        let dropped = notices.close();
         if let Some(timer) = poll_timer {
             timer.abort();
         }
         if let Some(f) = forwarder {
             let _ = f.await;
         }
-        let dropped = dropped.into_inner();
         if dropped > 0 {
             NOTIFICATIONS_DROPPED.hit(
                 self.limits.notification_queue,
@@ -853,6 +894,49 @@ mod tests {
         );
         assert!(text.contains("connector jira"), "{text}");
         assert!(text.contains("check the identifier"), "{text}");
+    }
+
+    fn progress(n: f64) -> Notice {
+        Notice::Progress {
+            progress: n,
+            total: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_full_notice_queue_drops_progress_and_hands_questions_back() {
+        let (queue, mut rx) = NoticeQueue::new(2);
+        assert!(queue.push(progress(1.0)).is_none());
+        assert!(queue.push(progress(2.0)).is_none());
+        for n in 3..1000 {
+            assert!(queue.push(progress(f64::from(n))).is_none());
+        }
+        let ask = pb::ClientRequest {
+            id: "q-1".to_owned(),
+            request: None,
+        };
+        let (back, why) = queue
+            .push(Notice::Ask(ask))
+            .expect("a question is never dropped");
+        assert_eq!(back.id, "q-1");
+        assert!(why.contains("notification_queue = 2"), "{why}");
+        // What was queued is what the client gets, in order.
+        assert!(matches!(rx.try_recv(), Ok(Notice::Progress { progress, .. }) if progress == 1.0));
+        assert!(queue.push(progress(1000.0)).is_none(), "room again");
+        assert_eq!(queue.close(), 997, "997 progress notices did not fit");
+    }
+
+    #[test]
+    fn a_question_for_a_client_that_is_gone_is_handed_back() {
+        let (queue, rx) = NoticeQueue::new(4);
+        drop(rx);
+        let ask = pb::ClientRequest {
+            id: "q-2".to_owned(),
+            request: None,
+        };
+        let (_, why) = queue.push(Notice::Ask(ask)).expect("handed back");
+        assert!(why.contains("client is gone"), "{why}");
     }
 
     #[test]

@@ -269,9 +269,11 @@ fn referenced_message(field: &FieldDescriptor) -> Option<MessageDescriptor> {
     }
 }
 
-/// The messages reachable from `root` that more than one field refers to: they
-/// are written once under `$defs`. Every other message has a single place in
-/// the schema. An iterative walk, each message visited once.
+/// The messages reachable from `root` that fields of more than one place refer
+/// to: they are written once under `$defs`. A message's fields of its own type
+/// do not count (its recursion is referenced anyway, and a message used once
+/// stays inline where a reader expects it). An iterative walk, each message
+/// visited once.
 fn shared_messages(root: &MessageDescriptor) -> HashSet<String> {
     let mut references: HashMap<String, usize> = HashMap::new();
     let mut seen: HashSet<String> = HashSet::from([root.full_name().to_owned()]);
@@ -281,6 +283,9 @@ fn shared_messages(root: &MessageDescriptor) -> HashSet<String> {
             let Some(target) = referenced_message(&field) else {
                 continue;
             };
+            if target.full_name() == message.full_name() {
+                continue;
+            }
             *references.entry(target.full_name().to_owned()).or_default() += 1;
             if seen.insert(target.full_name().to_owned()) {
                 stack.push(target);
@@ -660,6 +665,28 @@ mod tests {
             json!({"$ref": "#/$defs/t.Node"})
         );
         assert!(schema["$defs"]["t.Node"]["properties"]["child"]["$ref"].is_string());
+    }
+
+    #[test]
+    fn a_recursive_message_used_once_stays_inline_with_its_recursion_referenced() {
+        let pool = pool(vec![
+            DescriptorProto {
+                name: Some("Root".into()),
+                field: vec![message_field("meta", 1, "Meta")],
+                ..Default::default()
+            },
+            DescriptorProto {
+                name: Some("Meta".into()),
+                field: vec![message_field("parent", 1, "Meta")],
+                ..Default::default()
+            },
+        ]);
+        let schema = schema_of(&pool, "t.Root", generous()).unwrap();
+        assert_eq!(
+            schema["properties"]["meta"]["properties"]["parent"],
+            json!({"$ref": "#/$defs/t.Meta"})
+        );
+        assert!(schema["$defs"]["t.Meta"]["properties"]["parent"]["$ref"].is_string());
     }
 
     #[test]

@@ -7,6 +7,21 @@
 //! (`basic` for `ANALYSIS_DEPTH_BASIC`). Decoding itself is prost-reflect's
 //! proto3 JSON mapping with unknown fields denied. Results are encoded back with
 //! proto field names, every field present, and 64-bit integers as numbers.
+//!
+//! What the checks enforce, each error naming the field's path (`items[2].id`,
+//! `labels["a"]`): integers in their type's range, as JSON numbers without a
+//! fraction or decimal strings (`-3.0` or `3.5` for a `uint32` and `1e20` for an
+//! `int64` are refused); floats in range, or `"NaN"`, `"Infinity"`,
+//! `"-Infinity"` and numeric strings; booleans; strings; bytes as valid base64;
+//! enums by name, short name or defined number; map keys of the key's type;
+//! well-known wrappers (`google.protobuf.Int32Value`, ...) like the value they
+//! wrap, `null` meaning unset; Timestamp and Duration strings that parse;
+//! Struct as an object, ListValue as an array, Value as anything; at most one
+//! member of a oneof; a field given once (not by both its names); required
+//! fields present and not `null`. Before any of it, the nesting depth of the
+//! arguments is measured with an explicit stack (no recursion) and refused
+//! beyond [`MAX_ARGUMENT_DEPTH`], so the recursive checks and prost-reflect's
+//! decoding below never go deeper than that, whatever the JSON parser allowed.
 
 use prost::Message;
 use prost_reflect::{
@@ -23,12 +38,46 @@ use crate::schema::is_required;
 #[error("{0}")]
 pub struct ArgumentError(pub String);
 
+/// Deepest nesting of objects and arrays accepted in tool arguments
+/// (`max_argument_depth`). serde_json's own parse limit is 128, but a
+/// `google.protobuf.Struct` costs prost-reflect two message levels per JSON
+/// level against prost's decoding limit of 100, so past about 48 levels a
+/// free-form argument would fail with a message naming no field.
+pub const MAX_ARGUMENT_DEPTH: usize = 32;
+
+/// The deepest nesting of arrays and objects in `value` (a scalar is 0, `{}`
+/// is 1), measured without recursion; stops counting once past `limit`.
+fn nesting_depth(value: &Json, limit: usize) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Json>> = match value {
+            Json::Array(items) => Box::new(items.iter()),
+            Json::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        let depth = depth + 1;
+        deepest = deepest.max(depth);
+        if depth > limit {
+            return deepest;
+        }
+        stack.extend(children.map(|child| (child, depth)));
+    }
+    deepest
+}
+
 /// Decodes tool arguments into a request message.
 pub fn decode_arguments(
     desc: &MessageDescriptor,
     arguments: Option<Map<String, Json>>,
 ) -> Result<DynamicMessage, ArgumentError> {
     let mut value = Json::Object(arguments.unwrap_or_default());
+    if nesting_depth(&value, MAX_ARGUMENT_DEPTH) > MAX_ARGUMENT_DEPTH {
+        return Err(ArgumentError(format!(
+            "arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels of objects and arrays, \
+             the router's limit max_argument_depth: flatten them"
+        )));
+    }
     check_message(desc, &mut value, "")?;
     DynamicMessage::deserialize_with_options(
         desc.clone(),
@@ -114,6 +163,7 @@ fn check_message(
         )));
     };
     let mut oneofs_seen: Vec<(String, String)> = Vec::new();
+    let mut fields_seen: Vec<u32> = Vec::new();
     for (key, field_value) in map.iter_mut() {
         let field = desc
             .get_field_by_name(key)
@@ -130,6 +180,15 @@ fn check_message(
                 at(path, key)
             )));
         };
+        if fields_seen.contains(&field.number()) {
+            return Err(ArgumentError(format!(
+                "argument {:?} is given twice (as {:?} and {:?}); give it once",
+                at(path, field.name()),
+                field.name(),
+                field.json_name()
+            )));
+        }
+        fields_seen.push(field.number());
         if field_value.is_null() {
             continue;
         }
@@ -146,10 +205,8 @@ fn check_message(
         check_field(&field, field_value, &at(path, field.name()))?;
     }
     for field in desc.fields() {
-        if is_required(&field)
-            && !map.contains_key(field.name())
-            && !map.contains_key(field.json_name())
-        {
+        let given = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
+        if is_required(&field) && !given(field.name()) && !given(field.json_name()) {
             return Err(ArgumentError(format!(
                 "missing required argument {:?}",
                 at(path, field.name())
@@ -168,8 +225,14 @@ fn check_field(field: &FieldDescriptor, value: &mut Json, path: &str) -> Result<
             )));
         };
         if let Kind::Message(entry) = field.kind() {
+            let key_kind = entry.map_entry_key_field().kind();
             let value_field = entry.map_entry_value_field();
             for (k, v) in entries.iter_mut() {
+                if let Some(expected) = map_key_expectation(&key_kind, k) {
+                    return Err(ArgumentError(format!(
+                        "field {path:?}: key {k:?} is not {expected}"
+                    )));
+                }
                 check_single(&value_field.kind(), v, &format!("{path}[{k:?}]"))?;
             }
         }
@@ -192,29 +255,38 @@ fn check_field(field: &FieldDescriptor, value: &mut Json, path: &str) -> Result<
 
 fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), ArgumentError> {
     let expected = match kind {
-        Kind::Double | Kind::Float => {
-            if value.is_number() || matches!(value.as_str(), Some("NaN" | "Infinity" | "-Infinity"))
-            {
+        Kind::Double => {
+            if is_float(value, f64::MAX) {
                 return Ok(());
             }
             "a number"
+        }
+        Kind::Float => {
+            if is_float(value, f64::from(f32::MAX)) {
+                return Ok(());
+            }
+            "a number within the range of a 32-bit float"
         }
         Kind::Int32
         | Kind::Sint32
         | Kind::Sfixed32
         | Kind::Int64
         | Kind::Sint64
-        | Kind::Sfixed64 => {
-            if is_integer(value, true) {
+        | Kind::Sfixed64
+        | Kind::Uint32
+        | Kind::Fixed32
+        | Kind::Uint64
+        | Kind::Fixed64 => {
+            let range = IntegerRange::of(kind);
+            if range.contains(value) {
                 return Ok(());
             }
-            "an integer"
-        }
-        Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
-            if is_integer(value, false) {
-                return Ok(());
-            }
-            "a non-negative integer"
+            return Err(ArgumentError(format!(
+                "field {path:?}: expected {}, got {} ({})",
+                range.kind,
+                describe(value),
+                range.expected
+            )));
         }
         Kind::Bool => {
             if value.is_boolean() {
@@ -222,15 +294,17 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
             }
             "true or false"
         }
-        Kind::String | Kind::Bytes => {
+        Kind::String => {
             if value.is_string() {
                 return Ok(());
             }
-            if matches!(kind, Kind::Bytes) {
-                "a base64 string"
-            } else {
-                "a string"
+            "a string"
+        }
+        Kind::Bytes => {
+            if value.as_str().is_some_and(is_base64) {
+                return Ok(());
             }
+            "a base64 string"
         }
         Kind::Enum(e) => {
             let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
@@ -278,25 +352,135 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
     )))
 }
 
-fn is_integer(value: &Json, signed: bool) -> bool {
-    match value {
-        Json::Number(n) => {
-            n.as_u64().is_some()
-                || (signed && n.as_i64().is_some())
-                || n.as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && (signed || f >= 0.0))
+/// The values an integer kind takes, and how to say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IntegerRange {
+    min: i128,
+    max: i128,
+    /// What the value should be, with its range.
+    expected: &'static str,
+    /// The same, short, for the error of a plain field (the range follows it).
+    kind: &'static str,
+}
+
+impl IntegerRange {
+    const INT32: Self = Self {
+        min: i32::MIN as i128,
+        max: i32::MAX as i128,
+        expected: "an integer from -2147483648 to 2147483647",
+        kind: "an integer",
+    };
+    const UINT32: Self = Self {
+        min: 0,
+        max: u32::MAX as i128,
+        expected: "an integer from 0 to 4294967295",
+        kind: "a non-negative integer",
+    };
+    const INT64: Self = Self {
+        min: i64::MIN as i128,
+        max: i64::MAX as i128,
+        expected: "a 64-bit integer (a number, or a decimal string)",
+        kind: "an integer",
+    };
+    const UINT64: Self = Self {
+        min: 0,
+        max: u64::MAX as i128,
+        expected: "a non-negative 64-bit integer (a number, or a decimal string)",
+        kind: "a non-negative integer",
+    };
+
+    /// The range of an integer kind (the 64-bit one for any other kind).
+    fn of(kind: &Kind) -> Self {
+        match kind {
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Self::INT32,
+            Kind::Uint32 | Kind::Fixed32 => Self::UINT32,
+            Kind::Uint64 | Kind::Fixed64 => Self::UINT64,
+            _ => Self::INT64,
         }
-        // The proto3 JSON mapping also accepts integers as decimal strings.
-        Json::String(s) => {
-            let s = s.trim();
-            if signed {
-                s.parse::<i64>().is_ok()
-            } else {
-                s.parse::<u64>().is_ok()
+    }
+
+    /// Whether `value` is an integer in range: a JSON number without a
+    /// fraction (`3.0` is 3; `3.5`, `-3.0` for an unsigned type, `1e20` for a
+    /// 64-bit one are not), or a decimal string as the proto3 JSON mapping allows.
+    fn contains(self, value: &Json) -> bool {
+        match value {
+            Json::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    (self.min..=self.max).contains(&i128::from(i))
+                } else if let Some(u) = n.as_u64() {
+                    (self.min..=self.max).contains(&i128::from(u))
+                } else {
+                    // max + 1 is a power of two, exact as a double; max itself
+                    // may round up to it, hence the strict comparison.
+                    n.as_f64().is_some_and(|f| {
+                        f.fract() == 0.0 && f >= self.min as f64 && f < (self.max + 1) as f64
+                    })
+                }
             }
+            // As prost-reflect parses them: Rust's integer syntax, no sign on
+            // an unsigned type.
+            Json::String(s) => {
+                if self.min == 0 {
+                    s.parse::<u128>()
+                        .is_ok_and(|n| n <= self.max.unsigned_abs())
+                } else {
+                    s.parse::<i128>()
+                        .is_ok_and(|n| (self.min..=self.max).contains(&n))
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A JSON number within `max` in magnitude, `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`, or a string holding a finite number within `max`.
+fn is_float(value: &Json, max: f64) -> bool {
+    match value {
+        Json::Number(n) => n.as_f64().is_some_and(|f| f.abs() <= max),
+        Json::String(s) => {
+            matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity")
+                || s.parse::<f64>()
+                    .is_ok_and(|f| f.is_finite() && f.abs() <= max)
         }
         _ => false,
     }
+}
+
+/// Whether `s` is base64 as prost-reflect decodes it: the standard or the
+/// URL-safe alphabet, padded or not.
+fn is_base64(s: &str) -> bool {
+    use base64::Engine as _;
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CONFIG);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
+    STANDARD.decode(s).is_ok() || URL_SAFE.decode(s).is_ok()
+}
+
+/// What a map key should have been, if `key` does not fit the key kind.
+fn map_key_expectation(kind: &Kind, key: &str) -> Option<&'static str> {
+    let ok = match kind {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => key.parse::<i32>().is_ok(),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => key.parse::<i64>().is_ok(),
+        Kind::Uint32 | Kind::Fixed32 => key.parse::<u32>().is_ok(),
+        Kind::Uint64 | Kind::Fixed64 => key.parse::<u64>().is_ok(),
+        Kind::Bool => matches!(key, "true" | "false"),
+        _ => true,
+    };
+    if ok {
+        return None;
+    }
+    Some(match kind {
+        Kind::Bool => "true or false",
+        Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
+            "a non-negative integer of the key's type"
+        }
+        _ => "an integer of the key's type",
+    })
 }
 
 /// `basic`, `Basic` or `BASIC` for `ANALYSIS_DEPTH_BASIC` (the enum's common prefix
@@ -327,36 +511,59 @@ fn is_well_known(full_name: &str) -> bool {
     full_name.starts_with("google.protobuf.")
 }
 
-/// For the well-known types with a scalar JSON form, what a wrong value should have been.
+/// For the well-known types with a JSON form of their own, what a wrong value
+/// should have been (`None` when it fits, or for types without such a form).
 fn well_known_expectation(full_name: &str, value: &Json) -> Option<&'static str> {
-    let ok = match full_name {
-        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask" => {
-            value.is_string()
+    use std::str::FromStr as _;
+    let (ok, expected) = match full_name {
+        "google.protobuf.Timestamp" => (
+            value
+                .as_str()
+                .is_some_and(|s| prost_types::Timestamp::from_str(s).is_ok()),
+            "an RFC 3339 timestamp string such as 2024-05-01T12:00:00Z",
+        ),
+        "google.protobuf.Duration" => (
+            value
+                .as_str()
+                .is_some_and(|s| prost_types::Duration::from_str(s).is_ok()),
+            "a duration string such as 1.5s",
+        ),
+        "google.protobuf.FieldMask" => {
+            (value.is_string(), "a comma-separated string of field paths")
         }
-        "google.protobuf.Struct" => value.is_object(),
-        "google.protobuf.ListValue" => value.is_array(),
-        "google.protobuf.BoolValue" => value.is_boolean(),
-        "google.protobuf.StringValue" | "google.protobuf.BytesValue" => value.is_string(),
-        "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => value.is_number(),
-        "google.protobuf.Int32Value" | "google.protobuf.Int64Value" => is_integer(value, true),
-        "google.protobuf.UInt32Value" | "google.protobuf.UInt64Value" => is_integer(value, false),
-        _ => true,
+        "google.protobuf.Struct" | "google.protobuf.Empty" => (value.is_object(), "an object"),
+        "google.protobuf.Any" => (
+            value.get("@type").is_some_and(Json::is_string),
+            "an object with a \"@type\" string",
+        ),
+        "google.protobuf.ListValue" => (value.is_array(), "an array"),
+        "google.protobuf.BoolValue" => (value.is_boolean(), "true or false"),
+        "google.protobuf.StringValue" => (value.is_string(), "a string"),
+        "google.protobuf.BytesValue" => (value.as_str().is_some_and(is_base64), "a base64 string"),
+        "google.protobuf.DoubleValue" => (is_float(value, f64::MAX), "a number"),
+        "google.protobuf.FloatValue" => (
+            is_float(value, f64::from(f32::MAX)),
+            "a number within the range of a 32-bit float",
+        ),
+        "google.protobuf.Int32Value" => {
+            let range = IntegerRange::INT32;
+            (range.contains(value), range.expected)
+        }
+        "google.protobuf.UInt32Value" => {
+            let range = IntegerRange::UINT32;
+            (range.contains(value), range.expected)
+        }
+        "google.protobuf.Int64Value" => {
+            let range = IntegerRange::INT64;
+            (range.contains(value), range.expected)
+        }
+        "google.protobuf.UInt64Value" => {
+            let range = IntegerRange::UINT64;
+            (range.contains(value), range.expected)
+        }
+        _ => (true, ""),
     };
-    if ok {
-        return None;
-    }
-    Some(match full_name {
-        "google.protobuf.Timestamp" => "an RFC 3339 timestamp string such as 2024-05-01T12:00:00Z",
-        "google.protobuf.Duration" => "a duration string such as 1.5s",
-        "google.protobuf.FieldMask" => "a comma-separated string of field paths",
-        "google.protobuf.Struct" => "an object",
-        "google.protobuf.ListValue" => "an array",
-        "google.protobuf.BoolValue" => "true or false",
-        "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => "a number",
-        "google.protobuf.UInt32Value" | "google.protobuf.UInt64Value" => "a non-negative integer",
-        "google.protobuf.Int32Value" | "google.protobuf.Int64Value" => "an integer",
-        _ => "a string",
-    })
+    (!ok).then_some(expected)
 }
 
 /// A tonic codec for messages known only at run time.
@@ -430,5 +637,504 @@ mod whole_number_tests {
             v.to_string(),
             r#"{"big":1e+300,"n":41,"rows":[[3,"3.0"]],"x":2.5}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::{DescriptorPool, MapKey, Value};
+    use serde_json::json;
+
+    const TEST_PROTO: &str = r#"
+syntax = "proto3";
+package t;
+import "google/protobuf/any.proto";
+import "google/protobuf/duration.proto";
+import "google/protobuf/empty.proto";
+import "google/protobuf/field_mask.proto";
+import "google/protobuf/struct.proto";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+
+enum Color { COLOR_UNSPECIFIED = 0; COLOR_RED = 1; COLOR_DARK_BLUE = 2; }
+message Inner { string name = 1; optional int32 n = 2; }
+message All {
+  optional int32 i32 = 1; optional uint32 u32 = 2; optional int64 i64 = 3; optional uint64 u64 = 4;
+  optional sint32 s32 = 5; optional fixed64 fx64 = 6; optional double d = 7; optional float f = 8;
+  optional bool b = 9; optional string s = 10; optional bytes by = 11; optional Color color = 12;
+  repeated int32 ints = 13; map<string, int32> counts = 14; map<int32, string> by_id = 15;
+  map<bool, string> flags = 16; map<uint64, Inner> inners = 17;
+  Inner inner = 18; repeated Inner inner_list = 19;
+  google.protobuf.Int32Value w_i32 = 20; google.protobuf.UInt32Value w_u32 = 21;
+  google.protobuf.Int64Value w_i64 = 22; google.protobuf.UInt64Value w_u64 = 23;
+  google.protobuf.BoolValue w_b = 24; google.protobuf.StringValue w_s = 25;
+  google.protobuf.BytesValue w_by = 26; google.protobuf.DoubleValue w_d = 27;
+  google.protobuf.FloatValue w_f = 28;
+  google.protobuf.Struct st = 29; google.protobuf.Value v = 30; google.protobuf.ListValue lv = 31;
+  google.protobuf.Timestamp ts = 32; google.protobuf.Duration du = 33;
+  google.protobuf.Empty em = 34; google.protobuf.FieldMask fm = 35; google.protobuf.Any any = 36;
+  oneof target { string user = 40; int64 user_id = 41; }
+  repeated Color colors = 42;
+  map<int64, int64> big = 43;
+}
+message Required { string name = 1; int32 count = 2; optional string note = 3; }
+"#;
+
+    struct TestFiles;
+
+    impl protox::file::FileResolver for TestFiles {
+        fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+            if name == "test.proto" {
+                protox::file::File::from_source(name, TEST_PROTO)
+            } else {
+                protox::file::GoogleFileResolver::new().open_file(name)
+            }
+        }
+    }
+
+    fn pool() -> DescriptorPool {
+        let mut compiler = protox::Compiler::with_file_resolver(TestFiles);
+        compiler.include_imports(true);
+        compiler
+            .open_file("test.proto")
+            .expect("test proto compiles");
+        DescriptorPool::from_file_descriptor_set(compiler.file_descriptor_set()).unwrap()
+    }
+
+    fn message(name: &str) -> MessageDescriptor {
+        pool().get_message_by_name(name).unwrap()
+    }
+
+    fn decode(name: &str, arguments: Json) -> Result<DynamicMessage, String> {
+        let Json::Object(map) = arguments else {
+            panic!("arguments must be an object")
+        };
+        decode_arguments(&message(name), Some(map)).map_err(|e| e.0)
+    }
+
+    fn ok(arguments: Json) -> DynamicMessage {
+        decode("t.All", arguments.clone())
+            .unwrap_or_else(|e| panic!("{arguments} was refused: {e}"))
+    }
+
+    /// Asserts `arguments` is refused with an error containing every one of `needles`.
+    fn refused(arguments: Json, needles: &[&str]) {
+        match decode("t.All", arguments.clone()) {
+            Ok(m) => panic!("{arguments} was accepted as {m:?}"),
+            Err(e) => {
+                for needle in needles {
+                    assert!(e.contains(needle), "{arguments}: {e:?} lacks {needle:?}");
+                }
+                assert!(
+                    !e.starts_with("invalid arguments:"),
+                    "{arguments}: refused by the decoder, not by a check naming the field: {e}"
+                );
+            }
+        }
+    }
+
+    fn field(m: &DynamicMessage, name: &str) -> Value {
+        m.get_field_by_name(name).unwrap().into_owned()
+    }
+
+    #[test]
+    fn integers_are_accepted_up_to_their_bounds_as_numbers_and_strings() {
+        let m = ok(json!({
+            "i32": i32::MIN, "u32": u32::MAX, "i64": i64::MIN, "u64": u64::MAX,
+            "s32": i32::MAX, "fx64": "18446744073709551615"
+        }));
+        assert_eq!(field(&m, "i32"), Value::I32(i32::MIN));
+        assert_eq!(field(&m, "u32"), Value::U32(u32::MAX));
+        assert_eq!(field(&m, "i64"), Value::I64(i64::MIN));
+        assert_eq!(field(&m, "u64"), Value::U64(u64::MAX));
+        assert_eq!(field(&m, "s32"), Value::I32(i32::MAX));
+        assert_eq!(field(&m, "fx64"), Value::U64(u64::MAX));
+        let m = ok(json!({"i64": "9223372036854775807", "u64": "0", "i32": "-7", "u32": 3.0}));
+        assert_eq!(field(&m, "i64"), Value::I64(i64::MAX));
+        assert_eq!(field(&m, "i32"), Value::I32(-7));
+        assert_eq!(field(&m, "u32"), Value::U32(3));
+        let m = ok(json!({"i32": 2147483647.0, "i64": -9.0e15, "u64": 1.8e19}));
+        assert_eq!(field(&m, "i32"), Value::I32(i32::MAX));
+        assert_eq!(field(&m, "i64"), Value::I64(-9_000_000_000_000_000));
+        assert_eq!(field(&m, "u64"), Value::U64(18_000_000_000_000_000_000));
+    }
+
+    #[test]
+    fn integers_out_of_range_or_with_a_fraction_are_refused_naming_the_field() {
+        refused(
+            json!({"i32": 2147483648i64}),
+            &["\"i32\"", "-2147483648 to 2147483647"],
+        );
+        refused(json!({"i32": -2147483649i64}), &["\"i32\""]);
+        refused(json!({"i32": 2147483648.0}), &["\"i32\""]);
+        refused(json!({"s32": "2147483648"}), &["\"s32\""]);
+        refused(json!({"u32": -1}), &["\"u32\"", "0 to 4294967295"]);
+        refused(json!({"u32": -3.0}), &["\"u32\"", "got -3.0"]);
+        refused(json!({"u32": 3.5}), &["\"u32\"", "got 3.5"]);
+        refused(json!({"u32": 4294967296u64}), &["\"u32\""]);
+        refused(json!({"u32": "4294967296"}), &["\"u32\""]);
+        refused(json!({"i64": 1e20}), &["\"i64\"", "64-bit integer"]);
+        refused(json!({"i64": 9.223372036854776e18}), &["\"i64\""]);
+        refused(json!({"i64": -1e19}), &["\"i64\""]);
+        refused(json!({"i64": "9223372036854775808"}), &["\"i64\""]);
+        refused(json!({"u64": 1.8446744073709552e19}), &["\"u64\""]);
+        refused(json!({"u64": "18446744073709551616"}), &["\"u64\""]);
+        refused(json!({"u64": -1}), &["\"u64\"", "non-negative"]);
+        refused(json!({"fx64": -0.5}), &["\"fx64\""]);
+        refused(json!({"i32": true}), &["\"i32\"", "got true"]);
+        refused(json!({"i32": [1]}), &["\"i32\"", "an array"]);
+    }
+
+    #[test]
+    fn integer_strings_follow_rusts_syntax_as_the_decoder_does() {
+        assert_eq!(field(&ok(json!({"i32": "+7"})), "i32"), Value::I32(7));
+        assert_eq!(field(&ok(json!({"i32": "-0"})), "i32"), Value::I32(0));
+        assert_eq!(field(&ok(json!({"u32": 0})), "u32"), Value::U32(0));
+        assert_eq!(field(&ok(json!({"u32": -0.0})), "u32"), Value::U32(0));
+        refused(json!({"u32": "-0"}), &["\"u32\""]);
+        refused(json!({"i32": " 42"}), &["\"i32\""]);
+        refused(json!({"i32": "4.2"}), &["\"i32\""]);
+        refused(json!({"i64": "1e3"}), &["\"i64\""]);
+        refused(json!({"i64": ""}), &["\"i64\""]);
+        refused(json!({"u64": "0x10"}), &["\"u64\""]);
+    }
+
+    #[test]
+    fn floats_take_numbers_special_strings_and_their_range() {
+        let m = ok(json!({"d": "NaN", "f": "-Infinity"}));
+        assert!(matches!(field(&m, "d"), Value::F64(d) if d.is_nan()));
+        assert_eq!(field(&m, "f"), Value::F32(f32::NEG_INFINITY));
+        assert_eq!(field(&ok(json!({"d": "1.5"})), "d"), Value::F64(1.5));
+        assert_eq!(field(&ok(json!({"d": 1e300})), "d"), Value::F64(1e300));
+        assert_eq!(field(&ok(json!({"f": 3})), "f"), Value::F32(3.0));
+        refused(json!({"f": 1e39}), &["\"f\"", "32-bit float"]);
+        refused(json!({"f": "1e39"}), &["\"f\""]);
+        refused(json!({"d": "nan"}), &["\"d\""]);
+        refused(json!({"d": "inf"}), &["\"d\""]);
+        refused(json!({"d": "one"}), &["\"d\"", "a number"]);
+        refused(json!({"d": false}), &["\"d\""]);
+    }
+
+    #[test]
+    fn booleans_and_strings_are_not_converted() {
+        refused(
+            json!({"b": "true"}),
+            &["\"b\"", "true or false", "got \"true\""],
+        );
+        refused(json!({"b": 1}), &["\"b\""]);
+        refused(json!({"s": 5}), &["\"s\"", "a string"]);
+        refused(json!({"s": {"a": 1}}), &["\"s\"", "an object"]);
+        let m = ok(json!({"b": false, "s": "héllo ✓ \u{0}"}));
+        assert_eq!(field(&m, "s"), Value::String("héllo ✓ \u{0}".into()));
+    }
+
+    #[test]
+    fn bytes_must_be_base64_in_either_alphabet() {
+        let m = ok(json!({"by": "aGVsbG8="}));
+        assert_eq!(field(&m, "by"), Value::Bytes(b"hello".to_vec().into()));
+        assert_eq!(
+            field(&ok(json!({"by": "aGVsbG8"})), "by"),
+            Value::Bytes(b"hello".to_vec().into())
+        );
+        assert_eq!(
+            field(&ok(json!({"by": "-_8"})), "by"),
+            Value::Bytes(vec![0xfb, 0xff].into())
+        );
+        refused(json!({"by": "not base64!"}), &["\"by\"", "base64"]);
+        refused(json!({"by": ["aGk="]}), &["\"by\""]);
+    }
+
+    #[test]
+    fn enums_take_names_short_names_and_defined_numbers() {
+        assert_eq!(
+            field(&ok(json!({"color": "COLOR_RED"})), "color"),
+            Value::EnumNumber(1)
+        );
+        assert_eq!(
+            field(&ok(json!({"color": "red"})), "color"),
+            Value::EnumNumber(1)
+        );
+        assert_eq!(
+            field(&ok(json!({"color": "dark-blue"})), "color"),
+            Value::EnumNumber(2)
+        );
+        assert_eq!(
+            field(&ok(json!({"color": 2})), "color"),
+            Value::EnumNumber(2)
+        );
+        let list = ok(json!({"colors": ["Red", 2, "COLOR_UNSPECIFIED"]}));
+        assert_eq!(
+            field(&list, "colors"),
+            Value::List(vec![
+                Value::EnumNumber(1),
+                Value::EnumNumber(2),
+                Value::EnumNumber(0)
+            ])
+        );
+        refused(
+            json!({"color": 7}),
+            &[
+                "\"color\"",
+                "COLOR_UNSPECIFIED, COLOR_RED, COLOR_DARK_BLUE",
+                "got 7",
+            ],
+        );
+        refused(json!({"color": "purple"}), &["\"color\"", "got \"purple\""]);
+        refused(json!({"color": 1.5}), &["\"color\""]);
+        refused(json!({"color": 4294967297u64}), &["\"color\""]);
+        refused(json!({"colors": ["red", "green"]}), &["\"colors[1]\""]);
+    }
+
+    #[test]
+    fn an_ambiguous_short_enum_name_is_refused() {
+        let e = pool().get_enum_by_name("t.Color").unwrap();
+        assert_eq!(
+            resolve_enum_short_name(&e, "blue"),
+            Some("COLOR_DARK_BLUE".into())
+        );
+        assert_eq!(
+            resolve_enum_short_name(&e, "dark blue"),
+            Some("COLOR_DARK_BLUE".into())
+        );
+        assert_eq!(resolve_enum_short_name(&e, "lue"), None, "only whole words");
+        // "COLOR" is no value; "UNSPECIFIED" matches one; "" matches none.
+        assert_eq!(resolve_enum_short_name(&e, "color"), None);
+        assert_eq!(resolve_enum_short_name(&e, ""), None);
+    }
+
+    #[test]
+    fn repeated_and_map_fields_are_checked_item_by_item_with_their_path() {
+        let m = ok(json!({
+            "ints": [1, "2", -3],
+            "counts": {"a": 1, "": 2},
+            "by_id": {"-5": "x"},
+            "flags": {"true": "y"},
+            "inners": {"18446744073709551615": {"name": "z"}},
+            "big": {"-9223372036854775808": "9223372036854775807"}
+        }));
+        assert_eq!(
+            field(&m, "ints"),
+            Value::List(vec![Value::I32(1), Value::I32(2), Value::I32(-3)])
+        );
+        let Value::Map(by_id) = field(&m, "by_id") else {
+            panic!("a map")
+        };
+        assert_eq!(
+            by_id.get(&MapKey::I32(-5)),
+            Some(&Value::String("x".into()))
+        );
+        refused(json!({"ints": 1}), &["\"ints\"", "expected an array"]);
+        refused(json!({"ints": [1, "x"]}), &["\"ints[1]\""]);
+        refused(json!({"ints": [1, 2147483648i64]}), &["\"ints[1]\""]);
+        refused(
+            json!({"counts": ["a"]}),
+            &["\"counts\"", "expected an object"],
+        );
+        refused(json!({"counts": {"a": "x"}}), &["counts[\\\"a\\\"]"]);
+        refused(
+            json!({"by_id": {"abc": "x"}}),
+            &["\"by_id\"", "key \"abc\""],
+        );
+        refused(json!({"by_id": {"2147483648": "x"}}), &["\"by_id\""]);
+        refused(
+            json!({"flags": {"yes": "x"}}),
+            &["\"flags\"", "true or false"],
+        );
+        refused(
+            json!({"inners": {"-1": {}}}),
+            &["\"inners\"", "non-negative"],
+        );
+        refused(
+            json!({"inners": {"1": {"bogus": 1}}}),
+            &[
+                "unknown argument",
+                "inners[\\\"1\\\"].bogus",
+                "expected one of: name, n",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        refused(
+            json!({"inner": {"name": "a", "nmae": "b"}}),
+            &[
+                "unknown argument \"inner.nmae\"",
+                "expected one of: name, n",
+            ],
+        );
+        refused(
+            json!({"inner_list": [{"name": "a"}, {"bogus": 1}]}),
+            &["unknown argument \"inner_list[1].bogus\""],
+        );
+        refused(json!({"bogus": 1}), &["unknown argument \"bogus\""]);
+        refused(
+            json!({"inner": 5}),
+            &["field \"inner\": expected an object, got 5"],
+        );
+        let m = ok(json!({"innerList": [{"name": "camel"}]}));
+        assert!(matches!(field(&m, "inner_list"), Value::List(l) if l.len() == 1));
+    }
+
+    #[test]
+    fn a_field_given_by_both_its_names_is_refused() {
+        refused(
+            json!({"inner_list": [], "innerList": []}),
+            &["\"inner_list\" is given twice"],
+        );
+    }
+
+    #[test]
+    fn wrappers_are_checked_like_the_value_they_wrap_and_null_unsets_them() {
+        let m = ok(
+            json!({"w_i32": null, "w_i64": "12", "w_u64": 5, "w_b": false, "w_s": "",
+                          "w_by": "aGk=", "w_d": "Infinity", "w_f": 1.5, "w_u32": 0}),
+        );
+        assert!(!m.has_field_by_name("w_i32"));
+        let w_i64 = field(&m, "w_i64");
+        assert_eq!(
+            w_i64
+                .as_message()
+                .and_then(|w| w.get_field_by_name("value"))
+                .map(|v| v.into_owned()),
+            Some(Value::I64(12))
+        );
+        refused(
+            json!({"w_i32": "x"}),
+            &["\"w_i32\"", "-2147483648 to 2147483647"],
+        );
+        refused(json!({"w_i32": 2147483648i64}), &["\"w_i32\""]);
+        refused(json!({"w_u32": -1}), &["\"w_u32\"", "0 to 4294967295"]);
+        refused(json!({"w_i64": 1e20}), &["\"w_i64\""]);
+        refused(json!({"w_u64": -1}), &["\"w_u64\""]);
+        refused(json!({"w_b": "false"}), &["\"w_b\"", "true or false"]);
+        refused(json!({"w_s": 1}), &["\"w_s\"", "a string"]);
+        refused(json!({"w_by": "%%%"}), &["\"w_by\"", "base64"]);
+        refused(json!({"w_d": "x"}), &["\"w_d\"", "a number"]);
+        refused(json!({"w_f": 1e39}), &["\"w_f\"", "32-bit float"]);
+        refused(json!({"w_d": {"value": 1}}), &["\"w_d\""]);
+    }
+
+    #[test]
+    fn timestamps_durations_and_other_well_known_types_are_checked() {
+        let m = ok(
+            json!({"ts": "2024-05-01T12:00:00Z", "du": "1.5s", "fm": "a,b.c",
+                          "em": {}, "any": {"@type": "type.googleapis.com/t.Inner", "name": "x"}}),
+        );
+        assert!(m.has_field_by_name("ts") && m.has_field_by_name("du"));
+        refused(json!({"ts": "yesterday"}), &["\"ts\"", "RFC 3339"]);
+        refused(json!({"ts": 1714564800}), &["\"ts\""]);
+        refused(json!({"du": "90"}), &["\"du\"", "1.5s"]);
+        refused(json!({"fm": ["a"]}), &["\"fm\"", "comma-separated"]);
+        refused(json!({"em": 5}), &["\"em\"", "an object"]);
+        refused(json!({"any": {"name": "x"}}), &["\"any\"", "@type"]);
+    }
+
+    #[test]
+    fn free_form_struct_value_and_list_value_take_any_json_of_their_shape() {
+        let m = ok(
+            json!({"st": {"a": [1, {"b": null}], "c": "d"}, "v": [true, {"x": 1.5}],
+                          "lv": [1, "two", null, {"three": [3]}]}),
+        );
+        let back = encode_result(&m);
+        assert_eq!(back["st"], json!({"a": [1, {"b": null}], "c": "d"}));
+        assert_eq!(back["v"], json!([true, {"x": 1.5}]));
+        assert_eq!(back["lv"], json!([1, "two", null, {"three": [3]}]));
+        refused(json!({"st": [1]}), &["\"st\"", "an object"]);
+        refused(json!({"lv": {}}), &["\"lv\"", "an array"]);
+        assert!(ok(json!({"v": "anything"})).has_field_by_name("v"));
+    }
+
+    /// `{"st": {"k": {"k": ... }}}` with `levels` objects in total.
+    fn nested_struct(levels: usize) -> Json {
+        let mut value = json!({});
+        for _ in 2..levels {
+            value = json!({ "k": value });
+        }
+        json!({ "st": value })
+    }
+
+    #[test]
+    fn arguments_nested_past_max_argument_depth_are_refused_naming_it() {
+        assert_eq!(
+            nesting_depth(&nested_struct(MAX_ARGUMENT_DEPTH), usize::MAX),
+            MAX_ARGUMENT_DEPTH
+        );
+        if let Err(e) = decode("t.All", nested_struct(MAX_ARGUMENT_DEPTH)) {
+            panic!("{MAX_ARGUMENT_DEPTH} levels were refused: {e}");
+        }
+        let error = decode("t.All", nested_struct(MAX_ARGUMENT_DEPTH + 1)).unwrap_err();
+        assert!(error.contains("max_argument_depth"), "{error}");
+        assert!(error.contains("deeper than 32 levels"), "{error}");
+        // Arrays count as much as objects.
+        let mut list = json!([]);
+        for _ in 0..MAX_ARGUMENT_DEPTH {
+            list = json!([list]);
+        }
+        assert!(decode("t.All", json!({ "lv": list })).is_err());
+    }
+
+    #[test]
+    fn a_very_deep_value_is_measured_without_recursion() {
+        // Far past serde_json's parse limit: built in code, as a caller could
+        // (not further: serde_json's Value drops recursively).
+        let deep = || {
+            let mut value = json!(null);
+            for _ in 0..500 {
+                value = Json::Array(vec![value]);
+            }
+            value
+        };
+        assert_eq!(
+            nesting_depth(&deep(), 100),
+            101,
+            "counting stops past the limit"
+        );
+        assert_eq!(nesting_depth(&deep(), usize::MAX), 500);
+        let error = decode("t.All", json!({ "v": deep() })).unwrap_err();
+        assert!(error.contains("max_argument_depth"), "{error}");
+        assert_eq!(nesting_depth(&json!(1), 10), 0);
+        assert_eq!(nesting_depth(&json!({}), 10), 1);
+        assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}]}), 10), 4);
+    }
+
+    #[test]
+    fn oneof_members_exclude_each_other_but_null_is_unset() {
+        refused(
+            json!({"user": "ann", "user_id": 7}),
+            &["exclude each other", "\"user\"", "\"user_id\""],
+        );
+        let m = ok(json!({"user": "ann", "user_id": null}));
+        assert_eq!(field(&m, "user"), Value::String("ann".into()));
+        // Proto3 `optional` fields are synthetic oneofs of one: no conflict.
+        assert!(decode("t.All", json!({"i32": 1, "u32": 2, "i64": 3})).is_ok());
+    }
+
+    #[test]
+    fn required_fields_must_be_present_and_not_null() {
+        let missing = decode("t.Required", json!({"count": 1})).unwrap_err();
+        assert_eq!(missing, "missing required argument \"name\"");
+        let null = decode("t.Required", json!({"name": null, "count": 1})).unwrap_err();
+        assert_eq!(null, "missing required argument \"name\"");
+        assert!(decode("t.Required", json!({"name": "x", "count": 0})).is_ok());
+        assert!(decode("t.Required", json!({"name": "x", "count": 0, "note": null})).is_ok());
+        let none = decode_arguments(&message("t.Required"), None).unwrap_err();
+        assert!(none.0.starts_with("missing required argument"), "{none}");
+        let nested = decode("t.All", json!({"inner": {"name": 3}})).unwrap_err();
+        assert!(nested.contains("\"inner.name\""), "{nested}");
+    }
+
+    #[test]
+    fn values_are_described_briefly_in_errors() {
+        assert_eq!(describe(&json!(null)), "null");
+        assert_eq!(describe(&json!("x".repeat(41))), "a string (41 characters)");
+        assert_eq!(
+            describe(&json!("x".repeat(40))),
+            format!("{:?}", "x".repeat(40))
+        );
+        assert_eq!(describe(&json!({})), "an object");
+        assert_eq!(at("", "a"), "a");
+        assert_eq!(at("a", "b"), "a.b");
     }
 }

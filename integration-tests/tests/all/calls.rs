@@ -99,7 +99,7 @@ async fn argument_errors_name_the_field() {
         (
             json!({"message": "x", "meta": {"written_at": "yesterday"}}),
             "calculator_echo",
-            "invalid arguments",
+            r#"field "meta.written_at": expected an RFC 3339 timestamp"#,
         ),
         (
             json!({"message": "x", "user": "ann", "user_id": 1}),

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use prost_types::Value;
 use sqlx::mysql::{
@@ -36,6 +37,21 @@ pub(super) struct Pools {
     write: Option<MySqlPool>,
     /// MariaDB or MySQL, learnt on the first connection (they differ in EXPLAIN).
     flavor: Arc<AtomicU8>,
+    /// To open the connection that kills a statement past its deadline.
+    options: Arc<MySqlConnectOptions>,
+    statement_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+/// How long past the statement timeout a read may run before the connector
+/// kills it on the server (the server's own timeout normally comes first).
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// The server's id of `conn`, to kill its statement if it must be.
+async fn connection_id(conn: &mut MySqlConnection) -> Result<u64, Error> {
+    Ok(sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(conn)
+        .await?)
 }
 
 impl Pools {
@@ -68,6 +84,9 @@ impl Pools {
             read: pool(true),
             write: (settings.access_mode == AccessMode::ReadWrite).then(|| pool(false)),
             flavor,
+            options: Arc::new(options),
+            statement_timeout: settings.statement_timeout,
+            connect_timeout: settings.connect_timeout,
         })
     }
 
@@ -116,9 +135,61 @@ impl Pools {
         caps: Caps,
     ) -> Result<Rows, Error> {
         let mut conn = self.read.acquire().await?;
-        let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
-        let result = read(&mut tx, sql, params, caps).await;
-        rolled_back(tx, result).await
+        let id = connection_id(&mut conn).await?;
+        self.killed_past_deadline(id, async {
+            let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
+            let result = read(&mut tx, sql, params, caps).await;
+            rolled_back(tx, result).await
+        })
+        .await
+    }
+
+    /// `work` (running on connection `id`), cut off a moment after the
+    /// statement timeout: the server's own timeout normally ends a statement
+    /// first, but a statement can lift it for itself (MariaDB `SET STATEMENT
+    /// max_statement_time = 0 FOR …` in a prepared statement, MySQL's
+    /// `MAX_EXECUTION_TIME` hint), so the connector then kills it on the server
+    /// (`KILL QUERY`, from a connection of its own) instead of leaving it running.
+    async fn killed_past_deadline<T>(
+        &self,
+        id: u64,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.statement_timeout + KILL_GRACE, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.kill_query(id);
+                Err(Error::Timeout { seconds: 0.0 })
+            }
+        }
+    }
+
+    /// Kills the statement running on connection `id`, in the background
+    /// (bounded by the connect timeout); a user may always kill its own.
+    fn kill_query(&self, id: u64) {
+        let options = self.options.clone();
+        let timeout = self.connect_timeout;
+        tokio::spawn(async move {
+            let kill = async {
+                let mut conn = MySqlConnection::connect_with(options.as_ref()).await?;
+                conn.execute(sqlx::raw_sql(&format!("KILL QUERY {id}")))
+                    .await?;
+                conn.close().await
+            };
+            match tokio::time::timeout(timeout, kill).await {
+                Ok(Ok(())) => tracing::warn!(
+                    connection = id,
+                    "a statement outlived the statement timeout; killed it on the server"
+                ),
+                Ok(Err(error)) => {
+                    tracing::warn!(connection = id, %error, "cannot kill a statement that outlived the statement timeout")
+                }
+                Err(_) => tracing::warn!(
+                    connection = id,
+                    "killing a statement that outlived the statement timeout took too long"
+                ),
+            }
+        });
     }
 
     pub(super) async fn execute(
@@ -157,11 +228,16 @@ impl Pools {
             (true, true) => (format!("ANALYZE FORMAT=JSON {sql}"), "json"),
             (true, false) => (format!("EXPLAIN ANALYZE {sql}"), "text"),
         };
-        let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
-        let result = bind(sqlx::query(&statement), params)
-            .fetch_all(&mut *tx)
-            .await;
-        let rows = rolled_back(tx, result).await?;
+        let id = connection_id(&mut conn).await?;
+        let rows = self
+            .killed_past_deadline(id, async {
+                let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
+                let result = bind(sqlx::query(&statement), params)
+                    .fetch_all(&mut *tx)
+                    .await;
+                rolled_back(tx, result).await
+            })
+            .await?;
         let text = rows
             .iter()
             .map(|r| text(r, 0))

@@ -81,8 +81,9 @@ impl Pools {
     /// schema, and INSERT/UPDATE/DELETE/TRUNCATE (or ownership) on any relation
     /// of a schema it can use. Each finding says how to take it away.
     pub(super) async fn privileges(&self) -> Result<Privileges, Error> {
+        // One more than is listed, to know there are more.
         let row = sqlx::query(PRIVILEGES_SQL)
-            .bind(i64::try_from(MAX_FINDINGS).unwrap_or(i64::MAX))
+            .bind(i64::try_from(MAX_FINDINGS + 1).unwrap_or(i64::MAX))
             .fetch_one(&self.read)
             .await?;
         let user: String = row.try_get(0)?;
@@ -115,14 +116,24 @@ impl Pools {
                 "it is a member of {predefined} (REVOKE {predefined} FROM {role})"
             ));
         }
-        for schema in row.try_get::<Vec<String>, _>(8)? {
+        for schema in row
+            .try_get::<Vec<String>, _>(8)?
+            .into_iter()
+            .take(MAX_FINDINGS)
+        {
             findings.push(format!(
                 "it may CREATE in schema {schema} (REVOKE CREATE ON SCHEMA {schema} FROM {role}, and from PUBLIC)"
             ));
         }
-        for grant in row.try_get::<Vec<String>, _>(9)? {
+        let mut grants = row.try_get::<Vec<String>, _>(9)?;
+        if !grants.is_empty() {
+            if grants.len() > MAX_FINDINGS {
+                grants.truncate(MAX_FINDINGS);
+                grants.push("…".to_owned());
+            }
             findings.push(format!(
-                "it has {grant} (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA … FROM {role}; owners keep every right: connect as a role that owns nothing)"
+                "it can change relations: {} (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA <schema> FROM {role}; an owner keeps every right, so connect as a role that owns nothing)",
+                grants.join(", ")
             ));
         }
         Ok(Privileges {

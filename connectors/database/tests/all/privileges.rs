@@ -416,3 +416,53 @@ async fn a_named_lock_taken_by_a_query_is_released_before_the_connection_is_reus
     db.close().await;
     f.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_statement_that_lifts_its_own_timeout_is_killed_on_the_server_at_the_deadline() {
+    let Some(f) = Fixture::new(Engine::MariaDb).await else {
+        return;
+    };
+    let mut config = f.config(AccessMode::ReadOnly);
+    config.statement_timeout = Duration::from_secs(1);
+    let db = Database::open(&config).await.expect("open");
+    // Below the parser guard (which refuses SET): in a prepared statement,
+    // MariaDB's SET STATEMENT lifts the session's max_statement_time for it.
+    let marker = format!("{}_sleeper", f.schema);
+    let started = std::time::Instant::now();
+    let error = db
+        .query_without_parser_guard(
+            &format!("SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(30) AS {marker}"),
+            &[],
+            1,
+        )
+        .await
+        .expect_err("cut off at the deadline");
+    assert!(
+        matches!(error, database_connector::error::Error::Timeout { .. }),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Killed on the server, not merely abandoned by the client.
+    let running = format!(
+        "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE CONCAT('%', '{marker}', '%')"
+    );
+    let mut still = f.admin.text(&running).await;
+    for _ in 0..40 {
+        if still.as_deref() == Some("0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        still = f.admin.text(&running).await;
+    }
+    assert_eq!(
+        still.as_deref(),
+        Some("0"),
+        "the statement still runs on the server"
+    );
+    db.close().await;
+    f.cleanup().await;
+}

@@ -767,9 +767,16 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Whether text after an `&` reads as an entity: a name or `#` number, then `;`.
+/// Entity names are short, so only the next few characters are looked at (text
+/// of many `&` without `;` must not take quadratic time).
 fn starts_entity(after: &str) -> bool {
-    let body = after.split(';').next().unwrap_or("");
-    let closed = after.len() > body.len();
+    const LONGEST_ENTITY: usize = 32;
+    let window = match after.char_indices().nth(LONGEST_ENTITY + 1) {
+        Some((end, _)) => &after[..end],
+        None => after,
+    };
+    let body = window.split(';').next().unwrap_or("");
+    let closed = window.len() > body.len();
     let named = body.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && body.chars().all(|c| c.is_ascii_alphanumeric());
     let numeric = body.strip_prefix('#').is_some_and(|n| {
@@ -955,6 +962,15 @@ mod tests {
             "a*b_c [x] # 1. `q`"
         );
         assert_eq!(back["content"][1]["content"][0]["text"], "# not a heading");
+    }
+
+    #[test]
+    fn only_an_ampersand_that_starts_an_entity_is_escaped() {
+        assert_eq!(escape("R&D &amp; &#35; &x"), "R&D \\&amp; \\&#35; &x");
+        let many = "&".repeat(200_000);
+        let started = std::time::Instant::now();
+        assert_eq!(escape(&many), many);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

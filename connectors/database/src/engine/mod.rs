@@ -7,9 +7,13 @@
 //! `PRAGMA query_only`) with a server-side statement timeout, and, only in
 //! read-write mode, a separate write pool for Execute. Every read runs as a
 //! prepared statement inside a READ ONLY transaction that is rolled back, fetches
-//! at most the row and byte caps, and is bounded by the statement timeout on
-//! the client side too. The engine modules hold what differs per engine: how to
-//! connect, decode values, and read the catalog.
+//! at most the row and byte caps (per result and per value, checked as rows
+//! arrive), and is bounded by the statement timeout on the client side too.
+//! Connections are cleaned of session state (locks) before they are reused. In
+//! read-only mode nothing runs until [`Database::check_access`] found that the
+//! database user can only read (or the operator allowed it). The engine modules
+//! hold what differs per engine: how to connect and clean a session, what the
+//! user may do, how to decode values, and how to read the catalog.
 
 mod mysql;
 mod postgres;

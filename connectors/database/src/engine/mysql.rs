@@ -4,7 +4,9 @@
 //! MySQL a DDL statement commits the open transaction implicitly, so a READ ONLY
 //! transaction alone would not stop `DROP TABLE`; the session setting does. The
 //! statement timeout is set per session too (`max_statement_time` on MariaDB,
-//! `max_execution_time` on MySQL).
+//! `max_execution_time` on MySQL), and a read that outlives it anyway is killed
+//! on the server (`KILL QUERY`). Named locks are released before a connection is
+//! reused; the privilege check reads the user's own `SHOW GRANTS`.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

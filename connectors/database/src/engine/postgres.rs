@@ -1,8 +1,12 @@
 //! PostgreSQL: connection options, value decoding and catalog queries.
 //!
-//! Read connections start with `default_transaction_read_only=on` and a
-//! `statement_timeout` set as startup options, so even a statement that slipped
-//! past everything else would run read-only and be cancelled in time.
+//! Read connections start with `default_transaction_read_only=on`,
+//! `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`
+//! set as startup options, so even a statement that slipped past everything
+//! else would run read-only and be cancelled in time; before a connection is
+//! reused its advisory locks, LISTENs and SET values are cleared. The privilege
+//! check reads role attributes and `has_*_privilege` over the schemas the user
+//! can reach.
 
 use std::str::FromStr;
 

@@ -76,7 +76,7 @@ impl Condition {
     ///
     /// The `cel` parser recurses per nesting level without always enforcing
     /// its own depth limit, so the check runs on a thread with a stack
-    /// ([`CHECK_STACK_BYTES`]) that the longest accepted expression cannot
+    /// (256 MiB, reserved, not committed) that the longest accepted expression cannot
     /// exhaust; the tree it accepts is at most [`MAX_WHEN_DEPTH`] deep, so
     /// evaluating and dropping it on any thread is safe.
     pub fn compile(env: &Arc<Env>, source: &str) -> Result<Self, String> {

@@ -14,8 +14,12 @@
 //!   produced in the same poll as the panic, not yet flushed, is lost with it).
 //!
 //! Each is logged at error level with the method and the panic message; the panic
-//! message is never sent to the caller (it may hold internals). A panic inside a
-//! task the handler spawned is that task's own (its `JoinHandle` reports it).
+//! message is never sent to the caller (it may hold internals).
+//!
+//! A panic inside a task the handler spawned is not seen by the layer: a stream
+//! fed by that task through a channel would simply end, as if complete. Handlers
+//! that produce a stream from a task use [`spawn_stream`], which ends the stream
+//! with the same INTERNAL when the task panics.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -33,6 +37,37 @@ pub fn panic_message(method: &str) -> String {
     format!(
         "the connector hit a bug while handling {method}; it has been logged (look for \"handler panicked\" in the connector's log) and the connector keeps serving other calls"
     )
+}
+
+/// A server stream produced by a task: `produce` gets the sending half of a
+/// channel of `capacity` messages and runs as its own task. If it panics, the
+/// stream ends with INTERNAL naming `method` (after what was already sent), and
+/// the panic is logged like a handler's.
+pub fn spawn_stream<T, F, Fut>(
+    connector: &str,
+    method: &str,
+    capacity: usize,
+    produce: F,
+) -> tokio_stream::wrappers::ReceiverStream<Result<T, tonic::Status>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, tonic::Status>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(capacity.max(1));
+    let on_panic = sender.clone();
+    let task = tokio::spawn(produce(sender));
+    let (connector, method) = (connector.to_owned(), method.to_owned());
+    tokio::spawn(async move {
+        if let Err(error) = task.await
+            && error.is_panic()
+        {
+            let payload = error.into_panic();
+            log_panic(&connector, &method, payload.as_ref(), "stream task");
+            let _ = on_panic.send(Err(internal(&method))).await;
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
 /// Wraps services so that a panic while handling a call answers INTERNAL.
@@ -247,8 +282,25 @@ mod tests {
 
         async fn watch_resource(
             &self,
-            _: Request<pb::WatchResourceRequest>,
+            request: Request<pb::WatchResourceRequest>,
         ) -> Result<Response<Updates>, Status> {
+            if request.get_ref().uri == "test://task" {
+                // The updates come from a task, which panics after the first.
+                let updates = super::spawn_stream(
+                    "buggy",
+                    "/switchboard.mcp.v1.Resources/WatchResource",
+                    4,
+                    |sender| async move {
+                        let first = pb::ResourceUpdated {
+                            uri: "test://0".into(),
+                        };
+                        if sender.send(Ok(first)).await.is_ok() {
+                            panic!("the task producing updates has a bug");
+                        }
+                    },
+                );
+                return Ok(Response::new(Box::pin(updates)));
+            }
             // Updates come one at a time, as a real watch's do.
             let updates = futures::stream::iter(0..3).then(|n| async move {
                 tokio::task::yield_now().await;
@@ -409,6 +461,40 @@ mod tests {
             logged.lines().any(|line| line.contains("handler panicked")
                 && line.contains("the second update has a bug")
                 && line.contains("WatchResource")),
+            "{logged}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stream_whose_task_panics_ends_with_internal_not_as_complete() {
+        let log = Log::default();
+        let _guard = capture(&log);
+        let (mut client, stop, server) = serve_buggy().await;
+
+        let mut updates = client
+            .watch_resource(pb::WatchResourceRequest {
+                uri: "test://task".into(),
+            })
+            .await
+            .expect("the stream opens")
+            .into_inner();
+        let first = updates.message().await.expect("first update");
+        assert_eq!(first.map(|u| u.uri).as_deref(), Some("test://0"));
+        let status = updates
+            .message()
+            .await
+            .expect_err("the stream ends with an error, not as complete");
+        assert_eq!(status.code(), Code::Internal, "{status:?}");
+        assert_eq!(
+            status.message(),
+            panic_message("/switchboard.mcp.v1.Resources/WatchResource")
+        );
+        let _ = stop.send(());
+        let _ = server.await;
+        let logged = log.text();
+        assert!(
+            logged.lines().any(|line| line.contains("handler panicked")
+                && line.contains("the task producing updates has a bug")),
             "{logged}"
         );
     }

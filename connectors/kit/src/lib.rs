@@ -8,7 +8,8 @@
 //!   read-only deployment's writing tools hidden from the catalog).
 //! - [`catch_panic`]: a handler that panics answers INTERNAL naming the method
 //!   (logged at error level); the connector keeps serving. Applied to every
-//!   service of [`ConnectorServer`].
+//!   service of [`ConnectorServer`]; [`catch_panic::spawn_stream`] does the same
+//!   for a server stream fed by a task.
 //! - [`Health`]: the connector's serving status, flipped by the code that knows.
 //! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
 //!   `Retry-After`.

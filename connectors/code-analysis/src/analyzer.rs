@@ -161,14 +161,17 @@ impl Analyzer {
         path: &str,
         depth: Depth,
     ) -> Result<pb::FileAnalysis, Error> {
+        let limits = metrics::Limits::from_config(&self.config);
         let (base, from_cache) = cached(&self.analyses, lang, code, || {
-            metrics::measure(&parse(lang, code)?, "").map(Arc::new)
-        })?;
+            metrics::measure(&parse(lang, code)?, "", limits).map(Arc::new)
+        })
+        .map_err(|e| label_too_deep(e, path))?;
         let mut result = (*base).clone();
         result.path = path.to_owned();
         result.from_cache = from_cache;
         if depth == Depth::Comprehensive {
             review::add_review(&mut result, code);
+            metrics::fit_result(&mut result, limits.max_result_bytes);
         }
         Ok(result)
     }
@@ -183,14 +186,26 @@ impl Analyzer {
     }
 
     fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
+        let limit = self.config.max_nesting_depth;
         let (findings, _) = cached(&self.findings, lang, code, || {
             let ast = parse(lang, code)?;
+            // Query matching slows down with the square of the depth: the same
+            // limit as the metrics keeps a scan's work bounded.
+            let depth = metrics::tree_depth(ast.as_tree_sitter(), limit);
+            if depth > limit {
+                return Err(Error::TooDeep {
+                    what: String::new(),
+                    depth,
+                    limit,
+                });
+            }
             Ok(Arc::new(self.rules.scan(
                 lang,
                 ast.as_tree_sitter(),
                 ast.source(),
             )))
-        })?;
+        })
+        .map_err(|e| label_too_deep(e, path))?;
         Ok(findings
             .iter()
             .cloned()
@@ -410,6 +425,18 @@ impl Analyzer {
     }
 }
 
+/// A depth refusal names what was refused: the path, or "the code" for text.
+fn label_too_deep(error: Error, path: &str) -> Error {
+    match error {
+        Error::TooDeep { depth, limit, .. } => Error::TooDeep {
+            what: if path.is_empty() { "the code" } else { path }.to_owned(),
+            depth,
+            limit,
+        },
+        other => other,
+    }
+}
+
 /// The cached value for `code` in `lang`, computing it on a miss (once, however many
 /// requests ask at the same time); the flag says whether it came from the cache.
 fn cached<V: Clone + Send + Sync + 'static>(
@@ -423,12 +450,7 @@ fn cached<V: Clone + Send + Sync + 'static>(
         .entry(key)
         .or_try_insert_with(compute)
         // The error is shared with any request that waited on the same computation.
-        .map_err(|e: Arc<Error>| {
-            Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
-                Error::Internal(message) => Error::Internal(message.clone()),
-                other => Error::Internal(other.to_string()),
-            })
-        })?;
+        .map_err(|e: Arc<Error>| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))?;
     let from_cache = !entry.is_fresh();
     Ok((entry.into_value(), from_cache))
 }

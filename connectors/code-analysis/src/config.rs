@@ -7,6 +7,8 @@
 //! | `MAX_PATH_FILES` | `20000` | Most files one path request analyses; the walk stops there and says so. |
 //! | `ANALYSIS_THREADS` | number of CPU cores | Threads that walk and analyse directories in parallel. |
 //! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings). |
+//! | `CODE_MAX_NESTING_DEPTH` | `1000` | Deepest syntax tree (in tree levels) whose metrics are computed; deeper code is refused. The metrics run on a thread whose stack is sized from this limit. |
+//! | `CODE_MAX_RESULT_BYTES` | `1048576` (1 MiB) | Largest encoded analysis of one file; functions past it are left out and the result says so. |
 
 use std::path::PathBuf;
 
@@ -25,7 +27,26 @@ pub struct Config {
     pub analysis_threads: usize,
     /// Capacity of each content-hash cache, in entries.
     pub cache_max_entries: u64,
+    /// Deepest syntax tree (tree levels from the root) whose metrics are computed.
+    pub max_nesting_depth: usize,
+    /// Largest encoded `FileAnalysis` of one file, in bytes.
+    pub max_result_bytes: usize,
 }
+
+/// Default of `CODE_MAX_NESTING_DEPTH`, in syntax-tree levels. Real code stays far
+/// below it: over the 15,900 C, C++, Go, Java, JavaScript, Python and Rust files of
+/// a cargo registry the median file is 13 levels deep, 99.9 % are under 100 and
+/// the deepest (a generated Unicode table) is 741. The library's time grows with
+/// the square of the depth, so the limit also bounds the work per file.
+pub const DEFAULT_MAX_NESTING_DEPTH: usize = 1000;
+/// Highest accepted `CODE_MAX_NESTING_DEPTH`: its analysis stack is about 200 MiB of
+/// address space (reserved, used only as deep as the code goes).
+pub const MAX_MAX_NESTING_DEPTH: usize = 200_000;
+/// Default of `CODE_MAX_RESULT_BYTES`: a quarter of gRPC's usual 4 MiB message limit.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
+/// Lowest accepted `CODE_MAX_RESULT_BYTES`: room for the file totals and a few
+/// functions.
+pub const MIN_MAX_RESULT_BYTES: usize = 16 * 1024;
 
 impl Config {
     /// Reads the settings from the environment; errors name the variable.
@@ -60,7 +81,21 @@ impl Config {
             max_path_files: env::parse("MAX_PATH_FILES", 20_000)?,
             analysis_threads: env::parse("ANALYSIS_THREADS", default_threads())?,
             cache_max_entries: env::parse("CACHE_MAX_ENTRIES", 100_000)?,
+            max_nesting_depth: env::parse("CODE_MAX_NESTING_DEPTH", DEFAULT_MAX_NESTING_DEPTH)?,
+            max_result_bytes: env::parse("CODE_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?,
         };
+        if !(1..=MAX_MAX_NESTING_DEPTH).contains(&config.max_nesting_depth) {
+            return Err(EnvError::new(
+                "CODE_MAX_NESTING_DEPTH",
+                format!("must be between 1 and {MAX_MAX_NESTING_DEPTH}"),
+            ));
+        }
+        if config.max_result_bytes < MIN_MAX_RESULT_BYTES {
+            return Err(EnvError::new(
+                "CODE_MAX_RESULT_BYTES",
+                format!("must be at least {MIN_MAX_RESULT_BYTES}"),
+            ));
+        }
         if config.analysis_threads == 0 {
             return Err(EnvError::new("ANALYSIS_THREADS", "must be at least 1"));
         }
@@ -78,6 +113,8 @@ impl Config {
             max_path_files: 20_000,
             analysis_threads: default_threads(),
             cache_max_entries: 100_000,
+            max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }

@@ -3,7 +3,7 @@
 use tonic::{Code, Status};
 
 /// What went wrong, in the caller's terms.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A request field is missing or malformed.
     #[error("{0}")]
@@ -21,6 +21,15 @@ pub enum Error {
         "{what} is {size} bytes, over the limit of {limit} bytes (MAX_FILE_BYTES); analyse a smaller part"
     )]
     TooLarge { what: String, size: u64, limit: u64 },
+    /// The code nests deeper than the metrics can safely follow.
+    #[error(
+        "{what} nests {depth} syntax-tree levels deep, over the limit of {limit} (CODE_MAX_NESTING_DEPTH); analyse a less deeply nested part of it"
+    )]
+    TooDeep {
+        what: String,
+        depth: usize,
+        limit: usize,
+    },
     /// The content is not text.
     #[error("{0} looks like a binary file (it contains NUL bytes), not source code")]
     Binary(String),
@@ -61,6 +70,7 @@ impl From<Error> for Status {
             | Error::UnknownLanguage { .. }
             | Error::LanguageRequired { .. }
             | Error::TooLarge { .. }
+            | Error::TooDeep { .. }
             | Error::Binary(_)
             | Error::InvalidGlob { .. } => Code::InvalidArgument,
             Error::OutsideRoot { .. } => Code::PermissionDenied,

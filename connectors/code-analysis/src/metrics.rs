@@ -1,12 +1,27 @@
 //! Metrics of one source file: `big-code-analysis` computes them from the
 //! tree-sitter parse; this module maps its function spaces to the proto messages and
 //! adds what the library does not report (nesting depth, syntax error locations).
+//!
+//! Hostile input is bounded here, by construction:
+//!
+//! - every walk of this module over the syntax tree or the function spaces is
+//!   iterative (a `TreeCursor` or an explicit stack), so no depth overflows it;
+//! - the library's metric walk gets a tree only after [`tree_depth`] (iterative) has
+//!   checked it against `CODE_MAX_NESTING_DEPTH`, and a tree deeper than
+//!   [`INLINE_DEPTH`] is measured on a thread whose stack is sized for its depth
+//!   ([`stack_bytes_for`]);
+//! - qualified names are built once per level from their parent's, and both names
+//!   are cut to [`MAX_NAME_BYTES`], so deep nesting cannot make the reply quadratic;
+//! - [`fit_result`] keeps an encoded result under `CODE_MAX_RESULT_BYTES` and says
+//!   in the result what it left out.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::LazyLock;
 
 use big_code_analysis::tree_sitter::{Node, Tree};
 use big_code_analysis::{Ast, CodeMetrics, FuncSpace, LANG, Metric, MetricsOptions, SpaceKind};
+use prost::Message;
 use switchboard_proto::code_analysis::v1 as pb;
 
 use crate::error::Error;
@@ -26,21 +41,76 @@ const REPORTED: &[Metric] = &[
 /// At most this many syntax error locations are reported per file.
 const MAX_PARSE_ERRORS: usize = 20;
 
-/// File and per-function metrics of a parsed source (the DETAILED level).
-pub fn measure(ast: &Ast, path: &str) -> Result<pb::FileAnalysis, Error> {
-    let space = ast
-        .metrics(MetricsOptions::default().with_only(REPORTED))
-        .map_err(|e| Error::Internal(format!("metrics failed: {e}")))?;
-    let tree = ast.as_tree_sitter();
-    let nesting = nesting_depths(ast.language(), tree);
+/// Longest function name and qualified name reported, in bytes; longer ones are
+/// cut (a name keeps its start, a qualified name its innermost end) and marked `…`.
+pub const MAX_NAME_BYTES: usize = 256;
 
-    let mut functions = Vec::new();
-    collect_functions(
-        &space,
-        &mut Vec::new(),
-        &nesting.per_function,
-        &mut functions,
-    );
+/// Trees up to this deep are measured on the calling thread; its stack (2 MiB for
+/// tokio's blocking threads and the walker's threads) covers them many times over.
+pub const INLINE_DEPTH: usize = 256;
+
+/// Stack the library's metric walk needs per syntax-tree level, measured on the
+/// deepest-recursing constructs of every grammar (see
+/// `tests/all/nesting.rs`), with a margin of two.
+pub const STACK_BYTES_PER_LEVEL: usize = 1024;
+
+/// Stack for everything but the per-level part: the frames below the walk.
+const STACK_BASE_BYTES: usize = 1024 * 1024;
+
+/// The stack a thread needs to measure a tree `depth` levels deep.
+pub fn stack_bytes_for(depth: usize) -> usize {
+    STACK_BASE_BYTES.saturating_add(depth.saturating_mul(STACK_BYTES_PER_LEVEL))
+}
+
+/// Bounds of one file's analysis (from the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `CODE_MAX_NESTING_DEPTH`: the deepest syntax tree measured.
+    pub max_nesting_depth: usize,
+    /// `CODE_MAX_RESULT_BYTES`: the largest encoded result.
+    pub max_result_bytes: usize,
+}
+
+impl Default for Limits {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        Self {
+            max_nesting_depth: crate::config::DEFAULT_MAX_NESTING_DEPTH,
+            max_result_bytes: crate::config::DEFAULT_MAX_RESULT_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_nesting_depth: config.max_nesting_depth,
+            max_result_bytes: config.max_result_bytes,
+        }
+    }
+}
+
+/// File and per-function metrics of a parsed source (the DETAILED level), or
+/// [`Error::TooDeep`] when its tree is deeper than the limit.
+pub fn measure(ast: &Ast, path: &str, limits: Limits) -> Result<pb::FileAnalysis, Error> {
+    let tree = ast.as_tree_sitter();
+    let depth = tree_depth(tree, limits.max_nesting_depth);
+    if depth > limits.max_nesting_depth {
+        return Err(Error::TooDeep {
+            what: String::new(),
+            depth,
+            limit: limits.max_nesting_depth,
+        });
+    }
+    let options = MetricsOptions::default().with_only(REPORTED);
+    let space = if depth <= INLINE_DEPTH {
+        ast.metrics(options)
+    } else {
+        on_stack_of(stack_bytes_for(depth), || ast.metrics(options))?
+    }
+    .map_err(|e| Error::Internal(format!("metrics failed: {e}")))?;
+    let nesting = nesting_depths(ast.language(), tree);
+    let functions = collect_functions(&space, &nesting.per_function);
 
     let m = &space.metrics;
     let metrics = pb::FileMetrics {
@@ -62,7 +132,7 @@ pub fn measure(ast: &Ast, path: &str) -> Result<pb::FileAnalysis, Error> {
         maintainability_index: finite(m.mi.visual_studio()),
         max_nesting_depth: nesting.file_max,
     };
-    Ok(pb::FileAnalysis {
+    let mut analysis = pb::FileAnalysis {
         path: path.to_owned(),
         language: ast.language().name().to_owned(),
         metrics: Some(metrics),
@@ -71,39 +141,189 @@ pub fn measure(ast: &Ast, path: &str) -> Result<pb::FileAnalysis, Error> {
         refactoring_opportunities: Vec::new(),
         test_suggestions: Vec::new(),
         from_cache: false,
+        truncated: false,
+        truncation: String::new(),
+    };
+    fit_result(&mut analysis, limits.max_result_bytes);
+    Ok(analysis)
+}
+
+/// Runs `work` on a new thread with a `bytes` stack and waits for it.
+fn on_stack_of<T: Send>(bytes: usize, work: impl FnOnce() -> T + Send) -> Result<T, Error> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("deep-metrics".to_owned())
+            .stack_size(bytes)
+            .spawn_scoped(scope, work)
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "cannot start a thread with a {bytes}-byte stack for deeply nested code: {e}"
+                ))
+            })?
+            .join()
+            .map_err(|_| Error::Internal("the metrics of deeply nested code failed".to_owned()))
     })
 }
 
-fn collect_functions(
-    space: &FuncSpace,
-    scope: &mut Vec<String>,
-    nesting: &HashMap<usize, u32>,
-    out: &mut Vec<pb::FunctionMetrics>,
-) {
-    let is_unit = space.kind == SpaceKind::Unit;
-    let name = space
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "<anonymous>".to_owned());
-    if space.kind == SpaceKind::Function {
-        let qualified = scope
-            .iter()
-            .map(String::as_str)
-            .chain([name.as_str()])
-            .collect::<Vec<_>>()
-            .join("::");
-        out.push(function(space, name.clone(), qualified, nesting));
+/// The depth of the deepest node (the root is 0), walking with a cursor; the walk
+/// stops as soon as it passes `stop_above`, so the answer is exact up to there.
+pub fn tree_depth(tree: &Tree, stop_above: usize) -> usize {
+    let mut cursor = tree.walk();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    loop {
+        if cursor.goto_first_child() {
+            depth += 1;
+            deepest = deepest.max(depth);
+            if deepest > stop_above {
+                return deepest;
+            }
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return deepest;
+            }
+            depth -= 1;
+        }
     }
-    if !is_unit {
-        scope.push(name);
+}
+
+/// `name` cut to at most [`MAX_NAME_BYTES`] at a character boundary, keeping its
+/// start (`keep_end` false) or its end, with `…` where it was cut.
+fn bounded_name(name: &str, keep_end: bool) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
     }
-    for child in &space.spaces {
-        collect_functions(child, scope, nesting, out);
+    let room = MAX_NAME_BYTES - '…'.len_utf8();
+    if keep_end {
+        let mut cut = name.len() - room;
+        while !name.is_char_boundary(cut) {
+            cut += 1;
+        }
+        format!("…{}", &name[cut..])
+    } else {
+        let mut cut = room;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &name[..cut])
     }
-    if !is_unit {
-        scope.pop();
+}
+
+/// Every function space, in source order, with its name qualified by the enclosing
+/// spaces. An explicit stack: the spaces nest as deep as the code.
+fn collect_functions(root: &FuncSpace, nesting: &HashMap<usize, u32>) -> Vec<pb::FunctionMetrics> {
+    let mut out = Vec::new();
+    // (space, qualified name of the space enclosing it; empty at the top)
+    let mut stack: Vec<(&FuncSpace, Rc<str>)> = vec![(root, Rc::from(""))];
+    while let Some((space, scope)) = stack.pop() {
+        let inner_scope = if space.kind == SpaceKind::Unit {
+            scope
+        } else {
+            let name = bounded_name(
+                space
+                    .name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("<anonymous>"),
+                false,
+            );
+            let qualified: Rc<str> = if scope.is_empty() {
+                Rc::from(name.as_str())
+            } else {
+                Rc::from(bounded_name(&format!("{scope}::{name}"), true))
+            };
+            if space.kind == SpaceKind::Function {
+                out.push(function(space, name, qualified.to_string(), nesting));
+            }
+            qualified
+        };
+        // Reversed, so the stack yields the children in source order.
+        stack.extend(
+            space
+                .spaces
+                .iter()
+                .rev()
+                .map(|child| (child, Rc::clone(&inner_scope))),
+        );
     }
+    out
+}
+
+/// Bytes a message adds to a repeated field (tag numbers below 16: a one-byte key).
+fn field_len<M: Message>(message: &M) -> usize {
+    let len = message.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
+}
+
+/// Room kept for the truncation note itself.
+const NOTE_RESERVE: usize = 512;
+
+/// Keeps `analysis` under `max_bytes` encoded: the file totals, parse errors and
+/// test suggestions always stay; functions, then refactoring opportunities, are
+/// kept in order while they fit. What was left out is said in `truncated` and
+/// `truncation`. Applying it again after adding entries keeps earlier notes.
+pub fn fit_result(analysis: &mut pb::FileAnalysis, max_bytes: usize) {
+    if analysis.encoded_len() <= max_bytes {
+        return;
+    }
+    let functions = std::mem::take(&mut analysis.functions);
+    let opportunities = std::mem::take(&mut analysis.refactoring_opportunities);
+    let mut budget = max_bytes
+        .saturating_sub(analysis.encoded_len())
+        .saturating_sub(NOTE_RESERVE);
+    let mut notes = Vec::new();
+    let listed = functions.len();
+    analysis.functions = keep_while_fits(functions, &mut budget);
+    if analysis.functions.len() < listed {
+        // The file totals count every function, listed or not.
+        let total = analysis
+            .metrics
+            .as_ref()
+            .map_or(listed, |m| (m.functions as usize).max(listed));
+        notes.push(format!(
+            "{} of {total} functions listed",
+            analysis.functions.len()
+        ));
+    }
+    let before = opportunities.len();
+    analysis.refactoring_opportunities = keep_while_fits(opportunities, &mut budget);
+    if analysis.refactoring_opportunities.len() < before {
+        notes.push(format!(
+            "{} of {before} refactoring opportunities listed",
+            analysis.refactoring_opportunities.len()
+        ));
+    }
+    if notes.is_empty() {
+        return;
+    }
+    let note = format!(
+        "{}, to keep the reply under {max_bytes} bytes (CODE_MAX_RESULT_BYTES); analyse a smaller part of the file for the rest",
+        notes.join(" and ")
+    );
+    analysis.truncated = true;
+    analysis.truncation = if analysis.truncation.is_empty() {
+        note
+    } else {
+        format!("{}; {note}", analysis.truncation)
+    };
+}
+
+/// The leading items whose encoded size fits in `budget`, which shrinks by it.
+fn keep_while_fits<M: Message>(items: Vec<M>, budget: &mut usize) -> Vec<M> {
+    let mut kept = Vec::new();
+    for item in items {
+        let len = field_len(&item);
+        if len > *budget {
+            break;
+        }
+        *budget -= len;
+        kept.push(item);
+    }
+    kept
 }
 
 fn function(
@@ -358,7 +578,7 @@ mod tests {
 
     fn analyse(lang: LANG, code: &str) -> pb::FileAnalysis {
         let ast = Ast::parse(Source::new(lang, code.as_bytes())).expect("language enabled");
-        measure(&ast, "t").expect("metrics")
+        measure(&ast, "t", Limits::default()).expect("metrics")
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 mod analyze_code;
 mod analyze_path;
+mod fuzz;
 mod mcp;
+mod nested_code;
+mod nesting;
 mod reference;
 mod security;
 mod support;

@@ -353,9 +353,9 @@ async fn a_flood_of_unknown_kids_does_not_refetch_more_than_once_per_period() {
     assert_eq!(provider.jwks_fetches().expect("count"), 1);
     // A short period, over: the whole flood causes exactly one refetch.
     let mut c = config(&provider);
-    c.jwks_min_refetch_secs = 1;
+    c.jwks_min_refetch_secs = 2;
     let short = Arc::new(authenticator(c, vec![]).await);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let before = provider.jwks_fetches().expect("count");
     flood(short.clone(), tokens.clone()).await;
     flood(short, tokens).await;

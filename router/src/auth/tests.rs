@@ -529,13 +529,13 @@ async fn a_flood_of_unknown_kids_refetches_at_most_once_per_period() {
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
     // With the period over, 50 concurrent unknown kids cause exactly one fetch.
     let mut settings = issuer.settings();
-    settings.jwks_min_refetch = std::time::Duration::from_millis(300);
+    settings.jwks_min_refetch = std::time::Duration::from_millis(1000);
     let auth = Arc::new(
         Authenticator::discover(settings, vec![])
             .await
             .expect("discover"),
     );
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let before = issuer.fetches.load(Ordering::SeqCst);
     let mut tasks = Vec::new();
     for i in 0..50 {

@@ -193,7 +193,12 @@ impl ConnectorServer {
             // A handler that panics answers INTERNAL instead of resetting the stream.
             .layer(crate::catch_panic::CatchPanicLayer::new(&self.name))
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+            // Small replies go out at once: with Nagle's algorithm on, the end of a
+            // response can wait for the client's delayed ACK (~40 ms on Linux).
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            );
         let grace = self.shutdown_grace;
         let drain_deadline = async move {
             if stopping_rx.await.is_ok() {

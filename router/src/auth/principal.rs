@@ -283,7 +283,11 @@ mod tests {
         assert_eq!(get(&map, SUB_METADATA_KEY), Some("ssssssssss"));
         let escaped = principal(json!({"sub": "ab ü"}));
         let map = principal_metadata(&escaped, &[], 7);
-        assert_eq!(get(&map, SUB_METADATA_KEY), Some("ab%20"), "cut before a partial escape");
+        assert_eq!(
+            get(&map, SUB_METADATA_KEY),
+            Some("ab%20"),
+            "cut before a partial escape"
+        );
     }
 }
 

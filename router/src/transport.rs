@@ -43,8 +43,10 @@ use crate::mcp::Router;
 use crate::polling::{PollingSessions, SsePolling};
 use crate::upstream::Upstream;
 
-/// How long open connections may take to finish once shutdown starts.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long open connections may take to finish once shutdown starts. Sessions
+/// are cancelled first, so what is left is answers being written, and clients
+/// still sending a request (hyper waits for those): no reason to wait long.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Connections over `max_connections` being told so at once; beyond it they
 /// are closed without a word.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
@@ -144,19 +146,20 @@ pub async fn serve_http(
         .nest_service("/mcp", mcp);
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "switchboard listening on http://{}/mcp", addr.map(|a| a.to_string()).unwrap_or_default());
-    serve_connections(listener, app, &limits, shutdown).await;
-    cancel.cancel();
+    serve_connections(listener, app, &limits, shutdown, &cancel).await;
     Ok(())
 }
 
 /// Accepts connections on `listener` and serves `app` on each, within
-/// `limits`, until `shutdown` completes; then waits [`SHUTDOWN_GRACE`] at most
-/// for open connections to finish.
+/// `limits`, until `shutdown` completes; then cancels `sessions` (which ends
+/// their SSE streams) and waits [`SHUTDOWN_GRACE`] at most for open
+/// connections to finish.
 async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
     limits: &ClientLimits,
     shutdown: impl Future<Output = ()>,
+    sessions: &CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
@@ -224,6 +227,7 @@ async fn serve_connections(
         });
     }
     drop(listener);
+    sessions.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()

@@ -505,3 +505,44 @@ async fn an_idle_session_expires_and_gives_its_slot_back() {
     let (client, _) = http_client(&router).await;
     still_served(&client, "an idle session expired").await;
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_router_promptly_despite_open_sessions_and_slow_clients() {
+    let calc = calculator().await;
+    // A client with an open session and its SSE stream: sessions are
+    // cancelled first, so the stream ends at once.
+    let mut router = HttpRouter::start(&[spec("calculator", &calc)], &[])
+        .await
+        .expect("router");
+    let (client, _) = http_client(&router).await;
+    still_served(&client, "start-up").await;
+    let started = Instant::now();
+    let status = router.process.terminate().await.expect("terminate");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?} to stop with an open session",
+        started.elapsed()
+    );
+
+    // A client stuck half-way through its headers delays the stop by the
+    // shutdown grace at most, not by the header timeout.
+    let mut router = HttpRouter::start(
+        &[spec("calculator", &calc)],
+        &["--header-read-timeout", "60s"],
+    )
+    .await
+    .expect("router");
+    let mut slow = TcpStream::connect(router.addr).await.expect("connect");
+    slow.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("half a head");
+    let started = Instant::now();
+    let status = router.process.terminate().await.expect("terminate");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop with a slow client",
+        started.elapsed()
+    );
+}

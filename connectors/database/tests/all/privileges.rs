@@ -62,29 +62,66 @@ async fn starting_read_only_as_a_superuser_is_refused_naming_the_user_the_privil
 }
 
 #[tokio::test]
-async fn a_user_granted_one_write_privilege_is_refused_naming_that_table() {
-    let Some(f) = Fixture::new(Engine::Postgres).await else {
-        return;
-    };
-    let reader = f.reader.clone().expect("PostgreSQL fixtures have a reader");
-    let accounts = f.t("accounts");
-    f.admin
-        .exec(&format!("GRANT UPDATE (owner) ON {accounts} TO {reader}"))
-        .await;
-    let db = Database::open(&f.config(AccessMode::ReadOnly))
-        .await
-        .expect("open");
-    let error = db
-        .check_access()
-        .await
-        .expect_err("a column UPDATE grant is a write privilege")
-        .to_string();
-    assert!(
-        error.contains(&format!("UPDATE on {accounts}")),
-        "the refusal names the grant: {error}"
-    );
-    db.close().await;
-    f.cleanup().await;
+async fn a_user_granted_one_write_privilege_is_refused_naming_it() {
+    for engine in SERVERS {
+        let Some(f) = Fixture::new(engine).await else {
+            continue;
+        };
+        let reader = f.reader.clone().expect("server fixtures have a reader");
+        let accounts = f.t("accounts");
+        let schema = &f.schema;
+        // (grant, revoke, what the refusal must name)
+        let cases: Vec<(String, String, String)> = match engine {
+            Engine::Postgres => vec![
+                (
+                    format!("GRANT UPDATE (owner) ON {accounts} TO {reader}"),
+                    format!("REVOKE UPDATE (owner) ON {accounts} FROM {reader}"),
+                    format!("UPDATE on {accounts}"),
+                ),
+                (
+                    format!("GRANT CREATE ON SCHEMA {schema} TO {reader}"),
+                    format!("REVOKE CREATE ON SCHEMA {schema} FROM {reader}"),
+                    format!("CREATE in schema {schema}"),
+                ),
+            ],
+            _ => vec![
+                (
+                    format!("GRANT INSERT ON {schema}.accounts TO '{reader}'@'%'"),
+                    format!("REVOKE INSERT ON {schema}.accounts FROM '{reader}'@'%'"),
+                    format!("INSERT on `{schema}`.`accounts`"),
+                ),
+                (
+                    format!("GRANT SELECT ON {schema}.* TO '{reader}'@'%' WITH GRANT OPTION"),
+                    format!("REVOKE GRANT OPTION ON {schema}.* FROM '{reader}'@'%'"),
+                    "WITH GRANT OPTION".to_owned(),
+                ),
+            ],
+        };
+        for (grant, revoke, named) in cases {
+            f.admin.exec(&grant).await;
+            let db = Database::open(&f.config(AccessMode::ReadOnly))
+                .await
+                .expect("open");
+            let error = db
+                .check_access()
+                .await
+                .expect_err("a write privilege is refused")
+                .to_string();
+            assert!(
+                error.contains(&named),
+                "{engine:?}: {named:?} missing: {error}"
+            );
+            db.close().await;
+            f.admin.exec(&revoke).await;
+        }
+        // With every extra grant taken back, the same user passes.
+        let db = Database::open(&f.config(AccessMode::ReadOnly))
+            .await
+            .expect("open");
+        db.check_access().await.expect("read-only again");
+        db.close().await;
+        f.cleanup().await;
+    }
 }
 
 #[tokio::test]

@@ -623,4 +623,82 @@ mod tests {
         assert_eq!(metrics.functions, 0);
         assert!(metrics.maintainability_index.is_finite());
     }
+
+    #[test]
+    fn tree_depth_counts_levels_and_stops_just_past_the_limit() {
+        let parse = |code: &str| {
+            Ast::parse(Source::new(LANG::Javascript, code.as_bytes())).expect("language enabled")
+        };
+        let shallow = parse("x;");
+        // program > expression_statement > identifier
+        assert_eq!(tree_depth(shallow.as_tree_sitter(), usize::MAX), 2);
+        let deep = parse(&format!("x = {}1{};", "[".repeat(5000), "]".repeat(5000)));
+        let full = tree_depth(deep.as_tree_sitter(), usize::MAX);
+        assert!(full > 5000, "{full}");
+        assert_eq!(tree_depth(deep.as_tree_sitter(), 100), 101);
+    }
+
+    #[test]
+    fn a_tree_over_the_limit_is_refused_with_its_depth() {
+        let code = format!("x = {}1{}", "(".repeat(50), ")".repeat(50));
+        let ast = Ast::parse(Source::new(LANG::Python, code.as_bytes())).expect("language enabled");
+        let limits = Limits {
+            max_nesting_depth: 20,
+            ..Limits::default()
+        };
+        match measure(&ast, "t", limits) {
+            Err(Error::TooDeep { depth, limit, .. }) => assert_eq!((depth, limit), (21, 20)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_at_character_boundaries_with_a_mark() {
+        let name = "é".repeat(MAX_NAME_BYTES);
+        let head = bounded_name(&name, false);
+        let tail = bounded_name(&format!("a::{name}"), true);
+        for cut in [&head, &tail] {
+            assert!(cut.len() <= MAX_NAME_BYTES, "{}", cut.len());
+        }
+        assert!(head.ends_with('…') && head.starts_with('é'));
+        assert!(tail.starts_with('…') && tail.ends_with('é'));
+        assert_eq!(bounded_name("short", true), "short");
+    }
+
+    #[test]
+    fn fitting_keeps_the_first_entries_and_says_what_it_left_out_once() {
+        let function = |i: usize| pb::FunctionMetrics {
+            name: format!("f{i}"),
+            qualified_name: format!("f{i}"),
+            ..Default::default()
+        };
+        let mut analysis = pb::FileAnalysis {
+            metrics: Some(pb::FileMetrics {
+                functions: 1000,
+                ..Default::default()
+            }),
+            functions: (0..1000).map(function).collect(),
+            ..Default::default()
+        };
+        fit_result(&mut analysis, 4096);
+        assert!(analysis.encoded_len() <= 4096);
+        let listed = analysis.functions.len();
+        assert!(listed > 100 && listed < 1000, "{listed}");
+        assert_eq!(
+            analysis.functions[listed - 1].name,
+            format!("f{}", listed - 1)
+        );
+        assert!(analysis.truncated);
+        assert!(
+            analysis
+                .truncation
+                .starts_with(&format!("{listed} of 1000 functions listed, to keep the reply under 4096 bytes (CODE_MAX_RESULT_BYTES)")),
+            "{}",
+            analysis.truncation
+        );
+        let note = analysis.truncation.clone();
+        fit_result(&mut analysis, 4096);
+        assert_eq!(analysis.truncation, note, "fitting again adds nothing");
+        assert_eq!(analysis.functions.len(), listed);
+    }
 }

@@ -751,7 +751,12 @@ impl RuleSet {
                     continue;
                 }
                 if let Some(function) = capture(compiled.function) {
-                    message = message.replace("{fn}", text(function, source));
+                    // Some rules match callee names by prefix (`DES_.+`): a name can be
+                    // as long as the file, so the message quotes only its start.
+                    let name = text(function, source);
+                    let quoted: String = name.chars().take(MAX_QUOTED_NAME_CHARS).collect();
+                    let cut = if quoted.len() < name.len() { "…" } else { "" };
+                    message = message.replace("{fn}", &format!("{quoted}{cut}"));
                 }
                 let credential =
                     matches!(compiled.rule.check, Check::Credential | Check::KeyFormat);
@@ -788,6 +793,9 @@ impl RuleSet {
         findings.into_iter().map(|(_, f)| f).collect()
     }
 }
+
+/// Longest callee name quoted in a finding's message, in characters.
+const MAX_QUOTED_NAME_CHARS: usize = 100;
 
 fn line(row: usize) -> u32 {
     u32::try_from(row + 1).unwrap_or(u32::MAX)

@@ -312,3 +312,16 @@ async fn vulnerable_code_quoted_in_string_literals_is_not_reported() {
         "{rules:?}"
     );
 }
+
+#[tokio::test]
+async fn a_callee_name_as_long_as_the_file_is_quoted_only_in_part() {
+    let name = format!("DES_{}", "k".repeat(200_000));
+    let found = findings(&format!("void f(void) {{ {name}(); }}\n"), "long.c").await;
+    assert_eq!(rules(&found), [("c.weak-crypto", 1)]);
+    let message = &found[0].message;
+    assert!(message.len() < 500, "{} bytes", message.len());
+    assert!(
+        message.starts_with(&format!("DES_{}…: ", "k".repeat(96))),
+        "{message}"
+    );
+}

@@ -648,3 +648,68 @@ impl ToolCatalog {
         let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n >= total)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connectors_pool() -> DescriptorPool {
+        DescriptorPool::decode(switchboard_proto::FILE_DESCRIPTOR_SET)
+            .expect("switchboard-proto's descriptor set decodes")
+    }
+
+    fn services(pool: &DescriptorPool) -> Vec<String> {
+        pool.services().map(|s| s.full_name().to_owned()).collect()
+    }
+
+    #[test]
+    fn every_connector_tool_fits_the_default_schema_limits() {
+        let pool = connectors_pool();
+        let tools = tools_for_connector(
+            "c",
+            "c",
+            &pool,
+            &services(&pool),
+            &UpstreamLimits::default(),
+        );
+        assert!(tools.withheld.is_empty(), "{:?}", tools.withheld);
+        assert!(tools.tools.len() > 20, "{} tools", tools.tools.len());
+    }
+
+    #[test]
+    fn a_tool_over_the_schema_limits_is_withheld_with_its_reason_and_the_others_stay() {
+        let pool = connectors_pool();
+        let all = tools_for_connector(
+            "c",
+            "c",
+            &pool,
+            &services(&pool),
+            &UpstreamLimits::default(),
+        );
+        let sizes: Vec<usize> = all
+            .tools
+            .iter()
+            .map(|t| serde_json::to_vec(&*t.tool.input_schema).map_or(0, |b| b.len()))
+            .collect();
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        let limits = UpstreamLimits {
+            max_schema_bytes: largest - 1,
+            ..UpstreamLimits::default()
+        };
+        let bounded = tools_for_connector("c", "c", &pool, &services(&pool), &limits);
+        assert!(!bounded.withheld.is_empty());
+        assert!(
+            bounded
+                .withheld
+                .iter()
+                .all(|w| w.contains("max_schema_bytes")),
+            "{:?}",
+            bounded.withheld
+        );
+        assert_eq!(
+            bounded.tools.len() + bounded.withheld.len(),
+            all.tools.len()
+        );
+        assert!(!bounded.tools.is_empty(), "the other tools stay");
+    }
+}

@@ -1209,6 +1209,14 @@ mod walk {
             guard(PG).check(&chain(MAX_DEPTH)).map(drop),
             Err(Refusal::TooDeep)
         );
+        // INTERSECT binds tighter: its chain hangs on the right of the UNION.
+        let right =
+            |n: usize| format!("SELECT 1 UNION SELECT 1{}", " INTERSECT SELECT 1".repeat(n));
+        assert_eq!(guard(PG).check(&right(MAX_DEPTH - 2)).map(drop), Ok(()));
+        assert_eq!(
+            guard(PG).check(&right(MAX_DEPTH - 1)).map(drop),
+            Err(Refusal::TooDeep)
+        );
     }
 
     #[test]

@@ -191,11 +191,9 @@ impl Analyzer {
             let ast = parse(lang, code)?;
             // Query matching slows down with the square of the depth: the same
             // limit as the metrics keeps a scan's work bounded.
-            let depth = metrics::tree_depth(ast.as_tree_sitter(), limit);
-            if depth > limit {
+            if metrics::tree_depth(ast.as_tree_sitter(), limit) > limit {
                 return Err(Error::TooDeep {
                     what: String::new(),
-                    depth,
                     limit,
                 });
             }
@@ -428,9 +426,8 @@ impl Analyzer {
 /// A depth refusal names what was refused: the path, or "the code" for text.
 fn label_too_deep(error: Error, path: &str) -> Error {
     match error {
-        Error::TooDeep { depth, limit, .. } => Error::TooDeep {
+        Error::TooDeep { limit, .. } => Error::TooDeep {
             what: if path.is_empty() { "the code" } else { path }.to_owned(),
-            depth,
             limit,
         },
         other => other,

@@ -23,13 +23,9 @@ pub enum Error {
     TooLarge { what: String, size: u64, limit: u64 },
     /// The code nests deeper than the metrics can safely follow.
     #[error(
-        "{what} nests {depth} syntax-tree levels deep, over the limit of {limit} (CODE_MAX_NESTING_DEPTH); analyse a less deeply nested part of it"
+        "{what} nests more than {limit} syntax-tree levels deep, the limit set by CODE_MAX_NESTING_DEPTH; analyse a less deeply nested part of it"
     )]
-    TooDeep {
-        what: String,
-        depth: usize,
-        limit: usize,
-    },
+    TooDeep { what: String, limit: usize },
     /// The content is not text.
     #[error("{0} looks like a binary file (it contains NUL bytes), not source code")]
     Binary(String),

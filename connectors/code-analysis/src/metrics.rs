@@ -98,7 +98,6 @@ pub fn measure(ast: &Ast, path: &str, limits: Limits) -> Result<pb::FileAnalysis
     if depth > limits.max_nesting_depth {
         return Err(Error::TooDeep {
             what: String::new(),
-            depth,
             limit: limits.max_nesting_depth,
         });
     }
@@ -647,7 +646,7 @@ mod tests {
             ..Limits::default()
         };
         match measure(&ast, "t", limits) {
-            Err(Error::TooDeep { depth, limit, .. }) => assert_eq!((depth, limit), (21, 20)),
+            Err(Error::TooDeep { limit, .. }) => assert_eq!(limit, 20),
             other => panic!("{other:?}"),
         }
     }

@@ -13,6 +13,10 @@
 # Usage: scripts/mutants.sh [module ...]   (default: all of them)
 #   modules: guard transcode
 #   MUTANTS_MIN=90  MUTANTS_JOBS=1  MUTANTS_TIMEOUT=120 (seconds per test run)
+#   MUTANTS_TESTS=lib   which tests judge a mutant: `lib` (the unit tests next to
+#                       the code, the default: fast, and where these checks belong)
+#                       or `all` (the crate's integration tests too; needs the
+#                       local database services and takes far longer)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +27,11 @@ source scripts/tools-env.sh
 min=${MUTANTS_MIN:-90}
 jobs=${MUTANTS_JOBS:-1}
 timeout=${MUTANTS_TIMEOUT:-120}
+case ${MUTANTS_TESTS:-lib} in
+  lib) test_args=(-- --lib) ;;
+  all) test_args=() ;;
+  *) echo "mutants: MUTANTS_TESTS is lib or all" >&2; exit 2 ;;
+esac
 out_root="${CARGO_TARGET_DIR:-$root/target}/mutants"
 
 # module -> "package|file glob"
@@ -50,7 +59,7 @@ for name in "${selected[@]}"; do
   echo "mutants: $name ($package, $file)" >&2
   # cargo-mutants exits non-zero when any mutant is missed: the score decides.
   cargo mutants --package "$package" --file "$file" --test-tool nextest \
-    --jobs "$jobs" --timeout "$timeout" --output "$out" --no-shuffle || true
+    --jobs "$jobs" --timeout "$timeout" --output "$out" --no-shuffle "${test_args[@]}" || true
   outcomes="$out/mutants.out/outcomes.json"
   [[ -f $outcomes ]] || { echo "mutants: $name: no outcomes.json, see $out/mutants.out" >&2; failed+=("$name"); continue; }
   read -r caught missed timeouts unviable < <(python3 - "$outcomes" <<'PY'

@@ -88,14 +88,7 @@ pub fn scan(engine: EngineKind, sql: &str, max_tokens: usize) -> Result<Scanned,
         tokens: 0,
         max_tokens,
     };
-    match scanner.run() {
-        Ok(()) => {}
-        Err(refusal) if scanner.tokens > max_tokens => {
-            drop(refusal);
-            return Err(ScanRefusal::TooManyTokens { max_tokens });
-        }
-        Err(refusal) => return Err(ScanRefusal::Ambiguous(refusal)),
-    }
+    scanner.run()?;
     Ok(Scanned {
         text: scanner.text,
         tokens: scanner.tokens,
@@ -121,21 +114,16 @@ impl Scanner {
         self.chars.get(self.at + ahead).copied()
     }
 
-    fn refuse<T>(
-        &self,
-        at: usize,
-        construct: String,
-        why: &'static str,
-    ) -> Result<T, LexicalRefusal> {
+    fn refuse<T>(&self, at: usize, construct: String, why: &'static str) -> Result<T, ScanRefusal> {
         let before = &self.chars[..at.min(self.chars.len())];
         let line = 1 + before.iter().filter(|&&c| c == '\n').count();
         let column = 1 + before.iter().rev().take_while(|&&c| c != '\n').count();
-        Err(LexicalRefusal {
+        Err(ScanRefusal::Ambiguous(LexicalRefusal {
             construct,
             line,
             column,
             why,
-        })
+        }))
     }
 
     /// Keeps `n` characters from the current position in the parser's text.
@@ -158,16 +146,17 @@ impl Scanner {
         }
     }
 
-    fn token(&mut self) -> Result<(), LexicalRefusal> {
+    fn token(&mut self) -> Result<(), ScanRefusal> {
         self.tokens += 1;
         if self.tokens > self.max_tokens {
-            // Reported as ScanRefusal::TooManyTokens by `scan`.
-            return self.refuse(self.at, String::new(), "");
+            return Err(ScanRefusal::TooManyTokens {
+                max_tokens: self.max_tokens,
+            });
         }
         Ok(())
     }
 
-    fn run(&mut self) -> Result<(), LexicalRefusal> {
+    fn run(&mut self) -> Result<(), ScanRefusal> {
         while let Some(c) = self.peek(0) {
             match c {
                 ' ' | '\t' | '\n' => self.keep(1),
@@ -252,7 +241,7 @@ impl Scanner {
     }
 
     /// `-- …` up to the end of the line.
-    fn line_comment(&mut self) -> Result<(), LexicalRefusal> {
+    fn line_comment(&mut self) -> Result<(), ScanRefusal> {
         if self.engine == EngineKind::MySql {
             let spaced = match self.peek(2) {
                 Some(' ' | '\t' | '\n') => true,
@@ -286,7 +275,7 @@ impl Scanner {
     }
 
     /// `/* … */`, neither nested nor executable nor a hint.
-    fn block_comment(&mut self) -> Result<(), LexicalRefusal> {
+    fn block_comment(&mut self) -> Result<(), ScanRefusal> {
         let start = self.at;
         let marker = match (self.peek(2), self.peek(3)) {
             (Some('!'), _) => Some("a MySQL executable comment `/*!`"),
@@ -329,7 +318,7 @@ impl Scanner {
     }
 
     /// A string literal or quoted identifier, with doubled quotes inside.
-    fn quoted(&mut self, quote: char, kind: Quoted) -> Result<(), LexicalRefusal> {
+    fn quoted(&mut self, quote: char, kind: Quoted) -> Result<(), ScanRefusal> {
         self.token()?;
         let start = self.at;
         self.keep(1);
@@ -361,7 +350,7 @@ impl Scanner {
     }
 
     /// SQLite's `[name]` identifier.
-    fn bracketed(&mut self) -> Result<(), LexicalRefusal> {
+    fn bracketed(&mut self) -> Result<(), ScanRefusal> {
         self.token()?;
         let start = self.at;
         self.keep(1);
@@ -385,7 +374,7 @@ impl Scanner {
     }
 
     /// An unquoted name or keyword, and what may directly follow it.
-    fn word(&mut self) -> Result<(), LexicalRefusal> {
+    fn word(&mut self) -> Result<(), ScanRefusal> {
         self.token()?;
         let start = self.at;
         let mut word = String::new();
@@ -423,7 +412,7 @@ impl Scanner {
     }
 
     /// A numeric literal: digits, a fraction, an exponent, or 0x/0b forms.
-    fn number(&mut self) -> Result<(), LexicalRefusal> {
+    fn number(&mut self) -> Result<(), ScanRefusal> {
         self.token()?;
         let radix = match (self.peek(0), self.peek(1)) {
             (Some('0'), Some('x' | 'X')) => Some(16),
@@ -464,7 +453,7 @@ impl Scanner {
         self.after_number()
     }
 
-    fn after_number(&self) -> Result<(), LexicalRefusal> {
+    fn after_number(&self) -> Result<(), ScanRefusal> {
         match self.peek(0) {
             Some(c) if is_word_char(c) || c == '.' && self.peek(1).is_some_and(is_word_char) => {
                 self.refuse(

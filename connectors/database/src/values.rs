@@ -368,6 +368,47 @@ mod tests {
         assert!(cap.note(&[]).is_some());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// Whatever the text and the cap: the kept text is the longest prefix
+        /// that fits and ends on a character boundary, and a cut is reported.
+        #[test]
+        fn cut_text_is_the_longest_fitting_prefix(text in "\\PC{0,200}", max in 0usize..300) {
+            let mut cap = ValueCap::new(max);
+            let Some(Kind::StringValue(kept)) = cap.text(0, &text).kind else {
+                panic!("text is a string");
+            };
+            proptest::prop_assert!(kept.len() <= max || kept == text);
+            proptest::prop_assert!(text.starts_with(&kept));
+            if kept.len() < text.len() {
+                let next = text[kept.len()..].chars().next().map_or(0, char::len_utf8);
+                proptest::prop_assert!(kept.len() + next > max, "a longer prefix fits");
+                proptest::prop_assert!(cap.note(&[]).is_some());
+            } else {
+                proptest::prop_assert!(cap.note(&[]).is_none());
+            }
+            // The byte path agrees with the text path.
+            let mut other = ValueCap::new(max);
+            proptest::prop_assert_eq!(other.text_bytes(0, text.as_bytes()), string(kept));
+        }
+
+        /// Whatever the data and the cap: the base64 fits and decodes to a prefix.
+        #[test]
+        fn cut_bytes_keep_base64_within_the_cap(data in proptest::collection::vec(proptest::num::u8::ANY, 0..300), max in 4usize..300) {
+            let mut cap = ValueCap::new(max);
+            let Some(Kind::StringValue(b64)) = cap.bytes(0, &data).kind else {
+                panic!("bytes are a string");
+            };
+            proptest::prop_assert!(b64.len() <= max);
+            let decoded = base64::engine::general_purpose::STANDARD.decode(&b64).unwrap_or_default();
+            proptest::prop_assert!(data.starts_with(&decoded));
+            proptest::prop_assert_eq!(decoded.len() < data.len(), cap.note(&[]).is_some());
+        }
+    }
+
     #[test]
     fn intervals_are_iso_8601_durations() {
         assert_eq!(iso_interval(14, 3, 3_723_500_000), "P1Y2M3DT1H2M3.5S");

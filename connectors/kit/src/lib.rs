@@ -14,6 +14,23 @@
 //! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
 //!   `Retry-After`.
 //! - [`env`]: typed environment variables with errors that name the variable.
+//! - [`metrics`]: Prometheus metrics on `METRICS_ADDR` (off when unset): every gRPC
+//!   call's duration in `rpc_server_call_duration_seconds{rpc_service, rpc_method,
+//!   rpc_grpc_status_code}`, the upstream metrics of [`upstream`], and a connector's
+//!   own through [`metrics::register`]. Listener bounds: `METRICS_HEADER_TIMEOUT`
+//!   (5 s), `METRICS_CONNECTION_TIMEOUT` (30 s), `METRICS_MAX_CONNECTIONS` (16),
+//!   request head 8 KiB; only `GET /metrics` is answered.
+//! - [`telemetry`]: logs (`LOG_FORMAT`, `RUST_LOG`) and, when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set,
+//!   OpenTelemetry traces over OTLP (`OTEL_EXPORTER_OTLP_PROTOCOL` `http/protobuf` or
+//!   `grpc`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, ...). Every gRPC call is a
+//!   server span continuing the caller's W3C `traceparent`, with `rpc.system`,
+//!   `rpc.service`, `rpc.method` and `rpc.grpc.status_code`; nothing is exported,
+//!   and no exporter runs, when the variables are unset.
+//! - [`upstream`]: a connector's HTTP request to its upstream API as a client span
+//!   (trace context injected into the request) and the metrics
+//!   `switchboard_upstream_request_duration_seconds{connector, operation, status_class}`
+//!   and `switchboard_upstream_rate_limited_total{connector, operation}`.
 //! - [`tool_names`]: the names the agent sees for this connector's tools, for texts
 //!   that mention them (prompts, hints in errors).
 #![forbid(unsafe_code)]
@@ -23,12 +40,15 @@ pub mod descriptors;
 pub mod env;
 pub mod health;
 pub mod healthcheck;
+pub mod metrics;
+mod observe;
 pub mod retry;
 mod run;
 mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tool_names;
+pub mod upstream;
 
 pub use health::Health;
 pub use run::{ConnectorSpec, run};

@@ -66,7 +66,7 @@ where
         .name(spec.binary)
         .about(spec.about)
         .after_help(format!(
-            "Environment: LISTEN_ADDR (default {}), SHUTDOWN_GRACE (seconds, default 10), LOG_FORMAT=json, RUST_LOG",
+            "Environment: LISTEN_ADDR (default {}), SHUTDOWN_GRACE (seconds, default 10), METRICS_ADDR (off by default), LOG_FORMAT=json, RUST_LOG, OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables",
             spec.default_listen_addr
         ));
     let cli = match Cli::from_arg_matches(&command.get_matches()) {
@@ -88,8 +88,11 @@ where
             outcome.exit_code()
         }
         Command::Serve => {
-            crate::telemetry::init();
-            match serve_on(&listen, serve).await {
+            let telemetry = crate::telemetry::init_with_traces(spec.binary);
+            let outcome = serve_on(&listen, serve).await;
+            // Send the spans still buffered (a blocking call, off the runtime's threads).
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(
@@ -111,11 +114,20 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     use anyhow::Context as _;
+    // Metrics first: a malformed METRICS_ADDR stops the connector at start.
+    let metrics = crate::metrics::MetricsConfig::from_env()?;
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    crate::metrics::spawn(metrics, async move {
+        let _ = metrics_stopped.await;
+    })
+    .await?;
     let addr: SocketAddr = listen.parse().with_context(|| {
         format!("environment variable LISTEN_ADDR: {listen:?} is not an address like 0.0.0.0:50051")
     })?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (LISTEN_ADDR)"))?;
-    serve(listener, Box::pin(crate::shutdown::signal())).await
+    let served = serve(listener, Box::pin(crate::shutdown::signal())).await;
+    let _ = metrics_stop.send(());
+    served
 }

@@ -145,7 +145,16 @@ impl ConnectorServer {
         let mut routes = self.routes;
         let mut v1 = tonic_reflection::server::Builder::configure();
         let mut v1alpha = tonic_reflection::server::Builder::configure();
-        for set in served_descriptors(&self.name, &self.descriptor_sets, &self.read_only)?
+        let served = served_descriptors(&self.name, &self.descriptor_sets, &self.read_only)?;
+        // The method paths that get their own metric labels: the served ones only.
+        let mut observed: Vec<&[u8]> = served.clone();
+        observed.extend([
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]);
+        let observe = crate::observe::ObserveLayer::new(crate::observe::served_methods(&observed));
+        for set in served
             .into_iter()
             .chain([tonic_health::pb::FILE_DESCRIPTOR_SET])
         {
@@ -189,7 +198,8 @@ impl ConnectorServer {
             let _ = stopping_tx.send(());
         };
         let server = tonic::transport::Server::builder()
-            .trace_fn(call_span)
+            // Outermost: the call's span and duration, so a panic's INTERNAL counts.
+            .layer(observe)
             // A handler that panics answers INTERNAL instead of resetting the stream.
             .layer(crate::catch_panic::CatchPanicLayer::new(&self.name))
             .add_routes(routes.routes())
@@ -216,27 +226,6 @@ impl ConnectorServer {
         tracing::info!(connector = %self.name, "connector stopped");
         Ok(())
     }
-}
-
-/// The span of one gRPC call: its method, and the trace id of the W3C
-/// `traceparent` the caller sent (the router sends the MCP tool call's), so the
-/// connector's log lines of one tool call carry the trace id of the router's.
-fn call_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
-    let trace_id = request
-        .headers()
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok())
-        .and_then(trace_id)
-        .unwrap_or_default();
-    tracing::info_span!("call", method = %request.uri().path(), trace_id = %trace_id)
-}
-
-/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
-fn trace_id(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.trim().split('-');
-    let (_version, id) = (parts.next()?, parts.next()?);
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id != "0".repeat(32))
-        .then_some(id)
 }
 
 /// The descriptor sets to serve: `sets`, with the writing methods of the
@@ -279,20 +268,6 @@ mod tests {
     use super::*;
 
     const SET: &[u8] = switchboard_proto::FILE_DESCRIPTOR_SET;
-
-    #[test]
-    fn the_trace_id_is_read_from_a_traceparent() {
-        assert_eq!(
-            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        assert_eq!(trace_id("garbage"), None);
-        assert_eq!(trace_id("00-short-00f067aa0ba902b7-01"), None);
-        assert_eq!(
-            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-            None
-        );
-    }
 
     /// Log lines written while a connector serves a call carry the caller's trace id.
     #[tokio::test(flavor = "current_thread")]

@@ -3,7 +3,9 @@
 //! [`guard`] sits in front of rmcp's Streamable HTTP service on `/mcp`. For a
 //! `POST` with a JSON body it reads the body itself, within
 //! `body_read_timeout` and `max_body_bytes`, so a client that trickles its body
-//! cannot hold a connection and a task forever; it answers a body that is not
+//! cannot hold a connection and a task forever, and within
+//! `max_body_bytes_in_flight` for all bodies together, so many clients
+//! sending large bodies at once cannot exhaust memory; it answers a body that is not
 //! JSON with a JSON-RPC parse error (-32700) and one that is not an MCP
 //! JSON-RPC message with an invalid-request error (-32600), instead of rmcp's
 //! bare 415; and it gives every `initialize` that would open a session one of
@@ -26,6 +28,8 @@ use futures::StreamExt as _;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
 use serde_json::{Value as Json, json};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::config::ClientLimits;
 use crate::limits::LimitLog;
 use crate::polling::PollingSessions;
@@ -40,12 +44,15 @@ pub const LIMIT_REACHED: i64 = -32000;
 static SESSIONS_REFUSED: LimitLog = LimitLog::new("max_sessions");
 static SLOW_BODIES: LimitLog = LimitLog::new("body_read_timeout");
 
-/// What [`guard`] needs: the session slots and the bounds.
+static BODIES_REFUSED: LimitLog = LimitLog::new("max_body_bytes_in_flight");
+
+/// What [`guard`] needs: the session slots, the body budget and the bounds.
 #[derive(Debug)]
 pub struct Admission {
     sessions: Arc<PollingSessions>,
     limits: ClientLimits,
     max_body_bytes: usize,
+    bodies: BodyBudget,
 }
 
 impl Admission {
@@ -59,7 +66,42 @@ impl Admission {
             sessions,
             limits,
             max_body_bytes,
+            bodies: BodyBudget::new(limits.max_body_bytes_in_flight),
         }
+    }
+}
+
+/// The bytes all request bodies being read may hold together
+/// (`max_body_bytes_in_flight`): one permit per byte, held until the request
+/// has been handed on.
+#[derive(Debug, Clone)]
+struct BodyBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl BodyBudget {
+    fn new(total: usize) -> Self {
+        Self {
+            bytes: Arc::new(Semaphore::new(total.min(Semaphore::MAX_PERMITS))),
+            total,
+        }
+    }
+
+    /// Takes `n` more bytes into `held`.
+    fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> Result<(), BodyError> {
+        let busy = BodyError::Busy { total: self.total };
+        let n = u32::try_from(n).map_err(|_| busy.clone())?;
+        let permit = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| busy)?;
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
     }
 }
 
@@ -74,8 +116,12 @@ pub fn rpc_error(status: StatusCode, id: Json, code: i64, message: String, data:
 }
 
 /// Why a request body could not be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 enum BodyError {
+    #[error(
+        "the router is reading as many request bodies as it allows ({total} bytes together, max_body_bytes_in_flight = {total}): retry in a moment"
+    )]
+    Busy { total: usize },
     #[error(
         "the request body is larger than {max} bytes, the most the router accepts (max_body_bytes = {max})"
     )]
@@ -89,6 +135,10 @@ enum BodyError {
 impl BodyError {
     fn into_response(self) -> Response {
         let (status, data) = match &self {
+            Self::Busy { total } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "setting": "max_body_bytes_in_flight", "limit": total }),
+            ),
             Self::TooLarge { max } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "setting": "max_body_bytes", "limit": max }),
@@ -109,19 +159,30 @@ impl BodyError {
     }
 }
 
-/// Reads a whole body, at most `max` bytes, within `timeout` from now.
-async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+/// A body read whole, and its share of the body budget.
+type ReadBody = (Vec<u8>, Option<OwnedSemaphorePermit>);
+
+/// Reads a whole body, at most `max` bytes, within `timeout` from now, taking
+/// its bytes from `budget` as they arrive.
+async fn read_body(
+    body: Body,
+    max: usize,
+    timeout: Duration,
+    budget: &BodyBudget,
+) -> Result<ReadBody, BodyError> {
     let read = async {
         let mut collected = Vec::new();
+        let mut held = None;
         let mut chunks = body.into_data_stream();
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
             if chunk.len() > max.saturating_sub(collected.len()) {
                 return Err(BodyError::TooLarge { max });
             }
+            budget.take(chunk.len(), &mut held)?;
             collected.extend_from_slice(&chunk);
         }
-        Ok(collected)
+        Ok((collected, held))
     };
     tokio::time::timeout(timeout, read)
         .await
@@ -195,15 +256,20 @@ pub async fn guard(
         return BodyError::TooLarge { max }.into_response();
     }
     let timeout = admission.limits.body_read_timeout;
-    let body = match read_body(body, max, timeout).await {
-        Ok(body) => body,
+    let (body, _budget) = match read_body(body, max, timeout, &admission.bodies).await {
+        Ok(read) => read,
         Err(error) => {
-            if matches!(error, BodyError::TimedOut { .. }) {
-                SLOW_BODIES.hit(
+            match &error {
+                BodyError::TimedOut { .. } => SLOW_BODIES.hit(
                     format!("{}s", timeout.as_secs_f64()),
                     "a client did not send its request body in time; requests cut",
-                );
-            }
+                ),
+                BodyError::Busy { total } => BODIES_REFUSED.hit(
+                    total,
+                    "request bodies being read at once reached their total; requests refused",
+                ),
+                _ => false,
+            };
             return error.into_response();
         }
     };
@@ -303,9 +369,14 @@ mod tests {
         let body = Body::from_stream(rx);
         let started = std::time::Instant::now();
         let keep = tx; // never sends, never closes
-        let error = read_body(body, 1024, Duration::from_millis(100))
-            .await
-            .expect_err("times out");
+        let error = read_body(
+            body,
+            1024,
+            Duration::from_millis(100),
+            &BodyBudget::new(4096),
+        )
+        .await
+        .expect_err("times out");
         assert!(matches!(error, BodyError::TimedOut { .. }), "{error}");
         assert!(error.to_string().contains("body_read_timeout"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(2));
@@ -313,9 +384,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bodies_together_stay_within_the_budget_until_handed_on() {
+        let budget = BodyBudget::new(100);
+        let (first, held) = read_body(
+            Body::from(vec![b'a'; 60]),
+            1024,
+            Duration::from_secs(5),
+            &budget,
+        )
+        .await
+        .expect("fits the budget");
+        assert_eq!(first.len(), 60);
+        let error = read_body(
+            Body::from(vec![b'b'; 60]),
+            1024,
+            Duration::from_secs(5),
+            &budget,
+        )
+        .await
+        .expect_err("60 + 60 bytes are over a budget of 100");
+        assert!(
+            error.to_string().contains("max_body_bytes_in_flight = 100"),
+            "{error}"
+        );
+        drop(held);
+        assert!(
+            read_body(
+                Body::from(vec![b'c'; 60]),
+                1024,
+                Duration::from_secs(5),
+                &budget
+            )
+            .await
+            .is_ok(),
+            "the first body's bytes are given back"
+        );
+    }
+
+    #[tokio::test]
     async fn a_body_over_the_limit_is_refused_naming_the_setting() {
         let body = Body::from(vec![b'x'; 2048]);
-        let error = read_body(body, 1024, Duration::from_secs(5))
+        let error = read_body(body, 1024, Duration::from_secs(5), &BodyBudget::new(4096))
             .await
             .expect_err("too large");
         assert!(

@@ -84,6 +84,8 @@ impl Default for UpstreamLimits {
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default time a client has to send a request's headers (`header_read_timeout`).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default total of request bodies being read at once (`max_body_bytes_in_flight`).
+pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
 /// Default time a client has to send a request's body (`body_read_timeout`).
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default most MCP sessions open at once over HTTP (`max_sessions`).
@@ -111,6 +113,9 @@ pub struct ClientLimits {
     pub header_read_timeout: Duration,
     /// Time to send a request's whole body; then 408 and the connection is closed.
     pub body_read_timeout: Duration,
+    /// Bytes of request bodies being read at once, all connections together;
+    /// a body that would go over it is answered 503.
+    pub max_body_bytes_in_flight: usize,
     /// MCP sessions open at once over HTTP; one more `initialize` is answered 503.
     pub max_sessions: usize,
     /// A session with no request or message for this long is closed.
@@ -130,6 +135,7 @@ impl Default for ClientLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_body_bytes_in_flight: DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
             max_sessions: DEFAULT_MAX_SESSIONS,
             session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
             max_calls_per_session: DEFAULT_MAX_CALLS_PER_SESSION,
@@ -362,6 +368,7 @@ struct FileConfig {
     header_read_timeout: Option<f64>,
     /// Seconds.
     body_read_timeout: Option<f64>,
+    max_body_bytes_in_flight: Option<usize>,
     max_sessions: Option<usize>,
     /// Seconds.
     session_idle_timeout: Option<f64>,
@@ -487,6 +494,11 @@ impl Config {
                 &mut clients.max_connections,
             ),
             ("max_sessions", file.max_sessions, &mut clients.max_sessions),
+            (
+                "max_body_bytes_in_flight",
+                file.max_body_bytes_in_flight,
+                &mut clients.max_body_bytes_in_flight,
+            ),
             (
                 "max_calls_per_session",
                 file.max_calls_per_session,
@@ -703,7 +715,8 @@ prefix = "tickets"
             &path,
             "max_connections = 10\nheader_read_timeout = 1.5\nbody_read_timeout = 2\n\
              max_sessions = 3\nsession_idle_timeout = 60\nmax_calls_per_session = 4\n\
-             max_subscriptions_per_session = 5\nnotification_queue = 6\n",
+             max_subscriptions_per_session = 5\nnotification_queue = 6\n\
+             max_body_bytes_in_flight = 7000\n",
         )
         .unwrap();
         let mut config = Config::default();
@@ -714,6 +727,7 @@ prefix = "tickets"
                 max_connections: 10,
                 header_read_timeout: Duration::from_millis(1500),
                 body_read_timeout: Duration::from_secs(2),
+                max_body_bytes_in_flight: 7000,
                 max_sessions: 3,
                 session_idle_timeout: Duration::from_secs(60),
                 max_calls_per_session: 4,

@@ -98,6 +98,9 @@ struct Cli {
     /// Time a client has to send a request's body; then 408 and the connection is closed [default: 30s].
     #[arg(long, env = "SWITCHBOARD_BODY_READ_TIMEOUT", value_parser = maybe(config::parse_timeout))]
     body_read_timeout: Option<Maybe<std::time::Duration>>,
+    /// Bytes of request bodies being read at once, all clients together; more is answered 503 [default: 67108864].
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES_IN_FLIGHT", value_parser = maybe(config::parse_limit))]
+    max_body_bytes_in_flight: Option<Maybe<usize>>,
     /// Most MCP sessions open at once over HTTP; one more initialize is answered 503 [default: 1000].
     #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS", value_parser = maybe(config::parse_limit))]
     max_sessions: Option<Maybe<usize>>,
@@ -252,6 +255,9 @@ impl Cli {
         }
         if let Some(t) = set(self.body_read_timeout) {
             clients.body_read_timeout = t;
+        }
+        if let Some(n) = set(self.max_body_bytes_in_flight) {
+            clients.max_body_bytes_in_flight = n;
         }
         if let Some(n) = set(self.max_sessions) {
             clients.max_sessions = n;

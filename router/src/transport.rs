@@ -113,6 +113,12 @@ pub async fn serve_http(
         .with_cancellation_token(cancel.child_token());
     let catalog = router.catalog().clone();
     let limits = config.client_limits;
+    anyhow::ensure!(
+        limits.max_body_bytes_in_flight >= config.max_body_bytes,
+        "max_body_bytes_in_flight ({}) is smaller than max_body_bytes ({}): no body of the largest allowed size could ever be read",
+        limits.max_body_bytes_in_flight,
+        config.max_body_bytes
+    );
     let sessions = Arc::new(PollingSessions::new(
         &limits,
         config.sse_poll_after.is_some(),

@@ -546,3 +546,60 @@ async fn sigterm_stops_the_router_promptly_despite_open_sessions_and_slow_client
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn bodies_read_at_once_stay_within_their_total() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(
+        &[spec("calculator", &calc)],
+        &[
+            "--max-body-bytes",
+            "1000",
+            "--max-body-bytes-in-flight",
+            "1000",
+            "--body-read-timeout",
+            "10s",
+        ],
+    )
+    .await
+    .expect("router");
+    let (client, _) = http_client(&router).await;
+
+    // A client sends 800 of the 900 bytes it announced, and waits.
+    let mut holder = TcpStream::connect(router.addr).await.expect("connect");
+    let head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                Accept: application/json, text/event-stream\r\nContent-Length: 900\r\n\r\n";
+    holder.write_all(head.as_bytes()).await.expect("head");
+    holder.write_all(&[b' '; 800]).await.expect("800 bytes");
+
+    // Another body that would go over the total is refused at once...
+    let http = reqwest::Client::new();
+    let padded = format!("{INIT}{}", " ".repeat(300 - INIT.len().min(300)));
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (status, body) = post_raw(&http, &router, &padded).await;
+            if status == 503 {
+                break body;
+            }
+            // The holder's bytes may not have been read yet.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("refused within 5s");
+    let error = message(&refused);
+    assert_eq!(
+        error["error"]["data"]["setting"],
+        "max_body_bytes_in_flight"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_body_bytes_in_flight = 1000"),
+        "{error}"
+    );
+    // ...while small requests still fit.
+    still_served(&client, "bodies holding most of the budget").await;
+    drop(holder);
+}

@@ -4,7 +4,7 @@
 //! `TEST_NOT_SERVING=true` to report NOT_SERVING like an unconfigured connector,
 //! `TEST_FAULTS=MODE` to serve a misbehaving connector instead of the calculator
 //! (see [`faults`]: `misbehave`, `flap`, `self-dependent`, `endless-dependencies`,
-//! `deep-diamond` with `TEST_DIAMOND_LEVELS`, default 40).
+//! `huge-descriptor`, `deep-diamond` with `TEST_DIAMOND_LEVELS`, default 40).
 
 #[path = "test_connector/faults.rs"]
 mod faults;

@@ -355,6 +355,28 @@ async fn an_endless_dependency_chain_stops_at_max_reflection_files() {
 }
 
 #[tokio::test]
+async fn a_reflection_answer_over_reflection_max_message_bytes_is_refused_naming_it() {
+    let (faults, calc) = (faulty("huge-descriptor").await, calculator().await);
+    let router = router(&faults, &calc, &["--startup-timeout", "1s"]).await;
+    let rss = RssPeak::watch(&router);
+    let status = readyz_status_containing(&router, "reflection_max_message_bytes").await;
+    assert!(status.contains("larger than 4194304 bytes"), "{status}");
+    let (client, _) = http_client(&router).await;
+    others_still_served(&client, &router).await;
+    rss.assert_bounded("a 5 MiB reflection answer");
+
+    // Raised above the file's size, the same connector is read.
+    let raised = HttpRouter::start(
+        &[spec("faults", &faults)],
+        &["--reflection-max-message-bytes", "8388608"],
+    )
+    .await
+    .expect("start the router");
+    let (client, _) = http_client(&raised).await;
+    wait_for_tool(&client, "faults_big").await;
+}
+
+#[tokio::test]
 async fn a_deep_diamond_of_shared_messages_gets_a_linear_schema() {
     let (faults, calc) = (faulty("deep-diamond").await, calculator().await);
     let router = router(&faults, &calc, &[]).await;

@@ -5,7 +5,8 @@
 //! Every mode serves the `switchboard.testkit.faults.v1.Faults` service, whose
 //! descriptors are built here in code (prost-types) and served by a reflection
 //! service of our own, so a mode can serve what no protobuf compiler would
-//! produce (a file answered under another name, an endless dependency chain).
+//! produce (a file answered under another name, an endless dependency chain, a
+//! 5 MiB file).
 //! The messages are written by hand with prost's derive, and the service by
 //! hand on tonic's server building blocks (what generated code does).
 //!
@@ -67,6 +68,8 @@ pub enum Fault {
     SelfDependent,
     /// Its file depends on `chain/1.proto`, which depends on `chain/2.proto`, ... without end.
     EndlessDependencies,
+    /// Its file carries a 5 MiB comment, over the router's default reflection limit.
+    HugeDescriptor,
     /// Adds `Deep(D0)`, a diamond of `levels` levels of shared messages.
     DeepDiamond {
         /// Levels below D0.
@@ -85,12 +88,13 @@ impl Fault {
             "flap" => Self::Flap,
             "self-dependent" => Self::SelfDependent,
             "endless-dependencies" => Self::EndlessDependencies,
+            "huge-descriptor" => Self::HugeDescriptor,
             "deep-diamond" => Self::DeepDiamond {
                 levels: connector_kit::env::parse::<u32>("TEST_DIAMOND_LEVELS", 40)?.min(10_000),
             },
             other => anyhow::bail!(
                 "environment variable TEST_FAULTS: expected misbehave, flap, self-dependent, \
-                 endless-dependencies or deep-diamond, got {other:?}"
+                 endless-dependencies, huge-descriptor or deep-diamond, got {other:?}"
             ),
         }))
     }
@@ -236,6 +240,15 @@ fn faults_file(fault: Fault) -> Vec<u8> {
             ..Default::default()
         }],
         syntax: Some("proto3".to_owned()),
+        // The comment of the service: what reflection sends, the router keeps.
+        source_code_info: (fault == Fault::HugeDescriptor).then(|| prost_types::SourceCodeInfo {
+            location: vec![prost_types::source_code_info::Location {
+                path: vec![6, 0],
+                span: vec![0, 0, 0],
+                leading_comments: Some("x".repeat(5 * 1024 * 1024)),
+                ..Default::default()
+            }],
+        }),
         ..Default::default()
     }
     .encode_to_vec()

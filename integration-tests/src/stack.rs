@@ -1,5 +1,6 @@
-//! The whole Switchboard stack as local processes: the four connectors and the
-//! router, with each service's log lines prefixed by its name.
+//! The whole Switchboard stack as local processes: every connector listed in
+//! `deploy/connectors.toml` and the router, with each service's log lines
+//! prefixed by its name.
 //!
 //! This is the one place that knows how to start everything: `make run` uses it
 //! through the `stack` binary, and tests and benchmarks use it as a library
@@ -9,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -42,46 +44,66 @@ pub struct StackConfig {
     pub env: Vec<(String, String)>,
 }
 
-/// The four connectors on their default ports.
-pub fn default_connectors() -> Vec<ConnectorSpec> {
-    vec![
-        ConnectorSpec {
-            name: "jira",
-            binary: "jira-connector",
-            port: 50051,
-        },
-        ConnectorSpec {
-            name: "slack",
-            binary: "slack-connector",
-            port: 50052,
-        },
-        ConnectorSpec {
-            name: "database",
-            binary: "database-connector",
-            port: 50053,
-        },
-        ConnectorSpec {
-            name: "code_analysis",
-            binary: "code-analysis-connector",
-            port: 50054,
-        },
-    ]
+/// The deployed connectors: `deploy/connectors.toml`, the list compose, the
+/// Kubernetes manifests and `.env.example` are generated from
+/// (`make deploy-sync`). Compiled in, so the runner needs no file at run time.
+const CONNECTORS_TOML: &str = include_str!("../../deploy/connectors.toml");
+
+/// One `[[connectors]]` entry of `deploy/connectors.toml` (the fields the stack
+/// runner uses; the deployment fields are read by scripts/sync-deploy).
+#[derive(Debug, serde::Deserialize)]
+struct Deployed {
+    name: String,
+    binary: String,
+    port: u16,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DeployedList {
+    connectors: Vec<Deployed>,
+}
+
+/// `deploy/connectors.toml` parsed once; the error names the file.
+static DEPLOYED: LazyLock<Result<Vec<Deployed>, String>> =
+    LazyLock::new(|| parse_connectors(CONNECTORS_TOML));
+
+fn parse_connectors(text: &str) -> Result<Vec<Deployed>, String> {
+    let list: DeployedList =
+        toml::from_str(text).map_err(|e| format!("deploy/connectors.toml: {e}"))?;
+    if list.connectors.is_empty() {
+        return Err("deploy/connectors.toml lists no connector".to_owned());
+    }
+    Ok(list.connectors)
+}
+
+/// Every connector of `deploy/connectors.toml`, on its deployed port.
+pub fn default_connectors() -> anyhow::Result<Vec<ConnectorSpec>> {
+    let deployed = DEPLOYED.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(deployed
+        .iter()
+        .map(|c| ConnectorSpec {
+            name: &c.name,
+            binary: &c.binary,
+            port: c.port,
+        })
+        .collect())
 }
 
 impl StackConfig {
-    /// The default local stack: router on 127.0.0.1:8080, connectors on 50051-50054.
-    pub fn local(workdir: PathBuf) -> Self {
-        Self {
+    /// The default local stack: router on 127.0.0.1:8080, connectors on their
+    /// deployed ports.
+    pub fn local(workdir: PathBuf) -> anyhow::Result<Self> {
+        Ok(Self {
             router_addr: ([127, 0, 0, 1], 8080).into(),
-            connectors: default_connectors(),
+            connectors: default_connectors()?,
             workdir,
             env: Vec::new(),
-        }
+        })
     }
 
     /// The same stack on ephemeral ports (tests, benchmarks).
     pub fn ephemeral(workdir: PathBuf) -> anyhow::Result<Self> {
-        let mut connectors = default_connectors();
+        let mut connectors = default_connectors()?;
         for c in &mut connectors {
             c.port = free_port()?;
         }
@@ -266,5 +288,45 @@ impl Stack {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn default_connectors_are_the_entries_of_deploy_connectors_toml() {
+        let connectors = default_connectors().expect("deploy/connectors.toml parses");
+        let names: Vec<&str> = connectors.iter().map(|c| c.name).collect();
+        // Every entry, in file order, and nothing else.
+        let in_file: Vec<&str> = CONNECTORS_TOML
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = \""))
+            .filter_map(|l| l.strip_suffix('"'))
+            .collect();
+        assert_eq!(names, in_file);
+        assert!(names.contains(&"code_analysis"));
+        let ports: HashSet<u16> = connectors.iter().map(|c| c.port).collect();
+        assert_eq!(ports.len(), connectors.len(), "two connectors share a port");
+        let binaries: HashSet<&str> = connectors.iter().map(|c| c.binary).collect();
+        assert_eq!(
+            binaries.len(),
+            connectors.len(),
+            "two connectors share a binary"
+        );
+    }
+
+    #[test]
+    fn a_broken_or_empty_list_is_an_error_naming_the_file() {
+        let broken = parse_connectors("[[connectors]]\nname = \"x\"\n").expect_err("no binary");
+        assert!(broken.contains("deploy/connectors.toml"), "{broken}");
+        let empty = parse_connectors("connectors = []\n").expect_err("empty");
+        assert!(empty.contains("no connector"), "{empty}");
+        let port = parse_connectors("[[connectors]]\nname = \"x\"\nbinary = \"x\"\nport = 70000\n")
+            .expect_err("port out of range");
+        assert!(port.contains("deploy/connectors.toml"), "{port}");
     }
 }

@@ -1,5 +1,6 @@
-//! `stack`: runs the whole Switchboard stack locally (`make run`): the four
-//! connectors and the router, logs prefixed by service, Ctrl-C stops everything.
+//! `stack`: runs the whole Switchboard stack locally (`make run`): every
+//! connector of deploy/connectors.toml and the router, logs prefixed by
+//! service, Ctrl-C stops everything.
 
 use std::process::ExitCode;
 
@@ -38,7 +39,13 @@ fn setting_notes() -> String {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let workdir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let mut config = StackConfig::local(workdir);
+    let mut config = match StackConfig::local(workdir) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("stack: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     config.router_addr = args.listen;
     let mut stack = match Stack::start(config).await {
         Ok(stack) => stack,

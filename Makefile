@@ -8,10 +8,10 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-rust lint fmt bench mutants up down tools services clean
+.PHONY: help build run test test-rust lint fmt bench mutants up down tools services clean deploy-sync
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 build: ## Build every binary (debug)
 	$(CARGO) build --workspace --bins
@@ -21,7 +21,7 @@ TARGET_DIR = $(or $(CARGO_TARGET_DIR),$(shell $(CARGO) metadata --format-version
 
 # The stack runner is run from the workspace build: `cargo run -p` would rebuild
 # shared crates with another feature set, and `make test` would rebuild them back.
-run: build ## Start the four connectors and the router locally (Ctrl-C stops all)
+run: build ## Start the connectors and the router locally (Ctrl-C stops all)
 	"$(TARGET_DIR)/debug/stack"
 
 tools: ## Install the third-party checking tools into .tools/ (idempotent)
@@ -54,6 +54,9 @@ bench: tools services ## Benchmarks (release build); figures go in README.md
 mutants: ## Mutation testing of the safety-critical modules (slow; not part of test)
 	scripts/install-tools.sh mutants
 	scripts/mutants.sh
+
+deploy-sync: ## Update compose, Kubernetes, .env.example from deploy/connectors.toml
+	scripts/sync-deploy
 
 up: ## docker compose up (router on :8080, connectors, PostgreSQL)
 	docker compose up --build -d

@@ -14,8 +14,13 @@
 #      Deployment has probes, resources and a securityContext; every object
 #      matches the Kubernetes API schema (PyPI kubernetes-validate, installed
 #      into .tools/check-deploy-venv);
-#   3. scripts/check-deploy/selftest.py: check.py fails on copies of the files
-#      with one deliberate mistake each (so a check that stops checking shows).
+#   3. scripts/sync-deploy --check: compose.yaml, deploy/kubernetes/base and
+#      .env.example follow deploy/connectors.toml and pass through and document
+#      every variable the binaries read (else: run `make deploy-sync`);
+#   4. scripts/check-deploy/selftest.py: check.py fails on copies of the files
+#      with one deliberate mistake each (so a check that stops checking shows),
+#      and a connector added to a copy's deploy/connectors.toml is deployed by
+#      sync-deploy so that check.py passes the copy.
 #
 # One line per check (PASS / FAIL / SKIP / WARN); exits 1 when any check failed.
 # A missing tool fails with CI=true and is skipped loudly otherwise. Without any
@@ -128,6 +133,10 @@ fi
 
 # --- structural checks ------------------------------------------------------------------
 "$PYTHON" scripts/check-deploy/check.py "${RESOLVED[@]}" "${KUSTOMIZE[@]}" "${SCHEMAS[@]}" | tee -a "$WORK/summary"
+((PIPESTATUS[0] == 0)) || FAILED=1
+# The files follow deploy/connectors.toml and every variable the binaries read
+# (what `make deploy-sync` writes); it names the command to run when they do not.
+"$PYTHON" scripts/sync-deploy --check | tee -a "$WORK/summary"
 ((PIPESTATUS[0] == 0)) || FAILED=1
 # ... and proof that those checks catch deliberate mistakes in copies of the files.
 "$PYTHON" scripts/check-deploy/selftest.py | tee -a "$WORK/summary"

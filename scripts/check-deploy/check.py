@@ -9,7 +9,9 @@ Everything compared here is derived from the sources, not listed twice:
 
 - binaries: `cargo metadata` ([[bin]] targets and the workspace crates each one
   is built from);
-- the environment variables a binary reads: its crates' Rust sources (calls such
+- the environment variables a binary reads: its crates' non-test Rust sources
+  (test-only files `tests.rs` and `tests/` folders, and `#[cfg(test)]` tails,
+  are skipped; calls such
   as `env::flag("NAME", ...)`, `std::env::var("NAME")`, clap's `env = "NAME"`,
   helpers that take a variable name and read it, and RUST_LOG where the tracing
   `EnvFilter` reads its default variable);
@@ -100,10 +102,19 @@ HELPER = re.compile(r"\bfn ([a-z_][a-z0-9_]*)\(\s*name: &str\)[^{]*\{(.*?)\n\}",
 CONNECTOR_NAME = re.compile(r"ConnectorServer::new\(\s*\"([^\"]+)\"")
 
 
+def is_test_source(rel: Path) -> bool:
+    """A test-only file under src/: `tests.rs`, or anything in a `tests/` folder."""
+    return rel.name == "tests.rs" or "tests" in rel.parts[:-1]
+
+
 def rust_sources(crate_dir: Path) -> list[str]:
-    """The crate's non-test Rust sources (src/, without `#[cfg(test)]` tails)."""
+    """The crate's non-test Rust sources (src/, without test-only files and
+    without `#[cfg(test)]` tails)."""
     texts = []
-    for path in sorted((crate_dir / "src").rglob("*.rs")):
+    src = crate_dir / "src"
+    for path in sorted(src.rglob("*.rs")):
+        if is_test_source(path.relative_to(src)):
+            continue
         text = path.read_text(encoding="utf-8")
         cut = text.find("#[cfg(test)]")
         texts.append(text if cut < 0 else text[:cut])

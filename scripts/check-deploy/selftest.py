@@ -3,14 +3,22 @@
 to a temporary directory, makes one deliberate mistake there, and expects
 check.py to fail naming it. The unaltered copy must pass.
 
+It also proves that adding a connector is one entry in deploy/connectors.toml:
+in a copy, a dummy connector (a fake crate with a settings table) is listed,
+sync-deploy runs, and check.py then passes the copy, whose compose.yaml,
+Kubernetes manifests, kustomization and .env.example deploy the new connector
+with every line they had before still in place.
+
     python3 scripts/check-deploy/selftest.py
 
-Prints one line; exits 1 when a mistake went unnoticed or the copy failed.
+Prints one line per self-test; exits 1 when a mistake went unnoticed, the copy
+failed, or the added connector was not deployed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import shutil
 import sys
@@ -21,6 +29,7 @@ WORKSPACE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.dont_write_bytecode = True
 import check  # noqa: E402
+import sync  # noqa: E402
 COPIED = ["compose.yaml", ".env.example", "Dockerfile", "deploy"]
 
 # (what goes wrong, file, text to replace, replacement, what check.py must say)
@@ -139,5 +148,153 @@ def main() -> int:
     return 0
 
 
+# The dummy connector: listed, with a crate whose README documents its settings.
+ECHO_ENTRY = """
+[[connectors]]
+name = "echo"
+binary = "echo-connector"
+service = "echo"
+port = 50055
+required = true
+secrets = ["ECHO_TOKEN"]
+description = "Echoes what it is sent"
+"""
+ECHO_README = """# echo-connector
+
+| Variable | Default | Meaning |
+|---|---|---|
+| `ECHO_GREETING` | `hello` | Word put before every echo |
+| `ECHO_TOKEN` | unset | Token the echo service checks |
+"""
+
+
+def echo_binary(binaries: dict, crate: Path, extra: set[str]) -> "check.Binary":
+    """A connector-kit binary reading what every deployed connector reads, plus its own."""
+    connectors = [b for b in binaries.values() if b.uses_kit and b.connector_name]
+    shared = set.intersection(*(b.env_vars for b in connectors))
+    kit = [d for d in connectors[0].crate_dirs if d.name == "kit"]
+    return check.Binary(name="echo-connector", package="echo-connector", crate_dirs=[crate, *kit],
+                        env_vars=shared | {"ECHO_GREETING", "ECHO_TOKEN"} | extra, uses_kit=True,
+                        connector_name="echo")
+
+
+def add_echo(root: Path, binaries: dict, extra: set[str] = frozenset()) -> dict:
+    copy_tree(root)
+    crate = root / "connectors" / "echo"
+    crate.mkdir(parents=True)
+    (crate / "README.md").write_text(ECHO_README, encoding="utf-8")
+    listed = root / "deploy" / "connectors.toml"
+    listed.write_text(listed.read_text(encoding="utf-8") + ECHO_ENTRY, encoding="utf-8")
+    return binaries | {"echo-connector": echo_binary(binaries, crate, set(extra))}
+
+
+def run_sync(root: Path, binaries: dict, check_only: bool) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = sync.run(root, binaries, check_only)
+    return code, out.getvalue()
+
+
+def kept_in_order(before: str, after: str) -> bool:
+    """Every line of `before` is still in `after`, in the same order (but the
+    router's SWITCHBOARD_CONNECTORS, which adding a connector changes)."""
+    lines = iter(after.splitlines())
+    return all(any(line == other for other in lines) for line in before.splitlines()
+               if "SWITCHBOARD_CONNECTORS" not in line)
+
+
+def as_documented(binaries: dict) -> dict:
+    """The binaries reading only what .env.example documents: the copy starts in
+    line whatever settings were added to the sources since the last sync (those
+    are the real files' --check's to report), so this self-test judges only
+    what adding a connector does."""
+    assigned, commented = check.env_example_vars()
+    known = set(assigned) | commented
+    return {n: dataclasses.replace(b, env_vars=b.env_vars & known) for n, b in binaries.items()}
+
+
+def sync_selftest(binaries: dict) -> list[str]:
+    problems = []
+    check.use_deploy_root(WORKSPACE)
+    binaries = as_documented(binaries)
+    with tempfile.TemporaryDirectory(prefix="sync-deploy-selftest-") as tmp:
+        root = Path(tmp) / "added"
+        root.mkdir()
+        with_echo = add_echo(root, binaries)
+        before = {p: (root / p).read_text(encoding="utf-8") for p in
+                  ("compose.yaml", ".env.example", "deploy/kubernetes/base/kustomization.yaml",
+                   "deploy/kubernetes/base/config/router.env")}
+        code, output = run_sync(root, with_echo, False)
+        if code != 0:
+            return [f"sync-deploy failed on a copy with a connector added:\n{output}"]
+        code, output = run_sync(root, with_echo, True)
+        if code != 0:
+            problems.append(f"sync-deploy --check fails right after sync-deploy (not idempotent):\n{output}")
+        ok, output = run_check(root, with_echo, schemas=VALIDATOR.exists())
+        if not ok:
+            problems.append(f"check.py fails the copy after sync-deploy added a connector:\n{output}")
+        after = {p: (root / p).read_text(encoding="utf-8") for p in before}
+        for p in before:
+            if not kept_in_order(before[p], after[p]):
+                problems.append(f"sync-deploy rewrote lines of {p} instead of only adding some")
+        compose = check.yaml.safe_load(check.interpolate_defaults(after["compose.yaml"]))["services"]
+        router_env = compose["router"]["environment"]
+        expected = [
+            (compose.get("echo", {}).get("build", {}).get("args", {}).get("BINARY") == "echo-connector",
+             "compose.yaml has no service echo building echo-connector"),
+            ("ECHO_GREETING" in (compose.get("echo", {}).get("environment") or {}),
+             "compose.yaml does not pass ECHO_GREETING through to echo"),
+            ("echo=http://echo:50055" in router_env["SWITCHBOARD_CONNECTORS"].split(","),
+             "the router's SWITCHBOARD_CONNECTORS in compose.yaml does not dial echo"),
+            (compose["router"].get("depends_on", {}).get("echo") == {"condition": "service_healthy"},
+             "the router does not wait for echo (required = true) to be healthy"),
+            ((root / "deploy/kubernetes/base/echo.yaml").is_file(), "no deploy/kubernetes/base/echo.yaml"),
+            ("LISTEN_ADDR=0.0.0.0:50055" in (root / "deploy/kubernetes/base/config/echo.env").read_text()
+             if (root / "deploy/kubernetes/base/config/echo.env").is_file() else False,
+             "no config/echo.env with LISTEN_ADDR=0.0.0.0:50055"),
+            ("  - echo.yaml" in after["deploy/kubernetes/base/kustomization.yaml"]
+             and "  - name: echo-config" in after["deploy/kubernetes/base/kustomization.yaml"]
+             and "  - name: switchboard/echo-connector" in after["deploy/kubernetes/base/kustomization.yaml"],
+             "kustomization.yaml does not list echo's manifest, ConfigMap and image"),
+            ("echo=http://echo:50055" in after["deploy/kubernetes/base/config/router.env"],
+             "config/router.env's SWITCHBOARD_CONNECTORS does not dial echo"),
+            ("# Word put before every echo. Default hello.\nECHO_GREETING=\n" in after[".env.example"],
+             ".env.example has no ECHO_GREETING entry with the README's description and default"),
+            ("(secret)" in after[".env.example"].split("ECHO_TOKEN=")[0].rsplit("\n#", 1)[-1]
+             if "ECHO_TOKEN=" in after[".env.example"] else False,
+             ".env.example does not mark ECHO_TOKEN, a listed secret, as secret"),
+            ("(`echo-connector`)" in after[".env.example"], ".env.example has no section for echo-connector"),
+        ]
+        problems += [why for holds, why in expected if not holds]
+
+        # A setting no table describes stops the sync, naming it and where to document it.
+        root = Path(tmp) / "undocumented"
+        root.mkdir()
+        with_echo = add_echo(root, binaries, {"ECHO_UNDOCUMENTED"})
+        code, output = run_sync(root, with_echo, False)
+        if code == 0 or "ECHO_UNDOCUMENTED" not in output or "connectors/echo/README.md" not in output:
+            problems.append(f"an undocumented variable did not stop sync-deploy naming it and "
+                            f"connectors/echo/README.md:\n{output}")
+        for name in (".env.example", "compose.yaml"):
+            if "ECHO_UNDOCUMENTED" in (root / name).read_text(encoding="utf-8"):
+                problems.append(f"sync-deploy wrote the undocumented variable into {name}")
+        if "ECHO_GREETING=" not in (root / ".env.example").read_text(encoding="utf-8"):
+            problems.append("sync-deploy left out the documented variables too when one was undocumented")
+    return problems
+
+
+def run_sync_selftest(binaries: dict) -> int:
+    problems = sync_selftest(binaries)
+    if problems:
+        print("FAIL  self-test: a connector added to deploy/connectors.toml is not deployed by sync-deploy")
+        for p in problems:
+            print(f"        - {p}")
+        return 1
+    print("PASS  self-test: a connector added to deploy/connectors.toml is deployed by sync-deploy "
+          "(compose, Kubernetes, .env.example) and check.py passes the result; an undocumented setting stops it")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.exit(run_sync_selftest(check.workspace_binaries()) or code)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import re
 import shutil
 import sys
 import tempfile
@@ -213,8 +214,39 @@ def as_documented(binaries: dict) -> dict:
     return {n: dataclasses.replace(b, env_vars=b.env_vars & known) for n, b in binaries.items()}
 
 
-def sync_selftest(binaries: dict) -> list[str]:
+# Entries deploy/connectors.toml must refuse (a path, a tool prefix, a port, YAML).
+BAD_ENTRIES = [
+    ('service = "../../etc"', "service '../../etc' must match"),
+    ('name = "code-analysis"', "name 'code-analysis' must match"),
+    ("port = 0", "port 0 is not 1 to 65535"),
+    ("port = 50051", "two connectors share port ['50051']"),
+    ('description = """two\nlines"""', "description must be one line"),
+    ('secrets = ["ECHO TOKEN"]', "are not variable names"),
+    ('replicas = 3', "unknown keys ['replicas']"),
+]
+
+
+def refused_entries() -> list[str]:
     problems = []
+    with tempfile.TemporaryDirectory(prefix="sync-deploy-entries-") as tmp:
+        root = Path(tmp)
+        (root / "deploy").mkdir()
+        base = (WORKSPACE / "deploy" / "connectors.toml").read_text(encoding="utf-8")
+        for line, expected in BAD_ENTRIES:
+            key = line.split(" ", 1)[0]
+            entry = "\n".join(l for l in ECHO_ENTRY.splitlines() if not l.startswith(key + " ")) + "\n" + line + "\n"
+            (root / "deploy" / "connectors.toml").write_text(base + entry, encoding="utf-8")
+            try:
+                sync.load_connectors(root)
+                problems.append(f"deploy/connectors.toml accepted {line!r}")
+            except sync.SyncError as e:
+                if expected not in str(e):
+                    problems.append(f"{line!r} refused, but the error does not say {expected!r}: {e}")
+    return problems
+
+
+def sync_selftest(binaries: dict) -> list[str]:
+    problems = refused_entries()
     check.use_deploy_root(WORKSPACE)
     binaries = as_documented(binaries)
     with tempfile.TemporaryDirectory(prefix="sync-deploy-selftest-") as tmp:
@@ -266,6 +298,22 @@ def sync_selftest(binaries: dict) -> list[str]:
             ("(`echo-connector`)" in after[".env.example"], ".env.example has no section for echo-connector"),
         ]
         problems += [why for holds, why in expected if not holds]
+
+        # `required` decides what the router's depends_on waits for.
+        root = Path(tmp) / "required"
+        root.mkdir()
+        copy_tree(root)
+        listed = root / "deploy" / "connectors.toml"
+        text = listed.read_text(encoding="utf-8")
+        flipped = re.sub(r'(service = "jira"\nport = \d+\nrequired = )false', r"\1true", text)
+        if flipped == text:
+            problems.append("the jira entry of deploy/connectors.toml is no longer `required = false` (update the self-test)")
+        else:
+            listed.write_text(flipped, encoding="utf-8")
+            code, output = run_sync(root, binaries, False)
+            compose = check.yaml.safe_load(check.interpolate_defaults((root / "compose.yaml").read_text()))
+            if code != 0 or compose["services"]["router"]["depends_on"].get("jira") != {"condition": "service_healthy"}:
+                problems.append(f"required = true did not make the router wait for jira to be healthy:\n{output}")
 
         # A setting no table describes stops the sync, naming it and where to document it.
         root = Path(tmp) / "undocumented"

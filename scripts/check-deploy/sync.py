@@ -361,9 +361,17 @@ def sync_compose(text: str, connectors: list[Connector], binaries: dict[str, che
         raise SyncError(f"compose.yaml: service {router_service}'s depends_on is a list; make it a mapping with conditions")
     add = []
     for c in connectors:
+        cond = "service_healthy" if c.required else "service_started"
         if c.service not in deps:
-            cond = "service_healthy" if c.required else "service_started"
             add += [f"      {c.service}:", f"        condition: {cond}"]
+        elif (deps[c.service] or {}).get("condition") != cond and dep_at is not None:
+            # `required` changed: only the condition line is rewritten.
+            end = block_end(lines, dep_at, 4)
+            at = find_line(lines, rf"^      {re.escape(c.service)}:\s*$", dep_at, end)
+            cond_at = at is not None and find_line(lines, r"^        condition:", at + 1, block_end(lines, at, 6))
+            if not cond_at:
+                raise SyncError(f"compose.yaml: the router's depends_on {c.service} has no `condition:` line")
+            lines[cond_at] = f"        condition: {cond}"
     if add:
         if dep_at is None:
             lines[span[1]:span[1]] = ["    depends_on:"] + add
@@ -559,9 +567,11 @@ def entry_lines(name: str, description: str, default: str, secret: bool) -> list
         text += " (secret)"
     text += "."
     if default and default not in ("-", "—"):
-        text += f" Default {default}" + ("" if default.endswith(".") else ".")
-    return textwrap.wrap(text, width=80, initial_indent="# ", subsequent_indent="# ",
-                         break_long_words=False, break_on_hyphens=False) + [f"{name}="]
+        # Kept on one line: "Default 64 MiB." split as "64 / MiB." reads badly.
+        text += " " + f"Default {default}".replace(" ", "\0") + ("" if default.endswith(".") else ".")
+    lines = textwrap.wrap(text, width=80, initial_indent="# ", subsequent_indent="# ",
+                          break_long_words=False, break_on_hyphens=False)
+    return [line.replace("\0", " ") for line in lines] + [f"{name}="]
 
 
 def sync_env_example(text: str, root: Path, deployed: list[check.Binary], connectors: list[Connector],

@@ -171,10 +171,28 @@ fn is_test(f: &pb::FunctionMetrics) -> bool {
 
 fn test_suggestions(functions: &[pb::FunctionMetrics], source: &str) -> Vec<pb::TestSuggestion> {
     let lines: Vec<&str> = source.lines().collect();
+    // The lines inside any test, each read once however deeply tests nest: the
+    // union of their line ranges, merged after sorting.
+    let mut ranges: Vec<(usize, usize)> = functions
+        .iter()
+        .filter(|f| is_test(f))
+        .map(|t| {
+            (
+                (t.start_line as usize).saturating_sub(1),
+                (t.end_line as usize).min(lines.len()),
+            )
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
     let mut called_from_tests: HashSet<&str> = HashSet::new();
-    for t in functions.iter().filter(|f| is_test(f)) {
-        let start = (t.start_line as usize).saturating_sub(1);
-        let end = (t.end_line as usize).min(lines.len());
+    for (start, end) in merged {
         for line in lines.get(start..end).unwrap_or_default() {
             called_from_tests.extend(
                 line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -233,6 +251,23 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!((found[0].start_line, found[0].end_line), (8, 13));
         assert!(found[0].suggestion.contains("repeat lines 1-6"));
+    }
+
+    #[test]
+    fn calls_anywhere_in_nested_or_overlapping_tests_count_as_tested() {
+        let source = "fn test_outer() { parse();\n fn test_inner() {\n }\n lex();\n}\nfn run() {}\nfn test_last() { check(); }\n";
+        let functions = [
+            function("test_outer", 1, 5, 1),
+            function("test_inner", 2, 3, 1),
+            function("parse", 10, 10, 4),
+            function("lex", 11, 11, 4),
+            function("check", 12, 12, 4),
+            function("run", 6, 6, 4),
+            function("test_last", 7, 7, 1),
+        ];
+        let suggestions = test_suggestions(&functions, source);
+        let names: Vec<_> = suggestions.iter().map(|s| s.function.as_str()).collect();
+        assert_eq!(names, ["run"]);
     }
 
     #[test]

@@ -53,7 +53,26 @@ pub struct ScanRequest {
     pub cancelled: Arc<AtomicBool>,
 }
 
-/// Findings over a path, before filtering and truncation.
+/// Most findings one request can return (the largest `max_findings`); a path scan
+/// keeps no more than twice this many in memory.
+pub const MAX_FINDINGS: usize = 2000;
+
+/// Most skipped files one security scan reports; the rest set `truncated`.
+pub const MAX_SKIPPED_REPORTED: usize = 1000;
+
+/// The order findings are reported in: most severe first, then by path, line and
+/// rule.
+pub fn finding_order(a: &pb::Finding, b: &pb::Finding) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then_with(|| a.path.cmp(&b.path))
+        .then_with(|| a.start_line.cmp(&b.start_line))
+        .then_with(|| a.rule_id.cmp(&b.rule_id))
+}
+
+/// Findings over a path, before filtering by severity and cutting to max_findings;
+/// already cut to the first [`MAX_FINDINGS`] in report order (and `truncated` set)
+/// when there were more.
 #[derive(Debug, Default)]
 pub struct ScanResult {
     pub findings: Vec<pb::Finding>,
@@ -410,6 +429,15 @@ impl Analyzer {
                 Ok(findings) => {
                     result.files_scanned += 1;
                     result.findings.extend(findings);
+                    // Only the first MAX_FINDINGS in report order can be returned.
+                    if result.findings.len() > 2 * MAX_FINDINGS {
+                        result.findings.sort_by(finding_order);
+                        result.findings.truncate(MAX_FINDINGS);
+                        result.truncated = true;
+                    }
+                }
+                Err(_) if result.skipped.len() >= MAX_SKIPPED_REPORTED => {
+                    result.truncated = true;
                 }
                 Err(skipped) => result.skipped.push(skipped),
             }
@@ -418,7 +446,7 @@ impl Analyzer {
         let mut result = result
             .into_inner()
             .map_err(|_| Error::Internal("a scan worker panicked".to_owned()))?;
-        result.truncated = truncated;
+        result.truncated |= truncated;
         Ok(result)
     }
 }

@@ -17,7 +17,7 @@ use crate::languages;
 const DEFAULT_TOP_HOTSPOTS: u32 = 10;
 const MAX_TOP_HOTSPOTS: u32 = 100;
 const DEFAULT_MAX_FINDINGS: u32 = 200;
-const MAX_MAX_FINDINGS: u32 = 2000;
+const MAX_MAX_FINDINGS: u32 = crate::analyzer::MAX_FINDINGS as u32;
 
 /// The gRPC face of the analyzer.
 #[derive(Debug, Clone)]
@@ -195,13 +195,7 @@ impl CodeAnalysis for CodeAnalysisService {
         result
             .findings
             .retain(|f| f.severity >= min_severity as i32);
-        result.findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.path.cmp(&b.path))
-                .then_with(|| a.start_line.cmp(&b.start_line))
-                .then_with(|| a.rule_id.cmp(&b.rule_id))
-        });
+        result.findings.sort_by(crate::analyzer::finding_order);
         let truncated = result.truncated || result.findings.len() > max_findings;
         result.findings.truncate(max_findings);
         result.skipped.sort_by(|a, b| a.path.cmp(&b.path));

@@ -325,3 +325,36 @@ async fn a_callee_name_as_long_as_the_file_is_quoted_only_in_part() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_path_scan_keeps_the_first_findings_in_report_order_and_caps_skipped_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gets: String = (0..2000).map(|_| "void f(void) { gets(b); }\n").collect();
+    for name in ["a.c", "b.c", "c.c"] {
+        std::fs::write(dir.path().join(name), &gets).expect("write");
+    }
+    let skipped = dir.path().join("skipped");
+    std::fs::create_dir(&skipped).expect("mkdir");
+    for i in 0..1010 {
+        std::fs::write(skipped.join(format!("bin{i}.py")), b"x = 1\0\n").expect("write");
+    }
+    let mut connector = support::start(dir.path()).await;
+    let reply = connector
+        .client
+        .find_security_issues(pb::FindSecurityIssuesRequest {
+            path: Some(".".to_owned()),
+            max_findings: Some(5000),
+            ..Default::default()
+        })
+        .await
+        .expect("ok")
+        .into_inner();
+    assert!(reply.truncated);
+    assert_eq!(reply.findings.len(), 2000, "max_findings is capped at 2000");
+    assert!(reply.findings.iter().all(|f| f.path == "a.c"));
+    let lines: Vec<u32> = reply.findings.iter().map(|f| f.start_line).collect();
+    assert_eq!(lines, (1..=2000).collect::<Vec<_>>());
+    assert_eq!(reply.skipped.len(), 1000);
+    assert!(reply.skipped.iter().all(|s| s.reason == "binary file"));
+    assert_eq!(reply.files_scanned, 3);
+}

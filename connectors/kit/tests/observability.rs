@@ -365,3 +365,114 @@ async fn a_call_is_exported_as_a_server_span_in_the_callers_trace() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_upstream_request_is_a_client_span_whose_context_goes_upstream() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let (receiver, received) = start_receiver().await;
+    let config = connector_kit::telemetry::TracingConfig {
+        endpoint: Some(format!("http://{receiver}/v1/traces")),
+        protocol: connector_kit::telemetry::OtlpProtocol::HttpProtobuf,
+        service_name: "observed-connector".to_owned(),
+    };
+    let (layer, telemetry) = connector_kit::telemetry::otel_layer(&config).expect("exporter");
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+
+    // A fake upstream that answers 429 and remembers the traceparent it got.
+    let seen: Arc<Mutex<Option<String>>> = Arc::default();
+    let remember = Arc::clone(&seen);
+    let upstream = axum::Router::new().route(
+        "/api/chat.postMessage",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let remember = Arc::clone(&remember);
+            async move {
+                *remember.lock().expect("seen") = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                axum::http::StatusCode::TOO_MANY_REQUESTS
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream_addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, upstream).await;
+    });
+
+    let count = r#"switchboard_upstream_rate_limited_total{connector="kit-test",operation="chat.postMessage"}"#;
+    let before = sample(&connector_kit::metrics::encode_prometheus(), count).unwrap_or(0.0);
+    let url = format!("http://{upstream_addr}/api/chat.postMessage?token=secret-in-query");
+    let call =
+        connector_kit::upstream::UpstreamCall::start("kit-test", "chat.postMessage", "GET", &url);
+    let response = {
+        use tracing::Instrument as _;
+        reqwest::Client::new()
+            .get(&url)
+            .headers(call.trace_headers())
+            .send()
+            .instrument(call.span().clone())
+            .await
+            .expect("upstream answers")
+    };
+    call.finish(Some(response.status().as_u16()));
+    let after = sample(&connector_kit::metrics::encode_prometheus(), count).unwrap_or(0.0);
+    assert_eq!(after - before, 1.0, "the 429 is counted");
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .expect("flush");
+
+    let traceparent = seen
+        .lock()
+        .expect("seen")
+        .clone()
+        .expect("the upstream request carried a traceparent");
+    let requests = received.lock().expect("received").clone();
+    let span = requests
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .find(|span| {
+            span.kind == opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client as i32
+        })
+        .expect("a client span was exported")
+        .clone();
+    assert!(
+        traceparent.contains(&format!("-{}-{}-", hex(&span.trace_id), hex(&span.span_id))),
+        "the upstream got the client span's context: {traceparent}"
+    );
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    let attribute = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.clone())
+    };
+    assert_eq!(
+        attribute("http.request.method"),
+        Some(Value::StringValue("GET".into()))
+    );
+    assert_eq!(
+        attribute("server.address"),
+        Some(Value::StringValue("127.0.0.1".into()))
+    );
+    assert_eq!(
+        attribute("url.full"),
+        Some(Value::StringValue(format!(
+            "http://{upstream_addr}/api/chat.postMessage"
+        )))
+    );
+    assert_eq!(
+        attribute("http.response.status_code"),
+        Some(Value::IntValue(429))
+    );
+    let everything = format!("{requests:?}");
+    assert!(
+        !everything.contains("secret-in-query"),
+        "a query secret reached the spans"
+    );
+}

@@ -73,7 +73,8 @@ impl UpstreamCall {
     pub fn finish(self, status: Option<u16>) {
         let class = status_class(status);
         if let Some(status) = status {
-            self.span.record("http.response.status_code", i64::from(status));
+            self.span
+                .record("http.response.status_code", i64::from(status));
             if status >= 400 {
                 self.span.record("otel.status_code", "ERROR");
             }

@@ -110,7 +110,7 @@ static KIT: LazyLock<KitMetrics> = LazyLock::new(|| {
     );
     register(
         "switchboard_connector_up",
-        "1 while the connector process serves",
+        "1 while the connector's gRPC server serves, 0 once it is shutting down",
         kit.up.clone(),
     );
     kit
@@ -276,7 +276,6 @@ pub async fn serve(
     config: MetricsConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    set_up(true);
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
     tokio::pin!(shutdown);
@@ -320,7 +319,6 @@ pub async fn serve(
             }
         });
     }
-    set_up(false);
 }
 
 /// Binds `config.addr` (if set) and serves there in a task; returns the bound

@@ -179,6 +179,7 @@ impl ConnectorServer {
         // its tools hidden instead of offering calls that would fail.
         self.health.initialize().await;
 
+        crate::metrics::set_up(true);
         let addr = listener.local_addr().ok();
         tracing::info!(
             connector = %self.name,
@@ -195,6 +196,7 @@ impl ConnectorServer {
         let signal = async move {
             shutdown.await;
             health.set(tonic_health::ServingStatus::NotServing).await;
+            crate::metrics::set_up(false);
             let _ = stopping_tx.send(());
         };
         let server = tonic::transport::Server::builder()

@@ -169,6 +169,12 @@ async fn metrics_count_calls_per_method_and_status_and_pass_promtool() {
     promtool_check(&text);
     let _ = stop.send(());
     let _ = server.await;
+    let (_, text) = scrape("text/plain").await;
+    assert_eq!(
+        sample(&text, "switchboard_connector_up "),
+        Some(0.0),
+        "down once shut down: {text}"
+    );
 }
 
 /// `promtool check metrics` on `text`; skipped loudly without promtool (fails in CI).

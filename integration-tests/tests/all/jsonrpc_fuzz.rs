@@ -103,7 +103,11 @@ impl RawStdioRouter {
         let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
         loop {
             match tokio::time::timeout_at(deadline, self.out.recv()).await {
-                Err(_) => return Err(format!("no answer to request {id} within {PROBE_TIMEOUT:?}")),
+                Err(_) => {
+                    return Err(format!(
+                        "no answer to request {id} within {PROBE_TIMEOUT:?}"
+                    ));
+                }
                 Ok(None) => {
                     let status = self.child.try_wait().ok().flatten();
                     return Err(format!("the router closed stdout (exit status {status:?})"));
@@ -140,7 +144,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,40}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {

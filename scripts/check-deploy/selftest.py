@@ -281,6 +281,10 @@ def sync_selftest(binaries: dict) -> list[str]:
             (compose["router"].get("depends_on", {}).get("echo") == {"condition": "service_healthy"},
              "the router does not wait for echo (required = true) to be healthy"),
             ((root / "deploy/kubernetes/base/echo.yaml").is_file(), "no deploy/kubernetes/base/echo.yaml"),
+            ("METRICS_ADDR" not in with_echo["echo-connector"].env_vars
+             or 'prometheus.io/scrape: "true"' in (root / "deploy/kubernetes/base/echo.yaml").read_text()
+             if (root / "deploy/kubernetes/base/echo.yaml").is_file() else False,
+             "echo.yaml does not let Prometheus scrape the connector's METRICS_ADDR like the others"),
             ("LISTEN_ADDR=0.0.0.0:50055" in (root / "deploy/kubernetes/base/config/echo.env").read_text()
              if (root / "deploy/kubernetes/base/config/echo.env").is_file() else False,
              "no config/echo.env with LISTEN_ADDR=0.0.0.0:50055"),

@@ -386,7 +386,22 @@ def sync_compose(text: str, connectors: list[Connector], binaries: dict[str, che
     return "\n".join(lines)
 
 
-def new_manifest(c: Connector) -> str:
+METRICS_PORT = 9090
+
+
+def new_manifest(c: Connector, metrics: bool) -> str:
+    """The connector's Deployment, headless Service and autoscaler, as the others
+    are (and, when it serves metrics, their Prometheus port and annotations)."""
+    annotations = (f"""      # Prometheus scrapes METRICS_ADDR (set in config/{c.service}.env).
+      annotations:
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "{METRICS_PORT}"
+        prometheus.io/path: /metrics
+""" if metrics else "")
+    metrics_port = (f"""            - name: metrics
+              containerPort: {METRICS_PORT}
+              protocol: TCP
+""" if metrics else "")
     secret = (f"""            - secretRef:
                 name: {c.service}-secrets
                 optional: true
@@ -410,7 +425,7 @@ spec:
     metadata:
       labels:
     {labels.replace(chr(10), chr(10) + '    ')}
-    spec:
+{annotations}    spec:
       automountServiceAccountToken: false
       terminationGracePeriodSeconds: 30
       securityContext:
@@ -428,7 +443,7 @@ spec:
             - name: grpc
               containerPort: {c.port}
               protocol: TCP
-          envFrom:
+{metrics_port}          envFrom:
             - configMapRef:
                 name: {c.service}-config
 {secret}          # Ready = grpc.health.v1 SERVING: only then does the headless Service
@@ -683,12 +698,14 @@ def plan(root: Path, binaries: dict[str, check.Binary]) -> tuple[dict[Path, tupl
     new[base / "kustomization.yaml"] = sync_kustomization(read(base / "kustomization.yaml"), connectors)
     for c in connectors:
         manifest = base / f"{c.service}.yaml"
+        metrics = "METRICS_ADDR" in binaries[c.binary].env_vars
         if read(manifest) is None:
-            new[manifest] = new_manifest(c)
+            new[manifest] = new_manifest(c, metrics)
         config = base / "config" / f"{c.service}.env"
         text = read(config)
         if text is None:
-            new[config] = f"LISTEN_ADDR=0.0.0.0:{c.port}\nRUST_LOG=info\nLOG_FORMAT=json\n"
+            new[config] = (f"LISTEN_ADDR=0.0.0.0:{c.port}\nRUST_LOG=info\nLOG_FORMAT=json\n"
+                           + (f"METRICS_ADDR=0.0.0.0:{METRICS_PORT}\n" if metrics else ""))
         else:
             leaked = sorted(s for s in c.secrets if re.search(rf"^{s}=", text, re.M))
             if leaked:

@@ -13,6 +13,18 @@
 //! JSON-RPC error naming the setting when none is left. Everything else (GET
 //! for SSE, DELETE, content negotiation) goes to rmcp untouched.
 //!
+//! With an issuer, [`authenticate`] runs first (before any body is read): a
+//! request without a valid bearer token is answered 401 with the
+//! `WWW-Authenticate` challenge and audited as `unauthenticated`; the
+//! [`Principal`] of one with a token goes into the request's extensions, and
+//! the `Authorization` header is taken off the request, so nothing behind the
+//! front door can pass the token on. A JSON-RPC handler cannot set the HTTP
+//! status, so the policy's step-up answer is decided here: a `tools/call`,
+//! `resources/read` or `prompts/get` the policy allows only with more scopes
+//! is answered 403 `insufficient_scope` naming them (and audited as
+//! `denied`). What the policy hides is left to the call path, which answers it
+//! exactly as an unknown tool.
+//!
 //! Connections and header timeouts are bounded below this, where connections
 //! are accepted (`transport`).
 
@@ -30,8 +42,13 @@ use serde_json::{Value as Json, json};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::audit::Outcome as Audited;
+use crate::auth::{Principal, RejectionKind};
+use crate::catalog::ToolCatalog;
 use crate::config::ClientLimits;
 use crate::limits::LimitLog;
+use crate::mcp::Security;
+use crate::policy::Decision;
 use crate::polling::PollingSessions;
 
 /// JSON-RPC: the body is not JSON.
@@ -53,6 +70,8 @@ pub struct Admission {
     limits: ClientLimits,
     max_body_bytes: usize,
     bodies: BodyBudget,
+    security: Security,
+    catalog: Option<Arc<ToolCatalog>>,
 }
 
 impl Admission {
@@ -67,6 +86,96 @@ impl Admission {
             limits,
             max_body_bytes,
             bodies: BodyBudget::new(limits.max_body_bytes_in_flight),
+            security: Security::default(),
+            catalog: None,
+        }
+    }
+
+    /// Answers calls the policy of `security` allows only with more scopes
+    /// with 403 (tools are looked up in `catalog` for their connector).
+    pub fn with_security(mut self, security: Security, catalog: Arc<ToolCatalog>) -> Self {
+        self.security = security;
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The 403 for a request the policy allows only with more scopes, if it is one.
+    fn step_up(
+        &self,
+        parts: &http::request::Parts,
+        message: &ClientJsonRpcMessage,
+    ) -> Option<Response> {
+        let auth = self.security.auth.as_ref()?;
+        if !self.security.policy.is_enforcing() {
+            return None;
+        }
+        let principal = parts.extensions.get::<Principal>()?;
+        let JsonRpcMessage::Request(request) = message else {
+            return None;
+        };
+        let empty = Json::Object(Default::default());
+        let (name, connector, args) = match &request.request {
+            ClientRequest::CallToolRequest(call) => {
+                let name = call.params.name.to_string();
+                let connector = self
+                    .catalog
+                    .as_ref()
+                    .and_then(|c| c.resolve(&name))
+                    .map(|r| r.entry.connector.clone())?;
+                let args = call.params.arguments.clone().map_or(empty, Json::Object);
+                (name, connector, args)
+            }
+            ClientRequest::ReadResourceRequest(read) => {
+                (read.params.uri.clone(), String::new(), empty)
+            }
+            ClientRequest::GetPromptRequest(get) => (get.params.name.clone(), String::new(), empty),
+            _ => return None,
+        };
+        let started = std::time::Instant::now();
+        match self
+            .security
+            .decide(Some(principal), &name, &connector, &args)
+        {
+            Decision::InsufficientScope(scopes) => {
+                let shown = (request.request.method() == "tools/call").then_some(&args);
+                self.security.audit(
+                    Some(principal),
+                    &name,
+                    &connector,
+                    Audited::Denied,
+                    started,
+                    None,
+                    shown,
+                );
+                Some(auth.insufficient_scope(scopes).into_response())
+            }
+            Decision::Allow { .. } | Decision::Hidden => None,
+        }
+    }
+}
+
+/// The middleware on `/mcp` when an issuer is set (see the module docs).
+pub async fn authenticate(
+    State(security): State<Security>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(auth) = &security.auth else {
+        return next.run(request).await;
+    };
+    let started = std::time::Instant::now();
+    match auth.authenticate(request.headers()).await {
+        Ok(principal) => {
+            request.headers_mut().remove(header::AUTHORIZATION);
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(rejection) => {
+            if let RejectionKind::InvalidToken(reason) = &rejection.kind {
+                tracing::info!(%reason, "bearer token refused");
+            }
+            security.audit(None, "", "", Audited::Unauthenticated, started, None, None);
+            rejection.into_response()
         }
     }
 }
@@ -277,6 +386,9 @@ pub async fn guard(
         Ok(message) => message,
         Err(response) => return *response,
     };
+    if let Some(response) = admission.step_up(&parts, &message) {
+        return response;
+    }
     // rmcp reads a session id that is not visible ASCII as none at all.
     let opens_session = parts
         .headers

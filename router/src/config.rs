@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audit::AuditConfig;
+use crate::auth::AuthConfig;
+
 /// Default per-call deadline.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default wait for connectors before the first `tools/list` is answered.
@@ -214,6 +217,13 @@ pub struct Config {
     pub limits: UpstreamLimits,
     /// Bounds on what MCP clients may hold in the router.
     pub client_limits: ClientLimits,
+    /// Bearer-token authentication of HTTP clients (`[auth]`); off without an issuer.
+    pub auth: AuthConfig,
+    /// The authorization policy file (`--policy`, `SWITCHBOARD_POLICY`, key `policy`);
+    /// without one every authenticated principal may use every tool.
+    pub policy: Option<std::path::PathBuf>,
+    /// The audit trail (`[audit]`, `--audit-args`).
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -229,6 +239,9 @@ impl Default for Config {
             dns_refresh: DEFAULT_DNS_REFRESH,
             limits: UpstreamLimits::default(),
             client_limits: ClientLimits::default(),
+            auth: AuthConfig::default(),
+            policy: None,
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -375,6 +388,9 @@ struct FileConfig {
     max_calls_per_session: Option<usize>,
     max_subscriptions_per_session: Option<usize>,
     notification_queue: Option<usize>,
+    auth: Option<AuthConfig>,
+    policy: Option<String>,
+    audit: Option<AuditConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -420,6 +436,20 @@ impl Config {
                 urls,
                 timeout,
             });
+        }
+        if let Some(auth) = file.auth {
+            self.auth = auth;
+        }
+        if let Some(policy) = file.policy.filter(|p| !p.trim().is_empty()) {
+            self.policy = Some(policy.into());
+        }
+        if let Some(audit) = file.audit {
+            if audit.max_argument_bytes == 0 {
+                return Err(file_err(
+                    "audit.max_argument_bytes: a limit must be at least 1".into(),
+                ));
+            }
+            self.audit = audit;
         }
         if let Some(s) = file.startup_timeout {
             self.startup_timeout = seconds(s).map_err(&file_err)?;

@@ -36,3 +36,4 @@ pub mod transport;
 pub(crate) mod upstream;
 
 pub use config::{Config, ConnectorConfig};
+pub use mcp::Security;

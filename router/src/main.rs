@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use std::sync::Arc;
 use switchboard_router::config::{self, Config};
+
+use switchboard_router::Security;
+use switchboard_router::auth::Authenticator;
+use switchboard_router::policy::Policy;
 use switchboard_router::{telemetry, transport};
 use tokio_util::sync::CancellationToken;
 
@@ -116,6 +121,25 @@ struct Cli {
     /// Progress and log notifications of one call kept for a slow client; more are dropped [default: 256].
     #[arg(long, env = "SWITCHBOARD_NOTIFICATION_QUEUE", value_parser = maybe(config::parse_limit))]
     notification_queue: Option<Maybe<usize>>,
+    /// OAuth 2.0 / OpenID issuer whose bearer tokens HTTP clients must present [default: none, HTTP unauthenticated].
+    #[arg(long, env = "SWITCHBOARD_AUTH_ISSUER", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
+    auth_issuer: Option<Maybe<String>>,
+    /// The router's external URL (required with --auth-issuer); the protected resource is <URL>/mcp.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
+    public_url: Option<Maybe<String>>,
+    /// Accepted token audiences, repeatable or comma-separated [default: <public-url>/mcp].
+    #[arg(
+        long = "auth-audience",
+        env = "SWITCHBOARD_AUTH_AUDIENCE",
+        value_delimiter = ','
+    )]
+    auth_audience: Vec<String>,
+    /// Authorization policy (TOML allow rules); without one every valid token may use every tool.
+    #[arg(long, env = "SWITCHBOARD_POLICY", value_parser = maybe(|s: &str| Ok::<_, String>(PathBuf::from(s))))]
+    policy: Option<Maybe<PathBuf>>,
+    /// Log each call's arguments (secrets redacted, cut) in the audit lines [default: off].
+    #[arg(long, env = "SWITCHBOARD_AUDIT_ARGS")]
+    audit_args: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -130,6 +154,38 @@ enum Command {
         /// Only check that the process serves HTTP (GET /healthz).
         #[arg(long)]
         live: bool,
+    },
+    /// Check or explain an authorization policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PolicyCommand {
+    /// Check a policy file: exit 0 and summarize its rules when valid, 1 naming
+    /// the rule and the reason when not.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Say, rule by rule, whether a principal with these claims may call a tool:
+    /// exit 0 when allowed, 1 otherwise.
+    Explain {
+        /// The policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// A JSON file with the token's claims (at least a string `sub`).
+        #[arg(long)]
+        claims: PathBuf,
+        /// The tool (or prompt, or resource) name as the router lists it.
+        #[arg(long)]
+        tool: String,
+        /// The tool's connector, for conditions on `tool.connector`.
+        #[arg(long, default_value = "")]
+        connector: String,
+        /// The call's arguments as JSON.
+        #[arg(long, default_value = "{}")]
+        args: String,
     },
 }
 
@@ -274,6 +330,26 @@ impl Cli {
         if let Some(n) = set(self.notification_queue) {
             clients.notification_queue = n;
         }
+        if let Some(issuer) = set(self.auth_issuer) {
+            config.auth.issuer = Some(issuer);
+        }
+        if let Some(url) = set(self.public_url) {
+            config.auth.public_url = Some(url);
+        }
+        let audience: Vec<String> = self
+            .auth_audience
+            .iter()
+            .flat_map(|a| switchboard_router::auth::split_list(a))
+            .collect();
+        if !audience.is_empty() {
+            config.auth.audience = audience;
+        }
+        if let Some(policy) = set(self.policy) {
+            config.policy = Some(policy);
+        }
+        if self.audit_args {
+            config.audit.log_arguments = true;
+        }
         Ok((config, self.stdio, listen))
     }
 }
@@ -281,9 +357,13 @@ impl Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    if let Some(Command::Healthcheck { addr, live }) = cli.command.take() {
-        let addr = addr.unwrap_or_else(|| cli.listen_addr());
-        return healthcheck(&addr, live).await;
+    match cli.command.take() {
+        Some(Command::Healthcheck { addr, live }) => {
+            let addr = addr.unwrap_or_else(|| cli.listen_addr());
+            return healthcheck(&addr, live).await;
+        }
+        Some(Command::Policy(command)) => return policy_command(command),
+        None => {}
     }
     telemetry::init();
     match run(cli).await {
@@ -294,6 +374,93 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Largest claims file `policy explain` reads.
+const MAX_CLAIMS_BYTES: u64 = 1024 * 1024;
+
+/// `switchboard policy check|explain`: prints the library's text.
+fn policy_command(command: PolicyCommand) -> ExitCode {
+    use switchboard_router::policy::{self, Decision, Policy, ToolRef};
+    match command {
+        PolicyCommand::Check { file } => match policy::check(&file) {
+            Ok(text) => {
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchboard: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        PolicyCommand::Explain {
+            policy: path,
+            claims,
+            tool,
+            connector,
+            args,
+        } => {
+            let loaded = match Policy::load(&path) {
+                Ok(p) => p,
+                Err(error) => {
+                    eprintln!("switchboard: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let claims = match read_json(&claims) {
+                Ok(c) => c,
+                Err(error) => {
+                    eprintln!("switchboard: --claims {}: {error}", claims.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let args: serde_json::Value = match serde_json::from_str(&args) {
+                Ok(a) => a,
+                Err(error) => {
+                    eprintln!("switchboard: --args is not JSON: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let target = ToolRef {
+                name: &tool,
+                connector: &connector,
+            };
+            match policy::explain(&loaded, &claims, &target, &args) {
+                Ok(text) => {
+                    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                    let allowed = serde_json::from_value(claims)
+                        .ok()
+                        .and_then(switchboard_router::auth::Principal::from_claims)
+                        .is_some_and(|p| {
+                            matches!(loaded.decide(&p, &target, &args), Decision::Allow { .. })
+                        });
+                    if allowed {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => {
+                    eprintln!("switchboard: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Reads a JSON file of at most [`MAX_CLAIMS_BYTES`].
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(MAX_CLAIMS_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_CLAIMS_BYTES {
+        return Err(format!("larger than {MAX_CLAIMS_BYTES} bytes"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// `switchboard healthcheck`: a plain HTTP/1.1 GET with no extra tools.
@@ -341,8 +508,9 @@ async fn healthcheck(addr: &str, live: bool) -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let (config, stdio, listen) = cli.into_config()?;
+    let security = security(&config, stdio).await?;
     let shutdown = CancellationToken::new();
-    let router = transport::start(&config, &shutdown)?;
+    let router = transport::start(&config, &shutdown)?.with_security(security);
     let result = if stdio {
         transport::serve_stdio(router, shutdown_signal()).await
     } else {
@@ -356,6 +524,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     shutdown.cancel();
     result
+}
+
+/// Loads the policy and, with an issuer, discovers it: any error stops start-up.
+async fn security(config: &Config, stdio: bool) -> anyhow::Result<Security> {
+    let policy = match &config.policy {
+        Some(path) => {
+            let policy = Policy::load(path).context("--policy / SWITCHBOARD_POLICY")?;
+            tracing::info!(policy = %path.display(), rules = policy.len(), "authorization policy loaded");
+            policy
+        }
+        None => Policy::allow_all(),
+    };
+    let settings = config
+        .auth
+        .settings()
+        .context("--auth-issuer / --public-url / [auth]")?;
+    let auth = match settings {
+        Some(_) if stdio => {
+            tracing::info!(
+                "over stdio the local user is trusted: --auth-issuer applies to HTTP only"
+            );
+            None
+        }
+        Some(settings) => Some(Arc::new(
+            Authenticator::discover(settings, policy.scopes_supported())
+                .await
+                .context("cannot use the issuer (--auth-issuer)")?,
+        )),
+        None => None,
+    };
+    if auth.is_none() && policy.is_enforcing() && !stdio {
+        tracing::warn!(
+            "a policy is set but no --auth-issuer: HTTP clients are the trusted local user and the policy does not restrict them"
+        );
+    }
+    Ok(Security {
+        auth,
+        policy: Arc::new(policy),
+        audit: Arc::new(config.audit.clone()),
+    })
 }
 
 async fn shutdown_signal() {

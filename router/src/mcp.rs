@@ -32,10 +32,13 @@ use tonic::{Code, Status};
 use tracing::Instrument;
 
 use crate::aggregate::{CachedRead, read_cache};
+use crate::audit::{AuditConfig, AuditEvent, Outcome as Audited};
+use crate::auth::{Authenticator, Principal, principal_metadata};
 use crate::catalog::{ConnectorStatus, STREAM_EVENT, TOOL_RESULT, ToolCatalog};
 use crate::config::ClientLimits;
 use crate::content::{self, decode, level_name, merge, severity, value_json};
 use crate::limits::LimitLog;
+use crate::policy::{Decision, Policy, ToolRef};
 use crate::transcode::{decode_arguments, encode_result};
 use crate::upstream::Upstream;
 use switchboard_proto::mcp::v1 as pb;
@@ -186,6 +189,118 @@ async fn send_log(peer: &rmcp::Peer<RoleServer>, level: &str, logger: String, da
     }
 }
 
+/// Who may do what, shared by every session: the authenticator (HTTP with an
+/// issuer), the policy, and the audit settings. The default lets everyone do
+/// everything (stdio, and HTTP on localhost without an issuer) and audits
+/// without arguments.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// Set when HTTP clients must present a bearer token: then a request
+    /// without an authenticated principal is allowed nothing.
+    pub auth: Option<Arc<Authenticator>>,
+    /// The authorization policy ([`Policy::allow_all`] without `--policy`).
+    pub policy: Arc<Policy>,
+    /// The audit trail settings.
+    pub audit: Arc<AuditConfig>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            auth: None,
+            policy: Arc::new(Policy::allow_all()),
+            audit: Arc::new(AuditConfig::default()),
+        }
+    }
+}
+
+/// Largest forwarded claim for the local user, who has no claims but `sub`.
+const LOCAL_CLAIM_BYTES: usize = 1024;
+
+impl Security {
+    /// The principal of a request whose HTTP parts rmcp put in `extensions`
+    /// (the front door's `require_bearer` put the [`Principal`] there). Without
+    /// HTTP parts or an issuer: the local user. `None` when an issuer is set
+    /// and the request carries no principal: such a request is allowed nothing.
+    pub fn principal(&self, extensions: &rmcp::model::Extensions) -> Option<Principal> {
+        let found = extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Principal>())
+            .cloned();
+        match (found, &self.auth) {
+            (Some(principal), _) => Some(principal),
+            (None, Some(_)) => None,
+            (None, None) => Some(Principal::local()),
+        }
+    }
+
+    /// The gRPC metadata telling a connector who calls.
+    pub fn forwarded(&self, principal: &Principal) -> tonic::metadata::MetadataMap {
+        match &self.auth {
+            Some(auth) => auth.forwarded_metadata(principal),
+            None => principal_metadata(principal, &[], LOCAL_CLAIM_BYTES),
+        }
+    }
+
+    /// The policy's answer for `principal` using `name` of `connector`;
+    /// [`Decision::Hidden`] when there is no principal.
+    pub fn decide(
+        &self,
+        principal: Option<&Principal>,
+        name: &str,
+        connector: &str,
+        args: &Json,
+    ) -> Decision {
+        match principal {
+            Some(p) => self.policy.decide(p, &ToolRef { name, connector }, args),
+            None => Decision::Hidden,
+        }
+    }
+
+    /// Whether `name` of `connector` is listed for `principal`.
+    pub fn visible(&self, principal: Option<&Principal>, name: &str, connector: &str) -> bool {
+        principal.is_some_and(|p| self.policy.visible(p, &ToolRef { name, connector }))
+    }
+
+    /// Writes one audit line.
+    #[allow(clippy::too_many_arguments)]
+    pub fn audit(
+        &self,
+        principal: Option<&Principal>,
+        tool: &str,
+        connector: &str,
+        outcome: Audited,
+        started: std::time::Instant,
+        trace_id: Option<&str>,
+        arguments: Option<&Json>,
+    ) {
+        AuditEvent {
+            principal: principal.map(|p| p.sub.as_str()),
+            tool,
+            connector,
+            outcome,
+            duration: started.elapsed(),
+            trace_id,
+            arguments,
+        }
+        .emit(&self.audit);
+    }
+}
+
+/// The answer to a call of a tool the router does not offer; a tool the
+/// policy hides from the caller gets exactly this answer too.
+pub fn unknown_tool(name: &str) -> McpError {
+    McpError::invalid_params(
+        format!("unknown tool {name:?}; call tools/list for the tools available now"),
+        None,
+    )
+}
+
+/// The trace id of a W3C `traceparent`.
+fn trace_id_of(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1)
+}
+
 /// The MCP handler; cheap to clone (one per session).
 #[derive(Clone)]
 pub struct Router {
@@ -195,6 +310,7 @@ pub struct Router {
     session: Arc<Session>,
     limits: ClientLimits,
     polling: Option<crate::polling::SsePolling>,
+    security: Security,
 }
 
 impl std::fmt::Debug for Router {
@@ -220,7 +336,20 @@ impl Router {
             session: Arc::new(Session::new(&ClientLimits::default())),
             limits: ClientLimits::default(),
             polling: None,
+            security: Security::default(),
         }
+    }
+
+    /// Authenticates, authorizes and audits with `security` (default: everyone
+    /// may do everything, as over stdio).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The security settings shared by all sessions.
+    pub fn security(&self) -> &Security {
+        &self.security
     }
 
     /// Bounds what each session may hold (calls in flight, subscriptions,
@@ -247,6 +376,7 @@ impl Router {
             session: Arc::new(Session::new(&self.limits)),
             limits: self.limits,
             polling: self.polling.clone(),
+            security: self.security.clone(),
         }
     }
 
@@ -280,10 +410,7 @@ impl Router {
                     None,
                 ));
             }
-            return Err(McpError::invalid_params(
-                format!("unknown tool {name:?}; call tools/list for the tools available now"),
-                None,
-            ));
+            return Err(unknown_tool(&name));
         };
         let entry = resolved.entry;
         let connector = entry.connector.clone();
@@ -414,6 +541,12 @@ impl Router {
         };
 
         let traceparent = traceparent(context.meta.0.get("traceparent").and_then(Json::as_str));
+        // Who calls, as the router established it: never the client's headers.
+        let forwarded = self
+            .security
+            .principal(&context.extensions)
+            .map(|p| self.security.forwarded(&p))
+            .unwrap_or_default();
         let span = tracing::info_span!(
             "tool_call",
             tool = %name,
@@ -428,7 +561,7 @@ impl Router {
                 tracing::info!(parent: &span, "tool call cancelled by the client");
                 return Ok(tool_error(format!("{name}: cancelled by the client")));
             }
-            r = upstream.call(&entry, message, &traceparent, on_message).instrument(span.clone()) => r,
+            r = upstream.call_with(&entry, message, &traceparent, &forwarded, on_message).instrument(span.clone()) => r,
         };
         let dropped = notices.close();
         if let Some(timer) = poll_timer {
@@ -607,10 +740,25 @@ impl ServerHandler for Router {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         self.catalog.wait_ready().await;
-        Ok(ListToolsResult::with_all_items(self.catalog.tools()))
+        let principal = self.security.principal(&context.extensions);
+        let tools = self
+            .catalog
+            .tools()
+            .into_iter()
+            .filter(|tool| {
+                let connector = self
+                    .catalog
+                    .resolve(&tool.name)
+                    .map(|r| r.entry.connector.clone())
+                    .unwrap_or_default();
+                self.security
+                    .visible(principal.as_ref(), &tool.name, &connector)
+            })
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn on_custom_request(
@@ -635,11 +783,33 @@ impl ServerHandler for Router {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // Whatever way the call ends, its SSE stream is forgotten.
         let _stream = self.polling.as_ref().map(|p| p.forget_when_done(&context));
+        let started = std::time::Instant::now();
+        let principal = self.security.principal(&context.extensions);
+        let name = request.name.to_string();
+        let arguments = request.arguments.clone().map(Json::Object);
+        // One trace id for the connector call and the audit line.
+        let traceparent = traceparent(context.meta.0.get("traceparent").and_then(Json::as_str));
+        context
+            .meta
+            .0
+            .insert("traceparent".to_owned(), Json::String(traceparent.clone()));
+        let audit = |connector: &str, outcome: Audited| {
+            self.security.audit(
+                principal.as_ref(),
+                &name,
+                connector,
+                outcome,
+                started,
+                trace_id_of(&traceparent),
+                arguments.as_ref(),
+            );
+        };
         let Ok(_in_flight) = self.session.calls.try_acquire() else {
+            audit("", Audited::RateLimited);
             let max = self.limits.max_calls_per_session;
             CALLS_REFUSED.hit(
                 max,
@@ -651,9 +821,39 @@ impl ServerHandler for Router {
             ))));
         };
         self.catalog.wait_ready().await;
-        self.call(request, context)
-            .await
-            .map(CallToolResponse::from)
+        let connector = self
+            .catalog
+            .resolve(&name)
+            .map(|r| r.entry.connector.clone())
+            .unwrap_or_default();
+        let args = arguments.clone().unwrap_or_else(|| json!({}));
+        match self
+            .security
+            .decide(principal.as_ref(), &name, &connector, &args)
+        {
+            Decision::Allow { .. } => {}
+            Decision::Hidden => {
+                audit("", Audited::Denied);
+                return Err(unknown_tool(&name));
+            }
+            // Over HTTP the front door answers this with 403 before rmcp;
+            // this is the same decision, should a request get here anyway.
+            Decision::InsufficientScope(scopes) => {
+                audit(&connector, Audited::Denied);
+                return Err(McpError::invalid_request(
+                    format!("{name} needs a token with the scopes: {}", scopes.join(" ")),
+                    Some(json!({ "error": "insufficient_scope", "scope": scopes.join(" ") })),
+                ));
+            }
+        }
+        let result = self.call(request, context).await;
+        let outcome = match &result {
+            Ok(r) if r.is_error == Some(true) => Audited::ToolError,
+            Ok(_) => Audited::Ok,
+            Err(_) => Audited::ToolError,
+        };
+        audit(&connector, outcome);
+        result.map(CallToolResponse::from)
     }
 
     async fn list_resources(

@@ -132,24 +132,44 @@ pub async fn serve_http(
         )),
         None => router,
     };
-    let admission = Arc::new(Admission::new(
-        sessions.clone(),
-        limits,
-        config.max_body_bytes,
-    ));
+    let security = router.security().clone();
+    let admission = Arc::new(
+        Admission::new(sessions.clone(), limits, config.max_body_bytes)
+            .with_security(security.clone(), catalog.clone()),
+    );
     let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
-    let mcp =
-        axum::Router::new()
-            .fallback_service(mcp)
-            .layer(axum::middleware::from_fn_with_state(
-                admission,
-                admission::guard,
-            ));
-    let app = axum::Router::new()
+    // Outermost first: authentication, then admission (body, step-up, sessions).
+    let mcp = axum::Router::new()
+        .fallback_service(mcp)
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            security.clone(),
+            admission::authenticate,
+        ));
+    let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(catalog)
         .nest_service("/mcp", mcp);
+    match &security.auth {
+        // RFC 9728 metadata, unauthenticated: clients read it to get a token.
+        Some(auth) => app = app.merge(auth.metadata().routes()),
+        None => {
+            let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+            if loopback {
+                tracing::info!(
+                    "HTTP clients are not authenticated (no --auth-issuer): for use on this machine only"
+                );
+            } else {
+                tracing::warn!(
+                    "HTTP clients are NOT authenticated (no --auth-issuer) and the router listens on a non-loopback address: anyone who reaches it can call every tool; set --auth-issuer and --public-url, or listen on 127.0.0.1"
+                );
+            }
+        }
+    }
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "switchboard listening on http://{}/mcp", addr.map(|a| a.to_string()).unwrap_or_default());
     serve_connections(listener, app, &limits, shutdown, &cancel).await;

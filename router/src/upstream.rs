@@ -324,6 +324,21 @@ impl Upstream {
         entry: &ToolEntry,
         request: DynamicMessage,
         traceparent: &str,
+        on_message: impl FnMut(&DynamicMessage, usize),
+    ) -> Result<Vec<DynamicMessage>, Status> {
+        let none = tonic::metadata::MetadataMap::new();
+        self.call_with(entry, request, traceparent, &none, on_message)
+            .await
+    }
+
+    /// [`Upstream::call`], with `extra` metadata on the request (who calls:
+    /// `switchboard-principal-*`, built by the router, never client headers).
+    pub async fn call_with(
+        &self,
+        entry: &ToolEntry,
+        request: DynamicMessage,
+        traceparent: &str,
+        extra: &tonic::metadata::MetadataMap,
         mut on_message: impl FnMut(&DynamicMessage, usize),
     ) -> Result<Vec<DynamicMessage>, Status> {
         let timeout = self.config.timeout;
@@ -336,6 +351,11 @@ impl Upstream {
             let mut req = tonic::Request::new(request.clone());
             req.set_timeout(timeout);
             self.annotate(&mut req);
+            for entry in extra.iter() {
+                if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
+                    req.metadata_mut().insert(key.clone(), value.clone());
+                }
+            }
             if let Ok(value) = MetadataValue::try_from(traceparent) {
                 req.metadata_mut().insert("traceparent", value);
             }

@@ -1,0 +1,476 @@
+//! The router's security layer end to end: a real `switchboard` process with
+//! `--auth-issuer` pointing at a real OpenID provider (`oauth2-mock-server`),
+//! a policy shaped like the README's example over the calculator connector
+//! (served as `calc`, so its tools are `calc_*`), and rmcp's Streamable HTTP
+//! client sending the bearer token. The router's stderr (`LOG_FORMAT=json`) is
+//! captured to check the audit lines. Skipped loudly when the provider is not
+//! installed (an error under `CI=true`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use integration_tests::oidc::{self, OpenIdProvider, TokenSpec};
+use integration_tests::process::{Connector, binary, free_port, http_ok, scratch_dir, wait_until};
+use rmcp::ServiceExt as _;
+use rmcp::model::{CallToolRequestParams, ErrorData};
+use rmcp::service::ServiceError;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The README's example policy, over the calculator's tools: `calc_add` and
+/// `calc_echo` need `calc:read`; `calc_divide` is for analysts with `db:read`.
+const POLICY: &str = r#"
+[[allow]]
+tools = ["calc_add", "calc_echo"]
+scopes = ["calc:read"]
+[[allow]]
+tools = ["calc_divide"]
+scopes = ["db:read"]
+when = '"analysts" in jwt.groups'
+"#;
+
+/// A router process with auth on, its stderr going to a file.
+struct SecuredRouter {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl SecuredRouter {
+    async fn start(provider: &OpenIdProvider, connector: &Connector, extra: &[&str]) -> Self {
+        let port = free_port().expect("port");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let dir = scratch_dir("auth-http");
+        let policy = dir.join(format!("policy-{port}.toml"));
+        std::fs::write(&policy, POLICY).expect("write policy");
+        let log = dir.join(format!("router-{port}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = tokio::process::Command::new(binary("switchboard").expect("switchboard"))
+            .args(["--listen", &addr.to_string()])
+            .args(["--connector", &format!("calc={}", connector.url())])
+            .args(["--auth-issuer", &provider.issuer])
+            .args(["--public-url", &format!("http://{addr}")])
+            .args(["--policy", &policy.display().to_string()])
+            .args(extra)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,audit=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start switchboard");
+        let health = format!("http://{addr}/healthz");
+        wait_until("switchboard /healthz", Duration::from_secs(30), || {
+            let health = health.clone();
+            async move { http_ok(&health).await }
+        })
+        .await
+        .expect("router up");
+        Self { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn resource(&self) -> String {
+        self.url("/mcp")
+    }
+
+    fn metadata_url(&self) -> String {
+        self.url("/.well-known/oauth-protected-resource/mcp")
+    }
+
+    /// The audit lines written so far (JSON objects with target `audit`).
+    fn audit_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "audit")
+            .collect()
+    }
+}
+
+impl Drop for SecuredRouter {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A token for `sub` with `scope` and extra claims, meant for the router.
+fn token(
+    provider: &OpenIdProvider,
+    router: &SecuredRouter,
+    sub: &str,
+    scope: &str,
+    extra: Value,
+) -> String {
+    let mut claims = json!({"sub": sub, "aud": router.resource(), "scope": scope});
+    if let (Some(c), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    provider
+        .mint(&TokenSpec {
+            claims,
+            ..TokenSpec::default()
+        })
+        .expect("mint")
+}
+
+async fn client_with(router: &SecuredRouter, token: &str) -> Client {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(router.resource()).auth_header(token);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    Recorder::new()
+        .serve(transport)
+        .await
+        .expect("MCP initialize with a bearer token")
+}
+
+async fn setup() -> Option<(OpenIdProvider, Connector, SecuredRouter)> {
+    let provider = oidc::start().expect("provider")?;
+    let calc = calculator().await;
+    let router = SecuredRouter::start(&provider, &calc, &[]).await;
+    Some((provider, calc, router))
+}
+
+async fn post_initialize(router: &SecuredRouter, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(router.resource())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}});
+    request
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST /mcp")
+}
+
+fn challenge(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The protocol error of a call that is refused at the JSON-RPC level.
+async fn call_error(client: &Client, tool: &str, arguments: Value) -> ErrorData {
+    match client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+    {
+        Err(ServiceError::McpError(e)) => e,
+        other => panic!("{tool}: expected a protocol error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn without_a_token_mcp_is_401_with_the_challenge_and_probes_stay_open() {
+    let Some((_provider, _calc, router)) = setup().await else {
+        return;
+    };
+    let response = post_initialize(&router, None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        challenge(&response),
+        format!(
+            "Bearer resource_metadata=\"{}\", scope=\"calc:read db:read\"",
+            router.metadata_url()
+        )
+    );
+    let get = reqwest::Client::new()
+        .get(router.resource())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET /mcp");
+    assert_eq!(get.status(), 401, "the SSE stream needs a token too");
+    for probe in ["/healthz", "/readyz"] {
+        assert!(
+            http_ok(&router.url(probe)).await,
+            "{probe} answers without a token"
+        );
+    }
+    let audit = router.audit_lines();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["outcome"] == "unauthenticated" && l["principal"] == ""),
+        "a 401 is audited: {audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_is_served_at_both_well_known_paths() {
+    let Some((provider, _calc, router)) = setup().await else {
+        return;
+    };
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let response = reqwest::get(router.url(path)).await.expect("GET metadata");
+        assert_eq!(response.status(), 200, "{path} without a token");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            body,
+            json!({
+                "resource": router.resource(),
+                "authorization_servers": [provider.issuer],
+                "scopes_supported": ["calc:read", "db:read"],
+                "bearer_methods_supported": ["header"],
+            }),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_401_invalid_token_and_a_valid_one_calls_a_tool() {
+    let Some((provider, _calc, router)) = setup().await else {
+        return;
+    };
+    let expired = provider
+        .mint(&TokenSpec {
+            claims: json!({"sub": "alice", "aud": router.resource(), "scope": "calc:read"}),
+            expires_in: Some(-3600),
+            ..TokenSpec::default()
+        })
+        .expect("mint");
+    let response = post_initialize(&router, Some(&expired)).await;
+    assert_eq!(response.status(), 401);
+    let header = challenge(&response);
+    assert!(
+        header.starts_with("Bearer error=\"invalid_token\""),
+        "{header}"
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("expired"),
+        "the body says why"
+    );
+
+    let valid = token(&provider, &router, "alice", "calc:read", json!({}));
+    let client = client_with(&router, &valid).await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"calc_add".to_owned()), "{names:?}");
+    let result = call(&client, "calc_add", json!({"a": 40, "b": 2})).await;
+    assert!(!is_error(&result), "{result:?}");
+    assert!(text(&result).contains("42"), "{}", text(&result));
+
+    let audit = router.audit_lines();
+    let line = audit
+        .iter()
+        .find(|l| l["tool"] == "calc_add")
+        .unwrap_or_else(|| panic!("the call is audited: {audit:?}"));
+    assert_eq!(line["principal"], "alice");
+    assert_eq!(line["connector"], "calc");
+    assert_eq!(line["outcome"], "ok");
+    assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
+    assert!(line["duration_ms"].is_number(), "{line}");
+    assert!(
+        line.get("arguments").is_none(),
+        "arguments are not logged without --audit-args: {line}"
+    );
+    let log = std::fs::read_to_string(&router.log).unwrap_or_default();
+    assert!(!log.contains(&valid), "the token never reaches the log");
+}
+
+#[tokio::test]
+async fn the_policy_lists_steps_up_and_hides_per_principal() {
+    let Some((provider, _calc, router)) = setup().await else {
+        return;
+    };
+    // No groups: the add/echo rule only; divide is hidden.
+    let bob = client_with(
+        &router,
+        &token(&provider, &router, "bob", "calc:read", json!({})),
+    )
+    .await;
+    let mut listed = tool_names(&bob).await;
+    listed.sort();
+    assert_eq!(listed, ["calc_add", "calc_echo"]);
+    let hidden = call_error(&bob, "calc_divide", json!({"dividend": 7, "divisor": 2})).await;
+    let unknown = call_error(&bob, "calc_nope", json!({"dividend": 7, "divisor": 2})).await;
+    assert_eq!(hidden.code, unknown.code);
+    assert_eq!(
+        hidden.message.replace("calc_divide", "NAME"),
+        unknown.message.replace("calc_nope", "NAME"),
+        "a hidden tool is answered exactly as an unknown one"
+    );
+    assert_eq!(hidden.data, unknown.data);
+
+    // An analyst without db:read sees divide, and is told which scope to get.
+    let carol_token = token(
+        &provider,
+        &router,
+        "carol",
+        "calc:read",
+        json!({"groups": ["analysts"]}),
+    );
+    let carol = client_with(&router, &carol_token).await;
+    let mut listed = tool_names(&carol).await;
+    listed.sort();
+    assert_eq!(listed, ["calc_add", "calc_divide", "calc_echo"]);
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "calc_divide", "arguments": {"dividend": 7, "divisor": 2},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let response = reqwest::Client::new()
+        .post(router.resource())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&carol_token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST tools/call");
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        challenge(&response),
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"db:read\", resource_metadata=\"{}\"",
+            router.metadata_url()
+        )
+    );
+
+    // With db:read the same call goes through.
+    let alice = client_with(
+        &router,
+        &token(
+            &provider,
+            &router,
+            "alice",
+            "calc:read db:read",
+            json!({"groups": ["analysts"]}),
+        ),
+    )
+    .await;
+    let result = call(&alice, "calc_divide", json!({"dividend": 7, "divisor": 2})).await;
+    assert!(!is_error(&result), "{result:?}");
+
+    let audit = router.audit_lines();
+    let has = |sub: &str, tool: &str, outcome: &str| {
+        audit
+            .iter()
+            .any(|l| l["principal"] == sub && l["tool"] == tool && l["outcome"] == outcome)
+    };
+    assert!(has("bob", "calc_divide", "denied"), "{audit:?}");
+    assert!(has("carol", "calc_divide", "denied"), "{audit:?}");
+    assert!(has("alice", "calc_divide", "ok"), "{audit:?}");
+}
+
+#[tokio::test]
+async fn audit_args_logs_arguments_with_secrets_redacted() {
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let calc = calculator().await;
+    let router = SecuredRouter::start(&provider, &calc, &["--audit-args"]).await;
+    let client = client_with(
+        &router,
+        &token(&provider, &router, "dana", "calc:read", json!({})),
+    )
+    .await;
+    let result = call(&client, "calc_echo", json!({"message": "hello"})).await;
+    assert!(!is_error(&result), "{result:?}");
+    let audit = router.audit_lines();
+    let line = audit
+        .iter()
+        .find(|l| l["tool"] == "calc_echo" && l["principal"] == "dana")
+        .unwrap_or_else(|| panic!("audited: {audit:?}"));
+    assert_eq!(line["arguments"], r#"{"message":"hello"}"#, "{line}");
+}
+
+fn run_policy(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(binary("switchboard").expect("switchboard"))
+        .arg("policy")
+        .args(args)
+        .output()
+        .expect("run switchboard policy");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn policy_check_and_explain_through_the_binary() {
+    let dir = scratch_dir("policy-cli");
+    let good = dir.join("policy.toml");
+    std::fs::write(&good, POLICY).expect("write");
+    let (ok, out, _) = run_policy(&["check", &good.display().to_string()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("is valid: 2 rules"), "{out}");
+    assert!(out.contains("scopes_supported: calc:read db:read"), "{out}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[allow]]\ntools = [\"x\"]\nwhen = 'jwt.groups +'\n").expect("write");
+    let (ok, _, err) = run_policy(&["check", &bad.display().to_string()]);
+    assert!(!ok, "an invalid policy exits non-zero");
+    assert!(err.contains("policy rule 1"), "names the rule: {err}");
+
+    let claims = dir.join("carol.json");
+    std::fs::write(
+        &claims,
+        json!({"sub": "carol", "scope": "calc:read", "groups": ["analysts"]}).to_string(),
+    )
+    .expect("write");
+    let explain = |tool: &str| {
+        run_policy(&[
+            "explain",
+            "--policy",
+            &good.display().to_string(),
+            "--claims",
+            &claims.display().to_string(),
+            "--tool",
+            tool,
+        ])
+    };
+    let (ok, out, _) = explain("calc_add");
+    assert!(ok, "{out}");
+    assert!(out.contains("decision: allow (rule 1)"), "{out}");
+    let (ok, out, _) = explain("calc_divide");
+    assert!(!ok, "nothing allows it with these scopes");
+    assert!(out.contains("insufficient_scope"), "{out}");
+    assert!(out.contains("db:read"), "{out}");
+}
+
+#[tokio::test]
+async fn a_policy_that_does_not_check_stops_start_up_naming_the_rule() {
+    let dir = scratch_dir("policy-startup");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[allow]]\ntools = []\n").expect("write");
+    let output = tokio::process::Command::new(binary("switchboard").expect("switchboard"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            &bad.display().to_string(),
+        ])
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("policy rule 1"), "{err}");
+    assert!(err.contains("`tools` is empty"), "{err}");
+}

@@ -98,6 +98,26 @@ fn status_error(connector: &str, what: &str, status: &Status) -> McpError {
     }
 }
 
+/// The answer to a read of a resource no connector has; a resource the policy
+/// hides from the caller gets exactly this answer too.
+pub(crate) fn unknown_resource(uri: &str) -> McpError {
+    McpError::resource_not_found(
+        format!(
+            "no connector has the resource {uri:?}: resources/list and resources/templates/list show the resources available now"
+        ),
+        Some(json!({ "uri": uri })),
+    )
+}
+
+/// The answer to a get of a prompt no connector has; a prompt the policy
+/// hides from the caller gets exactly this answer too.
+pub(crate) fn unknown_prompt(name: &str) -> McpError {
+    McpError::invalid_params(
+        format!("unknown prompt {name:?}: prompts/list shows the prompts available now"),
+        None,
+    )
+}
+
 impl Router {
     /// Serving connectors that offer `feature`, in configuration order.
     fn owners(&self, feature: impl Fn(&crate::catalog::Features) -> bool) -> Vec<Upstream> {
@@ -365,12 +385,7 @@ impl Router {
                 }
             }
         }
-        Err(McpError::resource_not_found(
-            format!(
-                "no connector has the resource {uri:?}: resources/list and resources/templates/list show the resources available now"
-            ),
-            Some(json!({ "uri": uri })),
-        ))
+        Err(unknown_resource(uri))
     }
 
     /// `prompts/get`.
@@ -426,10 +441,7 @@ impl Router {
                 }
             }
         }
-        Err(McpError::invalid_params(
-            format!("unknown prompt {name:?}: prompts/list shows the prompts available now"),
-            None,
-        ))
+        Err(unknown_prompt(name))
     }
 
     /// `completion/complete`, forwarded to the connector that owns the prompt

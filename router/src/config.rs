@@ -785,6 +785,43 @@ prefix = "tickets"
     }
 
     #[test]
+    fn config_file_sets_auth_policy_and_audit() {
+        let dir = std::env::temp_dir().join(format!("sb-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(
+            &path,
+            "policy = \"/etc/switchboard/policy.toml\"\n\
+             [auth]\nissuer = \"https://idp.example.com/realms/x\"\n\
+             public_url = \"https://mcp.example.com\"\naudience = \"a, b\"\n\
+             forward_claims = [\"email\"]\n\
+             [audit]\nlog_arguments = true\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        assert!(config.auth.issuer.is_none(), "auth is off by default");
+        assert!(
+            !config.audit.log_arguments,
+            "arguments are not logged by default"
+        );
+        config.merge_file(&path).unwrap();
+        assert_eq!(
+            config.auth.issuer.as_deref(),
+            Some("https://idp.example.com/realms/x")
+        );
+        assert_eq!(config.auth.audience, ["a", "b"]);
+        assert_eq!(config.auth.forward_claims, ["email"]);
+        assert_eq!(
+            config.policy.as_deref(),
+            Some(Path::new("/etc/switchboard/policy.toml"))
+        );
+        assert!(config.audit.log_arguments);
+        std::fs::write(&path, "[auth]\nissuer = \"x\"\naudiences = \"a\"\n").unwrap();
+        let err = Config::default().merge_file(&path).unwrap_err();
+        assert!(err.to_string().contains("audiences"), "{err}");
+    }
+
+    #[test]
     fn durations_accept_units() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));

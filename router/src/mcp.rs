@@ -31,7 +31,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tonic::{Code, Status};
 use tracing::Instrument;
 
-use crate::aggregate::{CachedRead, read_cache};
+use crate::aggregate::{CachedRead, read_cache, unknown_prompt, unknown_resource};
 use crate::audit::{AuditConfig, AuditEvent, Outcome as Audited};
 use crate::auth::{Authenticator, Principal, principal_metadata};
 use crate::catalog::{ConnectorStatus, STREAM_EVENT, TOOL_RESULT, ToolCatalog};
@@ -293,6 +293,15 @@ pub fn unknown_tool(name: &str) -> McpError {
     McpError::invalid_params(
         format!("unknown tool {name:?}; call tools/list for the tools available now"),
         None,
+    )
+}
+
+/// The call-path answer to a use the policy allows only with more scopes (over
+/// HTTP the front door has already answered it 403; this covers the rest).
+fn insufficient_scope(name: &str, scopes: &[String]) -> McpError {
+    McpError::invalid_request(
+        format!("{name} needs a token with the scopes: {}", scopes.join(" ")),
+        Some(json!({ "error": "insufficient_scope", "scope": scopes.join(" ") })),
     )
 }
 
@@ -840,10 +849,7 @@ impl ServerHandler for Router {
             // this is the same decision, should a request get here anyway.
             Decision::InsufficientScope(scopes) => {
                 audit(&connector, Audited::Denied);
-                return Err(McpError::invalid_request(
-                    format!("{name} needs a token with the scopes: {}", scopes.join(" ")),
-                    Some(json!({ "error": "insufficient_scope", "scope": scopes.join(" ") })),
-                ));
+                return Err(insufficient_scope(&name, &scopes));
             }
         }
         let result = self.call(request, context).await;
@@ -859,29 +865,64 @@ impl ServerHandler for Router {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        self.list_resources_page(request.and_then(|r| r.cursor))
-            .await
+        let mut page = self
+            .list_resources_page(request.and_then(|r| r.cursor))
+            .await?;
+        let principal = self.security.principal(&context.extensions);
+        page.resources
+            .retain(|r| self.security.visible(principal.as_ref(), &r.uri, ""));
+        Ok(page)
     }
 
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        self.list_templates_page(request.and_then(|r| r.cursor))
-            .await
+        let mut page = self
+            .list_templates_page(request.and_then(|r| r.cursor))
+            .await?;
+        let principal = self.security.principal(&context.extensions);
+        page.resource_templates.retain(|t| {
+            self.security
+                .visible(principal.as_ref(), &t.uri_template, "")
+        });
+        Ok(page)
     }
 
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        self.read_resource_cached(&request.uri)
-            .await
-            .map(ReadResourceResponse::from)
+        let started = std::time::Instant::now();
+        let principal = self.security.principal(&context.extensions);
+        let uri = request.uri;
+        let audit = |outcome: Audited| {
+            self.security
+                .audit(principal.as_ref(), &uri, "", outcome, started, None, None);
+        };
+        let empty = json!({});
+        match self.security.decide(principal.as_ref(), &uri, "", &empty) {
+            Decision::Allow { .. } => {}
+            Decision::Hidden => {
+                audit(Audited::Denied);
+                return Err(unknown_resource(&uri));
+            }
+            Decision::InsufficientScope(scopes) => {
+                audit(Audited::Denied);
+                return Err(insufficient_scope(&uri, &scopes));
+            }
+        }
+        let result = self.read_resource_cached(&uri).await;
+        audit(if result.is_ok() {
+            Audited::Ok
+        } else {
+            Audited::ToolError
+        });
+        result.map(ReadResourceResponse::from)
     }
 
     #[allow(deprecated)]
@@ -891,6 +932,15 @@ impl ServerHandler for Router {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let uri = request.uri;
+        let principal = self.security.principal(&context.extensions);
+        match self
+            .security
+            .decide(principal.as_ref(), &uri, "", &json!({}))
+        {
+            Decision::Allow { .. } => {}
+            Decision::Hidden => return Err(unknown_resource(&uri)),
+            Decision::InsufficientScope(scopes) => return Err(insufficient_scope(&uri, &scopes)),
+        }
         {
             let mut watches = self.session.watches();
             if watches.contains_key(&uri) {
@@ -950,26 +1000,71 @@ impl ServerHandler for Router {
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        self.list_prompts_page(request.and_then(|r| r.cursor)).await
+        let mut page = self
+            .list_prompts_page(request.and_then(|r| r.cursor))
+            .await?;
+        let principal = self.security.principal(&context.extensions);
+        page.prompts
+            .retain(|p| self.security.visible(principal.as_ref(), &p.name, ""));
+        Ok(page)
     }
 
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.get_prompt_from_owner(&request.name, request.arguments)
-            .await
-            .map(GetPromptResponse::from)
+        let started = std::time::Instant::now();
+        let principal = self.security.principal(&context.extensions);
+        let name = request.name;
+        let audit = |outcome: Audited| {
+            self.security
+                .audit(principal.as_ref(), &name, "", outcome, started, None, None);
+        };
+        match self
+            .security
+            .decide(principal.as_ref(), &name, "", &json!({}))
+        {
+            Decision::Allow { .. } => {}
+            Decision::Hidden => {
+                audit(Audited::Denied);
+                return Err(unknown_prompt(&name));
+            }
+            Decision::InsufficientScope(scopes) => {
+                audit(Audited::Denied);
+                return Err(insufficient_scope(&name, &scopes));
+            }
+        }
+        let result = self.get_prompt_from_owner(&name, request.arguments).await;
+        audit(if result.is_ok() {
+            Audited::Ok
+        } else {
+            Audited::ToolError
+        });
+        result.map(GetPromptResponse::from)
     }
 
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
+        let principal = self.security.principal(&context.extensions);
+        let name = match &request.r#ref {
+            rmcp::model::Reference::Prompt(p) => Some(p.name.as_str()),
+            rmcp::model::Reference::Resource(r) => Some(r.uri.as_str()),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        // What the caller cannot see completes like what does not exist: nothing.
+        if name.is_some_and(|n| !self.security.visible(principal.as_ref(), n, "")) {
+            return serde_json::from_value(
+                json!({ "completion": { "values": [], "hasMore": false } }),
+            )
+            .map_err(|e| McpError::internal_error(e.to_string(), None));
+        }
         self.complete_from_owner(request).await
     }
 

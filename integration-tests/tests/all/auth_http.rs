@@ -42,16 +42,28 @@ struct SecuredRouter {
 
 impl SecuredRouter {
     async fn start(provider: &OpenIdProvider, connector: &Connector, extra: &[&str]) -> Self {
+        let spec = format!("calc={}", connector.url());
+        Self::start_with(provider, &spec, POLICY, extra).await
+    }
+
+    /// A router in front of the connector `spec` (`name=url`) under `policy`.
+    async fn start_with(
+        provider: &OpenIdProvider,
+        spec: &str,
+        policy: &str,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port().expect("port");
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let dir = scratch_dir("auth-http");
+        let text = policy;
         let policy = dir.join(format!("policy-{port}.toml"));
-        std::fs::write(&policy, POLICY).expect("write policy");
+        std::fs::write(&policy, text).expect("write policy");
         let log = dir.join(format!("router-{port}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = tokio::process::Command::new(binary("switchboard").expect("switchboard"))
             .args(["--listen", &addr.to_string()])
-            .args(["--connector", &format!("calc={}", connector.url())])
+            .args(["--connector", spec])
             .args(["--auth-issuer", &provider.issuer])
             .args(["--public-url", &format!("http://{addr}")])
             .args(["--policy", &policy.display().to_string()])
@@ -397,6 +409,27 @@ async fn audit_args_logs_arguments_with_secrets_redacted() {
         .find(|l| l["tool"] == "calc_echo" && l["principal"] == "dana")
         .unwrap_or_else(|| panic!("audited: {audit:?}"));
     assert_eq!(line["arguments"], r#"{"message":"hello"}"#, "{line}");
+
+    // A secret among the arguments never reaches the log, whatever the call's fate.
+    let _ = client
+        .call_tool(CallToolRequestParams::new("calc_echo").with_arguments(args(
+            json!({"message": "hi", "api_token": "hunter2-secret"}),
+        )))
+        .await;
+    let audit = router.audit_lines();
+    let line = audit
+        .iter()
+        .filter(|l| l["tool"] == "calc_echo")
+        .nth(1)
+        .unwrap_or_else(|| panic!("second call audited: {audit:?}"));
+    assert!(
+        line["arguments"]
+            .as_str()
+            .is_some_and(|a| a.contains("[redacted]")),
+        "{line}"
+    );
+    let log = std::fs::read_to_string(&router.log).unwrap_or_default();
+    assert!(!log.contains("hunter2-secret"), "the secret is not logged");
 }
 
 fn run_policy(args: &[&str]) -> (bool, String, String) {
@@ -473,4 +506,151 @@ async fn a_policy_that_does_not_check_stops_start_up_naming_the_rule() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("policy rule 1"), "{err}");
     assert!(err.contains("`tools` is empty"), "{err}");
+}
+
+/// Resources and prompts of the conformance connector (served as `conf`):
+/// one resource and one prompt open to any token, one prompt needing a scope.
+const SURFACE_POLICY: &str = r#"
+[[allow]]
+tools = ["conf+test://static-text", "conf_test_simple_prompt"]
+[[allow]]
+tools = ["conf_test_prompt_with_arguments"]
+scopes = ["prompts:extra"]
+"#;
+
+#[tokio::test]
+async fn the_policy_governs_resources_and_prompts_like_tools() {
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let connector = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start conformance-connector");
+    let spec = format!("conf={}", connector.url());
+    let router = SecuredRouter::start_with(&provider, &spec, SURFACE_POLICY, &[]).await;
+    let erin_token = token(&provider, &router, "erin", "", json!({}));
+    let erin = client_with(&router, &erin_token).await;
+
+    let resources: Vec<String> = erin
+        .list_resources(None)
+        .await
+        .expect("resources/list")
+        .resources
+        .into_iter()
+        .map(|r| r.uri.clone())
+        .collect();
+    assert_eq!(resources, ["conf+test://static-text"]);
+    let templates = erin
+        .list_resource_templates(None)
+        .await
+        .expect("templates")
+        .resource_templates;
+    assert!(
+        templates.is_empty(),
+        "no rule names a template: {templates:?}"
+    );
+    let mut prompts: Vec<String> = erin
+        .list_prompts(None)
+        .await
+        .expect("prompts/list")
+        .prompts
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    prompts.sort();
+    assert_eq!(
+        prompts,
+        ["conf_test_prompt_with_arguments", "conf_test_simple_prompt"]
+    );
+
+    let read = erin
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "conf+test://static-text",
+        ))
+        .await
+        .expect("an allowed resource is read");
+    assert!(!read.contents.is_empty());
+    let read_error = |uri: &'static str| {
+        let erin = &erin;
+        async move {
+            match erin
+                .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+                .await
+            {
+                Err(ServiceError::McpError(e)) => e,
+                other => panic!("{uri}: expected an error, got {other:?}"),
+            }
+        }
+    };
+    let hidden = read_error("conf+test://static-binary").await;
+    let unknown = read_error("conf+test://nothing-here").await;
+    assert_eq!(hidden.code, unknown.code);
+    assert_eq!(
+        hidden.message.replace("conf+test://static-binary", "URI"),
+        unknown.message.replace("conf+test://nothing-here", "URI"),
+    );
+    assert_eq!(
+        hidden
+            .data
+            .map(|d| d.to_string().replace("conf+test://static-binary", "URI")),
+        unknown
+            .data
+            .map(|d| d.to_string().replace("conf+test://nothing-here", "URI")),
+    );
+
+    let get_error = |name: &'static str| {
+        let erin = &erin;
+        async move {
+            match erin
+                .get_prompt(rmcp::model::GetPromptRequestParams::new(name))
+                .await
+            {
+                Err(ServiceError::McpError(e)) => e,
+                other => panic!("{name}: expected an error, got {other:?}"),
+            }
+        }
+    };
+    let hidden = get_error("conf_test_prompt_with_image").await;
+    let unknown = get_error("conf_no_such_prompt").await;
+    assert_eq!(hidden.code, unknown.code);
+    assert_eq!(
+        hidden
+            .message
+            .replace("conf_test_prompt_with_image", "NAME"),
+        unknown.message.replace("conf_no_such_prompt", "NAME"),
+    );
+
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "prompts/get",
+        "params": {"name": "conf_test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let response = reqwest::Client::new()
+        .post(router.resource())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&erin_token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST prompts/get");
+    assert_eq!(response.status(), 403);
+    assert!(
+        challenge(&response).contains("scope=\"prompts:extra\""),
+        "{}",
+        challenge(&response)
+    );
+
+    let audit = router.audit_lines();
+    let has = |tool: &str, outcome: &str| {
+        audit
+            .iter()
+            .any(|l| l["principal"] == "erin" && l["tool"] == tool && l["outcome"] == outcome)
+    };
+    assert!(has("conf+test://static-text", "ok"), "{audit:?}");
+    assert!(has("conf+test://static-binary", "denied"), "{audit:?}");
+    assert!(has("conf_test_prompt_with_image", "denied"), "{audit:?}");
+    assert!(
+        has("conf_test_prompt_with_arguments", "denied"),
+        "{audit:?}"
+    );
 }

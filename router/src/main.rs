@@ -138,8 +138,8 @@ struct Cli {
     #[arg(long, env = "SWITCHBOARD_POLICY", value_parser = maybe(|s: &str| Ok::<_, String>(PathBuf::from(s))))]
     policy: Option<Maybe<PathBuf>>,
     /// Log each call's arguments (secrets redacted, cut) in the audit lines [default: off].
-    #[arg(long, env = "SWITCHBOARD_AUDIT_ARGS")]
-    audit_args: bool,
+    #[arg(long, env = "SWITCHBOARD_AUDIT_ARGS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = maybe(parse_bool))]
+    audit_args: Option<Maybe<bool>>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -208,6 +208,15 @@ fn maybe<T: Clone + Send + Sync + 'static>(
 
 fn set<T>(value: Option<Maybe<T>>) -> Option<T> {
     value.and_then(|m| m.0)
+}
+
+/// A switch given as a value (`SWITCHBOARD_AUDIT_ARGS=true`).
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{raw:?} is not true or false")),
+    }
 }
 
 fn parse_bytes(raw: &str) -> Result<usize, String> {
@@ -347,8 +356,8 @@ impl Cli {
         if let Some(policy) = set(self.policy) {
             config.policy = Some(policy);
         }
-        if self.audit_args {
-            config.audit.log_arguments = true;
+        if let Some(on) = set(self.audit_args) {
+            config.audit.log_arguments = on;
         }
         Ok((config, self.stdio, listen))
     }

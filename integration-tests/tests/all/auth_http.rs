@@ -654,3 +654,52 @@ async fn the_policy_governs_resources_and_prompts_like_tools() {
         "{audit:?}"
     );
 }
+
+#[tokio::test]
+async fn empty_security_variables_mean_auth_off_and_the_router_serves_as_before() {
+    let calc = calculator().await;
+    let port = free_port().expect("port");
+    let addr = format!("127.0.0.1:{port}");
+    let _router = tokio::process::Command::new(binary("switchboard").expect("switchboard"))
+        .args([
+            "--listen",
+            &addr,
+            "--connector",
+            &format!("calc={}", calc.url()),
+        ])
+        .env("RUST_LOG", "warn")
+        .envs(
+            [
+                "SWITCHBOARD_AUTH_ISSUER",
+                "SWITCHBOARD_PUBLIC_URL",
+                "SWITCHBOARD_AUTH_AUDIENCE",
+                "SWITCHBOARD_POLICY",
+                "SWITCHBOARD_AUDIT_ARGS",
+            ]
+            .map(|k| (k, "")),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start switchboard");
+    let health = format!("http://{addr}/healthz");
+    wait_until("switchboard /healthz", Duration::from_secs(30), || {
+        let health = health.clone();
+        async move { http_ok(&health).await }
+    })
+    .await
+    .expect("router up");
+    let (client, _) = http_client_at(&format!("http://{addr}/mcp")).await;
+    let result = call(&client, "calc_add", json!({"a": 1, "b": 2})).await;
+    assert!(
+        !is_error(&result),
+        "no token needed without an issuer: {result:?}"
+    );
+    let metadata = reqwest::get(format!(
+        "http://{addr}/.well-known/oauth-protected-resource/mcp"
+    ))
+    .await
+    .expect("GET");
+    assert_eq!(metadata.status(), 404, "no metadata without an issuer");
+}

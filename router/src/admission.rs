@@ -25,6 +25,11 @@
 //! `denied`). What the policy hides is left to the call path, which answers it
 //! exactly as an unknown tool.
 //!
+//! A session belongs to the principal that opened it ([`Gate`]): a request
+//! naming a session opened by another `sub` (or one the router does not know
+//! the owner of) is answered 404 like an unknown session, so a leaked session
+//! id does not let another user read its stream or resume its calls.
+//!
 //! Connections and header timeouts are bounded below this, where connections
 //! are accepted (`transport`).
 
@@ -154,12 +159,49 @@ impl Admission {
     }
 }
 
+/// The header naming an MCP session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What [`authenticate`] needs: the security settings, and which principal
+/// (`sub`) opened each session.
+#[derive(Debug)]
+pub struct Gate {
+    security: Security,
+    owners: moka::sync::Cache<String, Arc<str>>,
+}
+
+impl Gate {
+    /// Sessions are remembered while they can live: at most `max_sessions`
+    /// of them, each until `session_idle_timeout` without a request.
+    pub fn new(security: Security, limits: &ClientLimits) -> Self {
+        Self {
+            security,
+            owners: moka::sync::Cache::builder()
+                .max_capacity(limits.max_sessions as u64)
+                .time_to_idle(limits.session_idle_timeout)
+                .build(),
+        }
+    }
+}
+
+/// 404 for a session that is not the caller's, as rmcp answers an unknown one.
+fn not_your_session() -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        Json::Null,
+        INVALID_REQUEST,
+        "session not found: initialize a new session".to_owned(),
+        Json::Null,
+    )
+}
+
 /// The middleware on `/mcp` when an issuer is set (see the module docs).
 pub async fn authenticate(
-    State(security): State<Security>,
+    State(gate): State<Arc<Gate>>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let security = &gate.security;
     let Some(auth) = &security.auth else {
         return next.run(request).await;
     };
@@ -167,8 +209,46 @@ pub async fn authenticate(
     match auth.authenticate(request.headers()).await {
         Ok(principal) => {
             request.headers_mut().remove(header::AUTHORIZATION);
+            let session = request
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let sub: Arc<str> = Arc::from(principal.sub.as_str());
+            if let Some(id) = &session {
+                match gate.owners.get(id) {
+                    Some(owner) if owner == sub => {}
+                    _ => {
+                        security.audit(
+                            Some(&principal),
+                            "",
+                            "",
+                            Audited::Denied,
+                            started,
+                            None,
+                            None,
+                        );
+                        return not_your_session();
+                    }
+                }
+            }
+            let closing = request.method() == Method::DELETE;
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            let response = next.run(request).await;
+            match (&session, closing) {
+                (Some(id), true) if response.status().is_success() => gate.owners.invalidate(id),
+                (None, _) => {
+                    if let Some(id) = response
+                        .headers()
+                        .get(SESSION_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        gate.owners.insert(id.to_owned(), sub);
+                    }
+                }
+                _ => {}
+            }
+            response
         }
         Err(rejection) => {
             if let RejectionKind::InvalidToken(reason) = &rejection.kind {

@@ -146,7 +146,7 @@ pub async fn serve_http(
             admission::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            security.clone(),
+            Arc::new(admission::Gate::new(security.clone(), &limits)),
             admission::authenticate,
         ));
     let mut app = axum::Router::new()

@@ -703,3 +703,50 @@ async fn empty_security_variables_mean_auth_off_and_the_router_serves_as_before(
     .expect("GET");
     assert_eq!(metadata.status(), 404, "no metadata without an issuer");
 }
+
+#[tokio::test]
+async fn a_session_answers_only_the_principal_that_opened_it() {
+    let Some((provider, _calc, router)) = setup().await else {
+        return;
+    };
+    let alice = token(&provider, &router, "alice", "calc:read", json!({}));
+    let mallory = token(&provider, &router, "mallory", "calc:read", json!({}));
+    let opened = post_initialize(&router, Some(&alice)).await;
+    assert_eq!(opened.status(), 200);
+    let session = opened
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    drop(opened);
+    let stream = |bearer: String| {
+        let (url, session) = (router.resource(), session.clone());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", session)
+                .bearer_auth(bearer)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .expect("GET /mcp")
+                .status()
+        }
+    };
+    assert_eq!(
+        stream(mallory.clone()).await,
+        404,
+        "another user's valid token cannot attach to the session"
+    );
+    let delete = reqwest::Client::new()
+        .delete(router.resource())
+        .header("mcp-session-id", &session)
+        .bearer_auth(&mallory)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(delete.status(), 404, "nor close it");
+    assert_eq!(stream(alice.clone()).await, 200, "its owner still can");
+}

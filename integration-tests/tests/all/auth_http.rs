@@ -750,3 +750,70 @@ async fn a_session_answers_only_the_principal_that_opened_it() {
     assert_eq!(delete.status(), 404, "nor close it");
     assert_eq!(stream(alice.clone()).await, 200, "its owner still can");
 }
+
+#[tokio::test]
+async fn stateless_requests_are_authorized_with_their_own_token() {
+    let Some((provider, _calc, router)) = setup().await else {
+        return;
+    };
+    let bob = token(&provider, &router, "bob", "calc:read", json!({}));
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let post = |method: &str, params: Value| {
+        let mut params = params;
+        params["_meta"] = meta.clone();
+        let body = json!({"jsonrpc": "2.0", "id": "s-1", "method": method, "params": params});
+        let mut request = reqwest::Client::new()
+            .post(router.resource())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .bearer_auth(&bob)
+            .body(body.to_string());
+        if let Some(name) = params["name"].as_str() {
+            request = request.header("mcp-name", name);
+        }
+        async move {
+            let response = request.send().await.expect("POST");
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            assert_eq!(status, 200, "{text}");
+            let json = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or(&text)
+                .to_owned();
+            serde_json::from_str::<Value>(&json).unwrap_or_else(|e| panic!("{e}: {text}"))
+        }
+    };
+    let listed = post("tools/list", json!({})).await;
+    let mut names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["calc_add", "calc_echo"], "{listed}");
+    let called = post(
+        "tools/call",
+        json!({"name": "calc_add", "arguments": {"a": 2, "b": 3}}),
+    )
+    .await;
+    assert_ne!(called["result"]["isError"], true, "{called}");
+    assert!(called["result"].to_string().contains('5'), "{called}");
+    let hidden = post(
+        "tools/call",
+        json!({"name": "calc_divide", "arguments": {"dividend": 1, "divisor": 1}}),
+    )
+    .await;
+    assert!(
+        hidden["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("unknown tool \"calc_divide\"")),
+        "{hidden}"
+    );
+}

@@ -817,3 +817,78 @@ async fn stateless_requests_are_authorized_with_their_own_token() {
         "{hidden}"
     );
 }
+
+/// The metadata of every call the recording calculator received.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<tonic::metadata::MetadataMap>>>;
+
+/// The calculator, in process, recording the metadata of each call.
+async fn recording_calculator() -> (String, Received, tokio::task::JoinHandle<()>) {
+    use integration_tests::calculator::CalculatorService;
+    use integration_tests::pb::calculator_server::CalculatorServer;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let received = Received::default();
+    let record = received.clone();
+    let service = CalculatorServer::with_interceptor(
+        CalculatorService::default(),
+        move |request: tonic::Request<()>| {
+            if let Ok(mut all) = record.lock() {
+                all.push(request.metadata().clone());
+            }
+            Ok(request)
+        },
+    );
+    let server =
+        connector_kit::ConnectorServer::new("calculator", integration_tests::CALCULATOR_V1)
+            .add_service(service);
+    let health = server.health();
+    let task = tokio::spawn(async move {
+        health.set_serving().await;
+        let _ = server.serve(listener, std::future::pending()).await;
+    });
+    (url, received, task)
+}
+
+#[tokio::test]
+async fn connectors_learn_the_principal_and_never_see_the_token() {
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let (url, received, server) = recording_calculator().await;
+    let dir = scratch_dir("forward-claims");
+    let config = dir.join("router.toml");
+    std::fs::write(&config, "[auth]\nforward_claims = [\"email\"]\n").expect("write");
+    let router = SecuredRouter::start_with(
+        &provider,
+        &format!("calc={url}"),
+        POLICY,
+        &["--config", &config.display().to_string()],
+    )
+    .await;
+    let bearer = token(
+        &provider,
+        &router,
+        "alice",
+        "calc:read",
+        json!({"email": "alice@example.com"}),
+    );
+    let client = client_with(&router, &bearer).await;
+    let result = call(&client, "calc_add", json!({"a": 1, "b": 1})).await;
+    assert!(!is_error(&result), "{result:?}");
+    let calls = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let last = calls.last().expect("the connector got the call");
+    let get = |k: &str| last.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(get("switchboard-principal-sub").as_deref(), Some("alice"));
+    assert_eq!(
+        get("switchboard-principal-email").as_deref(),
+        Some("alice@example.com")
+    );
+    assert!(last.get("authorization").is_none(), "{last:?}");
+    assert!(
+        !format!("{last:?}").contains(&bearer),
+        "the token is in no metadata value"
+    );
+    server.abort();
+}

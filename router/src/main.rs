@@ -124,7 +124,7 @@ struct Cli {
     /// OAuth 2.0 / OpenID issuer whose bearer tokens HTTP clients must present [default: none, HTTP unauthenticated].
     #[arg(long, env = "SWITCHBOARD_AUTH_ISSUER", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
     auth_issuer: Option<Maybe<String>>,
-    /// The router's external URL (required with --auth-issuer); the protected resource is <URL>/mcp.
+    /// The router's external URL (required with --auth-issuer); the protected resource is `URL/mcp`.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
     public_url: Option<Maybe<String>>,
     /// Accepted token audiences, repeatable or comma-separated [default: <public-url>/mcp].
@@ -228,7 +228,9 @@ fn parse_bytes(raw: &str) -> Result<usize, String> {
 const EXAMPLES: &str = "Examples:
   switchboard --connector code_analysis=http://127.0.0.1:50054 --listen 127.0.0.1:8080
   switchboard --stdio --connector jira=http://127.0.0.1:50051 --connector database=http://127.0.0.1:50053
-  SWITCHBOARD_CONNECTORS=jira=http://jira:50051,slack=http://slack:50052 switchboard --listen 0.0.0.0:8080";
+  SWITCHBOARD_CONNECTORS=jira=http://jira:50051,slack=http://slack:50052 switchboard --listen 0.0.0.0:8080
+  switchboard --listen 0.0.0.0:8080 --auth-issuer https://kc.example.com/realms/acme --public-url https://mcp.example.com --policy policy.toml --connector jira=http://jira:50051
+  switchboard policy explain --policy policy.toml --claims claims.json --tool database_query";
 
 impl Cli {
     fn listen_addr(&self) -> String {

@@ -8,6 +8,15 @@
 //! is a protocol error. Catalog changes reach sessions as
 //! `notifications/tools/list_changed` (initialize-era sessions) or through
 //! `subscriptions/listen` (stateless-era clients).
+//!
+//! Authorization ([`Security`]): each request's principal is the one the HTTP
+//! front door put in its extensions (or the local user over stdio and on
+//! HTTP without an issuer; with an issuer, a request without one is allowed
+//! nothing). Listings keep what [`Policy::visible`] allows; a call, read, get,
+//! subscription or completion of something [`Policy::decide`] hides is
+//! answered exactly as for something unknown. Every call, read and get writes
+//! one audit line, and a tool call carries the principal to its connector as
+//! `switchboard-principal-*` metadata built here, never from client headers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};

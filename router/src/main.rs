@@ -127,7 +127,7 @@ struct Cli {
     /// The router's external URL (required with --auth-issuer); the protected resource is `URL/mcp`.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
     public_url: Option<Maybe<String>>,
-    /// Accepted token audiences, repeatable or comma-separated [default: <public-url>/mcp].
+    /// Accepted token audiences, repeatable or comma-separated [default: the public URL followed by /mcp].
     #[arg(
         long = "auth-audience",
         env = "SWITCHBOARD_AUTH_AUDIENCE",

@@ -892,3 +892,42 @@ async fn connectors_learn_the_principal_and_never_see_the_token() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn over_stdio_the_local_user_is_allowed_everything_and_audited_as_stdio() {
+    let calc = calculator().await;
+    let dir = scratch_dir("stdio-audit");
+    let policy = dir.join("policy.toml");
+    // A policy that allows nothing to any token: the local user is not a token.
+    std::fs::write(&policy, "[[allow]]\ntools = [\"nothing_*\"]\n").expect("write");
+    let log = dir.join("router.log");
+    let mut cmd = tokio::process::Command::new(binary("switchboard").expect("switchboard"));
+    cmd.args(["--stdio", "--connector", &format!("calc={}", calc.url())])
+        .args(["--policy", &policy.display().to_string()])
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn,audit=info");
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn switchboard --stdio");
+    let client = Recorder::new()
+        .serve(transport)
+        .await
+        .expect("initialize over stdio");
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"calc_divide".to_owned()), "{names:?}");
+    let result = call(&client, "calc_add", json!({"a": 2, "b": 2})).await;
+    assert!(!is_error(&result), "{result:?}");
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "audit")
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["principal"] == "stdio" && l["tool"] == "calc_add" && l["outcome"] == "ok"),
+        "{lines:?}"
+    );
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use big_code_analysis::{Ast, LANG, Source};
+use big_code_analysis::{Ast, LANG, Source, tree_sitter};
 use moka::sync::Cache;
 use switchboard_proto::code_analysis::v1 as pb;
 use tokio::sync::mpsc;
@@ -182,7 +182,8 @@ impl Analyzer {
     ) -> Result<pb::FileAnalysis, Error> {
         let limits = metrics::Limits::from_config(&self.config);
         let (base, from_cache) = cached(&self.analyses, lang, code, || {
-            metrics::measure(&parse(lang, code)?, "", limits).map(Arc::new)
+            metrics::measure(&parse(lang, code, self.config.parse_timeout)?, "", limits)
+                .map(Arc::new)
         })
         .map_err(|e| label_too_deep(e, path))?;
         let mut result = (*base).clone();
@@ -207,7 +208,7 @@ impl Analyzer {
     fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
         let limit = self.config.max_nesting_depth;
         let (findings, _) = cached(&self.findings, lang, code, || {
-            let ast = parse(lang, code)?;
+            let ast = parse(lang, code, self.config.parse_timeout)?;
             // Query matching slows down with the square of the depth: the same
             // limit as the metrics keeps a scan's work bounded.
             if metrics::tree_depth(ast.as_tree_sitter(), limit) > limit {
@@ -453,11 +454,13 @@ impl Analyzer {
 
 /// A depth refusal names what was refused: the path, or "the code" for text.
 fn label_too_deep(error: Error, path: &str) -> Error {
+    let what = || if path.is_empty() { "the code" } else { path }.to_owned();
     match error {
         Error::TooDeep { limit, .. } => Error::TooDeep {
-            what: if path.is_empty() { "the code" } else { path }.to_owned(),
+            what: what(),
             limit,
         },
+        Error::ParseTimeout { secs, .. } => Error::ParseTimeout { what: what(), secs },
         other => other,
     }
 }
@@ -480,9 +483,46 @@ fn cached<V: Clone + Send + Sync + 'static>(
     Ok((entry.into_value(), from_cache))
 }
 
-fn parse(lang: LANG, code: &str) -> Result<Ast, Error> {
-    Ast::parse(Source::new(lang, code.as_bytes()))
-        .map_err(|e| Error::Internal(format!("cannot parse as {}: {e}", lang.name())))
+thread_local! {
+    /// The parser this thread reuses across files (its buffers stay grown).
+    static PARSER: std::cell::RefCell<tree_sitter::Parser> =
+        std::cell::RefCell::new(tree_sitter::Parser::new());
+}
+
+/// Parses `code` within `budget`. tree-sitter's error recovery can run for
+/// minutes on heavily broken input (nested constructs with stray characters), so
+/// the parse is ours, with a progress callback that stops it at the deadline, and
+/// the library adopts the finished tree.
+fn parse(lang: LANG, code: &str, budget: std::time::Duration) -> Result<Ast, Error> {
+    let internal = |e: &dyn std::fmt::Display| {
+        Error::Internal(format!("cannot parse as {}: {e}", lang.name()))
+    };
+    let language = lang.tree_sitter_language().map_err(|e| internal(&e))?;
+    let deadline = Instant::now() + budget;
+    let bytes = code.as_bytes();
+    let tree = PARSER.with(|parser| {
+        let mut parser = parser.borrow_mut();
+        parser.set_language(&language).map_err(|e| internal(&e))?;
+        let mut past_deadline = |_: &tree_sitter::ParseState| {
+            if Instant::now() >= deadline {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        };
+        let tree = parser.parse_with_options(
+            &mut |at, _| bytes.get(at..).unwrap_or_default(),
+            None,
+            Some(tree_sitter::ParseOptions::new().progress_callback(&mut past_deadline)),
+        );
+        // A stopped parse keeps its state for resuming; the next file starts afresh.
+        parser.reset();
+        tree.ok_or(Error::ParseTimeout {
+            what: String::new(),
+            secs: budget.as_secs(),
+        })
+    })?;
+    Ast::from_tree_sitter(lang, tree, bytes.to_vec(), None).map_err(|e| internal(&e))
 }
 
 #[cfg(test)]

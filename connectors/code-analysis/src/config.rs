@@ -9,8 +9,10 @@
 //! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings). |
 //! | `CODE_MAX_NESTING_DEPTH` | `1000` | Deepest syntax tree (in tree levels) that is measured or scanned; deeper code is refused (`INVALID_ARGUMENT`). Trees deeper than 256 levels are measured on a thread whose stack is sized for their depth. |
 //! | `CODE_MAX_RESULT_BYTES` | `1048576` (1 MiB) | Largest encoded analysis of one file; functions past it are left out and the result says so. |
+//! | `CODE_PARSE_TIMEOUT_SECS` | `10` | Longest the parser may work on one file; tree-sitter's error recovery can take minutes on heavily broken code, so a parse past this is stopped and the file refused (`INVALID_ARGUMENT`). |
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use connector_kit::env::{self, EnvError};
 
@@ -31,6 +33,8 @@ pub struct Config {
     pub max_nesting_depth: usize,
     /// Largest encoded `FileAnalysis` of one file, in bytes.
     pub max_result_bytes: usize,
+    /// Longest the parser may work on one file.
+    pub parse_timeout: Duration,
 }
 
 /// Default of `CODE_MAX_NESTING_DEPTH`, in syntax-tree levels. Real code stays far
@@ -42,6 +46,9 @@ pub const DEFAULT_MAX_NESTING_DEPTH: usize = 1000;
 /// Highest accepted `CODE_MAX_NESTING_DEPTH`: its analysis stack is about 200 MiB of
 /// address space (reserved, used only as deep as the code goes).
 pub const MAX_MAX_NESTING_DEPTH: usize = 200_000;
+/// Default of `CODE_PARSE_TIMEOUT_SECS`: real files parse in milliseconds; broken
+/// input can make tree-sitter's error recovery run for minutes.
+pub const DEFAULT_PARSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of `CODE_MAX_RESULT_BYTES`: a quarter of gRPC's usual 4 MiB message limit.
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
 /// Lowest accepted `CODE_MAX_RESULT_BYTES`: room for the file totals and a few
@@ -83,7 +90,17 @@ impl Config {
             cache_max_entries: env::parse("CACHE_MAX_ENTRIES", 100_000)?,
             max_nesting_depth: env::parse("CODE_MAX_NESTING_DEPTH", DEFAULT_MAX_NESTING_DEPTH)?,
             max_result_bytes: env::parse("CODE_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?,
+            parse_timeout: Duration::from_secs(env::parse(
+                "CODE_PARSE_TIMEOUT_SECS",
+                DEFAULT_PARSE_TIMEOUT.as_secs(),
+            )?),
         };
+        if config.parse_timeout.is_zero() {
+            return Err(EnvError::new(
+                "CODE_PARSE_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
+        }
         if !(1..=MAX_MAX_NESTING_DEPTH).contains(&config.max_nesting_depth) {
             return Err(EnvError::new(
                 "CODE_MAX_NESTING_DEPTH",
@@ -115,6 +132,7 @@ impl Config {
             cache_max_entries: 100_000,
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            parse_timeout: DEFAULT_PARSE_TIMEOUT,
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum Error {
         "{what} nests more than {limit} syntax-tree levels deep, the limit set by CODE_MAX_NESTING_DEPTH; analyse a less deeply nested part of it"
     )]
     TooDeep { what: String, limit: usize },
+    /// Parsing took longer than `CODE_PARSE_TIMEOUT_SECS` (and was stopped).
+    #[error(
+        "{what} took longer than {secs} s to parse, the limit set by CODE_PARSE_TIMEOUT_SECS; the parser's error recovery is slow on heavily broken code, so fix its syntax errors or analyse a smaller part"
+    )]
+    ParseTimeout { what: String, secs: u64 },
     /// The content is not text.
     #[error("{0} looks like a binary file (it contains NUL bytes), not source code")]
     Binary(String),
@@ -67,6 +72,7 @@ impl From<Error> for Status {
             | Error::LanguageRequired { .. }
             | Error::TooLarge { .. }
             | Error::TooDeep { .. }
+            | Error::ParseTimeout { .. }
             | Error::Binary(_)
             | Error::InvalidGlob { .. } => Code::InvalidArgument,
             Error::OutsideRoot { .. } => Code::PermissionDenied,

@@ -353,3 +353,69 @@ async fn a_too_deep_file_in_a_directory_is_skipped_with_the_reason_and_the_rest_
     );
     assert_eq!(summary.files_analyzed, 1);
 }
+
+/// Broken TSX found by the fuzz test: nested function expressions with stray
+/// characters spliced in. tree-sitter's error recovery ran for minutes on its
+/// 5 KB; the parse is stopped at CODE_PARSE_TIMEOUT_SECS and the file refused
+/// naming it, for analysis and for security scans, and the connector goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_whose_parse_outlasts_the_timeout_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        parse_timeout: std::time::Duration::from_secs(1),
+        ..Config::with_root(dir.path().canonicalize().expect("root"))
+    };
+    let connector = support::start_with(config).await;
+    let code = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/hostile/slow-error-recovery.tsx"),
+    )
+    .expect("fixture");
+    let mut client = connector.client.clone();
+    let status = client
+        .analyze_code(pb::AnalyzeCodeRequest {
+            code: code.clone(),
+            language: Some("tsx".to_owned()),
+            file_name: None,
+            analysis_depth: Some(pb::AnalysisDepth::Comprehensive as i32),
+        })
+        .await
+        .expect_err("the parse cannot finish within a second");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("CODE_PARSE_TIMEOUT_SECS")
+            && status
+                .message()
+                .starts_with("the code took longer than 1 s to parse"),
+        "{}",
+        status.message()
+    );
+    let status = client
+        .find_security_issues(pb::FindSecurityIssuesRequest {
+            code: Some(code),
+            language: Some("tsx".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the scan parses the same way");
+    assert!(
+        status.message().contains("CODE_PARSE_TIMEOUT_SECS"),
+        "{}",
+        status.message()
+    );
+    // The thread's parser was reset: ordinary code parses right after.
+    let reply = client
+        .analyze_code(pb::AnalyzeCodeRequest {
+            code: "const f = () => [1, 2];\n".to_owned(),
+            language: Some("tsx".to_owned()),
+            file_name: None,
+            analysis_depth: None,
+        })
+        .await
+        .expect("ordinary code after a stopped parse")
+        .into_inner();
+    assert!(
+        reply.parse_errors.is_empty() && reply.metrics.is_some(),
+        "{reply:?}"
+    );
+}

@@ -784,6 +784,16 @@ impl ServerHandler for Router {
         request: CustomRequest,
         _context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
+        if let Some(problem) = misshapen_params(&request.method, request.params.as_ref()) {
+            return Err(McpError::new(
+                ErrorCode::INVALID_PARAMS,
+                format!(
+                    "invalid params for {}: {problem}; see the MCP specification of {} for their shape",
+                    request.method, request.method
+                ),
+                None,
+            ));
+        }
         Err(McpError::new(
             ErrorCode::METHOD_NOT_FOUND,
             format!(
@@ -1168,9 +1178,53 @@ impl ServerHandler for Router {
     }
 }
 
+/// Why the params of a standard MCP request could not be read: rmcp hands such
+/// a request on as a custom one, which would otherwise be answered "method not
+/// found" for a method the router serves. `None` for methods MCP does not define.
+// logging/setLevel is deprecated in the newest protocol, still served for older ones.
+#[allow(deprecated)]
+fn misshapen_params(method: &str, params: Option<&Json>) -> Option<String> {
+    fn reason<T: serde::de::DeserializeOwned>(params: Option<&Json>) -> String {
+        match serde_json::from_value::<T>(params.cloned().unwrap_or(Json::Null)) {
+            Err(error) => error.to_string(),
+            Ok(_) => "they do not match the request's schema".to_owned(),
+        }
+    }
+    Some(match method {
+        "tools/call" => reason::<CallToolRequestParams>(params),
+        "resources/read" => reason::<ReadResourceRequestParams>(params),
+        "resources/subscribe" => reason::<SubscribeRequestParams>(params),
+        "resources/unsubscribe" => reason::<UnsubscribeRequestParams>(params),
+        "prompts/get" => reason::<GetPromptRequestParams>(params),
+        "completion/complete" => reason::<CompleteRequestParams>(params),
+        "logging/setLevel" => reason::<SetLevelRequestParams>(params),
+        "initialize"
+        | "ping"
+        | "tools/list"
+        | "resources/list"
+        | "resources/templates/list"
+        | "prompts/list" => "they do not match the request's schema".to_owned(),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misshapen_params_of_a_served_method_say_what_is_wrong() {
+        let problem = misshapen_params("tools/call", Some(&json!({"name": 3})))
+            .expect("tools/call is an MCP method");
+        assert!(problem.contains("invalid type: integer"), "{problem}");
+        let problem = misshapen_params("tools/call", Some(&json!(5))).expect("known");
+        assert!(problem.contains("expected"), "{problem}");
+        let problem = misshapen_params("resources/read", Some(&json!({}))).expect("known");
+        assert!(problem.contains("uri"), "{problem}");
+        assert!(misshapen_params("ping", None).is_some());
+        assert_eq!(misshapen_params("tools/frobnicate", Some(&json!({}))), None);
+        assert_eq!(misshapen_params("", None), None);
+    }
 
     #[test]
     fn traceparent_keeps_the_clients_trace_id() {

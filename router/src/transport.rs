@@ -12,7 +12,7 @@
 //! idle keep-alive connection, TCP_NODELAY on every accepted socket (so the end
 //! of an SSE response is not held back by Nagle's algorithm), and in front of
 //! the MCP service the body timeout, parse errors and session slots of
-//! [`crate::admission`]. With an issuer, `/mcp` is authenticated first
+//! the `admission` module. With an issuer, `/mcp` is authenticated first
 //! (`admission::authenticate`) and the RFC 9728 protected resource metadata
 //! is served, unauthenticated, next to the probes; without one the router
 //! says at start-up that HTTP is unauthenticated, loudly when it listens off

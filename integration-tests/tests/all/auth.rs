@@ -1,7 +1,8 @@
 //! The router's bearer-token authentication and policy against a real OpenID
 //! provider (`oauth2-mock-server`): discovery, JWKS, every kind of bad token,
 //! key rotation, the refetch bound, and the example policy's three principals.
-//! Through the library API until the HTTP front door is wired.
+//! Through the library API, so each refusal reason is checked on its own; the
+//! same paths through a real router process are in `auth_http.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

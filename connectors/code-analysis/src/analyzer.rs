@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::security::RuleSet;
 use crate::summary::PathTotals;
+use crate::telemetry::{self, Kind};
 use crate::{languages, metrics, review};
 
 /// How much to report per file.
@@ -181,7 +182,7 @@ impl Analyzer {
         depth: Depth,
     ) -> Result<pb::FileAnalysis, Error> {
         let limits = metrics::Limits::from_config(&self.config);
-        let (base, from_cache) = cached(&self.analyses, lang, code, || {
+        let (base, from_cache) = cached(&self.analyses, Kind::Metrics, lang, code, || {
             metrics::measure(&parse(lang, code, self.config.parse_timeout)?, "", limits)
                 .map(Arc::new)
         })
@@ -207,7 +208,7 @@ impl Analyzer {
 
     fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
         let limit = self.config.max_nesting_depth;
-        let (findings, _) = cached(&self.findings, lang, code, || {
+        let (findings, _) = cached(&self.findings, Kind::Security, lang, code, || {
             let ast = parse(lang, code, self.config.parse_timeout)?;
             // Query matching slows down with the square of the depth: the same
             // limit as the metrics keeps a scan's work bounded.
@@ -467,8 +468,10 @@ fn label_too_deep(error: Error, path: &str) -> Error {
 
 /// The cached value for `code` in `lang`, computing it on a miss (once, however many
 /// requests ask at the same time); the flag says whether it came from the cache.
+/// Counted in the metrics as one file served as `kind`.
 fn cached<V: Clone + Send + Sync + 'static>(
     cache: &Cache<Key, V>,
+    kind: Kind,
     lang: LANG,
     code: &str,
     compute: impl FnOnce() -> Result<V, Error>,
@@ -478,8 +481,12 @@ fn cached<V: Clone + Send + Sync + 'static>(
         .entry(key)
         .or_try_insert_with(compute)
         // The error is shared with any request that waited on the same computation.
-        .map_err(|e: Arc<Error>| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))?;
+        .map_err(|e: Arc<Error>| {
+            telemetry::record_lookup(kind, false);
+            Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone())
+        })?;
     let from_cache = !entry.is_fresh();
+    telemetry::record_file(lang.name(), kind, code.len(), from_cache);
     Ok((entry.into_value(), from_cache))
 }
 

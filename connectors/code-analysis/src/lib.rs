@@ -12,6 +12,7 @@
 //! - [`analyzer`]: the engine with its content-hash caches and parallel walks.
 //! - [`metrics`], [`review`], [`security`], [`summary`]: what is computed.
 //! - [`code_root`]: path confinement and directory walking.
+//! - [`telemetry`]: Prometheus counters of files and bytes analysed and cache lookups.
 //! - [`resources`], [`prompts`]: the generic MCP services `switchboard.mcp.v1.Resources`
 //!   (files under the root as `file:///{path}`) and `Prompts` (`review_file`).
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod review;
 pub mod security;
 pub mod service;
 pub mod summary;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;

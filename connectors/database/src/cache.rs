@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
+
+use crate::telemetry::{self, CacheBackend, CacheResult};
 
 /// How long a Redis round trip may take before the cache is skipped.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -120,10 +123,19 @@ impl QueryCache {
     /// The encoded result cached under `key`, if any.
     pub async fn get(&self, key: u128) -> Option<Arc<Vec<u8>>> {
         match &self.store {
-            Store::Memory(cache) => cache.get(&key).await.map(|e| e.bytes),
+            Store::Memory(cache) => {
+                let found = cache.get(&key).await.map(|e| e.bytes);
+                let result = if found.is_some() {
+                    CacheResult::Hit
+                } else {
+                    CacheResult::Miss
+                };
+                telemetry::record_cache(CacheBackend::Memory, result);
+                found
+            }
             Store::Redis { .. } => {
                 let result: Result<Option<Vec<u8>>, String> = self
-                    .on_redis(|mut conn, scope: String| async move {
+                    .on_redis("GET", |mut conn, scope: String| async move {
                         let generation: Option<u64> = redis::cmd("GET")
                             .arg(generation_key(&scope))
                             .query_async(&mut conn)
@@ -134,6 +146,14 @@ impl QueryCache {
                             .await
                     })
                     .await;
+                telemetry::record_cache(
+                    CacheBackend::Redis,
+                    match &result {
+                        Ok(Some(_)) => CacheResult::Hit,
+                        Ok(None) => CacheResult::Miss,
+                        Err(_) => CacheResult::Error,
+                    },
+                );
                 result.ok().flatten().map(Arc::new)
             }
         }
@@ -156,7 +176,7 @@ impl QueryCache {
             Store::Redis { .. } => {
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
                 let _: Result<(), String> = self
-                    .on_redis(|mut conn, scope: String| async move {
+                    .on_redis("SET", |mut conn, scope: String| async move {
                         let generation: Option<u64> = redis::cmd("GET")
                             .arg(generation_key(&scope))
                             .query_async(&mut conn)
@@ -180,7 +200,7 @@ impl QueryCache {
             Store::Memory(cache) => cache.invalidate_all(),
             Store::Redis { .. } => {
                 let _: Result<u64, String> = self
-                    .on_redis(|mut conn, scope: String| async move {
+                    .on_redis("INCR", |mut conn, scope: String| async move {
                         redis::cmd("INCR")
                             .arg(generation_key(&scope))
                             .query_async(&mut conn)
@@ -191,9 +211,26 @@ impl QueryCache {
         }
     }
 
-    /// Runs one Redis operation on the shared connection, reconnecting when
-    /// needed; failures are logged and returned as text, never as a query error.
-    async fn on_redis<T, F, Fut>(&self, operation: F) -> Result<T, String>
+    /// Runs one Redis operation (`command` names it for its span) on the
+    /// shared connection, reconnecting when needed; failures are logged and
+    /// returned as text, never as a query error.
+    async fn on_redis<T, F, Fut>(&self, command: &'static str, operation: F) -> Result<T, String>
+    where
+        F: FnOnce(redis::aio::MultiplexedConnection, String) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let span = telemetry::redis_span(command);
+        let result = self
+            .redis_operation(operation)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result {
+            telemetry::record_failure(&span, error);
+        }
+        result
+    }
+
+    async fn redis_operation<T, F, Fut>(&self, operation: F) -> Result<T, String>
     where
         F: FnOnce(redis::aio::MultiplexedConnection, String) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,

@@ -20,6 +20,7 @@
 //! | `CACHE_MAX_BYTES` | `67108864` | size of the in-process cache |
 //! | `DB_SCHEMA_TTL` | `60` | seconds the router may cache a read of a table's schema resource (0: no caching) |
 //! | `DB_SCHEMA_WATCH_INTERVAL` | `30` | seconds between checks of a subscribed table's schema for changes |
+//! | `DB_TRACE_STATEMENTS` | `false` | put the SQL text in trace spans (`db.statement`); it can hold literal values |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,6 +99,8 @@ pub struct Config {
     pub schema_ttl: Duration,
     /// How often a subscribed table's schema is checked for changes.
     pub schema_watch_interval: Duration,
+    /// Whether trace spans carry the SQL text (`db.statement`).
+    pub trace_statements: bool,
 }
 
 impl Config {
@@ -121,6 +124,7 @@ impl Config {
             cache_max_bytes: 64 * 1024 * 1024,
             schema_ttl: Duration::from_secs(60),
             schema_watch_interval: Duration::from_secs(30),
+            trace_statements: false,
         }
     }
 
@@ -157,6 +161,7 @@ impl Config {
                 "DB_SCHEMA_WATCH_INTERVAL",
                 defaults.schema_watch_interval,
             )?,
+            trace_statements: env::flag("DB_TRACE_STATEMENTS", defaults.trace_statements)?,
             ..defaults
         };
         config.validate()?;

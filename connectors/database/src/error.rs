@@ -52,6 +52,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short, fixed name of the kind of error, for `error.type` on spans
+    /// (never the message: it can quote the statement).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Refused(_) => "refused",
+            Error::NotAllowed(_) => "not_allowed",
+            Error::NotFound(_) => "not_found",
+            Error::Database(_) => "database",
+            Error::DatabasePermission(_) => "permission_denied",
+            Error::Timeout { .. } => "timeout",
+            Error::Unavailable(_) => "unavailable",
+            Error::Decode { .. } => "decode",
+        }
+    }
+
     /// Classifies a sqlx error: connection trouble is `Unavailable`, server-side
     /// refusals keep the database's own message (and SQLSTATE) so the agent can
     /// fix its SQL.

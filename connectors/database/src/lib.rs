@@ -10,6 +10,7 @@
 //! - [`resources`]: table schemas as MCP resources (`db://<schema>/<table>`).
 //! - [`prompts`]: MCP prompts that guide the model through the tools.
 //! - [`demo`]: the embedded SQLite demo database.
+//! - [`telemetry`]: pool and cache metrics, client spans of database operations.
 //!
 //! [`serve`] runs it all on a listener until shutdown, with health following
 //! the database: NOT_SERVING while it cannot be reached, SERVING when it answers.
@@ -27,6 +28,7 @@ pub mod guard;
 pub mod prompts;
 pub mod resources;
 pub mod service;
+pub mod telemetry;
 pub mod values;
 
 use std::future::Future;
@@ -34,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use connector_kit::{ConnectorServer, Health};
+use connector_kit::{Cadence, ConnectorServer, Health, Probe, follow_upstream};
 use switchboard_proto::database::v1::database_server::{self, DatabaseServer};
 use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use switchboard_proto::mcp::v1::resources_server::ResourcesServer;
@@ -131,41 +133,18 @@ async fn follow_database(
     interval: Duration,
     refused: tokio::sync::oneshot::Sender<String>,
 ) {
-    let mut serving: Option<bool> = None;
-    let mut retry = FIRST_RETRY.min(interval);
-    let mut refused = Some(refused);
-    loop {
+    let cadence = Cadence::every(interval).retrying(FIRST_RETRY, interval);
+    let checks = || async {
         let checked = match db.ping().await {
             Ok(()) => db.check_access().await,
             Err(error) => Err(error),
         };
-        if let Err(error::Error::NotAllowed(refusal)) = checked {
-            health.set_not_serving().await;
-            tracing::error!(database = %db.identity(), %refusal, "not serving");
-            if let Some(refused) = refused.take() {
-                let _ = refused.send(refusal);
-            }
-            return;
-        }
         match checked {
-            Ok(()) => {
-                if serving != Some(true) {
-                    health.set_serving().await;
-                    tracing::info!(database = %db.identity(), "database reachable, serving");
-                    serving = Some(true);
-                }
-                retry = FIRST_RETRY.min(interval);
-                tokio::time::sleep(interval).await;
-            }
-            Err(error) => {
-                if serving != Some(false) {
-                    health.set_not_serving().await;
-                    tracing::warn!(database = %db.identity(), %error, "database unreachable, not serving");
-                    serving = Some(false);
-                }
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(interval);
-            }
+            Ok(()) => Probe::Up,
+            Err(error::Error::NotAllowed(refusal)) => Probe::Stop(refusal),
+            Err(error) => Probe::Down(error.to_string()),
         }
-    }
+    };
+    let refusal = follow_upstream(&health, db.identity(), cadence, checks).await;
+    let _ = refused.send(refusal);
 }

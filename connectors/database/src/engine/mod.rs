@@ -31,6 +31,7 @@ use switchboard_proto::database::v1 as pb;
 use crate::config::{AccessMode, Config, Target};
 use crate::error::Error;
 use crate::guard;
+use crate::telemetry::{self, PoolName};
 use crate::values;
 
 /// The SQL engines the connector speaks.
@@ -201,6 +202,52 @@ pub struct Database {
     access: AccessCheck,
     /// The parser guard of reads, with the operator's function list.
     guard: guard::ReadOnlyGuard,
+    /// Where the database is, for spans.
+    target: telemetry::DbTarget,
+    /// Whether spans carry the statement text (`DB_TRACE_STATEMENTS`).
+    trace_statements: bool,
+    /// The pools as the metrics see them.
+    pools: std::sync::Arc<telemetry::PoolWatch>,
+}
+
+/// `(name, pool)` of a backend's read pool and write pool (if any), for the metrics.
+fn named_pools<DB: sqlx::Database>(
+    read: &sqlx::Pool<DB>,
+    write: Option<&sqlx::Pool<DB>>,
+) -> Vec<(PoolName, sqlx::Pool<DB>)> {
+    std::iter::once((PoolName::Read, read.clone()))
+        .chain(write.map(|w| (PoolName::Write, w.clone())))
+        .collect()
+}
+
+/// One operation on the database, as its span and the pool metrics see it.
+#[derive(Debug, Clone, Copy)]
+struct Operation<'a> {
+    /// `db.operation`: the SQL keyword.
+    name: &'a str,
+    /// The pool it uses.
+    pool: PoolName,
+    /// The statement, for `db.statement` when that is switched on.
+    statement: Option<&'a str>,
+}
+
+impl<'a> Operation<'a> {
+    fn read(sql: &'a str) -> Self {
+        Self {
+            name: telemetry::sql_operation(sql),
+            pool: PoolName::Read,
+            statement: Some(sql),
+        }
+    }
+
+    /// A catalog read (the connector's own SELECTs on the catalog).
+    fn catalog() -> Self {
+        Self {
+            name: "SELECT",
+            pool: PoolName::Read,
+            statement: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -250,7 +297,21 @@ impl Database {
             ));
         };
         tracing::info!(engine = kind.dialect_name(), database = %identity, mode = ?settings.access_mode, "database configured");
+        let pools = match &backend {
+            Backend::Postgres(p) => {
+                telemetry::watch_pools(kind, named_pools(&p.read, p.write.as_ref()))
+            }
+            Backend::MySql(p) => {
+                telemetry::watch_pools(kind, named_pools(&p.read, p.write.as_ref()))
+            }
+            Backend::Sqlite(p) => {
+                telemetry::watch_pools(kind, named_pools(&p.read, p.write.as_ref()))
+            }
+        };
         Ok(Self {
+            target: telemetry::DbTarget::of(kind, &url),
+            trace_statements: config.trace_statements,
+            pools,
             kind,
             backend,
             identity,
@@ -352,7 +413,7 @@ impl Database {
         };
         let started = Instant::now();
         let mut rows = self
-            .bounded(async {
+            .bounded(Operation::read(sql), async {
                 match &self.backend {
                     Backend::Postgres(p) => p.query(sql, params, caps).await,
                     Backend::MySql(p) => p.query(sql, params, caps).await,
@@ -383,8 +444,13 @@ impl Database {
             value_bytes: self.settings.max_value_bytes,
         };
         let started = Instant::now();
+        let operation = Operation {
+            name: telemetry::sql_operation(sql),
+            pool: PoolName::Write,
+            statement: Some(sql),
+        };
         let mut outcome = self
-            .bounded(async {
+            .bounded(operation, async {
                 match &self.backend {
                     Backend::Postgres(p) => p.execute(sql, params, caps).await,
                     Backend::MySql(p) => p.execute(sql, params, caps).await,
@@ -423,8 +489,12 @@ impl Database {
         }
         let sql = sql.trim().trim_end_matches(';').trim_end();
         let started = Instant::now();
+        let operation = Operation {
+            name: "EXPLAIN",
+            ..Operation::read(sql)
+        };
         let mut plan = self
-            .bounded(async {
+            .bounded(operation, async {
                 match &self.backend {
                     Backend::Postgres(p) => p.explain(sql, params, analyze).await,
                     Backend::MySql(p) => p.explain(sql, params, analyze).await,
@@ -438,7 +508,7 @@ impl Database {
 
     /// The schemas (databases on MySQL, attached databases on SQLite).
     pub async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
-        self.bounded(async {
+        self.bounded(Operation::catalog(), async {
             match &self.backend {
                 Backend::Postgres(p) => p.list_schemas(include_system).await,
                 Backend::MySql(p) => p.list_schemas(include_system).await,
@@ -455,7 +525,7 @@ impl Database {
         schema: Option<&str>,
         name_contains: Option<&str>,
     ) -> Result<(String, Vec<pb::Table>), Error> {
-        self.bounded(async {
+        self.bounded(Operation::catalog(), async {
             match &self.backend {
                 Backend::Postgres(p) => p.list_tables(schema, name_contains).await,
                 Backend::MySql(p) => p.list_tables(schema, name_contains).await,
@@ -472,7 +542,7 @@ impl Database {
         table: &str,
     ) -> Result<pb::TableDescription, Error> {
         let mut description = self
-            .bounded(async {
+            .bounded(Operation::catalog(), async {
                 match &self.backend {
                     Backend::Postgres(p) => p.describe_table(schema, table).await,
                     Backend::MySql(p) => p.describe_table(schema, table).await,
@@ -514,19 +584,31 @@ impl Database {
         Instant::now() + self.settings.statement_timeout
     }
 
-    /// Bounds `operation` by the client-side deadline and names the timeout
-    /// in force when the database cancelled a statement.
+    /// Bounds `work` by the client-side deadline and names the timeout in
+    /// force when the database cancelled a statement; observes it as `operation`
+    /// (a client span, and an operation in flight on its pool).
     async fn bounded<T>(
         &self,
-        operation: impl Future<Output = Result<T, Error>>,
+        operation: Operation<'_>,
+        work: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        // Nothing runs as a user that can write until the check allowed it.
-        self.check_access().await?;
-        let seconds = self.settings.statement_timeout.as_secs_f64();
-        match tokio::time::timeout(self.settings.client_deadline(), operation).await {
-            Err(_) | Ok(Err(Error::Timeout { .. })) => Err(Error::Timeout { seconds }),
-            Ok(result) => result,
+        use tracing::Instrument as _;
+        let statement = operation.statement.filter(|_| self.trace_statements);
+        let span = telemetry::operation_span(&self.target, operation.name, statement);
+        let _in_flight = self.pools.in_flight(operation.pool);
+        let result = async {
+            // Nothing runs as a user that can write until the check allowed it.
+            self.check_access().await?;
+            let seconds = self.settings.statement_timeout.as_secs_f64();
+            match tokio::time::timeout(self.settings.client_deadline(), work).await {
+                Err(_) | Ok(Err(Error::Timeout { .. })) => Err(Error::Timeout { seconds }),
+                Ok(result) => result,
+            }
         }
+        .instrument(span.clone())
+        .await;
+        telemetry::record_outcome(&span, &result);
+        result
     }
 }
 

@@ -35,8 +35,8 @@ const MARIADB: u8 = 1;
 const MYSQL: u8 = 2;
 
 pub(super) struct Pools {
-    read: MySqlPool,
-    write: Option<MySqlPool>,
+    pub(super) read: MySqlPool,
+    pub(super) write: Option<MySqlPool>,
     /// MariaDB or MySQL, learnt on the first connection (they differ in EXPLAIN).
     flavor: Arc<AtomicU8>,
     /// To open the connection that kills a statement past its deadline.

@@ -26,8 +26,8 @@ use crate::error::Error;
 use crate::values;
 
 pub(super) struct Pools {
-    read: PgPool,
-    write: Option<PgPool>,
+    pub(super) read: PgPool,
+    pub(super) write: Option<PgPool>,
 }
 
 impl Pools {

@@ -33,8 +33,8 @@ use crate::values;
 const PROGRESS_OPS: i32 = 10_000;
 
 pub(super) struct Pools {
-    read: SqlitePool,
-    write: Option<SqlitePool>,
+    pub(super) read: SqlitePool,
+    pub(super) write: Option<SqlitePool>,
     /// The database file, to name it when it cannot be opened.
     file: PathBuf,
 }

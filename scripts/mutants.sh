@@ -7,12 +7,21 @@
 # and runs the crate's own tests; a mutant the tests still pass is "missed".
 # The score is caught / (caught + missed), timeouts counting as caught and
 # mutants that do not compile left out. Each module must reach MUTANTS_MIN
-# (default 90) percent. Reports land in target/mutants/<module>/mutants.out,
-# with the missed mutants listed in missed.txt.
+# (default 90) percent. Only the module's own unit tests judge it (those under
+# its module path, e.g. `policy::`), so a mutant counts as caught only when a
+# test next to the code notices. Reports land in target/mutation/<module>/mutants.out,
+# with the missed mutants listed in missed.txt. Mutants known to be equivalent
+# (no test can tell them apart) are excluded, each with its reason, in
+# .cargo/mutants.toml.
 #
 # Usage: scripts/mutants.sh [module ...]   (default: all of them)
-#   modules: guard transcode
+#   modules: guard transcode auth policy
 #   MUTANTS_MIN=90  MUTANTS_JOBS=1  MUTANTS_TIMEOUT=120 (seconds per test run)
+#   MUTANTS_TARGET_DIR  a build folder kept between runs (with MUTANTS_JOBS=1 only);
+#                       unset, each job builds inside its scratch copy of the tree.
+#                       Never the workspace's CARGO_TARGET_DIR: a mutant's build
+#                       would replace the crate's artifacts there under other users.
+#   MUTANTS_OUT=target/mutation  where the reports go
 #   MUTANTS_TESTS=lib   which tests judge a mutant: `lib` (the unit tests next to
 #                       the code, the default: fast, and where these checks belong)
 #                       or `all` (the crate's integration tests too; needs the
@@ -27,17 +36,27 @@ source scripts/tools-env.sh
 min=${MUTANTS_MIN:-90}
 jobs=${MUTANTS_JOBS:-1}
 timeout=${MUTANTS_TIMEOUT:-120}
+# `--lib` as a cargo argument narrows the build of each mutant too, not only the
+# test run: only the crate's unit-test binary is rebuilt.
 case ${MUTANTS_TESTS:-lib} in
-  lib) test_args=(-- --lib) ;;
-  all) test_args=() ;;
+  lib) scope_args=(--cargo-arg=--lib) own_tests=1 ;;
+  all) scope_args=() own_tests=0 ;;
   *) echo "mutants: MUTANTS_TESTS is lib or all" >&2; exit 2 ;;
 esac
-out_root="${CARGO_TARGET_DIR:-$root/target}/mutants"
+out_root=${MUTANTS_OUT:-$root/target/mutation}
+if [[ -n ${MUTANTS_TARGET_DIR:-} ]]; then
+  ((jobs == 1)) || { echo "mutants: MUTANTS_TARGET_DIR needs MUTANTS_JOBS=1 (jobs would share it)" >&2; exit 2; }
+  export CARGO_TARGET_DIR=$MUTANTS_TARGET_DIR
+else
+  unset CARGO_TARGET_DIR
+fi
 
-# module -> "package|file glob"
+# module -> "package|file glob|module path of its unit tests"
 declare -A modules=(
-  [guard]="database-connector|connectors/database/src/guard*"
-  [transcode]="switchboard-router|router/src/transcode.rs"
+  [guard]="database-connector|connectors/database/src/guard/*|guard"
+  [transcode]="switchboard-router|router/src/transcode.rs|transcode"
+  [auth]="switchboard-router|router/src/auth/*|auth"
+  [policy]="switchboard-router|router/src/policy/*|policy"
 )
 
 command -v cargo-mutants >/dev/null || {
@@ -46,20 +65,25 @@ command -v cargo-mutants >/dev/null || {
 }
 
 selected=("$@")
-((${#selected[@]})) || selected=(guard transcode)
+((${#selected[@]})) || selected=(transcode policy auth guard)
 
 failed=()
+scores=()
 for name in "${selected[@]}"; do
   spec=${modules[$name]:-}
   [[ -n $spec ]] || { echo "mutants: unknown module '$name' (have: ${!modules[*]})" >&2; exit 2; }
-  package=${spec%%|*}
-  file=${spec#*|}
+  IFS='|' read -r package file test_path <<<"$spec"
+  test_args=()
+  if ((own_tests)); then test_args=(-- -E "test(/^${test_path}::/)"); fi
   out="$out_root/$name"
   mkdir -p "$out"
   echo "mutants: $name ($package, $file)" >&2
   # cargo-mutants exits non-zero when any mutant is missed: the score decides.
-  cargo mutants --package "$package" --file "$file" --test-tool nextest \
-    --jobs "$jobs" --timeout "$timeout" --output "$out" --no-shuffle "${test_args[@]}" || true
+  # The `mutants` profile (Cargo.toml) builds without debug info; gitignored
+  # files (.tools, .env) are not copied into the scratch tree.
+  cargo mutants --package "$package" --file "$file" --test-tool nextest --profile mutants \
+    --gitignore=true --jobs "$jobs" --timeout "$timeout" --output "$out" --no-shuffle \
+    "${scope_args[@]}" "${test_args[@]}" || true
   outcomes="$out/mutants.out/outcomes.json"
   [[ -f $outcomes ]] || { echo "mutants: $name: no outcomes.json, see $out/mutants.out" >&2; failed+=("$name"); continue; }
   read -r caught missed timeouts unviable < <(python3 - "$outcomes" <<'PY'
@@ -71,14 +95,18 @@ PY
   viable=$((caught + missed + timeouts))
   score=0
   ((viable > 0)) && score=$(((caught + timeouts) * 100 / viable))
-  printf 'mutants: %-10s %3d%% caught (%d caught, %d timeouts, %d missed, %d unviable)\n' \
-    "$name" "$score" "$caught" "$timeouts" "$missed" "$unviable"
+  line=$(printf '%-10s %3d%% caught (%d caught, %d timeouts, %d missed, %d unviable)' \
+    "$name" "$score" "$caught" "$timeouts" "$missed" "$unviable")
+  echo "mutants: $line"
+  scores+=("$line")
   if [[ -s $out/mutants.out/missed.txt ]]; then
     sed 's/^/  missed: /' "$out/mutants.out/missed.txt"
   fi
   ((score >= min)) || failed+=("$name")
 done
 
+echo "mutants: scores on $(date -u +%Y-%m-%d) (floor ${min}%):"
+printf '  %s\n' "${scores[@]}"
 if ((${#failed[@]})); then
   echo "mutants: below ${min}%: ${failed[*]}" >&2
   exit 1

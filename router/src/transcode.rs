@@ -638,6 +638,17 @@ mod whole_number_tests {
             r#"{"big":1e+300,"n":41,"rows":[[3,"3.0"]],"x":2.5}"#
         );
     }
+
+    #[test]
+    fn only_doubles_below_two_to_the_53_become_integers() {
+        let mut v =
+            serde_json::json!([9007199254740991.0, 9007199254740992.0, -9007199254740992.0]);
+        whole_numbers_as_integers(&mut v);
+        assert_eq!(
+            v.to_string(),
+            "[9007199254740991,9007199254740992.0,-9007199254740992.0]"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -454,3 +454,172 @@ fn explain_says_which_rule_allows_or_why_none_does() {
     let open = explain(&Policy::allow_all(), &allowed, &JIRA, &no_args()).expect("explained");
     assert!(open.ends_with("decision: allow\n"), "{open}");
 }
+
+#[test]
+fn a_policy_of_one_mebibyte_is_accepted_from_text_and_file() {
+    // 1 MiB exactly, written out rather than taken from the constant.
+    let rule = "[[allow]]\ntools = [\"a\"]\n# ";
+    let text = format!("{rule}{}", "x".repeat(1024 * 1024 - rule.len()));
+    assert_eq!(text.len(), 1_048_576);
+    assert_eq!(Policy::from_toml(&text).expect("at the bound").len(), 1);
+    let dir = std::env::temp_dir().join(format!("switchboard-policy-mib-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, &text).expect("write");
+    assert_eq!(Policy::load(&file).expect("at the bound").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_oversized_file_is_refused_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("switchboard-policy-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let big = dir.join("big.toml");
+    std::fs::write(&big, "#".repeat(1_048_577)).expect("write");
+    assert_eq!(
+        Policy::load(&big).err(),
+        Some(PolicyError::TooLarge {
+            path: big.display().to_string(),
+            limit: 1_048_576
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rules_globs_and_glob_lengths_are_accepted_up_to_their_bounds() {
+    let many = "[[allow]]\ntools = [\"a\"]\n".repeat(MAX_RULES);
+    assert_eq!(
+        Policy::from_toml(&many).expect("at the bound").len(),
+        MAX_RULES
+    );
+    let patterns: Vec<String> = (0..MAX_PATTERNS).map(|i| format!("t{i}")).collect();
+    let text = format!("[[allow]]\ntools = {patterns:?}\n");
+    assert!(Policy::from_toml(&text).is_ok(), "{MAX_PATTERNS} globs");
+    let longest = format!(
+        "[[allow]]\ntools = [\"{}\"]\n",
+        "é".repeat(MAX_PATTERN_CHARS)
+    );
+    assert!(
+        Policy::from_toml(&longest).is_ok(),
+        "{MAX_PATTERN_CHARS} characters (more bytes)"
+    );
+}
+
+#[test]
+fn a_too_long_glob_is_refused_even_without_other_faults() {
+    let long = format!(
+        "[[allow]]\ntools = [\"{}\"]\n",
+        "a".repeat(MAX_PATTERN_CHARS + 1)
+    );
+    let (rule, reason) = rule_error(&long);
+    assert_eq!(rule, 1);
+    assert!(reason.contains("1 to 256 characters"), "{reason}");
+}
+
+#[test]
+fn the_debug_form_shows_the_rules() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    let shown = format!("{policy:?}");
+    assert!(shown.starts_with("Policy"), "{shown}");
+    assert!(
+        shown.contains("code_analysis_*") && shown.contains("db:read"),
+        "{shown}"
+    );
+}
+
+/// What `f` logs at WARN and above, as text.
+fn warnings(f: impl FnOnce()) -> String {
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = capture.0.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn a_failing_when_is_logged_once_per_rule_with_its_number() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    // `groups` is a string: `in` on it fails, for calls and listings alike.
+    let p = principal(json!({"sub": "u", "groups": "analysts", "scope": "db:read"}));
+    let logged = warnings(|| {
+        for _ in 0..3 {
+            assert_eq!(policy.decide(&p, &QUERY, &no_args()), Decision::Hidden);
+            assert!(!policy.visible(&p, &QUERY));
+        }
+    });
+    assert_eq!(
+        logged.matches("policy condition failed").count(),
+        1,
+        "{logged}"
+    );
+    assert!(logged.contains("rule=2"), "{logged}");
+    // A condition that is merely false is no failure.
+    let q = principal(json!({"sub": "u", "groups": ["ops"]}));
+    let fresh = Policy::from_toml(EXAMPLE).expect("valid");
+    let logged = warnings(|| {
+        assert_eq!(fresh.decide(&q, &QUERY, &no_args()), Decision::Hidden);
+        assert!(!fresh.visible(&q, &QUERY));
+    });
+    assert!(logged.is_empty(), "{logged}");
+}
+
+#[test]
+fn a_when_of_exactly_the_byte_bound_is_accepted() {
+    let source = format!("jwt.a == '{}'", "x".repeat(condition::MAX_WHEN_BYTES - 11));
+    assert_eq!(source.len(), 4096);
+    let env = condition::environment();
+    assert!(condition::Condition::compile(&env, &source).is_ok());
+    let longer = format!("{source} ");
+    let err = condition::Condition::compile(&env, &longer).expect_err("over the bound");
+    assert_eq!(err, "`when` is longer than 4096 bytes");
+}
+
+#[test]
+fn negation_and_unary_minus_are_operators_not_unknown_functions() {
+    let env = condition::environment();
+    for source in [
+        "!('ops' in jwt.groups)",
+        "-size(jwt.groups) < 0",
+        "!has(jwt.email) || -jwt.level < -3",
+    ] {
+        let compiled = condition::Condition::compile(&env, source);
+        assert!(compiled.is_ok(), "{source}: {:?}", compiled.err());
+    }
+}
+
+#[test]
+fn when_nesting_is_accepted_up_to_its_bound_and_refused_beyond_it() {
+    let env = condition::environment();
+    let depth = usize::from(condition::MAX_WHEN_DEPTH);
+    // `_==_` over a chain of selects ending in `jwt`: one level per `.a`.
+    let at = |levels: usize| format!("jwt{} == 1", ".a".repeat(levels));
+    // `_==_`, 30 selects and `jwt`: 32 levels.
+    let deepest = at(depth - 2);
+    let compiled = condition::Condition::compile(&env, &deepest);
+    assert!(compiled.is_ok(), "{deepest}: {:?}", compiled.err());
+    let beyond = condition::Condition::compile(&env, &at(depth - 1)).expect_err("too deep");
+    assert_eq!(beyond, "`when` is nested more than 32 levels deep");
+}

@@ -1060,3 +1060,186 @@ mod properties {
             .expect("only valid claims accepted");
     }
 }
+
+#[test]
+fn the_defaults_are_the_documented_ones() {
+    let c = AuthConfig::default();
+    assert_eq!(c.leeway_secs, 30);
+    assert_eq!(c.max_token_bytes, 16_384);
+    assert_eq!(c.max_jwks_bytes, 262_144);
+    assert_eq!(c.max_jwks_keys, 64);
+    assert_eq!(c.fetch_timeout_secs, 5);
+    assert_eq!(c.jwks_min_refetch_secs, 30);
+    assert_eq!(c.jwks_refresh_secs, 300);
+    assert_eq!(c.max_forwarded_claim_bytes, 1024);
+}
+
+#[test]
+fn forwarded_claim_names_may_have_digits() {
+    let c = AuthConfig {
+        issuer: Some("https://idp.example.com".into()),
+        public_url: Some("https://m.example".into()),
+        forward_claims: vec!["tier2".into(), "0".into()],
+        ..AuthConfig::default()
+    };
+    let s = c.settings().expect("valid").expect("on");
+    assert_eq!(s.forward_claims, ["tier2", "0"]);
+}
+
+#[test]
+fn an_octet_key_pair_on_another_curve_than_ed25519_is_not_kept() {
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "OKP", "crv": "P-256", "x": "AA"})).expect("jwk");
+    assert_eq!(jwks::key_algorithms(&jwk), None);
+}
+
+/// A JWKS document with no keys, padded with spaces to exactly `len` bytes.
+fn padded_jwks(len: usize) -> String {
+    let doc = r#"{"keys": []}"#;
+    format!("{doc}{}", " ".repeat(len - doc.len()))
+}
+
+#[tokio::test]
+async fn a_jwks_of_exactly_the_bound_is_accepted_whole_or_streamed() {
+    // settings_for: max_jwks_bytes = 4096.
+    let (url, server) = raw_issuer(
+        |url| json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}),
+        axum::response::Response::new(padded_jwks(4096)),
+    )
+    .await;
+    assert!(
+        Authenticator::discover(settings_for(&url), vec![])
+            .await
+            .is_ok(),
+        "a 4096-byte document with its length given"
+    );
+    server.abort();
+
+    // The same without a length: chunks that add up to the bound.
+    let body = padded_jwks(4096).into_bytes();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    let body = Arc::new(Mutex::new(Some(axum::body::Body::from_stream(
+        futures::stream::iter(chunks),
+    ))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let doc = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(doc) }),
+        )
+        .route(
+            "/jwks",
+            get(move || {
+                let b = body.lock().expect("lock").take().unwrap_or_default();
+                async move { axum::response::Response::new(b) }
+            }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let auth = Authenticator::discover(settings_for(&url), vec![]).await;
+    assert!(auth.is_ok(), "streamed: {:?}", auth.err());
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_debug_form_names_the_jwks_uri_and_no_key_material() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let shown = format!("{auth:?}");
+    assert!(
+        shown.contains(&format!("jwks_uri: \"{}/jwks\"", issuer.url)),
+        "{shown}"
+    );
+    assert!(shown.contains("fetches: 1"), "{shown}");
+    let x = key.jwk["x"].as_str().unwrap_or("-");
+    assert!(!shown.contains(x), "{shown}");
+}
+
+#[tokio::test]
+async fn a_token_with_characters_outside_base64url_is_malformed_without_a_key_lookup() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_min_refetch = std::time::Duration::ZERO;
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    // A well-formed header naming an unknown key, then a payload and signature
+    // in the standard (not URL-safe) alphabet.
+    let header = b64(br#"{"alg":"EdDSA","typ":"JWT","kid":"unknown"}"#);
+    let token = format!("{header}.ab+c/d==.e+f/");
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("hv"),
+    );
+    assert_eq!(
+        refusal(&auth, &h).await,
+        RejectionKind::InvalidToken(TokenError::Malformed)
+    );
+    assert_eq!(auth.jwks_fetches(), 1, "no refetch for a malformed token");
+}
+
+#[tokio::test]
+async fn a_subject_of_exactly_the_forwarding_bound_is_accepted() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let claims = with(issuer.claims(), "sub", json!("s".repeat(1024)));
+    let p = auth
+        .authenticate(&bearer(&key.sign(&claims)))
+        .await
+        .expect("accepted");
+    assert_eq!(p.sub.len(), 1024);
+}
+
+#[tokio::test]
+async fn a_time_claim_of_the_wrong_type_is_named() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    // `nbf` is optional, so a string there is a claim of the wrong type (a
+    // string `exp` counts as missing, as required claims must parse).
+    let claims = with(issuer.claims(), "nbf", json!("tomorrow"));
+    assert_eq!(
+        refusal(&auth, &bearer(&key.sign(&claims))).await,
+        RejectionKind::InvalidToken(TokenError::BadClaim("nbf".into()))
+    );
+}
+
+#[test]
+fn a_subject_cut_to_the_bound_keeps_a_whole_escape_at_its_end() {
+    let Value::Object(claims) = json!({"sub": "ab ü"}) else {
+        unreachable!()
+    };
+    let p = Principal::from_claims(claims).expect("sub");
+    // "ab%20%C3%BC": five bytes end on the whole escape of the space.
+    let md = principal_metadata(&p, &[], 5);
+    assert_eq!(
+        md.get(SUB_METADATA_KEY).and_then(|v| v.to_str().ok()),
+        Some("ab%20")
+    );
+    let md = principal_metadata(&p, &[], 4);
+    assert_eq!(
+        md.get(SUB_METADATA_KEY).and_then(|v| v.to_str().ok()),
+        Some("ab")
+    );
+}
+
+#[test]
+fn a_rejection_displays_its_sentence() {
+    let r = AuthRejection {
+        kind: RejectionKind::InvalidToken(TokenError::Expired),
+        resource_metadata: "https://m.example/.well-known/oauth-protected-resource/mcp".into(),
+        scope_hint: vec![],
+    };
+    assert_eq!(r.to_string(), "the token has expired");
+    assert_eq!(r.to_string(), r.message());
+}

@@ -1153,6 +1153,71 @@ message Required { string name = 1; int32 count = 2; optional string note = 3; }
         assert_eq!(at("", "a"), "a");
         assert_eq!(at("a", "b"), "a.b");
     }
+
+    /// Answers every call with its request.
+    struct Echo;
+
+    impl tonic::server::UnaryService<DynamicMessage> for Echo {
+        type Response = DynamicMessage;
+        type Future = std::future::Ready<Result<tonic::Response<DynamicMessage>, Status>>;
+
+        fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
+            std::future::ready(Ok(tonic::Response::new(request.into_inner())))
+        }
+    }
+
+    /// The body of one gRPC message: no compression flag, length, bytes.
+    fn frame(message: &DynamicMessage) -> Vec<u8> {
+        let bytes = message.encode_to_vec();
+        let mut framed = vec![0u8];
+        framed.extend(u32::try_from(bytes.len()).expect("small").to_be_bytes());
+        framed.extend(bytes);
+        framed
+    }
+
+    #[tokio::test]
+    async fn the_codec_reads_and_writes_messages_known_only_at_run_time() {
+        let desc = message("t.All");
+        let sent = ok(json!({"i32": -7, "s": "héllo", "ints": [1, 2], "inner": {"name": "n"}}));
+        let request = http::Request::builder()
+            .header("content-type", "application/grpc")
+            .body(axum::body::Body::from(frame(&sent)))
+            .expect("request");
+        let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(desc.clone()));
+        let response = grpc.unary(Echo, request).await;
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert!(
+            response.headers().get("grpc-status").is_none(),
+            "no early error: {:?}",
+            response.headers()
+        );
+        let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 1 << 20)
+            .await
+            .expect("body");
+        assert_eq!(body.as_ref(), frame(&sent).as_slice());
+        let back = DynamicMessage::decode(desc, &body[5..]).expect("decodes");
+        assert_eq!(encode_result(&back), encode_result(&sent));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_response_is_an_internal_error_saying_so() {
+        let request = http::Request::builder()
+            .header("content-type", "application/grpc")
+            // Field 1 (int32) as a length-delimited run that ends early.
+            .body(axum::body::Body::from(vec![0u8, 0, 0, 0, 2, 0x0a, 0x05]))
+            .expect("request");
+        let mut grpc = tonic::server::Grpc::new(DynamicCodec::new(message("t.All")));
+        let response = grpc.unary(Echo, request).await;
+        let status = Status::from_header_map(response.headers()).expect("an error status");
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(
+            status
+                .message()
+                .contains("connector sent an undecodable response"),
+            "{}",
+            status.message()
+        );
+    }
 }
 
 /// Properties over generated input: any JSON against every connector's request

@@ -1243,3 +1243,24 @@ fn a_rejection_displays_its_sentence() {
     assert_eq!(r.to_string(), "the token has expired");
     assert_eq!(r.to_string(), r.message());
 }
+
+#[tokio::test]
+async fn dropping_the_authenticator_ends_its_background_refresh_at_once() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    // The next refresh is five minutes away: only the drop can end the task now.
+    let auth = issuer.authenticator().await;
+    assert!(metrics.num_alive_tasks() > before);
+    drop(auth);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while metrics.num_alive_tasks() > before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before,
+        "the refresh task (and the fetch connections) are gone"
+    );
+}

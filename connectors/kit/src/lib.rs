@@ -11,6 +11,8 @@
 //!   service of [`ConnectorServer`]; [`catch_panic::spawn_stream`] does the same
 //!   for a server stream fed by a task.
 //! - [`Health`]: the connector's serving status, flipped by the code that knows.
+//! - [`follow`]: health that follows the upstream: [`follow_upstream`] checks it on
+//!   a [`Cadence`] and flips [`Health`] when the answer changes.
 //! - [`retry`]: exponential backoff with jitter for upstream HTTP calls, honouring
 //!   `Retry-After`.
 //! - [`env`]: typed environment variables with errors that name the variable.
@@ -38,6 +40,7 @@
 pub mod catch_panic;
 pub mod descriptors;
 pub mod env;
+pub mod follow;
 pub mod health;
 pub mod healthcheck;
 pub mod metrics;
@@ -50,6 +53,7 @@ pub mod telemetry;
 pub mod tool_names;
 pub mod upstream;
 
+pub use follow::{Cadence, Probe, follow_upstream};
 pub use health::Health;
 pub use run::{ConnectorSpec, run};
 pub use server::ConnectorServer;

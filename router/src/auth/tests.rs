@@ -1264,3 +1264,21 @@ async fn dropping_the_authenticator_ends_its_background_refresh_at_once() {
         "the refresh task (and the fetch connections) are gone"
     );
 }
+
+#[tokio::test]
+async fn the_first_background_refresh_comes_one_period_after_start_up() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_refresh = std::time::Duration::from_secs(2);
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        1,
+        "only the start-up fetch so far"
+    );
+    drop(auth);
+}

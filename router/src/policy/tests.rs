@@ -518,6 +518,14 @@ fn a_too_long_glob_is_refused_even_without_other_faults() {
 }
 
 #[test]
+fn a_policy_with_rules_enforces_them_and_is_not_empty() {
+    let policy = Policy::from_toml(EXAMPLE).expect("valid");
+    assert!(policy.is_enforcing());
+    assert_eq!(policy.len(), 2);
+    assert!(!policy.is_empty());
+}
+
+#[test]
 fn the_debug_form_shows_the_rules() {
     let policy = Policy::from_toml(EXAMPLE).expect("valid");
     let shown = format!("{policy:?}");

@@ -74,14 +74,17 @@ for name in "${selected[@]}"; do
   [[ -n $spec ]] || { echo "mutants: unknown module '$name' (have: ${!modules[*]})" >&2; exit 2; }
   IFS='|' read -r package file test_path <<<"$spec"
   test_args=()
-  if ((own_tests)); then test_args=(-- -E "test(/^${test_path}::/)"); fi
+  # libtest's filter: tests whose path contains `<module>::`.
+  if ((own_tests)); then test_args=(-- "${test_path}::"); fi
   out="$out_root/$name"
   mkdir -p "$out"
   echo "mutants: $name ($package, $file)" >&2
   # cargo-mutants exits non-zero when any mutant is missed: the score decides.
   # The `mutants` profile (Cargo.toml) builds without debug info; gitignored
   # files (.tools, .env) are not copied into the scratch tree.
-  cargo mutants --package "$package" --file "$file" --test-tool nextest --profile mutants \
+  # cargo's test runner rather than nextest: one process for the whole binary
+  # costs less per mutant than one per test.
+  cargo mutants --package "$package" --file "$file" --test-tool cargo --profile mutants \
     --gitignore=true --jobs "$jobs" --timeout "$timeout" --output "$out" --no-shuffle \
     "${scope_args[@]}" "${test_args[@]}" || true
   outcomes="$out/mutants.out/outcomes.json"

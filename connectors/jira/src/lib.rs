@@ -19,9 +19,10 @@ pub mod service;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use connector_kit::Health;
+use connector_kit::{Cadence, Health, Probe, follow_upstream};
 use switchboard_proto::jira::v1::jira_server::{self, JiraServer};
 use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use tokio::net::TcpListener;
@@ -78,30 +79,15 @@ pub async fn serve(
 /// Checks the credentials now and every `interval` (at most every 15 s while
 /// failing, so recovery is noticed soon): SERVING after a successful
 /// `GET /myself`, NOT_SERVING after any failure (a false alarm beats a silent one).
-async fn watch_health(jira: Arc<Jira>, health: Health, interval: std::time::Duration) {
-    let mut serving: Option<bool> = None;
-    loop {
-        let ok = match jira.myself().await {
-            Ok(_) => true,
-            Err(error) => {
-                tracing::warn!(%error, "jira health check failed");
-                false
-            }
-        };
-        if serving != Some(ok) {
-            if ok {
-                health.set_serving().await;
-                tracing::info!("jira credentials accepted: serving");
-            } else {
-                health.set_not_serving().await;
-            }
-            serving = Some(ok);
+async fn watch_health(jira: Arc<Jira>, health: Health, interval: Duration) {
+    let while_failing = interval.min(Duration::from_secs(15));
+    let cadence = Cadence::every(interval).retrying(while_failing, while_failing);
+    let checks = || async {
+        match jira.myself().await {
+            Ok(_) => Probe::Up,
+            Err(error) => Probe::Down(error),
         }
-        let next = if ok {
-            interval
-        } else {
-            interval.min(std::time::Duration::from_secs(15))
-        };
-        tokio::time::sleep(next).await;
-    }
+    };
+    // A check never answers Stop, so the loop never ends.
+    follow_upstream(&health, "jira", cadence, checks).await;
 }

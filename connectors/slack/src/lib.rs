@@ -33,9 +33,10 @@ pub mod workspace;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use connector_kit::{ConnectorServer, Health};
+use connector_kit::{Cadence, ConnectorServer, Health, Probe, follow_upstream};
 use switchboard_proto::mcp::v1::prompts_server::PromptsServer;
 use switchboard_proto::slack::v1::slack_server::{self, SlackServer};
 use tokio::net::TcpListener;
@@ -68,30 +69,21 @@ pub async fn serve(
 
 /// Keeps the connector's health in step with `auth.test`: SERVING while the bot
 /// token works, NOT_SERVING while it is missing, rejected, or Slack unreachable.
-async fn watch_health(workspace: Arc<Workspace>, health: Health, interval: std::time::Duration) {
+async fn watch_health(workspace: Arc<Workspace>, health: Health, interval: Duration) {
     if !workspace.api().has_bot_token() {
         tracing::warn!("SLACK_BOT_TOKEN is not set; the slack connector stays NOT_SERVING");
         health.set_not_serving().await;
         return;
     }
-    let mut was_serving = None;
-    loop {
+    let checks = || async {
         match workspace.check_auth().await {
             Ok(identity) => {
-                if was_serving != Some(true) {
-                    tracing::info!(identity = %identity, "slack auth.test succeeded");
-                }
-                health.set_serving().await;
-                was_serving = Some(true);
+                tracing::debug!(identity = %identity, "slack auth.test succeeded");
+                Probe::Up
             }
-            Err(error) => {
-                if was_serving != Some(false) {
-                    tracing::warn!(error = %error, "slack auth.test failed; NOT_SERVING");
-                }
-                health.set_not_serving().await;
-                was_serving = Some(false);
-            }
+            Err(error) => Probe::Down(error),
         }
-        tokio::time::sleep(interval).await;
-    }
+    };
+    // A check never answers Stop, so the loop never ends.
+    follow_upstream(&health, "slack", Cadence::every(interval), checks).await;
 }

@@ -170,7 +170,7 @@ scopes = ["y", "z"]
     assert_eq!(
         policy.decide(&q, &JIRA, &no_args()),
         Decision::InsufficientScope(vec!["admin".into(), "jira:write".into()]),
-        "on a tie the first rule wins"
+        "the rule lacking one scope, not those lacking two"
     );
 }
 
@@ -630,4 +630,18 @@ fn when_nesting_is_accepted_up_to_its_bound_and_refused_beyond_it() {
     assert!(compiled.is_ok(), "{deepest}: {:?}", compiled.err());
     let beyond = condition::Condition::compile(&env, &at(depth - 1)).expect_err("too deep");
     assert_eq!(beyond, "`when` is nested more than 32 levels deep");
+}
+
+#[test]
+fn on_a_tie_in_missing_scopes_step_up_names_the_first_rule() {
+    let policy = Policy::from_toml(
+        "[[allow]]\ntools = [\"jira_*\"]\nscopes = [\"admin\", \"jira:write\"]\n[[allow]]\ntools = [\"jira_*\"]\nscopes = [\"y\", \"z\"]\n",
+    )
+    .expect("valid");
+    // Both rules lack two scopes.
+    let p = principal(json!({"sub": "u"}));
+    assert_eq!(
+        policy.decide(&p, &JIRA, &no_args()),
+        Decision::InsufficientScope(vec!["admin".into(), "jira:write".into()])
+    );
 }

@@ -19,5 +19,6 @@ mod http;
 mod jira;
 mod jsonrpc_fuzz;
 mod lifecycle;
+mod prometheus;
 mod slack;
 mod surface;

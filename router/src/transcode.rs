@@ -688,6 +688,7 @@ message All {
   oneof target { string user = 40; int64 user_id = 41; }
   repeated Color colors = 42;
   map<int64, int64> big = 43;
+  map<uint32, string> by_u32 = 44;
 }
 message Required { string name = 1; int32 count = 2; optional string note = 3; }
 "#;
@@ -960,6 +961,21 @@ message Required { string name = 1; int32 count = 2; optional string note = 3; }
         refused(
             json!({"inners": {"-1": {}}}),
             &["\"inners\"", "non-negative"],
+        );
+        // Each key kind has its own range, checked before decoding.
+        refused(
+            json!({"big": {"9223372036854775808": 1}}),
+            &["\"big\"", "an integer of the key's type"],
+        );
+        refused(json!({"big": {"x": 1}}), &["\"big\"", "key \"x\""]);
+        ok(json!({"by_u32": {"0": "a", "4294967295": "b"}}));
+        refused(
+            json!({"by_u32": {"4294967296": "a"}}),
+            &["\"by_u32\"", "non-negative integer of the key's type"],
+        );
+        refused(
+            json!({"by_u32": {"-1": "a"}}),
+            &["\"by_u32\"", "non-negative integer of the key's type"],
         );
         refused(
             json!({"inners": {"1": {"bogus": 1}}}),

@@ -6,6 +6,7 @@ mod support;
 
 mod abuse;
 mod auth;
+mod auth_clients;
 mod auth_http;
 mod calls;
 mod catalog;

@@ -16,6 +16,7 @@
 //! user may do, how to decode values, and how to read the catalog.
 
 mod mysql;
+mod pools;
 mod postgres;
 mod postgres_params;
 mod sqlite;

@@ -15,16 +15,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use prost_types::Value;
-use sqlx::mysql::{
-    MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow,
-};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlRow};
 use sqlx::query::Query;
 use sqlx::{Connection, Executor, MySql, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, rolled_back,
+    decode_error, pools,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -49,6 +47,9 @@ pub(super) struct Pools {
 /// kills it on the server (the server's own timeout normally comes first).
 const KILL_GRACE: Duration = Duration::from_secs(1);
 
+/// How a read's transaction begins.
+const BEGIN_READ_ONLY: &str = "START TRANSACTION READ ONLY";
+
 /// The server's id of `conn`, to kill its statement if it must be.
 async fn connection_id(conn: &mut MySqlConnection) -> Result<u64, Error> {
     Ok(sqlx::query_scalar("SELECT CONNECTION_ID()")
@@ -67,10 +68,7 @@ impl Pools {
         let release_timeout = settings.release_timeout();
         let pool = |read_only: bool| {
             let flavor = flavor.clone();
-            MySqlPoolOptions::new()
-                .max_connections(settings.pool_size)
-                .min_connections(0)
-                .acquire_timeout(settings.connect_timeout)
+            pools::options::<MySql>(settings)
                 .after_connect(move |conn, _meta| {
                     let flavor = flavor.clone();
                     Box::pin(async move {
@@ -93,10 +91,7 @@ impl Pools {
     }
 
     pub(super) async fn close(&self) {
-        self.read.close().await;
-        if let Some(write) = &self.write {
-            write.close().await;
-        }
+        pools::close(&self.read, self.write.as_ref()).await;
     }
 
     pub(super) async fn ping(&self) -> Result<(), Error> {
@@ -139,9 +134,10 @@ impl Pools {
         let mut conn = self.read.acquire().await?;
         let id = connection_id(&mut conn).await?;
         self.killed_past_deadline(id, async {
-            let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
-            let result = read(&mut tx, sql, params, caps).await;
-            rolled_back(tx, result).await
+            pools::read_only::<MySql, _>(&mut conn, Some(BEGIN_READ_ONLY), async |tx| {
+                read(tx, sql, params, caps).await
+            })
+            .await
         })
         .await
     }
@@ -200,9 +196,7 @@ impl Pools {
         params: &[serde_json::Value],
         caps: Caps,
     ) -> Result<WriteOutcome, Error> {
-        let pool = self.write.as_ref().ok_or_else(|| {
-            Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
-        })?;
+        let pool = pools::writer(self.write.as_ref())?;
         let mut conn = pool.acquire().await?;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
         let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
@@ -233,11 +227,10 @@ impl Pools {
         let id = connection_id(&mut conn).await?;
         let rows = self
             .killed_past_deadline(id, async {
-                let mut tx = conn.begin_with("START TRANSACTION READ ONLY").await?;
-                let result = bind(sqlx::query(&statement), params)
-                    .fetch_all(&mut *tx)
-                    .await;
-                rolled_back(tx, result).await
+                pools::read_only::<MySql, _>(&mut conn, Some(BEGIN_READ_ONLY), async |tx| {
+                    Ok(bind(sqlx::query(&statement), params).fetch_all(tx).await?)
+                })
+                .await
             })
             .await?;
         let text = rows
@@ -490,19 +483,7 @@ async fn prepare_session(
 /// is clean; false closes it instead of returning it to the pool.
 async fn release_locks(conn: &mut MySqlConnection, timeout: std::time::Duration) -> bool {
     let release = conn.execute(sqlx::raw_sql("DO RELEASE_ALL_LOCKS()"));
-    match tokio::time::timeout(timeout, release).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "cannot release a database session's locks; closing the connection");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(
-                "releasing a database session's locks took too long; closing the connection"
-            );
-            false
-        }
-    }
+    pools::cleaned(release, timeout, "release the locks of").await
 }
 
 /// Runs a read inside the caller's transaction.

@@ -12,14 +12,14 @@ use std::str::FromStr;
 
 use prost_types::Value;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow, Postgres};
 use sqlx::{Connection, Executor, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::postgres_params::Prepared;
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, fk_action, rolled_back,
+    decode_error, fk_action, pools,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -52,13 +52,9 @@ impl Pools {
             .options([("default_transaction_read_only", "on")]);
         let release_timeout = settings.release_timeout();
         let pool = || {
-            PgPoolOptions::new()
-                .max_connections(settings.pool_size)
-                .min_connections(0)
-                .acquire_timeout(settings.connect_timeout)
-                .after_release(move |conn, _meta| {
-                    Box::pin(async move { Ok(reset_session(conn, release_timeout).await) })
-                })
+            pools::options::<Postgres>(settings).after_release(move |conn, _meta| {
+                Box::pin(async move { Ok(reset_session(conn, release_timeout).await) })
+            })
         };
         Ok(Self {
             read: pool().connect_lazy_with(read_options),
@@ -68,10 +64,7 @@ impl Pools {
     }
 
     pub(super) async fn close(&self) {
-        self.read.close().await;
-        if let Some(write) = &self.write {
-            write.close().await;
-        }
+        pools::close(&self.read, self.write.as_ref()).await;
     }
 
     pub(super) async fn ping(&self) -> Result<(), Error> {
@@ -162,9 +155,7 @@ impl Pools {
         params: &[serde_json::Value],
         caps: Caps,
     ) -> Result<WriteOutcome, Error> {
-        let pool = self.write.as_ref().ok_or_else(|| {
-            Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
-        })?;
+        let pool = pools::writer(self.write.as_ref())?;
         let mut conn = pool.acquire().await?;
         with_fresh_plans!(conn, write(&mut conn, sql, params, caps).await)
     }
@@ -407,17 +398,7 @@ async fn reset_session(conn: &mut PgConnection, timeout: std::time::Duration) ->
     let reset = conn.execute(sqlx::raw_sql(
         "SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *; RESET ALL",
     ));
-    match tokio::time::timeout(timeout, reset).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "cannot reset a database session; closing the connection");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("resetting a database session took too long; closing the connection");
-            false
-        }
-    }
+    pools::cleaned(reset, timeout, "reset").await
 }
 
 /// Findings listed per kind (schemas, relations) before the check stops looking.
@@ -494,6 +475,9 @@ fn stale_plan(error: &Error) -> bool {
     matches!(error, Error::Database(message) if message.contains("cached plan must not change result type"))
 }
 
+/// How a read's transaction begins.
+const BEGIN_READ_ONLY: &str = "BEGIN TRANSACTION READ ONLY";
+
 /// A read in a read-only transaction that is always rolled back.
 async fn read_only(
     conn: &mut PgConnection,
@@ -501,18 +485,16 @@ async fn read_only(
     params: &[serde_json::Value],
     caps: Caps,
 ) -> Result<Rows, Error> {
-    let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-    let result = async {
-        let prepared = Prepared::new(&mut tx, sql, params).await?;
+    pools::read_only::<Postgres, _>(conn, Some(BEGIN_READ_ONLY), async |tx| {
+        let prepared = Prepared::new(tx, sql, params).await?;
         let mut rows = collect(prepared.query(sql).fetch(&mut *tx), caps, decode).await?;
         if rows.columns.is_empty() {
             // No row came back: the columns PostgreSQL announced instead.
             rows.columns = columns_of(prepared.columns());
         }
-        Ok::<_, Error>(rows)
-    }
-    .await;
-    rolled_back(tx, result).await
+        Ok(rows)
+    })
+    .await
 }
 
 /// A write, committed by itself.
@@ -534,13 +516,11 @@ async fn plan(
     statement: &str,
     params: &[serde_json::Value],
 ) -> Result<Vec<PgRow>, Error> {
-    let mut tx = conn.begin_with("BEGIN TRANSACTION READ ONLY").await?;
-    let result = async {
-        let prepared = Prepared::new(&mut tx, statement, params).await?;
-        Ok::<_, Error>(prepared.query(statement).fetch_all(&mut *tx).await?)
-    }
-    .await;
-    rolled_back(tx, result).await
+    pools::read_only::<Postgres, _>(conn, Some(BEGIN_READ_ONLY), async |tx| {
+        let prepared = Prepared::new(tx, statement, params).await?;
+        Ok(prepared.query(statement).fetch_all(&mut *tx).await?)
+    })
+    .await
 }
 
 fn relkind(kind: &str) -> pb::TableKind {

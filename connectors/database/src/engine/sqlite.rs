@@ -15,15 +15,14 @@ use prost_types::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions,
-    SqliteRow,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteRow,
 };
-use sqlx::{Connection, Executor, Row, Sqlite, TypeInfo, ValueRef};
+use sqlx::{Executor, Row, Sqlite, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, rolled_back,
+    decode_error, pools,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -49,12 +48,7 @@ impl Pools {
             .read_only(true)
             .create_if_missing(false)
             .pragma("query_only", "ON");
-        let pool = || {
-            SqlitePoolOptions::new()
-                .max_connections(settings.pool_size)
-                .min_connections(0)
-                .acquire_timeout(settings.connect_timeout)
-        };
+        let pool = || pools::options::<Sqlite>(settings);
         Ok(Self {
             file: base.get_filename().to_path_buf(),
             read: pool().connect_lazy_with(read_options),
@@ -64,10 +58,7 @@ impl Pools {
     }
 
     pub(super) async fn close(&self) {
-        self.read.close().await;
-        if let Some(write) = &self.write {
-            write.close().await;
-        }
+        pools::close(&self.read, self.write.as_ref()).await;
     }
 
     /// A read connection whose statements stop at `deadline`.
@@ -121,9 +112,12 @@ impl Pools {
         deadline: Instant,
     ) -> Result<Rows, Error> {
         let mut conn = self.acquire(deadline).await?;
-        let mut tx = conn.begin().await?;
-        let result = read(&mut tx, sql, params, caps).await;
-        rolled_back(tx, result).await
+        // A plain BEGIN: the read connection is read-only (SQLITE_OPEN_READONLY,
+        // query_only) already.
+        pools::read_only::<Sqlite, _>(&mut conn, None, async |tx| {
+            read(tx, sql, params, caps).await
+        })
+        .await
     }
 
     pub(super) async fn execute(
@@ -134,9 +128,7 @@ impl Pools {
         inserts: bool,
         deadline: Instant,
     ) -> Result<WriteOutcome, Error> {
-        let pool = self.write.as_ref().ok_or_else(|| {
-            Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
-        })?;
+        let pool = pools::writer(self.write.as_ref())?;
         let mut conn = pool.acquire().await.map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
         load_schema(&mut conn).await?;

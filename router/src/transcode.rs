@@ -1064,6 +1064,16 @@ message Required { string name = 1; int32 count = 2; optional string note = 3; }
     }
 
     #[test]
+    fn a_method_whose_request_is_a_struct_takes_any_object() {
+        let desc = message("google.protobuf.Struct");
+        let Json::Object(arguments) = json!({"anything": [1, {"x": null}], "n": "two"}) else {
+            unreachable!()
+        };
+        let decoded = decode_arguments(&desc, Some(arguments.clone())).expect("free-form");
+        assert_eq!(encode_result(&decoded), Json::Object(arguments));
+    }
+
+    #[test]
     fn free_form_struct_value_and_list_value_take_any_json_of_their_shape() {
         let m = ok(
             json!({"st": {"a": [1, {"b": null}], "c": "d"}, "v": [true, {"x": 1.5}],

@@ -1,12 +1,17 @@
 //! `router-bench`: what the router adds to a tool call.
 //!
 //! Starts the calculator test connector and the router (both from the same build
-//! directory as this binary), then makes the same small call (`Add`) in three
+//! directory as this binary), then makes the same small call (`Add`) in four
 //! ways, sequentially, after a warm-up: directly over gRPC (the baseline), through
-//! the router over MCP stdio, and through the router over MCP Streamable HTTP.
-//! Prints p50/p99 latency, calls/s and the ratio to the baseline, plus the
-//! router's resident memory, as a Markdown table. Run it in release
-//! (`make bench`); figures are only comparable within one run.
+//! the router over MCP stdio, through the router over MCP Streamable HTTP, and
+//! the same with authentication on (a bearer token from a real OpenID provider,
+//! `oauth2-mock-server`, checked against its cached JWKS on every request),
+//! first alone and then with a policy whose rules use scopes and a CEL `when`.
+//! The HTTP paths are measured in alternating batches, so a machine getting
+//! busier or quieter during the run weighs on all of them alike. Prints p50/p99
+//! latency, calls/s and the ratio to the baseline, the p50 that auth and policy
+//! add, and the router's resident memory, as Markdown. Run it in release (`make bench`);
+//! figures are only comparable within one run.
 
 // The report is this program's output.
 #![allow(clippy::print_stdout)]
@@ -15,13 +20,39 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use integration_tests::oidc::{self, OpenIdProvider, TokenSpec};
 use integration_tests::pb::AddRequest;
 use integration_tests::pb::calculator_client::CalculatorClient;
-use integration_tests::process::{Connector, HttpRouter, binary};
-use rmcp::ServiceExt;
+use integration_tests::process::{
+    Connector, HttpRouter, Process, binary, free_port, http_ok, scratch_dir, wait_until,
+};
 use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
+
+/// The README's example policy, plus a rule for the calculator shaped like its
+/// database rule: a scope and a CEL condition on the token's claims.
+const POLICY: &str = r#"
+[[allow]]
+tools = ["code_analysis_*"]
+scopes = ["code:read"]
+[[allow]]
+tools = ["database_*"]
+scopes = ["db:read"]
+when = '"analysts" in jwt.groups'
+[[allow]]
+tools = ["calculator_*"]
+scopes = ["calc:read"]
+when = '"analysts" in jwt.groups'
+"#;
+
+/// How many alternating batches the HTTP paths are measured in.
+const BATCHES: usize = 10;
+
+type Client = RunningService<RoleClient, ()>;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -72,6 +103,98 @@ where
         latencies,
         total: started.elapsed(),
     })
+}
+
+/// `calculator_add` once, checking the sum.
+async fn add(client: &Client, i: usize) -> anyhow::Result<()> {
+    let r = client
+        .call_tool(CallToolRequestParams::new("calculator_add").with_arguments(arguments(i)))
+        .await?;
+    anyhow::ensure!(r.is_error != Some(true), "tool error: {r:?}");
+    Ok(())
+}
+
+/// Measures `calculator_add` through each client, after a warm-up each, in
+/// [`BATCHES`] rounds that each make a batch of calls through every client in
+/// turn.
+async fn measure_alternating(
+    paths: &[(&'static str, &Client)],
+    args: &Args,
+) -> anyhow::Result<Vec<Figures>> {
+    for (_, client) in paths {
+        for i in 0..args.warmup {
+            add(client, i).await?;
+        }
+    }
+    let mut figures: Vec<Figures> = paths
+        .iter()
+        .map(|&(name, _)| Figures {
+            name,
+            latencies: Vec::with_capacity(args.calls),
+            total: Duration::ZERO,
+        })
+        .collect();
+    let batch = args.calls.div_ceil(BATCHES);
+    for round in 0..BATCHES {
+        for ((_, client), f) in paths.iter().zip(&mut figures) {
+            let started = Instant::now();
+            for i in round * batch..((round + 1) * batch).min(args.calls) {
+                let t = Instant::now();
+                add(client, i).await?;
+                f.latencies.push(t.elapsed());
+            }
+            f.total += started.elapsed();
+        }
+    }
+    Ok(figures)
+}
+
+/// A router with auth on, and [`POLICY`] if `with_policy`, in front of
+/// `spec`, and a client of it with a token the policy allows.
+async fn secured(
+    provider: &OpenIdProvider,
+    spec: &str,
+    with_policy: bool,
+) -> anyhow::Result<(Process, Client)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let listen = addr.to_string();
+    let public_url = format!("http://{addr}");
+    let policy = scratch_dir("bench-policy").join("policy.toml");
+    std::fs::write(&policy, POLICY).context("write the bench policy")?;
+    let policy = policy.display().to_string();
+    let mut args = vec![
+        "--listen",
+        &listen,
+        "--connector",
+        spec,
+        "--auth-issuer",
+        &provider.issuer,
+        "--public-url",
+        &public_url,
+    ];
+    if with_policy {
+        args.extend(["--policy", &policy]);
+    }
+    let process = Process::spawn("switchboard", &args, &[])?;
+    let health = format!("http://{addr}/healthz");
+    wait_until("switchboard /healthz", Duration::from_secs(30), || {
+        let health = health.clone();
+        async move { http_ok(&health).await }
+    })
+    .await?;
+    let url = format!("{public_url}/mcp");
+    let token = provider.mint(&TokenSpec {
+        claims: json!({"sub": "bench", "aud": url, "scope": "calc:read", "groups": ["analysts"]}),
+        expires_in: Some(3600),
+        ..TokenSpec::default()
+    })?;
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    let client: Client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .context("initialize with a bearer token")?;
+    client.list_all_tools().await?;
+    Ok((process, client))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -137,31 +260,57 @@ async fn main() -> anyhow::Result<()> {
     let stdio_rss = stdio_pid.and_then(rss_kib);
     let _ = client.cancel().await;
 
-    // MCP over Streamable HTTP.
+    // MCP over Streamable HTTP: without auth, with auth, with auth + policy.
+    // The provider is a node process: it is only asked for tokens and, once
+    // per router, the JWKS.
     let router = HttpRouter::start(std::slice::from_ref(&spec), &[]).await?;
     let http_pid = router.process.id();
-    let client = ().serve(StreamableHttpClientTransport::from_uri(router.mcp_url())).await?;
-    client.list_all_tools().await?;
-    let http = measure("MCP HTTP via router", &args, |i| {
-        let client = &client;
-        async move {
-            let r = client
-                .call_tool(
-                    CallToolRequestParams::new("calculator_add").with_arguments(arguments(i)),
-                )
-                .await?;
-            anyhow::ensure!(r.is_error != Some(true), "tool error");
-            Ok(())
-        }
-    })
-    .await?;
+    let open: Client = ().serve(StreamableHttpClientTransport::from_uri(router.mcp_url())).await?;
+    open.list_all_tools().await?;
+    let provider = oidc::start()?;
+    let (auth_only, auth_policy) = match &provider {
+        Some(provider) => (
+            Some(secured(provider, &spec, false).await?),
+            Some(secured(provider, &spec, true).await?),
+        ),
+        None => (None, None),
+    };
+    let mut paths = vec![("MCP HTTP via router", &open)];
+    if let (Some((_, only)), Some((_, with_policy))) = (&auth_only, &auth_policy) {
+        paths.push(("MCP HTTP via router, auth", only));
+        paths.push(("MCP HTTP via router, auth + policy", with_policy));
+    }
+    let mut measured = measure_alternating(&paths, &args).await?.into_iter();
+    let http = measured.next().context("the HTTP figures")?;
+    let http_auth = measured.next();
+    let http_policy = measured.next();
     let http_rss = http_pid.and_then(rss_kib);
-    let _ = client.cancel().await;
+    let auth_rss = auth_policy
+        .as_ref()
+        .and_then(|(process, _)| process.id())
+        .and_then(rss_kib);
+    let jwks_fetches = match &provider {
+        Some(provider) => Some(provider.jwks_fetches()?),
+        None => None,
+    };
+    let _ = open.cancel().await;
+    for (_, client) in [auth_only, auth_policy].into_iter().flatten() {
+        let _ = client.cancel().await;
+    }
 
     let base_p50 = direct.percentile(0.5).as_secs_f64();
     println!("| path | p50 | p99 | calls/s | p50 vs baseline |");
     println!("|---|---|---|---|---|");
-    for f in [&direct, &stdio, &http] {
+    for f in [
+        Some(&direct),
+        Some(&stdio),
+        Some(&http),
+        http_auth.as_ref(),
+        http_policy.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         println!(
             "| {} | {:.0} µs | {:.0} µs | {:.0} | {:.1}x |",
             f.name,
@@ -172,12 +321,32 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!();
+    let mib = |kib: Option<u64>| kib.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
     println!(
-        "{} sequential calls per path after {} warm-up calls. Router resident memory after the run: stdio {} MiB, HTTP {} MiB.",
+        "{} sequential calls per path after {} warm-up calls; the HTTP paths in {} alternating batches. Router resident memory after the run: stdio {} MiB, HTTP {} MiB, HTTP with auth + policy {} MiB.",
         args.calls,
         args.warmup,
-        stdio_rss.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
-        http_rss.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+        BATCHES,
+        mib(stdio_rss),
+        mib(http_rss),
+        mib(auth_rss),
     );
+    println!();
+    let added = |f: &Figures, p: f64| {
+        (f.percentile(p).as_secs_f64() - http.percentile(p).as_secs_f64()) * 1e6
+    };
+    match (&http_auth, &http_policy, jwks_fetches) {
+        (Some(auth), Some(policy), Some(fetches)) => println!(
+            "Added per call at p50 (target for auth + policy: at most 30 µs): auth {:.0} µs, auth + policy {:.0} µs (at p99: {:.0} µs and {:.0} µs). The JWKS was fetched {} time(s) in the whole run (once per router: cached).",
+            added(auth, 0.5),
+            added(policy, 0.5),
+            added(auth, 0.99),
+            added(policy, 0.99),
+            fetches,
+        ),
+        _ => println!(
+            "Auth + policy: not measured, the OpenID provider is not installed (run scripts/install-tools.sh)."
+        ),
+    }
     Ok(())
 }

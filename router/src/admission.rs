@@ -49,10 +49,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::Outcome as Audited;
 use crate::auth::{Principal, RejectionKind};
+use crate::call::Security;
 use crate::catalog::ToolCatalog;
 use crate::config::ClientLimits;
 use crate::limits::LimitLog;
-use crate::mcp::Security;
 use crate::policy::Decision;
 use crate::polling::PollingSessions;
 

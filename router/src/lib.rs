@@ -9,17 +9,19 @@
 //! (`upstream`), so connectors can be added, restarted and upgraded without
 //! touching the router.
 //!
-//! Data flows one way: request → catalog lookup → transcode → upstream call →
-//! transcode back → response (`mcp`). Methods returning the shared
+//! Every request flows through one call pipeline (`call`): authorize → limit →
+//! decode (transcode) → invoke (the gRPC call) → shape, with an audit line and
+//! a span around it; the MCP front door (`mcp`) only translates MCP to it and
+//! back. Methods returning the shared
 //! `switchboard.mcp.v1.ToolResult` / `StreamEvent` messages speak MCP content,
 //! progress and logs directly (`content`); connectors serving the generic
-//! `Resources` and `Prompts` services have them aggregated (`aggregate`).
+//! `Resources` and `Prompts` services have them aggregated (`call::aggregate`).
 #![forbid(unsafe_code)]
 
 pub(crate) mod admission;
-pub(crate) mod aggregate;
 pub mod audit;
 pub mod auth;
+pub(crate) mod call;
 pub(crate) mod catalog;
 pub mod config;
 pub(crate) mod content;
@@ -35,5 +37,5 @@ pub(crate) mod transcode;
 pub mod transport;
 pub(crate) mod upstream;
 
+pub use call::Security;
 pub use config::{Config, ConnectorConfig};
-pub use mcp::Security;

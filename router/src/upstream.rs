@@ -64,6 +64,22 @@ pub struct Upstream {
 /// sees them. Sent on every call; empty when the connector's tools are unprefixed.
 pub const TOOL_PREFIX_METADATA: &str = "switchboard-tool-prefix";
 
+/// Puts the trace context and `extra` metadata on a request to a connector.
+pub(crate) fn carry<T>(
+    request: &mut tonic::Request<T>,
+    traceparent: &str,
+    extra: &tonic::metadata::MetadataMap,
+) {
+    for entry in extra.iter() {
+        if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
+            request.metadata_mut().insert(key.clone(), value.clone());
+        }
+    }
+    if let Ok(value) = MetadataValue::try_from(traceparent) {
+        request.metadata_mut().insert("traceparent", value);
+    }
+}
+
 impl Upstream {
     /// Adds the metadata every call to this connector carries ([`TOOL_PREFIX_METADATA`]).
     pub fn annotate<T>(&self, request: &mut tonic::Request<T>) {
@@ -77,6 +93,20 @@ impl Upstream {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.config.timeout);
         self.annotate(&mut request);
+        request
+    }
+
+    /// [`Upstream::request`] with the trace context and `extra` metadata (who
+    /// calls: `switchboard-principal-*`, built by the router, never client
+    /// headers).
+    pub fn request_with<T>(
+        &self,
+        message: T,
+        traceparent: &str,
+        extra: &tonic::metadata::MetadataMap,
+    ) -> tonic::Request<T> {
+        let mut request = self.request(message);
+        carry(&mut request, traceparent, extra);
         request
     }
 
@@ -351,14 +381,7 @@ impl Upstream {
             let mut req = tonic::Request::new(request.clone());
             req.set_timeout(timeout);
             self.annotate(&mut req);
-            for entry in extra.iter() {
-                if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
-                    req.metadata_mut().insert(key.clone(), value.clone());
-                }
-            }
-            if let Ok(value) = MetadataValue::try_from(traceparent) {
-                req.metadata_mut().insert("traceparent", value);
-            }
+            carry(&mut req, traceparent, extra);
             req
         };
         let attempts = if entry.retryable { 3 } else { 0 };

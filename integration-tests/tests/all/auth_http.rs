@@ -893,6 +893,219 @@ async fn connectors_learn_the_principal_and_never_see_the_token() {
     server.abort();
 }
 
+/// A connector serving one resource and one prompt (and the calculator, so it
+/// has a tool), in process, recording the metadata of every request.
+mod docs {
+    use switchboard_proto::mcp::v1 as pb;
+    use tonic::{Request, Response, Status};
+
+    use super::Received;
+
+    #[derive(Clone)]
+    pub struct Docs(pub Received);
+
+    impl Docs {
+        fn record<T>(&self, request: &Request<T>) {
+            if let Ok(mut all) = self.0.lock() {
+                all.push(request.metadata().clone());
+            }
+        }
+    }
+
+    #[tonic::async_trait]
+    impl pb::resources_server::Resources for Docs {
+        async fn list_resources(
+            &self,
+            _request: Request<pb::ListResourcesRequest>,
+        ) -> Result<Response<pb::ListResourcesResponse>, Status> {
+            Ok(Response::new(pb::ListResourcesResponse::default()))
+        }
+
+        async fn list_resource_templates(
+            &self,
+            _request: Request<pb::ListResourceTemplatesRequest>,
+        ) -> Result<Response<pb::ListResourceTemplatesResponse>, Status> {
+            Ok(Response::new(pb::ListResourceTemplatesResponse::default()))
+        }
+
+        async fn read_resource(
+            &self,
+            request: Request<pb::ReadResourceRequest>,
+        ) -> Result<Response<pb::ReadResourceResponse>, Status> {
+            self.record(&request);
+            Ok(Response::new(pb::ReadResourceResponse {
+                contents: vec![pb::ResourceContents {
+                    uri: request.into_inner().uri,
+                    mime_type: "text/plain".into(),
+                    body: Some(pb::resource_contents::Body::Text("the handbook".into())),
+                }],
+                ttl_seconds: 0,
+            }))
+        }
+
+        type WatchResourceStream =
+            tokio_stream::wrappers::ReceiverStream<Result<pb::ResourceUpdated, Status>>;
+
+        async fn watch_resource(
+            &self,
+            request: Request<pb::WatchResourceRequest>,
+        ) -> Result<Response<Self::WatchResourceStream>, Status> {
+            self.record(&request);
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            // Held open until the subscription ends.
+            tokio::spawn(async move { tx.closed().await });
+            Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+                rx,
+            )))
+        }
+
+        async fn complete(
+            &self,
+            request: Request<pb::CompleteRequest>,
+        ) -> Result<Response<pb::CompleteResponse>, Status> {
+            self.record(&request);
+            Ok(Response::new(pb::CompleteResponse::default()))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl pb::prompts_server::Prompts for Docs {
+        async fn list_prompts(
+            &self,
+            _request: Request<pb::ListPromptsRequest>,
+        ) -> Result<Response<pb::ListPromptsResponse>, Status> {
+            Ok(Response::new(pb::ListPromptsResponse::default()))
+        }
+
+        async fn get_prompt(
+            &self,
+            request: Request<pb::GetPromptRequest>,
+        ) -> Result<Response<pb::GetPromptResponse>, Status> {
+            self.record(&request);
+            Ok(Response::new(pb::GetPromptResponse {
+                description: "a prompt".into(),
+                messages: vec![pb::PromptMessage {
+                    role: pb::Role::User as i32,
+                    content: Some(pb::Content {
+                        kind: Some(pb::content::Kind::Text(pb::TextContent {
+                            text: "hello".into(),
+                        })),
+                        ..Default::default()
+                    }),
+                }],
+            }))
+        }
+
+        async fn complete(
+            &self,
+            request: Request<pb::CompleteRequest>,
+        ) -> Result<Response<pb::CompleteResponse>, Status> {
+            self.record(&request);
+            Ok(Response::new(pb::CompleteResponse::default()))
+        }
+    }
+}
+
+#[tokio::test]
+#[allow(deprecated)] // resources/subscribe: what 2025-11-25 sessions use
+async fn resource_reads_prompt_gets_and_completions_carry_the_principal_too() {
+    use integration_tests::calculator::CalculatorService;
+    use integration_tests::pb::calculator_server::CalculatorServer;
+    use switchboard_proto::mcp::v1 as pb;
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let received = Received::default();
+    let docs = docs::Docs(received.clone());
+    let server =
+        connector_kit::ConnectorServer::new("calculator", integration_tests::CALCULATOR_V1)
+            .with_descriptors(switchboard_proto::FILE_DESCRIPTOR_SET)
+            .add_service(CalculatorServer::new(CalculatorService::default()))
+            .add_service(pb::resources_server::ResourcesServer::new(docs.clone()))
+            .add_service(pb::prompts_server::PromptsServer::new(docs));
+    let health = server.health();
+    let task = tokio::spawn(async move {
+        health.set_serving().await;
+        let _ = server.serve(listener, std::future::pending()).await;
+    });
+    let policy = "[[allow]]\ntools = [\"calc_*\", \"calc+*\"]\n";
+    let router = SecuredRouter::start_with(&provider, &format!("calc={url}"), policy, &[]).await;
+    let bearer = token(&provider, &router, "bob", "", json!({}));
+    let client = client_with(&router, &bearer).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    let read: rmcp::model::ReadResourceRequestParams = serde_json::from_value(json!({
+        "uri": "calc+docs://handbook",
+        "_meta": { "traceparent": traceparent },
+    }))
+    .expect("read params");
+    let contents = client.read_resource(read).await.expect("resources/read");
+    assert!(
+        format!("{contents:?}").contains("the handbook"),
+        "{contents:?}"
+    );
+    let prompt = client
+        .get_prompt(rmcp::model::GetPromptRequestParams::new("calc_greeting"))
+        .await
+        .expect("prompts/get");
+    assert_eq!(prompt.messages.len(), 1);
+    client
+        .subscribe(rmcp::model::SubscribeRequestParams::new(
+            "calc+docs://handbook",
+        ))
+        .await
+        .expect("resources/subscribe");
+
+    let calls = received.lock().map(|r| r.clone()).unwrap_or_default();
+    assert_eq!(calls.len(), 3, "read, get and watch reached the connector");
+    for metadata in &calls {
+        let get = |k: &str| {
+            metadata
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            get("switchboard-principal-sub").as_deref(),
+            Some("bob"),
+            "{metadata:?}"
+        );
+        assert!(get("traceparent").is_some(), "{metadata:?}");
+        assert!(metadata.get("authorization").is_none(), "{metadata:?}");
+        assert!(!format!("{metadata:?}").contains(&bearer));
+    }
+    let first = calls[0]
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+        "the client's trace continues: {first}"
+    );
+    let audited: Vec<(String, String)> = router
+        .audit_lines()
+        .iter()
+        .map(|l| {
+            (
+                l["tool"].as_str().unwrap_or_default().to_owned(),
+                l["trace_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        audited.contains(&(
+            "calc+docs://handbook".to_owned(),
+            "0af7651916cd43dd8448eb211c80319c".to_owned()
+        )),
+        "the read's audit line has the client's trace id: {audited:?}"
+    );
+    task.abort();
+}
+
 #[tokio::test]
 async fn over_stdio_the_local_user_is_allowed_everything_and_audited_as_stdio() {
     let calc = calculator().await;

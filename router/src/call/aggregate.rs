@@ -13,20 +13,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::ErrorData as McpError;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Reference,
 };
-use rmcp::{ErrorData as McpError, Peer, RoleServer};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
 use tonic::{Code, Status};
 
+use super::authorize::{Surface, unknown};
+use super::status::protocol_error;
+use super::{Caller, Pipeline};
 use crate::content::{
     inward_name, inward_uri, outward_name, outward_uri, prompt_content, resource_contents_json,
 };
-use crate::mcp::Router;
 use crate::upstream::Upstream;
 
 /// Largest number of completion values passed on (the MCP limit).
@@ -81,44 +83,12 @@ fn insert_nonempty(map: &mut Map<String, Json>, key: &str, value: &str) {
     }
 }
 
-/// A gRPC status from a connector as a protocol error a person can act on.
-fn status_error(connector: &str, what: &str, status: &Status) -> McpError {
-    let message = format!(
-        "{what}: {} [connector {connector}, gRPC status {:?}]",
-        status.message().trim(),
-        status.code()
-    );
-    match status.code() {
-        Code::NotFound => McpError::resource_not_found(message, None),
-        Code::InvalidArgument
-        | Code::OutOfRange
-        | Code::FailedPrecondition
-        | Code::PermissionDenied => McpError::invalid_params(message, None),
-        _ => McpError::internal_error(message, None),
-    }
+/// The answer to a completion of something unknown or hidden: no values.
+pub(crate) fn no_completions() -> Result<CompleteResult, McpError> {
+    from_json(json!({ "completion": { "values": [], "hasMore": false } }))
 }
 
-/// The answer to a read of a resource no connector has; a resource the policy
-/// hides from the caller gets exactly this answer too.
-pub(crate) fn unknown_resource(uri: &str) -> McpError {
-    McpError::resource_not_found(
-        format!(
-            "no connector has the resource {uri:?}: resources/list and resources/templates/list show the resources available now"
-        ),
-        Some(json!({ "uri": uri })),
-    )
-}
-
-/// The answer to a get of a prompt no connector has; a prompt the policy
-/// hides from the caller gets exactly this answer too.
-pub(crate) fn unknown_prompt(name: &str) -> McpError {
-    McpError::invalid_params(
-        format!("unknown prompt {name:?}: prompts/list shows the prompts available now"),
-        None,
-    )
-}
-
-impl Router {
+impl Pipeline {
     /// Serving connectors that offer `feature`, in configuration order.
     fn owners(&self, feature: impl Fn(&crate::catalog::Features) -> bool) -> Vec<Upstream> {
         self.catalog()
@@ -340,6 +310,7 @@ impl Router {
     /// `resources/read`, from the cache when the connector allowed it.
     pub(crate) async fn read_resource_cached(
         &self,
+        caller: &Caller,
         uri: &str,
     ) -> Result<ReadResourceResult, McpError> {
         if let Some(hit) = self.reads().get(uri) {
@@ -351,7 +322,11 @@ impl Router {
         for (upstream, inner) in candidates {
             let answer = upstream
                 .resources()
-                .read_resource(upstream.request(pb::ReadResourceRequest { uri: inner }))
+                .read_resource(upstream.request_with(
+                    pb::ReadResourceRequest { uri: inner },
+                    &caller.traceparent,
+                    &self.forwarded(caller),
+                ))
                 .await;
             match answer {
                 Ok(response) => {
@@ -377,7 +352,7 @@ impl Router {
                 // With one possible owner, its reason (ignored, hidden, ...) is the answer.
                 Err(status) if status.code() == Code::NotFound && !single_owner => continue,
                 Err(status) => {
-                    return Err(status_error(
+                    return Err(protocol_error(
                         upstream.name(),
                         &format!("reading {uri} failed"),
                         &status,
@@ -385,12 +360,13 @@ impl Router {
                 }
             }
         }
-        Err(unknown_resource(uri))
+        Err(unknown(Surface::Resource, uri))
     }
 
     /// `prompts/get`.
     pub(crate) async fn get_prompt_from_owner(
         &self,
+        caller: &Caller,
         name: &str,
         arguments: Option<Map<String, Json>>,
     ) -> Result<GetPromptResult, McpError> {
@@ -407,10 +383,14 @@ impl Router {
         for (upstream, inner) in self.prompt_candidates(name) {
             let answer = upstream
                 .prompts()
-                .get_prompt(upstream.request(pb::GetPromptRequest {
-                    name: inner,
-                    arguments: values.clone(),
-                }))
+                .get_prompt(upstream.request_with(
+                    pb::GetPromptRequest {
+                        name: inner,
+                        arguments: values.clone(),
+                    },
+                    &caller.traceparent,
+                    &self.forwarded(caller),
+                ))
                 .await;
             match answer {
                 Ok(response) => {
@@ -433,7 +413,7 @@ impl Router {
                 }
                 Err(status) if status.code() == Code::NotFound => continue,
                 Err(status) => {
-                    return Err(status_error(
+                    return Err(protocol_error(
                         upstream.name(),
                         &format!("prompt {name} failed"),
                         &status,
@@ -441,13 +421,14 @@ impl Router {
                 }
             }
         }
-        Err(unknown_prompt(name))
+        Err(unknown(Surface::Prompt, name))
     }
 
     /// `completion/complete`, forwarded to the connector that owns the prompt
     /// or resource template. A connector without completions gives none.
     pub(crate) async fn complete_from_owner(
         &self,
+        caller: &Caller,
         request: CompleteRequestParams,
     ) -> Result<CompleteResult, McpError> {
         self.catalog().wait_ready().await;
@@ -474,12 +455,13 @@ impl Router {
                 context: std::collections::HashMap::clone(&context),
             };
             let answer = if is_prompt {
-                upstream.prompts().complete(upstream.request(message)).await
+                let request =
+                    upstream.request_with(message, &caller.traceparent, &self.forwarded(caller));
+                upstream.prompts().complete(request).await
             } else {
-                upstream
-                    .resources()
-                    .complete(upstream.request(message))
-                    .await
+                let request =
+                    upstream.request_with(message, &caller.traceparent, &self.forwarded(caller));
+                upstream.resources().complete(request).await
             };
             match answer {
                 Ok(response) => {
@@ -498,26 +480,37 @@ impl Router {
                 Err(status) if status.code() == Code::NotFound => continue,
                 Err(status) if status.code() == Code::Unimplemented => break,
                 Err(status) => {
-                    return Err(status_error(upstream.name(), "completion failed", &status));
+                    return Err(protocol_error(
+                        upstream.name(),
+                        "completion failed",
+                        &status,
+                    ));
                 }
             }
         }
-        from_json(json!({ "completion": { "values": [], "hasMore": false } }))
+        no_completions()
     }
 
     /// Starts watching a resource for a session: the first answer of the
     /// connector's `WatchResource` must arrive (so an unknown resource is an
-    /// error now); later changes evict the cached read and notify `peer`.
-    pub(crate) async fn watch_resource(
+    /// error now); later changes evict the cached read and are passed to
+    /// `on_update` (the changed URI), until it returns `false`.
+    pub(crate) async fn watch_resource<F, Fut>(
         &self,
+        caller: &Caller,
         uri: &str,
-        peer: Peer<RoleServer>,
-    ) -> Result<tokio::task::JoinHandle<()>, McpError> {
+        mut on_update: F,
+    ) -> Result<tokio::task::JoinHandle<()>, McpError>
+    where
+        F: FnMut(String) -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send,
+    {
         self.catalog().wait_ready().await;
         for (upstream, inner) in self.resource_candidates(uri) {
             // The stream lives as long as the subscription: no deadline.
             let mut request = tonic::Request::new(pb::WatchResourceRequest { uri: inner });
             upstream.annotate(&mut request);
+            crate::upstream::carry(&mut request, &caller.traceparent, &self.forwarded(caller));
             let answer = upstream.resources().watch_resource(request).await;
             match answer {
                 Ok(response) => {
@@ -536,9 +529,7 @@ impl Router {
                                         outward_uri(&prefix, &update.uri)
                                     };
                                     reads.invalidate(&changed);
-                                    let param =
-                                        rmcp::model::ResourceUpdatedNotificationParam::new(changed);
-                                    if peer.notify_resource_updated(param).await.is_err() {
+                                    if !on_update(changed).await {
                                         return;
                                     }
                                 }
@@ -556,7 +547,7 @@ impl Router {
                 }
                 Err(status) if status.code() == Code::NotFound => continue,
                 Err(status) => {
-                    return Err(status_error(
+                    return Err(protocol_error(
                         upstream.name(),
                         &format!("subscribing to {uri} failed"),
                         &status,

@@ -1,0 +1,229 @@
+//! What a connector's gRPC status means to the caller: the one table of status
+//! codes. A tool call's failure becomes a tool result a model can act on
+//! ([`describe_failure`]); a resource read's, prompt get's or completion's
+//! becomes a protocol error ([`protocol_error`]). Both read the same row.
+
+use rmcp::ErrorData as McpError;
+use tonic::{Code, Status};
+
+/// How a failure is answered when it must be a JSON-RPC error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `resource not found` (-32002).
+    NotFound,
+    /// `invalid params` (-32602): the request was wrong, the caller can fix it.
+    InvalidParams,
+    /// `internal error` (-32603): nothing the caller can change.
+    Internal,
+}
+
+/// One row of the table: what to tell the caller, and how to answer it as a
+/// protocol error.
+struct Meaning {
+    hint: &'static str,
+    protocol: Protocol,
+}
+
+const fn row(hint: &'static str, protocol: Protocol) -> Meaning {
+    Meaning { hint, protocol }
+}
+
+/// Whether a status reports a stream reset at the HTTP/2 level (RST_STREAM):
+/// tonic gives it a code taken from the reset reason and this message. The
+/// connection failed; no handler of the connector said anything.
+fn is_reset(status: &Status) -> bool {
+    status.message().starts_with("h2 protocol error")
+}
+
+/// The table.
+fn meaning(status: &Status) -> Meaning {
+    use Protocol::{Internal, InvalidParams, NotFound};
+    match status.code() {
+        Code::Internal | Code::Cancelled | Code::Unknown if is_reset(status) => row(
+            "The connection to the connector broke off mid-call (the stream was reset; not a cancellation by you): retry in a little while; if it keeps happening, ask the operator to check the connector.",
+            Internal,
+        ),
+        Code::InvalidArgument | Code::OutOfRange => row(
+            "The arguments were rejected: correct them and call again.",
+            InvalidParams,
+        ),
+        Code::NotFound => row(
+            "The target does not exist: check the identifier (a list or search tool can find it).",
+            NotFound,
+        ),
+        Code::AlreadyExists => row(
+            "It already exists: use the existing one or pick another name.",
+            Internal,
+        ),
+        Code::PermissionDenied => row(
+            "Refused by policy or permissions; retrying will not help. Ask the operator if this access is needed.",
+            InvalidParams,
+        ),
+        Code::Unauthenticated => row(
+            "The connector's credentials were rejected by its upstream service; the operator must fix its configuration.",
+            Internal,
+        ),
+        Code::FailedPrecondition => row(
+            "The connector or the target is not in a state that allows this; see the message for what to change.",
+            InvalidParams,
+        ),
+        Code::ResourceExhausted => row(
+            "A rate limit or size limit was hit: wait before retrying, or ask for less.",
+            Internal,
+        ),
+        Code::Unavailable => row(
+            "The connector or its upstream is temporarily unavailable: retry in a little while.",
+            Internal,
+        ),
+        Code::DeadlineExceeded => row("It took too long: retry, or narrow the request.", Internal),
+        // The client's own cancellation is answered before any status is read,
+        // so a Cancelled status means the connector's side ended the call (a
+        // reset stream, a connector shutting down), not the caller.
+        Code::Cancelled => row(
+            "The connector ended the call before it finished (not a cancellation by you): retry; if it keeps happening, ask the operator to check the connector's logs.",
+            Internal,
+        ),
+        Code::Internal => row(
+            "The connector hit a bug while handling this call: retrying with the same arguments will probably fail the same way; report it to the operator (the connector's logs have the details).",
+            Internal,
+        ),
+        Code::DataLoss => row(
+            "The connector reported lost or corrupted data: do not retry blindly; ask the operator to check the connector and its upstream.",
+            Internal,
+        ),
+        Code::Unimplemented => row(
+            "The connector does not implement this method (it may be a different version): list the tools again.",
+            Internal,
+        ),
+        Code::Aborted => row(
+            "It conflicted with a concurrent change: fetch the current state and retry.",
+            Internal,
+        ),
+        _ => row(
+            "The connector failed unexpectedly; retrying may help, otherwise ask the operator to check its logs.",
+            Internal,
+        ),
+    }
+}
+
+/// The connector's own words, or a placeholder when it gave none.
+fn details(status: &Status) -> &str {
+    match status.message().trim() {
+        "" => "(no details)",
+        message => message,
+    }
+}
+
+/// Turns a connector's gRPC status on a tool call into a message a model can
+/// act on: what failed, the connector's words, and what to do.
+pub fn describe_failure(tool: &str, connector: &str, status: &Status) -> String {
+    format!(
+        "{tool} failed: {}\n[connector {connector}, gRPC status {:?}] {}",
+        details(status),
+        status.code(),
+        meaning(status).hint
+    )
+}
+
+/// A connector's gRPC status on `what` (a read, a get, a completion) as a
+/// JSON-RPC error a person can act on.
+pub fn protocol_error(connector: &str, what: &str, status: &Status) -> McpError {
+    let message = format!(
+        "{what}: {} [connector {connector}, gRPC status {:?}] {}",
+        details(status),
+        status.code(),
+        meaning(status).hint
+    );
+    match meaning(status).protocol {
+        Protocol::NotFound => McpError::resource_not_found(message, None),
+        Protocol::InvalidParams => McpError::invalid_params(message, None),
+        Protocol::Internal => McpError::internal_error(message, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn failures_name_tool_connector_and_what_to_do() {
+        let text = describe_failure(
+            "jira_get_issue",
+            "jira",
+            &Status::not_found("issue PROJ-9 does not exist"),
+        );
+        assert!(
+            text.contains("jira_get_issue failed: issue PROJ-9 does not exist"),
+            "{text}"
+        );
+        assert!(text.contains("connector jira"), "{text}");
+        assert!(text.contains("check the identifier"), "{text}");
+        let empty = describe_failure("t", "c", &Status::unavailable("  "));
+        assert!(empty.contains("failed: (no details)"), "{empty}");
+    }
+
+    #[test]
+    fn an_internal_status_says_the_connector_hit_a_bug() {
+        let text = describe_failure(
+            "calculator_divide",
+            "calculator",
+            &Status::internal("the handler panicked"),
+        );
+        assert!(text.contains("the handler panicked"), "{text}");
+        assert!(text.contains("hit a bug"), "{text}");
+        assert!(!text.contains("retrying may help"), "{text}");
+    }
+
+    #[test]
+    fn a_reset_stream_is_not_called_a_cancellation_by_the_client() {
+        let text = describe_failure(
+            "calculator_sleep",
+            "calculator",
+            &Status::cancelled("stream reset by the connector"),
+        );
+        assert!(text.contains("not a cancellation by you"), "{text}");
+        assert!(!text.contains("The call was cancelled"), "{text}");
+        let unknown = describe_failure("t", "c", &Status::unknown("no grpc-status"));
+        assert!(unknown.contains("failed unexpectedly"), "{unknown}");
+        assert!(!unknown.contains("hit a bug"), "{unknown}");
+        // An HTTP/2 reset is reported as Internal by tonic: not a bug of the
+        // connector's handler, and not the client's cancellation either.
+        let reset = describe_failure(
+            "t",
+            "c",
+            &Status::internal(
+                "h2 protocol error: stream error received: unspecific protocol error detected",
+            ),
+        );
+        assert!(reset.contains("stream was reset"), "{reset}");
+        assert!(reset.contains("not a cancellation by you"), "{reset}");
+        assert!(!reset.contains("hit a bug"), "{reset}");
+    }
+
+    #[test]
+    fn protocol_errors_follow_the_same_table() {
+        let cases = [
+            (Status::not_found("gone"), ErrorCode::RESOURCE_NOT_FOUND),
+            (Status::invalid_argument("bad"), ErrorCode::INVALID_PARAMS),
+            (Status::permission_denied("no"), ErrorCode::INVALID_PARAMS),
+            (Status::failed_precondition("no"), ErrorCode::INVALID_PARAMS),
+            (Status::unavailable("down"), ErrorCode::INTERNAL_ERROR),
+            (Status::internal("bug"), ErrorCode::INTERNAL_ERROR),
+        ];
+        for (status, code) in cases {
+            let error = protocol_error("docs", "reading x failed", &status);
+            assert_eq!(error.code, code, "{status:?}");
+            assert!(
+                error
+                    .message
+                    .starts_with(&format!("reading x failed: {}", status.message())),
+                "{}",
+                error.message
+            );
+            assert!(error.message.contains("[connector docs, gRPC status"));
+            assert!(error.message.contains(meaning(&status).hint));
+        }
+    }
+}

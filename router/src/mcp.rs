@@ -220,6 +220,11 @@ impl Router {
         self.pipeline.catalog()
     }
 
+    /// The pipeline every session calls through, for other front doors.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     /// Who asks, from a request's context: the principal the HTTP front door
     /// established (or the local user), and the client's trace context.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {

@@ -152,6 +152,7 @@ impl Admission {
                     None,
                     shown,
                 );
+                crate::metrics::record_denial("insufficient_scope");
                 Some(auth.insufficient_scope(scopes).into_response())
             }
             Decision::Allow { .. } | Decision::Hidden => None,
@@ -228,6 +229,7 @@ pub async fn authenticate(
                             None,
                             None,
                         );
+                        crate::metrics::record_denial("not_session_owner");
                         return not_your_session();
                     }
                 }
@@ -255,6 +257,7 @@ pub async fn authenticate(
                 tracing::info!(%reason, "bearer token refused");
             }
             security.audit(None, "", "", Audited::Unauthenticated, started, None, None);
+            crate::metrics::record_denial("unauthenticated");
             rejection.into_response()
         }
     }

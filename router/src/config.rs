@@ -224,6 +224,10 @@ pub struct Config {
     pub policy: Option<std::path::PathBuf>,
     /// The audit trail (`[audit]`, `--audit-args`).
     pub audit: AuditConfig,
+    /// Where `/metrics` is served on its own (`--metrics-listen`,
+    /// `SWITCHBOARD_METRICS_LISTEN`). Without it, `/metrics` is on the HTTP
+    /// listener when no issuer is set, and nowhere otherwise.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -242,6 +246,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             policy: None,
             audit: AuditConfig::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub(crate) mod content;
 pub(crate) mod interact;
 pub(crate) mod limits;
 pub(crate) mod mcp;
+pub mod metrics;
 pub mod policy;
 pub(crate) mod polling;
 pub(crate) mod resolve;

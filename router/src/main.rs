@@ -137,6 +137,10 @@ struct Cli {
     /// Authorization policy (TOML allow rules); without one every valid token may use every tool.
     #[arg(long, env = "SWITCHBOARD_POLICY", value_parser = maybe(|s: &str| Ok::<_, String>(PathBuf::from(s))))]
     policy: Option<Maybe<PathBuf>>,
+    /// Serve Prometheus /metrics on this address of its own (for --stdio, or to keep metrics off
+    /// the public listener) [default: /metrics on the HTTP listener when no issuer is set].
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN", value_parser = maybe(config::parse_listen))]
+    metrics_listen: Option<Maybe<std::net::SocketAddr>>,
     /// Log each call's arguments (secrets redacted, cut) in the audit lines [default: off].
     #[arg(long, env = "SWITCHBOARD_AUDIT_ARGS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = maybe(parse_bool))]
     audit_args: Option<Maybe<bool>>,
@@ -361,6 +365,9 @@ impl Cli {
         if let Some(on) = set(self.audit_args) {
             config.audit.log_arguments = on;
         }
+        if let Some(addr) = set(self.metrics_listen) {
+            config.metrics_listen = Some(addr);
+        }
         Ok((config, self.stdio, listen))
     }
 }
@@ -522,6 +529,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let security = security(&config, stdio).await?;
     let shutdown = CancellationToken::new();
     let router = transport::start(&config, &shutdown)?.with_security(security);
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--metrics-listen: cannot listen on {addr}"))?;
+        let catalog = router.catalog().clone();
+        let limits = config.client_limits;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            transport::serve_metrics(listener, catalog, &limits, stop.cancelled_owned()).await;
+        });
+    }
     let result = if stdio {
         transport::serve_stdio(router, shutdown_signal()).await
     } else {

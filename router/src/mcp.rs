@@ -56,6 +56,9 @@ type Watch = Option<tokio::task::JoinHandle<()>>;
 /// tool calls in flight, each bounded by [`ClientLimits`].
 #[derive(Debug)]
 struct Session {
+    /// When a client's session began (`None` for the template every session
+    /// is made from).
+    opened: Option<std::time::Instant>,
     log_level: AtomicU8,
     watches: Mutex<HashMap<String, Watch>>,
     /// One slot per tool call in flight (`max_calls_per_session`).
@@ -65,10 +68,18 @@ struct Session {
 impl Session {
     fn new(limits: &ClientLimits) -> Self {
         Self {
+            opened: None,
             log_level: AtomicU8::new(severity(DEFAULT_LOG_LEVEL)),
             watches: Mutex::default(),
             calls: CallSlots::new(limits.max_calls_per_session),
         }
+    }
+
+    /// The state of a client's session, opened now.
+    fn opened(limits: &ClientLimits) -> Self {
+        let mut session = Self::new(limits);
+        session.opened = Some(std::time::Instant::now());
+        session
     }
 
     fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watch>> {
@@ -80,6 +91,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if let Some(opened) = self.opened {
+            crate::metrics::record_session(opened.elapsed());
+        }
         for watch in self.watches().drain().filter_map(|(_, w)| w) {
             watch.abort();
         }
@@ -209,7 +223,7 @@ impl Router {
     pub fn session(&self) -> Self {
         Self {
             pipeline: self.pipeline.clone(),
-            session: Arc::new(Session::new(&self.limits)),
+            session: Arc::new(Session::opened(&self.limits)),
             limits: self.limits,
             polling: self.polling.clone(),
         }

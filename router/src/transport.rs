@@ -156,8 +156,17 @@ pub async fn serve_http(
     let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(catalog)
+        .with_state(catalog.clone())
         .nest_service("/mcp", mcp);
+    // Metrics name every tool and connector: with an issuer they are not
+    // served to anyone who reaches the public listener, only on
+    // --metrics-listen.
+    if config.metrics_listen.is_none() && security.auth.is_none() {
+        app = app.route(
+            "/metrics",
+            get(crate::metrics::serve).with_state(catalog.clone()),
+        );
+    }
     match &security.auth {
         // RFC 9728 metadata, unauthenticated: clients read it to get a token.
         Some(auth) => app = app.merge(auth.metadata().routes()),
@@ -178,6 +187,22 @@ pub async fn serve_http(
     tracing::info!(addr = ?addr, "switchboard listening on http://{}/mcp", addr.map(|a| a.to_string()).unwrap_or_default());
     serve_connections(listener, app, &limits, shutdown, &cancel).await;
     Ok(())
+}
+
+/// Serves only `GET /metrics` on `listener` (`--metrics-listen`), with the
+/// same connection bounds as the HTTP listener, until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    catalog: Arc<ToolCatalog>,
+    limits: &ClientLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let app = axum::Router::new()
+        .route("/metrics", get(crate::metrics::serve))
+        .with_state(catalog);
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "metrics on http://{}/metrics", addr.map(|a| a.to_string()).unwrap_or_default());
+    serve_connections(listener, app, limits, shutdown, &CancellationToken::new()).await;
 }
 
 /// Accepts connections on `listener` and serves `app` on each, within

@@ -4,8 +4,9 @@
 //!
 //! `prometheus` is Debian's `prometheus` package (`scripts/install-tools.sh
 //! promtool` installs it). With `CI=true` a missing server fails the test;
-//! elsewhere the test is skipped loudly. The router is scraped too once it
-//! serves `/metrics` on its HTTP listener; until then only the connectors are.
+//! elsewhere the test is skipped loudly. The router is scraped too (its
+//! `/metrics` on the HTTP listener), and its text must pass `promtool check
+//! metrics`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -162,19 +163,16 @@ async fn prometheus_counts_the_tool_calls_made() {
     .await
     .expect("start the router");
     let router_metrics = format!("http://{}/metrics", router.addr);
-    let router_serves_metrics = http_get_status(&router_metrics).await == Some(200);
-
-    let mut jobs = vec![
+    assert_eq!(
+        http_get_status(&router_metrics).await,
+        Some(200),
+        "the router serves {router_metrics} (no issuer set)"
+    );
+    let jobs = vec![
         ("database", db_metrics.clone()),
         ("code_analysis", code_metrics.clone()),
+        ("router", router.addr.to_string()),
     ];
-    if router_serves_metrics {
-        jobs.push(("router", router.addr.to_string()));
-    } else {
-        eprintln!(
-            "note: the router does not serve {router_metrics} yet; only the connectors are scraped"
-        );
-    }
     let prometheus = Prometheus::start(&dir, &jobs).await;
 
     let (client, recorder) = http_client(&router).await;
@@ -261,19 +259,75 @@ async fn prometheus_counts_the_tool_calls_made() {
             1.0,
         )
         .await;
-    if router_serves_metrics {
-        prometheus
-            .expect(
-                r#"sum(mcp_server_operation_duration_seconds_count{job="router",mcp_method_name="tools/call",gen_ai_tool_name="database_query"})"#,
-                3.0,
-            )
-            .await;
-        prometheus
-            .expect(
-                r#"sum(mcp_server_operation_duration_seconds_count{job="router",mcp_method_name="tools/call",gen_ai_tool_name="code_analysis_analyze_code"})"#,
-                2.0,
-            )
-            .await;
-    }
+    prometheus
+        .expect(
+            r#"sum(mcp_server_operation_duration_seconds_count{job="router",mcp_method_name="tools/call",gen_ai_tool_name="database_query",error_type=""})"#,
+            3.0,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(mcp_server_operation_duration_seconds_count{job="router",mcp_method_name="tools/call",gen_ai_tool_name="code_analysis_analyze_code"})"#,
+            2.0,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(rpc_client_call_duration_seconds_count{job="router",connector="database",rpc_grpc_status_code="0"})"#,
+            3.0,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"switchboard_connector_up{job="router",connector="code_analysis"}"#,
+            1.0,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"switchboard_connector_in_flight_calls{job="router",connector="database"}"#,
+            0.0,
+        )
+        .await;
+    let text = reqwest::get(&router_metrics)
+        .await
+        .expect("scrape the router")
+        .text()
+        .await
+        .expect("metrics text");
+    promtool_check(&text);
     let _ = client.cancel().await;
+}
+
+/// `promtool check metrics` on `text` (format and naming lint); skipped loudly
+/// without promtool (fails in CI).
+fn promtool_check(text: &str) {
+    use std::io::Write as _;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            let reason = format!(
+                "promtool is not installed ({error}); scripts/install-tools.sh promtool installs it"
+            );
+            assert!(!in_ci(), "this test needs promtool: {reason}");
+            eprintln!("\n*** SKIPPING promtool check: {reason}\n");
+            return;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).expect("write to promtool");
+    }
+    let output = child.wait_with_output().expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed on the router's metrics:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

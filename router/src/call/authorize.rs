@@ -95,6 +95,17 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// The reason a policy denial is counted under, if this is one.
+    pub fn denial(&self) -> Option<&'static str> {
+        match self {
+            Self::Unknown { hidden: true, .. } => Some("hidden"),
+            Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::Unknown { hidden: false, .. } | Self::Disabled { .. } => None,
+        }
+    }
+}
+
 impl From<Refusal> for McpError {
     fn from(refusal: Refusal) -> Self {
         match refusal {

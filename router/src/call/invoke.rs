@@ -73,12 +73,27 @@ pub async fn run(
             &notify,
         );
     };
+    let connector = target.entry.connector.as_str();
+    let in_flight = crate::metrics::InFlight::start(connector);
+    let started = std::time::Instant::now();
     let outcome = tokio::select! {
         () = cancel.cancelled() => Err(Ended::Cancelled),
         r = target.upstream.call_with(&target.entry, message, traceparent, forwarded, on_message) => {
             r.map_err(Ended::Status)
         }
     };
+    let code = match &outcome {
+        Ok(_) => tonic::Code::Ok,
+        Err(Ended::Cancelled) => tonic::Code::Cancelled,
+        Err(Ended::Status(status)) => status.code(),
+    };
+    crate::metrics::record_grpc(
+        connector,
+        target.entry.method.full_name(),
+        code,
+        started.elapsed(),
+    );
+    drop(in_flight);
     if let Some(queue) = notices {
         queue.close();
     }

@@ -32,6 +32,7 @@ impl CallSlots {
     pub fn admit(&self, tool: &str) -> Result<OwnedSemaphorePermit, Failure> {
         self.permits.clone().try_acquire_owned().map_err(|_| {
             let max = self.max;
+            crate::metrics::record_rejection("max_calls_per_session");
             CALLS_REFUSED.hit(
                 max,
                 "a session hit its limit of tool calls at once; calls refused",

@@ -249,7 +249,16 @@ impl Pipeline {
             .tool_stages(&mut call, &mut connector)
             .instrument(span.clone())
             .await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        // Only a tool of the catalog is a label value: names a client makes up
+        // would make the metric's cardinality unbounded.
+        let tool_label = if connector.is_empty() {
+            ""
+        } else {
+            call.name.as_str()
+        };
+        crate::metrics::record_operation("tools/call", tool_label, &error_type(&result), elapsed);
         let outcome = match &result {
             Ok(r) if r.is_error == Some(true) => {
                 tracing::info!(parent: &span, elapsed_ms, outcome = "tool_error", "tool call");
@@ -261,6 +270,9 @@ impl Pipeline {
             }
             Err(CallError::Refused(refusal)) => {
                 tracing::info!(parent: &span, elapsed_ms, outcome = "refused", "tool call");
+                if let Some(reason) = refusal.denial() {
+                    crate::metrics::record_denial(reason);
+                }
                 refusal.audited()
             }
             Err(CallError::Failed(failure)) => {
@@ -384,6 +396,11 @@ impl Pipeline {
                 None,
             );
         };
+        let method = match surface {
+            Surface::Resource => "resources/read",
+            Surface::Prompt => "prompts/get",
+            Surface::Tool => "tools/call",
+        };
         if let Err(refusal) = self.security.authorize(
             caller.principal.as_ref(),
             surface,
@@ -392,7 +409,17 @@ impl Pipeline {
             &Json::Object(Map::new()),
         ) {
             audit(refusal.audited());
-            return Err(refusal.into());
+            if let Some(reason) = refusal.denial() {
+                crate::metrics::record_denial(reason);
+            }
+            let error = McpError::from(refusal);
+            crate::metrics::record_operation(
+                method,
+                "",
+                &error.code.0.to_string(),
+                started.elapsed(),
+            );
+            return Err(error);
         }
         let result = use_it.await;
         audit(if result.is_ok() {
@@ -400,6 +427,12 @@ impl Pipeline {
         } else {
             Audited::ToolError
         });
+        let error_type = result
+            .as_ref()
+            .err()
+            .map(|e| e.code.0.to_string())
+            .unwrap_or_default();
+        crate::metrics::record_operation(method, "", &error_type, started.elapsed());
         result
     }
 
@@ -464,6 +497,17 @@ impl Pipeline {
                 &Json::Object(Map::new()),
             )
             .map_err(McpError::from)
+    }
+}
+
+/// The `error.type` of a tool call's outcome (OpenTelemetry MCP conventions):
+/// empty on success, `tool_error` for a result with `isError` (which every
+/// failure on the way is, to the client), the JSON-RPC error code otherwise.
+fn error_type(result: &Result<CallToolResult, CallError>) -> String {
+    match result {
+        Ok(r) if r.is_error != Some(true) => String::new(),
+        Ok(_) | Err(CallError::Failed(_)) => "tool_error".to_owned(),
+        Err(CallError::Refused(refusal)) => McpError::from(refusal.clone()).code.0.to_string(),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod policy;
 pub(crate) mod polling;
 pub(crate) mod resolve;
+pub(crate) mod rest;
 pub(crate) mod schema;
 pub mod telemetry;
 pub(crate) mod transcode;

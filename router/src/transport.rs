@@ -141,6 +141,11 @@ pub async fn serve_http(
         Admission::new(sessions.clone(), limits, config.max_body_bytes)
             .with_security(security.clone(), catalog.clone()),
     );
+    let rest = crate::rest::routes(
+        router.pipeline().clone(),
+        config.max_body_bytes,
+        limits.body_read_timeout,
+    );
     let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
     // Outermost first: authentication, then admission (body, step-up, sessions).
     let mcp = axum::Router::new()
@@ -157,7 +162,15 @@ pub async fn serve_http(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(catalog.clone())
-        .nest_service("/mcp", mcp);
+        .nest_service("/mcp", mcp)
+        // The REST front door, authenticated like /mcp.
+        .nest_service(
+            "/api/v1",
+            rest.layer(axum::middleware::from_fn_with_state(
+                Arc::new(admission::Gate::new(security.clone(), &limits)),
+                admission::authenticate,
+            )),
+        );
     // Metrics name every tool and connector: with an issuer they are not
     // served to anyone who reaches the public listener, only on
     // --metrics-listen.

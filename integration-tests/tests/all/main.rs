@@ -21,5 +21,6 @@ mod jira;
 mod jsonrpc_fuzz;
 mod lifecycle;
 mod prometheus;
+mod rest;
 mod slack;
 mod surface;

@@ -106,6 +106,23 @@ fn meaning(status: &Status) -> Meaning {
     }
 }
 
+/// The HTTP status a REST caller gets for a connector's gRPC `code` on a tool
+/// call: the caller's fault keeps its 4xx meaning, a connector that is down
+/// or slow is 503 / 504, anything else the connector did is 502.
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => 400,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::FailedPrecondition => 422,
+        Code::PermissionDenied => 403,
+        Code::ResourceExhausted => 429,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+        _ => 502,
+    }
+}
+
 /// The connector's own words, or a placeholder when it gave none.
 fn details(status: &Status) -> &str {
     match status.message().trim() {
@@ -200,6 +217,27 @@ mod tests {
         assert!(reset.contains("stream was reset"), "{reset}");
         assert!(reset.contains("not a cancellation by you"), "{reset}");
         assert!(!reset.contains("hit a bug"), "{reset}");
+    }
+
+    #[test]
+    fn http_statuses_keep_the_callers_fault_apart_from_the_connectors() {
+        let cases = [
+            (Code::InvalidArgument, 400),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::Aborted, 409),
+            (Code::FailedPrecondition, 422),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::Internal, 502),
+            (Code::Unknown, 502),
+            (Code::Unauthenticated, 502),
+        ];
+        for (code, http) in cases {
+            assert_eq!(http_status(code), http, "{code:?}");
+        }
     }
 
     #[test]

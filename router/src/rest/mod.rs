@@ -253,6 +253,7 @@ async fn call(State(rest): State<Rest>, Path(name): Path<String>, request: Reque
                         StatusCode::GATEWAY_TIMEOUT => "deadline",
                         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
                         StatusCode::TOO_MANY_REQUESTS => "limited",
+                        StatusCode::BAD_REQUEST => "arguments",
                         _ => "tool_error",
                     };
                     (status, name)

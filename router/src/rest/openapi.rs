@@ -205,10 +205,10 @@ fn responses() -> Json {
 
 /// Moves `schema`'s `$defs` into `components` and rewrites its `$ref`s.
 fn hoist(mut schema: Json, tool: &str, side: &str, components: &mut Map<String, Json>) -> Json {
-    let defs = match schema.as_object_mut().and_then(|s| s.remove("$defs")) {
-        Some(Json::Object(defs)) => defs,
-        _ => return schema,
-    };
+    let defs = take_defs(&mut schema);
+    if defs.is_empty() {
+        return schema;
+    }
     let mut renamed = HashMap::new();
     let mut placed = BTreeMap::new();
     for (name, definition) in defs {
@@ -230,6 +230,29 @@ fn hoist(mut schema: Json, tool: &str, side: &str, components: &mut Map<String, 
         components.insert(key, definition);
     }
     schema
+}
+
+/// Removes every `$defs` in `schema`, wherever it is (a streaming tool's
+/// output schema nests its message schema, `$defs` and all, under
+/// `messages.items`), and returns them merged.
+fn take_defs(schema: &mut Json) -> Map<String, Json> {
+    let mut defs = Map::new();
+    let mut stack = vec![schema];
+    while let Some(node) = stack.pop() {
+        match node {
+            Json::Object(map) => {
+                if let Some(Json::Object(found)) = map.remove("$defs") {
+                    for (name, definition) in found {
+                        defs.entry(name).or_insert(definition);
+                    }
+                }
+                stack.extend(map.values_mut());
+            }
+            Json::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+    defs
 }
 
 /// A component key (`^[a-zA-Z0-9.\-_]+$`) for a definition name.
@@ -307,6 +330,22 @@ mod tests {
             "#/components/schemas/b_get.input.t.Node"
         );
         assert!(b_input.get("$defs").is_none());
+        // Nested $defs (a streaming tool's output) move as well.
+        let mut streaming = tool("c_watch", json!({"type": "object"}));
+        let Json::Object(output) = json!({"type": "object", "properties": {"messages": {"type": "array",
+            "items": {"type": "object", "properties": {"h": {"$ref": "#/$defs/t.H"}},
+                      "$defs": {"t.H": {"type": "number"}}}}}})
+        else {
+            panic!("object")
+        };
+        streaming.output_schema = Some(Arc::new(output));
+        let nested = document(&[(streaming, "c".into())], &Site::default());
+        let text = nested.to_string();
+        assert!(
+            !text.contains("#/$defs/") && !text.contains("\"$defs\""),
+            "{text}"
+        );
+        assert_eq!(nested["components"]["schemas"]["t.H"]["type"], "number");
         assert_eq!(doc["paths"]["/tools/a_get"]["post"]["operationId"], "a_get");
         assert_eq!(doc["paths"]["/tools/a_get"]["post"]["tags"], json!(["a"]));
         assert!(doc.get("security").is_none());

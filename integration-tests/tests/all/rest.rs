@@ -514,3 +514,39 @@ async fn rest_with_auth_needs_a_token_and_hides_what_the_policy_hides() {
     );
     validate(&document, "secured");
 }
+
+#[tokio::test]
+async fn rest_openapi_document_of_a_real_connector_with_shared_definitions_validates() {
+    // The code-analysis connector's schemas share definitions ($defs), also
+    // inside a streaming tool's output: they must all resolve in the document.
+    let root = repo_root().display().to_string();
+    let connector = Connector::start(
+        "code-analysis-connector",
+        0,
+        &[("CODE_ROOT", root.as_str())],
+    )
+    .await
+    .expect("start code-analysis connector");
+    let router = HttpRouter::start(&[spec("code_analysis", &connector)], &[])
+        .await
+        .expect("router");
+    let text = reqwest::get(api(&router, "/openapi.json"))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let document: Value = serde_json::from_str(&text).expect("JSON");
+    assert!(
+        document["paths"]["/tools/code_analysis_analyze_path"]["post"].is_object(),
+        "{text}"
+    );
+    assert!(!text.contains("#/$defs/"), "a $ref left pointing at $defs");
+    assert!(
+        document["components"]["schemas"]
+            .as_object()
+            .is_some_and(|s| s.keys().any(|k| k.starts_with("switchboard.code_analysis"))),
+        "{text}"
+    );
+    validate(&text, "code-analysis");
+}

@@ -169,7 +169,8 @@ pub async fn serve_http(
             rest.layer(axum::middleware::from_fn_with_state(
                 Arc::new(admission::Gate::new(security.clone(), &limits)),
                 admission::authenticate,
-            )),
+            ))
+            .layer(axum::middleware::from_fn(crate::rest::auth_problems)),
         );
     // Metrics name every tool and connector: with an issuer they are not
     // served to anyone who reaches the public listener, only on

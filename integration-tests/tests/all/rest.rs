@@ -454,8 +454,11 @@ async fn rest_with_auth_needs_a_token_and_hides_what_the_policy_hides() {
             .headers()
             .get("www-authenticate")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .to_owned();
         assert!(challenge.starts_with("Bearer"), "{path}: {challenge}");
+        let (_, content_type, body) = answer(response).await;
+        assert_problem(&content_type, &body, 401);
     }
 
     let token = router.token(&provider, "dana", "calc:read");

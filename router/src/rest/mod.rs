@@ -73,6 +73,40 @@ pub fn routes(
         })
 }
 
+/// Outside the authentication layer: its 401 / 403 (a plain-text sentence
+/// and `WWW-Authenticate`) becomes a problem document with the same status,
+/// sentence and headers, so every REST error has one shape.
+pub async fn auth_problems(request: Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(problem::PROBLEM_JSON.as_bytes()));
+    if !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let sentence = axum::body::to_bytes(body, 16 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = if status == StatusCode::UNAUTHORIZED {
+        "unauthenticated"
+    } else {
+        "insufficient_scope"
+    };
+    let mut problem = Problem::new(status, code, sentence);
+    if let Some(challenge) = parts
+        .headers
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+    {
+        problem = problem.with_header(header::WWW_AUTHENTICATE, challenge);
+    }
+    problem.into_response()
+}
+
 /// The caller of `request`, as the MCP side sees it (see
 /// [`crate::call::Security::principal`]): the authenticated principal; the
 /// local user without an issuer; nobody when an issuer is set and none was

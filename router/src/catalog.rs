@@ -278,18 +278,31 @@ fn output_schema(
     if !streaming {
         return Ok(Some(item));
     }
-    let wrapped = json!({
-        "type": "object",
-        "properties": {
+    Ok(Some(stream_schema(item)))
+}
+
+/// The output schema of a streaming method: every message under `messages`.
+/// The message schema's shared definitions move to the root, where its
+/// `#/$defs/...` references resolve.
+fn stream_schema(mut item: Map<String, Json>) -> Map<String, Json> {
+    let defs = item.remove("$defs");
+    let mut wrapped = Map::new();
+    wrapped.insert("type".into(), json!("object"));
+    wrapped.insert(
+        "properties".into(),
+        json!({
             "messages": {
                 "type": "array",
                 "description": "Every message the method streamed, in order.",
                 "items": Json::Object(item),
             }
-        },
-        "required": ["messages"],
-    });
-    Ok(wrapped.as_object().cloned())
+        }),
+    );
+    wrapped.insert("required".into(), json!(["messages"]));
+    if let Some(defs) = defs {
+        wrapped.insert("$defs".into(), defs);
+    }
+    wrapped
 }
 
 /// A connector's tools, and the names its hidden methods would have.
@@ -711,5 +724,27 @@ mod tests {
             all.tools.len()
         );
         assert!(!bounded.tools.is_empty(), "the other tools stay");
+    }
+
+    #[test]
+    fn a_streamed_messages_shared_definitions_sit_at_the_root_where_refs_resolve() {
+        let item = json!({
+            "type": "object",
+            "properties": { "a": { "$ref": "#/$defs/pkg.Shared" }, "b": { "$ref": "#/$defs/pkg.Shared" } },
+            "$defs": { "pkg.Shared": { "type": "object" } },
+        });
+        let Json::Object(item) = item else {
+            unreachable!("an object literal")
+        };
+        let wrapped = Json::Object(stream_schema(item));
+        assert_eq!(wrapped["$defs"]["pkg.Shared"], json!({ "type": "object" }));
+        let items = &wrapped["properties"]["messages"]["items"];
+        assert!(items.get("$defs").is_none(), "{wrapped}");
+        assert_eq!(items["properties"]["a"]["$ref"], "#/$defs/pkg.Shared");
+        let plain = json!({ "type": "object", "properties": {} });
+        let Json::Object(plain) = plain else {
+            unreachable!("an object literal")
+        };
+        assert!(Json::Object(stream_schema(plain)).get("$defs").is_none());
     }
 }

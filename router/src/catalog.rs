@@ -8,8 +8,10 @@
 //! [`ToolCatalog`] holds what every connector currently contributes and its health.
 //! The [`crate::upstream`] watchers update it; the MCP handler reads it. Each change
 //! of the listed tools bumps a version that sessions watch to send
-//! `notifications/tools/list_changed`. Names are data: a tool is found by its
-//! name in a map, never by splitting the name on `_`.
+//! `notifications/tools/list_changed`. Names are data: a tool is found by
+//! comparing its whole name (a scan over the connectors in configuration order,
+//! so the first connector wins a collision, which is logged), never by
+//! splitting the name on `_`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -393,6 +395,31 @@ struct ConnectorState {
     features: Features,
 }
 
+/// Warns about every tool of `connector` that another connector also offers
+/// under the same name: the one configured first is listed and called, the
+/// other is unreachable until a prefix tells them apart.
+fn warn_collisions(state: &[ConnectorState], connector: &str) {
+    let Some(mine) = state.iter().find(|c| c.name == connector) else {
+        return;
+    };
+    for other in state.iter().filter(|c| c.name != connector) {
+        for tool in &mine.tools {
+            if other.tools.iter().any(|t| t.tool.name == tool.tool.name) {
+                let winner = state
+                    .iter()
+                    .find(|c| c.name == connector || c.name == other.name)
+                    .map_or(connector, |c| c.name.as_str());
+                tracing::warn!(
+                    tool = %tool.tool.name,
+                    connectors = %format!("{connector}, {}", other.name),
+                    winner,
+                    "two connectors offer a tool of the same name: only the one configured first is listed and called; give one of them another prefix"
+                );
+            }
+        }
+    }
+}
+
 /// A tool looked up for a call, with its connector's current state.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -492,6 +519,7 @@ impl ToolCatalog {
             let same = c.tools.len() == tools.len()
                 && c.tools.iter().zip(&tools).all(|(a, b)| a.tool == b.tool);
             c.tools = tools.into_iter().map(Arc::new).collect();
+            warn_collisions(state, connector);
             !same
         });
         if changed {
@@ -514,7 +542,9 @@ impl ToolCatalog {
                 c.status = ConnectorStatus::Serving;
                 c.since = Instant::now();
             }
-            !std::mem::replace(&mut c.settled, true)
+            let newly = !std::mem::replace(&mut c.settled, true);
+            warn_collisions(state, connector);
+            newly
         });
         // A connector that comes back may have been redeployed: every session
         // lists again, whether or not the tools look the same.

@@ -777,4 +777,41 @@ mod tests {
         };
         assert!(Json::Object(stream_schema(plain)).get("$defs").is_none());
     }
+
+    #[test]
+    fn a_tool_name_two_connectors_offer_is_logged_and_the_first_configured_wins() {
+        let pool = connectors_pool();
+        let offered = |name: &str| {
+            tools_for_connector(
+                name,
+                "x",
+                &pool,
+                &services(&pool),
+                &UpstreamLimits::default(),
+            )
+        };
+        let catalog = ToolCatalog::new(["a".to_owned(), "b".to_owned()], Duration::from_secs(1));
+        let quiet = crate::testlog::warnings(|| {
+            catalog.publish("a", offered("a"), Features::default());
+        });
+        assert!(!quiet.contains("same name"), "{quiet}");
+        let logged = crate::testlog::warnings(|| {
+            catalog.publish("b", offered("b"), Features::default());
+        });
+        assert!(
+            logged.contains("two connectors offer a tool of the same name"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("winner=a") || logged.contains("winner=\"a\""),
+            "{logged}"
+        );
+        let name = catalog
+            .tools()
+            .first()
+            .map(|t| t.name.to_string())
+            .unwrap_or_default();
+        let resolved = catalog.resolve(&name).expect("listed");
+        assert_eq!(resolved.entry.connector, "a");
+    }
 }

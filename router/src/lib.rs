@@ -35,6 +35,8 @@ pub(crate) mod resolve;
 pub(crate) mod rest;
 pub(crate) mod schema;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testlog;
 pub(crate) mod transcode;
 pub mod transport;
 pub(crate) mod upstream;

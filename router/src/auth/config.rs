@@ -23,6 +23,8 @@ pub const DEFAULT_FETCH_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_JWKS_MIN_REFETCH_SECS: u64 = 30;
 /// Default of [`AuthConfig::jwks_refresh_secs`].
 pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 300;
+/// Default of [`AuthConfig::verified_token_cache`].
+pub const DEFAULT_VERIFIED_TOKEN_CACHE: usize = 4096;
 /// Default of [`AuthConfig::max_forwarded_claim_bytes`].
 pub const DEFAULT_MAX_FORWARDED_CLAIM_BYTES: usize = 1024;
 
@@ -62,6 +64,10 @@ pub struct AuthConfig {
     /// Largest value of one forwarded claim (after encoding), in bytes; a larger
     /// claim is left out, a larger `sub` rejects the token.
     pub max_forwarded_claim_bytes: usize,
+    /// Most tokens remembered as verified (by their SHA-256), so a client's
+    /// next request with the same token skips the signature check until the
+    /// token expires or the JWKS is refetched. `0` turns the cache off.
+    pub verified_token_cache: usize,
 }
 
 impl Default for AuthConfig {
@@ -79,6 +85,7 @@ impl Default for AuthConfig {
             jwks_min_refetch_secs: DEFAULT_JWKS_MIN_REFETCH_SECS,
             jwks_refresh_secs: DEFAULT_JWKS_REFRESH_SECS,
             max_forwarded_claim_bytes: DEFAULT_MAX_FORWARDED_CLAIM_BYTES,
+            verified_token_cache: DEFAULT_VERIFIED_TOKEN_CACHE,
         }
     }
 }
@@ -190,6 +197,8 @@ pub struct AuthSettings {
     pub jwks_refresh: Duration,
     /// See [`AuthConfig::max_forwarded_claim_bytes`].
     pub max_forwarded_claim_bytes: usize,
+    /// See [`AuthConfig::verified_token_cache`].
+    pub verified_token_cache: usize,
 }
 
 impl AuthConfig {
@@ -274,6 +283,7 @@ impl AuthConfig {
                 "max_forwarded_claim_bytes",
                 self.max_forwarded_claim_bytes as u64,
             )? as usize,
+            verified_token_cache: self.verified_token_cache,
         }))
     }
 }

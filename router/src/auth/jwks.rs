@@ -143,6 +143,8 @@ pub struct KeySource {
     /// When the last fetch started; held while fetching, so one fetch runs at a time.
     last_fetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// Bumped each time a fetched key set replaces the previous one.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for KeySource {
@@ -347,6 +349,7 @@ impl KeySource {
             keys: RwLock::new(Arc::new(KeySet::default())),
             last_fetch: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         });
         {
             let mut last = source.last_fetch.lock().await;
@@ -358,6 +361,12 @@ impl KeySource {
     /// How many times the JWKS was fetched.
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Which key set is current: changes whenever a fetch replaces it. A
+    /// token verified while this was `g` was verified with set `g` or older.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Where the keys come from.
@@ -374,6 +383,7 @@ impl KeySource {
         if let Ok(mut keys) = self.keys.write() {
             *keys = Arc::new(set);
         }
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 

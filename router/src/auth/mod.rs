@@ -20,6 +20,7 @@
 //! | `jwks_min_refetch_secs` | — | 30 | at most one JWKS refetch per this period for unknown `kid`s |
 //! | `jwks_refresh_secs` | — | 300 | background JWKS refresh period |
 //! | `max_forwarded_claim_bytes` | — | 1024 | largest forwarded claim value (a larger `sub` rejects the token) |
+//! | `verified_token_cache` | — | 4096 | tokens remembered as verified (by SHA-256); `0`: verify every request |
 //!
 //! Issuer, `jwks_uri` and public URL must be `https`, except on loopback
 //! (`localhost`, 127.0.0.0/8, `::1`).
@@ -35,6 +36,14 @@
 //! policy names scopes) and a one-sentence body saying what was wrong; the token
 //! is never echoed, logged, or passed on. Connectors learn who calls from
 //! [`principal_metadata`] instead.
+//!
+//! A client sends the same token with every request, so a verified token is
+//! remembered (at most `verified_token_cache` of them, keyed
+//! by the token's SHA-256, never by the token itself): its next request skips
+//! the signature and claim checks, and is still refused once `exp` (plus the
+//! leeway) has passed. A remembered token is verified again after any JWKS
+//! fetch (a key the issuer dropped stops working at the next refresh, as
+//! without the cache) and at the latest after `jwks_refresh_secs`.
 //!
 //! # Wiring (for the HTTP front door and the call pipeline)
 //!
@@ -86,6 +95,7 @@ use jwks::KeyLookupError;
 pub struct Authenticator {
     settings: AuthSettings,
     keys: Arc<KeySource>,
+    verified: VerifiedTokens,
     scopes_supported: Vec<String>,
     refresh: tokio::task::JoinHandle<()>,
 }
@@ -110,9 +120,11 @@ impl Authenticator {
         let keys = KeySource::start(client, jwks_uri, &settings).await?;
         let refresh = KeySource::spawn_refresh(&keys, settings.jwks_refresh);
         tracing::info!(issuer = %settings.issuer, jwks_uri = %keys.jwks_uri(), resource = %settings.resource, "bearer token authentication on");
+        let verified = VerifiedTokens::new(settings.verified_token_cache, settings.jwks_refresh);
         Ok(Self {
             settings,
             keys,
+            verified,
             scopes_supported,
             refresh,
         })
@@ -190,6 +202,11 @@ impl Authenticator {
         if !well_formed {
             return Err(invalid(TokenError::Malformed));
         }
+        let digest = VerifiedTokens::digest(token);
+        let generation = self.keys.generation();
+        if let Some(principal) = self.verified.get(&digest, generation) {
+            return Ok(principal);
+        }
         let header = decode_header(token).map_err(|_| {
             invalid(if declares_alg_none(token) {
                 TokenError::Unsigned
@@ -223,7 +240,78 @@ impl Authenticator {
         if encode_claim(&Value::String(principal.sub.clone())).len() > limit {
             return Err(invalid(TokenError::SubjectTooLong { limit }));
         }
+        let leeway = self.settings.leeway.as_secs();
+        if let Some(exp) = principal.claims.get("exp").and_then(Value::as_u64) {
+            self.verified
+                .insert(digest, &principal, exp.saturating_add(leeway), generation);
+        }
         Ok(principal)
+    }
+}
+
+/// Tokens verified recently (see the module docs): SHA-256 of the token →
+/// its principal, the last second it is valid in, and the key set generation
+/// it was verified under.
+#[derive(Debug)]
+struct VerifiedTokens {
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
+}
+
+#[derive(Debug)]
+struct Verified {
+    principal: Principal,
+    valid_until: u64,
+    generation: u64,
+}
+
+impl VerifiedTokens {
+    /// At most `capacity` tokens (`0`: none), each for at most `ttl`.
+    fn new(capacity: usize, ttl: std::time::Duration) -> Self {
+        let cache = (capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity as u64)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { cache }
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// The principal of a token verified under key set `generation` that has
+    /// not expired; anything else is forgotten and must be verified again.
+    fn get(&self, digest: &[u8; 32], generation: u64) -> Option<Principal> {
+        let cache = self.cache.as_ref()?;
+        let hit = cache.get(digest)?;
+        if hit.generation == generation && Self::now() <= hit.valid_until {
+            Some(hit.principal.clone())
+        } else {
+            cache.invalidate(digest);
+            None
+        }
+    }
+
+    /// Remembers a token just verified: `valid_until` is its `exp` plus the leeway.
+    fn insert(&self, digest: [u8; 32], principal: &Principal, valid_until: u64, generation: u64) {
+        if let Some(cache) = &self.cache {
+            cache.insert(
+                digest,
+                Arc::new(Verified {
+                    principal: principal.clone(),
+                    valid_until,
+                    generation,
+                }),
+            );
+        }
     }
 }
 

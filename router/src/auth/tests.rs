@@ -1071,6 +1071,7 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(c.fetch_timeout_secs, 5);
     assert_eq!(c.jwks_min_refetch_secs, 30);
     assert_eq!(c.jwks_refresh_secs, 300);
+    assert_eq!(c.verified_token_cache, 4096);
     assert_eq!(c.max_forwarded_claim_bytes, 1024);
 }
 
@@ -1281,4 +1282,91 @@ async fn the_first_background_refresh_comes_one_period_after_start_up() {
         "only the start-up fetch so far"
     );
     drop(auth);
+}
+
+#[tokio::test]
+async fn a_remembered_token_stops_working_once_the_issuer_drops_its_key() {
+    let old = TestKey::ed25519("old");
+    let issuer = TestIssuer::start(&[&old], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_refresh = std::time::Duration::from_millis(100);
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    let token = old.sign(&issuer.claims());
+    for _ in 0..3 {
+        assert!(
+            auth.authenticate(&bearer(&token)).await.is_ok(),
+            "remembered"
+        );
+    }
+    let new = TestKey::ed25519("new");
+    *issuer.jwks.lock().expect("lock") = vec![new.jwk.clone()];
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(
+        refusal(&auth, &bearer(&token)).await,
+        RejectionKind::InvalidToken(TokenError::UnknownKey),
+        "verified again after the refresh, with the key gone"
+    );
+    assert!(
+        auth.authenticate(&bearer(&new.sign(&issuer.claims())))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.leeway = std::time::Duration::ZERO;
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    let token = key.sign(&with(issuer.claims(), "exp", json!(now() + 1)));
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        refusal(&auth, &bearer(&token)).await,
+        RejectionKind::InvalidToken(TokenError::Expired)
+    );
+}
+
+#[tokio::test]
+async fn a_token_one_character_off_a_remembered_one_is_verified_on_its_own() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let token = key.sign(&issuer.claims());
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+    // Flip one character of the signature (not the last, whose low bits may be padding).
+    let mut forged = token.into_bytes();
+    let at = forged.len() - 5;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("ascii");
+    assert_eq!(
+        refusal(&auth, &bearer(&forged)).await,
+        RejectionKind::InvalidToken(TokenError::BadSignature)
+    );
+}
+
+#[test]
+fn verified_tokens_answer_only_for_their_key_set_and_lifetime_and_can_be_off() {
+    let principal =
+        Principal::from_claims(json!({"sub": "ana"}).as_object().cloned().expect("object"))
+            .expect("principal");
+    let ttl = std::time::Duration::from_secs(60);
+    let cache = VerifiedTokens::new(8, ttl);
+    let digest = VerifiedTokens::digest("a.b.c");
+    assert_ne!(digest, VerifiedTokens::digest("a.b.d"));
+    cache.insert(digest, &principal, now() + 60, 3);
+    assert_eq!(cache.get(&digest, 3).map(|p| p.sub), Some("ana".into()));
+    assert!(cache.get(&digest, 4).is_none(), "another key set");
+    assert!(cache.get(&digest, 3).is_none(), "forgotten once stale");
+    cache.insert(digest, &principal, now().saturating_sub(1), 3);
+    assert!(cache.get(&digest, 3).is_none(), "expired");
+    let off = VerifiedTokens::new(0, ttl);
+    off.insert(digest, &principal, now() + 60, 3);
+    assert!(off.get(&digest, 3).is_none(), "0 turns the cache off");
 }

@@ -493,6 +493,47 @@ mod tests {
         assert!(compile(&nested).is_ok(), "{nested}");
     }
 
+    #[test]
+    fn depth_is_counted_through_macros_lists_and_maps() {
+        // The same select chain, 29 levels below `==`, is accepted on its own
+        // but not where a macro, a list or a map adds levels around it: the
+        // walk counts every node of the expanded tree, not the source's nesting.
+        let chain = ".a".repeat(29);
+        assert!(compile(&format!("jwt{chain} == 1")).is_ok());
+        for deeper in [
+            format!("[1].all(x, jwt{chain} == 1)"),
+            format!("[1].map(x, jwt{chain}).size() == 1"),
+            format!("{{'k': jwt{chain}}}.size() == 1"),
+            format!("{{jwt{chain}: 1}}.size() == 1"),
+            format!("[jwt{chain}].size() == 1"),
+        ] {
+            let err = compile(&deeper).expect_err(&deeper);
+            assert!(err.contains("nested more than 32"), "{deeper}: {err}");
+        }
+        // A macro's list is one level below the macro.
+        assert!(compile(&format!("jwt{}.all(x, true)", ".a".repeat(30))).is_ok());
+        let err = compile(&format!("jwt{}.all(x, true)", ".a".repeat(31))).expect_err("deep range");
+        assert!(err.contains("nested more than 32"), "{err}");
+    }
+
+    #[test]
+    fn args_are_found_inside_lists_and_maps() {
+        for reads in [
+            "[args.a].size() == 1",
+            "{'k': args.a}.size() == 1",
+            "{args.k: 1}.size() == 1",
+            "[1].exists(x, x == args.a)",
+            "args.ids.exists(x, x == 1)",
+        ] {
+            assert!(compile(reads).expect(reads).uses_args(), "{reads}");
+        }
+        assert!(
+            !compile("[1].exists(args, args == 1)")
+                .expect("ok")
+                .uses_args()
+        );
+    }
+
     fn context_with(jwt: serde_json::Value) -> Context<'static, 'static> {
         let mut c = Context::with_env(environment());
         c.add_variable_from_value("jwt", cel::to_value(&jwt).expect("value"));

@@ -96,6 +96,12 @@ impl Admission {
         }
     }
 
+    /// The budget of request bodies being read (`max_body_bytes_in_flight`),
+    /// which the REST front door's bodies count against too.
+    pub(crate) fn bodies(&self) -> BodyBudget {
+        self.bodies.clone()
+    }
+
     /// Answers calls the policy of `security` allows only with more scopes
     /// with 403 (tools are looked up in `catalog` for their connector).
     pub fn with_security(mut self, security: Security, catalog: Arc<ToolCatalog>) -> Self {
@@ -267,7 +273,7 @@ pub async fn authenticate(
 /// (`max_body_bytes_in_flight`): one permit per byte, held until the request
 /// has been handed on.
 #[derive(Debug, Clone)]
-struct BodyBudget {
+pub(crate) struct BodyBudget {
     bytes: Arc<Semaphore>,
     total: usize,
 }
@@ -309,7 +315,7 @@ pub fn rpc_error(status: StatusCode, id: Json, code: i64, message: String, data:
 
 /// Why a request body could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
-enum BodyError {
+pub(crate) enum BodyError {
     #[error(
         "the router is reading as many request bodies as it allows ({total} bytes together, max_body_bytes_in_flight = {total}): retry in a moment"
     )]
@@ -352,11 +358,11 @@ impl BodyError {
 }
 
 /// A body read whole, and its share of the body budget.
-type ReadBody = (Vec<u8>, Option<OwnedSemaphorePermit>);
+pub(crate) type ReadBody = (Vec<u8>, Option<OwnedSemaphorePermit>);
 
 /// Reads a whole body, at most `max` bytes, within `timeout` from now, taking
 /// its bytes from `budget` as they arrive.
-async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     max: usize,
     timeout: Duration,

@@ -101,6 +101,8 @@ pub const DEFAULT_MAX_CALLS_PER_SESSION: usize = 32;
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION: usize = 64;
 /// Default most notifications waiting to be sent for one tool call (`notification_queue`).
 pub const DEFAULT_NOTIFICATION_QUEUE: usize = 256;
+/// Default most calls in one REST batch, `POST /api/v1/batch` (`max_batch_calls`).
+pub const DEFAULT_MAX_BATCH_CALLS: usize = 64;
 
 /// Bounds on what MCP clients may hold in the router, so that no client (or
 /// flood of clients) can exhaust its memory, tasks or connections. Each field
@@ -130,6 +132,10 @@ pub struct ClientLimits {
     /// Progress and log notifications of one tool call waiting to be sent to
     /// a slow client; beyond it they are dropped (never the result).
     pub notification_queue: usize,
+    /// Calls in one REST batch (`POST /api/v1/batch`); a bigger batch is
+    /// refused with 413 before any of its calls runs. A batch runs at most
+    /// `max_calls_per_session` of them at once.
+    pub max_batch_calls: usize,
 }
 
 impl Default for ClientLimits {
@@ -144,6 +150,7 @@ impl Default for ClientLimits {
             max_calls_per_session: DEFAULT_MAX_CALLS_PER_SESSION,
             max_subscriptions_per_session: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
             notification_queue: DEFAULT_NOTIFICATION_QUEUE,
+            max_batch_calls: DEFAULT_MAX_BATCH_CALLS,
         }
     }
 }
@@ -393,6 +400,7 @@ struct FileConfig {
     max_calls_per_session: Option<usize>,
     max_subscriptions_per_session: Option<usize>,
     notification_queue: Option<usize>,
+    max_batch_calls: Option<usize>,
     auth: Option<AuthConfig>,
     policy: Option<String>,
     audit: Option<AuditConfig>,
@@ -548,6 +556,11 @@ impl Config {
                 "notification_queue",
                 file.notification_queue,
                 &mut clients.notification_queue,
+            ),
+            (
+                "max_batch_calls",
+                file.max_batch_calls,
+                &mut clients.max_batch_calls,
             ),
         ] {
             match value {
@@ -768,6 +781,7 @@ prefix = "tickets"
                 max_calls_per_session: 4,
                 max_subscriptions_per_session: 5,
                 notification_queue: 6,
+                max_batch_calls: DEFAULT_MAX_BATCH_CALLS,
             }
         );
         std::fs::write(&path, "max_sessions = 0\n").unwrap();

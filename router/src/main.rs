@@ -121,6 +121,9 @@ struct Cli {
     /// Progress and log notifications of one call kept for a slow client; more are dropped [default: 256].
     #[arg(long, env = "SWITCHBOARD_NOTIFICATION_QUEUE", value_parser = maybe(config::parse_limit))]
     notification_queue: Option<Maybe<usize>>,
+    /// Most calls in one REST batch (POST /api/v1/batch); a bigger one is answered 413 [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_BATCH_CALLS", value_parser = maybe(config::parse_limit))]
+    max_batch_calls: Option<Maybe<usize>>,
     /// OAuth 2.0 / OpenID issuer whose bearer tokens HTTP clients must present [default: none, HTTP unauthenticated].
     #[arg(long, env = "SWITCHBOARD_AUTH_ISSUER", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
     auth_issuer: Option<Maybe<String>>,
@@ -344,6 +347,9 @@ impl Cli {
         }
         if let Some(n) = set(self.notification_queue) {
             clients.notification_queue = n;
+        }
+        if let Some(n) = set(self.max_batch_calls) {
+            clients.max_batch_calls = n;
         }
         if let Some(issuer) = set(self.auth_issuer) {
             config.auth.issuer = Some(issuer);

@@ -141,10 +141,14 @@ pub async fn serve_http(
         Admission::new(sessions.clone(), limits, config.max_body_bytes)
             .with_security(security.clone(), catalog.clone()),
     );
+    // REST bodies count against the same budget as /mcp bodies.
     let rest = crate::rest::routes(
         router.pipeline().clone(),
-        config.max_body_bytes,
-        limits.body_read_timeout,
+        crate::rest::Bounds {
+            max_body_bytes: config.max_body_bytes,
+            limits,
+            bodies: admission.bodies(),
+        },
     );
     let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
     // Outermost first: authentication, then admission (body, step-up, sessions).

@@ -553,3 +553,492 @@ async fn rest_openapi_document_of_a_real_connector_with_shared_definitions_valid
     );
     validate(&text, "code-analysis");
 }
+
+/// How many calls the router has made to connectors so far (its
+/// `rpc_client_call_duration_seconds` histogram: every gRPC call of a tool
+/// call, retries included), read from `/metrics`.
+async fn connector_calls(router: &HttpRouter) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", router.addr))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics");
+    text.lines()
+        .filter(|l| l.starts_with("rpc_client_call_duration_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn rest_bad_input_is_a_clear_4xx_and_never_reaches_a_connector() {
+    let (_calc, router) = open_router().await;
+    let add = api(&router, "/tools/calculator_add");
+    let before = connector_calls(&router).await;
+    let client = reqwest::Client::new();
+    // Wrong content type, invalid JSON, not an object, wrong types, unknown
+    // fields: each a problem document with a 4xx naming what is wrong.
+    let cases: [(&str, &str, u16, &str); 6] = [
+        ("text/plain", r#"{"a": 1, "b": 2}"#, 415, "application/json"),
+        ("application/json", r#"{"a": 1,"#, 400, "not valid JSON"),
+        ("application/json", "[1, 2]", 400, "JSON object"),
+        ("application/json", r#"{"a": "one", "b": 2}"#, 400, "\"a\""),
+        (
+            "application/json",
+            r#"{"a": 1, "b": 2, "c": 3}"#,
+            400,
+            "\"c\"",
+        ),
+        (
+            "application/json",
+            r#"{"a": {"deep": []}, "b": 2}"#,
+            400,
+            "\"a\"",
+        ),
+    ];
+    for (content_type, body, status, says) in cases {
+        let response = client
+            .post(&add)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let (got, got_type, problem) = answer(response).await;
+        assert_eq!(got, status, "{body}: {problem}");
+        assert_problem(&got_type, &problem, status);
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| d.contains(says)),
+            "{body}: {problem}"
+        );
+    }
+    // 10 MB, `..`, percent-encoded slashes, unicode and NUL in the name.
+    let big = format!(r#"{{"a": 1, "b": 2, "pad": "{}"}}"#, "x".repeat(10 << 20));
+    assert!(
+        big_post(&router, big.as_bytes(), false)
+            .await
+            .starts_with("HTTP/1.1 413")
+    );
+    for path in [
+        "/api/v1/tools/..",
+        "/api/v1/tools/%2e%2e",
+        "/api/v1/tools/..%2Fopenapi.json",
+        "/api/v1/tools/calculator_add%2F..%2F..",
+        "/api/v1/tools/calculator%2Fadd",
+        "/api/v1/tools/calculator_%C3%A4dd",
+        "/api/v1/tools/%E2%9E%95",
+        "/api/v1/tools/%FF%FE",
+        "/api/v1/tools/%00",
+        "/api/v1/../api/v1/tools/calculator_add",
+    ] {
+        let (status, head) = raw_post(&router, path, r#"{"a":1,"b":2}"#).await;
+        assert!((400..500).contains(&status), "{path}: {status}\n{head}");
+        assert!(head.contains("application/problem+json"), "{path}: {head}");
+    }
+    // A batch of bad calls: each answered on its own, none reaches it.
+    let (status, _, body) = post_json(
+        &api(&router, "/batch"),
+        r#"{"calls": [{"tool": "calculator_add", "arguments": {"a": "x", "b": 1}},
+                      {"tool": "../calculator_add"}, {"tool": "calculator_ädd"}]}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<&Value> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| &r["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(400), &json!(404), &json!(404)], "{body}");
+    assert_eq!(
+        connector_calls(&router).await,
+        before,
+        "a bad request reached the connector"
+    );
+    // The count does move for a call that is fine.
+    let (status, _, _) = post_json(&add, r#"{"a": 1, "b": 2}"#, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(connector_calls(&router).await, before + 1.0);
+}
+
+#[tokio::test]
+async fn rest_batch_runs_calls_concurrently_and_answers_each_in_order() {
+    let (_calc, router) = open_router().await;
+    let batch = json!({"calls": [
+        {"tool": "calculator_add", "arguments": {"a": 40, "b": 2}},
+        {"tool": "calculator_nope", "arguments": {}},
+        {"tool": "calculator_add", "arguments": {"a": 1}},
+        {"tool": "calculator_fail", "arguments": {"code": "UNAVAILABLE", "message": "told to fail"}},
+        {"tool": "calculator_nap", "arguments": {"ms": 600}},
+        {"tool": "calculator_nap", "arguments": {"ms": 600}},
+        {"tool": "calculator_nap", "arguments": {"ms": 600}},
+        {"tool": "calculator_nap", "arguments": {"ms": 600}},
+        {"tool": "calculator_echo"},
+    ]});
+    let started = std::time::Instant::now();
+    let (status, content_type, body) =
+        post_json(&api(&router, "/batch"), &batch.to_string(), None).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type, "application/json");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 9, "{body}");
+    let tools: Vec<&str> = results.iter().filter_map(|r| r["tool"].as_str()).collect();
+    assert_eq!(tools[0], "calculator_add");
+    assert_eq!(tools[1], "calculator_nope");
+    assert_eq!(results[0]["status"], 200);
+    assert_eq!(results[0]["result"], json!({"sum": 42}));
+    assert_eq!(results[0]["isError"], false);
+    assert_eq!(results[1]["status"], 404);
+    assert_eq!(results[1]["problem"]["code"], "unknown_tool");
+    assert_eq!(results[2]["status"], 400);
+    assert!(
+        results[2]["problem"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("missing required argument \"b\"")),
+        "{body}"
+    );
+    assert_eq!(results[3]["status"], 503);
+    assert!(
+        results[3]["problem"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("told to fail")),
+        "{body}"
+    );
+    for nap in &results[4..8] {
+        assert_eq!(nap["status"], 200, "{body}");
+    }
+    // Arguments may be left out: the call is decoded, and says what it lacks.
+    assert_eq!(results[8]["status"], 400, "{body}");
+    assert!(
+        results[8]["problem"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("\"message\"")),
+        "{body}"
+    );
+    // Four naps of 600 ms each, run at once: well under their sum.
+    assert!(took < Duration::from_millis(1800), "took {took:?}");
+}
+
+#[tokio::test]
+async fn rest_batch_over_max_batch_calls_is_refused_whole() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(&[spec("calculator", &calc)], &["--max-batch-calls", "2"])
+        .await
+        .expect("router");
+    let before = connector_calls(&router).await;
+    let call = json!({"tool": "calculator_add", "arguments": {"a": 1, "b": 2}});
+    let (status, content_type, body) = post_json(
+        &api(&router, "/batch"),
+        &json!({"calls": [call, call, call]}).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert_problem(&content_type, &body, 413);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("max_batch_calls = 2") && d.contains("3 calls")),
+        "{body}"
+    );
+    assert_eq!(connector_calls(&router).await, before, "no call of it ran");
+    // What is no batch is refused whole too, naming what is wrong.
+    for (bad, says) in [
+        (json!({"calls": [call], "extra": true}), "extra"),
+        (json!({"calls": {"tool": "calculator_add"}}), "sequence"),
+        (
+            json!({"calls": [{"tool": "calculator_add", "args": {}}]}),
+            "args",
+        ),
+        (json!({"calls": [{"tool": 7}]}), "string"),
+        (json!([call]), "calls"),
+    ] {
+        let (status, content_type, body) =
+            post_json(&api(&router, "/batch"), &bad.to_string(), None).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_problem(&content_type, &body, 400);
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(says)),
+            "{bad}: {body}"
+        );
+    }
+    let (status, _, body) = post_json(
+        &api(&router, "/batch"),
+        &json!({"calls": [call, call]}).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(connector_calls(&router).await, before + 2.0);
+}
+
+/// The server-sent events of a response: (event, data) pairs.
+fn sse_events(text: &str) -> Vec<(String, String)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = String::new();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.trim_start().to_owned());
+                }
+            }
+            (!event.is_empty()).then(|| (event, data.join("\n")))
+        })
+        .collect()
+}
+
+async fn post_events(url: &str, body: &str) -> (u16, String, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn rest_streaming_tool_streams_each_message_as_an_event_when_asked() {
+    let (_calc, router) = open_router().await;
+    let url = api(&router, "/tools/calculator_count");
+    let (status, content_type, text) = post_events(&url, r#"{"to": 3, "delay_ms": 20}"#).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let events = sse_events(&text);
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["message", "message", "message", "result"], "{text}");
+    let second: Value = serde_json::from_str(&events[1].1).expect("JSON message");
+    assert_eq!(second, json!({"n": 2}));
+    let result: Value = serde_json::from_str(&events[3].1).expect("JSON result");
+    assert_eq!(
+        result["result"]["messages"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(result["isError"], false);
+
+    // Without the Accept header: the collected result.
+    let (status, content_type, body) = post_json(&url, r#"{"to": 3}"#, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type, "application/json");
+    assert_eq!(body["result"]["messages"][2], json!({"n": 3}));
+
+    // What is wrong before anything streamed keeps its status.
+    let (status, content_type, text) = post_events(&url, r#"{"to": 0}"#).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(content_type, "application/problem+json");
+    let (status, _, _) = post_events(&api(&router, "/tools/calculator_nope"), "{}").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn rest_progress_and_logs_of_a_stream_event_tool_are_events() {
+    let surface = crate::surface::surface("docs", "rest-events").await;
+    let url = |path: &str| format!("http://{}/api/v1{path}", surface.router.addr);
+    let (status, _, text) = post_events(&url("/tools/docs_test_tool_with_progress"), "{}").await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_events(&text);
+    let progress: Vec<Value> = events
+        .iter()
+        .filter(|(e, _)| e == "progress")
+        .map(|(_, d)| serde_json::from_str(d).expect("JSON progress"))
+        .collect();
+    assert_eq!(progress.len(), 3, "{text}");
+    assert_eq!(progress[1], json!({"progress": 50.0, "total": 100.0}));
+    let (last, data) = events.last().expect("events");
+    assert_eq!(last, "result", "{text}");
+    assert!(data.contains("Progress tool completed"), "{data}");
+
+    let (status, _, text) = post_events(&url("/tools/docs_test_tool_with_logging"), "{}").await;
+    assert_eq!(status, 200, "{text}");
+    let logs: Vec<Value> = sse_events(&text)
+        .iter()
+        .filter(|(e, _)| e == "log")
+        .map(|(_, d)| serde_json::from_str(d).expect("JSON log"))
+        .collect();
+    assert_eq!(logs.len(), 3, "{text}");
+    assert_eq!(
+        logs[0],
+        json!({"level": "info", "logger": "conformance", "data": "Tool execution started"})
+    );
+}
+
+#[tokio::test]
+async fn rest_reads_resources_and_gets_prompts_through_the_pipeline() {
+    let surface = crate::surface::surface("docs", "rest-surface").await;
+    let url = |path: &str| format!("http://{}/api/v1{path}", surface.router.addr);
+    let get = |path: String| async move { answer(reqwest::get(path).await.expect("GET")).await };
+
+    let (status, _, body) = get(url("/resources?uri=docs%2Btest%3A%2F%2Fstatic-text")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["contents"][0]["uri"], "docs+test://static-text");
+    assert!(body["contents"][0]["text"].is_string(), "{body}");
+    // A `+` written as is stays a `+`.
+    let (status, _, again) = get(url("/resources?uri=docs+test://static-text")).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, body);
+
+    let (status, content_type, body) = get(url("/resources?uri=docs%2Btest%3A%2F%2Fnope")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_problem(&content_type, &body, 404);
+    let (status, content_type, body) = get(url("/resources")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_problem(&content_type, &body, 400);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("uri")),
+        "{body}"
+    );
+
+    let (status, _, body) = get(url(
+        "/prompts/docs_test_prompt_with_arguments?arg1=one&arg2=two%20words",
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(text, "Prompt with arguments: arg1='one', arg2='two words'");
+    assert_eq!(body["messages"][0]["role"], "user");
+
+    let (status, content_type, body) =
+        get(url("/prompts/docs_test_prompt_with_arguments?arg1=one")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_problem(&content_type, &body, 400);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("arg2")),
+        "{body}"
+    );
+    let (status, _, body) = get(url(
+        "/prompts/docs_test_prompt_with_arguments?arg1=a&arg1=b&arg2=c",
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, unknown) = get(url("/prompts/docs_nope")).await;
+    assert_eq!(status, 404, "{unknown}");
+    assert_eq!(unknown["code"], "unknown_prompt");
+    let (status, _, odd) = get(url("/prompts/%E2%9E%95")).await;
+    assert_eq!(status, 404, "{odd}");
+}
+
+#[tokio::test]
+async fn rest_bodies_count_against_the_body_budget_shared_with_mcp() {
+    use tokio::io::AsyncWriteExt as _;
+    let calc = calculator().await;
+    let router = HttpRouter::start(
+        &[spec("calculator", &calc)],
+        &[
+            "--max-body-bytes",
+            "1000",
+            "--max-body-bytes-in-flight",
+            "1000",
+        ],
+    )
+    .await
+    .expect("router");
+    // An MCP client holds 900 bytes of the budget with a body it has not
+    // finished sending.
+    let mut slow = tokio::net::TcpStream::connect(router.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n",
+        router.addr
+    );
+    slow.write_all(head.as_bytes()).await.expect("write head");
+    slow.write_all(&[b' '; 900]).await.expect("write body");
+    slow.flush().await.expect("flush");
+    let add = api(&router, "/tools/calculator_add");
+    let body = format!(r#"{{"a": 1, "b": 2{}}}"#, " ".repeat(200));
+    let mut refused = None;
+    for _ in 0..50 {
+        let (status, content_type, problem) = post_json(&add, &body, None).await;
+        if status == 503 {
+            refused = Some((content_type, problem));
+            break;
+        }
+        // The slow body may not have reached the router yet.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (content_type, problem) = refused.expect("a REST body over the shared budget is refused");
+    assert_problem(&content_type, &problem, 503);
+    assert_eq!(problem["code"], "busy");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("max_body_bytes_in_flight = 1000")),
+        "{problem}"
+    );
+    // Once the MCP body is gone, its bytes are given back.
+    drop(slow);
+    let mut answered = 0;
+    for _ in 0..50 {
+        let (status, _, _) = post_json(&add, &body, None).await;
+        if status == 200 {
+            answered = status;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, 200);
+}
+
+#[tokio::test]
+async fn rest_openapi_document_is_rebuilt_only_when_the_catalog_changes() {
+    let mut calc = calculator().await;
+    let router = HttpRouter::start(&[spec("calculator", &calc)], &[])
+        .await
+        .expect("router");
+    let url = api(&router, "/openapi.json");
+    let etag_of = |url: String| async move {
+        let response = reqwest::get(url).await.expect("GET");
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response.text().await.expect("body");
+        (etag, body)
+    };
+    let (first, body) = etag_of(url.clone()).await;
+    let (second, again) = etag_of(url.clone()).await;
+    assert_eq!(first, second);
+    assert_eq!(body, again, "the same bytes while the catalog is unchanged");
+    assert!(!body.contains("calculator_power"));
+    // The connector comes back with a method added: a new document.
+    restart(&mut calc, &[("TEST_PROTO_VERSION", "2")]).await;
+    let mut changed = None;
+    for _ in 0..100 {
+        let (etag, body) = etag_of(url.clone()).await;
+        if body.contains("/tools/calculator_power") {
+            changed = Some(etag);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let changed = changed.expect("the document shows the new tool");
+    assert_ne!(changed, first);
+    let text = reqwest::get(&url)
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    validate(&text, "upgraded");
+}

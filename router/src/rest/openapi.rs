@@ -4,6 +4,12 @@
 //! schema, the 200 envelope with its output schema, problem details for
 //! every error, and the bearer-token scheme when an issuer is set.
 //!
+//! Besides the tools: `POST /batch`, `GET /resources` and
+//! `GET /prompts/{name}`; a server-streaming tool's 200 also offers
+//! `text/event-stream`. Documents are cached ([`Documents`]): one is built
+//! per catalog version and set of tools a caller may see, so a caller gets
+//! the same bytes (and `ETag`) until the catalog changes.
+//!
 //! A tool schema's `$defs` cannot stay inline: in an OpenAPI document
 //! `#/$defs/X` would resolve against the document's root. Each definition
 //! moves to `components/schemas` (under its own name, or prefixed with the
@@ -11,11 +17,96 @@
 //! `$ref` pointing at it is rewritten.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use rmcp::model::Tool;
 use serde_json::{Map, Value as Json, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
-use super::problem;
+use super::{Offered, problem};
+use crate::catalog::ToolCatalog;
+
+/// Documents kept at once: one per set of visible tools (callers under the
+/// same policy rules share one).
+const CACHED_DOCUMENTS: u64 = 64;
+
+/// One built document and its entity tag.
+#[derive(Debug)]
+pub struct Built {
+    /// The document's bytes.
+    pub body: String,
+    /// A strong `ETag`: a hash of the bytes.
+    pub etag: String,
+}
+
+/// The cache of built documents, keyed by the catalog's version and the
+/// tools a caller may see; a new catalog version drops the old entries.
+pub struct Documents {
+    version: watch::Receiver<u64>,
+    newest: AtomicU64,
+    cache: moka::sync::Cache<[u8; 32], Arc<Built>>,
+    builds: AtomicU64,
+}
+
+impl Documents {
+    /// Documents of `catalog`'s tools, rebuilt when it changes.
+    pub fn new(catalog: &ToolCatalog) -> Self {
+        Self {
+            version: catalog.subscribe(),
+            newest: AtomicU64::new(0),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(CACHED_DOCUMENTS)
+                .build(),
+            builds: AtomicU64::new(0),
+        }
+    }
+
+    /// The catalog's version now.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// The document of `tools` at catalog `version`, built by `build` only
+    /// when it is not cached.
+    pub fn get_or_build(
+        &self,
+        version: u64,
+        tools: &[Offered],
+        build: impl FnOnce() -> String,
+    ) -> Arc<Built> {
+        if self.newest.fetch_max(version, Ordering::AcqRel) < version {
+            self.cache.invalidate_all();
+        }
+        let mut key = Sha256::new();
+        key.update(version.to_be_bytes());
+        for offered in tools {
+            key.update(offered.tool.name.as_bytes());
+            key.update([0]);
+        }
+        self.cache.get_with(key.finalize().into(), || {
+            self.builds.fetch_add(1, Ordering::Relaxed);
+            let body = build();
+            Arc::new(Built {
+                etag: etag(body.as_bytes()),
+                body,
+            })
+        })
+    }
+
+    /// How many documents were built (not served from the cache).
+    #[cfg(test)]
+    fn builds(&self) -> u64 {
+        self.builds.load(Ordering::Relaxed)
+    }
+}
+
+/// A strong entity tag for `bytes`.
+fn etag(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
 
 /// What the document says besides the tools.
 #[derive(Debug, Clone, Default)]
@@ -24,16 +115,26 @@ pub struct Site {
     pub issuer: Option<String>,
     /// Every scope a policy rule asks for.
     pub scopes: Vec<String>,
+    /// The most calls in one batch (`max_batch_calls`).
+    pub max_batch_calls: usize,
 }
 
-/// The document for `tools`, each with its connector's name.
-pub fn document(tools: &[(Tool, String)], site: &Site) -> Json {
+/// The document for `tools`.
+pub fn document(tools: &[Offered], site: &Site) -> Json {
     let mut components = Map::new();
     components.insert("Problem".into(), problem::schema());
     let mut paths = Map::new();
     paths.insert("/tools".into(), list_operation());
+    paths.insert("/batch".into(), batch_operation(site.max_batch_calls));
+    paths.insert("/resources".into(), resource_operation());
+    paths.insert("/prompts/{name}".into(), prompt_operation());
     let mut tags = BTreeSet::new();
-    for (tool, connector) in tools {
+    for Offered {
+        tool,
+        connector,
+        streaming,
+    } in tools
+    {
         tags.insert(connector.clone());
         let name = tool.name.to_string();
         let input = hoist(
@@ -55,7 +156,7 @@ pub fn document(tools: &[(Tool, String)], site: &Site) -> Json {
         );
         paths.insert(
             format!("/tools/{name}"),
-            json!({ "post": tool_operation(tool, connector, input, output) }),
+            json!({ "post": tool_operation(tool, connector, *streaming, input, output) }),
         );
     }
     let mut document = json!({
@@ -63,7 +164,7 @@ pub fn document(tools: &[(Tool, String)], site: &Site) -> Json {
         "info": {
             "title": "Switchboard REST API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The router's tools over plain HTTP: POST a tool's arguments as a JSON object, get its result. The same authentication, policy, limits and audit as MCP. This document lists only the tools the caller may use.",
+            "description": "The router's tools over plain HTTP: POST a tool's arguments as a JSON object, get its result; several calls at once with POST /batch; resources and prompts of the connectors. The same authentication, policy, limits and audit as MCP. This document lists only the tools the caller may use.",
         },
         "servers": [{ "url": "/api/v1" }],
         "tags": tags.iter().map(|t| json!({ "name": t, "description": format!("Tools of the connector {t}.") })).collect::<Vec<_>>(),
@@ -123,8 +224,176 @@ fn list_operation() -> Json {
     } })
 }
 
+/// `POST /batch`.
+fn batch_operation(max_calls: usize) -> Json {
+    let mut operation = json!({ "post": {
+        "operationId": "switchboard:batch",
+        "summary": "Several tool calls at once.",
+        "description": format!("Runs the calls concurrently (at most max_calls_per_session at once), each authorized and limited on its own, and answers each call's status and result in the order given; one failing call does not fail the others. At most {max_calls} calls (max_batch_calls): a bigger batch is answered 413 and none of its calls runs."),
+        "requestBody": {
+            "required": true,
+            "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": { "calls": {
+                    "type": "array",
+                    "maxItems": max_calls,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "tool": { "type": "string", "description": "The tool's name, as GET /tools lists it." },
+                            "arguments": { "type": "object", "description": "The tool's arguments; none when left out." },
+                        },
+                        "required": ["tool"],
+                        "additionalProperties": false,
+                    },
+                } },
+                "required": ["calls"],
+                "additionalProperties": false,
+            } } },
+        },
+        "responses": {
+            "200": {
+                "description": "One answer per call, in order.",
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "properties": { "results": { "type": "array", "items": {
+                        "type": "object",
+                        "description": "With status 200 the call's envelope (result, content, isError); otherwise its problem document under problem.",
+                        "properties": {
+                            "tool": { "type": "string" },
+                            "status": { "type": "integer", "description": "The HTTP status the call alone would have got." },
+                            "result": { "description": "The tool's structured result (null when it declares none)." },
+                            "content": { "type": "array", "items": { "type": "object" } },
+                            "isError": { "type": "boolean" },
+                            "problem": { "$ref": "#/components/schemas/Problem" },
+                        },
+                        "required": ["tool", "status"],
+                    } } },
+                    "required": ["results"],
+                } } },
+            },
+        },
+    } });
+    for (status, name) in [
+        ("400", "BadRequest"),
+        ("401", "Unauthorized"),
+        ("408", "SlowBody"),
+        ("413", "TooLarge"),
+        ("415", "UnsupportedMediaType"),
+        ("503", "Unavailable"),
+    ] {
+        operation["post"]["responses"][status] =
+            json!({ "$ref": format!("#/components/responses/{name}") });
+    }
+    operation
+}
+
+/// `GET /resources?uri=`.
+fn resource_operation() -> Json {
+    let mut operation = json!({ "get": {
+        "operationId": "switchboard:readResource",
+        "summary": "Reads a resource of a connector.",
+        "description": "The URI as the router names it (prefixed with the connector's prefix and +, as resources/list over MCP shows it). Answered from the router's cache for as long as the connector allows.",
+        "parameters": [{
+            "name": "uri",
+            "in": "query",
+            "required": true,
+            "description": "The resource's URI.",
+            "schema": { "type": "string", "minLength": 1 },
+        }],
+        "responses": {
+            "200": {
+                "description": "The resource's contents.",
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "properties": { "contents": { "type": "array", "items": {
+                        "type": "object",
+                        "properties": {
+                            "uri": { "type": "string" },
+                            "mimeType": { "type": "string" },
+                            "text": { "type": "string" },
+                            "blob": { "type": "string", "description": "Base64." },
+                        },
+                        "required": ["uri"],
+                    } } },
+                    "required": ["contents"],
+                } } },
+            },
+        },
+    } });
+    add_surface_errors(&mut operation["get"]["responses"]);
+    operation
+}
+
+/// `GET /prompts/{name}`.
+fn prompt_operation() -> Json {
+    let mut operation = json!({ "get": {
+        "operationId": "switchboard:getPrompt",
+        "summary": "Gets a prompt of a connector, its arguments as the query.",
+        "parameters": [
+            {
+                "name": "name",
+                "in": "path",
+                "required": true,
+                "description": "The prompt's name, as prompts/list over MCP shows it.",
+                "schema": { "type": "string" },
+            },
+            {
+                "name": "arguments",
+                "in": "query",
+                "required": false,
+                "description": "The prompt's arguments, each as a query parameter of its name (given once).",
+                "style": "form",
+                "explode": true,
+                "schema": { "type": "object", "additionalProperties": { "type": "string" } },
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The prompt's messages.",
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "properties": {
+                        "description": { "type": "string" },
+                        "messages": { "type": "array", "items": {
+                            "type": "object",
+                            "properties": {
+                                "role": { "type": "string", "enum": ["user", "assistant"] },
+                                "content": { "type": "object" },
+                            },
+                            "required": ["role", "content"],
+                        } },
+                    },
+                    "required": ["messages"],
+                } } },
+            },
+        },
+    } });
+    add_surface_errors(&mut operation["get"]["responses"]);
+    operation
+}
+
+/// The problems a resource read or prompt get can end with.
+fn add_surface_errors(responses: &mut Json) {
+    for (status, name) in [
+        ("400", "BadRequest"),
+        ("401", "Unauthorized"),
+        ("403", "Forbidden"),
+        ("404", "NotFound"),
+        ("502", "ToolError"),
+    ] {
+        responses[status] = json!({ "$ref": format!("#/components/responses/{name}") });
+    }
+}
+
 /// `POST /tools/{name}`.
-fn tool_operation(tool: &Tool, connector: &str, input: Json, output: Json) -> Json {
+fn tool_operation(
+    tool: &rmcp::model::Tool,
+    connector: &str,
+    streaming: bool,
+    input: Json,
+    output: Json,
+) -> Json {
     let mut operation = json!({
         "operationId": tool.name,
         "tags": [connector],
@@ -150,11 +419,20 @@ fn tool_operation(tool: &Tool, connector: &str, input: Json, output: Json) -> Js
             },
         },
     });
+    if streaming {
+        operation["responses"]["200"]["content"]["text/event-stream"] = json!({
+            "schema": {
+                "type": "string",
+                "description": "With Accept: text/event-stream, server-sent events as the call runs: `message` (a streamed message, as JSON), `progress` ({progress, total, message}), `log` ({level, logger, data}), then one `result` (the 200 envelope) or `error` (a problem document).",
+            },
+        });
+    }
     let errors = [
         ("400", "BadRequest"),
         ("401", "Unauthorized"),
         ("403", "Forbidden"),
         ("404", "NotFound"),
+        ("408", "SlowBody"),
         ("409", "ToolError"),
         ("413", "TooLarge"),
         ("415", "UnsupportedMediaType"),
@@ -187,13 +465,16 @@ fn responses() -> Json {
     let retry = json!({ "Retry-After": { "description": "Seconds to wait before retrying.", "schema": { "type": "integer" } } });
     let mut limited = problem("A limit refused the call: wait Retry-After seconds.");
     limited["headers"] = retry.clone();
-    let mut unavailable = problem("The connector is not serving: retry later.");
+    let mut unavailable = problem(
+        "The connector is not serving, or the router is reading as many request bodies as it allows (max_body_bytes_in_flight): retry later.",
+    );
     unavailable["headers"] = retry;
     json!({
         "BadRequest": problem("The arguments do not fit the tool's input schema, or the body is not JSON."),
         "Unauthorized": problem("No valid bearer token (see WWW-Authenticate)."),
         "Forbidden": problem("The token lacks a scope the policy asks for (see WWW-Authenticate)."),
-        "NotFound": problem("No such tool is offered to the caller."),
+        "NotFound": problem("No such tool, resource or prompt is offered to the caller."),
+        "SlowBody": problem("The body was not sent within body_read_timeout."),
         "TooLarge": problem("The body is larger than max_body_bytes."),
         "UnsupportedMediaType": problem("The body is not application/json."),
         "Limited": limited,
@@ -293,7 +574,7 @@ fn rewrite(schema: &mut Json, renamed: &HashMap<String, String>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use rmcp::model::Tool;
 
     use super::*;
 
@@ -302,6 +583,73 @@ mod tests {
             panic!("object")
         };
         Tool::new(name.to_owned(), "a tool", Arc::new(input))
+    }
+
+    fn offered(tool: Tool, connector: &str) -> Offered {
+        Offered {
+            tool,
+            connector: connector.to_owned(),
+            streaming: false,
+        }
+    }
+
+    #[test]
+    fn a_document_is_built_once_per_catalog_version_and_set_of_tools() {
+        let catalog = ToolCatalog::new(["calc".to_owned()], std::time::Duration::ZERO);
+        let documents = Documents::new(&catalog);
+        let one = [offered(tool("calc_add", json!({"type": "object"})), "calc")];
+        let version = documents.version();
+        let first = documents.get_or_build(version, &one, || "doc 1".into());
+        let again = documents.get_or_build(version, &one, || "doc 2".into());
+        assert_eq!(again.body, "doc 1", "served from the cache");
+        assert_eq!(first.etag, again.etag);
+        assert_eq!(documents.builds(), 1);
+        // Another caller seeing other tools gets its own document.
+        let none = documents.get_or_build(version, &[], || "empty".into());
+        assert_eq!(none.body, "empty");
+        assert_eq!(documents.builds(), 2);
+        // A catalog change makes the next request build it again.
+        catalog.notify_changed();
+        let version = documents.version();
+        let rebuilt = documents.get_or_build(version, &one, || "doc 3".into());
+        assert_eq!(rebuilt.body, "doc 3");
+        assert_ne!(rebuilt.etag, first.etag);
+        assert_eq!(documents.builds(), 3);
+    }
+
+    #[test]
+    fn batch_resources_and_prompts_are_described() {
+        let site = Site {
+            max_batch_calls: 7,
+            ..Site::default()
+        };
+        let mut count = tool("calc_count", json!({"type": "object"}));
+        count.output_schema = None;
+        let doc = document(
+            &[Offered {
+                tool: count,
+                connector: "calc".into(),
+                streaming: true,
+            }],
+            &site,
+        );
+        let calls = &doc["paths"]["/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["properties"]["calls"];
+        assert_eq!(calls["maxItems"], 7);
+        assert_eq!(
+            doc["paths"]["/batch"]["post"]["responses"]["413"]["$ref"],
+            "#/components/responses/TooLarge"
+        );
+        assert_eq!(
+            doc["paths"]["/resources"]["get"]["parameters"][0]["name"],
+            "uri"
+        );
+        assert!(doc["paths"]["/prompts/{name}"]["get"].is_object());
+        assert!(
+            doc["paths"]["/tools/calc_count"]["post"]["responses"]["200"]["content"]
+                ["text/event-stream"]
+                .is_object()
+        );
     }
 
     #[test]
@@ -316,7 +664,7 @@ mod tests {
             json!({"type": "object", "properties": {"n": {"$ref": "#/$defs/t.Node"}},
                    "$defs": {"t.Node": {"type": "string"}}}),
         );
-        let doc = document(&[(a, "a".into()), (b, "b".into())], &Site::default());
+        let doc = document(&[offered(a, "a"), offered(b, "b")], &Site::default());
         let schemas = &doc["components"]["schemas"];
         assert_eq!(
             schemas["t.Node"]["properties"]["next"]["$ref"],
@@ -339,7 +687,7 @@ mod tests {
             panic!("object")
         };
         streaming.output_schema = Some(Arc::new(output));
-        let nested = document(&[(streaming, "c".into())], &Site::default());
+        let nested = document(&[offered(streaming, "c")], &Site::default());
         let text = nested.to_string();
         assert!(
             !text.contains("#/$defs/") && !text.contains("\"$defs\""),
@@ -356,6 +704,7 @@ mod tests {
         let site = Site {
             issuer: Some("https://id.example/".into()),
             scopes: vec!["calc:read".into()],
+            max_batch_calls: 64,
         };
         let doc = document(&[], &site);
         assert_eq!(

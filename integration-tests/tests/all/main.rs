@@ -22,5 +22,6 @@ mod jsonrpc_fuzz;
 mod lifecycle;
 mod prometheus;
 mod rest;
+mod rest_tools;
 mod slack;
 mod surface;

@@ -6,12 +6,15 @@
 //! the router over MCP stdio, through the router over MCP Streamable HTTP, and
 //! the same with authentication on (a bearer token from a real OpenID provider,
 //! `oauth2-mock-server`, checked against its cached JWKS on every request),
-//! first alone and then with a policy whose rules use scopes and a CEL `when`.
+//! first alone and then with a policy whose rules use scopes and a CEL `when`,
+//! and through the REST front door (`POST /api/v1/tools/calculator_add`).
 //! The HTTP paths are measured in alternating batches, so a machine getting
 //! busier or quieter during the run weighs on all of them alike. Prints p50/p99
 //! latency, calls/s and the ratio to the baseline, the p50 that auth and policy
-//! add, and the router's resident memory, as Markdown. Run it in release (`make bench`);
-//! figures are only comparable within one run.
+//! add, and the router's resident memory, as Markdown. Then ten REST calls
+//! two ways: one `POST /api/v1/batch` of ten against ten sequential
+//! `POST /api/v1/tools/...`. Run it in release (`make bench`); figures are
+//! only comparable within one run.
 
 // The report is this program's output.
 #![allow(clippy::print_stdout)]
@@ -53,6 +56,78 @@ when = '"analysts" in jwt.groups'
 const BATCHES: usize = 10;
 
 type Client = RunningService<RoleClient, ()>;
+
+/// A way to call `calculator_add` over HTTP.
+enum HttpPath<'a> {
+    /// MCP Streamable HTTP.
+    Mcp(&'a Client),
+    /// The REST front door: a client and the tool's URL.
+    Rest(&'a reqwest::Client, String),
+}
+
+impl HttpPath<'_> {
+    async fn add(&self, i: usize) -> anyhow::Result<()> {
+        match self {
+            Self::Mcp(client) => add(client, i).await,
+            Self::Rest(client, url) => rest_add(client, url, i).await,
+        }
+    }
+}
+
+/// `calculator_add` once over REST, checking the sum.
+async fn rest_add(client: &reqwest::Client, url: &str, i: usize) -> anyhow::Result<()> {
+    let response = client
+        .post(url)
+        .json(&serde_json::Value::Object(arguments(i)))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "REST call: {}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await?;
+    anyhow::ensure!(
+        body["result"]["sum"].as_f64() == Some(i as f64 + 0.5),
+        "wrong sum: {body}"
+    );
+    Ok(())
+}
+
+/// Ten `calculator_add` calls in one `POST /batch`, checking every answer.
+async fn rest_batch(client: &reqwest::Client, url: &str, i: usize) -> anyhow::Result<()> {
+    let calls: Vec<serde_json::Value> = (0..10)
+        .map(|k| json!({"tool": "calculator_add", "arguments": arguments(i + k)}))
+        .collect();
+    let response = client
+        .post(url)
+        .json(&json!({ "calls": calls }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "REST batch: {}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await?;
+    let results = body["results"].as_array().context("results")?;
+    anyhow::ensure!(results.len() == 10, "10 answers: {body}");
+    for (k, r) in results.iter().enumerate() {
+        anyhow::ensure!(
+            r["result"]["sum"].as_f64() == Some((i + k) as f64 + 0.5),
+            "wrong sum: {r}"
+        );
+    }
+    Ok(())
+}
+
+/// Ten `calculator_add` calls over REST, one after the other.
+async fn rest_sequential(client: &reqwest::Client, url: &str, i: usize) -> anyhow::Result<()> {
+    for k in 0..10 {
+        rest_add(client, url, i + k).await?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -114,16 +189,16 @@ async fn add(client: &Client, i: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures `calculator_add` through each client, after a warm-up each, in
-/// [`BATCHES`] rounds that each make a batch of calls through every client in
+/// Measures `calculator_add` through each path, after a warm-up each, in
+/// [`BATCHES`] rounds that each make a batch of calls through every path in
 /// turn.
 async fn measure_alternating(
-    paths: &[(&'static str, &Client)],
+    paths: &[(&'static str, HttpPath<'_>)],
     args: &Args,
 ) -> anyhow::Result<Vec<Figures>> {
-    for (_, client) in paths {
+    for (_, path) in paths {
         for i in 0..args.warmup {
-            add(client, i).await?;
+            path.add(i).await?;
         }
     }
     let mut figures: Vec<Figures> = paths
@@ -136,11 +211,11 @@ async fn measure_alternating(
         .collect();
     let batch = args.calls.div_ceil(BATCHES);
     for round in 0..BATCHES {
-        for ((_, client), f) in paths.iter().zip(&mut figures) {
+        for ((_, path), f) in paths.iter().zip(&mut figures) {
             let started = Instant::now();
             for i in round * batch..((round + 1) * batch).min(args.calls) {
                 let t = Instant::now();
-                add(client, i).await?;
+                path.add(i).await?;
                 f.latencies.push(t.elapsed());
             }
             f.total += started.elapsed();
@@ -275,15 +350,43 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => (None, None),
     };
-    let mut paths = vec![("MCP HTTP via router", &open)];
+    let rest_client = reqwest::Client::new();
+    let api = format!("http://{}/api/v1", router.addr);
+    let mut paths = vec![
+        ("MCP HTTP via router", HttpPath::Mcp(&open)),
+        (
+            "REST via router",
+            HttpPath::Rest(&rest_client, format!("{api}/tools/calculator_add")),
+        ),
+    ];
     if let (Some((_, only)), Some((_, with_policy))) = (&auth_only, &auth_policy) {
-        paths.push(("MCP HTTP via router, auth", only));
-        paths.push(("MCP HTTP via router, auth + policy", with_policy));
+        paths.push(("MCP HTTP via router, auth", HttpPath::Mcp(only)));
+        paths.push((
+            "MCP HTTP via router, auth + policy",
+            HttpPath::Mcp(with_policy),
+        ));
     }
     let mut measured = measure_alternating(&paths, &args).await?.into_iter();
     let http = measured.next().context("the HTTP figures")?;
+    let rest = measured.next().context("the REST figures")?;
     let http_auth = measured.next();
     let http_policy = measured.next();
+    // Ten calls at a time: one batch against ten sequential calls.
+    let rounds = (args.calls / 10).max(1);
+    let round_args = Args {
+        calls: rounds,
+        warmup: (args.warmup / 10).max(1),
+    };
+    let batch_url = format!("{api}/batch");
+    let tool_url = format!("{api}/tools/calculator_add");
+    let batched = measure("one REST batch of 10 calls", &round_args, |i| {
+        rest_batch(&rest_client, &batch_url, i * 10)
+    })
+    .await?;
+    let sequential = measure("10 sequential REST calls", &round_args, |i| {
+        rest_sequential(&rest_client, &tool_url, i * 10)
+    })
+    .await?;
     let http_rss = http_pid.and_then(rss_kib);
     let auth_rss = auth_policy
         .as_ref()
@@ -305,6 +408,7 @@ async fn main() -> anyhow::Result<()> {
         Some(&direct),
         Some(&stdio),
         Some(&http),
+        Some(&rest),
         http_auth.as_ref(),
         http_policy.as_ref(),
     ]
@@ -320,6 +424,26 @@ async fn main() -> anyhow::Result<()> {
             f.percentile(0.5).as_secs_f64() / base_p50,
         );
     }
+    println!();
+    println!("| 10 calls over REST | p50 | p99 | calls/s | p50 vs 10 direct gRPC calls |");
+    println!("|---|---|---|---|---|");
+    for f in [&batched, &sequential] {
+        println!(
+            "| {} | {:.0} µs | {:.0} µs | {:.0} | {:.1}x |",
+            f.name,
+            f.percentile(0.5).as_secs_f64() * 1e6,
+            f.percentile(0.99).as_secs_f64() * 1e6,
+            f.per_second() * 10.0,
+            f.percentile(0.5).as_secs_f64() / (10.0 * base_p50),
+        );
+    }
+    println!();
+    println!(
+        "REST p50 against MCP HTTP p50 (target: at most 1.0x, REST has no SSE framing): {:.2}x. A batch of 10 against 10 sequential calls: {:.1}x faster at p50 ({} rounds of 10 calls each).",
+        rest.percentile(0.5).as_secs_f64() / http.percentile(0.5).as_secs_f64(),
+        sequential.percentile(0.5).as_secs_f64() / batched.percentile(0.5).as_secs_f64(),
+        rounds,
+    );
     println!();
     let mib = |kib: Option<u64>| kib.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
     println!(

@@ -6,12 +6,13 @@
 # Python venv with the official MCP SDK, lizard, openapi-spec-validator (checks the
 # REST API's OpenAPI document), schemathesis (property-based tests of the REST API
 # from that document) and openapi-python-client (generates a client from it), and promtool and the prometheus
-# server (Debian package prometheus, apt, system-wide); on request (`mutants`, used by
+# server (Debian package prometheus, apt, system-wide), curl and jq (Debian packages, apt,
+# system-wide: the REST tests run the README's curl examples as written); on request (`mutants`, used by
 # `make mutants` only) cargo-mutants, built into .tools/cargo.
 # Idempotent: a second run with everything present does nothing.
 #
-# Usage: scripts/install-tools.sh [node|python|mutants|promtool|all]   (default all: node,
-# python and promtool)
+# Usage: scripts/install-tools.sh [node|python|mutants|promtool|shell|all]   (default all: node,
+# python, promtool and shell)
 # Afterwards: source scripts/tools-env.sh  (puts them on PATH)
 set -euo pipefail
 
@@ -72,6 +73,20 @@ install_promtool() {
     { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
 }
 
+# curl and jq (Debian packages): the README's REST examples use them, and a test
+# runs those examples as written. System packages, so installed with apt-get (as root).
+install_shell() {
+  command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: curl or jq missing; install the Debian packages curl and jq (needs root)" >&2
+    return 0
+  fi
+  echo "install-tools: installing curl and jq (apt)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends curl jq >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends curl jq >/dev/null; }
+}
+
 cargo_mutants_version="27.1.0"
 
 install_mutants() {
@@ -91,6 +106,7 @@ case "${1:-all}" in
   python) install_python ;;
   mutants) install_mutants ;;
   promtool) install_promtool ;;
-  all) install_node; install_python; install_promtool ;;
-  *) echo "usage: $0 [node|python|mutants|promtool|all]" >&2; exit 2 ;;
+  shell) install_shell ;;
+  all) install_node; install_python; install_promtool; install_shell ;;
+  *) echo "usage: $0 [node|python|mutants|promtool|shell|all]" >&2; exit 2 ;;
 esac

@@ -670,10 +670,10 @@ async fn rest_batch_runs_calls_concurrently_and_answers_each_in_order() {
         {"tool": "calculator_nope", "arguments": {}},
         {"tool": "calculator_add", "arguments": {"a": 1}},
         {"tool": "calculator_fail", "arguments": {"code": "UNAVAILABLE", "message": "told to fail"}},
-        {"tool": "calculator_nap", "arguments": {"ms": 600}},
-        {"tool": "calculator_nap", "arguments": {"ms": 600}},
-        {"tool": "calculator_nap", "arguments": {"ms": 600}},
-        {"tool": "calculator_nap", "arguments": {"ms": 600}},
+        {"tool": "calculator_nap", "arguments": {"ms": 1000}},
+        {"tool": "calculator_nap", "arguments": {"ms": 1000}},
+        {"tool": "calculator_nap", "arguments": {"ms": 1000}},
+        {"tool": "calculator_nap", "arguments": {"ms": 1000}},
         {"tool": "calculator_echo"},
     ]});
     let started = std::time::Instant::now();
@@ -717,8 +717,39 @@ async fn rest_batch_runs_calls_concurrently_and_answers_each_in_order() {
             .is_some_and(|d| d.contains("\"message\"")),
         "{body}"
     );
-    // Four naps of 600 ms each, run at once: well under their sum.
-    assert!(took < Duration::from_millis(1800), "took {took:?}");
+    // Four naps of a second each, run at once: well under their sum.
+    assert!(took < Duration::from_millis(3000), "took {took:?}");
+}
+
+#[tokio::test]
+async fn rest_batch_runs_at_most_max_calls_per_session_at_once() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(
+        &[spec("calculator", &calc)],
+        &["--max-calls-per-session", "2"],
+    )
+    .await
+    .expect("router");
+    let nap = json!({"tool": "calculator_nap", "arguments": {"ms": 400}});
+    let started = std::time::Instant::now();
+    let (status, _, body) = post_json(
+        &api(&router, "/batch"),
+        &json!({"calls": [nap, nap, nap, nap, nap, nap]}).to_string(),
+        None,
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<&Value> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| &r["status"])
+        .collect();
+    // None is refused: the batch waits for a slot instead of overrunning them.
+    assert_eq!(statuses, [&json!(200); 6], "{body}");
+    // Six naps of 400 ms, two at a time: three rounds at least, not one.
+    assert!(took >= Duration::from_millis(1150), "took {took:?}");
 }
 
 #[tokio::test]

@@ -879,6 +879,52 @@ async fn rest_streaming_tool_streams_each_message_as_an_event_when_asked() {
 }
 
 #[tokio::test]
+async fn rest_a_client_leaving_an_event_stream_cancels_the_connectors_call() {
+    let (_calc, router) = open_router().await;
+    let mut response = reqwest::Client::new()
+        .post(api(&router, "/tools/calculator_count"))
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(r#"{"to": 1000, "delay_ms": 50}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("read")
+        .expect("a first event");
+    assert!(
+        String::from_utf8_lossy(&first).contains("event: message"),
+        "{first:?}"
+    );
+    drop(response);
+    // The router's gRPC call ends as cancelled (status 1), long before the
+    // 50 s the stream would take.
+    let metrics = format!("http://{}/metrics", router.addr);
+    let mut cancelled = false;
+    for _ in 0..100 {
+        let text = reqwest::get(&metrics)
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics");
+        cancelled = text.lines().any(|l| {
+            l.starts_with("rpc_client_call_duration_seconds_count")
+                && l.contains("Count")
+                && l.contains("rpc_grpc_status_code=\"1\"")
+        });
+        if cancelled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cancelled, "the connector's stream was not cancelled");
+}
+
+#[tokio::test]
 async fn rest_progress_and_logs_of_a_stream_event_tool_are_events() {
     let surface = crate::surface::surface("docs", "rest-events").await;
     let url = |path: &str| format!("http://{}/api/v1{path}", surface.router.addr);

@@ -37,6 +37,7 @@ pub(crate) mod schema;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testlog;
+pub(crate) mod trace;
 pub(crate) mod transcode;
 pub mod transport;
 pub(crate) mod upstream;

@@ -389,8 +389,22 @@ async fn main() -> ExitCode {
         Some(Command::Policy(command)) => return policy_command(command),
         None => {}
     }
-    telemetry::init();
-    match run(cli).await {
+    // OTLP trace export only when the standard OTEL_* variables ask for it.
+    let telemetry = match telemetry::TracesConfig::from_env()
+        .map_err(anyhow::Error::msg)
+        .and_then(|traces| Ok(telemetry::init(traces.as_ref())?))
+    {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            let _ = telemetry::init(None);
+            eprintln!("switchboard: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(cli).await;
+    // Send the spans still buffered (a blocking call, off the runtime's threads).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "switchboard failed");

@@ -30,6 +30,7 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::call::{CallError, CallSlots, Caller, Notice, Notices, Pipeline, Security, ToolCall};
 use crate::catalog::ToolCatalog;
@@ -160,6 +161,16 @@ async fn forward_notices(
     }
 }
 
+/// The `error.type` of a request answered with `result`: its JSON-RPC error
+/// code, empty on success.
+fn json_rpc_error_type<T>(result: &Result<T, McpError>) -> String {
+    result
+        .as_ref()
+        .err()
+        .map(|error| error.code.0.to_string())
+        .unwrap_or_default()
+}
+
 fn tool_error(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
@@ -244,7 +255,7 @@ impl Router {
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         Caller::new(
             self.pipeline.security().principal(&context.extensions),
-            context.meta.0.get("traceparent").and_then(Json::as_str),
+            crate::trace::incoming_traceparent(context),
         )
     }
 }
@@ -328,15 +339,17 @@ impl ServerHandler for Router {
         );
         let forwarder = tokio::spawn(forward_notices(context.peer.clone(), progress_token, queue));
         let poll_timer = self.polling.as_ref().and_then(|p| p.watch(&context));
+        let span = crate::trace::mcp_request("tools/call", &request.name, &context);
         let call = ToolCall {
-            caller: self.caller(&context),
+            caller: span.in_scope(|| self.caller(&context)),
             name: request.name.to_string(),
             arguments: request.arguments,
             cancel: context.ct.clone(),
             slots: Some(self.session.calls.clone()),
             notices: Some(notices),
         };
-        let result = self.pipeline.call_tool(call).await;
+        let result = self.pipeline.call_tool(call).instrument(span.clone()).await;
+        crate::trace::answered(&span, &crate::call::error_type(&result));
         if let Some(timer) = poll_timer {
             timer.abort();
         }
@@ -386,10 +399,15 @@ impl ServerHandler for Router {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        self.pipeline
-            .read_resource(&self.caller(&context), &request.uri)
-            .await
-            .map(ReadResourceResponse::from)
+        let span = crate::trace::mcp_request("resources/read", &request.uri, &context);
+        let caller = span.in_scope(|| self.caller(&context));
+        let result = self
+            .pipeline
+            .read_resource(&caller, &request.uri)
+            .instrument(span.clone())
+            .await;
+        crate::trace::answered(&span, &json_rpc_error_type(&result));
+        result.map(ReadResourceResponse::from)
     }
 
     #[allow(deprecated)]
@@ -485,10 +503,15 @@ impl ServerHandler for Router {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.pipeline
-            .get_prompt(&self.caller(&context), &request.name, request.arguments)
-            .await
-            .map(GetPromptResponse::from)
+        let span = crate::trace::mcp_request("prompts/get", &request.name, &context);
+        let caller = span.in_scope(|| self.caller(&context));
+        let result = self
+            .pipeline
+            .get_prompt(&caller, &request.name, request.arguments)
+            .instrument(span.clone())
+            .await;
+        crate::trace::answered(&span, &json_rpc_error_type(&result));
+        result.map(GetPromptResponse::from)
     }
 
     async fn complete(

@@ -58,16 +58,19 @@ pub struct Caller {
     /// The authenticated principal.
     pub principal: Option<Principal>,
     /// The `traceparent` sent to connectors: the client's trace id when it
-    /// sent one, with a new span id; otherwise a new trace.
+    /// sent one, with a new span id; otherwise a new trace. While traces are
+    /// exported, the context of the front door's server span.
     pub traceparent: String,
 }
 
 impl Caller {
-    /// A caller continuing the client's `traceparent`, if it sent one.
+    /// A caller continuing the client's `traceparent`, if it sent one (and,
+    /// while traces are exported, the current server span).
     pub fn new(principal: Option<Principal>, incoming_traceparent: Option<&str>) -> Self {
         Self {
             principal,
-            traceparent: traceparent(incoming_traceparent),
+            traceparent: crate::trace::continued(incoming_traceparent)
+                .unwrap_or_else(|| traceparent(incoming_traceparent)),
         }
     }
 
@@ -348,17 +351,25 @@ impl Pipeline {
         tracing::Span::current().record("method", target.entry.method.full_name());
         tracing::Span::current().record("connector", target.entry.connector.as_str());
         let message = decode::arguments(name, &target, call.arguments.take())?;
-        // invoke, carrying who calls (as the router established it)
+        // invoke, carrying who calls (as the router established it), in the
+        // gRPC client span whose context the connector continues
         let forwarded = self.forwarded(&call.caller);
+        let hop = crate::trace::Hop::start(&target.entry, &call.caller.traceparent);
         let outcome = invoke::run(
             &target,
             message,
-            &call.caller.traceparent,
+            hop.traceparent(&call.caller.traceparent),
             &forwarded,
             &call.cancel,
             call.notices.take(),
         )
+        .instrument(hop.span().clone())
         .await;
+        hop.end(match &outcome {
+            Ok(_) => tonic::Code::Ok,
+            Err(invoke::Ended::Cancelled) => tonic::Code::Cancelled,
+            Err(invoke::Ended::Status(status)) => status.code(),
+        });
         // shape
         Ok(shape::result(name, &target, outcome)?)
     }
@@ -503,7 +514,7 @@ impl Pipeline {
 /// The `error.type` of a tool call's outcome (OpenTelemetry MCP conventions):
 /// empty on success, `tool_error` for a result with `isError` (which every
 /// failure on the way is, to the client), the JSON-RPC error code otherwise.
-fn error_type(result: &Result<CallToolResult, CallError>) -> String {
+pub(crate) fn error_type(result: &Result<CallToolResult, CallError>) -> String {
     match result {
         Ok(r) if r.is_error != Some(true) => String::new(),
         Ok(_) | Err(CallError::Failed(_)) => "tool_error".to_owned(),

@@ -4,6 +4,7 @@
 
 pub mod calculator;
 pub mod oidc;
+pub mod otlp;
 pub mod prism;
 pub mod process;
 pub mod stack;

@@ -25,3 +25,4 @@ mod rest;
 mod rest_tools;
 mod slack;
 mod surface;
+mod tracing;

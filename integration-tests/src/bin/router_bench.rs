@@ -7,11 +7,13 @@
 //! the same with authentication on (a bearer token from a real OpenID provider,
 //! `oauth2-mock-server`, checked against its cached JWKS on every request),
 //! first alone and then with a policy whose rules use scopes and a CEL `when`,
-//! and through the REST front door (`POST /api/v1/tools/calculator_add`).
+//! through the REST front door (`POST /api/v1/tools/calculator_add`), and
+//! with OpenTelemetry traces exported (every call sampled, over OTLP/HTTP to a
+//! local receiver that discards them).
 //! The HTTP paths are measured in alternating batches, so a machine getting
 //! busier or quieter during the run weighs on all of them alike. Prints p50/p99
-//! latency, calls/s and the ratio to the baseline, the p50 that auth and policy
-//! add, and the router's resident memory, as Markdown. Then ten REST calls
+//! latency, calls/s and the ratio to the baseline, the p50 that auth, policy
+//! and tracing add, and the router's resident memory, as Markdown. Then ten REST calls
 //! two ways: one `POST /api/v1/batch` of ten against ten sequential
 //! `POST /api/v1/tools/...`. Run it in release (`make bench`); figures are
 //! only comparable within one run.
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use integration_tests::oidc::{self, OpenIdProvider, TokenSpec};
+use integration_tests::otlp::Receiver;
 use integration_tests::pb::AddRequest;
 use integration_tests::pb::calculator_client::CalculatorClient;
 use integration_tests::process::{
@@ -272,6 +275,38 @@ async fn secured(
     Ok((process, client))
 }
 
+/// A router (no auth) exporting every call's spans to `receiver`, and a client.
+async fn traced(receiver: &Receiver, spec: &str) -> anyhow::Result<(Process, Client)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let listen = addr.to_string();
+    let endpoint = receiver.traces_url();
+    let process = Process::spawn(
+        "switchboard",
+        &["--listen", &listen, "--connector", spec],
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
+            // Exported as they come, not dropped from a full queue.
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    )?;
+    let health = format!("http://{addr}/healthz");
+    wait_until("switchboard /healthz", Duration::from_secs(30), || {
+        let health = health.clone();
+        async move { http_ok(&health).await }
+    })
+    .await?;
+    let client: Client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{addr}/mcp"
+        )))
+        .await
+        .context("initialize the traced router")?;
+    client.list_all_tools().await?;
+    Ok((process, client))
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -352,11 +387,19 @@ async fn main() -> anyhow::Result<()> {
     };
     let rest_client = reqwest::Client::new();
     let api = format!("http://{}/api/v1", router.addr);
+    // The same router with traces on: the connector exports nothing, so what
+    // is measured is the router's spans and exporter.
+    let receiver = Receiver::discarding().await?;
+    let (_traced_router, traced_client) = traced(&receiver, &spec).await?;
     let mut paths = vec![
         ("MCP HTTP via router", HttpPath::Mcp(&open)),
         (
             "REST via router",
             HttpPath::Rest(&rest_client, format!("{api}/tools/calculator_add")),
+        ),
+        (
+            "MCP HTTP via router, tracing on",
+            HttpPath::Mcp(&traced_client),
         ),
     ];
     if let (Some((_, only)), Some((_, with_policy))) = (&auth_only, &auth_policy) {
@@ -369,6 +412,7 @@ async fn main() -> anyhow::Result<()> {
     let mut measured = measure_alternating(&paths, &args).await?.into_iter();
     let http = measured.next().context("the HTTP figures")?;
     let rest = measured.next().context("the REST figures")?;
+    let http_traced = measured.next().context("the traced HTTP figures")?;
     let http_auth = measured.next();
     let http_policy = measured.next();
     // Ten calls at a time: one batch against ten sequential calls.
@@ -397,6 +441,7 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let _ = open.cancel().await;
+    let _ = traced_client.cancel().await;
     for (_, client) in [auth_only, auth_policy].into_iter().flatten() {
         let _ = client.cancel().await;
     }
@@ -409,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
         Some(&stdio),
         Some(&http),
         Some(&rest),
+        Some(&http_traced),
         http_auth.as_ref(),
         http_policy.as_ref(),
     ]
@@ -472,5 +518,16 @@ async fn main() -> anyhow::Result<()> {
             "Auth + policy: not measured, the OpenID provider is not installed (run scripts/install-tools.sh)."
         ),
     }
+    println!();
+    anyhow::ensure!(
+        receiver.requests() > 0,
+        "the traced router exported no spans to the receiver"
+    );
+    println!(
+        "Added per call with tracing on (every call sampled, two spans each, OTLP/HTTP to a local receiver that discards them; target: at most 20 µs): {:.0} µs at p50, {:.0} µs at p99; {} export requests received. Without OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT the router makes no spans and runs no exporter.",
+        added(&http_traced, 0.5),
+        added(&http_traced, 0.99),
+        receiver.requests(),
+    );
     Ok(())
 }

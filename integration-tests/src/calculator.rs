@@ -31,14 +31,49 @@ pub struct CalculatorService {
     pub served_by: String,
     /// Sleep calls in flight, reported by `Echo` (tests see cancellations arrive).
     pub sleeping: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// What `Echo` reports besides: calls received by method and the most
+    /// Sleep calls at once (tests of the router's limits count with them).
+    pub counters: std::sync::Arc<Counters>,
+    /// How long Add and Divide (read-only) take to answer
+    /// (`TEST_READ_DELAY_MS`), so that identical calls overlap.
+    pub read_delay: Duration,
+}
+
+/// Calls received, by method, and the most Sleep calls at once.
+#[derive(Debug, Default)]
+pub struct Counters {
+    calls: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    most_sleeping: std::sync::atomic::AtomicU32,
+}
+
+impl Counters {
+    fn count(&self, method: &str) {
+        let mut calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *calls.entry(method.to_owned()).or_default() += 1;
+    }
+
+    fn calls(&self) -> std::collections::HashMap<String, u64> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
 }
 
 /// Counts one running Sleep until dropped (also when its call is cancelled).
 struct Sleeping(std::sync::Arc<std::sync::atomic::AtomicU32>);
 
 impl Sleeping {
-    fn start(counter: &std::sync::Arc<std::sync::atomic::AtomicU32>) -> Self {
-        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    fn start(counter: &std::sync::Arc<std::sync::atomic::AtomicU32>, counters: &Counters) -> Self {
+        let now = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        counters
+            .most_sleeping
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
         Self(counter.clone())
     }
 }
@@ -54,6 +89,10 @@ type CountStream = Pin<Box<dyn Stream<Item = Result<CountReply, Status>> + Send>
 #[tonic::async_trait]
 impl Calculator for CalculatorService {
     async fn add(&self, request: Request<AddRequest>) -> Result<Response<AddResponse>, Status> {
+        self.counters.count("Add");
+        if !self.read_delay.is_zero() {
+            tokio::time::sleep(self.read_delay).await;
+        }
         let r = request.into_inner();
         Ok(Response::new(AddResponse { sum: r.a + r.b }))
     }
@@ -62,6 +101,10 @@ impl Calculator for CalculatorService {
         &self,
         request: Request<DivideRequest>,
     ) -> Result<Response<DivideResponse>, Status> {
+        self.counters.count("Divide");
+        if !self.read_delay.is_zero() {
+            tokio::time::sleep(self.read_delay).await;
+        }
         let r = request.into_inner();
         if r.divisor == 0 {
             return Err(Status::invalid_argument("divisor must not be zero"));
@@ -94,6 +137,11 @@ impl Calculator for CalculatorService {
             recipient,
             served_by: self.served_by.clone(),
             sleeping_now: self.sleeping.load(std::sync::atomic::Ordering::SeqCst),
+            most_sleeping: self
+                .counters
+                .most_sleeping
+                .load(std::sync::atomic::Ordering::SeqCst),
+            calls: self.counters.calls(),
         }))
     }
 
@@ -116,8 +164,9 @@ impl Calculator for CalculatorService {
         &self,
         request: Request<SleepRequest>,
     ) -> Result<Response<SleepResponse>, Status> {
+        self.counters.count("Sleep");
         let started = Instant::now();
-        let _sleeping = Sleeping::start(&self.sleeping);
+        let _sleeping = Sleeping::start(&self.sleeping, &self.counters);
         tokio::time::sleep(Duration::from_millis(u64::from(request.into_inner().ms))).await;
         Ok(Response::new(SleepResponse {
             slept_ms: started.elapsed().as_millis() as u64,
@@ -174,6 +223,17 @@ pub async fn serve(
     serving: bool,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with(listener, version, serving, Duration::ZERO, shutdown).await
+}
+
+/// [`serve`], with Add and Divide taking `read_delay` to answer.
+pub async fn serve_with(
+    listener: TcpListener,
+    version: ProtoVersion,
+    serving: bool,
+    read_delay: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let descriptors = match version {
         ProtoVersion::V1 => crate::CALCULATOR_V1,
         ProtoVersion::V2 => crate::CALCULATOR_V2,
@@ -185,6 +245,8 @@ pub async fn serve(
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             sleeping: Default::default(),
+            counters: Default::default(),
+            read_delay,
         }),
     );
     let health = server.health();

@@ -4,14 +4,15 @@
 //! `TEST_NOT_SERVING=true` to report NOT_SERVING like an unconfigured connector,
 //! `TEST_FAULTS=MODE` to serve a misbehaving connector instead of the calculator
 //! (see [`faults`]: `misbehave`, `flap`, `self-dependent`, `endless-dependencies`,
-//! `huge-descriptor`, `deep-diamond` with `TEST_DIAMOND_LEVELS`, default 40).
+//! `huge-descriptor`, `deep-diamond` with `TEST_DIAMOND_LEVELS`, default 40),
+//! `TEST_READ_DELAY_MS=N` to have Add and Divide (read-only) take N ms.
 
 #[path = "test_connector/faults.rs"]
 mod faults;
 
 use std::process::ExitCode;
 
-use integration_tests::calculator::{ProtoVersion, serve};
+use integration_tests::calculator::{ProtoVersion, serve_with};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,7 +34,11 @@ async fn main() -> ExitCode {
                 ),
             };
             let serving = !connector_kit::env::flag("TEST_NOT_SERVING", false)?;
-            serve(listener, version, serving, shutdown).await
+            let read_delay = std::time::Duration::from_millis(connector_kit::env::parse::<u64>(
+                "TEST_READ_DELAY_MS",
+                0,
+            )?);
+            serve_with(listener, version, serving, read_delay, shutdown).await
         },
     )
     .await

@@ -9,6 +9,10 @@
 //! specs are separated by commas too (`jira=http://a:50051,slack=http://b:50052`): an
 //! item without `=` adds a URL to the connector before it. Several URLs are load
 //! balanced.
+//!
+//! Limits on tool calls (`[[limit]]` tables, `limits_redis`, a connector's
+//! `max_in_flight` and `queue_timeout`) are described in [`crate::rate`] and
+//! [`crate::call::limit`].
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +25,8 @@ use crate::auth::AuthConfig;
 
 /// Default per-call deadline.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default longest wait for a place among a capped connector's calls (`queue_timeout`).
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default wait for connectors before the first `tools/list` is answered.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a down connector's tools stay listed before they are withdrawn.
@@ -184,6 +190,11 @@ pub struct ConnectorConfig {
     pub timeout: Duration,
     /// Tool-name prefix; defaults to the name. Empty means no prefix.
     pub prefix: String,
+    /// Most calls in flight to this connector at once (`max_in_flight`);
+    /// unlimited when `None`.
+    pub max_in_flight: Option<usize>,
+    /// How long a call waits for a place when `max_in_flight` are running.
+    pub queue_timeout: Duration,
 }
 
 impl ConnectorConfig {
@@ -195,6 +206,8 @@ impl ConnectorConfig {
             name,
             urls: vec![url.into()],
             timeout: DEFAULT_CALL_TIMEOUT,
+            max_in_flight: None,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
         }
     }
 }
@@ -235,6 +248,15 @@ pub struct Config {
     /// `SWITCHBOARD_METRICS_LISTEN`). Without it, `/metrics` is on the HTTP
     /// listener when no issuer is set, and nowhere otherwise.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Rate limits on tool calls (`[[limit]]`, `--rate-limit`), in order.
+    pub rate_limits: Vec<crate::rate::LimitRule>,
+    /// Redis that replicas share principal, tool and global limits through
+    /// (`--limits-redis`, `SWITCHBOARD_LIMITS_REDIS`, `limits_redis`); the
+    /// URL may hold a password.
+    pub limits_redis: Option<secrecy::SecretString>,
+    /// Whether identical read-only calls in flight are shared
+    /// (`--share-in-flight`, `SWITCHBOARD_SHARE_IN_FLIGHT`, `share_in_flight`).
+    pub share_in_flight: bool,
 }
 
 impl Default for Config {
@@ -254,6 +276,9 @@ impl Default for Config {
             policy: None,
             audit: AuditConfig::default(),
             metrics_listen: None,
+            rate_limits: Vec::new(),
+            limits_redis: None,
+            share_in_flight: true,
         }
     }
 }
@@ -404,6 +429,10 @@ struct FileConfig {
     auth: Option<AuthConfig>,
     policy: Option<String>,
     audit: Option<AuditConfig>,
+    #[serde(default)]
+    limit: Vec<crate::rate::FileLimit>,
+    limits_redis: Option<String>,
+    share_in_flight: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -416,6 +445,9 @@ struct FileConnector {
     /// Seconds.
     timeout: Option<f64>,
     prefix: Option<String>,
+    max_in_flight: Option<usize>,
+    /// Seconds.
+    queue_timeout: Option<f64>,
 }
 
 impl Config {
@@ -443,11 +475,37 @@ impl Config {
                 Some(secs) => seconds(secs).map_err(&file_err)?,
                 None => DEFAULT_CALL_TIMEOUT,
             };
+            let queue_timeout = match c.queue_timeout {
+                Some(secs) => match seconds(secs) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        return Err(file_err(format!(
+                            "connector {:?}: queue_timeout: a timeout must be longer than zero",
+                            c.name
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(file_err(format!(
+                            "connector {:?}: queue_timeout: {e}",
+                            c.name
+                        )));
+                    }
+                },
+                None => DEFAULT_QUEUE_TIMEOUT,
+            };
+            if c.max_in_flight == Some(0) {
+                return Err(file_err(format!(
+                    "connector {:?}: max_in_flight: a limit must be at least 1",
+                    c.name
+                )));
+            }
             self.upsert(ConnectorConfig {
                 prefix: c.prefix.unwrap_or_else(|| c.name.clone()),
                 name: c.name,
                 urls,
                 timeout,
+                max_in_flight: c.max_in_flight,
+                queue_timeout,
             });
         }
         if let Some(auth) = file.auth {
@@ -455,6 +513,18 @@ impl Config {
         }
         if let Some(policy) = file.policy.filter(|p| !p.trim().is_empty()) {
             self.policy = Some(policy.into());
+        }
+        for (i, limit) in file.limit.into_iter().enumerate() {
+            let rule = limit
+                .rule()
+                .map_err(|e| file_err(format!("[[limit]] #{}: {e}", i + 1)))?;
+            self.rate_limits.push(rule);
+        }
+        if let Some(url) = file.limits_redis.filter(|u| !u.trim().is_empty()) {
+            self.limits_redis = Some(url.trim().to_owned().into());
+        }
+        if let Some(share) = file.share_in_flight {
+            self.share_in_flight = share;
         }
         if let Some(audit) = file.audit {
             if audit.max_argument_bytes == 0 {
@@ -838,6 +908,94 @@ prefix = "tickets"
         std::fs::write(&path, "[auth]\nissuer = \"x\"\naudiences = \"a\"\n").unwrap();
         let err = Config::default().merge_file(&path).unwrap_err();
         assert!(err.to_string().contains("audiences"), "{err}");
+    }
+
+    #[test]
+    fn config_file_sets_rate_limits_and_connector_caps() {
+        let dir = std::env::temp_dir().join(format!("sb-rate-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(
+            &path,
+            r#"
+limits_redis = "redis://127.0.0.1:6379"
+share_in_flight = false
+[[connectors]]
+name = "jira"
+url = "jira:50051"
+max_in_flight = 4
+queue_timeout = 2.5
+[[connectors]]
+name = "slack"
+url = "slack:50052"
+[[limit]]
+tools = ["jira_*"]
+per = "principal"
+rate = "300/min"
+burst = 20
+[[limit]]
+rate = "10/s"
+"#,
+        )
+        .unwrap();
+        let mut config = Config::default();
+        assert!(config.share_in_flight, "shared by default");
+        config.merge_file(&path).unwrap();
+        assert_eq!(config.connectors[0].max_in_flight, Some(4));
+        assert_eq!(
+            config.connectors[0].queue_timeout,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(config.connectors[1].max_in_flight, None);
+        assert_eq!(config.connectors[1].queue_timeout, DEFAULT_QUEUE_TIMEOUT);
+        assert!(config.limits_redis.is_some());
+        assert!(!config.share_in_flight);
+        assert_eq!(config.rate_limits.len(), 2);
+        let jira = &config.rate_limits[0];
+        assert_eq!(jira.tools, ["jira_*"]);
+        assert_eq!(jira.per, crate::rate::Per::Principal);
+        assert_eq!(jira.rate.to_string(), "300/min");
+        assert_eq!(jira.burst.get(), 20);
+        let all = &config.rate_limits[1];
+        assert_eq!(
+            (all.tools.as_slice(), all.burst.get()),
+            (&["*".to_owned()][..], 10)
+        );
+        assert!(
+            !format!("{config:?}").contains("6379"),
+            "the Redis URL (it may hold a password) is not in Debug output"
+        );
+
+        for (text, expected) in [
+            (
+                "[[limit]]\nrate = \"10 per second\"\n",
+                "[[limit]] #1: rate: ",
+            ),
+            (
+                "[[limit]]\nrate = \"1/s\"\nper = \"team\"\n",
+                "unknown variant `team`",
+            ),
+            (
+                "[[limit]]\nrate = \"1/s\"\nburst = 0\n",
+                "[[limit]] #1: burst: must be at least 1",
+            ),
+            (
+                "[[limit]]\nrate = \"1/s\"\ntool = [\"x\"]\n",
+                "unknown field `tool`",
+            ),
+            (
+                "[[connectors]]\nname = \"x\"\nurl = \"a:1\"\nmax_in_flight = 0\n",
+                "max_in_flight: a limit must be at least 1",
+            ),
+            (
+                "[[connectors]]\nname = \"x\"\nurl = \"a:1\"\nqueue_timeout = 0\n",
+                "queue_timeout: a timeout must be longer than zero",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::default().merge_file(&path).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

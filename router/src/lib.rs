@@ -31,6 +31,7 @@ pub(crate) mod mcp;
 pub mod metrics;
 pub mod policy;
 pub(crate) mod polling;
+pub mod rate;
 pub(crate) mod resolve;
 pub(crate) mod rest;
 pub(crate) mod schema;
@@ -42,5 +43,5 @@ pub(crate) mod transcode;
 pub mod transport;
 pub(crate) mod upstream;
 
-pub use call::Security;
+pub use call::{CallLimits, Security};
 pub use config::{Config, ConnectorConfig};

@@ -124,6 +124,25 @@ struct Cli {
     /// Most calls in one REST batch (POST /api/v1/batch); a bigger one is answered 413 [default: 64].
     #[arg(long, env = "SWITCHBOARD_MAX_BATCH_CALLS", value_parser = maybe(config::parse_limit))]
     max_batch_calls: Option<Maybe<usize>>,
+    /// A rate limit on every tool per principal, e.g. 300/min (added after the config file's [[limit]] tables) [default: none].
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT", value_parser = maybe(|s: &str| switchboard_router::rate::Rate::parse(s).map(|_| s.trim().to_owned())))]
+    rate_limit: Option<Maybe<String>>,
+    /// Calls --rate-limit lets through at once after a quiet period [default: the rate's count].
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_BURST", value_parser = maybe(config::parse_limit))]
+    rate_limit_burst: Option<Maybe<usize>>,
+    /// Redis that router replicas share rate limits through (redis://host:6379); when it is down,
+    /// limits are counted in each replica [default: none, limits counted in this replica].
+    #[arg(long, env = "SWITCHBOARD_LIMITS_REDIS", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
+    limits_redis: Option<Maybe<String>>,
+    /// Most calls in flight to each connector given with --connector or SWITCHBOARD_CONNECTORS [default: unlimited].
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", value_parser = maybe(config::parse_limit))]
+    max_in_flight: Option<Maybe<usize>>,
+    /// How long a call waits for a place at a connector at its max_in_flight [default: 5s].
+    #[arg(long, env = "SWITCHBOARD_QUEUE_TIMEOUT", value_parser = maybe(config::parse_timeout))]
+    queue_timeout: Option<Maybe<std::time::Duration>>,
+    /// Let identical read-only calls in flight share one connector call [default: true].
+    #[arg(long, env = "SWITCHBOARD_SHARE_IN_FLIGHT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = maybe(parse_bool))]
+    share_in_flight: Option<Maybe<bool>>,
     /// OAuth 2.0 / OpenID issuer whose bearer tokens HTTP clients must present [default: none, HTTP unauthenticated].
     #[arg(long, env = "SWITCHBOARD_AUTH_ISSUER", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
     auth_issuer: Option<Maybe<String>>,
@@ -236,6 +255,7 @@ const EXAMPLES: &str = "Examples:
   switchboard --connector code_analysis=http://127.0.0.1:50054 --listen 127.0.0.1:8080
   switchboard --stdio --connector jira=http://127.0.0.1:50051 --connector database=http://127.0.0.1:50053
   SWITCHBOARD_CONNECTORS=jira=http://jira:50051,slack=http://slack:50052 switchboard --listen 0.0.0.0:8080
+  switchboard --connector jira=http://jira:50051 --rate-limit 300/min --max-in-flight 8 --limits-redis redis://redis:6379
   switchboard --listen 0.0.0.0:8080 --auth-issuer https://kc.example.com/realms/acme --public-url https://mcp.example.com --policy policy.toml --connector jira=http://jira:50051
   switchboard policy explain --policy policy.toml --claims claims.json --tool database_query";
 
@@ -254,9 +274,16 @@ impl Cli {
         if let Some(path) = set(self.config) {
             config.merge_file(&path)?;
         }
+        let max_in_flight = set(self.max_in_flight);
+        let queue_timeout = set(self.queue_timeout);
+        let capped = |mut c: config::ConnectorConfig| {
+            c.max_in_flight = max_in_flight.or(c.max_in_flight);
+            c.queue_timeout = queue_timeout.unwrap_or(c.queue_timeout);
+            c
+        };
         if let Some(list) = &self.connectors_list {
             for c in config::parse_connector_specs(list, "SWITCHBOARD_CONNECTORS")? {
-                config.upsert(c);
+                config.upsert(capped(c));
             }
         }
         let call_timeout = set(self.call_timeout);
@@ -265,8 +292,33 @@ impl Cli {
                 if let Some(timeout) = call_timeout {
                     c.timeout = timeout;
                 }
-                config.upsert(c);
+                config.upsert(capped(c));
             }
+        }
+        let burst = set(self.rate_limit_burst);
+        if let Some(rate) = set(self.rate_limit) {
+            let burst = burst
+                .map(|b| {
+                    u32::try_from(b)
+                        .map_err(|_| anyhow::anyhow!("--rate-limit-burst: {b} is too large"))
+                })
+                .transpose()?;
+            let rule = switchboard_router::rate::LimitRule::new(
+                Vec::new(),
+                switchboard_router::rate::Per::Principal,
+                &rate,
+                burst,
+            )
+            .map_err(|e| anyhow::anyhow!("--rate-limit / SWITCHBOARD_RATE_LIMIT: {e}"))?;
+            config.rate_limits.push(rule);
+        } else if burst.is_some() {
+            anyhow::bail!("--rate-limit-burst / SWITCHBOARD_RATE_LIMIT_BURST needs --rate-limit");
+        }
+        if let Some(url) = set(self.limits_redis) {
+            config.limits_redis = Some(url.into());
+        }
+        if let Some(share) = set(self.share_in_flight) {
+            config.share_in_flight = share;
         }
         if let Some(t) = set(self.startup_timeout) {
             config.startup_timeout = t;
@@ -548,7 +600,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (config, stdio, listen) = cli.into_config()?;
     let security = security(&config, stdio).await?;
     let shutdown = CancellationToken::new();
-    let router = transport::start(&config, &shutdown)?.with_security(security);
+    let limits = switchboard_router::CallLimits::from_config(&config, &shutdown)
+        .map_err(anyhow::Error::msg)?;
+    let router = transport::start(&config, &shutdown)?
+        .with_security(security)
+        .with_call_limits(limits);
     if let Some(addr) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -210,6 +210,13 @@ impl Router {
         self
     }
 
+    /// Limits every session's calls with `limits` (rates, connector caps,
+    /// in-flight sharing).
+    pub fn with_call_limits(mut self, limits: crate::call::CallLimits) -> Self {
+        self.pipeline = self.pipeline.with_call_limits(limits);
+        self
+    }
+
     /// The security settings shared by all sessions.
     pub fn security(&self) -> &Security {
         self.pipeline.security()
@@ -253,10 +260,20 @@ impl Router {
     /// Who asks, from a request's context: the principal the HTTP front door
     /// established (or the local user), and the client's trace context.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
-        Caller::new(
+        let caller = Caller::new(
             self.pipeline.security().principal(&context.extensions),
             crate::trace::incoming_traceparent(context),
-        )
+        );
+        // Without tokens, each MCP session is its own principal for limits.
+        let session = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|id| id.to_str().ok());
+        match session {
+            Some(id) => caller.with_client(format!("session {id}")),
+            None => caller,
+        }
     }
 }
 

@@ -79,6 +79,7 @@ struct Metrics {
     tools: Family<ConnectorLabels, Gauge>,
     denials: Family<ReasonLabels, Counter>,
     rejections: Family<ReasonLabels, Counter>,
+    shared_calls: Counter,
     in_flight: Family<ConnectorLabels, Gauge>,
     grpc: Durations<GrpcLabels>,
 }
@@ -95,6 +96,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         tools: Family::default(),
         denials: Family::default(),
         rejections: Family::default(),
+        shared_calls: Counter::default(),
         in_flight: Family::default(),
         grpc: Family::new_with_constructor(duration_histogram),
     };
@@ -137,6 +139,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "switchboard_rate_limit_rejections",
             "Calls refused by a limit, by the limit's setting name",
             metrics.rejections.clone(),
+        );
+        registry.register(
+            "switchboard_shared_calls",
+            "Read-only tool calls answered with the result of an identical call already in flight",
+            metrics.shared_calls.clone(),
         );
         registry.register(
             "switchboard_connector_in_flight_calls",
@@ -185,6 +192,11 @@ pub fn record_rejection(setting: &'static str) {
         .rejections
         .get_or_create(&ReasonLabels { reason: setting })
         .inc();
+}
+
+/// Counts a read-only call that joined an identical one in flight.
+pub fn record_shared_call() {
+    METRICS.shared_calls.inc();
 }
 
 /// Records one gRPC call to `connector`'s `method` that ended with `code`.

@@ -353,6 +353,9 @@ async fn readyz(State(catalog): State<Arc<ToolCatalog>>) -> impl IntoResponse {
         })
         .collect();
     let ready = catalog.is_ready();
+    // With --limits-redis: whether limits are shared now (never a reason
+    // for not being ready: calls go on under local limits).
+    let limits = crate::rate::shared::readiness();
     let code = if ready {
         StatusCode::OK
     } else {
@@ -360,6 +363,9 @@ async fn readyz(State(catalog): State<Arc<ToolCatalog>>) -> impl IntoResponse {
     };
     (
         code,
-        axum::Json(json!({ "ready": ready, "connectors": connectors })),
+        axum::Json(match limits {
+            Some(limits) => json!({ "ready": ready, "connectors": connectors, "limits": limits }),
+            None => json!({ "ready": ready, "connectors": connectors }),
+        }),
     )
 }

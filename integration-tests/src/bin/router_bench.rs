@@ -18,6 +18,10 @@
 //! `POST /api/v1/tools/...`. Run it in release (`make bench`); figures are
 //! only comparable within one run.
 
+// The limit stage (`[[limit]]` rate limits) is measured last: its check in
+// process and through Redis (next to a bare Redis round trip), and what a
+// router with a limit adds to an MCP HTTP call, counted locally and in Redis.
+
 // The report is this program's output.
 #![allow(clippy::print_stdout)]
 
@@ -322,6 +326,187 @@ fn arguments(i: usize) -> serde_json::Map<String, serde_json::Value> {
     }
 }
 
+/// Where the shared-limit figures count (`make services` starts it).
+const BENCH_REDIS: &str = "127.0.0.1:6379";
+
+/// One Redis `PING` round trip over a plain socket: the floor for a shared check.
+async fn redis_ping(stream: &mut tokio::net::TcpStream) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(b"PING\r\n").await?;
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).await?;
+    anyhow::ensure!(&reply == b"+PONG\r\n", "unexpected PING reply");
+    Ok(())
+}
+
+/// The limit stage's cost per call: the rate-limit check alone (in process,
+/// and through Redis next to a bare round trip), then an MCP HTTP call
+/// through routers with a limit that never refuses, counted locally and in
+/// Redis, against one without, in alternating batches.
+async fn limit_stage(spec: &str, args: &Args) -> anyhow::Result<()> {
+    use switchboard_router::rate::{LimitRule, Per, RateLimits, shared::SharedStore};
+    let rule = || {
+        LimitRule::new(
+            vec!["calculator_*".into()],
+            Per::Principal,
+            "1000000/s",
+            None,
+        )
+        .map_err(anyhow::Error::msg)
+    };
+    let principals: Vec<String> = (0..64).map(|i| format!("principal-{i}")).collect();
+    let checks = args.calls * 50;
+    let local = RateLimits::new(vec![rule()?]);
+    let started = Instant::now();
+    for i in 0..checks {
+        local
+            .check("calculator_add", &principals[i % principals.len()])
+            .await
+            .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
+    }
+    let local_ns = started.elapsed().as_secs_f64() * 1e9 / checks as f64;
+    println!();
+    println!("| limit stage | per call |");
+    println!("|---|---|");
+    println!("| rate-limit check in process (governor) | {local_ns:.0} ns |");
+
+    let redis_up = tokio::net::TcpStream::connect(BENCH_REDIS).await.ok();
+    let mut redis_figures = None;
+    if let Some(mut stream) = redis_up {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let store = SharedStore::start(&format!("redis://{BENCH_REDIS}").into(), stop.clone())
+            .map_err(anyhow::Error::msg)?;
+        wait_until(
+            "the limits store to connect",
+            Duration::from_secs(10),
+            || {
+                let store = store.clone();
+                async move { store.is_shared() }
+            },
+        )
+        .await?;
+        let shared = RateLimits::new(vec![rule()?]).with_shared(store.clone());
+        for _ in 0..args.warmup {
+            redis_ping(&mut stream).await?;
+            shared.check("calculator_add", "warm-up").await.ok();
+        }
+        let mut ping = Vec::with_capacity(args.calls);
+        let mut check = Vec::with_capacity(args.calls);
+        for i in 0..args.calls {
+            let t = Instant::now();
+            redis_ping(&mut stream).await?;
+            ping.push(t.elapsed());
+            let t = Instant::now();
+            shared
+                .check("calculator_add", &principals[i % principals.len()])
+                .await
+                .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
+            check.push(t.elapsed());
+        }
+        anyhow::ensure!(store.is_shared(), "Redis stopped answering during the run");
+        stop.cancel();
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2].as_secs_f64() * 1e6
+        };
+        let (ping, check) = (median(ping), median(check));
+        println!("| rate-limit check through Redis (one EVALSHA), p50 | {check:.0} µs |");
+        println!("| a bare Redis PING round trip, p50 | {ping:.0} µs |");
+        redis_figures = Some((check, ping));
+    }
+
+    // End to end over MCP HTTP, alternating batches.
+    let plain = HttpRouter::start(&[spec.to_owned()], &[]).await?;
+    let limited = HttpRouter::start(&[spec.to_owned()], &["--rate-limit", "1000000/s"]).await?;
+    let redis_url = format!("redis://{BENCH_REDIS}");
+    let shared = match redis_figures {
+        Some(_) => Some(
+            HttpRouter::start(
+                &[spec.to_owned()],
+                &["--rate-limit", "1000000/s", "--limits-redis", &redis_url],
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut clients: Vec<(&'static str, Client)> = Vec::new();
+    for (name, router) in [
+        ("MCP HTTP via router", Some(&plain)),
+        ("MCP HTTP via router, local limit", Some(&limited)),
+        ("MCP HTTP via router, limit in Redis", shared.as_ref()),
+    ] {
+        if let Some(router) = router {
+            let client: Client =
+                ().serve(StreamableHttpClientTransport::from_uri(router.mcp_url()))
+                    .await?;
+            client.list_all_tools().await?;
+            clients.push((name, client));
+        }
+    }
+    if let Some(router) = &shared {
+        let readyz = format!("http://{}/readyz", router.addr);
+        wait_until(
+            "the router's limits in Redis",
+            Duration::from_secs(10),
+            || {
+                let readyz = readyz.clone();
+                async move {
+                    let Ok(response) = reqwest::get(&readyz).await else {
+                        return false;
+                    };
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    body["limits"]["shared"] == json!(true)
+                }
+            },
+        )
+        .await?;
+    }
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::with_capacity(args.calls); clients.len()];
+    for (_, client) in &clients {
+        for i in 0..args.warmup {
+            add(client, i).await?;
+        }
+    }
+    let batch = args.calls.div_ceil(BATCHES);
+    for round in 0..BATCHES {
+        for ((_, client), figures) in clients.iter().zip(&mut latencies) {
+            for i in round * batch..((round + 1) * batch).min(args.calls) {
+                let t = Instant::now();
+                add(client, i).await?;
+                figures.push(t.elapsed());
+            }
+        }
+    }
+    let p50 = |v: &Vec<Duration>| {
+        let mut sorted = v.clone();
+        sorted.sort();
+        sorted
+            .get(sorted.len() / 2)
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e6
+    };
+    let base = latencies.first().map(p50).unwrap_or_default();
+    for (n, ((name, client), figures)) in clients.into_iter().zip(&latencies).enumerate() {
+        if n > 0 {
+            println!("| {name}: added at p50 | {:+.0} µs |", p50(figures) - base);
+        }
+        let _ = client.cancel().await;
+    }
+    println!();
+    match redis_figures {
+        Some((check, ping)) => println!(
+            "Limit stage (targets: at most 5 µs in process, at most one loopback Redis round trip shared): {local_ns:.0} ns per check in process; {check:.0} µs through Redis, {:.1} PING round trips.",
+            check / ping
+        ),
+        None => println!(
+            "Limit stage (target at most 5 µs in process): {local_ns:.0} ns per check in process; shared limits not measured, no Redis at {BENCH_REDIS} (make services)."
+        ),
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -529,5 +714,6 @@ async fn main() -> anyhow::Result<()> {
         added(&http_traced, 0.99),
         receiver.requests(),
     );
+    limit_stage(&spec, &args).await?;
     Ok(())
 }

@@ -20,6 +20,7 @@ mod http;
 mod jira;
 mod jsonrpc_fuzz;
 mod lifecycle;
+mod limits;
 mod prometheus;
 mod rest;
 mod rest_tools;

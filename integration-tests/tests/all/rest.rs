@@ -795,9 +795,11 @@ async fn rest_batch_over_max_batch_calls_is_refused_whole() {
             "{bad}: {body}"
         );
     }
+    // Two different calls: identical read-only calls in flight share one.
+    let other = json!({"tool": "calculator_add", "arguments": {"a": 1, "b": 3}});
     let (status, _, body) = post_json(
         &api(&router, "/batch"),
-        &json!({"calls": [call, call]}).to_string(),
+        &json!({"calls": [call, other]}).to_string(),
         None,
     )
     .await;

@@ -44,6 +44,7 @@ pub fn target(
                 resolved.status,
                 resolved.for_duration.as_secs()
             ),
+            retry_after: None,
         });
     }
     let Some(upstream) = upstreams.get(connector) else {
@@ -52,6 +53,7 @@ pub fn target(
             message: format!(
                 "{name} cannot be called: the router has no channel to connector {connector:?} (a bug: report it)"
             ),
+            retry_after: None,
         });
     };
     Ok(Target {
@@ -71,5 +73,6 @@ pub fn arguments(
     decode_arguments(&target.entry.method.input(), arguments).map_err(|e| Failure {
         kind: FailureKind::Arguments,
         message: format!("{name}: {e}"),
+        retry_after: None,
     })
 }

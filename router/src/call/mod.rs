@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! front door ─▶ authorize ─▶ limit ─▶ decode ─▶ invoke (gRPC) ─▶ shape ─▶ result
-//!               (policy)     (slots)  (JSON→    (deadline, retry, (content,
-//!                                      proto)    cancel, trace)     errors)
+//!               (policy)     (slots,  (JSON→    (deadline, retry, (content,
+//!                             rates,   proto)    cancel, trace)     errors)
+//!                             share, caps)
 //!               audit line + tracing span around the whole call
 //! ```
 //!
@@ -25,6 +26,7 @@ pub mod events;
 pub(crate) mod invoke;
 pub mod limit;
 pub(crate) mod shape;
+pub(crate) mod share;
 pub(crate) mod status;
 
 use std::collections::HashMap;
@@ -48,7 +50,7 @@ use crate::upstream::Upstream;
 use aggregate::CachedRead;
 pub use authorize::{Refusal, Security, Surface};
 pub use events::{Notice, Notices};
-pub use limit::CallSlots;
+pub use limit::{CallLimits, CallSlots};
 
 /// Who is asking, as the front door established it: the principal (`None`
 /// when an issuer is set and the request carried no valid token: allowed
@@ -61,6 +63,9 @@ pub struct Caller {
     /// sent one, with a new span id; otherwise a new trace. While traces are
     /// exported, the context of the front door's server span.
     pub traceparent: String,
+    /// The client's session as the front door knows it (e.g. `session <id>`),
+    /// whom rate limits count against when clients do not authenticate.
+    pub client: Option<String>,
 }
 
 impl Caller {
@@ -69,9 +74,16 @@ impl Caller {
     pub fn new(principal: Option<Principal>, incoming_traceparent: Option<&str>) -> Self {
         Self {
             principal,
+            client: None,
             traceparent: crate::trace::continued(incoming_traceparent)
                 .unwrap_or_else(|| traceparent(incoming_traceparent)),
         }
+    }
+
+    /// The same caller, known to the front door as `client` (its session).
+    pub fn with_client(mut self, client: impl Into<String>) -> Self {
+        self.client = Some(client.into());
+        self
     }
 
     /// The trace id, for the audit line.
@@ -123,6 +135,8 @@ pub struct Failure {
     pub kind: FailureKind,
     /// What to tell the caller: what failed and what to do.
     pub message: String,
+    /// When a limit refused it: how long to wait before calling again.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// How a tool call ended without a result.
@@ -155,6 +169,7 @@ pub struct Pipeline {
     upstreams: Arc<HashMap<String, Upstream>>,
     reads: moka::sync::Cache<String, CachedRead>,
     security: Security,
+    limits: CallLimits,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -179,7 +194,15 @@ impl Pipeline {
             ),
             reads: aggregate::read_cache(),
             security: Security::default(),
+            limits: CallLimits::default(),
         }
+    }
+
+    /// Limits calls with `limits` (default: no rate limits or caps, identical
+    /// read-only calls shared).
+    pub fn with_call_limits(mut self, limits: CallLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Authenticates, authorizes and audits with `security`.
@@ -344,13 +367,32 @@ impl Pipeline {
             }
             .into());
         };
-        // limit
+        // limit: the session's slots, then the rate limits
         let _slot = call.slots.as_ref().map(|s| s.admit(name)).transpose()?;
+        let principal = limit::principal_key(&call.caller, self.security.auth.is_some());
+        self.limits.admit(name, &principal).await?;
         // decode
         let target = decode::target(name, resolved, &self.upstreams)?;
         tracing::Span::current().record("method", target.entry.method.full_name());
         tracing::Span::current().record("connector", target.entry.connector.as_str());
+        let shared = self
+            .limits
+            .shared(&target.entry, &principal, name, call.arguments.as_ref());
         let message = decode::arguments(name, &target, call.arguments.take())?;
+        // limit: an identical read-only call running now is joined; a
+        // connector's cap lets this one wait for a place
+        if let Some(shared) = shared {
+            let forwarded = self.forwarded(&call.caller);
+            drop(call.notices.take());
+            let traceparent = call.caller.traceparent.clone();
+            return Ok(shared
+                .join(name, target, message, traceparent, forwarded, &call.cancel)
+                .await?);
+        }
+        let _place = self
+            .limits
+            .enter(&target.entry.connector, name, &call.cancel)
+            .await?;
         // invoke, carrying who calls (as the router established it), in the
         // gRPC client span whose context the connector continues
         let forwarded = self.forwarded(&call.caller);

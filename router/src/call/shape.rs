@@ -52,12 +52,14 @@ pub fn result(
             return Err(Failure {
                 kind: FailureKind::Cancelled,
                 message: format!("{name}: cancelled by the client"),
+                retry_after: None,
             });
         }
         Err(Ended::Status(status)) => {
             return Err(Failure {
                 kind: FailureKind::Connector(status.code()),
                 message: describe_failure(name, connector, &status),
+                retry_after: None,
             });
         }
     };
@@ -87,6 +89,7 @@ pub fn result(
                     message: format!(
                         "{name}: connector {connector} returned a malformed result: {e}"
                     ),
+                    retry_after: None,
                 })
         }
     }

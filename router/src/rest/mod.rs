@@ -411,7 +411,9 @@ fn reply(
                 status,
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
             ) {
-                problem = problem.with_header(header::RETRY_AFTER, "1");
+                // A rate limit says when it allows the call again.
+                let secs = failure.retry_after.map_or(1, |d| d.as_secs().max(1));
+                problem = problem.with_header(header::RETRY_AFTER, &secs.to_string());
             }
             Err(problem)
         }

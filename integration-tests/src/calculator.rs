@@ -175,6 +175,14 @@ impl Calculator for CalculatorService {
 
     async fn fail(&self, request: Request<FailRequest>) -> Result<Response<FailResponse>, Status> {
         let r = request.into_inner();
+        if r.code == "UPSTREAM_RATE_LIMITED" {
+            // What the Jira and Slack connectors answer once their API keeps
+            // saying 429: marked for the router, with the wait it asked for.
+            return Err(connector_kit::retry::upstream_rate_limited(
+                r.message,
+                Some(Duration::from_secs(7)),
+            ));
+        }
         let code = match r.code.as_str() {
             "INVALID_ARGUMENT" => Code::InvalidArgument,
             "NOT_FOUND" => Code::NotFound,

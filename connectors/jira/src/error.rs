@@ -101,6 +101,8 @@ pub enum Error {
     RateLimited {
         /// ", it asked to wait N s" or empty.
         retry_after: String,
+        /// The wait Jira asked for, if it said.
+        wait: Option<std::time::Duration>,
     },
     /// Jira is down or unreachable.
     #[error("Jira is unavailable for {what}: {reason}; try again later")]
@@ -161,7 +163,13 @@ impl Error {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        Status::new(error.code(), error.to_string())
+        match &error {
+            // Marked, so the router says "upstream rate limited", not its own limit.
+            Error::RateLimited { wait, .. } => {
+                connector_kit::retry::upstream_rate_limited(error.to_string(), *wait)
+            }
+            _ => Status::new(error.code(), error.to_string()),
+        }
     }
 }
 
@@ -188,10 +196,23 @@ mod tests {
         );
         assert_eq!(
             Status::from(Error::RateLimited {
-                retry_after: String::new()
+                retry_after: String::new(),
+                wait: None,
             })
             .code(),
             Code::ResourceExhausted
+        );
+        let marked = Status::from(Error::RateLimited {
+            retry_after: ", it asked to wait 30 s".into(),
+            wait: Some(std::time::Duration::from_secs(30)),
+        });
+        assert_eq!(
+            marked
+                .metadata()
+                .get(connector_kit::retry::UPSTREAM_RATE_LIMITED)
+                .and_then(|v| v.to_str().ok()),
+            Some("30"),
+            "the router can tell an upstream rate limit apart"
         );
     }
 

@@ -6,6 +6,11 @@
 //! is tried again. A `Retry-After` hint replaces the backoff delay for that wait.
 //! When the hint is longer than the remaining budget the error is returned at once
 //! rather than sleeping past the caller's deadline.
+//!
+//! When the upstream still rate limits after the retries, the connector answers
+//! with [`upstream_rate_limited`]: `RESOURCE_EXHAUSTED` plus the trailer
+//! [`UPSTREAM_RATE_LIMITED`], so the router tells the caller "upstream rate
+//! limited" (and how long to wait) apart from its own limits.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,6 +18,27 @@ use std::time::{Duration, SystemTime};
 
 use tokio_retry::RetryIf;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
+
+/// gRPC trailer metadata on a status that reports the upstream's rate limit
+/// (HTTP 429, Slack's `ratelimited`): the whole seconds the upstream asked to
+/// wait, `0` when it did not say.
+pub const UPSTREAM_RATE_LIMITED: &str = "switchboard-upstream-rate-limited";
+
+/// The status of a call the upstream API rate limited (retries included):
+/// `RESOURCE_EXHAUSTED` with `message`, marked with [`UPSTREAM_RATE_LIMITED`]
+/// and the wait the upstream asked for, if it said.
+pub fn upstream_rate_limited(
+    message: impl Into<String>,
+    retry_after: Option<Duration>,
+) -> tonic::Status {
+    let mut status = tonic::Status::resource_exhausted(message);
+    let secs = retry_after.map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+    status.metadata_mut().insert(
+        UPSTREAM_RATE_LIMITED,
+        tonic::metadata::MetadataValue::from(secs),
+    );
+    status
+}
 
 /// How often and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +176,25 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn an_upstream_rate_limit_is_marked_with_the_wait_it_asked_for() {
+        let status =
+            upstream_rate_limited("Jira is rate limiting", Some(Duration::from_millis(1500)));
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(status.message(), "Jira is rate limiting");
+        let wait = status
+            .metadata()
+            .get(UPSTREAM_RATE_LIMITED)
+            .map(|v| v.to_str().ok());
+        assert_eq!(wait, Some(Some("2")), "whole seconds, rounded up");
+        let unsaid = upstream_rate_limited("slow down", None);
+        let wait = unsaid
+            .metadata()
+            .get(UPSTREAM_RATE_LIMITED)
+            .map(|v| v.to_str().ok());
+        assert_eq!(wait, Some(Some("0")));
+    }
 
     fn fast() -> RetryPolicy {
         RetryPolicy {

@@ -241,8 +241,19 @@ impl From<Error> for Status {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::WritesDisabled { .. } | Error::ChannelRefused { .. } => Code::PermissionDenied,
             Error::NameNotFound { .. } => Code::NotFound,
+            Error::Slack { code, .. }
+                if matches!(code.as_str(), "ratelimited" | "rate_limited") =>
+            {
+                return connector_kit::retry::upstream_rate_limited(error.to_string(), None);
+            }
             Error::Slack { code, .. } => slack_status_code(code),
-            Error::RateLimited { .. } => Code::ResourceExhausted,
+            // Marked, so the router says "upstream rate limited", not its own limit.
+            Error::RateLimited { retry_after, .. } => {
+                return connector_kit::retry::upstream_rate_limited(
+                    error.to_string(),
+                    *retry_after,
+                );
+            }
             Error::HttpStatus { status, .. } if *status >= 500 => Code::Unavailable,
             Error::HttpStatus { .. } => Code::FailedPrecondition,
             Error::Network { .. } | Error::BadResponse { .. } => Code::Unavailable,
@@ -289,6 +300,30 @@ mod tests {
             "{}",
             status.message()
         );
+    }
+
+    #[test]
+    fn rate_limits_are_marked_as_the_upstreams_for_the_router() {
+        let key = connector_kit::retry::UPSTREAM_RATE_LIMITED;
+        let wait = |status: &Status| {
+            status
+                .metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let exhausted = Status::from(Error::RateLimited {
+            method: "conversations.history",
+            retry_after: Some(Duration::from_secs(20)),
+        });
+        assert_eq!(exhausted.code(), Code::ResourceExhausted);
+        assert_eq!(wait(&exhausted).as_deref(), Some("20"));
+        let told = Status::from(slack("ratelimited"));
+        assert_eq!(told.code(), Code::ResourceExhausted);
+        assert_eq!(wait(&told).as_deref(), Some("0"));
+        let other = Status::from(slack("too_many_reactions"));
+        assert_eq!(other.code(), Code::ResourceExhausted);
+        assert_eq!(wait(&other), None, "not a rate limit of the API");
     }
 
     #[test]

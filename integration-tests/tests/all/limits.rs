@@ -468,3 +468,30 @@ async fn a_router_whose_redis_never_answers_limits_locally_from_the_start() {
     .await
     .expect("readyz detail");
 }
+
+#[tokio::test]
+async fn an_upstream_rate_limit_is_reported_apart_from_the_routers_own() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(&[spec("calculator", &calc)], &[])
+        .await
+        .expect("router");
+    let (client, _) = http_client(&router).await;
+    let arguments = json!({"code": "UPSTREAM_RATE_LIMITED", "message": "Jira is rate limiting the connector (HTTP 429)"});
+    let r = call(&client, "calculator_fail", arguments.clone()).await;
+    assert!(is_error(&r));
+    let message = text(&r);
+    assert!(message.contains("Upstream rate limited"), "{message}");
+    assert!(message.contains("not the router"), "{message}");
+    assert!(message.contains("Retry after 7 s"), "{message}");
+    assert!(!message.contains("the router's limit"), "{message}");
+    // Over REST: 429 with the upstream's wait.
+    let (status, retry_after, body) = rest_call(
+        &reqwest::Client::new(),
+        &router,
+        "calculator_fail",
+        arguments,
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("7"));
+}

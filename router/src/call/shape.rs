@@ -59,7 +59,9 @@ pub fn result(
             return Err(Failure {
                 kind: FailureKind::Connector(status.code()),
                 message: describe_failure(name, connector, &status),
-                retry_after: None,
+                // An upstream rate limit says how long (REST: Retry-After).
+                retry_after: super::status::upstream_rate_limited(&status)
+                    .filter(|wait| !wait.is_zero()),
             });
         }
     };

@@ -35,9 +35,36 @@ fn is_reset(status: &Status) -> bool {
     status.message().starts_with("h2 protocol error")
 }
 
+/// Trailer metadata a connector puts on a `RESOURCE_EXHAUSTED` status when
+/// its upstream API rate limited it (the kit's `upstream_rate_limited`): the
+/// seconds the upstream asked to wait, `0` when it did not say.
+pub const UPSTREAM_RATE_LIMITED: &str = "switchboard-upstream-rate-limited";
+
+/// When `status` reports the connector's upstream rate limiting it: the wait
+/// the upstream asked for (zero when it did not say).
+pub fn upstream_rate_limited(status: &Status) -> Option<std::time::Duration> {
+    if status.code() != Code::ResourceExhausted {
+        return None;
+    }
+    let secs = status
+        .metadata()
+        .get(UPSTREAM_RATE_LIMITED)?
+        .to_str()
+        .ok()?;
+    Some(std::time::Duration::from_secs(
+        secs.trim().parse::<u64>().unwrap_or(0),
+    ))
+}
+
 /// The table.
 fn meaning(status: &Status) -> Meaning {
     use Protocol::{Internal, InvalidParams, NotFound};
+    if upstream_rate_limited(status).is_some() {
+        return row(
+            "Upstream rate limited: the connector's upstream service (not the router) is refusing calls for now; wait before retrying, and make fewer calls.",
+            Internal,
+        );
+    }
     match status.code() {
         Code::Internal | Code::Cancelled | Code::Unknown if is_reset(status) => row(
             "The connection to the connector broke off mid-call (the stream was reset; not a cancellation by you): retry in a little while; if it keeps happening, ask the operator to check the connector.",
@@ -134,8 +161,12 @@ fn details(status: &Status) -> &str {
 /// Turns a connector's gRPC status on a tool call into a message a model can
 /// act on: what failed, the connector's words, and what to do.
 pub fn describe_failure(tool: &str, connector: &str, status: &Status) -> String {
+    let wait = match upstream_rate_limited(status) {
+        Some(wait) if !wait.is_zero() => format!(" Retry after {} s.", wait.as_secs()),
+        _ => String::new(),
+    };
     format!(
-        "{tool} failed: {}\n[connector {connector}, gRPC status {:?}] {}",
+        "{tool} failed: {}\n[connector {connector}, gRPC status {:?}] {}{wait}",
         details(status),
         status.code(),
         meaning(status).hint
@@ -217,6 +248,37 @@ mod tests {
         assert!(reset.contains("stream was reset"), "{reset}");
         assert!(reset.contains("not a cancellation by you"), "{reset}");
         assert!(!reset.contains("hit a bug"), "{reset}");
+    }
+
+    #[test]
+    fn an_upstream_rate_limit_is_told_apart_from_other_resource_exhaustion() {
+        let mut status =
+            Status::resource_exhausted("Jira is rate limiting the connector (HTTP 429)");
+        status.metadata_mut().insert(
+            UPSTREAM_RATE_LIMITED,
+            tonic::metadata::MetadataValue::from(30u64),
+        );
+        assert_eq!(
+            upstream_rate_limited(&status),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let text = describe_failure("jira_search_issues", "jira", &status);
+        assert!(text.contains("Upstream rate limited"), "{text}");
+        assert!(text.contains("not the router"), "{text}");
+        assert!(text.ends_with("Retry after 30 s."), "{text}");
+        let plain = describe_failure("t", "c", &Status::resource_exhausted("too big"));
+        assert!(!plain.contains("Upstream rate limited"), "{plain}");
+        assert_eq!(
+            upstream_rate_limited(&Status::resource_exhausted("x")),
+            None
+        );
+        // Only on RESOURCE_EXHAUSTED.
+        let mut other = Status::unavailable("down");
+        other.metadata_mut().insert(
+            UPSTREAM_RATE_LIMITED,
+            tonic::metadata::MetadataValue::from(1u64),
+        );
+        assert_eq!(upstream_rate_limited(&other), None);
     }
 
     #[test]

@@ -332,6 +332,7 @@ fn classify(
                 retry_after: retry_after
                     .map(|d| format!(", it asked to wait {} s", d.as_secs()))
                     .unwrap_or_default(),
+                wait: retry_after,
             },
             retry_after,
         },

@@ -54,6 +54,8 @@ pub struct Condition {
     source: String,
     program: Program,
     uses_args: bool,
+    /// The variables it reads (`jwt`, `tool`, `args`): only those are bound.
+    reads: Vec<String>,
     /// The top-level `&&` operands that do not read `args`: what a listing,
     /// which has no arguments, can decide.
     listing: Vec<IdedExpr>,
@@ -113,6 +115,12 @@ impl Condition {
             source: source.to_owned(),
             program,
             uses_args: walk.free.iter().any(|v| v == "args"),
+            reads: {
+                let mut reads = walk.free.clone();
+                reads.sort_unstable();
+                reads.dedup();
+                reads
+            },
             listing,
             error_logged: AtomicBool::new(false),
         };
@@ -123,6 +131,11 @@ impl Condition {
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether it reads the variable `name` (`jwt`, `tool` or `args`).
+    pub fn reads(&self, name: &str) -> bool {
+        self.reads.iter().any(|v| v == name)
     }
 
     /// Whether it reads the call's arguments (then a listing cannot decide it).

@@ -168,6 +168,34 @@ pub struct Policy {
     /// `None`: no policy given, everything allowed.
     rules: Option<Vec<Rule>>,
     env: Arc<Env>,
+    /// The variables some rule's `when` reads; only those are bound for a
+    /// decision (turning the claims and arguments into CEL values is most of
+    /// a decision's cost).
+    bound: Bound,
+}
+
+/// Which of the variables `jwt`, `tool` and `args` a policy's conditions read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Bound {
+    jwt: bool,
+    tool: bool,
+    args: bool,
+}
+
+impl Bound {
+    fn of(rules: &[Rule]) -> Self {
+        let reads = |name: &str| {
+            rules
+                .iter()
+                .filter_map(|r| r.when.as_ref())
+                .any(|w| w.reads(name))
+        };
+        Self {
+            jwt: reads("jwt"),
+            tool: reads("tool"),
+            args: reads("args"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Policy {
@@ -191,6 +219,7 @@ impl Policy {
         Self {
             rules: None,
             env: condition::environment(),
+            bound: Bound::default(),
         }
     }
 
@@ -278,6 +307,7 @@ impl Policy {
             });
         }
         Ok(Self {
+            bound: Bound::of(&rules),
             rules: Some(rules),
             env,
         })
@@ -318,12 +348,19 @@ impl Policy {
     ) -> Context<'static, 'static> {
         let mut context = Context::with_env(Arc::clone(&self.env));
         let to_cel = |v: &Value| cel::to_value(v).unwrap_or(cel::Value::Null);
-        context.add_variable_from_value("jwt", to_cel(&Value::Object(principal.claims.clone())));
-        context.add_variable_from_value(
-            "tool",
-            to_cel(&serde_json::json!({"name": tool.name, "connector": tool.connector})),
-        );
-        context.add_variable_from_value("args", to_cel(args));
+        if self.bound.jwt {
+            let jwt = cel::to_value(&principal.claims).unwrap_or(cel::Value::Null);
+            context.add_variable_from_value("jwt", jwt);
+        }
+        if self.bound.tool {
+            context.add_variable_from_value(
+                "tool",
+                to_cel(&serde_json::json!({"name": tool.name, "connector": tool.connector})),
+            );
+        }
+        if self.bound.args {
+            context.add_variable_from_value("args", to_cel(args));
+        }
         context
     }
 

@@ -616,3 +616,65 @@ fn on_a_tie_in_missing_scopes_step_up_names_the_first_rule() {
         Decision::InsufficientScope(vec!["admin".into(), "jira:write".into()])
     );
 }
+
+#[test]
+fn only_the_variables_some_condition_reads_are_bound_and_decisions_stay_the_same() {
+    let jwt_only =
+        Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nwhen = '\"analysts\" in jwt.groups'\n")
+            .expect("valid");
+    assert_eq!(
+        jwt_only.bound,
+        Bound {
+            jwt: true,
+            tool: false,
+            args: false
+        }
+    );
+    let all = Policy::from_toml(
+        "[[allow]]\ntools = [\"t_*\"]\nwhen = 'tool.connector == \"c\"'\n[[allow]]\ntools = [\"u_*\"]\nwhen = 'args.n < 3'\n[[allow]]\ntools = [\"v_*\"]\nwhen = 'jwt.sub == \"a\"'\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        all.bound,
+        Bound {
+            jwt: true,
+            tool: true,
+            args: true
+        }
+    );
+    let none =
+        Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nscopes = [\"s\"]\n").expect("valid");
+    assert_eq!(none.bound, Bound::default());
+    let analyst = Principal::from_claims(
+        serde_json::json!({"sub": "a", "groups": ["analysts"]})
+            .as_object()
+            .cloned()
+            .expect("object"),
+    )
+    .expect("principal");
+    let tool = ToolRef {
+        name: "t_x",
+        connector: "c",
+    };
+    let args = serde_json::json!({"n": 1});
+    assert!(matches!(
+        jwt_only.decide(&analyst, &tool, &args),
+        Decision::Allow { .. }
+    ));
+    assert!(matches!(
+        all.decide(&analyst, &tool, &args),
+        Decision::Allow { .. }
+    ));
+    let u = ToolRef {
+        name: "u_x",
+        connector: "other",
+    };
+    assert!(matches!(
+        all.decide(&analyst, &u, &args),
+        Decision::Allow { .. }
+    ));
+    assert_eq!(
+        all.decide(&analyst, &u, &serde_json::json!({"n": 5})),
+        Decision::Hidden
+    );
+}

@@ -49,7 +49,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::Outcome as Audited;
 use crate::auth::{Principal, RejectionKind};
-use crate::call::Security;
+use crate::call::{Decided, Security};
 use crate::catalog::ToolCatalog;
 use crate::config::ClientLimits;
 use crate::limits::LimitLog;
@@ -110,29 +110,38 @@ impl Admission {
         self
     }
 
-    /// The 403 for a request the policy allows only with more scopes, if it is one.
+    /// The 403 for a request the policy allows only with more scopes, if it
+    /// is one (`Err`); otherwise the decision made on a tool call, which the
+    /// call's authorize stage then takes instead of deciding again.
     fn step_up(
         &self,
         parts: &http::request::Parts,
         message: &ClientJsonRpcMessage,
-    ) -> Option<Response> {
-        let auth = self.security.auth.as_ref()?;
+    ) -> Result<Option<Decided>, Box<Response>> {
+        let Some(auth) = self.security.auth.as_ref() else {
+            return Ok(None);
+        };
         if !self.security.policy.is_enforcing() {
-            return None;
+            return Ok(None);
         }
-        let principal = parts.extensions.get::<Principal>()?;
+        let Some(principal) = parts.extensions.get::<Principal>() else {
+            return Ok(None);
+        };
         let JsonRpcMessage::Request(request) = message else {
-            return None;
+            return Ok(None);
         };
         let empty = Json::Object(Default::default());
         let (name, connector, args) = match &request.request {
             ClientRequest::CallToolRequest(call) => {
                 let name = call.params.name.to_string();
-                let connector = self
+                let Some(connector) = self
                     .catalog
                     .as_ref()
                     .and_then(|c| c.resolve(&name))
-                    .map(|r| r.entry.connector.clone())?;
+                    .map(|r| r.entry.connector.clone())
+                else {
+                    return Ok(None);
+                };
                 let args = call.params.arguments.clone().map_or(empty, Json::Object);
                 (name, connector, args)
             }
@@ -140,29 +149,31 @@ impl Admission {
                 (read.params.uri.clone(), String::new(), empty)
             }
             ClientRequest::GetPromptRequest(get) => (get.params.name.clone(), String::new(), empty),
-            _ => return None,
+            _ => return Ok(None),
         };
         let started = std::time::Instant::now();
-        match self
+        let decision = self
             .security
-            .decide(Some(principal), &name, &connector, &args)
-        {
-            Decision::InsufficientScope(scopes) => {
-                let shown = (request.request.method() == "tools/call").then_some(&args);
-                self.security.audit(
-                    Some(principal),
-                    &name,
-                    &connector,
-                    Audited::Denied,
-                    started,
-                    None,
-                    shown,
-                );
-                crate::metrics::record_denial("insufficient_scope");
-                Some(auth.insufficient_scope(scopes).into_response())
-            }
-            Decision::Allow { .. } | Decision::Hidden => None,
+            .decide(Some(principal), &name, &connector, &args);
+        if let Decision::InsufficientScope(scopes) = decision {
+            let shown = (request.request.method() == "tools/call").then_some(&args);
+            self.security.audit(
+                Some(principal),
+                &name,
+                &connector,
+                Audited::Denied,
+                started,
+                None,
+                shown,
+            );
+            crate::metrics::record_denial("insufficient_scope");
+            return Err(Box::new(auth.insufficient_scope(scopes).into_response()));
         }
+        let tool_call = matches!(request.request, ClientRequest::CallToolRequest(_));
+        Ok(tool_call.then_some(Decided {
+            tool: name,
+            decision,
+        }))
     }
 }
 
@@ -443,7 +454,7 @@ pub async fn guard(
     if request.method() != Method::POST || !is_json(&request) {
         return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -475,8 +486,12 @@ pub async fn guard(
         Ok(message) => message,
         Err(response) => return *response,
     };
-    if let Some(response) = admission.step_up(&parts, &message) {
-        return response;
+    match admission.step_up(&parts, &message) {
+        Err(response) => return *response,
+        Ok(Some(decided)) => {
+            parts.extensions.insert(decided);
+        }
+        Ok(None) => {}
     }
     // rmcp reads a session id that is not visible ASCII as none at all.
     let opens_session = parts

@@ -260,10 +260,12 @@ impl Router {
     /// Who asks, from a request's context: the principal the HTTP front door
     /// established (or the local user), and the client's trace context.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        let security = self.pipeline.security();
         let caller = Caller::new(
-            self.pipeline.security().principal(&context.extensions),
+            security.principal(&context.extensions),
             crate::trace::incoming_traceparent(context),
-        );
+        )
+        .with_decided(security.decided(&context.extensions));
         // Without tokens, each MCP session is its own principal for limits.
         let session = context
             .extensions

@@ -41,6 +41,17 @@ impl Default for Security {
     }
 }
 
+/// The policy's decision on a tool call that the HTTP front door already made
+/// for this request (to answer a step-up with 403 before the body reaches the
+/// MCP handler), so the authorize stage does not decide it a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The tool the decision is about.
+    pub tool: String,
+    /// The decision.
+    pub decision: Decision,
+}
+
 /// Largest forwarded claim for the local user, who has no claims but `sub`.
 const LOCAL_CLAIM_BYTES: usize = 1024;
 
@@ -164,6 +175,15 @@ impl Security {
         }
     }
 
+    /// The decision the front door made for this request's tool call, if it
+    /// made one (see [`Decided`]).
+    pub fn decided(&self, extensions: &rmcp::model::Extensions) -> Option<Decided> {
+        extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Decided>())
+            .cloned()
+    }
+
     /// The gRPC metadata telling a connector who calls.
     pub fn forwarded(&self, principal: &Principal) -> tonic::metadata::MetadataMap {
         match &self.auth {
@@ -197,7 +217,25 @@ impl Security {
         connector: &str,
         args: &Json,
     ) -> Result<(), Refusal> {
-        match self.decide(principal, name, connector, args) {
+        self.authorize_given(None, principal, surface, name, connector, args)
+    }
+
+    /// [`Self::authorize`], taking the decision the front door already made
+    /// for this request when it is about `name`.
+    pub fn authorize_given(
+        &self,
+        decided: Option<Decided>,
+        principal: Option<&Principal>,
+        surface: Surface,
+        name: &str,
+        connector: &str,
+        args: &Json,
+    ) -> Result<(), Refusal> {
+        let decision = match decided {
+            Some(d) if d.tool == name => d.decision,
+            _ => self.decide(principal, name, connector, args),
+        };
+        match decision {
             Decision::Allow { .. } => Ok(()),
             Decision::Hidden => Err(Refusal::Unknown {
                 surface,
@@ -269,6 +307,42 @@ mod tests {
         );
         assert!(!security.visible(None, "db_query", "db"));
         assert!(security.visible(Some(&local), "db_query", "db"));
+    }
+
+    #[test]
+    fn a_decision_the_front_door_made_is_taken_only_for_its_own_tool() {
+        let security = Security::default();
+        let local = Principal::local();
+        let args = json!({});
+        let hidden = Decided {
+            tool: "db_query".into(),
+            decision: Decision::Hidden,
+        };
+        // The local user may use everything, so a refusal here can only come
+        // from the decision handed in: it is taken, not made again.
+        let refused = security
+            .authorize_given(
+                Some(hidden.clone()),
+                Some(&local),
+                Surface::Tool,
+                "db_query",
+                "db",
+                &args,
+            )
+            .expect_err("the given decision counts");
+        assert_eq!(refused.audited(), Audited::Denied);
+        assert_eq!(
+            security.authorize_given(
+                Some(hidden),
+                Some(&local),
+                Surface::Tool,
+                "other_tool",
+                "db",
+                &args
+            ),
+            Ok(()),
+            "a decision about another tool is ignored"
+        );
     }
 
     #[test]

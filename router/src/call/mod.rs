@@ -48,7 +48,7 @@ use crate::auth::Principal;
 use crate::catalog::ToolCatalog;
 use crate::upstream::Upstream;
 use aggregate::CachedRead;
-pub use authorize::{Refusal, Security, Surface};
+pub use authorize::{Decided, Refusal, Security, Surface};
 pub use events::{Notice, Notices};
 pub use limit::{CallLimits, CallSlots};
 
@@ -66,6 +66,9 @@ pub struct Caller {
     /// The client's session as the front door knows it (e.g. `session <id>`),
     /// whom rate limits count against when clients do not authenticate.
     pub client: Option<String>,
+    /// The policy's decision on this tool call, when the front door already
+    /// made it (taken by the authorize stage instead of deciding again).
+    pub decided: Option<Decided>,
 }
 
 impl Caller {
@@ -75,6 +78,7 @@ impl Caller {
         Self {
             principal,
             client: None,
+            decided: None,
             traceparent: crate::trace::continued(incoming_traceparent)
                 .unwrap_or_else(|| traceparent(incoming_traceparent)),
         }
@@ -83,6 +87,13 @@ impl Caller {
     /// The same caller, known to the front door as `client` (its session).
     pub fn with_client(mut self, client: impl Into<String>) -> Self {
         self.client = Some(client.into());
+        self
+    }
+
+    /// The same caller, with the policy decision the front door made for
+    /// this request's tool call.
+    pub fn with_decided(mut self, decided: Option<Decided>) -> Self {
+        self.decided = decided;
         self
     }
 
@@ -346,7 +357,8 @@ impl Pipeline {
             connector.clone_from(&resolved.entry.connector);
         }
         let args = Json::Object(call.arguments.clone().unwrap_or_default());
-        self.security.authorize(
+        self.security.authorize_given(
+            call.caller.decided.take(),
             call.caller.principal.as_ref(),
             Surface::Tool,
             name,

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::decode::Target;
 use super::share::{self, Flights, Joined};
@@ -155,8 +156,24 @@ impl SharedCall<'_> {
                     Some(cap) => Some(cap.enter(&name, &flight).await?),
                     None => None,
                 };
-                let outcome =
-                    invoke::run(&target, message, &traceparent, &forwarded, &flight, None).await;
+                // The leader's trace has the connector's call; the others
+                // share its result.
+                let hop = crate::trace::Hop::start(&target.entry, &traceparent);
+                let outcome = invoke::run(
+                    &target,
+                    message,
+                    hop.traceparent(&traceparent),
+                    &forwarded,
+                    &flight,
+                    None,
+                )
+                .instrument(hop.span().clone())
+                .await;
+                hop.end(match &outcome {
+                    Ok(_) => tonic::Code::Ok,
+                    Err(invoke::Ended::Cancelled) => tonic::Code::Cancelled,
+                    Err(invoke::Ended::Status(status)) => status.code(),
+                });
                 shape::result(&name, &target, outcome)
             })
             .await;

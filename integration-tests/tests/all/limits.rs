@@ -309,6 +309,77 @@ async fn identical_read_only_calls_reach_the_connector_once_and_writes_every_tim
 }
 
 #[tokio::test]
+async fn principals_share_a_call_only_of_tools_the_policy_says_answer_everyone_alike() {
+    let Some(provider) = integration_tests::oidc::start().expect("provider") else {
+        return;
+    };
+    let slow = Connector::start("test-connector", 0, &[("TEST_READ_DELAY_MS", "1000")])
+        .await
+        .expect("slow test connector");
+    let policy = scratch_dir("limits").join(format!("shared-{}.toml", std::process::id()));
+    std::fs::write(
+        &policy,
+        "shared_results = [\"calculator_divide\"]\n[[allow]]\ntools = [\"calculator_*\"]\n",
+    )
+    .expect("write policy");
+    let policy = policy.display().to_string();
+    let router = HttpRouter::start(
+        &[spec("calculator", &slow)],
+        &[
+            "--auth-issuer",
+            &provider.issuer,
+            "--public-url",
+            "http://127.0.0.1:9",
+            "--auth-audience",
+            "sharing-test",
+            "--policy",
+            &policy,
+        ],
+    )
+    .await
+    .expect("router with auth and a policy");
+    let http = reqwest::Client::new();
+    let mut calls = Vec::new();
+    for sub in ["ana", "ben"] {
+        let token = provider
+            .mint(&integration_tests::oidc::TokenSpec {
+                claims: json!({"sub": sub, "aud": "sharing-test"}),
+                ..Default::default()
+            })
+            .expect("mint");
+        for (tool, arguments) in [
+            ("calculator_divide", json!({"dividend": 9, "divisor": 3})),
+            ("calculator_add", json!({"a": 4, "b": 5})),
+        ] {
+            for _ in 0..3 {
+                let request = http
+                    .post(format!("http://{}/api/v1/tools/{tool}", router.addr))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(arguments.to_string());
+                calls.push(tokio::spawn(async move {
+                    request.send().await.map(|r| r.status().as_u16())
+                }));
+            }
+        }
+    }
+    for call in calls {
+        assert_eq!(call.await.expect("task").expect("REST call"), 200);
+    }
+    let (received, _) = counters(&slow).await;
+    assert_eq!(
+        received.get("Divide").copied(),
+        Some(1),
+        "a shared_results tool: one connector call for both principals: {received:?}"
+    );
+    assert_eq!(
+        received.get("Add").copied(),
+        Some(2),
+        "any other read-only tool: one connector call per principal: {received:?}"
+    );
+}
+
+#[tokio::test]
 async fn cancelling_one_waiter_of_a_shared_call_leaves_the_others_their_result() {
     let slow = Connector::start("test-connector", 0, &[("TEST_READ_DELAY_MS", "2000")])
         .await

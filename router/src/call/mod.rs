@@ -387,9 +387,17 @@ impl Pipeline {
         let target = decode::target(name, resolved, &self.upstreams)?;
         tracing::Span::current().record("method", target.entry.method.full_name());
         tracing::Span::current().record("connector", target.entry.connector.as_str());
+        // Identical calls share one connector call per principal, or across
+        // principals where the policy says the tool's results are the same
+        // for everyone.
+        let share_as = if self.security.policy.results_shared(name) {
+            "\u{1}every principal"
+        } else {
+            principal.as_str()
+        };
         let shared = self
             .limits
-            .shared(&target.entry, &principal, name, call.arguments.as_ref());
+            .shared(&target.entry, share_as, name, call.arguments.as_ref());
         let message = decode::arguments(name, &target, call.arguments.take())?;
         // limit: an identical read-only call running now is joined; a
         // connector's cap lets this one wait for a place

@@ -68,6 +68,12 @@ pub const MAX_PATTERN_CHARS: usize = 256;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// Globs over router tool names whose results do not depend on who
+    /// calls: identical read-only calls of such a tool that are in flight at
+    /// once share one connector call across principals (otherwise only a
+    /// principal's own identical calls do).
+    #[serde(default)]
+    pub shared_results: Vec<String>,
     /// The allow rules, in order.
     #[serde(default)]
     pub allow: Vec<AllowRule>,
@@ -109,6 +115,9 @@ pub enum PolicyError {
     /// Not valid TOML or not the policy's shape.
     #[error("the policy is not valid: {0}")]
     Syntax(String),
+    /// A `shared_results` glob that cannot be used.
+    #[error("policy shared_results: {0}")]
+    SharedResults(String),
     /// More than [`MAX_RULES`] rules.
     #[error("the policy has more than {limit} rules")]
     TooManyRules {
@@ -168,6 +177,8 @@ pub struct Policy {
     /// `None`: no policy given, everything allowed.
     rules: Option<Vec<Rule>>,
     env: Arc<Env>,
+    /// See [`PolicyConfig::shared_results`].
+    shared_results: Vec<String>,
     /// The variables some rule's `when` reads; only those are bound for a
     /// decision (turning the claims and arguments into CEL values is most of
     /// a decision's cost).
@@ -206,6 +217,20 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// A glob as a policy may use it: 1 to [`MAX_PATTERN_CHARS`] characters, no
+/// control characters.
+fn check_glob(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty()
+        || pattern.chars().count() > MAX_PATTERN_CHARS
+        || pattern.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "the glob {pattern:?} must be 1 to {MAX_PATTERN_CHARS} characters without control characters"
+        ));
+    }
+    Ok(())
+}
+
 /// A scope token as RFC 6749 §3.3 allows (`%x21 / %x23-5B / %x5D-7E`).
 fn valid_scope(s: &str) -> bool {
     !s.is_empty()
@@ -219,6 +244,7 @@ impl Policy {
         Self {
             rules: None,
             env: condition::environment(),
+            shared_results: Vec::new(),
             bound: Bound::default(),
         }
     }
@@ -278,14 +304,7 @@ impl Policy {
                 return Err(fail(format!("`tools` has more than {MAX_PATTERNS} globs")));
             }
             for pattern in &raw.tools {
-                if pattern.is_empty()
-                    || pattern.chars().count() > MAX_PATTERN_CHARS
-                    || pattern.chars().any(char::is_control)
-                {
-                    return Err(fail(format!(
-                        "the glob {pattern:?} must be 1 to {MAX_PATTERN_CHARS} characters without control characters"
-                    )));
-                }
+                check_glob(pattern).map_err(fail)?;
             }
             for scope in &raw.scopes {
                 if !valid_scope(scope) {
@@ -306,11 +325,26 @@ impl Policy {
                 when,
             });
         }
+        if config.shared_results.len() > MAX_PATTERNS {
+            return Err(PolicyError::SharedResults(format!(
+                "has more than {MAX_PATTERNS} globs"
+            )));
+        }
+        for pattern in &config.shared_results {
+            check_glob(pattern).map_err(PolicyError::SharedResults)?;
+        }
         Ok(Self {
+            shared_results: config.shared_results.clone(),
             bound: Bound::of(&rules),
             rules: Some(rules),
             env,
         })
+    }
+
+    /// Whether `tool`'s results are the same whoever calls (`shared_results`),
+    /// so identical calls of different principals may share one connector call.
+    pub fn results_shared(&self, tool: &str) -> bool {
+        self.shared_results.iter().any(|p| glob::matches(p, tool))
     }
 
     /// Whether a policy was given (else everything is allowed).

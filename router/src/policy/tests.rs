@@ -678,3 +678,19 @@ fn only_the_variables_some_condition_reads_are_bound_and_decisions_stay_the_same
         Decision::Hidden
     );
 }
+
+#[test]
+fn shared_results_name_the_tools_whose_results_are_the_same_for_everyone() {
+    let policy =
+        Policy::from_toml("shared_results = [\"code_analysis_*\"]\n[[allow]]\ntools = [\"*\"]\n")
+            .expect("valid");
+    assert!(policy.results_shared("code_analysis_scan"));
+    assert!(!policy.results_shared("database_query"));
+    assert!(!Policy::allow_all().results_shared("code_analysis_scan"));
+    let bad = Policy::from_toml("shared_results = [\"\"]\n").expect_err("empty glob");
+    assert!(
+        bad.to_string()
+            .starts_with("policy shared_results: the glob"),
+        "{bad}"
+    );
+}

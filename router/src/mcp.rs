@@ -21,10 +21,11 @@ use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
     ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -171,6 +172,21 @@ fn json_rpc_error_type<T>(result: &Result<T, McpError>) -> String {
         .unwrap_or_default()
 }
 
+/// Runs `work`, the answer to an MCP request of `method` about `target`
+/// (empty when it names nothing), inside the request's server span, and
+/// records how it ended.
+async fn traced<T>(
+    method: &'static str,
+    target: &str,
+    context: &RequestContext<RoleServer>,
+    work: impl Future<Output = Result<T, McpError>>,
+) -> Result<T, McpError> {
+    let span = crate::trace::mcp_request(method, target, context);
+    let result = work.instrument(span.clone()).await;
+    crate::trace::answered(&span, &json_rpc_error_type(&result));
+    result
+}
+
 fn tool_error(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
@@ -252,6 +268,67 @@ impl Router {
         self.pipeline.catalog()
     }
 
+    /// Subscribes this session to `uri` (`resources/subscribe`): within
+    /// `max_subscriptions_per_session`, one connector stream per URI.
+    async fn subscribe_to(
+        &self,
+        uri: String,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let caller = self.caller(context);
+        self.pipeline.may_subscribe(&caller, &uri)?;
+        {
+            let mut watches = self.session.watches();
+            if watches.contains_key(&uri) {
+                return Ok(());
+            }
+            let max = self.limits.max_subscriptions_per_session;
+            if watches.len() >= max {
+                // Watches whose stream has ended hold no connector stream.
+                watches.retain(|_, w| w.as_ref().is_none_or(|h| !h.is_finished()));
+            }
+            if watches.len() >= max {
+                SUBSCRIPTIONS_REFUSED.hit(
+                    max,
+                    "a session hit its limit of resource subscriptions; subscriptions refused",
+                );
+                return Err(McpError::invalid_request(
+                    format!(
+                        "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
+                    ),
+                    Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
+                ));
+            }
+            // Hold the slot while the connector is asked.
+            watches.insert(uri.clone(), None);
+        }
+        let peer = context.peer.clone();
+        let notify = move |changed: String| {
+            let peer = peer.clone();
+            async move {
+                let param = rmcp::model::ResourceUpdatedNotificationParam::new(changed);
+                peer.notify_resource_updated(param).await.is_ok()
+            }
+        };
+        match self.pipeline.watch_resource(&caller, &uri, notify).await {
+            Ok(watch) => {
+                match self.session.watches().get_mut(&uri) {
+                    Some(slot) => *slot = Some(watch),
+                    // Unsubscribed meanwhile.
+                    None => watch.abort(),
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let mut watches = self.session.watches();
+                if watches.get(&uri).is_some_and(Option::is_none) {
+                    watches.remove(&uri);
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// The pipeline every session calls through, for other front doors.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
@@ -302,14 +379,29 @@ impl ServerHandler for Router {
         .with_instructions(INSTRUCTIONS)
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        traced("initialize", "", &context, async {
+            context.peer.set_peer_info(request.clone());
+            self.negotiate_initialize(&request)
+        })
+        .await
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let principal = self.security().principal(&context.extensions);
-        let tools = self.pipeline.tools(principal.as_ref()).await;
-        Ok(ListToolsResult::with_all_items(tools))
+        traced("tools/list", "", &context, async {
+            let principal = self.security().principal(&context.extensions);
+            let tools = self.pipeline.tools(principal.as_ref()).await;
+            Ok(ListToolsResult::with_all_items(tools))
+        })
+        .await
     }
 
     async fn on_custom_request(
@@ -386,14 +478,17 @@ impl ServerHandler for Router {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let mut page = self
-            .pipeline
-            .list_resources_page(request.and_then(|r| r.cursor))
-            .await?;
-        let principal = self.security().principal(&context.extensions);
-        page.resources
-            .retain(|r| self.pipeline.visible(principal.as_ref(), &r.uri, ""));
-        Ok(page)
+        traced("resources/list", "", &context, async {
+            let mut page = self
+                .pipeline
+                .list_resources_page(request.and_then(|r| r.cursor))
+                .await?;
+            let principal = self.security().principal(&context.extensions);
+            page.resources
+                .retain(|r| self.pipeline.visible(principal.as_ref(), &r.uri, ""));
+            Ok(page)
+        })
+        .await
     }
 
     async fn list_resource_templates(
@@ -401,16 +496,19 @@ impl ServerHandler for Router {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let mut page = self
-            .pipeline
-            .list_templates_page(request.and_then(|r| r.cursor))
-            .await?;
-        let principal = self.security().principal(&context.extensions);
-        page.resource_templates.retain(|t| {
-            self.pipeline
-                .visible(principal.as_ref(), &t.uri_template, "")
-        });
-        Ok(page)
+        traced("resources/templates/list", "", &context, async {
+            let mut page = self
+                .pipeline
+                .list_templates_page(request.and_then(|r| r.cursor))
+                .await?;
+            let principal = self.security().principal(&context.extensions);
+            page.resource_templates.retain(|t| {
+                self.pipeline
+                    .visible(principal.as_ref(), &t.uri_template, "")
+            });
+            Ok(page)
+        })
+        .await
     }
 
     async fn read_resource(
@@ -435,71 +533,29 @@ impl ServerHandler for Router {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let uri = request.uri;
-        let caller = self.caller(&context);
-        self.pipeline.may_subscribe(&caller, &uri)?;
-        {
-            let mut watches = self.session.watches();
-            if watches.contains_key(&uri) {
-                return Ok(());
-            }
-            let max = self.limits.max_subscriptions_per_session;
-            if watches.len() >= max {
-                // Watches whose stream has ended hold no connector stream.
-                watches.retain(|_, w| w.as_ref().is_none_or(|h| !h.is_finished()));
-            }
-            if watches.len() >= max {
-                SUBSCRIPTIONS_REFUSED.hit(
-                    max,
-                    "a session hit its limit of resource subscriptions; subscriptions refused",
-                );
-                return Err(McpError::invalid_request(
-                    format!(
-                        "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
-                    ),
-                    Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
-                ));
-            }
-            // Hold the slot while the connector is asked.
-            watches.insert(uri.clone(), None);
-        }
-        let peer = context.peer.clone();
-        let notify = move |changed: String| {
-            let peer = peer.clone();
-            async move {
-                let param = rmcp::model::ResourceUpdatedNotificationParam::new(changed);
-                peer.notify_resource_updated(param).await.is_ok()
-            }
-        };
-        match self.pipeline.watch_resource(&caller, &uri, notify).await {
-            Ok(watch) => {
-                match self.session.watches().get_mut(&uri) {
-                    Some(slot) => *slot = Some(watch),
-                    // Unsubscribed meanwhile.
-                    None => watch.abort(),
-                }
-                Ok(())
-            }
-            Err(error) => {
-                let mut watches = self.session.watches();
-                if watches.get(&uri).is_some_and(Option::is_none) {
-                    watches.remove(&uri);
-                }
-                Err(error)
-            }
-        }
+        let uri = request.uri.clone();
+        traced(
+            "resources/subscribe",
+            &uri,
+            &context,
+            self.subscribe_to(uri.clone(), &context),
+        )
+        .await
     }
 
     #[allow(deprecated)]
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        if let Some(Some(watch)) = self.session.watches().remove(&request.uri) {
-            watch.abort();
-        }
-        Ok(())
+        traced("resources/unsubscribe", &request.uri, &context, async {
+            if let Some(Some(watch)) = self.session.watches().remove(&request.uri) {
+                watch.abort();
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn list_prompts(
@@ -507,14 +563,17 @@ impl ServerHandler for Router {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let mut page = self
-            .pipeline
-            .list_prompts_page(request.and_then(|r| r.cursor))
-            .await?;
-        let principal = self.security().principal(&context.extensions);
-        page.prompts
-            .retain(|p| self.pipeline.visible(principal.as_ref(), &p.name, ""));
-        Ok(page)
+        traced("prompts/list", "", &context, async {
+            let mut page = self
+                .pipeline
+                .list_prompts_page(request.and_then(|r| r.cursor))
+                .await?;
+            let principal = self.security().principal(&context.extensions);
+            page.prompts
+                .retain(|p| self.pipeline.visible(principal.as_ref(), &p.name, ""));
+            Ok(page)
+        })
+        .await
     }
 
     async fn get_prompt(
@@ -538,23 +597,28 @@ impl ServerHandler for Router {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        self.pipeline
-            .complete(&self.caller(&context), request)
-            .await
+        traced("completion/complete", "", &context, async {
+            let caller = self.caller(&context);
+            self.pipeline.complete(&caller, request).await
+        })
+        .await
     }
 
     #[allow(deprecated)]
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let level = serde_json::to_value(request.level)
-            .ok()
-            .and_then(|v| v.as_str().map(severity))
-            .unwrap_or_else(|| severity(DEFAULT_LOG_LEVEL));
-        self.session.log_level.store(level, Ordering::Relaxed);
-        Ok(())
+        traced("logging/setLevel", "", &context, async {
+            let level = serde_json::to_value(request.level)
+                .ok()
+                .and_then(|v| v.as_str().map(severity))
+                .unwrap_or_else(|| severity(DEFAULT_LOG_LEVEL));
+            self.session.log_level.store(level, Ordering::Relaxed);
+            Ok(())
+        })
+        .await
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -4,9 +4,11 @@
 //! ([`crate::telemetry::exporting`]; otherwise nothing here allocates or
 //! records anything):
 //!
-//! * [`mcp_request`]: the server span of an MCP request (`tools/call`,
-//!   `resources/read`, `prompts/get`), named `{mcp.method.name} {target}`
-//!   (`tools/call database_query`), continuing the client's trace context from
+//! * [`mcp_request`]: the server span of every MCP request the router
+//!   answers (`initialize`, the lists, `tools/call`, `resources/read`,
+//!   subscriptions, `prompts/get`, completions, `logging/setLevel`), named
+//!   `{mcp.method.name} {target}` (`tools/call database_query`; the method
+//!   alone when there is no target or the target is a URI), continuing the client's trace context from
 //!   `params._meta.traceparent` (SEP-414) or, over HTTP, the `traceparent`
 //!   header. [`answered`] records how it ended (`error.type`).
 //! * [`Hop`]: the client span of the gRPC call to the connector, a child of
@@ -119,7 +121,8 @@ pub(crate) fn mcp_request(
     let parts = context.extensions.get::<http::request::Parts>();
     // A URI is no span name: unbounded, and it may say more than a name.
     let name = match method {
-        "resources/read" => method.to_owned(),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => method.to_owned(),
+        _ if target.is_empty() => method.to_owned(),
         _ => format!("{method} {target}"),
     };
     let span = tracing::info_span!(
@@ -148,7 +151,7 @@ pub(crate) fn mcp_request(
         "prompts/get" => {
             span.record("gen_ai.prompt.name", target);
         }
-        "resources/read" => {
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             span.record("mcp.resource.uri", target);
         }
         _ => {}

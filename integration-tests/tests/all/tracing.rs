@@ -317,8 +317,13 @@ async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded(
         )
         .await
         .expect("one trace");
+    // Every request carries the header, so initialize has its span in the
+    // same trace: the call's is the one named after the tool.
     let server = one(&spans, "router server span", |s| {
-        s.trace_id() == TRACE_ID && s.service == "switchboard" && s.kind() == SpanKind::Server
+        s.trace_id() == TRACE_ID
+            && s.service == "switchboard"
+            && s.kind() == SpanKind::Server
+            && s.name() == "tools/call jira_get_issue"
     });
     assert_eq!(server.parent_span_id(), CLIENT_SPAN, "from the header");
     assert_eq!(server.text("network.transport"), Some("tcp"));
@@ -339,6 +344,31 @@ async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded(
         Some(tonic::Code::NotFound as i64)
     );
     assert_eq!(hop.text("error.type"), Some("NOT_FOUND"));
+
+    // Every other MCP request has its server span too.
+    client.list_all_tools().await.expect("tools/list");
+    let spans = receiver
+        .wait_for(
+            "the spans of initialize and tools/list",
+            Duration::from_secs(20),
+            |spans: &[ReceivedSpan]| {
+                ["initialize", "tools/list"].iter().all(|name| {
+                    spans
+                        .iter()
+                        .any(|s| s.service == "switchboard" && s.name() == *name)
+                })
+            },
+        )
+        .await
+        .expect("spans of the other requests");
+    for method in ["initialize", "tools/list"] {
+        let span = one(&spans, method, |s| {
+            s.service == "switchboard" && s.kind() == SpanKind::Server && s.name() == method
+        });
+        assert_eq!(span.text("mcp.method.name"), Some(method));
+        assert_eq!(span.parent_span_id(), CLIENT_SPAN, "{method}: from the header");
+        assert_eq!(span.text("network.transport"), Some("tcp"));
+    }
     let _ = client.cancel().await;
 }
 

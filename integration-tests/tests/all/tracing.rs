@@ -366,7 +366,11 @@ async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded(
             s.service == "switchboard" && s.kind() == SpanKind::Server && s.name() == method
         });
         assert_eq!(span.text("mcp.method.name"), Some(method));
-        assert_eq!(span.parent_span_id(), CLIENT_SPAN, "{method}: from the header");
+        assert_eq!(
+            span.parent_span_id(),
+            CLIENT_SPAN,
+            "{method}: from the header"
+        );
         assert_eq!(span.text("network.transport"), Some("tcp"));
     }
     let _ = client.cancel().await;

@@ -234,8 +234,9 @@ impl Authenticator {
         validation.validate_nbf = true;
         let data = decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|e| invalid(token_error(e.kind())))?;
-        let principal = Principal::from_claims(data.claims)
+        let mut principal = Principal::from_claims(data.claims)
             .ok_or_else(|| invalid(TokenError::BadClaim("sub".into())))?;
+        principal.token = Some(digest);
         let limit = self.settings.max_forwarded_claim_bytes;
         if encode_claim(&Value::String(principal.sub.clone())).len() > limit {
             return Err(invalid(TokenError::SubjectTooLong { limit }));

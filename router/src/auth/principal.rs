@@ -37,6 +37,10 @@ pub struct Principal {
     pub claims: Map<String, Value>,
     /// Granted scopes: `scope` (space-separated) and `scp` (array or space-separated).
     pub scopes: BTreeSet<String>,
+    /// The SHA-256 of the bearer token it came from (set by the
+    /// authenticator): its claims never change, so a policy may remember its
+    /// decisions about this principal by it.
+    pub token: Option<[u8; 32]>,
 }
 
 impl Principal {
@@ -47,6 +51,7 @@ impl Principal {
             sub: STDIO_SUBJECT.to_owned(),
             claims: Map::new(),
             scopes: BTreeSet::new(),
+            token: None,
         }
     }
 
@@ -59,6 +64,7 @@ impl Principal {
             sub,
             claims,
             scopes,
+            token: None,
         })
     }
 

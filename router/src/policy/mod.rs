@@ -57,6 +57,13 @@ pub use explain::{check, explain};
 
 /// Largest policy file read, in bytes.
 pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+/// What a remembered decision is about: a token's SHA-256, a tool, its connector.
+type DecisionKey = ([u8; 32], String, String);
+
+/// Most decisions a policy remembers (see [`Policy::decide`]).
+pub const MAX_REMEMBERED_DECISIONS: u64 = 16 * 1024;
+/// Longest a decision is remembered.
+pub const REMEMBER_DECISIONS_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 /// Most rules in a policy.
 pub const MAX_RULES: usize = 1000;
 /// Most globs in one rule's `tools`.
@@ -179,6 +186,10 @@ pub struct Policy {
     env: Arc<Env>,
     /// See [`PolicyConfig::shared_results`].
     shared_results: Vec<String>,
+    /// Decisions remembered per token, tool and connector while no condition
+    /// reads `args` (a decision then depends on nothing else): at most
+    /// [`MAX_REMEMBERED_DECISIONS`], each for at most [`REMEMBER_DECISIONS_FOR`].
+    decisions: Option<moka::sync::Cache<DecisionKey, Decision>>,
     /// The variables some rule's `when` reads; only those are bound for a
     /// decision (turning the claims and arguments into CEL values is most of
     /// a decision's cost).
@@ -245,6 +256,7 @@ impl Policy {
             rules: None,
             env: condition::environment(),
             shared_results: Vec::new(),
+            decisions: None,
             bound: Bound::default(),
         }
     }
@@ -333,9 +345,16 @@ impl Policy {
         for pattern in &config.shared_results {
             check_glob(pattern).map_err(PolicyError::SharedResults)?;
         }
+        let bound = Bound::of(&rules);
         Ok(Self {
             shared_results: config.shared_results.clone(),
-            bound: Bound::of(&rules),
+            decisions: (!bound.args).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(MAX_REMEMBERED_DECISIONS)
+                    .time_to_live(REMEMBER_DECISIONS_FOR)
+                    .build()
+            }),
+            bound,
             rules: Some(rules),
             env,
         })
@@ -417,8 +436,22 @@ impl Policy {
         }
     }
 
-    /// The decision for `principal` calling `tool` with `args`.
+    /// The decision for `principal` calling `tool` with `args`; remembered
+    /// per token when no condition reads `args`.
     pub fn decide(&self, principal: &Principal, tool: &ToolRef<'_>, args: &Value) -> Decision {
+        let (Some(decisions), Some(token)) = (&self.decisions, principal.token) else {
+            return self.decide_now(principal, tool, args);
+        };
+        let key = (token, tool.name.to_owned(), tool.connector.to_owned());
+        if let Some(decision) = decisions.get(&key) {
+            return decision;
+        }
+        let decision = self.decide_now(principal, tool, args);
+        decisions.insert(key, decision.clone());
+        decision
+    }
+
+    fn decide_now(&self, principal: &Principal, tool: &ToolRef<'_>, args: &Value) -> Decision {
         let Some(rules) = &self.rules else {
             return Decision::Allow { rule: None };
         };

@@ -694,3 +694,54 @@ fn shared_results_name_the_tools_whose_results_are_the_same_for_everyone() {
         "{bad}"
     );
 }
+
+#[test]
+fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
+    let jwt_only =
+        Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nwhen = '\"analysts\" in jwt.groups'\n")
+            .expect("valid");
+    let tool = ToolRef {
+        name: "t_x",
+        connector: "c",
+    };
+    let none = json!({});
+    let mut analyst = principal(json!({"sub": "a", "groups": ["analysts"]}));
+    analyst.token = Some([7; 32]);
+    assert!(matches!(
+        jwt_only.decide(&analyst, &tool, &none),
+        Decision::Allow { .. }
+    ));
+    // A token's claims never change; a principal pretending otherwise under
+    // the same token shows the decision was remembered, and only for it.
+    let mut pretender = analyst.clone();
+    pretender.claims.insert("groups".into(), json!([]));
+    assert!(matches!(
+        jwt_only.decide(&pretender, &tool, &none),
+        Decision::Allow { .. }
+    ));
+    pretender.token = Some([8; 32]);
+    assert_eq!(jwt_only.decide(&pretender, &tool, &none), Decision::Hidden);
+    pretender.token = None;
+    assert_eq!(jwt_only.decide(&pretender, &tool, &none), Decision::Hidden);
+    let other = ToolRef {
+        name: "u_x",
+        connector: "c",
+    };
+    assert_eq!(
+        jwt_only.decide(&analyst, &other, &none),
+        Decision::Hidden,
+        "remembered per tool"
+    );
+
+    let by_args =
+        Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nwhen = 'args.n < 3'\n").expect("valid");
+    assert!(matches!(
+        by_args.decide(&analyst, &tool, &json!({"n": 1})),
+        Decision::Allow { .. }
+    ));
+    assert_eq!(
+        by_args.decide(&analyst, &tool, &json!({"n": 5})),
+        Decision::Hidden,
+        "a condition on the arguments is evaluated on every call"
+    );
+}

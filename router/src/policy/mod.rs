@@ -62,6 +62,8 @@ type DecisionKey = ([u8; 32], String, String);
 
 /// Most decisions a policy remembers (see [`Policy::decide`]).
 pub const MAX_REMEMBERED_DECISIONS: u64 = 16 * 1024;
+/// Longest tool and connector names, together, of a remembered decision.
+pub const MAX_REMEMBERED_NAME_BYTES: usize = 512;
 /// Longest a decision is remembered.
 pub const REMEMBER_DECISIONS_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 /// Most rules in a policy.
@@ -439,7 +441,13 @@ impl Policy {
     /// The decision for `principal` calling `tool` with `args`; remembered
     /// per token when no condition reads `args`.
     pub fn decide(&self, principal: &Principal, tool: &ToolRef<'_>, args: &Value) -> Decision {
-        let (Some(decisions), Some(token)) = (&self.decisions, principal.token) else {
+        // Only tools of the catalog (they have a connector) with names of a
+        // sane length are remembered: a client naming unknown tools, or
+        // resources by long URIs, cannot fill the memory with its names.
+        let rememberable = !tool.connector.is_empty()
+            && tool.name.len() + tool.connector.len() <= MAX_REMEMBERED_NAME_BYTES;
+        let (Some(decisions), Some(token), true) = (&self.decisions, principal.token, rememberable)
+        else {
             return self.decide_now(principal, tool, args);
         };
         let key = (token, tool.name.to_owned(), tool.connector.to_owned());

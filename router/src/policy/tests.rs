@@ -732,6 +732,34 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
         Decision::Hidden,
         "remembered per tool"
     );
+    // Names the catalog does not know (no connector) and overlong ones are
+    // decided every time, never remembered.
+    let unknown = ToolRef {
+        name: "t_unknown",
+        connector: "",
+    };
+    let long_name = format!("t_{}", "x".repeat(MAX_REMEMBERED_NAME_BYTES));
+    let long = ToolRef {
+        name: &long_name,
+        connector: "c",
+    };
+    let mut changing = analyst.clone();
+    changing.token = Some([9; 32]);
+    for t in [&unknown, &long] {
+        assert!(matches!(
+            jwt_only.decide(&changing, t, &none),
+            Decision::Allow { .. }
+        ));
+    }
+    changing.claims.insert("groups".into(), json!([]));
+    for t in [&unknown, &long] {
+        assert_eq!(
+            jwt_only.decide(&changing, t, &none),
+            Decision::Hidden,
+            "{}: not remembered",
+            t.name.len()
+        );
+    }
 
     let by_args =
         Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nwhen = 'args.n < 3'\n").expect("valid");

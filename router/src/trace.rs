@@ -119,6 +119,10 @@ pub(crate) fn mcp_request(
         return tracing::Span::none();
     }
     let parts = context.extensions.get::<http::request::Parts>();
+    // A client names the target: keep what reaches the span (and the
+    // collector) short, whatever it sent.
+    let target = bounded(target);
+    let target = target.as_ref();
     // A URI is no span name: unbounded, and it may say more than a name.
     let name = match method {
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => method.to_owned(),
@@ -178,6 +182,17 @@ pub(crate) fn mcp_request(
         let _ = span.set_parent(client);
     }
     span
+}
+
+/// Longest target (tool or prompt name, resource URI) put in a span, in characters.
+const MAX_SPAN_TARGET_CHARS: usize = 256;
+
+/// `target` cut to [`MAX_SPAN_TARGET_CHARS`] characters (marked with `…`).
+fn bounded(target: &str) -> std::borrow::Cow<'_, str> {
+    match target.char_indices().nth(MAX_SPAN_TARGET_CHARS) {
+        None => std::borrow::Cow::Borrowed(target),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &target[..end])),
+    }
 }
 
 /// Records on an MCP request's span how it ended: `error_type` is empty on
@@ -285,6 +300,17 @@ fn code_name(code: tonic::Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_target_is_cut_at_a_character_bound_whatever_the_client_sent() {
+        assert_eq!(bounded("jira_get_issue"), "jira_get_issue");
+        let exact = "é".repeat(MAX_SPAN_TARGET_CHARS);
+        assert_eq!(bounded(&exact), exact);
+        let huge = "é".repeat(1_000_000);
+        let cut = bounded(&huge);
+        assert_eq!(cut.chars().count(), MAX_SPAN_TARGET_CHARS + 1);
+        assert!(cut.ends_with("é…"), "cut between characters, marked");
+    }
 
     #[test]
     fn a_clients_trace_context_is_read_and_written_back_the_w3c_way() {

@@ -1370,3 +1370,31 @@ fn verified_tokens_answer_only_for_their_key_set_and_lifetime_and_can_be_off() {
     off.insert(digest, &principal, now() + 60, 3);
     assert!(off.get(&digest, 3).is_none(), "0 turns the cache off");
 }
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_and_then_answered_from_memory() {
+    let key = TestKey::ed25519("k1");
+    let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
+    let auth = issuer.authenticator().await;
+    let token = key.sign(&issuer.claims());
+    let principal = auth.authenticate(&bearer(&token)).await.expect("accepted");
+    let generation = auth.keys.generation();
+    assert_eq!(
+        auth.verified
+            .get(&VerifiedTokens::digest(&token), generation)
+            .map(|p| p.sub),
+        Some(principal.sub.clone()),
+        "remembered once verified"
+    );
+    assert_eq!(principal.token, Some(VerifiedTokens::digest(&token)));
+    // What is remembered is answered without another check: a remembered
+    // entry for a token no key signed is taken (only the cache can do that).
+    let unsigned = format!("{}.{}.AAAA", "eyJhbGciOiJFZERTQSJ9", "eyJzdWIiOiJ4In0");
+    auth.verified.insert(
+        VerifiedTokens::digest(&unsigned),
+        &principal,
+        now() + 60,
+        generation,
+    );
+    assert!(auth.authenticate(&bearer(&unsigned)).await.is_ok());
+}

@@ -68,6 +68,12 @@ impl Error {
         }
     }
 
+    /// Whether the connection broke under the operation (an I/O error): a read
+    /// may be tried once more on another connection.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::Unavailable(message) if message.starts_with(CONNECTION_FAILED))
+    }
+
     /// Classifies a sqlx error: connection trouble is `Unavailable`, server-side
     /// refusals keep the database's own message (and SQLSTATE) so the agent can
     /// fix its SQL.
@@ -98,7 +104,7 @@ impl Error {
             sqlx::Error::PoolClosed => {
                 Error::Unavailable("the connection pool is closed".to_owned())
             }
-            sqlx::Error::Io(e) => Error::Unavailable(format!("connection failed: {e}")),
+            sqlx::Error::Io(e) => Error::Unavailable(format!("{CONNECTION_FAILED}{e}")),
             sqlx::Error::Tls(e) => Error::Unavailable(format!("TLS failed: {e}")),
             sqlx::Error::Protocol(e) => Error::Unavailable(format!("protocol error: {e}")),
             sqlx::Error::WorkerCrashed => {
@@ -113,6 +119,9 @@ impl Error {
         }
     }
 }
+
+/// How the message of a broken connection starts.
+const CONNECTION_FAILED: &str = "connection failed: ";
 
 /// True when the database cancelled the statement for running too long:
 /// PostgreSQL `statement_timeout` (SQLSTATE 57014), MariaDB `max_statement_time`

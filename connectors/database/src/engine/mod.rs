@@ -6,7 +6,10 @@
 //! MySQL `SET SESSION TRANSACTION READ ONLY`, SQLite `SQLITE_OPEN_READONLY` and
 //! `PRAGMA query_only`) with a server-side statement timeout, and, only in
 //! read-write mode, a separate write pool for Execute. Every read runs as a
-//! prepared statement inside a READ ONLY transaction that is rolled back, fetches
+//! prepared statement inside a READ ONLY transaction that is rolled back (on
+//! PostgreSQL and MySQL the statement's own transaction, once the start-up check
+//! found a user that can only read: the session already makes it read-only, see
+//! [`ReadTransaction`]), fetches
 //! at most the row and byte caps (per result and per value, checked as rows
 //! arrive), and is bounded by the statement timeout on the client side too.
 //! Connections are cleaned of session state (locks) before they are reused. In
@@ -20,6 +23,8 @@ mod pools;
 mod postgres;
 mod postgres_params;
 mod sqlite;
+
+pub use pools::ReadTransaction;
 
 use std::time::{Duration, Instant};
 
@@ -176,6 +181,8 @@ pub struct Privileges {
 struct AccessCheck {
     /// Set once the user was found read-only (or allowed by DB_ALLOW_PRIVILEGED).
     passed: std::sync::atomic::AtomicBool,
+    /// Set when the check found nothing beyond reading (not when it was waived).
+    reads_only: std::sync::atomic::AtomicBool,
 }
 
 /// The row and byte caps of one read.
@@ -365,8 +372,94 @@ impl Database {
                 "DB_ALLOW_PRIVILEGED=true: serving read-only as a database user that can write; only the connector's own layers keep it read-only, give it a read-only user"
             );
         }
+        self.access
+            .reads_only
+            .store(found.beyond_reading.is_empty(), Ordering::Release);
         self.access.passed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// How reads are kept read-only at the transaction level: by the
+    /// statement's own transaction once the role and the session make every
+    /// statement read-only (PostgreSQL, MySQL/MariaDB in read-only mode with a
+    /// user the start-up check found able only to read), else by a READ ONLY
+    /// transaction around each read, rolled back. SQLite always has the
+    /// transaction: it costs no round trip there.
+    pub fn read_transaction(&self) -> ReadTransaction {
+        let role_reads_only = self.settings.access_mode == AccessMode::ReadOnly
+            && self
+                .access
+                .reads_only
+                .load(std::sync::atomic::Ordering::Acquire);
+        if role_reads_only && self.kind != EngineKind::Sqlite {
+            ReadTransaction::Statement
+        } else {
+            ReadTransaction::Explicit
+        }
+    }
+
+    /// The read-only layers in force for reads, in the README's order, one
+    /// line each (for the benchmark's report and logs).
+    pub fn read_only_layers(&self) -> Vec<String> {
+        let session = match self.kind {
+            EngineKind::Postgres => {
+                "read-only session: default_transaction_read_only=on, statement_timeout, lock_timeout, idle_in_transaction_session_timeout at connect"
+            }
+            EngineKind::MySql => {
+                "read-only session: SET SESSION TRANSACTION READ ONLY, statement and lock timeouts at connect"
+            }
+            EngineKind::Sqlite => "read-only session: SQLITE_OPEN_READONLY, PRAGMA query_only",
+        };
+        let role = if self.settings.access_mode == AccessMode::ReadWrite {
+            "database user: not checked (read-write mode)"
+        } else if self
+            .access
+            .reads_only
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            "database user: checked at start, can only read"
+        } else if self
+            .access
+            .passed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            "database user: CAN WRITE, served under DB_ALLOW_PRIVILEGED=true"
+        } else {
+            "database user: not checked yet"
+        };
+        let transaction = match self.read_transaction() {
+            ReadTransaction::Explicit => "READ ONLY transaction around each read, rolled back",
+            ReadTransaction::Statement => {
+                "each read in its own statement transaction, read-only by the session (no BEGIN/ROLLBACK round trips)"
+            }
+        };
+        let cleanup = match self.kind {
+            EngineKind::Postgres => {
+                "session cleaned before reuse: pg_advisory_unlock_all(), UNLISTEN *, RESET ALL"
+            }
+            EngineKind::MySql => {
+                "session cleaned before reuse: RELEASE_ALL_LOCKS(), SET SESSION TRANSACTION READ ONLY"
+            }
+            EngineKind::Sqlite => "session cleaned before reuse: nothing outlives a statement",
+        };
+        vec![
+            "parser guard".to_owned(),
+            role.to_owned(),
+            "prepared statement (one statement per call)".to_owned(),
+            session.to_owned(),
+            transaction.to_owned(),
+            cleanup.to_owned(),
+            format!(
+                "timeouts: statement {} s on the server and the client",
+                self.settings.statement_timeout.as_secs_f64()
+            ),
+            format!(
+                "caps: {} rows, {} bytes per result, {} bytes per value",
+                self.settings.max_rows,
+                self.settings.max_result_bytes,
+                self.settings.max_value_bytes
+            ),
+        ]
     }
 
     /// The engine.
@@ -415,9 +508,11 @@ impl Database {
         let started = Instant::now();
         let mut rows = self
             .bounded(Operation::read(sql), async {
+                // After the access check (inside `bounded`), which decides it.
+                let transaction = self.read_transaction();
                 match &self.backend {
-                    Backend::Postgres(p) => p.query(sql, params, caps).await,
-                    Backend::MySql(p) => p.query(sql, params, caps).await,
+                    Backend::Postgres(p) => p.query(sql, params, caps, transaction).await,
+                    Backend::MySql(p) => p.query(sql, params, caps, transaction).await,
                     Backend::Sqlite(p) => p.query(sql, params, caps, self.deadline()).await,
                 }
             })

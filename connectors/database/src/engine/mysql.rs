@@ -20,6 +20,7 @@ use sqlx::query::Query;
 use sqlx::{Connection, Executor, MySql, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
+use super::pools::ReadTransaction;
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
     decode_error, pools,
@@ -76,7 +77,9 @@ impl Pools {
                     })
                 })
                 .after_release(move |conn, _meta| {
-                    Box::pin(async move { Ok(release_locks(conn, release_timeout).await) })
+                    Box::pin(
+                        async move { Ok(release_locks(conn, read_only, release_timeout).await) },
+                    )
                 })
                 .connect_lazy_with(options.clone())
         };
@@ -130,11 +133,26 @@ impl Pools {
         sql: &str,
         params: &[serde_json::Value],
         caps: Caps,
+        transaction: ReadTransaction,
+    ) -> Result<Rows, Error> {
+        let result = self.query_once(sql, params, caps, transaction).await;
+        if pools::read_again(&result) {
+            return self.query_once(sql, params, caps, transaction).await;
+        }
+        result
+    }
+
+    async fn query_once(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        caps: Caps,
+        transaction: ReadTransaction,
     ) -> Result<Rows, Error> {
         let mut conn = self.read.acquire().await?;
         let id = connection_id(&mut conn).await?;
         self.killed_past_deadline(id, async {
-            pools::read_only::<MySql, _>(&mut conn, Some(BEGIN_READ_ONLY), async |tx| {
+            pools::read::<MySql, _>(&mut conn, transaction, BEGIN_READ_ONLY, async |tx| {
                 read(tx, sql, params, caps).await
             })
             .await
@@ -462,27 +480,39 @@ async fn prepare_session(
     } else {
         format!("SET SESSION max_execution_time = {}", timeout.as_millis())
     };
-    conn.execute(sqlx::raw_sql(&timeout_sql)).await?;
     // Metadata locks (a read behind ALTER TABLE) wait lock_wait_timeout seconds,
     // a year by default.
     let lock_seconds = lock_timeout.as_secs().max(1);
-    conn.execute(sqlx::raw_sql(&format!(
-        "SET SESSION lock_wait_timeout = {lock_seconds}, SESSION innodb_lock_wait_timeout = {lock_seconds}"
-    )))
-    .await?;
+    // One round trip for every setting of the session.
+    let mut settings = format!(
+        "{timeout_sql}; SET SESSION lock_wait_timeout = {lock_seconds}, SESSION innodb_lock_wait_timeout = {lock_seconds}"
+    );
     if read_only {
-        conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY"))
-            .await?;
+        settings.push_str("; SET SESSION TRANSACTION READ ONLY");
     }
+    conn.execute(sqlx::raw_sql(&settings)).await?;
     Ok(())
 }
 
 /// Releases the named locks (`GET_LOCK`) a statement may have taken, which
 /// outlive the read's transaction, before the connection is used again
-/// (`RELEASE_ALL_LOCKS()`: MariaDB 10.5+, MySQL 5.7+). True when the connection
-/// is clean; false closes it instead of returning it to the pool.
-async fn release_locks(conn: &mut MySqlConnection, timeout: std::time::Duration) -> bool {
-    let release = conn.execute(sqlx::raw_sql("DO RELEASE_ALL_LOCKS()"));
+/// (`RELEASE_ALL_LOCKS()`: MariaDB 10.5+, MySQL 5.7+), and on a read
+/// connection sets the session read-only again, in the same round trip: a
+/// statement could have made it read-write for the next one (`SET SESSION
+/// TRANSACTION READ WRITE` in a prepared statement), and a read may run in its
+/// own autocommit transaction ([`ReadTransaction::Statement`]). True when the
+/// connection is clean; false closes it instead of returning it to the pool.
+async fn release_locks(
+    conn: &mut MySqlConnection,
+    read_only: bool,
+    timeout: std::time::Duration,
+) -> bool {
+    let sql = if read_only {
+        "DO RELEASE_ALL_LOCKS(); SET SESSION TRANSACTION READ ONLY"
+    } else {
+        "DO RELEASE_ALL_LOCKS()"
+    };
+    let release = conn.execute(sqlx::raw_sql(sql));
     pools::cleaned(release, timeout, "release the locks of").await
 }
 

@@ -1,9 +1,11 @@
 //! What every engine does the same way with its pools: how a pool is sized
-//! and bounded, the write pool that exists only in read-write mode, the
-//! read-only transaction every read runs in (always rolled back), the clean-up
-//! of a session before its connection is reused, and closing. The engine
-//! modules keep what differs: connect options, how a transaction is begun,
-//! what a session must be cleaned of.
+//! and bounded, when a pooled connection is checked before use, the write pool
+//! that exists only in read-write mode, the read-only transaction a read runs
+//! in (always rolled back) unless the role and the session already make every
+//! statement read-only, one more try of a read whose connection broke, the
+//! clean-up of a session before its connection is reused, and closing. The
+//! engine modules keep what differs: connect options, how a transaction is
+//! begun, what a session must be cleaned of.
 
 use std::time::Duration;
 
@@ -13,13 +15,58 @@ use sqlx::{Connection as _, Pool};
 use super::{Settings, rolled_back};
 use crate::error::Error;
 
+/// A pooled connection used this recently is handed out without a liveness
+/// check (a round trip per operation otherwise); one idle longer is pinged
+/// first. A connection that broke in between fails its read with an I/O
+/// error, and [`retried_once`] runs the read again on another connection.
+pub(super) const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
 /// Pool options every engine starts from: `DB_POOL_SIZE` connections at most,
-/// none kept open while idle, and `DB_CONNECT_TIMEOUT` to get one.
+/// none kept open while idle, `DB_CONNECT_TIMEOUT` to get one, and a liveness
+/// check only for connections idle longer than [`TRUSTED_IDLE`].
 pub(super) fn options<DB: sqlx::Database>(settings: &Settings) -> PoolOptions<DB> {
     PoolOptions::new()
         .max_connections(settings.pool_size)
         .min_connections(0)
         .acquire_timeout(settings.connect_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= TRUSTED_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+/// How a read is kept from changing anything at the transaction level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadTransaction {
+    /// `BEGIN ... READ ONLY` before the statement and `ROLLBACK` after it: two
+    /// more round trips, needed while the database user could write (read-write
+    /// mode, or `DB_ALLOW_PRIVILEGED` serving a user that can).
+    Explicit,
+    /// The statement's own transaction (PostgreSQL's implicit one, MySQL's
+    /// autocommit), read-only because the session is (PostgreSQL
+    /// `default_transaction_read_only`, restored by `RESET ALL` before reuse;
+    /// MySQL `SET SESSION TRANSACTION READ ONLY`, asserted again before reuse),
+    /// on behalf of a user the start-up check found able only to read.
+    Statement,
+}
+
+/// Whether a read that ended in `result` runs once more, on another
+/// connection: when its connection broke under it (a pooled connection is not
+/// pinged when it was used within [`TRUSTED_IDLE`]). A read changed nothing,
+/// so trying it again is safe.
+pub(super) fn read_again<T>(result: &Result<T, Error>) -> bool {
+    match result {
+        Err(error) if error.is_connection_lost() => {
+            tracing::debug!(%error, "a pooled connection broke; reading on another");
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The write pool, which exists only in read-write mode.
@@ -38,7 +85,24 @@ pub(super) async fn close<DB: sqlx::Database>(read: &Pool<DB>, write: Option<&Po
 /// Runs `work` on `conn` inside a transaction begun with `begin` (the engine's
 /// `BEGIN ... READ ONLY`; `None` for a plain `BEGIN`), then rolls it back:
 /// nothing a read did survives. The work's error comes first, then the
-/// rollback's.
+/// rollback's. With [`ReadTransaction::Statement`] `work` runs as it is.
+pub(super) async fn read<DB, T>(
+    conn: &mut DB::Connection,
+    transaction: ReadTransaction,
+    begin: &'static str,
+    work: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, Error>,
+) -> Result<T, Error>
+where
+    DB: sqlx::Database,
+{
+    match transaction {
+        ReadTransaction::Explicit => read_only::<DB, T>(conn, Some(begin), work).await,
+        ReadTransaction::Statement => work(conn).await,
+    }
+}
+
+/// Runs `work` on `conn` inside a transaction begun with `begin`, then rolls
+/// it back (see [`read`]).
 pub(super) async fn read_only<DB, T>(
     conn: &mut DB::Connection,
     begin: Option<&'static str>,

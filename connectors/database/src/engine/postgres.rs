@@ -11,11 +11,14 @@
 use std::str::FromStr;
 
 use prost_types::Value;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgValueRef;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow, Postgres};
 use sqlx::{Connection, Executor, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
+use super::pools::ReadTransaction;
 use super::postgres_params::Prepared;
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
@@ -144,9 +147,24 @@ impl Pools {
         sql: &str,
         params: &[serde_json::Value],
         caps: Caps,
+        transaction: ReadTransaction,
+    ) -> Result<Rows, Error> {
+        let result = self.query_once(sql, params, caps, transaction).await;
+        if pools::read_again(&result) {
+            return self.query_once(sql, params, caps, transaction).await;
+        }
+        result
+    }
+
+    async fn query_once(
+        &self,
+        sql: &str,
+        params: &[serde_json::Value],
+        caps: Caps,
+        transaction: ReadTransaction,
     ) -> Result<Rows, Error> {
         let mut conn = self.read.acquire().await?;
-        with_fresh_plans!(conn, read_only(&mut conn, sql, params, caps).await)
+        with_fresh_plans!(conn, read(&mut conn, sql, params, caps, transaction).await)
     }
 
     pub(super) async fn execute(
@@ -478,14 +496,16 @@ fn stale_plan(error: &Error) -> bool {
 /// How a read's transaction begins.
 const BEGIN_READ_ONLY: &str = "BEGIN TRANSACTION READ ONLY";
 
-/// A read in a read-only transaction that is always rolled back.
-async fn read_only(
+/// A read in a read-only transaction: one that is always rolled back, or the
+/// statement's own, read-only by the session (see [`ReadTransaction`]).
+async fn read(
     conn: &mut PgConnection,
     sql: &str,
     params: &[serde_json::Value],
     caps: Caps,
+    transaction: ReadTransaction,
 ) -> Result<Rows, Error> {
-    pools::read_only::<Postgres, _>(conn, Some(BEGIN_READ_ONLY), async |tx| {
+    pools::read::<Postgres, _>(conn, transaction, BEGIN_READ_ONLY, async |tx| {
         let prepared = Prepared::new(tx, sql, params).await?;
         let mut rows = collect(prepared.query(sql).fetch(&mut *tx), caps, decode).await?;
         if rows.columns.is_empty() {
@@ -542,63 +562,69 @@ pub(super) fn decode(row: &PgRow, i: usize, cap: &mut values::ValueCap) -> Resul
     if raw.is_null() {
         return Ok(values::null());
     }
-    let type_name = raw.type_info().name().to_owned();
-    let err = |e: sqlx::Error| decode_error(row, i, e);
+    // Borrowed from the column (no copy per value); each value is decoded
+    // from `raw` itself, the column's type being known to match.
+    let info = raw.type_info();
+    let type_name = info.name();
+    let err = |e: BoxDynError| decode_error(row, i, e);
     let wire = raw.as_bytes().unwrap_or_default();
     if (type_name.ends_with("[]") || type_name == "NUMERIC") && !cap.fits(wire.len()) {
         return Ok(cap.omitted(i, wire.len()));
     }
-    let value = match type_name.as_str() {
-        "BOOL" => values::boolean(row.try_get(i).map_err(err)?),
-        "INT2" => values::int(row.try_get::<i16, _>(i).map_err(err)?.into()),
-        "INT4" => values::int(row.try_get::<i32, _>(i).map_err(err)?.into()),
-        "INT8" => values::int(row.try_get::<i64, _>(i).map_err(err)?),
-        "OID" => values::int(row.try_get::<Oid, _>(i).map_err(err)?.0.into()),
-        "FLOAT4" => values::float(row.try_get::<f32, _>(i).map_err(err)?.into()),
-        "FLOAT8" => values::float(row.try_get::<f64, _>(i).map_err(err)?),
-        "NUMERIC" => values::string(numeric_text(row, i, raw.as_bytes().unwrap_or_default())?),
+    let value = match type_name {
+        "BOOL" => values::boolean(get::<bool>(&raw).map_err(err)?),
+        "INT2" => values::int(get::<i16>(&raw).map_err(err)?.into()),
+        "INT4" => values::int(get::<i32>(&raw).map_err(err)?.into()),
+        "INT8" => values::int(get::<i64>(&raw).map_err(err)?),
+        "OID" => values::int(get::<Oid>(&raw).map_err(err)?.0.into()),
+        "FLOAT4" => values::float(get::<f32>(&raw).map_err(err)?.into()),
+        "FLOAT8" => values::float(get::<f64>(&raw).map_err(err)?),
+        "NUMERIC" => values::string(match numeric_text(wire) {
+            Some(text) => text,
+            None => numeric_text_via_bigdecimal(row, i, wire)?,
+        }),
         "MONEY" => values::string(
-            row.try_get::<PgMoney, _>(i)
+            get::<PgMoney>(&raw)
                 .map_err(err)?
                 .to_bigdecimal(2)
                 .to_plain_string(),
         ),
         "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" | "UNKNOWN" | "CITEXT" => {
-            cap.text(i, row.try_get::<&str, _>(i).map_err(err)?)
+            cap.text(i, get::<&str>(&raw).map_err(err)?)
         }
-        "BYTEA" => cap.bytes(i, row.try_get::<&[u8], _>(i).map_err(err)?),
+        "BYTEA" => cap.bytes(i, get::<&[u8]>(&raw).map_err(err)?),
         "DATE" => values::string(
-            row.try_get::<chrono::NaiveDate, _>(i)
+            get::<chrono::NaiveDate>(&raw)
                 .map_err(err)?
                 .format("%Y-%m-%d")
                 .to_string(),
         ),
         "TIME" => values::string(
-            row.try_get::<chrono::NaiveTime, _>(i)
+            get::<chrono::NaiveTime>(&raw)
                 .map_err(err)?
                 .format("%H:%M:%S%.f")
                 .to_string(),
         ),
         "TIMETZ" => {
-            let t = row.try_get::<PgTimeTz, _>(i).map_err(err)?;
+            let t = get::<PgTimeTz>(&raw).map_err(err)?;
             values::string(format!("{}{}", t.time.format("%H:%M:%S%.f"), t.offset))
         }
         "TIMESTAMP" => values::string(
-            row.try_get::<chrono::NaiveDateTime, _>(i)
+            get::<chrono::NaiveDateTime>(&raw)
                 .map_err(err)?
                 .format("%Y-%m-%dT%H:%M:%S%.f")
                 .to_string(),
         ),
         "TIMESTAMPTZ" => values::string(
-            row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
+            get::<chrono::DateTime<chrono::Utc>>(&raw)
                 .map_err(err)?
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         ),
         "INTERVAL" => {
-            let v = row.try_get::<PgInterval, _>(i).map_err(err)?;
+            let v = get::<PgInterval>(&raw).map_err(err)?;
             values::string(values::iso_interval(v.months, v.days, v.microseconds))
         }
-        "UUID" => values::string(row.try_get::<uuid::Uuid, _>(i).map_err(err)?.to_string()),
+        "UUID" => values::string(get::<uuid::Uuid>(&raw).map_err(err)?.to_string()),
         "JSON" | "JSONB" if !cap.fits(wire.len()) => {
             // Binary JSONB is a version byte, then the text.
             let text = if type_name == "JSONB" {
@@ -608,44 +634,34 @@ pub(super) fn decode(row: &PgRow, i: usize, cap: &mut values::ValueCap) -> Resul
             };
             cap.text_bytes(i, text)
         }
-        "JSON" | "JSONB" => {
-            values::from_json(&row.try_get::<serde_json::Value, _>(i).map_err(err)?)
-        }
+        "JSON" | "JSONB" => values::from_json(&get::<serde_json::Value>(&raw).map_err(err)?),
         "VOID" => values::null(),
         "BOOL[]" => list(
-            row.try_get::<Vec<Option<bool>>, _>(i).map_err(err)?,
+            get::<Vec<Option<bool>>>(&raw).map_err(err)?,
             values::boolean,
         ),
-        "INT2[]" => list(row.try_get::<Vec<Option<i16>>, _>(i).map_err(err)?, |v| {
+        "INT2[]" => list(get::<Vec<Option<i16>>>(&raw).map_err(err)?, |v| {
             values::int(v.into())
         }),
-        "INT4[]" => list(row.try_get::<Vec<Option<i32>>, _>(i).map_err(err)?, |v| {
+        "INT4[]" => list(get::<Vec<Option<i32>>>(&raw).map_err(err)?, |v| {
             values::int(v.into())
         }),
-        "INT8[]" => list(
-            row.try_get::<Vec<Option<i64>>, _>(i).map_err(err)?,
-            values::int,
-        ),
-        "FLOAT4[]" => list(row.try_get::<Vec<Option<f32>>, _>(i).map_err(err)?, |v| {
+        "INT8[]" => list(get::<Vec<Option<i64>>>(&raw).map_err(err)?, values::int),
+        "FLOAT4[]" => list(get::<Vec<Option<f32>>>(&raw).map_err(err)?, |v| {
             values::float(v.into())
         }),
-        "FLOAT8[]" => list(
-            row.try_get::<Vec<Option<f64>>, _>(i).map_err(err)?,
-            values::float,
-        ),
+        "FLOAT8[]" => list(get::<Vec<Option<f64>>>(&raw).map_err(err)?, values::float),
         "NUMERIC[]" => list(
-            row.try_get::<Vec<Option<bigdecimal::BigDecimal>>, _>(i)
-                .map_err(err)?,
+            get::<Vec<Option<bigdecimal::BigDecimal>>>(&raw).map_err(err)?,
             |d| values::string(d.to_plain_string()),
         ),
         "TEXT[]" | "VARCHAR[]" | "BPCHAR[]" | "NAME[]" => list(
-            row.try_get::<Vec<Option<String>>, _>(i).map_err(err)?,
+            get::<Vec<Option<String>>>(&raw).map_err(err)?,
             values::string,
         ),
-        "UUID[]" => list(
-            row.try_get::<Vec<Option<uuid::Uuid>>, _>(i).map_err(err)?,
-            |u| values::string(u.to_string()),
-        ),
+        "UUID[]" => list(get::<Vec<Option<uuid::Uuid>>>(&raw).map_err(err)?, |u| {
+            values::string(u.to_string())
+        }),
         "INET" | "CIDR" => match raw.as_bytes().ok().and_then(inet_text) {
             Some(text) => values::string(text),
             None => values::bytes(raw.as_bytes().unwrap_or_default()),
@@ -673,9 +689,86 @@ pub(super) fn decode(row: &PgRow, i: usize, cap: &mut values::ValueCap) -> Resul
     Ok(value)
 }
 
+/// `T` decoded from `raw` (whose type the caller has checked).
+fn get<'r, T: sqlx::Decode<'r, Postgres>>(raw: &PgValueRef<'r>) -> Result<T, BoxDynError> {
+    T::decode(raw.clone())
+}
+
 /// A NUMERIC as exact decimal text with the scale the database reports
-/// (`12.30`, not `12.3` or `12.3000`), or `NaN` / `Infinity` / `-Infinity`.
-fn numeric_text(row: &PgRow, i: usize, binary: &[u8]) -> Result<String, Error> {
+/// (`12.30`, not `12.3` or `12.3000`), or `NaN` / `Infinity` / `-Infinity`,
+/// written straight from the binary form: a header of four 16-bit fields
+/// (number of digits, weight of the first digit as a power of 10000, sign,
+/// display scale) and the base-10000 digits. `None` when the bytes are not
+/// such a value (then [`numeric_text_via_bigdecimal`] decides).
+fn numeric_text(binary: &[u8]) -> Option<String> {
+    use std::fmt::Write as _;
+    let field = |at: usize| {
+        binary
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign, scale) = (
+        usize::from(field(0)?),
+        i64::from(field(2)? as i16),
+        field(4)?,
+        usize::from(field(6)?),
+    );
+    match sign {
+        0xC000 => return Some("NaN".to_owned()),
+        0xD000 => return Some("Infinity".to_owned()),
+        0xF000 => return Some("-Infinity".to_owned()),
+        0x0000 | 0x4000 => {}
+        _ => return None,
+    }
+    if binary.len() != 8 + 2 * ndigits {
+        return None;
+    }
+    let digit = |index: i64| -> Option<u16> {
+        let index = usize::try_from(index).ok()?;
+        if index < ndigits {
+            field(8 + 2 * index)
+        } else {
+            Some(0)
+        }
+    };
+    let mut text = String::with_capacity(4 * (weight.max(0) as usize + 1) + scale + 2);
+    if sign == 0x4000 {
+        text.push('-');
+    }
+    if weight < 0 {
+        text.push('0');
+    } else {
+        for index in 0..=weight {
+            let d = digit(index)?;
+            if d > 9999 {
+                return None;
+            }
+            if index == 0 {
+                let _ = write!(text, "{d}");
+            } else {
+                let _ = write!(text, "{d:04}");
+            }
+        }
+    }
+    if scale > 0 {
+        text.push('.');
+        let fraction_start = text.len();
+        let mut index = weight + 1;
+        while text.len() - fraction_start < scale {
+            let d = if index < 0 { 0 } else { digit(index)? };
+            if d > 9999 {
+                return None;
+            }
+            let _ = write!(text, "{d:04}");
+            index += 1;
+        }
+        text.truncate(fraction_start + scale);
+    }
+    Some(text)
+}
+
+/// [`numeric_text`] by way of `BigDecimal`, for bytes it does not read.
+fn numeric_text_via_bigdecimal(row: &PgRow, i: usize, binary: &[u8]) -> Result<String, Error> {
     // Binary NUMERIC header: ndigits, weight, sign, display scale (all 16-bit).
     let header = |at: usize| {
         binary
@@ -721,4 +814,56 @@ fn inet_text(bytes: &[u8]) -> Option<String> {
     } else {
         format!("{ip}/{bits}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numeric_text;
+
+    /// The binary NUMERIC of base-10000 `digits` with `weight`, `sign` and `scale`.
+    fn numeric(digits: &[u16], weight: i16, sign: u16, scale: u16) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let ndigits = u16::try_from(digits.len()).expect("few digits");
+        for field in [ndigits, weight as u16, sign, scale] {
+            bytes.extend_from_slice(&field.to_be_bytes());
+        }
+        for digit in digits {
+            bytes.extend_from_slice(&digit.to_be_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn numerics_are_written_exactly_with_their_display_scale() {
+        let cases: &[(&[u16], i16, u16, u16, &str)] = &[
+            (&[12, 3000], 0, 0, 2, "12.30"),
+            (&[500], -1, 0, 2, "0.05"),
+            (&[5], -2, 0, 8, "0.00000005"),
+            (&[10], 1, 0, 0, "100000"),
+            (&[1, 5000], 0, 0x4000, 1, "-1.5"),
+            (&[], 0, 0, 2, "0.00"),
+            (&[], 0, 0, 0, "0"),
+            (&[1, 0, 1], 2, 0, 0, "100000001"),
+            (&[1], 2, 0, 3, "100000000.000"),
+            (&[9999, 9999, 9999], 0, 0, 6, "9999.999999"),
+            (&[1234, 5678], 0, 0, 4, "1234.5678"),
+        ];
+        for &(digits, weight, sign, scale, expected) in cases {
+            assert_eq!(
+                numeric_text(&numeric(digits, weight, sign, scale)).as_deref(),
+                Some(expected),
+                "{digits:?} weight {weight} scale {scale}"
+            );
+        }
+        assert_eq!(
+            numeric_text(&numeric(&[], 0, 0xC000, 0)).as_deref(),
+            Some("NaN")
+        );
+        assert_eq!(numeric_text(&[0, 1]), None, "too short");
+        assert_eq!(
+            numeric_text(&numeric(&[10000], 0, 0, 0)),
+            None,
+            "not a digit"
+        );
+    }
 }

@@ -95,7 +95,9 @@ impl Limits {
 /// [`Error::TooDeep`] when its tree is deeper than the limit.
 pub fn measure(ast: &Ast, path: &str, limits: Limits) -> Result<pb::FileAnalysis, Error> {
     let tree = ast.as_tree_sitter();
-    let depth = tree_depth(tree, limits.max_nesting_depth);
+    // One walk of our own for the depth limit and the nesting of blocks; the
+    // library's metric walk is the other.
+    let (depth, nesting) = shape(ast.language(), tree, limits.max_nesting_depth);
     if depth > limits.max_nesting_depth {
         return Err(Error::TooDeep {
             what: String::new(),
@@ -109,7 +111,6 @@ pub fn measure(ast: &Ast, path: &str, limits: Limits) -> Result<pb::FileAnalysis
         on_stack_of(stack_bytes_for(depth), || ast.metrics(options))?
     }
     .map_err(|e| Error::Internal(format!("metrics failed: {e}")))?;
-    let nesting = nesting_depths(ast.language(), tree);
     let functions = collect_functions(&space, &nesting.per_function);
 
     let m = &space.metrics;
@@ -431,16 +432,14 @@ struct Nesting {
     file_max: u32,
 }
 
-/// `else if` continues a chain rather than nesting deeper.
-fn is_else_if(node: Node<'_>) -> bool {
-    let Some(parent) = node.parent() else {
+/// `else if` continues a chain rather than nesting deeper: `node` is the
+/// `alternative` of an `if` of its own kind, or sits in an `else_clause`.
+fn is_else_if(node: Node<'_>, parent: Option<Node<'_>>, field: Option<&str>) -> bool {
+    let Some(parent) = parent else {
         return false;
     };
     parent.kind() == "else_clause"
-        || (parent.kind() == node.kind()
-            && parent
-                .child_by_field_name("alternative")
-                .is_some_and(|alt| alt.id() == node.id()))
+        || (parent.kind_id() == node.kind_id() && field == Some("alternative"))
 }
 
 /// What a node kind means for nesting, indexed by kind id.
@@ -481,20 +480,28 @@ static ROLES: LazyLock<HashMap<LANG, Vec<Role>>> = LazyLock::new(|| {
         .collect()
 });
 
-fn nesting_depths(lang: LANG, tree: &Tree) -> Nesting {
-    let mut per_function: HashMap<usize, u32> = HashMap::new();
-    let mut file_max = 0;
-    let Some(roles) = ROLES.get(&lang) else {
-        return Nesting {
-            per_function,
-            file_max,
-        };
+/// The depth of the deepest node (as [`tree_depth`]: exact up to `stop_above`,
+/// the walk stops just past it) and the nesting of control-flow blocks, in one
+/// walk with a cursor: each node is visited once, and what its ancestors set
+/// (the depth inside the current function, that function's start line) is
+/// kept per level on an explicit stack.
+fn shape(lang: LANG, tree: &Tree, stop_above: usize) -> (usize, Nesting) {
+    let mut nesting = Nesting {
+        per_function: HashMap::new(),
+        file_max: 0,
     };
-    // (node, depth inside the current function, start line of that function)
-    let mut stack = vec![(tree.root_node(), 0u32, 0usize)];
+    let roles = ROLES.get(&lang).map_or(&[][..], Vec::as_slice);
     let mut cursor = tree.walk();
-    while let Some((node, depth, function_line)) = stack.pop() {
-        let (mut depth, mut function_line) = (depth, function_line);
+    // Per level of the current path: (node, nesting depth inside its function,
+    // start line of that function) as its children inherit them.
+    let mut path: Vec<(Node<'_>, u32, usize)> = Vec::new();
+    let mut deepest = 0usize;
+    loop {
+        let node = cursor.node();
+        let (parent, mut depth, mut function_line) =
+            path.last().map_or((None, 0, 0), |&(parent, depth, line)| {
+                (Some(parent), depth, line)
+            });
         match roles
             .get(usize::from(node.kind_id()))
             .copied()
@@ -503,28 +510,35 @@ fn nesting_depths(lang: LANG, tree: &Tree) -> Nesting {
             Role::Function => {
                 depth = 0;
                 function_line = node.start_position().row + 1;
-                per_function.entry(function_line).or_insert(0);
+                nesting.per_function.entry(function_line).or_insert(0);
             }
-            Role::Nesting if !is_else_if(node) => {
+            Role::Nesting if !is_else_if(node, parent, cursor.field_name()) => {
                 depth += 1;
-                file_max = file_max.max(depth);
+                nesting.file_max = nesting.file_max.max(depth);
                 if function_line > 0 {
-                    let entry = per_function.entry(function_line).or_insert(0);
+                    let entry = nesting.per_function.entry(function_line).or_insert(0);
                     *entry = (*entry).max(depth);
                 }
             }
             _ => {}
         }
-        if node.child_count() > 0 {
-            stack.extend(
-                node.children(&mut cursor)
-                    .map(|child| (child, depth, function_line)),
-            );
+        if cursor.goto_first_child() {
+            path.push((node, depth, function_line));
+            deepest = deepest.max(path.len());
+            if deepest > stop_above {
+                return (deepest, nesting);
+            }
+            continue;
         }
-    }
-    Nesting {
-        per_function,
-        file_max,
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return (deepest, nesting);
+            }
+            path.pop();
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! Throughput benchmark: analyses a large source tree (by default the crates cargo
 //! has downloaded, `~/.cargo/registry/src`) cold, then again with a warm
 //! content-hash cache, on all cores, and prints files/s and lines/s. A third run
-//! only reads and parses every file with tree-sitter, which every metric needs:
-//! the ceiling for any analysis built on these grammars.
+//! only reads and parses every file with tree-sitter (one parser per thread,
+//! reused, as the connector does), which every metric needs: the ceiling for
+//! any analysis built on these grammars. Last, the same files are copied into a
+//! scratch repository and analysed as a path (`AnalyzePath`, summary only)
+//! once, then again after one file changed: the incremental re-scan, where
+//! every unchanged file costs a read and a hash.
 //!
 //! `scripts/bench-code-analysis.sh` builds this in release mode, runs it, runs
 //! lizard over the same file list and prints the comparison.
@@ -15,8 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use big_code_analysis::{Ast, LANG, Source};
-use code_analysis_connector::analyzer::Depth;
+use big_code_analysis::{LANG, tree_sitter};
+use code_analysis_connector::analyzer::{Depth, PathRequest};
+use code_analysis_connector::code_root::WalkOptions;
 use code_analysis_connector::{Analyzer, Config, languages};
 
 struct Args {
@@ -150,10 +155,12 @@ fn main() -> anyhow::Result<()> {
     // an analysis): what any tree-sitter analysis of them costs at least.
     let analysed: Vec<PathBuf> = cold.iter().map(|&i| files[i].clone()).collect();
     let (parsed, parse_s) = run(&analysed, args.threads, |path, lang| {
-        std::fs::read(path).is_ok_and(|code| Ast::parse(Source::new(lang, &code)).is_ok())
+        std::fs::read(path).is_ok_and(|code| parse_only(lang, &code))
     });
     let parsed_lines = parsed.iter().map(|&i| lines_of[cold[i]]).sum();
     report("parse", parsed.len(), parsed_lines, parse_s);
+
+    rescan(&root, &analysed, args.threads)?;
 
     if let Some(list) = args.list {
         let text: String = cold
@@ -161,6 +168,110 @@ fn main() -> anyhow::Result<()> {
             .map(|&i| format!("{}\n", files[i].display()))
             .collect();
         std::fs::write(&list, text).with_context(|| format!("cannot write {}", list.display()))?;
+    }
+    Ok(())
+}
+
+thread_local! {
+    static PARSER: std::cell::RefCell<tree_sitter::Parser> =
+        std::cell::RefCell::new(tree_sitter::Parser::new());
+}
+
+/// Parses `code` with this thread's parser and drops the tree.
+fn parse_only(lang: LANG, code: &[u8]) -> bool {
+    let Ok(language) = lang.tree_sitter_language() else {
+        return false;
+    };
+    PARSER.with(|parser| {
+        let mut parser = parser.borrow_mut();
+        parser.set_language(&language).is_ok() && parser.parse(code, None).is_some()
+    })
+}
+
+/// Copies `files` (under `root`) into a scratch directory, analyses it as a
+/// path, changes one file, and times the re-scan.
+fn rescan(root: &Path, files: &[PathBuf], threads: usize) -> anyhow::Result<()> {
+    let scratch = tempfile_dir()?;
+    let result = rescan_in(&scratch, root, files, threads);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("analysis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.canonicalize()?)
+}
+
+fn rescan_in(scratch: &Path, root: &Path, files: &[PathBuf], threads: usize) -> anyhow::Result<()> {
+    for file in files {
+        let relative = file.strip_prefix(root).unwrap_or(file);
+        let target = scratch.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(file, &target)?;
+    }
+    let analyzer = std::sync::Arc::new(Analyzer::new(Config {
+        analysis_threads: threads,
+        ..Config::with_root(scratch.to_path_buf())
+    })?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    let scan = || -> anyhow::Result<(u64, u64, f64)> {
+        let started = Instant::now();
+        let summary = runtime.block_on(async {
+            let mut events = analyzer.analyze_path(PathRequest {
+                path: ".".to_owned(),
+                walk: WalkOptions {
+                    respect_gitignore: false,
+                    max_files: files.len() + 1,
+                    threads,
+                    ..Default::default()
+                },
+                depth: Depth::Basic,
+                top_hotspots: 10,
+                summary_only: true,
+            })?;
+            let mut summary = None;
+            while let Some(event) = events.recv().await {
+                if let Some(
+                    switchboard_proto::code_analysis::v1::analyze_path_event::Event::Summary(s),
+                ) = event?.event
+                {
+                    summary = Some(s);
+                }
+            }
+            summary.context("no summary")
+        })?;
+        Ok((
+            summary.files_analyzed,
+            summary.files_from_cache,
+            started.elapsed().as_secs_f64(),
+        ))
+    };
+    let (cold_files, _, cold_s) = scan()?;
+    eprintln!("path scan, cold: {cold_files} files in {cold_s:.2} s");
+    let changed = scratch.join(
+        files
+            .first()
+            .and_then(|f| f.strip_prefix(root).ok())
+            .context("no file to change")?,
+    );
+    let mut text = std::fs::read_to_string(&changed)?;
+    text.push_str("\n// changed\n");
+    std::fs::write(&changed, text)?;
+    let (files_seen, cached, rescan_s) = scan()?;
+    eprintln!(
+        "path re-scan after one change: {files_seen} files ({cached} from the cache) in {rescan_s:.3} s"
+    );
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "RESULT rescan files={files_seen} cached={cached} seconds={rescan_s:.4} cold_seconds={cold_s:.3}"
+        );
     }
     Ok(())
 }

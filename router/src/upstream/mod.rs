@@ -1,7 +1,7 @@
 //! Connections to the connectors.
 //!
 //! One [`Upstream`] per configured connector owns a tonic channel (balanced over
-//! all its URLs, following DNS: [`crate::resolve`]) and what every request to it
+//! all its URLs, following DNS: [`crate::dns`]) and what every request to it
 //! carries (deadline, tool prefix, trace context). The rest is split by job:
 //!
 //! - [`watch`]: follows the connector's grpc.health.v1 `Watch` and keeps its
@@ -149,7 +149,7 @@ impl Upstream {
             )
             .connect_lazy()
         } else {
-            crate::resolve::balanced_channel(
+            crate::dns::balanced_channel(
                 config.urls.clone(),
                 dns_refresh,
                 configure_endpoint,

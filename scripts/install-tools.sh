@@ -6,13 +6,14 @@
 # Python venv with the official MCP SDK, lizard, openapi-spec-validator (checks the
 # REST API's OpenAPI document), schemathesis (property-based tests of the REST API
 # from that document) and openapi-python-client (generates a client from it), and promtool and the prometheus
-# server (Debian package prometheus, apt, system-wide), curl and jq (Debian packages, apt,
+# server (Debian package prometheus, apt, system-wide), haproxy (Debian package, apt, system-wide:
+# the scale-out tests put router replicas behind it), curl and jq (Debian packages, apt,
 # system-wide: the REST tests run the README's curl examples as written); on request (`mutants`, used by
 # `make mutants` only) cargo-mutants, built into .tools/cargo.
 # Idempotent: a second run with everything present does nothing.
 #
-# Usage: scripts/install-tools.sh [node|python|mutants|promtool|shell|all]   (default all: node,
-# python, promtool and shell)
+# Usage: scripts/install-tools.sh [node|python|mutants|promtool|haproxy|shell|all]   (default all:
+# node, python, promtool, haproxy and shell)
 # Afterwards: source scripts/tools-env.sh  (puts them on PATH)
 set -euo pipefail
 
@@ -73,6 +74,22 @@ install_promtool() {
     { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
 }
 
+# haproxy (Debian package `haproxy`): the scale-out tests start it on loopback ports
+# in front of two or three router processes (round robin, no stickiness), as a
+# deployment's load balancer would be. A system package, so installed with apt-get
+# (as root).
+install_haproxy() {
+  command -v haproxy >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: haproxy missing; install the Debian package haproxy (needs root)" >&2
+    return 0
+  fi
+  echo "install-tools: installing haproxy (apt package haproxy)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends haproxy >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends haproxy >/dev/null; }
+}
+
 # curl and jq (Debian packages): the README's REST examples use them, and a test
 # runs those examples as written. System packages, so installed with apt-get (as root).
 install_shell() {
@@ -106,7 +123,8 @@ case "${1:-all}" in
   python) install_python ;;
   mutants) install_mutants ;;
   promtool) install_promtool ;;
+  haproxy) install_haproxy ;;
   shell) install_shell ;;
-  all) install_node; install_python; install_promtool; install_shell ;;
-  *) echo "usage: $0 [node|python|mutants|promtool|shell|all]" >&2; exit 2 ;;
+  all) install_node; install_python; install_promtool; install_haproxy; install_shell ;;
+  *) echo "usage: $0 [node|python|mutants|promtool|haproxy|shell|all]" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod calculator;
+pub mod haproxy;
 pub mod oidc;
 pub mod otlp;
 pub mod prism;

@@ -28,7 +28,9 @@
 //! A session belongs to the principal that opened it ([`Gate`]): a request
 //! naming a session opened by another `sub` (or one the router does not know
 //! the owner of) is answered 404 like an unknown session, so a leaked session
-//! id does not let another user read its stream or resume its calls.
+//! id does not let another user read its stream or resume its calls. With a
+//! session store the owner is recorded there too (`session`), so this holds
+//! on every replica, for sessions restored from the store as well.
 //!
 //! Connections and header timeouts are bounded below this, where connections
 //! are accepted (`transport`).
@@ -186,6 +188,9 @@ const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Gate {
     security: Security,
     owners: moka::sync::Cache<String, Arc<str>>,
+    /// With a session store: where the owners of sessions opened on other
+    /// replicas are found.
+    shared: Option<crate::session::SharedSessions>,
 }
 
 impl Gate {
@@ -198,6 +203,33 @@ impl Gate {
                 .max_capacity(limits.max_sessions as u64)
                 .time_to_idle(limits.session_idle_timeout)
                 .build(),
+            shared: None,
+        }
+    }
+
+    /// Owners recorded in, and looked up from, `shared` too, so a session
+    /// answers only its principal on every replica.
+    pub fn with_store(mut self, shared: Option<crate::session::SharedSessions>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Whether `sub` opened session `id`: this replica's memory first, then
+    /// the store. `Err` is the answer when the store cannot tell.
+    async fn owned_by(&self, id: &str, sub: &Arc<str>) -> Result<bool, Response> {
+        if let Some(owner) = self.owners.get(id) {
+            return Ok(owner == *sub);
+        }
+        let Some(shared) = &self.shared else {
+            return Ok(false);
+        };
+        match shared.is_owner(id, sub).await {
+            Ok(true) => {
+                self.owners.insert(id.to_owned(), sub.clone());
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(error) => Err(crate::session::guard::unavailable(&error)),
         }
     }
 }
@@ -234,9 +266,10 @@ pub async fn authenticate(
                 .map(str::to_owned);
             let sub: Arc<str> = Arc::from(principal.sub.as_str());
             if let Some(id) = &session {
-                match gate.owners.get(id) {
-                    Some(owner) if owner == sub => {}
-                    _ => {
+                match gate.owned_by(id, &sub).await {
+                    Ok(true) => {}
+                    Err(unavailable) => return unavailable,
+                    Ok(false) => {
                         security.audit(
                             Some(&principal),
                             "",
@@ -262,6 +295,13 @@ pub async fn authenticate(
                         .get(SESSION_HEADER)
                         .and_then(|v| v.to_str().ok())
                     {
+                        if let Some(shared) = &gate.shared
+                            && let Err(error) = shared.set_owner(id, &sub).await
+                        {
+                            // Other replicas then refuse the session: it
+                            // fails closed.
+                            tracing::warn!(%error, "the owner of a new session could not be recorded in the session store");
+                        }
                         gate.owners.insert(id.to_owned(), sub);
                     }
                 }
@@ -501,6 +541,10 @@ pub async fn guard(
         .is_none()
         && matches!(&message, JsonRpcMessage::Request(r)
             if matches!(r.request, ClientRequest::InitializeRequest(_)));
+    if opens_session && let Some(error) = admission.sessions.store_unavailable() {
+        // A session opened now could be served by no replica.
+        return crate::session::guard::unavailable(&error);
+    }
     let slot = if opens_session {
         match admission.sessions.try_admit() {
             Some(slot) => Some(slot),

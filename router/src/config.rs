@@ -257,6 +257,16 @@ pub struct Config {
     /// Whether identical read-only calls in flight are shared
     /// (`--share-in-flight`, `SWITCHBOARD_SHARE_IN_FLIGHT`, `share_in_flight`).
     pub share_in_flight: bool,
+    /// Redis that replicas share 2025-11-25 sessions through
+    /// (`--session-store`, `SWITCHBOARD_SESSION_STORE`, `session_store`);
+    /// single-replica sessions without it. The URL may hold a password.
+    pub session_store: Option<secrecy::SecretString>,
+    /// Prefix of the session store's keys and channels (`--session-prefix`,
+    /// `SWITCHBOARD_SESSION_PREFIX`, `session_prefix`).
+    pub session_prefix: String,
+    /// Keys binding shared sessions to their principal, newest first
+    /// (`--session-key`, `SWITCHBOARD_SESSION_KEY`; never in the file).
+    pub session_keys: crate::session::SessionKeys,
 }
 
 impl Default for Config {
@@ -279,8 +289,23 @@ impl Default for Config {
             rate_limits: Vec::new(),
             limits_redis: None,
             share_in_flight: true,
+            session_store: None,
+            session_prefix: crate::session::DEFAULT_PREFIX.to_owned(),
+            session_keys: crate::session::SessionKeys::default(),
         }
     }
+}
+
+/// A session store key prefix: 1 to 64 printable ASCII characters without
+/// spaces (every key and channel starts with it).
+pub fn parse_session_prefix(raw: &str) -> Result<String, String> {
+    let prefix = raw.trim();
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "session_prefix: {raw:?} is not 1 to 64 printable ASCII characters without spaces"
+        ));
+    }
+    Ok(prefix.to_owned())
 }
 
 /// Only local names: a browser page elsewhere cannot rebind DNS onto the router.
@@ -433,6 +458,8 @@ struct FileConfig {
     limit: Vec<crate::rate::FileLimit>,
     limits_redis: Option<String>,
     share_in_flight: Option<bool>,
+    session_store: Option<String>,
+    session_prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -525,6 +552,12 @@ impl Config {
         }
         if let Some(share) = file.share_in_flight {
             self.share_in_flight = share;
+        }
+        if let Some(url) = file.session_store.filter(|u| !u.trim().is_empty()) {
+            self.session_store = Some(url.trim().to_owned().into());
+        }
+        if let Some(prefix) = file.session_prefix {
+            self.session_prefix = parse_session_prefix(&prefix).map_err(&file_err)?;
         }
         if let Some(audit) = file.audit {
             if audit.max_argument_bytes == 0 {

@@ -134,6 +134,17 @@ struct Cli {
     /// limits are counted in each replica [default: none, limits counted in this replica].
     #[arg(long, env = "SWITCHBOARD_LIMITS_REDIS", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
     limits_redis: Option<Maybe<String>>,
+    /// Redis that router replicas share MCP sessions through (redis://host:6379): any replica serves
+    /// any session, no affinity needed [default: none, sessions live in this replica].
+    #[arg(long, env = "SWITCHBOARD_SESSION_STORE", value_parser = maybe(|s: &str| Ok::<_, String>(s.trim().to_owned())))]
+    session_store: Option<Maybe<String>>,
+    /// Prefix of the session store's keys and channels [default: switchboard:].
+    #[arg(long, env = "SWITCHBOARD_SESSION_PREFIX", value_parser = maybe(config::parse_session_prefix))]
+    session_prefix: Option<Maybe<String>>,
+    /// Keys (64 hex digits each; a comma-separated list to rotate, newest first) binding shared
+    /// sessions to their principal [default: none, a plain hash].
+    #[arg(long, env = "SWITCHBOARD_SESSION_KEY", hide_env_values = true, value_parser = maybe(switchboard_router::session::parse_session_keys))]
+    session_key: Option<Maybe<switchboard_router::session::SessionKeys>>,
     /// Most calls in flight to each connector given with --connector or SWITCHBOARD_CONNECTORS [default: unlimited].
     #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", value_parser = maybe(config::parse_limit))]
     max_in_flight: Option<Maybe<usize>>,
@@ -256,6 +267,7 @@ const EXAMPLES: &str = "Examples:
   switchboard --stdio --connector jira=http://127.0.0.1:50051 --connector database=http://127.0.0.1:50053
   SWITCHBOARD_CONNECTORS=jira=http://jira:50051,slack=http://slack:50052 switchboard --listen 0.0.0.0:8080
   switchboard --connector jira=http://jira:50051 --rate-limit 300/min --max-in-flight 8 --limits-redis redis://redis:6379
+  switchboard --listen 0.0.0.0:8080 --session-store redis://redis:6379 --session-key $(openssl rand -hex 32) --connector jira=http://jira:50051
   switchboard --listen 0.0.0.0:8080 --auth-issuer https://kc.example.com/realms/acme --public-url https://mcp.example.com --policy policy.toml --connector jira=http://jira:50051
   switchboard policy explain --policy policy.toml --claims claims.json --tool database_query";
 
@@ -316,6 +328,20 @@ impl Cli {
         }
         if let Some(url) = set(self.limits_redis) {
             config.limits_redis = Some(url.into());
+        }
+        if let Some(url) = set(self.session_store) {
+            config.session_store = Some(url.into());
+        }
+        if let Some(prefix) = set(self.session_prefix) {
+            config.session_prefix = prefix;
+        }
+        if let Some(keys) = set(self.session_key) {
+            config.session_keys = keys;
+        }
+        if !config.session_keys.is_empty() && config.session_store.is_none() {
+            tracing::info!(
+                "--session-key is set without --session-store: it is used only with a store"
+            );
         }
         if let Some(share) = set(self.share_in_flight) {
             config.share_in_flight = share;

@@ -20,6 +20,11 @@
 //! it under the new session's id. A slot whose request is dropped before the
 //! session exists is given back with it; a session created any other way takes
 //! its own slot or is refused.
+//!
+//! With a session store (`session`), rmcp restores here a session another
+//! replica opened (`restore_session`, which takes a slot like a new one), and
+//! [`PollingSessions::close_local`] lets go of a session Redis no longer holds
+//! without deleting it there.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -69,6 +74,8 @@ pub struct PollingSessions {
     max_sessions: usize,
     /// The permits of open sessions, by session id.
     seated: Mutex<HashMap<String, OwnedSemaphorePermit>>,
+    /// The store sessions are shared through, if any.
+    shared: Option<crate::session::SharedSessions>,
 }
 
 impl std::fmt::Debug for PollingSessions {
@@ -123,6 +130,30 @@ impl PollingSessions {
             slots: Arc::new(Semaphore::new(limits.max_sessions)),
             max_sessions: limits.max_sessions,
             seated: Mutex::default(),
+            shared: None,
+        }
+    }
+
+    /// Sessions shared with other replicas through `shared`.
+    pub fn with_store(mut self, shared: crate::session::SharedSessions) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Why no session can be opened now: the session store is configured
+    /// and unavailable.
+    pub fn store_unavailable(&self) -> Option<crate::session::StoreError> {
+        self.shared.as_ref()?.unavailable()
+    }
+
+    /// Closes this replica's copy of session `id`, if it has one, leaving
+    /// the store alone.
+    pub async fn close_local(&self, id: &str) {
+        let id: SessionId = id.to_owned().into();
+        if let Ok(true) = self.inner.has_session(&id).await
+            && let Err(error) = self.close_session(&id).await
+        {
+            tracing::debug!(%error, "closing a session gone from the store failed");
         }
     }
 

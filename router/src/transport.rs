@@ -16,7 +16,9 @@
 //! (`admission::authenticate`) and the RFC 9728 protected resource metadata
 //! is served, unauthenticated, next to the probes; without one the router
 //! says at start-up that HTTP is unauthenticated, loudly when it listens off
-//! loopback.
+//! loopback. With `--session-store`, sessions are shared with the other
+//! replicas through Redis (`session`): rmcp restores a session it does not
+//! hold from the store, and every request naming one renews it there first.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,6 +47,8 @@ use crate::config::{ClientLimits, Config};
 use crate::limits::LimitLog;
 use crate::mcp::Router;
 use crate::polling::{PollingSessions, SsePolling};
+use crate::session::guard::SessionGuard;
+use crate::session::{SharedSessions, StoreSettings};
 use crate::upstream::Upstream;
 
 /// How long open connections may take to finish once shutdown starts. Sessions
@@ -56,6 +60,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// How long telling a refused connection may take.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long start-up waits for the session store's first answer.
+const STORE_STARTUP_WAIT: Duration = Duration::from_secs(3);
 
 static CONNECTIONS_REFUSED: LimitLog = LimitLog::new("max_connections");
 static SLOW_HEADERS: LimitLog = LimitLog::new("header_read_timeout");
@@ -110,7 +117,7 @@ pub async fn serve_http(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    let mcp_config = StreamableHttpServerConfig::default()
+    let mut mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_allowed_origins(config.allowed_origins.clone())
         .with_max_request_body_bytes(config.max_body_bytes)
@@ -123,10 +130,13 @@ pub async fn serve_http(
         limits.max_body_bytes_in_flight,
         config.max_body_bytes
     );
-    let sessions = Arc::new(PollingSessions::new(
-        &limits,
-        config.sse_poll_after.is_some(),
-    ));
+    let shared = shared_sessions(config, &cancel).await?;
+    let mut sessions = PollingSessions::new(&limits, config.sse_poll_after.is_some());
+    if let Some(shared) = &shared {
+        sessions = sessions.with_store(shared.clone());
+        mcp_config.session_store = Some(Arc::new(shared.clone()));
+    }
+    let sessions = Arc::new(sessions);
     let router = match config.sse_poll_after {
         // Clients are told to come back after half a second.
         Some(after) => router.with_polling(SsePolling::new(
@@ -150,22 +160,36 @@ pub async fn serve_http(
             bodies: admission.bodies(),
         },
     );
+    let guard = shared
+        .clone()
+        .map(|shared| Arc::new(SessionGuard::new(shared, sessions.clone())));
     let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
-    // Outermost first: authentication, then admission (body, step-up, sessions).
-    let mcp = axum::Router::new()
-        .fallback_service(mcp)
-        .layer(axum::middleware::from_fn_with_state(
-            admission,
-            admission::guard,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(admission::Gate::new(security.clone(), &limits)),
-            admission::authenticate,
+    // Outermost first: authentication, then (with a session store) the
+    // session's renewal in the store, then admission (body, step-up, sessions).
+    let mut mcp =
+        axum::Router::new()
+            .fallback_service(mcp)
+            .layer(axum::middleware::from_fn_with_state(
+                admission,
+                admission::guard,
+            ));
+    if let Some(guard) = guard {
+        mcp = mcp.layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::session::guard::guard,
         ));
+    }
+    let mcp = mcp.layer(axum::middleware::from_fn_with_state(
+        Arc::new(admission::Gate::new(security.clone(), &limits).with_store(shared.clone())),
+        admission::authenticate,
+    ));
+    let probe = Probe {
+        catalog: catalog.clone(),
+        sessions: shared,
+    };
     let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(catalog.clone())
+        .route("/readyz", get(readyz).with_state(Arc::new(probe)))
         .nest_service("/mcp", mcp)
         // The REST front door, authenticated like /mcp.
         .nest_service(
@@ -205,6 +229,34 @@ pub async fn serve_http(
     tracing::info!(addr = ?addr, "switchboard listening on http://{}/mcp", addr.map(|a| a.to_string()).unwrap_or_default());
     serve_connections(listener, app, &limits, shutdown, &cancel).await;
     Ok(())
+}
+
+/// The session store of `config`, connected (or the reason it is not logged)
+/// before the first request; `None` without `--session-store`.
+async fn shared_sessions(
+    config: &Config,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<SharedSessions>> {
+    let Some(url) = &config.session_store else {
+        tracing::info!(
+            "MCP sessions live in this replica (no --session-store): run one replica, or share them through redis"
+        );
+        return Ok(None);
+    };
+    let settings = StoreSettings {
+        url: url.clone(),
+        prefix: config.session_prefix.clone(),
+        ttl: config.client_limits.session_idle_timeout,
+        keys: config.session_keys.clone(),
+    };
+    let shared =
+        SharedSessions::start(&settings, cancel.child_token()).map_err(anyhow::Error::msg)?;
+    if !shared.connected(STORE_STARTUP_WAIT).await {
+        tracing::warn!(
+            "the session store does not answer yet: sessions cannot be opened or served until it does; 2026-07-28 requests are served"
+        );
+    }
+    Ok(Some(shared))
 }
 
 /// Serves only `GET /metrics` on `listener` (`--metrics-listen`), with the
@@ -337,9 +389,20 @@ async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
+/// What `/readyz` reports on.
+#[derive(Debug)]
+struct Probe {
+    catalog: Arc<ToolCatalog>,
+    /// The session store, if sessions are shared.
+    sessions: Option<SharedSessions>,
+}
+
 /// 200 once every connector has answered (or the startup wait is over), with each
-/// connector's state; 503 before.
-async fn readyz(State(catalog): State<Arc<ToolCatalog>>) -> impl IntoResponse {
+/// connector's state and the sessions' mode (single replica, or shared through
+/// Redis and whether it answers: never a reason for not being ready, since
+/// stateless requests are served either way); 503 before.
+async fn readyz(State(probe): State<Arc<Probe>>) -> impl IntoResponse {
+    let catalog = &probe.catalog;
     let connectors: Vec<_> = catalog
         .statuses()
         .into_iter()
@@ -361,11 +424,13 @@ async fn readyz(State(catalog): State<Arc<ToolCatalog>>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        axum::Json(match limits {
-            Some(limits) => json!({ "ready": ready, "connectors": connectors, "limits": limits }),
-            None => json!({ "ready": ready, "connectors": connectors }),
-        }),
-    )
+    let sessions = match &probe.sessions {
+        Some(shared) => shared.readiness(),
+        None => crate::session::single_replica_readiness(),
+    };
+    let mut body = json!({ "ready": ready, "connectors": connectors, "sessions": sessions });
+    if let Some(limits) = limits {
+        body["limits"] = limits;
+    }
+    (code, axum::Json(body))
 }

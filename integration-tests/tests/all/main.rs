@@ -24,6 +24,7 @@ mod limits;
 mod prometheus;
 mod rest;
 mod rest_tools;
+mod scaleout;
 mod slack;
 mod surface;
 mod tracing;

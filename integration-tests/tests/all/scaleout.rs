@@ -1,0 +1,257 @@
+//! Router scale-out, end to end: two or three real router processes sharing
+//! their MCP sessions through a real Redis (`--session-store`), behind a real
+//! HAProxy that balances every request round robin with no stickiness. A
+//! client initializes once, and every later request may land on any replica;
+//! which replica served each call is read from the routers' own `/metrics`
+//! (the `tools/call` count of each), never guessed from timing.
+//!
+//! Needs Redis at 127.0.0.1:6379 (`make services`) and the `haproxy` binary
+//! (`scripts/install-tools.sh haproxy`): with `CI=true` a missing one fails
+//! the test, otherwise it is skipped loudly. Each test uses a key prefix of
+//! its own.
+
+use std::time::Duration;
+
+use integration_tests::haproxy::{self, Balancer};
+use integration_tests::process::{HttpRouter, repo_root, wait_until};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const REDIS: &str = "127.0.0.1:6379";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether Redis and HAProxy are here; a failure under CI, a loud skip
+/// elsewhere.
+async fn parts_available() -> bool {
+    let redis = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(REDIS)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    let missing = if !redis {
+        Some(format!(
+            "Redis is not reachable at {REDIS}: start it with `make services`"
+        ))
+    } else if haproxy::binary().is_none() {
+        Some("haproxy is not installed: run scripts/install-tools.sh haproxy".to_owned())
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(message) => {
+            assert!(!in_ci(), "CI=true: {message}");
+            eprintln!("\n*** SKIPPED (not passed): {message}\n");
+            false
+        }
+    }
+}
+
+/// A key prefix no other test (or earlier run) uses.
+fn fresh_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("test:{test}:{}:{nanos}:", std::process::id())
+}
+
+/// `n` routers in front of `specs` sharing sessions under `prefix`.
+async fn replicas(n: usize, specs: &[String], prefix: &str, extra: &[&str]) -> Vec<HttpRouter> {
+    let store = format!("redis://{REDIS}");
+    let mut args = vec!["--session-store", &store, "--session-prefix", prefix];
+    args.extend_from_slice(extra);
+    let mut routers = Vec::new();
+    for _ in 0..n {
+        routers.push(
+            HttpRouter::start(specs, &args)
+                .await
+                .expect("router replica"),
+        );
+    }
+    for router in &routers {
+        wait_until(
+            "the replica's session store",
+            Duration::from_secs(20),
+            || async { readyz(router).await["sessions"]["store"] == "up" },
+        )
+        .await
+        .expect("sessions shared through redis");
+    }
+    routers
+}
+
+/// A replica's `/readyz` body.
+async fn readyz(router: &HttpRouter) -> Value {
+    match reqwest::get(format!("http://{}/readyz", router.addr)).await {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+/// How many `tools/call` of `tool` a replica has served (its `/metrics`).
+async fn calls_served(router: &HttpRouter, tool: &str) -> u64 {
+    let Ok(response) = reqwest::get(format!("http://{}/metrics", router.addr)).await else {
+        return 0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    let wanted = format!(
+        "mcp_server_operation_duration_seconds_count{{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"{tool}\","
+    );
+    text.lines()
+        .filter(|line| line.starts_with(&wanted))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
+/// Which replica served the call that moved the counts from `before` on.
+fn served_by(before: &[u64], after: &[u64]) -> Option<usize> {
+    let moved: Vec<usize> = (0..before.len())
+        .filter(|&i| after[i] > before[i])
+        .collect();
+    match moved.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+async fn counts(routers: &[HttpRouter], tool: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for router in routers {
+        out.push(calls_served(router, tool).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_session_s_fifty_calls_alternate_over_two_replicas_sharing_redis() {
+    if !parts_available().await {
+        return;
+    }
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let routers = replicas(2, &specs, &fresh_prefix("alternate"), &[]).await;
+    for router in &routers {
+        let ready = readyz(router).await;
+        assert_eq!(ready["sessions"]["mode"], "shared via redis", "{ready}");
+    }
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let (client, _) = http_client_at(&balancer.mcp_url()).await;
+    let mut served = Vec::new();
+    let mut before = counts(&routers, "calculator_add").await;
+    for i in 0..50 {
+        let sum = call(&client, "calculator_add", json!({"a": i, "b": 1})).await;
+        assert!(!is_error(&sum), "call {i}: {}", text(&sum));
+        assert_eq!(
+            sum.structured_content,
+            Some(json!({"sum": i + 1})),
+            "call {i}"
+        );
+        let after = counts(&routers, "calculator_add").await;
+        served.push(served_by(&before, &after).expect("exactly one replica served the call"));
+        before = after;
+    }
+    let on_first = served.iter().filter(|&&r| r == 0).count();
+    let switches = served.windows(2).filter(|w| w[0] != w[1]).count();
+    assert_eq!(
+        (on_first, 50 - on_first),
+        (25, 25),
+        "round robin gives each replica half the calls: {served:?}"
+    );
+    assert_eq!(
+        switches, 49,
+        "consecutive calls land on alternating replicas: {served:?}"
+    );
+    client.cancel().await.expect("close the session");
+}
+
+/// The scale-out check of the official Python SDK: initialize once, then 50
+/// calls, through the balancer.
+const PYTHON_CLIENT: &str = r#"
+import asyncio, json, sys
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+async def main(url):
+    async with streamable_http_client(url) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            init = await session.initialize()
+            sums, errors = [], []
+            for i in range(50):
+                result = await session.call_tool("calculator_add", {"a": i, "b": 1})
+                if result.is_error:
+                    errors.append(result.content[0].text)
+                else:
+                    sums.append(result.structured_content["sum"])
+            print(json.dumps({
+                "protocol_version": str(init.protocol_version),
+                "sums": sums,
+                "errors": errors,
+            }))
+
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[tokio::test]
+async fn python_sdk_session_s_fifty_calls_spread_over_two_replicas() {
+    if !parts_available().await {
+        return;
+    }
+    let python = repo_root().join(".tools/venv/bin/python");
+    if !python.exists() {
+        let message = "the Python MCP SDK venv is missing: run scripts/install-tools.sh";
+        assert!(!in_ci(), "CI=true: {message}");
+        eprintln!("\n*** SKIPPED (not passed): {message}\n");
+        return;
+    }
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let routers = replicas(2, &specs, &fresh_prefix("python"), &[]).await;
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let script = integration_tests::process::scratch_dir("scaleout-python").join("client.py");
+    std::fs::write(&script, PYTHON_CLIENT).expect("write the client script");
+    let mut command = tokio::process::Command::new(&python);
+    command
+        .arg(&script)
+        .arg(balancer.mcp_url())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("the Python client finished within 120 s")
+        .expect("run the Python client");
+    assert!(
+        output.status.success(),
+        "the Python SDK client failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_slice(&output.stdout).expect("the Python client prints JSON");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let expected: Vec<Value> = (1..=50).map(|n| json!(n)).collect();
+    assert_eq!(report["sums"], Value::Array(expected), "{report}");
+    assert_eq!(
+        report["protocol_version"], "2025-11-25",
+        "the SDK spoke the session era's protocol: {report}"
+    );
+    // The SDK's own requests (its listen stream, notifications) take turns
+    // in the rotation too, so the split is about even, not exact.
+    let served = counts(&routers, "calculator_add").await;
+    assert_eq!(served.iter().sum::<u64>(), 50, "{served:?}");
+    assert!(
+        served.iter().all(|&n| n >= 20),
+        "round robin spreads the session's calls over both replicas: {served:?}"
+    );
+}

@@ -1,0 +1,94 @@
+//! The check in front of every request that names a shared session: the
+//! session's key in Redis is renewed first, and only a session Redis still
+//! holds is served (restored on this replica if need be).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Value as Json, json};
+
+use super::{SharedSessions, StoreError};
+use crate::admission::{LIMIT_REACHED, rpc_error};
+use crate::polling::PollingSessions;
+
+/// JSON-RPC: the request names a session that does not exist.
+const INVALID_REQUEST: i64 = -32600;
+
+/// What [`guard`] needs.
+#[derive(Debug)]
+pub struct SessionGuard {
+    shared: SharedSessions,
+    sessions: Arc<PollingSessions>,
+}
+
+impl SessionGuard {
+    /// Checks requests against `shared`, closing sessions of `sessions`
+    /// that Redis no longer holds.
+    pub fn new(shared: SharedSessions, sessions: Arc<PollingSessions>) -> Self {
+        Self { shared, sessions }
+    }
+}
+
+/// The answer to a request naming a session while the store is unavailable.
+pub fn unavailable(error: &StoreError) -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json::Null,
+        LIMIT_REACHED,
+        error.to_string(),
+        json!({ "setting": "session_store" }),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The session id a request names, if it is one rmcp would read.
+fn session_of(request: &Request) -> Option<String> {
+    let id = request.headers().get("mcp-session-id")?.to_str().ok()?;
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// Whether the request speaks a stateless protocol version (2026-07-28 and
+/// later), which has no session whatever headers it carries.
+fn stateless(request: &Request) -> bool {
+    request
+        .headers()
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() >= "2026-07-28")
+}
+
+/// The middleware on `/mcp` with a session store (see the module docs).
+pub async fn guard(
+    State(guard): State<Arc<SessionGuard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(id) = session_of(&request) else {
+        return next.run(request).await;
+    };
+    if stateless(&request) {
+        return next.run(request).await;
+    }
+    match guard.shared.touch(&id).await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => {
+            // Closed on another replica (DELETE) or expired: not served here
+            // either.
+            guard.sessions.close_local(&id).await;
+            rpc_error(
+                StatusCode::NOT_FOUND,
+                Json::Null,
+                INVALID_REQUEST,
+                "session not found: initialize a new session".to_owned(),
+                Json::Null,
+            )
+        }
+        Err(error) => unavailable(&error),
+    }
+}

@@ -22,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use switchboard_telemetry::prometheus;
 
 use crate::catalog::{ConnectorStatus, ToolCatalog};
 
@@ -276,36 +277,14 @@ pub fn encode_openmetrics(catalog: &ToolCatalog) -> String {
         .registry
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-    out
+    prometheus::openmetrics(&registry)
 }
 
 /// Every metric in the Prometheus text format 0.0.4: OpenMetrics without
 /// `# EOF` and `# UNIT`, a counter's HELP and TYPE named like its `_total`
 /// sample.
 pub fn encode_prometheus(catalog: &ToolCatalog) -> String {
-    let openmetrics = encode_openmetrics(catalog);
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let (name, tail) = line.strip_prefix(prefix)?.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        out.push_str(renamed.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
+    prometheus::prometheus_text(&encode_openmetrics(catalog))
 }
 
 /// The `/metrics` handler: OpenMetrics when the scraper accepts it.
@@ -322,7 +301,7 @@ pub async fn serve(
         (
             [(
                 http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                prometheus::OPENMETRICS_CONTENT_TYPE,
             )],
             encode_openmetrics(&catalog),
         )
@@ -331,7 +310,7 @@ pub async fn serve(
         (
             [(
                 http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
+                prometheus::PROMETHEUS_CONTENT_TYPE,
             )],
             encode_prometheus(&catalog),
         )

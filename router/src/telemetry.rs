@@ -14,14 +14,19 @@
 //!
 //! The router reads these variables itself (not through a connector's kit: the
 //! router depends on no connector crate), with the same meaning as the SDKs'.
+//! The log output and the OTLP exporter are built by `switchboard-telemetry`,
+//! which the connectors' kit uses too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::Sampler;
+use switchboard_telemetry::logs;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer};
+
+pub use switchboard_telemetry::otlp::{OtlpProtocol, Telemetry};
 
 /// Whether an OTLP exporter is installed: [`crate::trace`] makes spans only then.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
@@ -29,15 +34,6 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 /// Whether spans are exported in this process.
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
-}
-
-/// How spans are exported over OTLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    /// `http/protobuf` (the default).
-    HttpProtobuf,
-    /// `grpc`.
-    Grpc,
 }
 
 /// Which traces are kept (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
@@ -183,62 +179,18 @@ impl TracesConfig {
 #[error("cannot set up the OTLP trace exporter: {0}")]
 pub struct TelemetryError(#[from] opentelemetry_otlp::ExporterBuildError);
 
-/// The running trace export; [`Telemetry::shutdown`] sends what is buffered.
-#[derive(Debug, Default)]
-pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
-}
-
-impl Telemetry {
-    /// Whether spans are exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
-    /// Sends the spans still buffered and stops the exporter (blocks briefly:
-    /// call at exit, or from `spawn_blocking`).
-    pub fn shutdown(self) {
-        if let Some(provider) = self.provider
-            && let Err(error) = provider.shutdown()
-        {
-            tracing::warn!(%error, "trace exporter did not shut down cleanly");
-        }
-    }
-}
-
 /// A `tracing` layer exporting the router's OpenTelemetry spans per `config`,
 /// and the handle that flushes it. From here on [`exporting`] is true.
 pub fn otel_layer<S>(config: &TracesConfig) -> Result<(impl Layer<S>, Telemetry), TelemetryError>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
-    let exporter = match config.protocol {
-        OtlpProtocol::HttpProtobuf => {
-            let builder = SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-            match &config.endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint.clone()).build()?,
-                None => builder.build()?,
-            }
-        }
-        OtlpProtocol::Grpc => {
-            let builder = SpanExporter::builder().with_tonic();
-            match &config.endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint.clone()).build()?,
-                None => builder.build()?,
-            }
-        }
-    };
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(config.service_name.clone())
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_sampler(config.sampling.sampler())
-        .with_resource(resource)
-        .build();
+    let provider = switchboard_telemetry::otlp::tracer_provider(
+        config.endpoint.as_deref(),
+        config.protocol,
+        &config.service_name,
+        Some(config.sampling.sampler()),
+    )?;
     let tracer = provider.tracer("switchboard-router");
     // Only the spans shaped for export (they say their kind), never events:
     // log lines may carry arguments (audit lines with --audit-args).
@@ -257,25 +209,18 @@ where
         .with_context_activation(false)
         .with_filter(shaped);
     EXPORTING.store(true, Ordering::Relaxed);
-    Ok((
-        layer,
-        Telemetry {
-            provider: Some(provider),
-        },
-    ))
+    Ok((layer, Telemetry::from(provider)))
 }
 
 /// Installs the global subscriber: logs, and trace export when `traces` is
 /// given. Later calls are no-ops.
 pub fn init(traces: Option<&TracesConfig>) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let Some(traces) = traces else {
         // Logs only: exactly the subscriber the router always had.
         let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
+            .with_env_filter(logs::filter())
             .with_writer(std::io::stderr);
-        let _ = if json {
+        let _ = if logs::json() {
             builder.json().flatten_event(true).try_init()
         } else {
             builder.with_ansi(false).try_init()
@@ -283,16 +228,9 @@ pub fn init(traces: Option<&TracesConfig>) -> Result<Telemetry, TelemetryError> 
         return Ok(Telemetry::default());
     };
     // RUST_LOG filters the logs only, so that spans are exported whatever it says.
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = if json {
-        logs.json().flatten_event(true).boxed()
-    } else {
-        logs.with_ansi(false).boxed()
-    }
-    .with_filter(filter);
     let (otel, telemetry) = otel_layer(traces)?;
     let _ = tracing_subscriber::registry()
-        .with(logs)
+        .with(logs::layer())
         .with(otel)
         .try_init();
     Ok(telemetry)

@@ -26,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
+use switchboard_telemetry::prometheus;
 use tokio::net::TcpListener;
 
 use crate::env::EnvError;
@@ -165,42 +166,14 @@ pub fn encode_openmetrics() -> String {
     let registry = REGISTRY
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-    out
+    prometheus::openmetrics(&registry)
 }
 
 /// The registry in the Prometheus text format 0.0.4 (what `promtool check
 /// metrics` and older scrapers read): OpenMetrics without `# EOF`, a counter's
 /// HELP and TYPE lines named like its `_total` sample.
 pub fn encode_prometheus() -> String {
-    let openmetrics = encode_openmetrics();
-    let mut counters = std::collections::HashSet::new();
-    for line in openmetrics.lines() {
-        if let Some(name) = line
-            .strip_prefix("# TYPE ")
-            .and_then(|rest| rest.strip_suffix(" counter"))
-        {
-            counters.insert(name.to_owned());
-        }
-    }
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        out.push_str(renamed.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
+    prometheus::prometheus_text(&encode_openmetrics())
 }
 
 /// Default for `METRICS_HEADER_TIMEOUT`.
@@ -374,13 +347,13 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     if openmetrics {
         respond(
             StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            prometheus::OPENMETRICS_CONTENT_TYPE,
             encode_openmetrics(),
         )
     } else {
         respond(
             StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus::PROMETHEUS_CONTENT_TYPE,
             encode_prometheus(),
         )
     }

@@ -13,26 +13,22 @@
 //! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_SDK_DISABLED=true`
 //! turns it off. With none set there is no exporter and no background thread.
 //! Trace context travels as W3C `traceparent` / `tracestate` ([`extract`], [`inject`]).
+//!
+//! The log output and the OTLP exporter are built by `switchboard-telemetry`,
+//! the same way as the router's; which spans are exported and the variables
+//! read are the kit's.
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer};
+
+pub use switchboard_telemetry::otlp::{OtlpProtocol, Telemetry};
 
 use crate::env::EnvError;
-
-/// How spans are exported over OTLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    /// `http/protobuf` (the default).
-    HttpProtobuf,
-    /// `grpc`.
-    Grpc,
-}
 
 /// Where and how to export traces.
 #[derive(Debug, Clone)]
@@ -96,71 +92,24 @@ pub enum TelemetryError {
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
-/// The running trace export; [`Telemetry::shutdown`] flushes what is buffered.
-#[derive(Debug, Default)]
-pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
-}
-
-impl Telemetry {
-    /// Whether spans are exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
-    /// Sends the spans still buffered and stops the exporter (blocks briefly:
-    /// call at exit, or from `spawn_blocking`).
-    pub fn shutdown(self) {
-        if let Some(provider) = self.provider
-            && let Err(error) = provider.shutdown()
-        {
-            tracing::warn!(%error, "trace exporter did not shut down cleanly");
-        }
-    }
-}
-
 /// A `tracing` layer exporting spans as OpenTelemetry spans per `config`, and the
 /// handle that flushes it.
 pub fn otel_layer<S>(config: &TracingConfig) -> Result<(impl Layer<S>, Telemetry), TelemetryError>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
-    let exporter = match config.protocol {
-        OtlpProtocol::HttpProtobuf => {
-            let builder = SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-            match &config.endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint.clone()).build()?,
-                None => builder.build()?,
-            }
-        }
-        OtlpProtocol::Grpc => {
-            let builder = SpanExporter::builder().with_tonic();
-            match &config.endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint.clone()).build()?,
-                None => builder.build()?,
-            }
-        }
-    };
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(config.service_name.clone())
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build();
+    // No sampler of our own: the SDK reads OTEL_TRACES_SAMPLER(_ARG) itself.
+    let provider = switchboard_telemetry::otlp::tracer_provider(
+        config.endpoint.as_deref(),
+        config.protocol,
+        &config.service_name,
+        None,
+    )?;
     let tracer = provider.tracer("switchboard-connector-kit");
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(LevelFilter::INFO);
-    Ok((
-        layer,
-        Telemetry {
-            provider: Some(provider),
-        },
-    ))
+    Ok((layer, Telemetry::from(provider)))
 }
 
 /// Installs the global subscriber (logs only). Safe to call more than once (later
@@ -192,15 +141,7 @@ pub fn init_with_traces(service_name: &str) -> Telemetry {
 }
 
 fn install(traces: Option<&TracingConfig>) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = if json {
-        logs.json().flatten_event(true).boxed()
-    } else {
-        logs.with_ansi(false).boxed()
-    }
-    .with_filter(filter);
+    let logs = switchboard_telemetry::logs::layer();
     let (otel, telemetry) = match traces {
         Some(config) => {
             let (layer, telemetry) = otel_layer(config)?;

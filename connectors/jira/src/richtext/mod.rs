@@ -22,7 +22,7 @@
 pub mod adf;
 pub mod wiki;
 
-use pulldown_cmark::Event;
+use pulldown_cmark::{Event, HeadingLevel};
 use serde_json::Value;
 
 use crate::config::Flavor;
@@ -84,6 +84,18 @@ impl NestingGuard {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A Markdown heading's level as a number (1 to 6), as ADF and wiki markup write it.
+pub(crate) fn heading_number(level: HeadingLevel) -> u8 {
+    match level {
+        HeadingLevel::H1 => 1,
+        HeadingLevel::H2 => 2,
+        HeadingLevel::H3 => 3,
+        HeadingLevel::H4 => 4,
+        HeadingLevel::H5 => 5,
+        HeadingLevel::H6 => 6,
     }
 }
 

@@ -7,10 +7,10 @@
 //! and mentions `[~username]` (from `[@Name](accountid:username)`).
 //! The other direction, [`wiki_to_markdown`], reads what Data Center returns.
 
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
 use super::adf::MENTION_SCHEME;
-use super::{NestingGuard, READ_MAX_NESTING_DEPTH, TooDeep};
+use super::{NestingGuard, READ_MAX_NESTING_DEPTH, TooDeep, heading_number};
 
 /// Converts Markdown to Jira wiki markup; refused when it nests more than
 /// `max_depth` elements (see [`super`]).
@@ -44,7 +44,7 @@ pub fn markdown_to_wiki(markdown: &str, max_depth: usize) -> Result<String, TooD
                 }
                 Tag::Heading { level, .. } => {
                     block_gap(&mut out);
-                    out.push_str(&format!("h{}. ", level_number(level)));
+                    out.push_str(&format!("h{}. ", heading_number(level)));
                 }
                 Tag::BlockQuote(_) => {
                     block_gap(&mut out);
@@ -171,17 +171,6 @@ fn block_gap(out: &mut String) {
         out.pop();
     }
     out.push_str("\n\n");
-}
-
-fn level_number(level: HeadingLevel) -> u8 {
-    match level {
-        HeadingLevel::H1 => 1,
-        HeadingLevel::H2 => 2,
-        HeadingLevel::H3 => 3,
-        HeadingLevel::H4 => 4,
-        HeadingLevel::H5 => 5,
-        HeadingLevel::H6 => 6,
-    }
 }
 
 /// Escapes characters that start wiki markup in plain text.

@@ -2,11 +2,11 @@
 //! ```` ```adf ```` blocks and `` `adf:{...}` `` code restored as the raw nodes
 //! they hold and `[@Name](accountid:...)` links as mentions.
 
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use serde_json::{Map, Value, json};
 
 use super::{MENTION_SCHEME, RAW_BLOCK_LANGUAGE, RAW_INLINE_PREFIX, kind};
-use crate::richtext::{ADF_MAX_JSON_DEPTH, NestingGuard, TooDeep, json_depth};
+use crate::richtext::{ADF_MAX_JSON_DEPTH, NestingGuard, TooDeep, heading_number, json_depth};
 
 /// Converts Markdown to an ADF document (`{"type":"doc","version":1,...}`);
 /// refused when it nests more than `max_depth` elements, or when the document
@@ -383,17 +383,6 @@ impl AdfBuilder {
             Some(doc) => doc.into_node(),
             None => json!({"type": "doc", "version": 1, "content": []}),
         }
-    }
-}
-
-fn heading_number(level: HeadingLevel) -> u8 {
-    match level {
-        HeadingLevel::H1 => 1,
-        HeadingLevel::H2 => 2,
-        HeadingLevel::H3 => 3,
-        HeadingLevel::H4 => 4,
-        HeadingLevel::H5 => 5,
-        HeadingLevel::H6 => 6,
     }
 }
 

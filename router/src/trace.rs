@@ -222,13 +222,22 @@ impl Hop {
     /// off.
     pub(crate) fn start(entry: &ToolEntry, traceparent: &str) -> Self {
         if !on() {
-            return Self {
-                span: tracing::Span::none(),
-                traceparent: None,
-            };
+            return Self::off();
         }
-        let service = entry.method.parent_service().full_name();
-        let method = entry.method.name();
+        Self::rpc(
+            entry.method.parent_service().full_name(),
+            entry.method.name(),
+            traceparent,
+        )
+    }
+
+    /// The client span of calling `service`/`method` (the generic resource
+    /// and prompt services: reads, prompt gets, completions, watches), a
+    /// child of `traceparent`; nothing while traces are off.
+    pub(crate) fn rpc(service: &str, method: &str, traceparent: &str) -> Self {
+        if !on() {
+            return Self::off();
+        }
         let span = tracing::info_span!(
             "grpc_call",
             otel.name = %format!("{service}/{method}"),
@@ -246,6 +255,14 @@ impl Hop {
         }
         let traceparent = traceparent_of(&span.context());
         Self { span, traceparent }
+    }
+
+    /// No span: traces are off.
+    fn off() -> Self {
+        Self {
+            span: tracing::Span::none(),
+            traceparent: None,
+        }
     }
 
     /// The span (instrument the call with it).

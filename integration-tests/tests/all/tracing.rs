@@ -376,6 +376,102 @@ async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded(
     let _ = client.cancel().await;
 }
 
+#[tokio::test]
+async fn prompt_lists_and_gets_reach_the_connector_in_client_spans_of_the_request() {
+    let receiver = Receiver::start().await.expect("OTLP receiver");
+    let jira = local_jira().await;
+    let connector = jira_connector(&jira, &receiver).await;
+    let (_router, addr) = http_router(
+        &spec("jira", &connector),
+        &otlp_env(&receiver, "switchboard"),
+    )
+    .await;
+    let headers = HashMap::from([(
+        http::HeaderName::from_static("traceparent"),
+        http::HeaderValue::from_str(&traceparent()).expect("header value"),
+    )]);
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+        .custom_headers(headers);
+    let client: Client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("initialize over HTTP");
+    let prompts = client.list_all_prompts().await.expect("prompts/list");
+    let triage = prompts
+        .iter()
+        .find(|p| p.name.ends_with("triage_issue"))
+        .unwrap_or_else(|| panic!("the Jira triage prompt among {prompts:?}"))
+        .name
+        .clone();
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("key".to_owned(), json!(ARGUMENT));
+    client
+        .get_prompt(
+            rmcp::model::GetPromptRequestParams::new(triage.clone()).with_arguments(arguments),
+        )
+        .await
+        .expect("prompts/get");
+
+    let get_name = format!("prompts/get {triage}");
+    let spans = receiver
+        .wait_for(
+            "the spans of prompts/list and prompts/get",
+            Duration::from_secs(20),
+            |spans: &[ReceivedSpan]| {
+                let has = |service: &str, kind: SpanKind, name: &str| {
+                    spans
+                        .iter()
+                        .any(|s| s.service == service && s.kind() == kind && s.name() == name)
+                };
+                has("switchboard", SpanKind::Server, "prompts/list")
+                    && has("switchboard", SpanKind::Server, &get_name)
+                    && ["ListPrompts", "GetPrompt"].iter().all(|method| {
+                        let rpc = format!("switchboard.mcp.v1.Prompts/{method}");
+                        has("switchboard", SpanKind::Client, &rpc)
+                            && has("jira-connector", SpanKind::Server, &rpc)
+                    })
+            },
+        )
+        .await
+        .expect("the spans of both requests");
+    for (request, method) in [
+        ("prompts/list", "ListPrompts"),
+        (get_name.as_str(), "GetPrompt"),
+    ] {
+        let server = one(&spans, request, |s| {
+            s.service == "switchboard" && s.kind() == SpanKind::Server && s.name() == request
+        });
+        assert_eq!(server.trace_id(), TRACE_ID, "{request}: the client's trace");
+        let rpc = format!("switchboard.mcp.v1.Prompts/{method}");
+        let hop = one(&spans, &rpc, |s| {
+            s.service == "switchboard" && s.kind() == SpanKind::Client && s.name() == rpc
+        });
+        assert_eq!(
+            hop.parent_span_id(),
+            server.span_id(),
+            "{rpc}: a child of {request}"
+        );
+        assert_eq!(hop.text("rpc.system"), Some("grpc"));
+        assert_eq!(hop.text("rpc.service"), Some("switchboard.mcp.v1.Prompts"));
+        assert_eq!(hop.text("rpc.method"), Some(method));
+        assert_eq!(hop.int("rpc.grpc.status_code"), Some(0));
+        let served = one(&spans, "connector server span", |s| {
+            s.service == "jira-connector" && s.kind() == SpanKind::Server && s.name() == rpc
+        });
+        assert_eq!(
+            served.parent_span_id(),
+            hop.span_id(),
+            "{rpc}: the connector continues the hop"
+        );
+        assert_eq!(served.trace_id(), TRACE_ID);
+    }
+    // Prompt arguments stay out of the router's spans.
+    for span in spans.iter().filter(|s| s.service == "switchboard") {
+        assert!(!format!("{:?}", span.span).contains(ARGUMENT), "{span:#?}");
+    }
+    let _ = client.cancel().await;
+}
+
 /// Threads of process `pid` whose name starts with `prefix`.
 fn threads_named(pid: u32, prefix: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))

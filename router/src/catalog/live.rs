@@ -440,4 +440,45 @@ mod tests {
         let resolved = catalog.resolve(&name).expect("listed");
         assert_eq!(resolved.entry.connector, "a");
     }
+
+    #[test]
+    fn a_name_moves_to_the_next_connector_offering_it_when_the_first_is_withdrawn() {
+        let pool = connectors_pool();
+        let offered = |name: &str| {
+            tools_for_connector(
+                name,
+                "x",
+                &pool,
+                &services(&pool),
+                &UpstreamLimits::default(),
+            )
+        };
+        let catalog = ToolCatalog::new(["a".to_owned(), "b".to_owned()], Duration::from_secs(1));
+        // Published in the other order: configuration order decides, not arrival.
+        catalog.publish("b", offered("b"), Features::default());
+        catalog.publish("a", offered("a"), Features::default());
+        let listed = catalog.tools();
+        assert!(!listed.is_empty());
+        for tool in &listed {
+            let resolved = catalog.resolve(&tool.name).expect("a listed tool resolves");
+            assert_eq!(resolved.entry.connector, "a", "{}", tool.name);
+            assert_eq!(resolved.status, ConnectorStatus::Serving);
+        }
+        catalog.set_status("a", ConnectorStatus::NotServing);
+        catalog.withdraw("a");
+        assert_eq!(
+            catalog.tools().len(),
+            listed.len(),
+            "b offers the same names"
+        );
+        let name = &listed[0].name;
+        assert_eq!(
+            catalog.resolve(name).map(|r| r.entry.connector.clone()),
+            Some("b".to_owned())
+        );
+        catalog.withdraw("b");
+        assert!(catalog.tools().is_empty());
+        assert!(catalog.resolve(name).is_none());
+        assert!(catalog.tool(name).is_none());
+    }
 }

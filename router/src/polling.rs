@@ -36,8 +36,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ClientLimits;
 
-use futures::Stream;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::{Stream, StreamExt as _};
 use rmcp::RoleServer;
+use rmcp::model::ServerJsonRpcMessage;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, RequestId};
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::{
@@ -267,10 +270,15 @@ impl SessionManager for PollingSessions {
                 calls.insert(call, stream);
             }
         }
+        let request = match &message {
+            JsonRpcMessage::Request(request) => Some(request.id.clone()),
+            _ => None,
+        };
         handle
             .push_message(message, receiver.http_request_id)
             .await?;
-        Ok(ReceiverStream::new(receiver.inner))
+        let tag = self.replica_tag(request.as_ref());
+        Ok(tagged(ReceiverStream::new(receiver.inner), tag))
     }
 
     async fn accept_message(
@@ -285,7 +293,8 @@ impl SessionManager for PollingSessions {
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.create_standalone_stream(id).await?)
+        let stream = self.inner.create_standalone_stream(id).await?;
+        Ok(tagged(stream, self.replica_tag(None)))
     }
 
     async fn resume(
@@ -293,7 +302,7 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.resume(id, last_event_id).await?)
+        self.resume_stream(id, last_event_id).await
     }
 
     async fn restore_session(
@@ -307,6 +316,115 @@ impl SessionManager for PollingSessions {
         }
         Ok(outcome)
     }
+}
+
+/// A stream of SSE events of any origin.
+type SseStream = std::pin::Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync + 'static>>;
+
+impl PollingSessions {
+    /// See [`SessionManager::resume`]: with a session store, event ids say
+    /// which replica wrote them ([`ReplicaEvent`]).
+    async fn resume_stream(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<SseStream, SessionsError> {
+        let Some(shared) = &self.shared else {
+            return Ok(Box::pin(self.inner.resume(id, last_event_id).await?));
+        };
+        let Some(event) = ReplicaEvent::parse(&last_event_id) else {
+            // Not an id this router wrote: rmcp answers it as ever.
+            return Ok(Box::pin(self.inner.resume(id, last_event_id).await?));
+        };
+        if event.replica == shared.replica() {
+            let tag = self.replica_tag(event.request.as_ref());
+            let stream = self.inner.resume(id, event.local.to_owned()).await?;
+            return Ok(Box::pin(tagged(stream, tag)));
+        }
+        // The stream was another replica's: it died, or the balancer sent the
+        // reconnection here. Its events are not here.
+        match event.request {
+            Some(request) => {
+                tracing::info!(
+                    "a client resumed a request stream of another replica: answered that the request's answer is lost"
+                );
+                let lost = ServerJsonRpcMessage::error(
+                    rmcp::model::ErrorData::new(
+                        rmcp::model::ErrorCode(crate::admission::LIMIT_REACHED as i32),
+                        "the router replica that was running this request stopped (or the connection to it was lost) before it answered: its answer is lost, and the request may or may not have taken effect; retry it (the session goes on, on another replica)",
+                        Some(serde_json::json!({ "reason": "replica_lost" })),
+                    ),
+                    Some(request),
+                );
+                Ok(Box::pin(futures::stream::iter([
+                    ServerSseMessage::from_message(lost),
+                ])))
+            }
+            None => {
+                // The listen stream: open it here; what the other replica
+                // had queued for it is lost.
+                let stream = self.inner.create_standalone_stream(id).await?;
+                Ok(Box::pin(tagged(stream, self.replica_tag(None))))
+            }
+        }
+    }
+}
+
+impl PollingSessions {
+    /// The prefix of the event ids this replica writes on the streams of
+    /// `request` (the listen stream: `None`), with a session store; `None`
+    /// without one (ids stay rmcp's).
+    fn replica_tag(&self, request: Option<&RequestId>) -> Option<String> {
+        let shared = self.shared.as_ref()?;
+        let request = request
+            .and_then(|r| serde_json::to_vec(r).ok())
+            .map(|r| URL_SAFE_NO_PAD.encode(r))
+            .unwrap_or_default();
+        Some(format!("{}.{request}.", shared.replica()))
+    }
+}
+
+/// With a session store, event ids say which replica wrote them and for
+/// which request: `<replica>.<request id, base64url of its JSON>.<rmcp's id>`
+/// (empty request for the listen stream). A replica asked to resume another
+/// one's stream can then answer the request with an error instead of
+/// leaving the client to reconnect forever to a stream it does not have.
+#[derive(Debug)]
+struct ReplicaEvent<'a> {
+    replica: &'a str,
+    request: Option<RequestId>,
+    local: &'a str,
+}
+
+impl<'a> ReplicaEvent<'a> {
+    fn parse(id: &'a str) -> Option<Self> {
+        let (replica, rest) = id.split_once('.')?;
+        let (request, local) = rest.split_once('.')?;
+        let request = if request.is_empty() {
+            None
+        } else {
+            let raw = URL_SAFE_NO_PAD.decode(request).ok()?;
+            Some(serde_json::from_slice(&raw).ok()?)
+        };
+        Some(Self {
+            replica,
+            request,
+            local,
+        })
+    }
+}
+
+/// `stream` with `tag` before every event id (unchanged without a tag).
+fn tagged(
+    stream: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+    tag: Option<String>,
+) -> impl Stream<Item = ServerSseMessage> + Send + Sync + 'static {
+    stream.map(move |mut event| {
+        if let (Some(tag), Some(id)) = (&tag, &event.event_id) {
+            event.event_id = Some(format!("{tag}{id}"));
+        }
+        event
+    })
 }
 
 /// When and how long tool calls get their streams closed.
@@ -442,6 +560,27 @@ mod tests {
             std::future::pending::<()>(),
         ));
         assert!(sessions.try_admit().is_some(), "the slot is not leaked");
+    }
+
+    #[test]
+    fn event_ids_name_their_replica_and_request() {
+        let request = RequestId::Number(7);
+        let encoded = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&request).expect("JSON"));
+        let id = format!("a1b2c3.{encoded}.3/2");
+        let event = ReplicaEvent::parse(&id).expect("a replica's id");
+        assert_eq!(event.replica, "a1b2c3");
+        assert_eq!(event.request, Some(request));
+        assert_eq!(event.local, "3/2", "rmcp's own id is kept whole");
+        let listen = ReplicaEvent::parse("a1b2c3..4").expect("a listen stream's id");
+        assert_eq!(listen.request, None);
+        assert!(
+            ReplicaEvent::parse("3/2").is_none(),
+            "rmcp's ids are left to rmcp"
+        );
+        assert!(
+            ReplicaEvent::parse("a1.!!.3").is_none(),
+            "a malformed request part is no replica's"
+        );
     }
 
     #[test]

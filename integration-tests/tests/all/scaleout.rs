@@ -255,3 +255,95 @@ async fn python_sdk_session_s_fifty_calls_spread_over_two_replicas() {
         "round robin spreads the session's calls over both replicas: {served:?}"
     );
 }
+
+/// The replica with a tool call in flight (its `/metrics`), if exactly one.
+async fn replica_running_a_call(routers: &[HttpRouter]) -> Option<usize> {
+    let mut running = Vec::new();
+    for (i, router) in routers.iter().enumerate() {
+        let Ok(response) = reqwest::get(format!("http://{}/metrics", router.addr)).await else {
+            continue;
+        };
+        let text = response.text().await.unwrap_or_default();
+        let busy = text.lines().any(|line| {
+            line.starts_with("switchboard_connector_in_flight_calls{")
+                && line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) >= Some(1.0)
+        });
+        if busy {
+            running.push(i);
+        }
+    }
+    match running.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_session_costs_only_its_call_in_flight() {
+    if !parts_available().await {
+        return;
+    }
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let mut routers = replicas(2, &specs, &fresh_prefix("kill"), &[]).await;
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let (client, _) = http_client_at(&balancer.mcp_url()).await;
+    for i in 0..4 {
+        let sum = call(&client, "calculator_add", json!({"a": i, "b": 1})).await;
+        assert!(!is_error(&sum), "{}", text(&sum));
+    }
+    // A call that runs until its replica dies.
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call_tool(
+                    rmcp::model::CallToolRequestParams::new("calculator_nap")
+                        .with_arguments(args(json!({"ms": 20_000}))),
+                )
+                .await
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let victim = loop {
+        if let Some(victim) = replica_running_a_call(&routers).await {
+            break victim;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow call reached no replica"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    routers[victim]
+        .process
+        .kill()
+        .await
+        .expect("SIGKILL the replica");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), slow)
+        .await
+        .expect("the call in flight on the killed replica ends")
+        .expect("task");
+    let error = outcome.expect_err("the call in flight on the killed replica fails");
+    let message = error.to_string();
+    assert!(
+        message.contains("router replica that was running this request stopped")
+            && message.contains("retry it"),
+        "a clear error that says what happened and what to do: {message}"
+    );
+    // The same call again, on the same session (no new initialize): it
+    // runs on the surviving replica.
+    let retried = call(&client, "calculator_nap", json!({"ms": 10})).await;
+    assert!(
+        !is_error(&retried),
+        "the retry succeeds: {}",
+        text(&retried)
+    );
+    for i in 0..10 {
+        let sum = call(&client, "calculator_add", json!({"a": i, "b": 1})).await;
+        assert!(!is_error(&sum), "call {i} after the kill: {}", text(&sum));
+        assert_eq!(sum.structured_content, Some(json!({"sum": i + 1})));
+    }
+}

@@ -94,6 +94,8 @@ struct Inner {
     up: AtomicBool,
     wake: tokio::sync::Notify,
     prefix: String,
+    /// This replica's random name, in the event ids it writes.
+    replica: String,
     ttl_secs: u64,
     keys: SessionKeys,
     /// Why the store is down, for `/readyz` (`None` while up).
@@ -162,6 +164,10 @@ impl SharedSessions {
             up: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             prefix: settings.prefix.clone(),
+            replica: {
+                let bytes: [u8; 6] = rand::random();
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            },
             ttl_secs: settings.ttl.as_secs().max(1),
             keys: settings.keys.clone(),
             down_reason: Mutex::new(Some("connecting".to_owned())),
@@ -201,6 +207,12 @@ impl SharedSessions {
             .clone()
             .unwrap_or_else(|| "not connected".to_owned());
         Some(StoreError::Unavailable(reason))
+    }
+
+    /// This replica's name among those sharing the store: random, chosen at
+    /// start.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
     }
 
     /// The key prefix (`--session-prefix`).

@@ -22,8 +22,7 @@ use switchboard_proto::database::v1 as pb;
 
 use super::pools::ReadTransaction;
 use super::{
-    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, pools,
+    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect_write, decode_error, pools,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -98,9 +97,7 @@ impl Pools {
     }
 
     pub(super) async fn ping(&self) -> Result<(), Error> {
-        let mut conn = self.read.acquire().await?;
-        conn.ping().await?;
-        Ok(())
+        pools::ping(&self.read).await
     }
 
     /// What the connector's database user may do beyond reading, from its own
@@ -135,25 +132,14 @@ impl Pools {
         caps: Caps,
         transaction: ReadTransaction,
     ) -> Result<Rows, Error> {
-        let result = self.query_once(sql, params, caps, transaction).await;
-        if pools::read_again(&result) {
-            return self.query_once(sql, params, caps, transaction).await;
-        }
-        result
-    }
-
-    async fn query_once(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        caps: Caps,
-        transaction: ReadTransaction,
-    ) -> Result<Rows, Error> {
-        let mut conn = self.read.acquire().await?;
-        let id = connection_id(&mut conn).await?;
-        self.killed_past_deadline(id, async {
-            pools::read::<MySql, _>(&mut conn, transaction, BEGIN_READ_ONLY, async |tx| {
-                read(tx, sql, params, caps).await
+        pools::retried_once(|| async move {
+            let mut conn = self.read.acquire().await?;
+            let id = connection_id(&mut conn).await?;
+            self.killed_past_deadline(id, async {
+                pools::read::<MySql, _>(&mut conn, transaction, BEGIN_READ_ONLY, async |tx| {
+                    pools::rows(tx, sql, bind(sqlx::query(sql), params), caps, decode).await
+                })
+                .await
             })
             .await
         })
@@ -514,26 +500,6 @@ async fn release_locks(
     };
     let release = conn.execute(sqlx::raw_sql(sql));
     pools::cleaned(release, timeout, "release the locks of").await
-}
-
-/// Runs a read inside the caller's transaction.
-async fn read(
-    conn: &mut MySqlConnection,
-    sql: &str,
-    params: &[serde_json::Value],
-    caps: Caps,
-) -> Result<Rows, Error> {
-    let mut rows = collect(
-        bind(sqlx::query(sql), params).fetch(&mut *conn),
-        caps,
-        decode,
-    )
-    .await?;
-    if rows.columns.is_empty() {
-        let described = (&mut *conn).describe(sql).await?;
-        rows.columns = columns_of(described.columns());
-    }
-    Ok(rows)
 }
 
 /// Privileges a reader may hold: anything else in a grant is a finding.

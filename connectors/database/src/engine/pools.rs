@@ -9,11 +9,14 @@
 
 use std::time::Duration;
 
+use prost_types::Value;
 use sqlx::pool::PoolOptions;
-use sqlx::{Connection as _, Pool};
+use sqlx::query::Query;
+use sqlx::{Connection as _, Executor, IntoArguments, Pool};
 
-use super::{Settings, rolled_back};
+use super::{Caps, Rows, Settings, collect, columns_of, rolled_back};
 use crate::error::Error;
+use crate::values;
 
 /// A pooled connection used this recently is handed out without a liveness
 /// check (a round trip per operation otherwise); one idle longer is pinged
@@ -67,6 +70,50 @@ pub(super) fn read_again<T>(result: &Result<T, Error>) -> bool {
         }
         _ => false,
     }
+}
+
+/// The result of `attempt`, run once more when its connection broke under it
+/// (see [`read_again`]). Only for reads: a read changed nothing.
+pub(super) async fn retried_once<T, F>(attempt: impl Fn() -> F) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    let result = attempt().await;
+    if read_again(&result) {
+        return attempt().await;
+    }
+    result
+}
+
+/// Checks that the pool hands out a live connection (a `ping` round trip).
+pub(super) async fn ping<DB: sqlx::Database>(pool: &Pool<DB>) -> Result<(), Error> {
+    let mut conn = pool.acquire().await?;
+    conn.ping().await?;
+    Ok(())
+}
+
+/// The rows of `query` (the statement `sql` with its parameters bound) on
+/// `conn`, within `caps`, each value decoded with `decode`. When no row came
+/// back the columns are described instead, so an empty result still has them.
+pub(super) async fn rows<'q, DB, A, D>(
+    conn: &mut DB::Connection,
+    sql: &'q str,
+    query: Query<'q, DB, A>,
+    caps: Caps,
+    decode: D,
+) -> Result<Rows, Error>
+where
+    DB: sqlx::Database,
+    A: IntoArguments<'q, DB> + 'q,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    D: Fn(&DB::Row, usize, &mut values::ValueCap) -> Result<Value, Error>,
+{
+    let mut rows = collect(query.fetch(&mut *conn), caps, decode).await?;
+    if rows.columns.is_empty() {
+        let described = (&mut *conn).describe(sql).await?;
+        rows.columns = columns_of(described.columns());
+    }
+    Ok(rows)
 }
 
 /// The write pool, which exists only in read-write mode.

@@ -71,9 +71,7 @@ impl Pools {
     }
 
     pub(super) async fn ping(&self) -> Result<(), Error> {
-        let mut conn = self.read.acquire().await?;
-        conn.ping().await?;
-        Ok(())
+        pools::ping(&self.read).await
     }
 
     /// What the connector's database user may do beyond reading: role
@@ -149,22 +147,11 @@ impl Pools {
         caps: Caps,
         transaction: ReadTransaction,
     ) -> Result<Rows, Error> {
-        let result = self.query_once(sql, params, caps, transaction).await;
-        if pools::read_again(&result) {
-            return self.query_once(sql, params, caps, transaction).await;
-        }
-        result
-    }
-
-    async fn query_once(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        caps: Caps,
-        transaction: ReadTransaction,
-    ) -> Result<Rows, Error> {
-        let mut conn = self.read.acquire().await?;
-        with_fresh_plans!(conn, read(&mut conn, sql, params, caps, transaction).await)
+        pools::retried_once(|| async move {
+            let mut conn = self.read.acquire().await?;
+            with_fresh_plans!(conn, read(&mut conn, sql, params, caps, transaction).await)
+        })
+        .await
     }
 
     pub(super) async fn execute(

@@ -17,12 +17,11 @@ use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteRow,
 };
-use sqlx::{Executor, Row, Sqlite, TypeInfo, ValueRef};
+use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::{
-    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, pools,
+    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect_write, decode_error, pools,
 };
 use crate::config::AccessMode;
 use crate::error::Error;
@@ -405,17 +404,7 @@ async fn read(
     // In the caller's transaction, so the schema read here is the one the
     // statement runs against.
     load_schema(conn).await?;
-    let mut rows = collect(
-        bind(sqlx::query(sql), params).fetch(&mut *conn),
-        caps,
-        decode,
-    )
-    .await?;
-    if rows.columns.is_empty() {
-        let described = (&mut *conn).describe(sql).await?;
-        rows.columns = columns_of(described.columns());
-    }
-    Ok(rows)
+    pools::rows(conn, sql, bind(sqlx::query(sql), params), caps, decode).await
 }
 
 /// Brings the connection's copy of the schema up to date before a statement is

@@ -3,7 +3,7 @@
 //! roundrobin`, no stickiness of any kind, and a new balancing decision for
 //! every request (`option http-server-close`, `http-reuse never`), so
 //! consecutive requests of one client go to alternating replicas. A replica
-//! that stops answering `/healthz` is taken out (checked every 200 ms); a
+//! that stops answering `/healthz` is taken out (checked every 300 ms, out after two failures); a
 //! request whose connection to a dead replica is refused is sent to another
 //! (`option redispatch`, `retries`), as HAProxy does in production.
 
@@ -47,13 +47,13 @@ impl Balancer {
         let mut servers = String::new();
         for (i, replica) in replicas.iter().enumerate() {
             servers.push_str(&format!(
-                "  server r{i} {replica} check inter 200ms fall 1 rise 1\n"
+                "  server r{i} {replica} check inter 300ms fall 2 rise 1\n"
             ));
         }
         let config = format!(
             "global\n  maxconn 512\n\
              defaults\n  mode http\n  timeout connect 2s\n  timeout client 120s\n  timeout server 120s\n  \
-             timeout http-keep-alive 10s\n  option http-server-close\n  http-reuse never\n  \
+             timeout http-keep-alive 10s\n  timeout check 2s\n  option http-server-close\n  http-reuse never\n  \
              retries 3\n  option redispatch 1\n\
              frontend mcp\n  bind {addr}\n  default_backend routers\n\
              backend routers\n  balance roundrobin\n  option httpchk GET /healthz\n{servers}"

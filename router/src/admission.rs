@@ -229,7 +229,7 @@ impl Gate {
                 Ok(true)
             }
             Ok(false) => Ok(false),
-            Err(error) => Err(crate::session::guard::unavailable(&error)),
+            Err(error) => Err(crate::session::guard::unavailable(&error, Json::Null)),
         }
     }
 }
@@ -541,10 +541,17 @@ pub async fn guard(
         .is_none()
         && matches!(&message, JsonRpcMessage::Request(r)
             if matches!(r.request, ClientRequest::InitializeRequest(_)));
+    let message_id = match &message {
+        JsonRpcMessage::Request(r) => serde_json::to_value(&r.id).unwrap_or(Json::Null),
+        _ => Json::Null,
+    };
     if opens_session && let Some(error) = admission.sessions.store_unavailable() {
         // A session opened now could be served by no replica.
-        return crate::session::guard::unavailable(&error);
+        return crate::session::guard::unavailable(&error, message_id);
     }
+    parts
+        .extensions
+        .insert(crate::session::guard::MessageId(message_id));
     let slot = if opens_session {
         match admission.sessions.try_admit() {
             Some(slot) => Some(slot),

@@ -164,25 +164,26 @@ pub async fn serve_http(
         .clone()
         .map(|shared| Arc::new(SessionGuard::new(shared, sessions.clone())));
     let mcp = StreamableHttpService::new(move || Ok(router.session()), sessions, mcp_config);
-    // Outermost first: authentication, then (with a session store) the
-    // session's renewal in the store, then admission (body, step-up, sessions).
-    let mut mcp =
-        axum::Router::new()
-            .fallback_service(mcp)
-            .layer(axum::middleware::from_fn_with_state(
-                admission,
-                admission::guard,
-            ));
+    // Outermost first: authentication, then admission (body, step-up,
+    // sessions), then (with a session store) the session's renewal in the
+    // store.
+    let mut mcp = axum::Router::new().fallback_service(mcp);
     if let Some(guard) = guard {
         mcp = mcp.layer(axum::middleware::from_fn_with_state(
             guard,
             crate::session::guard::guard,
         ));
     }
-    let mcp = mcp.layer(axum::middleware::from_fn_with_state(
-        Arc::new(admission::Gate::new(security.clone(), &limits).with_store(shared.clone())),
-        admission::authenticate,
-    ));
+    let gate = admission::Gate::new(security.clone(), &limits).with_store(shared.clone());
+    let mcp = mcp
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(gate),
+            admission::authenticate,
+        ));
     let probe = Probe {
         catalog: catalog.clone(),
         sessions: shared,

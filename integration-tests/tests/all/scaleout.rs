@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use integration_tests::haproxy::{self, Balancer};
 use integration_tests::process::{HttpRouter, repo_root, wait_until};
+use rmcp::service::ClientServiceExt as _;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -345,5 +346,175 @@ async fn a_replica_killed_mid_session_costs_only_its_call_in_flight() {
         let sum = call(&client, "calculator_add", json!({"a": i, "b": 1})).await;
         assert!(!is_error(&sum), "call {i} after the kill: {}", text(&sum));
         assert_eq!(sum.structured_content, Some(json!({"sum": i + 1})));
+    }
+}
+
+#[tokio::test]
+async fn progress_reaches_a_client_whose_requests_alternate_over_replicas() {
+    if !parts_available().await {
+        return;
+    }
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let routers = replicas(2, &specs, &fresh_prefix("notify"), &[]).await;
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let (client, recorder) = http_client_at(&balancer.mcp_url()).await;
+    // Two streaming calls: one on each replica. Progress rides the call's own
+    // stream, whichever replica runs it.
+    let before = counts(&routers, "calculator_count").await;
+    for round in 0..2 {
+        let mut params = rmcp::model::CallToolRequestParams::new("calculator_count")
+            .with_arguments(args(json!({"to": 3})));
+        params.meta = Some(rmcp::model::RequestMetaObject::with_progress_token(
+            rmcp::model::ProgressToken(rmcp::model::NumberOrString::String(
+                format!("count-{round}").into(),
+            )),
+        ));
+        let result = client.call_tool(params).await.expect("tools/call");
+        assert!(!is_error(&result), "{}", text(&result));
+    }
+    assert_eq!(
+        counts(&routers, "calculator_count").await,
+        before.iter().map(|n| n + 1).collect::<Vec<_>>(),
+        "one streaming call on each replica"
+    );
+    assert_eq!(
+        recorder
+            .progress_count
+            .load(std::sync::atomic::Ordering::SeqCst),
+        6,
+        "every progress notification of both calls arrived"
+    );
+}
+
+/// A `redis-server` of this test's own, on a free port.
+async fn own_redis() -> Option<(tokio::process::Child, u16)> {
+    let found = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let message = "redis-server is not installed (apt-get install redis-server)";
+        assert!(!in_ci(), "CI=true: {message}");
+        eprintln!("\n*** SKIPPED (not passed): {message}\n");
+        return None;
+    }
+    let port = integration_tests::process::free_port().expect("port");
+    let mut command = tokio::process::Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let process = command.spawn().expect("start redis-server");
+    let addr = format!("127.0.0.1:{port}");
+    wait_until("redis-server", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(&addr).await.is_ok()
+    })
+    .await
+    .expect("redis-server up");
+    Some((process, port))
+}
+
+#[tokio::test]
+async fn with_redis_down_sessions_get_a_clear_error_and_stateless_requests_go_on() {
+    if !parts_available().await {
+        return;
+    }
+    let Some((mut redis, port)) = own_redis().await else {
+        return;
+    };
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let store = format!("redis://127.0.0.1:{port}");
+    let mut routers = Vec::new();
+    for _ in 0..2 {
+        let router = HttpRouter::start(&specs, &["--session-store", &store])
+            .await
+            .expect("router replica");
+        routers.push(router);
+    }
+    for router in &routers {
+        wait_until(
+            "the replica's session store",
+            Duration::from_secs(20),
+            || async { readyz(router).await["sessions"]["store"] == "up" },
+        )
+        .await
+        .expect("sessions shared through redis");
+    }
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let (client, _) = http_client_at(&balancer.mcp_url()).await;
+    for i in 0..2 {
+        let sum = call(&client, "calculator_add", json!({"a": i, "b": 1})).await;
+        assert!(!is_error(&sum), "{}", text(&sum));
+    }
+    redis.kill().await.expect("kill redis-server");
+    let _ = redis.wait().await;
+    // The existing session: a clear error, on whichever replica.
+    for _ in 0..2 {
+        let error = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.call_tool(
+                rmcp::model::CallToolRequestParams::new("calculator_add")
+                    .with_arguments(args(json!({"a": 1, "b": 1}))),
+            ),
+        )
+        .await
+        .expect("the call ends within 30 s")
+        .expect_err("no session is served without its store");
+        assert!(
+            error.to_string().contains("session store unavailable"),
+            "{error}"
+        );
+    }
+    // A new session of the initialize era is not opened either.
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(balancer.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("POST initialize");
+    assert_eq!(refused.status().as_u16(), 503);
+    let body = refused.text().await.unwrap_or_default();
+    assert!(body.contains("session store unavailable"), "{body}");
+    // A 2026-07-28 client (no session) is served as ever.
+    let stateless = Recorder::new()
+        .serve_with_lifecycle(
+            rmcp::transport::StreamableHttpClientTransport::from_uri(balancer.mcp_url()),
+            rmcp::service::ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("server/discover through the balancer");
+    for i in 0..4 {
+        let sum = call(&stateless, "calculator_add", json!({"a": i, "b": 1})).await;
+        assert_eq!(sum.structured_content, Some(json!({"sum": i + 1})));
+    }
+    // Each replica says why, and stays ready.
+    for router in &routers {
+        let ready = reqwest::get(format!("http://{}/readyz", router.addr))
+            .await
+            .expect("GET /readyz");
+        assert_eq!(ready.status().as_u16(), 200);
+        let body: Value = ready.json().await.expect("JSON");
+        assert_eq!(body["sessions"]["store"], "unavailable", "{body}");
+    }
+    for router in &mut routers {
+        let _ = router.process.kill().await;
     }
 }

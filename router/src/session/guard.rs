@@ -32,11 +32,26 @@ impl SessionGuard {
     }
 }
 
-/// The answer to a request naming a session while the store is unavailable.
-pub fn unavailable(error: &StoreError) -> Response {
+/// The JSON-RPC id of a POSTed request, put in its extensions by the
+/// admission guard (which reads the body), so an error answered here is the
+/// answer to that request: a client cannot match an error without an id.
+#[derive(Debug, Clone)]
+pub struct MessageId(pub Json);
+
+fn message_id(request: &Request) -> Json {
+    request
+        .extensions()
+        .get::<MessageId>()
+        .map(|m| m.0.clone())
+        .unwrap_or(Json::Null)
+}
+
+/// The answer to request `id` (`null` when unknown) naming a session while
+/// the store is unavailable.
+pub fn unavailable(error: &StoreError, id: Json) -> Response {
     let mut response = rpc_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        Json::Null,
+        id,
         LIMIT_REACHED,
         error.to_string(),
         json!({ "setting": "session_store" }),
@@ -75,6 +90,7 @@ pub async fn guard(
     if stateless(&request) {
         return next.run(request).await;
     }
+    let message = message_id(&request);
     match guard.shared.touch(&id).await {
         Ok(true) => next.run(request).await,
         Ok(false) => {
@@ -83,12 +99,12 @@ pub async fn guard(
             guard.sessions.close_local(&id).await;
             rpc_error(
                 StatusCode::NOT_FOUND,
-                Json::Null,
+                message,
                 INVALID_REQUEST,
                 "session not found: initialize a new session".to_owned(),
                 Json::Null,
             )
         }
-        Err(error) => unavailable(&error),
+        Err(error) => unavailable(&error, message),
     }
 }

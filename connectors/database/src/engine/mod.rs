@@ -899,6 +899,23 @@ pub fn identity_of(url: &str) -> String {
     }
 }
 
+/// That the schema the caller named does not exist or, without a name, that
+/// the connection has no default one: `noun` is what the engine calls a schema
+/// (`schema`, `database`), `default` what it calls the default one.
+pub(crate) fn schema_not_found(schema: Option<&str>, noun: &str, default: &str) -> Error {
+    Error::NotFound(match schema {
+        Some(s) => format!("{noun} {s:?} does not exist; see ListSchemas"),
+        None => format!("the connection has no {default}; pass `schema` (see ListSchemas)"),
+    })
+}
+
+/// That `table` does not exist in `place` (the schema, as the engine names it).
+pub(crate) fn table_not_found(table: &str, place: std::fmt::Arguments<'_>) -> Error {
+    Error::NotFound(format!(
+        "table {table:?} does not exist in {place}; see ListTables"
+    ))
+}
+
 /// The `ON DELETE` / `ON UPDATE` action a one-letter PostgreSQL code stands for.
 pub(crate) fn fk_action(code: &str) -> String {
     match code {

@@ -9,7 +9,6 @@
 //! reused; the privilege check reads the user's own `SHOW GRANTS`.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -23,8 +22,8 @@ use switchboard_proto::database::v1 as pb;
 use super::pools::ReadTransaction;
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect_write, decode_error, pools,
+    schema_not_found, table_not_found,
 };
-use crate::config::AccessMode;
 use crate::error::Error;
 use crate::values;
 
@@ -59,9 +58,7 @@ async fn connection_id(conn: &mut MySqlConnection) -> Result<u64, Error> {
 
 impl Pools {
     pub(super) fn open(url: &str, settings: &Settings) -> Result<Self, Error> {
-        let options = MySqlConnectOptions::from_str(url).map_err(|e| {
-            Error::InvalidArgument(format!("DATABASE_URL is not a valid MySQL URL: {e}"))
-        })?;
+        let options: MySqlConnectOptions = pools::connect_options(url, "MySQL")?;
         let flavor = Arc::new(AtomicU8::new(UNKNOWN));
         let timeout = settings.statement_timeout;
         let lock_timeout = settings.lock_timeout();
@@ -84,7 +81,7 @@ impl Pools {
         };
         Ok(Self {
             read: pool(true),
-            write: (settings.access_mode == AccessMode::ReadWrite).then(|| pool(false)),
+            write: pools::write_pool(settings, || pool(false)),
             flavor,
             options: Arc::new(options),
             statement_timeout: settings.statement_timeout,
@@ -283,11 +280,7 @@ impl Pools {
         .await?;
         match row {
             Some(row) => text(&row, 0),
-            None => Err(Error::NotFound(match schema {
-                Some(s) => format!("database {s:?} does not exist; see ListSchemas"),
-                None => "the connection has no default database; pass `schema` (see ListSchemas)"
-                    .to_owned(),
-            })),
+            None => Err(schema_not_found(schema, "database", "default database")),
         }
     }
 
@@ -342,11 +335,7 @@ impl Pools {
         .bind(table)
         .fetch_optional(&self.read)
         .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "table {table:?} does not exist in database {schema:?}; see ListTables"
-            ))
-        })?;
+        .ok_or_else(|| table_not_found(table, format_args!("database {schema:?}")))?;
         let mut description = pb::TableDescription {
             schema: schema.clone(),
             name: table.to_owned(),

@@ -7,6 +7,8 @@
 //! engine modules keep what differs: connect options, how a transaction is
 //! begun, what a session must be cleaned of.
 
+use std::fmt::Display;
+use std::str::FromStr;
 use std::time::Duration;
 
 use prost_types::Value;
@@ -15,6 +17,7 @@ use sqlx::query::Query;
 use sqlx::{Connection as _, Executor, IntoArguments, Pool};
 
 use super::{Caps, Rows, Settings, collect, columns_of, rolled_back};
+use crate::config::AccessMode;
 use crate::error::Error;
 use crate::values;
 
@@ -23,6 +26,18 @@ use crate::values;
 /// first. A connection that broke in between fails its read with an I/O
 /// error, and [`retried_once`] runs the read again on another connection.
 pub(super) const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
+/// The connect options `DATABASE_URL` gives for `engine` (as the message
+/// names it: `PostgreSQL`, `MySQL`, `SQLite`).
+pub(super) fn connect_options<O>(url: &str, engine: &str) -> Result<O, Error>
+where
+    O: FromStr,
+    O::Err: Display,
+{
+    O::from_str(url).map_err(|e| {
+        Error::InvalidArgument(format!("DATABASE_URL is not a valid {engine} URL: {e}"))
+    })
+}
 
 /// Pool options every engine starts from: `DB_POOL_SIZE` connections at most,
 /// none kept open while idle, `DB_CONNECT_TIMEOUT` to get one, and a liveness
@@ -114,6 +129,14 @@ where
         rows.columns = columns_of(described.columns());
     }
     Ok(rows)
+}
+
+/// The write pool `open` opens, in read-write mode only (see [`writer`]).
+pub(super) fn write_pool<DB: sqlx::Database>(
+    settings: &Settings,
+    open: impl FnOnce() -> Pool<DB>,
+) -> Option<Pool<DB>> {
+    (settings.access_mode == AccessMode::ReadWrite).then(open)
 }
 
 /// The write pool, which exists only in read-write mode.

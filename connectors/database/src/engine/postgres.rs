@@ -8,8 +8,6 @@
 //! check reads role attributes and `has_*_privilege` over the schemas the user
 //! can reach.
 
-use std::str::FromStr;
-
 use prost_types::Value;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgValueRef;
@@ -22,9 +20,8 @@ use super::pools::ReadTransaction;
 use super::postgres_params::Prepared;
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, fk_action, pools,
+    decode_error, fk_action, pools, schema_not_found, table_not_found,
 };
-use crate::config::AccessMode;
 use crate::error::Error;
 use crate::values;
 
@@ -35,9 +32,7 @@ pub(super) struct Pools {
 
 impl Pools {
     pub(super) fn open(url: &str, settings: &Settings) -> Result<Self, Error> {
-        let base = PgConnectOptions::from_str(url).map_err(|e| {
-            Error::InvalidArgument(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))
-        })?;
+        let base: PgConnectOptions = pools::connect_options(url, "PostgreSQL")?;
         let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
         let lock_ms = settings.lock_timeout().as_millis().max(1).to_string();
         let idle_ms = (settings.statement_timeout.as_millis() * 2)
@@ -61,8 +56,7 @@ impl Pools {
         };
         Ok(Self {
             read: pool().connect_lazy_with(read_options),
-            write: (settings.access_mode == AccessMode::ReadWrite)
-                .then(|| pool().connect_lazy_with(common)),
+            write: pools::write_pool(settings, || pool().connect_lazy_with(common)),
         })
     }
 
@@ -229,11 +223,7 @@ impl Pools {
         .await?;
         match row {
             Some(row) => Ok(row.try_get(0)?),
-            None => Err(Error::NotFound(match schema {
-                Some(s) => format!("schema {s:?} does not exist; see ListSchemas"),
-                None => "the connection has no current schema; pass `schema` (see ListSchemas)"
-                    .to_owned(),
-            })),
+            None => Err(schema_not_found(schema, "schema", "current schema")),
         }
     }
 
@@ -287,11 +277,7 @@ impl Pools {
         .bind(table)
         .fetch_optional(&self.read)
         .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "table {table:?} does not exist in schema {schema:?}; see ListTables"
-            ))
-        })?;
+        .ok_or_else(|| table_not_found(table, format_args!("schema {schema:?}")))?;
         let oid: Oid = relation.try_get(0)?;
         let mut description = pb::TableDescription {
             schema: schema.clone(),

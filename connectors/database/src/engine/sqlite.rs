@@ -8,7 +8,6 @@
 //! columns.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Instant;
 
 use prost_types::Value;
@@ -22,8 +21,8 @@ use switchboard_proto::database::v1 as pb;
 
 use super::{
     Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect_write, decode_error, pools,
+    table_not_found,
 };
-use crate::config::AccessMode;
 use crate::error::Error;
 use crate::values;
 
@@ -39,9 +38,7 @@ pub(super) struct Pools {
 
 impl Pools {
     pub(super) async fn open(url: &str, settings: &Settings) -> Result<Self, Error> {
-        let base = SqliteConnectOptions::from_str(url).map_err(|e| {
-            Error::InvalidArgument(format!("DATABASE_URL is not a valid SQLite URL: {e}"))
-        })?;
+        let base: SqliteConnectOptions = pools::connect_options(url, "SQLite")?;
         let read_options = base
             .clone()
             .read_only(true)
@@ -51,8 +48,9 @@ impl Pools {
         Ok(Self {
             file: base.get_filename().to_path_buf(),
             read: pool().connect_lazy_with(read_options),
-            write: (settings.access_mode == AccessMode::ReadWrite)
-                .then(|| pool().connect_lazy_with(base.create_if_missing(true))),
+            write: pools::write_pool(settings, || {
+                pool().connect_lazy_with(base.create_if_missing(true))
+            }),
         })
     }
 
@@ -279,11 +277,7 @@ impl Pools {
             .bind(table)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "table {table:?} does not exist in {schema:?}; see ListTables"
-                ))
-            })?;
+            .ok_or_else(|| table_not_found(table, format_args!("{schema:?}")))?;
         let mut description = pb::TableDescription {
             schema: schema.clone(),
             name: table.to_owned(),

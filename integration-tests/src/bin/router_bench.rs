@@ -23,7 +23,9 @@
 // router with a limit adds to an MCP HTTP call, counted locally and in Redis.
 // Then concurrency (1, 8 and 64 clients at once, direct gRPC as the baseline),
 // the router's memory with 1,000 idle HTTP sessions, and stateless calls from
-// other HTTP client stacks (Python's http.client, Node's fetch).
+// other HTTP client stacks (Python's http.client, Node's fetch), and one
+// session's calls through HAProxy over 1, 2 and 3 router replicas sharing
+// sessions through Redis.
 //
 // For each HTTP path the router's own CPU time per call is read from
 // /proc/PID/task/*/schedstat around its batches: the work a configuration
@@ -909,6 +911,66 @@ async fn main() -> anyhow::Result<()> {
     limit_stage(&spec, &args).await?;
     concurrency(&connector, &spec, &args).await?;
     client_stacks(&spec, &args).await?;
+    replicas(&spec, &args).await?;
+    Ok(())
+}
+
+/// Calls/s of one MCP session through HAProxy (round robin, no affinity) in
+/// front of 1, 2 and 3 router replicas sharing sessions through Redis
+/// (`--session-store`), each request on the next replica. On two shared
+/// cores more replicas add no throughput; the point is what sharing costs
+/// per call (a Redis round trip per request) against one replica.
+async fn replicas(spec: &str, args: &Args) -> anyhow::Result<()> {
+    println!();
+    let redis = "127.0.0.1:6379";
+    let redis_up = tokio::net::TcpStream::connect(redis).await.is_ok();
+    if !redis_up || integration_tests::haproxy::binary().is_none() {
+        println!(
+            "Router replicas: not measured, Redis at {redis} (make services) or haproxy (scripts/install-tools.sh haproxy) is missing."
+        );
+        return Ok(());
+    }
+    let store = format!("redis://{redis}");
+    let prefix = format!("bench:{}:", std::process::id());
+    let mut routers = Vec::new();
+    for _ in 0..3 {
+        let router = HttpRouter::start(
+            &[spec.to_owned()],
+            &["--session-store", &store, "--session-prefix", &prefix],
+        )
+        .await?;
+        routers.push(router);
+    }
+    let mut rows = Vec::new();
+    for n in 1..=3 {
+        let addrs: Vec<_> = routers[..n].iter().map(|r| r.addr).collect();
+        let mut balancer = integration_tests::haproxy::Balancer::start(&addrs).await?;
+        let client =
+            ().serve(StreamableHttpClientTransport::from_uri(balancer.mcp_url()))
+                .await
+                .context("initialize through haproxy")?;
+        let name: &'static str = match n {
+            1 => "1 replica behind haproxy",
+            2 => "2 replicas behind haproxy",
+            _ => "3 replicas behind haproxy",
+        };
+        rows.push(measure(name, args, |i| add(&client, i)).await?);
+        let _ = client.cancel().await;
+        balancer.stop().await;
+    }
+    let one = rows[0].percentile(0.5).as_secs_f64();
+    println!("| one session, sequential calls | p50 | p99 | calls/s | p50 vs 1 replica |");
+    println!("|---|---|---|---|---|");
+    for f in &rows {
+        println!(
+            "| {} | {:.0} µs | {:.0} µs | {:.0} | {:.2}x |",
+            f.name,
+            f.percentile(0.5).as_secs_f64() * 1e6,
+            f.percentile(0.99).as_secs_f64() * 1e6,
+            f.per_second(),
+            f.percentile(0.5).as_secs_f64() / one,
+        );
+    }
     Ok(())
 }
 

@@ -121,6 +121,11 @@ pub async fn serve_http(
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_allowed_origins(config.allowed_origins.clone())
         .with_max_request_body_bytes(config.max_body_bytes)
+        // A stateless (2026-07-28) request whose first message is its answer
+        // gets it as one JSON body instead of an SSE stream (the specification
+        // lets the server choose); one that sends progress or asks the client
+        // something first still streams. Sessions of 2025-11-25 always stream.
+        .with_json_response(true)
         .with_cancellation_token(cancel.child_token());
     let catalog = router.catalog().clone();
     let limits = config.client_limits;

@@ -320,3 +320,84 @@ async fn empty_settings_mean_defaults() {
     let names = tool_names(&client).await;
     assert!(names.contains(&"calculator_add".to_owned()), "{names:?}");
 }
+
+/// A stateless tools/call: the response's content type and body.
+async fn stateless_call(
+    router: &HttpRouter,
+    tool: &str,
+    arguments: Value,
+    progress: bool,
+) -> (String, String) {
+    let mut params = json!({"name": tool, "arguments": arguments});
+    if progress {
+        params["_meta"] = serde_json::from_str(META).expect("meta");
+        params["_meta"]["progressToken"] = json!("p-1");
+    }
+    let body = if progress {
+        json!({"jsonrpc": "2.0", "id": "c-1", "method": "tools/call", "params": params})
+    } else {
+        stateless("c-1", "tools/call", params)
+    };
+    let response = reqwest::Client::new()
+        .post(router.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST /mcp");
+    assert_eq!(response.status(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_stateless_answer_is_one_json_body_and_a_call_with_progress_still_streams() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(&[spec("calculator", &calc)], &[])
+        .await
+        .expect("router");
+    let (content_type, body) =
+        stateless_call(&router, "calculator_add", json!({"a": 40, "b": 2}), false).await;
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}: {body}"
+    );
+    let answer: Value = serde_json::from_str(&body).expect("one JSON-RPC message");
+    assert_eq!(answer["id"], "c-1");
+    assert_eq!(answer["result"]["structuredContent"], json!({"sum": 42}));
+
+    // Progress comes before the answer: the whole sequence streams.
+    let (content_type, body) =
+        stateless_call(&router, "calculator_count", json!({"to": 3}), true).await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}: {body}"
+    );
+    let messages: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).expect("JSON-RPC in SSE"))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["method"] == "notifications/progress"),
+        "{body}"
+    );
+    assert_eq!(
+        messages.last().map(|m| m["id"].clone()),
+        Some(json!("c-1")),
+        "{body}"
+    );
+}

@@ -41,7 +41,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt as _};
 use rmcp::RoleServer;
 use rmcp::model::ServerJsonRpcMessage;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, RequestId};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializedNotification,
+    JsonRpcMessage, RequestId,
+};
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError,
@@ -230,7 +233,20 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<rmcp::model::ServerJsonRpcMessage, Self::Error> {
-        Ok(self.inner.initialize_session(id, message).await?)
+        let replayed = is_replay(&message);
+        let response = self.inner.initialize_session(id, message).await?;
+        if self.shared.is_some() && !replayed {
+            // The client's `notifications/initialized` may reach another
+            // replica: each copy of a shared session is told it by the
+            // replica that holds it (here for the one that opened it; rmcp's
+            // restore replays it for the others), and the client's own is
+            // dropped (`accept_message`), so each copy runs it once.
+            let initialized = ClientJsonRpcMessage::notification(
+                ClientNotification::InitializedNotification(InitializedNotification::default()),
+            );
+            self.inner.accept_message(id, initialized).await?;
+        }
+        Ok(response)
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
@@ -286,6 +302,12 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
+        let client_initialized = matches!(&message, JsonRpcMessage::Notification(n)
+            if matches!(n.notification, ClientNotification::InitializedNotification(_)))
+            && !is_replay(&message);
+        if self.shared.is_some() && client_initialized {
+            return Ok(());
+        }
         Ok(self.inner.accept_message(id, message).await?)
     }
 
@@ -381,6 +403,26 @@ impl PollingSessions {
             .map(|r| URL_SAFE_NO_PAD.encode(r))
             .unwrap_or_default();
         Some(format!("{}.{request}.", shared.replica()))
+    }
+}
+
+/// Whether `message` is rmcp's replay of a handshake into a session restored
+/// from the store (not the client's).
+fn is_replay(message: &ClientJsonRpcMessage) -> bool {
+    use rmcp::model::GetExtensions as _;
+    use rmcp::transport::streamable_http_server::session::SessionRestoreMarker;
+    match message {
+        JsonRpcMessage::Request(r) => r
+            .request
+            .extensions()
+            .get::<SessionRestoreMarker>()
+            .is_some(),
+        JsonRpcMessage::Notification(n) => n
+            .notification
+            .extensions()
+            .get::<SessionRestoreMarker>()
+            .is_some(),
+        _ => false,
     }
 }
 

@@ -350,11 +350,11 @@ async fn a_replica_killed_mid_session_costs_only_its_call_in_flight() {
 }
 
 #[tokio::test]
-async fn progress_reaches_a_client_whose_requests_alternate_over_replicas() {
+async fn progress_and_list_changed_reach_a_client_whose_requests_alternate_over_replicas() {
     if !parts_available().await {
         return;
     }
-    let calc = calculator().await;
+    let mut calc = calculator().await;
     let specs = [spec("calculator", &calc)];
     let routers = replicas(2, &specs, &fresh_prefix("notify"), &[]).await;
     let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
@@ -387,6 +387,21 @@ async fn progress_reaches_a_client_whose_requests_alternate_over_replicas() {
         6,
         "every progress notification of both calls arrived"
     );
+    // A connector that comes back with a new method: every replica sees it,
+    // and the one holding the client's listen stream tells the client (the
+    // client's `notifications/initialized` went to the other replica than
+    // its `initialize` and its listen stream: each copy of the session is
+    // initialized by its own replica).
+    let seen = *recorder.list_changed.borrow();
+    restart(&mut calc, &[("TEST_PROTO_VERSION", "2")]).await;
+    wait_list_changed(&recorder, seen).await;
+    wait_for_tools(
+        &client,
+        &recorder,
+        "calculator_power",
+        |names: &[String]| names.iter().any(|n| n == "calculator_power"),
+    )
+    .await;
 }
 
 /// A `redis-server` of this test's own, on a free port.

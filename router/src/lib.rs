@@ -33,9 +33,9 @@ pub mod metrics;
 pub mod policy;
 pub(crate) mod polling;
 pub mod rate;
-pub mod session;
 pub(crate) mod rest;
 pub(crate) mod schema;
+pub mod session;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testlog;

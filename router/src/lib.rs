@@ -46,3 +46,4 @@ pub(crate) mod upstream;
 
 pub use call::{CallLimits, Security};
 pub use config::{Config, ConnectorConfig};
+pub use mcp::McpHandler;

@@ -628,7 +628,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let limits = switchboard_router::CallLimits::from_config(&config, &shutdown)
         .map_err(anyhow::Error::msg)?;
-    let router = transport::start(&config, &shutdown)?
+    let router = switchboard_router::McpHandler::connect(&config, &shutdown)?
         .with_security(security)
         .with_call_limits(limits);
     if let Some(addr) = config.metrics_listen {

@@ -1,4 +1,4 @@
-//! The MCP front door: one [`Router`] handler per session, all sharing one
+//! The MCP front door: one [`McpHandler`] per session, all sharing one
 //! [`Pipeline`].
 //!
 //! It translates MCP into the pipeline's requests and the outcomes back, and
@@ -31,11 +31,12 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::call::{CallError, CallSlots, Caller, Notice, Notices, Pipeline, Security, ToolCall};
 use crate::catalog::ToolCatalog;
-use crate::config::ClientLimits;
+use crate::config::{ClientLimits, Config};
 use crate::content::severity;
 use crate::limits::LimitLog;
 use crate::upstream::Upstream;
@@ -193,22 +194,51 @@ fn tool_error(message: String) -> CallToolResult {
 
 /// The MCP handler; cheap to clone (one per session).
 #[derive(Clone)]
-pub struct Router {
+pub struct McpHandler {
     pipeline: Pipeline,
     session: Arc<Session>,
     limits: ClientLimits,
     polling: Option<crate::polling::SsePolling>,
 }
 
-impl std::fmt::Debug for Router {
+impl std::fmt::Debug for McpHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router")
+        f.debug_struct("McpHandler")
             .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
 }
 
-impl Router {
+impl McpHandler {
+    /// Connects to the configured connectors: creates an upstream for each
+    /// and the shared tool catalog, and starts watching every connector's
+    /// health and descriptors (watchers stop when `shutdown` is cancelled).
+    /// The handler this returns is what every front door serves.
+    pub fn connect(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Self> {
+        let catalog = Arc::new(ToolCatalog::new(
+            config.connectors.iter().map(|c| c.name.clone()),
+            config.startup_timeout,
+        ));
+        let mut upstreams = Vec::new();
+        for connector in &config.connectors {
+            let upstream = Upstream::new(
+                connector.clone(),
+                config.dns_refresh,
+                shutdown.child_token(),
+            )
+            .map_err(anyhow::Error::msg)?
+            .with_limits(config.limits);
+            upstream.spawn_watcher(catalog.clone(), config.tool_grace, shutdown.child_token());
+            upstreams.push(upstream);
+        }
+        if config.connectors.is_empty() {
+            tracing::warn!(
+                "no connectors configured: use --connector NAME=URL, SWITCHBOARD_CONNECTORS or --config"
+            );
+        }
+        Ok(Self::new(catalog, upstreams).with_limits(config.client_limits))
+    }
+
     /// A handler over `catalog`, calling through `upstreams`.
     pub fn new(catalog: Arc<ToolCatalog>, upstreams: impl IntoIterator<Item = Upstream>) -> Self {
         Self {
@@ -356,7 +386,7 @@ impl Router {
     }
 }
 
-impl ServerHandler for Router {
+impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             #[allow(deprecated)]

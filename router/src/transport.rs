@@ -1,7 +1,8 @@
 //! Serving MCP: stdio and Streamable HTTP, plus the probes orchestrators use.
 //!
-//! [`start`] creates the upstream channels, the shared catalog and the health
-//! watchers; [`serve_stdio`] and [`serve_http`] then speak MCP through rmcp. Over
+//! [`serve_stdio`] and [`serve_http`] speak MCP through rmcp for the handler
+//! [`McpHandler::connect`] made (the upstreams, the shared catalog and the
+//! health watchers). Over
 //! HTTP the endpoint is `/mcp` (POST for JSON-RPC, GET for the SSE stream, both
 //! protocol eras), with Host and Origin validation and a body limit, next to
 //! `/healthz` (the process is up) and `/readyz` (connectors have answered).
@@ -45,11 +46,10 @@ use crate::admission::{self, Admission};
 use crate::catalog::{ConnectorStatus, ToolCatalog};
 use crate::config::{ClientLimits, Config};
 use crate::limits::LimitLog;
-use crate::mcp::Router;
+use crate::mcp::McpHandler;
 use crate::polling::{PollingSessions, SsePolling};
 use crate::session::guard::SessionGuard;
 use crate::session::{SharedSessions, StoreSettings};
-use crate::upstream::Upstream;
 
 /// How long open connections may take to finish once shutdown starts. Sessions
 /// are cancelled first, so what is left is answers being written, and clients
@@ -67,36 +67,12 @@ const STORE_STARTUP_WAIT: Duration = Duration::from_secs(3);
 static CONNECTIONS_REFUSED: LimitLog = LimitLog::new("max_connections");
 static SLOW_HEADERS: LimitLog = LimitLog::new("header_read_timeout");
 
-/// Creates the upstreams and the catalog and starts watching every connector.
-/// Watchers stop when `shutdown` is cancelled.
-pub fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Router> {
-    let catalog = Arc::new(ToolCatalog::new(
-        config.connectors.iter().map(|c| c.name.clone()),
-        config.startup_timeout,
-    ));
-    let mut upstreams = Vec::new();
-    for connector in &config.connectors {
-        let upstream = Upstream::new(
-            connector.clone(),
-            config.dns_refresh,
-            shutdown.child_token(),
-        )
-        .map_err(anyhow::Error::msg)?
-        .with_limits(config.limits);
-        upstream.spawn_watcher(catalog.clone(), config.tool_grace, shutdown.child_token());
-        upstreams.push(upstream);
-    }
-    if config.connectors.is_empty() {
-        tracing::warn!(
-            "no connectors configured: use --connector NAME=URL, SWITCHBOARD_CONNECTORS or --config"
-        );
-    }
-    Ok(Router::new(catalog, upstreams).with_limits(config.client_limits))
-}
-
 /// Serves one MCP session over stdin/stdout until the client disconnects or
 /// `shutdown` completes.
-pub async fn serve_stdio(router: Router, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve_stdio(
+    router: McpHandler,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let service = router
         .serve(rmcp::transport::stdio())
         .await
@@ -111,7 +87,7 @@ pub async fn serve_stdio(router: Router, shutdown: impl Future<Output = ()>) -> 
 
 /// Serves Streamable HTTP on `listener` until `shutdown` completes.
 pub async fn serve_http(
-    router: Router,
+    router: McpHandler,
     listener: TcpListener,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -79,6 +79,114 @@ enum HttpPath<'a> {
     Mcp(&'a Client),
     /// The REST front door: a client and the tool's URL.
     Rest(&'a reqwest::Client, String),
+    /// MCP Streamable HTTP from a client that reads every answer to its end
+    /// and so keeps one connection.
+    KeepAlive(&'a KeepAliveSession),
+}
+
+/// A 2025-11-25 MCP session over HTTP from a plain keep-alive client: each
+/// call's SSE answer is read to its end, so the connection is reused (rmcp's
+/// client opens a new connection for almost every call).
+struct KeepAliveSession {
+    http: reqwest::Client,
+    url: String,
+    session: String,
+    token: Option<String>,
+}
+
+impl KeepAliveSession {
+    async fn open(url: String, token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::new();
+        let post = |body: serde_json::Value, session: Option<&str>| {
+            let mut request = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(body.to_string());
+            if let Some(session) = session {
+                request = request
+                    .header("mcp-session-id", session)
+                    .header("mcp-protocol-version", "2025-11-25");
+            }
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let response = post(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "router-bench", "version": "1"}}}),
+            None,
+        )
+        .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "initialize: {}",
+            response.status()
+        );
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .context("no Mcp-Session-Id")?
+            .to_str()?
+            .to_owned();
+        response.text().await?;
+        let response = post(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            Some(&session),
+        )
+        .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "initialized: {}",
+            response.status()
+        );
+        response.text().await?;
+        Ok(Self {
+            http,
+            url,
+            session,
+            token,
+        })
+    }
+
+    async fn add(&self, i: usize) -> anyhow::Result<()> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(
+                json!({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call", "params": {
+                    "name": "calculator_add", "arguments": arguments(i)}})
+                .to_string(),
+            );
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "tools/call: {}",
+            response.status()
+        );
+        let body = response.text().await?;
+        let answer: serde_json::Value = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .find_map(|l| serde_json::from_str(l).ok())
+            .context("no answer in the SSE stream")?;
+        anyhow::ensure!(
+            answer["result"]["structuredContent"]["sum"].as_f64() == Some(i as f64 + 0.5),
+            "wrong sum: {answer}"
+        );
+        Ok(())
+    }
 }
 
 impl HttpPath<'_> {
@@ -86,6 +194,7 @@ impl HttpPath<'_> {
         match self {
             Self::Mcp(client) => add(client, i).await,
             Self::Rest(client, url) => rest_add(client, url, i).await,
+            Self::KeepAlive(session) => session.add(i).await,
         }
     }
 }
@@ -281,7 +390,7 @@ async fn secured(
     provider: &OpenIdProvider,
     spec: &str,
     with_policy: bool,
-) -> anyhow::Result<(Process, Client)> {
+) -> anyhow::Result<(Process, Client, KeepAliveSession)> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let listen = addr.to_string();
     let public_url = format!("http://{addr}");
@@ -314,13 +423,14 @@ async fn secured(
         expires_in: Some(3600),
         ..TokenSpec::default()
     })?;
+    let keep_alive = KeepAliveSession::open(url.clone(), Some(token.clone())).await?;
     let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
     let client: Client =
         ().serve(StreamableHttpClientTransport::from_config(config))
             .await
             .context("initialize with a bearer token")?;
     client.list_all_tools().await?;
-    Ok((process, client))
+    Ok((process, client, keep_alive))
 }
 
 /// A router (no auth) exporting every call's spans to `receiver`, and a client.
@@ -737,7 +847,7 @@ async fn main() -> anyhow::Result<()> {
             traced_router.id(),
         ),
     ];
-    if let (Some((only_router, only)), Some((policy_router, with_policy))) =
+    if let (Some((only_router, only, _)), Some((policy_router, with_policy, _))) =
         (&auth_only, &auth_policy)
     {
         paths.push((
@@ -751,12 +861,39 @@ async fn main() -> anyhow::Result<()> {
             policy_router.id(),
         ));
     }
+    // The same sessions from a client that keeps its connection.
+    let keep_alive = KeepAliveSession::open(router.mcp_url(), None).await?;
+    paths.push((
+        "MCP HTTP via router, keep-alive client",
+        HttpPath::KeepAlive(&keep_alive),
+        http_pid,
+    ));
+    if let (Some((only_router, _, only)), Some((policy_router, _, with_policy))) =
+        (&auth_only, &auth_policy)
+    {
+        paths.push((
+            "MCP HTTP via router, keep-alive client, auth",
+            HttpPath::KeepAlive(only),
+            only_router.id(),
+        ));
+        paths.push((
+            "MCP HTTP via router, keep-alive client, auth + policy",
+            HttpPath::KeepAlive(with_policy),
+            policy_router.id(),
+        ));
+    }
     let mut measured = measure_alternating(&paths, &args).await?.into_iter();
     let http = measured.next().context("the HTTP figures")?;
     let rest = measured.next().context("the REST figures")?;
     let http_traced = measured.next().context("the traced HTTP figures")?;
-    let http_auth = measured.next();
-    let http_policy = measured.next();
+    let (http_auth, http_policy) = if auth_only.is_some() {
+        (measured.next(), measured.next())
+    } else {
+        (None, None)
+    };
+    let kept = measured.next().context("the keep-alive figures")?;
+    let kept_auth = measured.next();
+    let kept_policy = measured.next();
     // Ten calls at a time: one batch against ten sequential calls.
     let rounds = (args.calls / 10).max(1);
     let round_args = Args {
@@ -776,7 +913,7 @@ async fn main() -> anyhow::Result<()> {
     let http_rss = http_pid.and_then(rss_kib);
     let auth_rss = auth_policy
         .as_ref()
-        .and_then(|(process, _)| process.id())
+        .and_then(|(process, _, _)| process.id())
         .and_then(rss_kib);
     let jwks_fetches = match &provider {
         Some(provider) => Some(provider.jwks_fetches()?),
@@ -784,7 +921,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let _ = open.cancel().await;
     let _ = traced_client.cancel().await;
-    for (_, client) in [auth_only, auth_policy].into_iter().flatten() {
+    for (_, client, _) in [auth_only, auth_policy].into_iter().flatten() {
         let _ = client.cancel().await;
     }
 
@@ -893,6 +1030,33 @@ async fn main() -> anyhow::Result<()> {
             "Auth + policy: not measured, the OpenID provider is not installed (run scripts/install-tools.sh)."
         ),
     }
+    println!();
+    // The same three configurations from a client that keeps its connection:
+    // what auth and policy add without a connection set-up per call.
+    println!(
+        "| path, keep-alive client | p50 | p99 | router CPU per call | added p50 | added CPU |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let base_cpu = kept.cpu_per_call();
+    for f in [Some(&kept), kept_auth.as_ref(), kept_policy.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "| {} | {:.0} µs | {:.0} µs | {} | {:+.0} µs | {} |",
+            f.name,
+            f.percentile(0.5).as_secs_f64() * 1e6,
+            f.percentile(0.99).as_secs_f64() * 1e6,
+            show(cpu(f), false),
+            (f.percentile(0.5).as_secs_f64() - kept.percentile(0.5).as_secs_f64()) * 1e6,
+            show(cpu(f).zip(base_cpu).map(|(a, b)| a - b), true),
+        );
+    }
+    println!();
+    println!(
+        "MCP HTTP p50 with a keep-alive client against direct gRPC (target: at most 2.0x): {:.1}x.",
+        kept.percentile(0.5).as_secs_f64() / base_p50
+    );
     println!();
     if let Some(provider) = &provider {
         authorize_stage(provider, &args).await?;

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod policy;
 pub(crate) mod polling;
 pub mod rate;
+pub(crate) mod redis_link;
 pub(crate) mod rest;
 pub(crate) mod schema;
 pub mod session;

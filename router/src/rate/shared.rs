@@ -27,10 +27,6 @@ use super::LimitRule;
 
 /// How long a call's check may wait for Redis before it is counted in process.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
-/// How long connecting to Redis may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often an unreachable Redis is tried again.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// GCRA over several keys at once. KEYS: one per rule covering the call.
 /// ARGV: for each key its emission interval and its burst tolerance
@@ -214,7 +210,7 @@ impl SharedStore {
         *COUNTING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Counting::Starting);
-        tokio::spawn(keep_connected(inner.clone(), shutdown));
+        tokio::spawn(crate::redis_link::keep_connected(inner.clone(), shutdown));
         Ok(Self { inner })
     }
 
@@ -263,47 +259,25 @@ impl SharedStore {
     }
 }
 
-/// Connects (again) whenever the store is down, until `shutdown`.
-async fn keep_connected(inner: Arc<Inner>, shutdown: CancellationToken) {
-    loop {
-        if !inner.up.load(Ordering::Relaxed) {
-            match connect(&inner.client).await {
-                Ok(connection) => {
-                    if let Ok(mut slot) = inner.connection.write() {
-                        *slot = Some(connection);
-                    }
-                    inner.up.store(true, Ordering::Relaxed);
-                    inner.set(Counting::Shared);
-                }
-                Err(reason) => {
-                    inner.set(Counting::Local(reason));
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY_EVERY) => continue,
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            () = inner.wake.notified() => {}
-            () = shutdown.cancelled() => return,
-        }
+impl crate::redis_link::Reconnecting for Inner {
+    fn client(&self) -> &redis::Client {
+        &self.client
     }
-}
-
-/// A connection that has answered a `PING`.
-async fn connect(client: &redis::Client) -> Result<MultiplexedConnection, String> {
-    let attempt = async {
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await?;
-        Ok::<_, redis::RedisError>(connection)
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(error)) => Err(error.category().to_owned()),
-        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+    fn wake(&self) -> &tokio::sync::Notify {
+        &self.wake
+    }
+    fn connected(&self, connection: MultiplexedConnection) {
+        if let Ok(mut slot) = self.connection.write() {
+            *slot = Some(connection);
+        }
+        self.up.store(true, Ordering::Relaxed);
+        self.set(Counting::Shared);
+    }
+    fn unreachable(&self, reason: String) {
+        self.set(Counting::Local(reason));
     }
 }
 

@@ -217,6 +217,10 @@ impl Gate {
     /// Whether `sub` opened session `id`: this replica's memory first, then
     /// the store. `Err` is the answer when the store cannot tell.
     async fn owned_by(&self, id: &str, sub: &Arc<str>) -> Result<bool, Response> {
+        if !crate::session::plausible_id(id) {
+            // Not an id any replica hands out: nobody's session.
+            return Ok(false);
+        }
         if let Some(owner) = self.owners.get(id) {
             return Ok(owner == *sub);
         }

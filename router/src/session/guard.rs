@@ -87,7 +87,10 @@ pub async fn guard(
     let Some(id) = session_of(&request) else {
         return next.run(request).await;
     };
-    if stateless(&request) {
+    if stateless(&request) || !super::plausible_id(&id) {
+        // No session (2026-07-28), or an id no replica hands out: rmcp
+        // answers the latter as the unknown session it is, without a Redis
+        // round trip on a key the client chose.
         return next.run(request).await;
     }
     let message = message_id(&request);

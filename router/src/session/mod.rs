@@ -45,10 +45,14 @@ pub use keys::{SessionKeys, parse_session_keys};
 /// How long one request to Redis may take before the store counts as
 /// unavailable.
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long connecting to Redis may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often an unreachable Redis is tried again.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Whether `id` can be a session id this router handed out (rmcp's: a
+/// UUID, 36 characters of hex digits and dashes). Anything else names no
+/// session anywhere, so it never becomes a Redis key or a cache entry: a
+/// client cannot make the router send Redis a key of its choosing.
+pub fn plausible_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
 /// The key prefix when none is configured.
 pub const DEFAULT_PREFIX: &str = "switchboard:";
 
@@ -172,7 +176,7 @@ impl SharedSessions {
             keys: settings.keys.clone(),
             down_reason: Mutex::new(Some("connecting".to_owned())),
         });
-        tokio::spawn(keep_connected(inner.clone(), shutdown));
+        tokio::spawn(crate::redis_link::keep_connected(inner.clone(), shutdown));
         Ok(Self { inner })
     }
 
@@ -330,43 +334,45 @@ pub fn single_replica_readiness() -> Json {
     })
 }
 
-/// Connects (again) whenever the store is down, until `shutdown`.
-async fn keep_connected(inner: Arc<Inner>, shutdown: CancellationToken) {
-    loop {
-        if !inner.up.load(Ordering::Relaxed) {
-            match connect(&inner.client).await {
-                Ok(connection) => inner.set_up(connection),
-                Err(reason) => {
-                    *inner
-                        .down_reason
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY_EVERY) => continue,
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            () = inner.wake.notified() => {}
-            () = shutdown.cancelled() => return,
-        }
+impl crate::redis_link::Reconnecting for Inner {
+    fn client(&self) -> &redis::Client {
+        &self.client
+    }
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+    fn wake(&self) -> &tokio::sync::Notify {
+        &self.wake
+    }
+    fn connected(&self, connection: MultiplexedConnection) {
+        self.set_up(connection);
+    }
+    fn unreachable(&self, reason: String) {
+        *self
+            .down_reason
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
     }
 }
 
-/// A connection that has answered a `PING`.
-async fn connect(client: &redis::Client) -> Result<MultiplexedConnection, String> {
-    let attempt = async {
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await?;
-        Ok::<_, redis::RedisError>(connection)
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(error)) => Err(error.category().to_owned()),
-        Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+#[cfg(test)]
+mod tests {
+    use super::plausible_id;
+
+    #[test]
+    fn only_ids_shaped_like_the_ones_handed_out_reach_the_store() {
+        // What rmcp's session managers hand out.
+        let handed_out = rmcp::transport::common::server_side_http::session_id();
+        assert!(plausible_id(&handed_out), "{handed_out}");
+        for hostile in [
+            "",
+            "abc",
+            &"a".repeat(36 * 1000),
+            "0123456789abcdef0123456789abcdef012\u{e9}",
+            "0123456789abcdef-0123456789abcdef-*12",
+            "switchboard:s:*x-0123456789abcdef01234",
+        ] {
+            assert!(!plausible_id(hostile), "{hostile:?}");
+        }
     }
 }

@@ -95,8 +95,13 @@ struct KeepAliveSession {
 }
 
 impl KeepAliveSession {
-    async fn open(url: String, token: Option<String>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::new();
+    /// Opens a session the way a client does (initialize, then
+    /// notifications/initialized) over `http`.
+    async fn open(
+        http: reqwest::Client,
+        url: String,
+        token: Option<String>,
+    ) -> anyhow::Result<Self> {
         let post = |body: serde_json::Value, session: Option<&str>| {
             let mut request = http
                 .post(&url)
@@ -423,7 +428,8 @@ async fn secured(
         expires_in: Some(3600),
         ..TokenSpec::default()
     })?;
-    let keep_alive = KeepAliveSession::open(url.clone(), Some(token.clone())).await?;
+    let keep_alive =
+        KeepAliveSession::open(reqwest::Client::new(), url.clone(), Some(token.clone())).await?;
     let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
     let client: Client =
         ().serve(StreamableHttpClientTransport::from_config(config))
@@ -862,7 +868,7 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     // The same sessions from a client that keeps its connection.
-    let keep_alive = KeepAliveSession::open(router.mcp_url(), None).await?;
+    let keep_alive = KeepAliveSession::open(reqwest::Client::new(), router.mcp_url(), None).await?;
     paths.push((
         "MCP HTTP via router, keep-alive client",
         HttpPath::KeepAlive(&keep_alive),
@@ -1273,12 +1279,12 @@ async fn concurrency(connector: &Connector, spec: &str, args: &Args) -> anyhow::
     let pid = router.process.id().context("the router's pid")?;
     let http = reqwest::Client::new();
     // One session first, so what is measured is sessions, not start-up.
-    open_session(&http, &router.mcp_url(), 0).await?;
+    KeepAliveSession::open(http.clone(), router.mcp_url(), None).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib(pid).context("the router's memory")?;
     const SESSIONS: usize = 999;
-    for i in 1..=SESSIONS {
-        open_session(&http, &router.mcp_url(), i).await?;
+    for _ in 1..=SESSIONS {
+        KeepAliveSession::open(http.clone(), router.mcp_url(), None).await?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = rss_kib(pid).context("the router's memory")?;
@@ -1288,52 +1294,6 @@ async fn concurrency(connector: &Connector, spec: &str, args: &Args) -> anyhow::
         "The router's resident memory with 1,000 idle HTTP sessions: {:.1} MiB, {:.1} KiB per session over one session's (target: at most 20 KiB per session).",
         after as f64 / 1024.0,
         per_session
-    );
-    Ok(())
-}
-
-/// Opens an MCP session over HTTP the way a client does (initialize, then
-/// notifications/initialized) and leaves it idle.
-async fn open_session(http: &reqwest::Client, url: &str, i: usize) -> anyhow::Result<()> {
-    let response = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": format!("idle-{i}"), "version": "1"}
-            }})
-            .to_string(),
-        )
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "initialize: {}",
-        response.status()
-    );
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .context("no Mcp-Session-Id")?
-        .to_str()?
-        .to_owned();
-    response.text().await?;
-    let response = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "notifications/initialized: {}",
-        response.status()
     );
     Ok(())
 }

@@ -30,10 +30,6 @@ impl std::fmt::Debug for SessionKeys {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Parses `--session-key`: 64 hex digits (32 bytes), or a comma-separated
 /// list of them, newest first. The error names the setting and the position,
 /// never the key.
@@ -46,14 +42,9 @@ pub fn parse_session_keys(raw: &str) -> Result<SessionKeys, String> {
                 i + 1
             )
         };
-        if part.len() != 64 || !part.is_ascii() {
-            return Err(bad());
-        }
         let mut bytes = [0u8; 32];
-        for (j, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&part[2 * j..2 * j + 2], 16).map_err(|_| bad())?;
-        }
-        let id = hex(&Sha256::digest(bytes)[..4]);
+        hex::decode_to_slice(part, &mut bytes).map_err(|_| bad())?;
+        let id = hex::encode(&Sha256::digest(bytes)[..4]);
         keys.push(Key { id, bytes });
     }
     Ok(SessionKeys(keys))
@@ -68,8 +59,12 @@ impl SessionKeys {
     /// The tag of `sub` under the newest key.
     pub fn seal(&self, sub: &str) -> String {
         match self.0.first() {
-            Some(key) => format!("{}.{}", key.id, hex(&mac(key, sub))),
-            None => format!("sha256.{}", hex(&Sha256::digest(sub.as_bytes()))),
+            Some(key) => format!(
+                "{}.{}",
+                key.id,
+                hex::encode(mac(key, sub).finalize().into_bytes())
+            ),
+            None => format!("sha256.{}", hex::encode(Sha256::digest(sub.as_bytes()))),
         }
     }
 
@@ -79,29 +74,27 @@ impl SessionKeys {
         let Some((id, value)) = tag.split_once('.') else {
             return false;
         };
+        let Ok(value) = hex::decode(value) else {
+            return false;
+        };
         if id == "sha256" {
-            return self.is_empty()
-                && constant_time_eq(
-                    value.as_bytes(),
-                    hex(&Sha256::digest(sub.as_bytes())).as_bytes(),
-                );
+            // No secret in it: a plain comparison reveals nothing.
+            return self.is_empty() && value[..] == Sha256::digest(sub.as_bytes())[..];
         }
         self.0
             .iter()
             .filter(|key| key.id == id)
-            .any(|key| constant_time_eq(value.as_bytes(), hex(&mac(key, sub)).as_bytes()))
+            .any(|key| mac(key, sub).verify_slice(&value).is_ok())
     }
 }
 
-fn mac(key: &Key, sub: &str) -> Vec<u8> {
+/// HMAC-SHA256 of `sub` under `key`, to finalize or to verify a tag against
+/// (in constant time: `verify_slice`).
+fn mac(key: &Key, sub: &str) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
         .expect("HMAC-SHA256 takes a key of any length");
     mac.update(sub.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    mac
 }
 
 #[cfg(test)]
@@ -151,5 +144,13 @@ mod tests {
         assert!(!error.contains("zz"), "{error}");
         assert!(parse_session_keys("abcd").is_err(), "too short");
         assert!(parse_session_keys("").is_err(), "empty");
+        assert!(
+            parse_session_keys(&"+f".repeat(32)).is_err(),
+            "a sign is no hex digit (from_str_radix would take it)"
+        );
+        assert!(
+            parse_session_keys(&format!("{}é", &NEW[..62])).is_err(),
+            "not ASCII"
+        );
     }
 }

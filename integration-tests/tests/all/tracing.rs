@@ -284,20 +284,29 @@ async fn a_tool_call_is_one_trace_from_the_client_through_the_connector_to_jira(
     let _ = client.cancel().await;
 }
 
-#[tokio::test]
-async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded() {
+/// A local Jira, the Jira connector and an HTTP router exporting to one
+/// receiver, and a client sending the client's `traceparent` header with
+/// every request.
+struct TracedOverHttp {
+    receiver: Receiver,
+    client: Client,
+    _router: Process,
+    _connector: Connector,
+    _jira: MockServer,
+}
+
+async fn traced_over_http() -> TracedOverHttp {
     let receiver = Receiver::start().await.expect("OTLP receiver");
     let jira = local_jira().await;
     let connector = jira_connector(&jira, &receiver).await;
-    let (_router, addr) = http_router(
+    let (router, addr) = http_router(
         &spec("jira", &connector),
         &otlp_env(&receiver, "switchboard"),
     )
     .await;
-    let incoming = traceparent();
     let headers = HashMap::from([(
         http::HeaderName::from_static("traceparent"),
-        http::HeaderValue::from_str(&incoming).expect("header value"),
+        http::HeaderValue::from_str(&traceparent()).expect("header value"),
     )]);
     let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
         .custom_headers(headers);
@@ -305,6 +314,24 @@ async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded(
         ().serve(StreamableHttpClientTransport::from_config(config))
             .await
             .expect("initialize over HTTP");
+    TracedOverHttp {
+        receiver,
+        client,
+        _router: router,
+        _connector: connector,
+        _jira: jira,
+    }
+}
+
+#[tokio::test]
+async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded() {
+    let TracedOverHttp {
+        receiver,
+        client,
+        _router,
+        _connector,
+        _jira,
+    } = traced_over_http().await;
     // An issue the local Jira does not have: NOT_FOUND, a tool error.
     let result = call(&client, "jira_get_issue", json!({"key": "GONE-1"}), None).await;
     assert_eq!(result.is_error, Some(true), "{result:?}");
@@ -378,24 +405,13 @@ async fn over_http_the_header_context_the_session_and_a_tool_error_are_recorded(
 
 #[tokio::test]
 async fn prompt_lists_and_gets_reach_the_connector_in_client_spans_of_the_request() {
-    let receiver = Receiver::start().await.expect("OTLP receiver");
-    let jira = local_jira().await;
-    let connector = jira_connector(&jira, &receiver).await;
-    let (_router, addr) = http_router(
-        &spec("jira", &connector),
-        &otlp_env(&receiver, "switchboard"),
-    )
-    .await;
-    let headers = HashMap::from([(
-        http::HeaderName::from_static("traceparent"),
-        http::HeaderValue::from_str(&traceparent()).expect("header value"),
-    )]);
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
-        .custom_headers(headers);
-    let client: Client =
-        ().serve(StreamableHttpClientTransport::from_config(config))
-            .await
-            .expect("initialize over HTTP");
+    let TracedOverHttp {
+        receiver,
+        client,
+        _router,
+        _connector,
+        _jira,
+    } = traced_over_http().await;
     let prompts = client.list_all_prompts().await.expect("prompts/list");
     let triage = prompts
         .iter()

@@ -194,16 +194,175 @@ pub(crate) struct Caps {
     pub value_bytes: usize,
 }
 
-enum Backend {
-    Postgres(postgres::Pools),
-    MySql(mysql::Pools),
-    Sqlite(sqlite::Pools),
+/// A statement and its parameters, as the caller sent them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Statement<'a> {
+    /// The SQL text.
+    pub sql: &'a str,
+    /// The values of its placeholders, in order.
+    pub params: &'a [serde_json::Value],
+}
+
+/// The tables of a schema, with the schema actually listed.
+type Tables = (String, Vec<pb::Table>);
+
+/// What every engine does, each its own way: [`Database`] runs it after its
+/// own checks, under its client-side deadline, span and pool metrics. An
+/// engine bounds each statement by the statement timeout itself as well (the
+/// server's own timeout, SQLite's progress handler).
+trait Engine: Send + Sync {
+    /// The sqlx driver.
+    type Db: sqlx::Database;
+
+    /// The read pool and, in read-write mode, the write pool.
+    fn pools(&self) -> &pools::Pair<Self::Db>;
+
+    /// What the database user may do beyond reading (see [`Privileges`]).
+    fn privileges(&self) -> impl Future<Output = Result<Privileges, Error>> + Send;
+
+    /// The rows of one read within `caps`, kept read-only at the transaction
+    /// level as `transaction` says.
+    fn query(
+        &self,
+        read: Statement<'_>,
+        caps: Caps,
+        transaction: ReadTransaction,
+    ) -> impl Future<Output = Result<Rows, Error>> + Send;
+
+    /// Runs one data-changing statement on the write pool, where it commits by
+    /// itself; `inserts` tells whether it is an INSERT (for the generated key).
+    fn execute(
+        &self,
+        write: Statement<'_>,
+        caps: Caps,
+        inserts: bool,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
+
+    /// The plan of a query, run as well with `analyze`.
+    fn explain(
+        &self,
+        query: Statement<'_>,
+        analyze: bool,
+    ) -> impl Future<Output = Result<Plan, Error>> + Send;
+
+    /// The schemas, the system's too with `include_system` (where the engine has any).
+    fn list_schemas(
+        &self,
+        include_system: bool,
+    ) -> impl Future<Output = Result<Vec<pb::Schema>, Error>> + Send;
+
+    /// The tables of `schema` (default: the default schema) whose name
+    /// contains `name_contains`.
+    fn list_tables(
+        &self,
+        schema: Option<&str>,
+        name_contains: Option<&str>,
+    ) -> impl Future<Output = Result<Tables, Error>> + Send;
+
+    /// Columns, keys and indexes of one table or view.
+    fn describe_table(
+        &self,
+        schema: Option<&str>,
+        table: &str,
+    ) -> impl Future<Output = Result<pb::TableDescription, Error>> + Send;
+
+    /// Checks that the database answers through the read pool.
+    fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        self.pools().ping()
+    }
+}
+
+/// What the result of an engine's operation is awaited as.
+type Reply<'a, T> = futures::future::BoxFuture<'a, Result<T, Error>>;
+
+/// [`Engine`] with its futures boxed, so that [`Database`] can hold whichever
+/// engine `DATABASE_URL` names.
+trait AnyEngine: Send + Sync {
+    fn privileges(&self) -> Reply<'_, Privileges>;
+    fn query<'a>(
+        &'a self,
+        read: Statement<'a>,
+        caps: Caps,
+        how: ReadTransaction,
+    ) -> Reply<'a, Rows>;
+    fn execute<'a>(
+        &'a self,
+        write: Statement<'a>,
+        caps: Caps,
+        inserts: bool,
+    ) -> Reply<'a, WriteOutcome>;
+    fn explain<'a>(&'a self, query: Statement<'a>, analyze: bool) -> Reply<'a, Plan>;
+    fn list_schemas(&self, include_system: bool) -> Reply<'_, Vec<pb::Schema>>;
+    fn list_tables<'a>(
+        &'a self,
+        schema: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Reply<'a, Tables>;
+    fn describe_table<'a>(
+        &'a self,
+        schema: Option<&'a str>,
+        table: &'a str,
+    ) -> Reply<'a, pb::TableDescription>;
+    fn ping(&self) -> Reply<'_, ()>;
+    fn close(&self) -> futures::future::BoxFuture<'_, ()>;
+    fn watch(&self, kind: EngineKind) -> std::sync::Arc<telemetry::PoolWatch>;
+}
+
+impl<E: Engine> AnyEngine for E {
+    fn privileges(&self) -> Reply<'_, Privileges> {
+        Box::pin(Engine::privileges(self))
+    }
+    fn query<'a>(
+        &'a self,
+        read: Statement<'a>,
+        caps: Caps,
+        how: ReadTransaction,
+    ) -> Reply<'a, Rows> {
+        Box::pin(Engine::query(self, read, caps, how))
+    }
+    fn execute<'a>(
+        &'a self,
+        write: Statement<'a>,
+        caps: Caps,
+        inserts: bool,
+    ) -> Reply<'a, WriteOutcome> {
+        Box::pin(Engine::execute(self, write, caps, inserts))
+    }
+    fn explain<'a>(&'a self, query: Statement<'a>, analyze: bool) -> Reply<'a, Plan> {
+        Box::pin(Engine::explain(self, query, analyze))
+    }
+    fn list_schemas(&self, include_system: bool) -> Reply<'_, Vec<pb::Schema>> {
+        Box::pin(Engine::list_schemas(self, include_system))
+    }
+    fn list_tables<'a>(
+        &'a self,
+        schema: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Reply<'a, Tables> {
+        Box::pin(Engine::list_tables(self, schema, name))
+    }
+    fn describe_table<'a>(
+        &'a self,
+        schema: Option<&'a str>,
+        table: &'a str,
+    ) -> Reply<'a, pb::TableDescription> {
+        Box::pin(Engine::describe_table(self, schema, table))
+    }
+    fn ping(&self) -> Reply<'_, ()> {
+        Box::pin(Engine::ping(self))
+    }
+    fn close(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.pools().close())
+    }
+    fn watch(&self, kind: EngineKind) -> std::sync::Arc<telemetry::PoolWatch> {
+        self.pools().watch(kind)
+    }
 }
 
 /// One database with its pools; cheap to share behind an `Arc`.
 pub struct Database {
     kind: EngineKind,
-    backend: Backend,
+    engine: Box<dyn AnyEngine>,
     identity: String,
     settings: Settings,
     /// Whether the database user passed the read-only check.
@@ -216,16 +375,6 @@ pub struct Database {
     trace_statements: bool,
     /// The pools as the metrics see them.
     pools: std::sync::Arc<telemetry::PoolWatch>,
-}
-
-/// `(name, pool)` of a backend's read pool and write pool (if any), for the metrics.
-fn named_pools<DB: sqlx::Database>(
-    read: &sqlx::Pool<DB>,
-    write: Option<&sqlx::Pool<DB>>,
-) -> Vec<(PoolName, sqlx::Pool<DB>)> {
-    std::iter::once((PoolName::Read, read.clone()))
-        .chain(write.map(|w| (PoolName::Write, w.clone())))
-        .collect()
 }
 
 /// One operation on the database, as its span and the pool metrics see it.
@@ -281,47 +430,37 @@ impl Database {
             }
         };
         let identity = identity_of(&url);
-        let (kind, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://")
-        {
-            (
-                EngineKind::Postgres,
-                Backend::Postgres(postgres::Pools::open(&url, &settings)?),
-            )
-        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            let url = url.replacen("mariadb://", "mysql://", 1);
-            (
-                EngineKind::MySql,
-                Backend::MySql(mysql::Pools::open(&url, &settings)?),
-            )
-        } else if url.starts_with("sqlite:") {
-            (
-                EngineKind::Sqlite,
-                Backend::Sqlite(sqlite::Pools::open(&url, &settings).await?),
-            )
-        } else {
-            return Err(Error::InvalidArgument(
-                "DATABASE_URL must start with postgres://, mysql://, mariadb:// or sqlite:"
-                    .to_owned(),
-            ));
-        };
+        let (kind, engine): (_, Box<dyn AnyEngine>) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (
+                    EngineKind::Postgres,
+                    Box::new(postgres::Pools::open(&url, &settings)?),
+                )
+            } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+                let url = url.replacen("mariadb://", "mysql://", 1);
+                (
+                    EngineKind::MySql,
+                    Box::new(mysql::Pools::open(&url, &settings)?),
+                )
+            } else if url.starts_with("sqlite:") {
+                (
+                    EngineKind::Sqlite,
+                    Box::new(sqlite::Pools::open(&url, &settings).await?),
+                )
+            } else {
+                return Err(Error::InvalidArgument(
+                    "DATABASE_URL must start with postgres://, mysql://, mariadb:// or sqlite:"
+                        .to_owned(),
+                ));
+            };
         tracing::info!(engine = kind.dialect_name(), database = %identity, mode = ?settings.access_mode, "database configured");
-        let pools = match &backend {
-            Backend::Postgres(p) => {
-                telemetry::watch_pools(kind, named_pools(&p.read, p.write.as_ref()))
-            }
-            Backend::MySql(p) => {
-                telemetry::watch_pools(kind, named_pools(&p.read, p.write.as_ref()))
-            }
-            Backend::Sqlite(p) => {
-                telemetry::watch_pools(kind, named_pools(&p.read, p.write.as_ref()))
-            }
-        };
+        let pools = engine.watch(kind);
         Ok(Self {
             target: telemetry::DbTarget::of(kind, &url),
             trace_statements: config.trace_statements,
             pools,
             kind,
-            backend,
+            engine,
             identity,
             settings,
             access: AccessCheck::default(),
@@ -336,11 +475,7 @@ impl Database {
 
     /// What the database user may do beyond reading (see [`Privileges`]).
     pub async fn privileges(&self) -> Result<Privileges, Error> {
-        match &self.backend {
-            Backend::Postgres(p) => p.privileges().await,
-            Backend::MySql(p) => p.privileges().await,
-            Backend::Sqlite(p) => p.privileges(self.deadline()).await,
-        }
+        self.engine.privileges().await
     }
 
     /// In read-only mode, checks that the database user can only read; a user
@@ -510,11 +645,8 @@ impl Database {
             .bounded(Operation::read(sql), async {
                 // After the access check (inside `bounded`), which decides it.
                 let transaction = self.read_transaction();
-                match &self.backend {
-                    Backend::Postgres(p) => p.query(sql, params, caps, transaction).await,
-                    Backend::MySql(p) => p.query(sql, params, caps, transaction).await,
-                    Backend::Sqlite(p) => p.query(sql, params, caps, self.deadline()).await,
-                }
+                let read = Statement { sql, params };
+                self.engine.query(read, caps, transaction).await
             })
             .await?;
         rows.elapsed = started.elapsed();
@@ -547,13 +679,8 @@ impl Database {
         };
         let mut outcome = self
             .bounded(operation, async {
-                match &self.backend {
-                    Backend::Postgres(p) => p.execute(sql, params, caps).await,
-                    Backend::MySql(p) => p.execute(sql, params, caps).await,
-                    Backend::Sqlite(p) => {
-                        p.execute(sql, params, caps, inserts, self.deadline()).await
-                    }
-                }
+                let write = Statement { sql, params };
+                self.engine.execute(write, caps, inserts).await
             })
             .await?;
         outcome.rows.elapsed = started.elapsed();
@@ -591,11 +718,8 @@ impl Database {
         };
         let mut plan = self
             .bounded(operation, async {
-                match &self.backend {
-                    Backend::Postgres(p) => p.explain(sql, params, analyze).await,
-                    Backend::MySql(p) => p.explain(sql, params, analyze).await,
-                    Backend::Sqlite(p) => p.explain(sql, params, analyze, self.deadline()).await,
-                }
+                let query = Statement { sql, params };
+                self.engine.explain(query, analyze).await
             })
             .await?;
         plan.elapsed = started.elapsed();
@@ -605,11 +729,7 @@ impl Database {
     /// The schemas (databases on MySQL, attached databases on SQLite).
     pub async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
         self.bounded(Operation::catalog(), async {
-            match &self.backend {
-                Backend::Postgres(p) => p.list_schemas(include_system).await,
-                Backend::MySql(p) => p.list_schemas(include_system).await,
-                Backend::Sqlite(p) => p.list_schemas(self.deadline()).await,
-            }
+            self.engine.list_schemas(include_system).await
         })
         .await
     }
@@ -622,11 +742,7 @@ impl Database {
         name_contains: Option<&str>,
     ) -> Result<(String, Vec<pb::Table>), Error> {
         self.bounded(Operation::catalog(), async {
-            match &self.backend {
-                Backend::Postgres(p) => p.list_tables(schema, name_contains).await,
-                Backend::MySql(p) => p.list_tables(schema, name_contains).await,
-                Backend::Sqlite(p) => p.list_tables(schema, name_contains, self.deadline()).await,
-            }
+            self.engine.list_tables(schema, name_contains).await
         })
         .await
     }
@@ -639,11 +755,7 @@ impl Database {
     ) -> Result<pb::TableDescription, Error> {
         let mut description = self
             .bounded(Operation::catalog(), async {
-                match &self.backend {
-                    Backend::Postgres(p) => p.describe_table(schema, table).await,
-                    Backend::MySql(p) => p.describe_table(schema, table).await,
-                    Backend::Sqlite(p) => p.describe_table(schema, table, self.deadline()).await,
-                }
+                self.engine.describe_table(schema, table).await
             })
             .await?;
         description.engine = self.kind.proto() as i32;
@@ -652,14 +764,7 @@ impl Database {
 
     /// Checks that the database answers (a `SELECT 1` through the read pool).
     pub async fn ping(&self) -> Result<(), Error> {
-        let check = async {
-            match &self.backend {
-                Backend::Postgres(p) => p.ping().await,
-                Backend::MySql(p) => p.ping().await,
-                Backend::Sqlite(p) => p.ping(self.deadline()).await,
-            }
-        };
-        match tokio::time::timeout(self.settings.connect_timeout * 2, check).await {
+        match tokio::time::timeout(self.settings.connect_timeout * 2, self.engine.ping()).await {
             Ok(result) => result,
             Err(_) => Err(Error::Unavailable(
                 "the database did not answer a health check in time".to_owned(),
@@ -669,15 +774,7 @@ impl Database {
 
     /// Closes the pools.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Postgres(p) => p.close().await,
-            Backend::MySql(p) => p.close().await,
-            Backend::Sqlite(p) => p.close().await,
-        }
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.settings.statement_timeout
+        self.engine.close().await
     }
 
     /// Bounds `work` by the client-side deadline and names the timeout in

@@ -14,15 +14,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use prost_types::Value;
-use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlRow};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::query::Query;
 use sqlx::{Connection, Executor, MySql, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::pools::ReadTransaction;
 use super::{
-    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect_write, decode_error, pools,
-    schema_not_found, table_not_found,
+    Caps, Engine, Plan, Privileges, Rows, Settings, Statement, Tables, WriteOutcome, collect_write,
+    decode_error, pools, schema_not_found, table_not_found,
 };
 use crate::error::Error;
 use crate::values;
@@ -32,8 +32,7 @@ const MARIADB: u8 = 1;
 const MYSQL: u8 = 2;
 
 pub(super) struct Pools {
-    pub(super) read: MySqlPool,
-    pub(super) write: Option<MySqlPool>,
+    pools: pools::Pair<MySql>,
     /// MariaDB or MySQL, learnt on the first connection (they differ in EXPLAIN).
     flavor: Arc<AtomicU8>,
     /// To open the connection that kills a statement past its deadline.
@@ -80,67 +79,12 @@ impl Pools {
                 .connect_lazy_with(options.clone())
         };
         Ok(Self {
-            read: pool(true),
-            write: pools::write_pool(settings, || pool(false)),
+            pools: pools::Pair::new(settings, pool(true), || pool(false)),
             flavor,
             options: Arc::new(options),
             statement_timeout: settings.statement_timeout,
             connect_timeout: settings.connect_timeout,
         })
-    }
-
-    pub(super) async fn close(&self) {
-        pools::close(&self.read, self.write.as_ref()).await;
-    }
-
-    pub(super) async fn ping(&self) -> Result<(), Error> {
-        pools::ping(&self.read).await
-    }
-
-    /// What the connector's database user may do beyond reading, from its own
-    /// `SHOW GRANTS` (which on MariaDB includes its current role's grants).
-    pub(super) async fn privileges(&self) -> Result<Privileges, Error> {
-        let mut conn = self.read.acquire().await?;
-        let who = sqlx::query("SELECT CURRENT_USER(), CURRENT_ROLE()")
-            .fetch_one(&mut *conn)
-            .await?;
-        let user = text(&who, 0)?;
-        let current_role = opt_text(&who, 1)?;
-        let grants = sqlx::query("SHOW GRANTS").fetch_all(&mut *conn).await?;
-        let account = account_of(&user);
-        let mut findings = Vec::new();
-        for row in &grants {
-            findings.extend(beyond_reading(
-                &text(row, 0)?,
-                current_role.as_deref(),
-                &account,
-            ));
-        }
-        Ok(Privileges {
-            user,
-            beyond_reading: findings,
-        })
-    }
-
-    pub(super) async fn query(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        caps: Caps,
-        transaction: ReadTransaction,
-    ) -> Result<Rows, Error> {
-        pools::retried_once(|| async move {
-            let mut conn = self.read.acquire().await?;
-            let id = connection_id(&mut conn).await?;
-            self.killed_past_deadline(id, async {
-                pools::read::<MySql, _>(&mut conn, transaction, BEGIN_READ_ONLY, async |tx| {
-                    pools::rows(tx, sql, bind(sqlx::query(sql), params), caps, decode).await
-                })
-                .await
-            })
-            .await
-        })
-        .await
     }
 
     /// `work` (running on connection `id`), cut off a moment after the
@@ -191,16 +135,83 @@ impl Pools {
         });
     }
 
-    pub(super) async fn execute(
+    async fn schema_or_default(&self, schema: Option<&str>) -> Result<String, Error> {
+        let row = sqlx::query(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = COALESCE(?, DATABASE())",
+        )
+        .bind(schema)
+        .fetch_optional(&self.pools.read)
+        .await?;
+        match row {
+            Some(row) => text(&row, 0),
+            None => Err(schema_not_found(schema, "database", "default database")),
+        }
+    }
+}
+
+impl Engine for Pools {
+    type Db = MySql;
+
+    fn pools(&self) -> &pools::Pair<MySql> {
+        &self.pools
+    }
+
+    /// What the connector's database user may do beyond reading, from its own
+    /// `SHOW GRANTS` (which on MariaDB includes its current role's grants).
+    async fn privileges(&self) -> Result<Privileges, Error> {
+        let mut conn = self.pools.read.acquire().await?;
+        let who = sqlx::query("SELECT CURRENT_USER(), CURRENT_ROLE()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let user = text(&who, 0)?;
+        let current_role = opt_text(&who, 1)?;
+        let grants = sqlx::query("SHOW GRANTS").fetch_all(&mut *conn).await?;
+        let account = account_of(&user);
+        let mut findings = Vec::new();
+        for row in &grants {
+            findings.extend(beyond_reading(
+                &text(row, 0)?,
+                current_role.as_deref(),
+                &account,
+            ));
+        }
+        Ok(Privileges {
+            user,
+            beyond_reading: findings,
+        })
+    }
+
+    async fn query(
         &self,
-        sql: &str,
-        params: &[serde_json::Value],
+        statement: Statement<'_>,
         caps: Caps,
+        transaction: ReadTransaction,
+    ) -> Result<Rows, Error> {
+        let Statement { sql, params } = statement;
+        pools::retried_once(|| async move {
+            let mut conn = self.pools.read.acquire().await?;
+            let id = connection_id(&mut conn).await?;
+            self.killed_past_deadline(id, async {
+                pools::read::<MySql, _>(&mut conn, transaction, BEGIN_READ_ONLY, async |tx| {
+                    pools::rows(tx, sql, bind(sqlx::query(sql), params), caps, decode).await
+                })
+                .await
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Reports the key MySQL generated last, whatever the statement.
+    async fn execute(
+        &self,
+        statement: Statement<'_>,
+        caps: Caps,
+        _inserts: bool,
     ) -> Result<WriteOutcome, Error> {
-        let pool = pools::writer(self.write.as_ref())?;
-        let mut conn = pool.acquire().await?;
+        let mut conn = self.pools.writer()?.acquire().await?;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        let stream = bind(sqlx::query(statement.sql), statement.params).fetch_many(&mut *conn);
         // MariaDB's `RETURNING` rows come back like a query's.
         collect_write(stream, caps, decode, |done| {
             let id = done.last_insert_id();
@@ -212,13 +223,9 @@ impl Pools {
         .await
     }
 
-    pub(super) async fn explain(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        analyze: bool,
-    ) -> Result<Plan, Error> {
-        let mut conn = self.read.acquire().await?;
+    async fn explain(&self, query: Statement<'_>, analyze: bool) -> Result<Plan, Error> {
+        let Statement { sql, params } = query;
+        let mut conn = self.pools.read.acquire().await?;
         let mariadb = self.flavor.load(Ordering::Relaxed) != MYSQL;
         let (statement, format) = match (analyze, mariadb) {
             (false, _) => (format!("EXPLAIN FORMAT=JSON {sql}"), "json"),
@@ -247,10 +254,7 @@ impl Pools {
         })
     }
 
-    pub(super) async fn list_schemas(
-        &self,
-        include_system: bool,
-    ) -> Result<Vec<pb::Schema>, Error> {
+    async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
         let rows = sqlx::query(
             "SELECT SCHEMA_NAME, COALESCE(SCHEMA_NAME = DATABASE(), 0)
              FROM information_schema.SCHEMATA
@@ -258,7 +262,7 @@ impl Pools {
              ORDER BY SCHEMA_NAME",
         )
         .bind(include_system)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -271,24 +275,11 @@ impl Pools {
             .collect()
     }
 
-    async fn schema_or_default(&self, schema: Option<&str>) -> Result<String, Error> {
-        let row = sqlx::query(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = COALESCE(?, DATABASE())",
-        )
-        .bind(schema)
-        .fetch_optional(&self.read)
-        .await?;
-        match row {
-            Some(row) => text(&row, 0),
-            None => Err(schema_not_found(schema, "database", "default database")),
-        }
-    }
-
-    pub(super) async fn list_tables(
+    async fn list_tables(
         &self,
         schema: Option<&str>,
         name_contains: Option<&str>,
-    ) -> Result<(String, Vec<pb::Table>), Error> {
+    ) -> Result<Tables, Error> {
         let schema = self.schema_or_default(schema).await?;
         let rows = sqlx::query(
             "SELECT TABLE_NAME, TABLE_TYPE, TABLE_ROWS, TABLE_COMMENT
@@ -299,7 +290,7 @@ impl Pools {
         .bind(&schema)
         .bind(name_contains)
         .bind(name_contains)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         let tables = rows
             .iter()
@@ -321,7 +312,7 @@ impl Pools {
         Ok((schema, tables))
     }
 
-    pub(super) async fn describe_table(
+    async fn describe_table(
         &self,
         schema: Option<&str>,
         table: &str,
@@ -333,7 +324,7 @@ impl Pools {
         )
         .bind(&schema)
         .bind(table)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.pools.read)
         .await?
         .ok_or_else(|| table_not_found(table, format_args!("database {schema:?}")))?;
         let mut description = pb::TableDescription {
@@ -351,7 +342,7 @@ impl Pools {
         )
         .bind(&schema)
         .bind(table)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         for r in &columns {
             // MariaDB reports "NULL" (the expression) for a NULL default.
@@ -378,7 +369,7 @@ impl Pools {
         )
         .bind(&schema)
         .bind(table)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         let mut fks: BTreeMap<String, pb::ForeignKey> = BTreeMap::new();
         for r in &keys {
@@ -412,7 +403,7 @@ impl Pools {
         )
         .bind(&schema)
         .bind(table)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         let mut indexes: BTreeMap<String, pb::Index> = BTreeMap::new();
         for r in &stats {

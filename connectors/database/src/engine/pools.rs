@@ -9,6 +9,7 @@
 
 use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost_types::Value;
@@ -16,9 +17,10 @@ use sqlx::pool::PoolOptions;
 use sqlx::query::Query;
 use sqlx::{Connection as _, Executor, IntoArguments, Pool};
 
-use super::{Caps, Rows, Settings, collect, columns_of, rolled_back};
+use super::{Caps, EngineKind, Rows, Settings, collect, columns_of, rolled_back};
 use crate::config::AccessMode;
 use crate::error::Error;
+use crate::telemetry::{self, PoolName, PoolWatch};
 use crate::values;
 
 /// A pooled connection used this recently is handed out without a liveness
@@ -100,13 +102,6 @@ where
     result
 }
 
-/// Checks that the pool hands out a live connection (a `ping` round trip).
-pub(super) async fn ping<DB: sqlx::Database>(pool: &Pool<DB>) -> Result<(), Error> {
-    let mut conn = pool.acquire().await?;
-    conn.ping().await?;
-    Ok(())
-}
-
 /// The rows of `query` (the statement `sql` with its parameters bound) on
 /// `conn`, within `caps`, each value decoded with `decode`. When no row came
 /// back the columns are described instead, so an empty result still has them.
@@ -131,24 +126,54 @@ where
     Ok(rows)
 }
 
-/// The write pool `open` opens, in read-write mode only (see [`writer`]).
-pub(super) fn write_pool<DB: sqlx::Database>(
-    settings: &Settings,
-    open: impl FnOnce() -> Pool<DB>,
-) -> Option<Pool<DB>> {
-    (settings.access_mode == AccessMode::ReadWrite).then(open)
+/// The pools of one database: the read pool, and the write pool that exists
+/// only in read-write mode.
+pub(super) struct Pair<DB: sqlx::Database> {
+    pub(super) read: Pool<DB>,
+    pub(super) write: Option<Pool<DB>>,
 }
 
-/// The write pool, which exists only in read-write mode.
-pub(super) fn writer<DB: sqlx::Database>(write: Option<&Pool<DB>>) -> Result<&Pool<DB>, Error> {
-    write.ok_or_else(|| Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned()))
-}
+impl<DB: sqlx::Database> Pair<DB> {
+    /// The read pool `read`, and the write pool `open` opens in read-write
+    /// mode only (see [`Self::writer`]).
+    pub(super) fn new(
+        settings: &Settings,
+        read: Pool<DB>,
+        open: impl FnOnce() -> Pool<DB>,
+    ) -> Self {
+        Self {
+            read,
+            write: (settings.access_mode == AccessMode::ReadWrite).then(open),
+        }
+    }
 
-/// Closes the read pool, then the write pool if there is one.
-pub(super) async fn close<DB: sqlx::Database>(read: &Pool<DB>, write: Option<&Pool<DB>>) {
-    read.close().await;
-    if let Some(write) = write {
-        write.close().await;
+    /// The write pool, which exists only in read-write mode.
+    pub(super) fn writer(&self) -> Result<&Pool<DB>, Error> {
+        self.write.as_ref().ok_or_else(|| {
+            Error::NotAllowed("the connector is read-only (DB_ACCESS_MODE)".to_owned())
+        })
+    }
+
+    /// Checks that the read pool hands out a live connection (a `ping` round trip).
+    pub(super) async fn ping(&self) -> Result<(), Error> {
+        let mut conn = self.read.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    /// Closes the read pool, then the write pool if there is one.
+    pub(super) async fn close(&self) {
+        self.read.close().await;
+        if let Some(write) = &self.write {
+            write.close().await;
+        }
+    }
+
+    /// Starts watching both pools for the metrics of a database of `kind`.
+    pub(super) fn watch(&self, kind: EngineKind) -> Arc<PoolWatch> {
+        let named = std::iter::once((PoolName::Read, self.read.clone()))
+            .chain(self.write.iter().map(|w| (PoolName::Write, w.clone())));
+        telemetry::watch_pools(kind, named)
     }
 }
 

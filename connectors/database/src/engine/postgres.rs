@@ -12,22 +12,21 @@ use prost_types::Value;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgValueRef;
 use sqlx::postgres::types::{Oid, PgInterval, PgMoney, PgTimeTz};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, Postgres};
 use sqlx::{Connection, Executor, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
 use super::pools::ReadTransaction;
 use super::postgres_params::Prepared;
 use super::{
-    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect, collect_write, columns_of,
-    decode_error, fk_action, pools, schema_not_found, table_not_found,
+    Caps, Engine, Plan, Privileges, Rows, Settings, Statement, Tables, WriteOutcome, collect,
+    collect_write, columns_of, decode_error, fk_action, pools, schema_not_found, table_not_found,
 };
 use crate::error::Error;
 use crate::values;
 
 pub(super) struct Pools {
-    pub(super) read: PgPool,
-    pub(super) write: Option<PgPool>,
+    pools: pools::Pair<Postgres>,
 }
 
 impl Pools {
@@ -54,29 +53,43 @@ impl Pools {
                 Box::pin(async move { Ok(reset_session(conn, release_timeout).await) })
             })
         };
+        let read = pool().connect_lazy_with(read_options);
         Ok(Self {
-            read: pool().connect_lazy_with(read_options),
-            write: pools::write_pool(settings, || pool().connect_lazy_with(common)),
+            pools: pools::Pair::new(settings, read, || pool().connect_lazy_with(common)),
         })
     }
 
-    pub(super) async fn close(&self) {
-        pools::close(&self.read, self.write.as_ref()).await;
+    async fn schema_or_default(&self, schema: Option<&str>) -> Result<String, Error> {
+        let row = sqlx::query(
+            "SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+             WHERE n.nspname = COALESCE($1, current_schema())",
+        )
+        .bind(schema)
+        .fetch_optional(&self.pools.read)
+        .await?;
+        match row {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Err(schema_not_found(schema, "schema", "current schema")),
+        }
     }
+}
 
-    pub(super) async fn ping(&self) -> Result<(), Error> {
-        pools::ping(&self.read).await
+impl Engine for Pools {
+    type Db = Postgres;
+
+    fn pools(&self) -> &pools::Pair<Postgres> {
+        &self.pools
     }
 
     /// What the connector's database user may do beyond reading: role
     /// attributes, write-capable predefined roles, CREATE on the database or a
     /// schema, and INSERT/UPDATE/DELETE/TRUNCATE (or ownership) on any relation
     /// of a schema it can use. Each finding says how to take it away.
-    pub(super) async fn privileges(&self) -> Result<Privileges, Error> {
+    async fn privileges(&self) -> Result<Privileges, Error> {
         // One more than is listed, to know there are more.
         let row = sqlx::query(PRIVILEGES_SQL)
             .bind(i64::try_from(MAX_FINDINGS + 1).unwrap_or(i64::MAX))
-            .fetch_one(&self.read)
+            .fetch_one(&self.pools.read)
             .await?;
         let user: String = row.try_get(0)?;
         let role = quote_ident(&user);
@@ -134,44 +147,39 @@ impl Pools {
         })
     }
 
-    pub(super) async fn query(
+    async fn query(
         &self,
-        sql: &str,
-        params: &[serde_json::Value],
+        statement: Statement<'_>,
         caps: Caps,
         transaction: ReadTransaction,
     ) -> Result<Rows, Error> {
         pools::retried_once(|| async move {
-            let mut conn = self.read.acquire().await?;
-            with_fresh_plans!(conn, read(&mut conn, sql, params, caps, transaction).await)
+            let mut conn = self.pools.read.acquire().await?;
+            with_fresh_plans!(conn, read(&mut conn, statement, caps, transaction).await)
         })
         .await
     }
 
-    pub(super) async fn execute(
+    /// Reports no generated key: PostgreSQL has none but what `RETURNING` returns.
+    async fn execute(
         &self,
-        sql: &str,
-        params: &[serde_json::Value],
+        statement: Statement<'_>,
         caps: Caps,
+        _inserts: bool,
     ) -> Result<WriteOutcome, Error> {
-        let pool = pools::writer(self.write.as_ref())?;
-        let mut conn = pool.acquire().await?;
-        with_fresh_plans!(conn, write(&mut conn, sql, params, caps).await)
+        let mut conn = self.pools.writer()?.acquire().await?;
+        with_fresh_plans!(conn, write(&mut conn, statement, caps).await)
     }
 
-    pub(super) async fn explain(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        analyze: bool,
-    ) -> Result<Plan, Error> {
+    async fn explain(&self, query: Statement<'_>, analyze: bool) -> Result<Plan, Error> {
+        let Statement { sql, params } = query;
         let options = if analyze {
             "ANALYZE, BUFFERS, FORMAT TEXT"
         } else {
             "FORMAT TEXT"
         };
         let statement = format!("EXPLAIN ({options}) {sql}");
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.pools.read.acquire().await?;
         let rows = with_fresh_plans!(conn, plan(&mut conn, &statement, params).await)?;
         let lines = rows
             .iter()
@@ -185,10 +193,7 @@ impl Pools {
         })
     }
 
-    pub(super) async fn list_schemas(
-        &self,
-        include_system: bool,
-    ) -> Result<Vec<pb::Schema>, Error> {
+    async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
         let rows = sqlx::query(
             "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text,
                     COALESCE(pg_catalog.obj_description(n.oid, 'pg_namespace'), ''),
@@ -199,7 +204,7 @@ impl Pools {
              ORDER BY 1",
         )
         .bind(include_system)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -213,25 +218,11 @@ impl Pools {
             .collect()
     }
 
-    async fn schema_or_default(&self, schema: Option<&str>) -> Result<String, Error> {
-        let row = sqlx::query(
-            "SELECT n.nspname::text FROM pg_catalog.pg_namespace n
-             WHERE n.nspname = COALESCE($1, current_schema())",
-        )
-        .bind(schema)
-        .fetch_optional(&self.read)
-        .await?;
-        match row {
-            Some(row) => Ok(row.try_get(0)?),
-            None => Err(schema_not_found(schema, "schema", "current schema")),
-        }
-    }
-
-    pub(super) async fn list_tables(
+    async fn list_tables(
         &self,
         schema: Option<&str>,
         name_contains: Option<&str>,
-    ) -> Result<(String, Vec<pb::Table>), Error> {
+    ) -> Result<Tables, Error> {
         let schema = self.schema_or_default(schema).await?;
         let rows = sqlx::query(
             "SELECT c.relname::text, c.relkind::text,
@@ -245,7 +236,7 @@ impl Pools {
         )
         .bind(&schema)
         .bind(name_contains)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         let tables = rows
             .iter()
@@ -262,7 +253,7 @@ impl Pools {
         Ok((schema, tables))
     }
 
-    pub(super) async fn describe_table(
+    async fn describe_table(
         &self,
         schema: Option<&str>,
         table: &str,
@@ -275,7 +266,7 @@ impl Pools {
         )
         .bind(&schema)
         .bind(table)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.pools.read)
         .await?
         .ok_or_else(|| table_not_found(table, format_args!("schema {schema:?}")))?;
         let oid: Oid = relation.try_get(0)?;
@@ -297,7 +288,7 @@ impl Pools {
              ORDER BY a.attnum",
         )
         .bind(oid)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         for r in &columns {
             description.columns.push(pb::TableColumn {
@@ -319,7 +310,7 @@ impl Pools {
              ORDER BY k.ord",
         )
         .bind(oid)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         description.primary_key = pk.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
 
@@ -340,7 +331,7 @@ impl Pools {
              ORDER BY con.conname",
         )
         .bind(oid)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         for r in &fks {
             description.foreign_keys.push(pb::ForeignKey {
@@ -365,7 +356,7 @@ impl Pools {
              ORDER BY ic.relname",
         )
         .bind(oid)
-        .fetch_all(&self.read)
+        .fetch_all(&self.pools.read)
         .await?;
         for r in &indexes {
             description.indexes.push(pb::Index {
@@ -473,8 +464,7 @@ const BEGIN_READ_ONLY: &str = "BEGIN TRANSACTION READ ONLY";
 /// statement's own, read-only by the session (see [`ReadTransaction`]).
 async fn read(
     conn: &mut PgConnection,
-    sql: &str,
-    params: &[serde_json::Value],
+    Statement { sql, params }: Statement<'_>,
     caps: Caps,
     transaction: ReadTransaction,
 ) -> Result<Rows, Error> {
@@ -493,8 +483,7 @@ async fn read(
 /// A write, committed by itself.
 async fn write(
     conn: &mut PgConnection,
-    sql: &str,
-    params: &[serde_json::Value],
+    Statement { sql, params }: Statement<'_>,
     caps: Caps,
 ) -> Result<WriteOutcome, Error> {
     let prepared = Prepared::new(conn, sql, params).await?;

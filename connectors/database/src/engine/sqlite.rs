@@ -8,20 +8,19 @@
 //! columns.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prost_types::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteRow,
-};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
+use super::pools::ReadTransaction;
 use super::{
-    Caps, Plan, Privileges, Rows, Settings, WriteOutcome, collect_write, decode_error, pools,
-    table_not_found,
+    Caps, Engine, Plan, Privileges, Rows, Settings, Statement, Tables, WriteOutcome, collect_write,
+    decode_error, pools, table_not_found,
 };
 use crate::error::Error;
 use crate::values;
@@ -30,10 +29,11 @@ use crate::values;
 const PROGRESS_OPS: i32 = 10_000;
 
 pub(super) struct Pools {
-    pub(super) read: SqlitePool,
-    pub(super) write: Option<SqlitePool>,
+    pools: pools::Pair<Sqlite>,
     /// The database file, to name it when it cannot be opened.
     file: PathBuf,
+    /// How long a statement may run: SQLite has no timeout of its own.
+    statement_timeout: Duration,
 }
 
 impl Pools {
@@ -45,22 +45,26 @@ impl Pools {
             .create_if_missing(false)
             .pragma("query_only", "ON");
         let pool = || pools::options::<Sqlite>(settings);
+        let file = base.get_filename().to_path_buf();
+        let read = pool().connect_lazy_with(read_options);
         Ok(Self {
-            file: base.get_filename().to_path_buf(),
-            read: pool().connect_lazy_with(read_options),
-            write: pools::write_pool(settings, || {
+            pools: pools::Pair::new(settings, read, || {
                 pool().connect_lazy_with(base.create_if_missing(true))
             }),
+            file,
+            statement_timeout: settings.statement_timeout,
         })
     }
 
-    pub(super) async fn close(&self) {
-        pools::close(&self.read, self.write.as_ref()).await;
+    /// When a statement that starts now must stop.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.statement_timeout
     }
 
-    /// A read connection whose statements stop at `deadline`.
-    async fn acquire(&self, deadline: Instant) -> Result<PoolConnection<Sqlite>, Error> {
-        let mut conn = self.read.acquire().await.map_err(|e| self.open_error(e))?;
+    /// A read connection whose statements stop at the statement timeout from now.
+    async fn acquire(&self) -> Result<PoolConnection<Sqlite>, Error> {
+        let deadline = self.deadline();
+        let mut conn = (self.pools.read.acquire().await).map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
         Ok(conn)
     }
@@ -77,119 +81,6 @@ impl Pools {
             ));
         }
         Error::from_sqlx(error)
-    }
-
-    pub(super) async fn ping(&self, deadline: Instant) -> Result<(), Error> {
-        let mut conn = self.acquire(deadline).await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await?;
-        Ok(())
-    }
-
-    /// What a read connection may do beyond reading: it is opened
-    /// `SQLITE_OPEN_READONLY`, so only a `query_only` that is off is reported.
-    pub(super) async fn privileges(&self, deadline: Instant) -> Result<Privileges, Error> {
-        let mut conn = self.acquire(deadline).await?;
-        let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(Privileges {
-            user: format!("file {}", self.file.display()),
-            beyond_reading: (query_only != 1)
-                .then(|| "the read connection is not query_only (PRAGMA query_only)".to_owned())
-                .into_iter()
-                .collect(),
-        })
-    }
-
-    pub(super) async fn query(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        caps: Caps,
-        deadline: Instant,
-    ) -> Result<Rows, Error> {
-        let mut conn = self.acquire(deadline).await?;
-        // A plain BEGIN: the read connection is read-only (SQLITE_OPEN_READONLY,
-        // query_only) already.
-        pools::read_only::<Sqlite, _>(&mut conn, None, async |tx| {
-            read(tx, sql, params, caps).await
-        })
-        .await
-    }
-
-    pub(super) async fn execute(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        caps: Caps,
-        inserts: bool,
-        deadline: Instant,
-    ) -> Result<WriteOutcome, Error> {
-        let pool = pools::writer(self.write.as_ref())?;
-        let mut conn = pool.acquire().await.map_err(|e| self.open_error(e))?;
-        arm(&mut conn, deadline).await?;
-        load_schema(&mut conn).await?;
-        #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
-        collect_write(stream, caps, decode, |done| {
-            let inserted = inserts && done.rows_affected() > 0;
-            (
-                done.rows_affected(),
-                inserted.then(|| done.last_insert_rowid()),
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn explain(
-        &self,
-        sql: &str,
-        params: &[serde_json::Value],
-        analyze: bool,
-        deadline: Instant,
-    ) -> Result<Plan, Error> {
-        if analyze {
-            return Err(Error::InvalidArgument(
-                "SQLite has no EXPLAIN ANALYZE; ask for the plan without analyze".to_owned(),
-            ));
-        }
-        let statement = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut conn = self.acquire(deadline).await?;
-        let rows = bind(sqlx::query(&statement), params)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut steps = Vec::with_capacity(rows.len());
-        for r in &rows {
-            steps.push((
-                r.try_get::<i64, _>(0)?,
-                r.try_get::<i64, _>(1)?,
-                r.try_get::<String, _>(3)?,
-            ));
-        }
-        Ok(Plan {
-            text: plan_tree(&steps),
-            format: "text",
-            analyzed: false,
-            elapsed: Default::default(),
-        })
-    }
-
-    pub(super) async fn list_schemas(&self, deadline: Instant) -> Result<Vec<pb::Schema>, Error> {
-        let mut conn = self.acquire(deadline).await?;
-        let rows = sqlx::query("SELECT name, file FROM pragma_database_list ORDER BY seq")
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                Ok(pb::Schema {
-                    is_default: name == "main",
-                    name,
-                    owner: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-                    comment: String::new(),
-                })
-            })
-            .collect()
     }
 
     /// The attached database `schema` (default `main`), checked to exist.
@@ -210,14 +101,131 @@ impl Pools {
             ))
         })
     }
+}
 
-    pub(super) async fn list_tables(
+impl Engine for Pools {
+    type Db = Sqlite;
+
+    fn pools(&self) -> &pools::Pair<Sqlite> {
+        &self.pools
+    }
+
+    /// A `SELECT 1` on a read connection: a pool of files has nothing to ping.
+    async fn ping(&self) -> Result<(), Error> {
+        let mut conn = self.acquire().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// What a read connection may do beyond reading: it is opened
+    /// `SQLITE_OPEN_READONLY`, so only a `query_only` that is off is reported.
+    async fn privileges(&self) -> Result<Privileges, Error> {
+        let mut conn = self.acquire().await?;
+        let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Privileges {
+            user: format!("file {}", self.file.display()),
+            beyond_reading: (query_only != 1)
+                .then(|| "the read connection is not query_only (PRAGMA query_only)".to_owned())
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    /// Always in a transaction, whatever `_transaction` says: it costs no
+    /// round trip in process.
+    async fn query(
+        &self,
+        statement: Statement<'_>,
+        caps: Caps,
+        _transaction: ReadTransaction,
+    ) -> Result<Rows, Error> {
+        let mut conn = self.acquire().await?;
+        // A plain BEGIN: the read connection is read-only (SQLITE_OPEN_READONLY,
+        // query_only) already.
+        pools::read_only::<Sqlite, _>(&mut conn, None, async |tx| read(tx, statement, caps).await)
+            .await
+    }
+
+    /// Reports the generated key of an INSERT that inserted a row only.
+    async fn execute(
+        &self,
+        statement: Statement<'_>,
+        caps: Caps,
+        inserts: bool,
+    ) -> Result<WriteOutcome, Error> {
+        let deadline = self.deadline();
+        let pool = self.pools.writer()?;
+        let mut conn = pool.acquire().await.map_err(|e| self.open_error(e))?;
+        arm(&mut conn, deadline).await?;
+        load_schema(&mut conn).await?;
+        let Statement { sql, params } = statement;
+        #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
+        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
+        collect_write(stream, caps, decode, |done| {
+            let inserted = inserts && done.rows_affected() > 0;
+            (
+                done.rows_affected(),
+                inserted.then(|| done.last_insert_rowid()),
+            )
+        })
+        .await
+    }
+
+    async fn explain(&self, query: Statement<'_>, analyze: bool) -> Result<Plan, Error> {
+        let Statement { sql, params } = query;
+        if analyze {
+            return Err(Error::InvalidArgument(
+                "SQLite has no EXPLAIN ANALYZE; ask for the plan without analyze".to_owned(),
+            ));
+        }
+        let statement = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut conn = self.acquire().await?;
+        let rows = bind(sqlx::query(&statement), params)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut steps = Vec::with_capacity(rows.len());
+        for r in &rows {
+            steps.push((
+                r.try_get::<i64, _>(0)?,
+                r.try_get::<i64, _>(1)?,
+                r.try_get::<String, _>(3)?,
+            ));
+        }
+        Ok(Plan {
+            text: plan_tree(&steps),
+            format: "text",
+            analyzed: false,
+            elapsed: Default::default(),
+        })
+    }
+
+    /// Every attached database: SQLite has no system ones to leave out.
+    async fn list_schemas(&self, _include_system: bool) -> Result<Vec<pb::Schema>, Error> {
+        let mut conn = self.acquire().await?;
+        let rows = sqlx::query("SELECT name, file FROM pragma_database_list ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                Ok(pb::Schema {
+                    is_default: name == "main",
+                    name,
+                    owner: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                    comment: String::new(),
+                })
+            })
+            .collect()
+    }
+
+    async fn list_tables(
         &self,
         schema: Option<&str>,
         name_contains: Option<&str>,
-        deadline: Instant,
-    ) -> Result<(String, Vec<pb::Table>), Error> {
-        let mut conn = self.acquire(deadline).await?;
+    ) -> Result<Tables, Error> {
+        let mut conn = self.acquire().await?;
         let schema = self.schema(&mut conn, schema).await?;
         // The schema name was checked against pragma_database_list above and is
         // quoted as an identifier: SQLite cannot take it as a parameter here.
@@ -261,13 +269,12 @@ impl Pools {
         Ok((schema, tables))
     }
 
-    pub(super) async fn describe_table(
+    async fn describe_table(
         &self,
         schema: Option<&str>,
         table: &str,
-        deadline: Instant,
     ) -> Result<pb::TableDescription, Error> {
-        let mut conn = self.acquire(deadline).await?;
+        let mut conn = self.acquire().await?;
         let schema = self.schema(&mut conn, schema).await?;
         let kind_sql = format!(
             "SELECT type FROM {}.sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
@@ -391,8 +398,7 @@ async fn arm(conn: &mut SqliteConnection, deadline: Instant) -> Result<(), Error
 /// Runs a read inside the caller's transaction.
 async fn read(
     conn: &mut SqliteConnection,
-    sql: &str,
-    params: &[serde_json::Value],
+    Statement { sql, params }: Statement<'_>,
     caps: Caps,
 ) -> Result<Rows, Error> {
     // In the caller's transaction, so the schema read here is the one the

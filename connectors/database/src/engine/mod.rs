@@ -203,6 +203,44 @@ pub(crate) struct Statement<'a> {
     pub params: &'a [serde_json::Value],
 }
 
+/// One read, as an engine runs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Read<'a> {
+    /// The statement.
+    pub statement: Statement<'a>,
+    /// The caps of its result.
+    pub caps: Caps,
+    /// How it is kept read-only at the transaction level.
+    pub transaction: ReadTransaction,
+}
+
+/// One data-changing statement, as an engine runs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Write<'a> {
+    /// The statement.
+    pub statement: Statement<'a>,
+    /// The caps of the rows it returns (`RETURNING`).
+    pub caps: Caps,
+    /// Whether it is an INSERT, whose generated key is reported.
+    pub inserts: bool,
+}
+
+/// Which tables to list: those of `schema` (default: the default schema)
+/// whose name contains `name_contains`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TableFilter<'a> {
+    pub schema: Option<&'a str>,
+    pub name_contains: Option<&'a str>,
+}
+
+/// A table or view as the caller named it, in `schema` (default: the default
+/// schema).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TableName<'a> {
+    pub schema: Option<&'a str>,
+    pub name: &'a str,
+}
+
 /// The tables of a schema, with the schema actually listed.
 type Tables = (String, Vec<pb::Table>);
 
@@ -220,50 +258,38 @@ trait Engine: Send + Sync {
     /// What the database user may do beyond reading (see [`Privileges`]).
     fn privileges(&self) -> impl Future<Output = Result<Privileges, Error>> + Send;
 
-    /// The rows of one read within `caps`, kept read-only at the transaction
-    /// level as `transaction` says.
-    fn query(
-        &self,
-        read: Statement<'_>,
-        caps: Caps,
-        transaction: ReadTransaction,
-    ) -> impl Future<Output = Result<Rows, Error>> + Send;
+    /// The rows of one read, within its caps.
+    fn query(&self, read: Read<'_>) -> impl Future<Output = Result<Rows, Error>> + Send;
 
-    /// Runs one data-changing statement on the write pool, where it commits by
-    /// itself; `inserts` tells whether it is an INSERT (for the generated key).
-    fn execute(
-        &self,
-        write: Statement<'_>,
-        caps: Caps,
-        inserts: bool,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
+    /// Runs one data-changing statement on the write pool, where it commits
+    /// by itself.
+    fn execute(&self, write: Write<'_>)
+    -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
 
-    /// The plan of a query, run as well with `analyze`.
+    /// The plan of `query`, which runs as well with `analyze`.
     fn explain(
         &self,
         query: Statement<'_>,
         analyze: bool,
     ) -> impl Future<Output = Result<Plan, Error>> + Send;
 
-    /// The schemas, the system's too with `include_system` (where the engine has any).
+    /// The schemas, the system's too with `include_system` (where the engine
+    /// has any).
     fn list_schemas(
         &self,
         include_system: bool,
     ) -> impl Future<Output = Result<Vec<pb::Schema>, Error>> + Send;
 
-    /// The tables of `schema` (default: the default schema) whose name
-    /// contains `name_contains`.
+    /// The tables `filter` selects.
     fn list_tables(
         &self,
-        schema: Option<&str>,
-        name_contains: Option<&str>,
+        filter: TableFilter<'_>,
     ) -> impl Future<Output = Result<Tables, Error>> + Send;
 
     /// Columns, keys and indexes of one table or view.
     fn describe_table(
         &self,
-        schema: Option<&str>,
-        table: &str,
+        table: TableName<'_>,
     ) -> impl Future<Output = Result<pb::TableDescription, Error>> + Send;
 
     /// Checks that the database answers through the read pool.
@@ -276,35 +302,19 @@ trait Engine: Send + Sync {
 type Reply<'a, T> = futures::future::BoxFuture<'a, Result<T, Error>>;
 
 /// [`Engine`] with its futures boxed, so that [`Database`] can hold whichever
-/// engine `DATABASE_URL` names.
+/// engine `DATABASE_URL` names; each method is the [`Engine`] one.
 trait AnyEngine: Send + Sync {
     fn privileges(&self) -> Reply<'_, Privileges>;
-    fn query<'a>(
-        &'a self,
-        read: Statement<'a>,
-        caps: Caps,
-        how: ReadTransaction,
-    ) -> Reply<'a, Rows>;
-    fn execute<'a>(
-        &'a self,
-        write: Statement<'a>,
-        caps: Caps,
-        inserts: bool,
-    ) -> Reply<'a, WriteOutcome>;
+    fn query<'a>(&'a self, read: Read<'a>) -> Reply<'a, Rows>;
+    fn execute<'a>(&'a self, write: Write<'a>) -> Reply<'a, WriteOutcome>;
     fn explain<'a>(&'a self, query: Statement<'a>, analyze: bool) -> Reply<'a, Plan>;
     fn list_schemas(&self, include_system: bool) -> Reply<'_, Vec<pb::Schema>>;
-    fn list_tables<'a>(
-        &'a self,
-        schema: Option<&'a str>,
-        name: Option<&'a str>,
-    ) -> Reply<'a, Tables>;
-    fn describe_table<'a>(
-        &'a self,
-        schema: Option<&'a str>,
-        table: &'a str,
-    ) -> Reply<'a, pb::TableDescription>;
+    fn list_tables<'a>(&'a self, filter: TableFilter<'a>) -> Reply<'a, Tables>;
+    fn describe_table<'a>(&'a self, table: TableName<'a>) -> Reply<'a, pb::TableDescription>;
     fn ping(&self) -> Reply<'_, ()>;
+    /// Closes the pools.
     fn close(&self) -> futures::future::BoxFuture<'_, ()>;
+    /// Starts watching the pools for the metrics of a database of `kind`.
     fn watch(&self, kind: EngineKind) -> std::sync::Arc<telemetry::PoolWatch>;
 }
 
@@ -312,21 +322,11 @@ impl<E: Engine> AnyEngine for E {
     fn privileges(&self) -> Reply<'_, Privileges> {
         Box::pin(Engine::privileges(self))
     }
-    fn query<'a>(
-        &'a self,
-        read: Statement<'a>,
-        caps: Caps,
-        how: ReadTransaction,
-    ) -> Reply<'a, Rows> {
-        Box::pin(Engine::query(self, read, caps, how))
+    fn query<'a>(&'a self, read: Read<'a>) -> Reply<'a, Rows> {
+        Box::pin(Engine::query(self, read))
     }
-    fn execute<'a>(
-        &'a self,
-        write: Statement<'a>,
-        caps: Caps,
-        inserts: bool,
-    ) -> Reply<'a, WriteOutcome> {
-        Box::pin(Engine::execute(self, write, caps, inserts))
+    fn execute<'a>(&'a self, write: Write<'a>) -> Reply<'a, WriteOutcome> {
+        Box::pin(Engine::execute(self, write))
     }
     fn explain<'a>(&'a self, query: Statement<'a>, analyze: bool) -> Reply<'a, Plan> {
         Box::pin(Engine::explain(self, query, analyze))
@@ -334,19 +334,11 @@ impl<E: Engine> AnyEngine for E {
     fn list_schemas(&self, include_system: bool) -> Reply<'_, Vec<pb::Schema>> {
         Box::pin(Engine::list_schemas(self, include_system))
     }
-    fn list_tables<'a>(
-        &'a self,
-        schema: Option<&'a str>,
-        name: Option<&'a str>,
-    ) -> Reply<'a, Tables> {
-        Box::pin(Engine::list_tables(self, schema, name))
+    fn list_tables<'a>(&'a self, filter: TableFilter<'a>) -> Reply<'a, Tables> {
+        Box::pin(Engine::list_tables(self, filter))
     }
-    fn describe_table<'a>(
-        &'a self,
-        schema: Option<&'a str>,
-        table: &'a str,
-    ) -> Reply<'a, pb::TableDescription> {
-        Box::pin(Engine::describe_table(self, schema, table))
+    fn describe_table<'a>(&'a self, table: TableName<'a>) -> Reply<'a, pb::TableDescription> {
+        Box::pin(Engine::describe_table(self, table))
     }
     fn ping(&self) -> Reply<'_, ()> {
         Box::pin(Engine::ping(self))
@@ -644,9 +636,12 @@ impl Database {
         let mut rows = self
             .bounded(Operation::read(sql), async {
                 // After the access check (inside `bounded`), which decides it.
-                let transaction = self.read_transaction();
-                let read = Statement { sql, params };
-                self.engine.query(read, caps, transaction).await
+                let read = Read {
+                    statement: Statement { sql, params },
+                    caps,
+                    transaction: self.read_transaction(),
+                };
+                self.engine.query(read).await
             })
             .await?;
         rows.elapsed = started.elapsed();
@@ -679,8 +674,12 @@ impl Database {
         };
         let mut outcome = self
             .bounded(operation, async {
-                let write = Statement { sql, params };
-                self.engine.execute(write, caps, inserts).await
+                let write = Write {
+                    statement: Statement { sql, params },
+                    caps,
+                    inserts,
+                };
+                self.engine.execute(write).await
             })
             .await?;
         outcome.rows.elapsed = started.elapsed();
@@ -742,7 +741,11 @@ impl Database {
         name_contains: Option<&str>,
     ) -> Result<(String, Vec<pb::Table>), Error> {
         self.bounded(Operation::catalog(), async {
-            self.engine.list_tables(schema, name_contains).await
+            let filter = TableFilter {
+                schema,
+                name_contains,
+            };
+            self.engine.list_tables(filter).await
         })
         .await
     }
@@ -755,7 +758,11 @@ impl Database {
     ) -> Result<pb::TableDescription, Error> {
         let mut description = self
             .bounded(Operation::catalog(), async {
-                self.engine.describe_table(schema, table).await
+                let table = TableName {
+                    schema,
+                    name: table,
+                };
+                self.engine.describe_table(table).await
             })
             .await?;
         description.engine = self.kind.proto() as i32;

@@ -19,10 +19,9 @@ use sqlx::query::Query;
 use sqlx::{Connection, Executor, MySql, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
-use super::pools::ReadTransaction;
 use super::{
-    Caps, Engine, Plan, Privileges, Rows, Settings, Statement, Tables, WriteOutcome, collect_write,
-    decode_error, pools, schema_not_found, table_not_found,
+    Engine, Plan, Privileges, Read, Rows, Settings, Statement, TableFilter, TableName, Tables,
+    Write, WriteOutcome, collect_write, decode_error, pools, schema_not_found, table_not_found,
 };
 use crate::error::Error;
 use crate::values;
@@ -150,12 +149,6 @@ impl Pools {
 }
 
 impl Engine for Pools {
-    type Db = MySql;
-
-    fn pools(&self) -> &pools::Pair<MySql> {
-        &self.pools
-    }
-
     /// What the connector's database user may do beyond reading, from its own
     /// `SHOW GRANTS` (which on MariaDB includes its current role's grants).
     async fn privileges(&self) -> Result<Privileges, Error> {
@@ -181,19 +174,16 @@ impl Engine for Pools {
         })
     }
 
-    async fn query(
-        &self,
-        statement: Statement<'_>,
-        caps: Caps,
-        transaction: ReadTransaction,
-    ) -> Result<Rows, Error> {
-        let Statement { sql, params } = statement;
+    async fn query(&self, request: Read<'_>) -> Result<Rows, Error> {
+        let Statement { sql, params } = request.statement;
         pools::retried_once(|| async move {
             let mut conn = self.pools.read.acquire().await?;
             let id = connection_id(&mut conn).await?;
             self.killed_past_deadline(id, async {
+                let transaction = request.transaction;
                 pools::read::<MySql, _>(&mut conn, transaction, BEGIN_READ_ONLY, async |tx| {
-                    pools::rows(tx, sql, bind(sqlx::query(sql), params), caps, decode).await
+                    let query = bind(sqlx::query(sql), params);
+                    pools::rows(tx, sql, query, request.caps, decode).await
                 })
                 .await
             })
@@ -203,17 +193,13 @@ impl Engine for Pools {
     }
 
     /// Reports the key MySQL generated last, whatever the statement.
-    async fn execute(
-        &self,
-        statement: Statement<'_>,
-        caps: Caps,
-        _inserts: bool,
-    ) -> Result<WriteOutcome, Error> {
+    async fn execute(&self, request: Write<'_>) -> Result<WriteOutcome, Error> {
+        let Statement { sql, params } = request.statement;
         let mut conn = self.pools.writer()?.acquire().await?;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
-        let stream = bind(sqlx::query(statement.sql), statement.params).fetch_many(&mut *conn);
+        let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
         // MariaDB's `RETURNING` rows come back like a query's.
-        collect_write(stream, caps, decode, |done| {
+        collect_write(stream, request.caps, decode, |done| {
             let id = done.last_insert_id();
             (
                 done.rows_affected(),
@@ -255,46 +241,38 @@ impl Engine for Pools {
     }
 
     async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT SCHEMA_NAME, COALESCE(SCHEMA_NAME = DATABASE(), 0)
              FROM information_schema.SCHEMATA
              WHERE ? OR SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
              ORDER BY SCHEMA_NAME",
         )
-        .bind(include_system)
-        .fetch_all(&self.pools.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        .bind(include_system);
+        self.pools
+            .each_row(query, |r| {
                 Ok(pb::Schema {
                     name: text(r, 0)?,
                     is_default: int(r, 1)?.unwrap_or(0) != 0,
                     ..Default::default()
                 })
             })
-            .collect()
+            .await
     }
 
-    async fn list_tables(
-        &self,
-        schema: Option<&str>,
-        name_contains: Option<&str>,
-    ) -> Result<Tables, Error> {
-        let schema = self.schema_or_default(schema).await?;
-        let rows = sqlx::query(
+    async fn list_tables(&self, filter: TableFilter<'_>) -> Result<Tables, Error> {
+        let schema = self.schema_or_default(filter.schema).await?;
+        let query = sqlx::query(
             "SELECT TABLE_NAME, TABLE_TYPE, TABLE_ROWS, TABLE_COMMENT
              FROM information_schema.TABLES
              WHERE TABLE_SCHEMA = ? AND (? IS NULL OR LOCATE(LOWER(?), LOWER(TABLE_NAME)) > 0)
              ORDER BY TABLE_NAME",
         )
         .bind(&schema)
-        .bind(name_contains)
-        .bind(name_contains)
-        .fetch_all(&self.pools.read)
-        .await?;
-        let tables = rows
-            .iter()
-            .map(|r| {
+        .bind(filter.name_contains)
+        .bind(filter.name_contains);
+        let tables = self
+            .pools
+            .each_row(query, |r| {
                 let kind = table_kind(&text(r, 1)?);
                 Ok(pb::Table {
                     schema: schema.clone(),
@@ -308,28 +286,24 @@ impl Engine for Pools {
                     comment: text(r, 3)?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .await?;
         Ok((schema, tables))
     }
 
-    async fn describe_table(
-        &self,
-        schema: Option<&str>,
-        table: &str,
-    ) -> Result<pb::TableDescription, Error> {
-        let schema = self.schema_or_default(schema).await?;
+    async fn describe_table(&self, table: TableName<'_>) -> Result<pb::TableDescription, Error> {
+        let schema = self.schema_or_default(table.schema).await?;
         let relation = sqlx::query(
             "SELECT TABLE_TYPE, TABLE_COMMENT FROM information_schema.TABLES
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
         )
         .bind(&schema)
-        .bind(table)
+        .bind(table.name)
         .fetch_optional(&self.pools.read)
         .await?
-        .ok_or_else(|| table_not_found(table, format_args!("database {schema:?}")))?;
+        .ok_or_else(|| table_not_found(table.name, format_args!("database {schema:?}")))?;
         let mut description = pb::TableDescription {
             schema: schema.clone(),
-            name: table.to_owned(),
+            name: table.name.to_owned(),
             kind: table_kind(&text(&relation, 0)?) as i32,
             comment: text(&relation, 1)?,
             ..Default::default()
@@ -341,7 +315,7 @@ impl Engine for Pools {
              ORDER BY ORDINAL_POSITION",
         )
         .bind(&schema)
-        .bind(table)
+        .bind(table.name)
         .fetch_all(&self.pools.read)
         .await?;
         for r in &columns {
@@ -368,7 +342,7 @@ impl Engine for Pools {
              ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
         )
         .bind(&schema)
-        .bind(table)
+        .bind(table.name)
         .fetch_all(&self.pools.read)
         .await?;
         let mut fks: BTreeMap<String, pb::ForeignKey> = BTreeMap::new();
@@ -402,7 +376,7 @@ impl Engine for Pools {
              ORDER BY INDEX_NAME, SEQ_IN_INDEX",
         )
         .bind(&schema)
-        .bind(table)
+        .bind(table.name)
         .fetch_all(&self.pools.read)
         .await?;
         let mut indexes: BTreeMap<String, pb::Index> = BTreeMap::new();
@@ -421,6 +395,12 @@ impl Engine for Pools {
         }
         description.indexes = indexes.into_values().collect();
         Ok(description)
+    }
+
+    type Db = MySql;
+
+    fn pools(&self) -> &pools::Pair<MySql> {
+        &self.pools
     }
 }
 
@@ -466,8 +446,10 @@ async fn prepare_session(
 /// connection sets the session read-only again, in the same round trip: a
 /// statement could have made it read-write for the next one (`SET SESSION
 /// TRANSACTION READ WRITE` in a prepared statement), and a read may run in its
-/// own autocommit transaction ([`ReadTransaction::Statement`]). True when the
-/// connection is clean; false closes it instead of returning it to the pool.
+/// own autocommit transaction
+/// ([`ReadTransaction::Statement`](super::ReadTransaction::Statement)). True
+/// when the connection is clean; false closes it instead of returning it to
+/// the pool.
 async fn release_locks(
     conn: &mut MySqlConnection,
     read_only: bool,

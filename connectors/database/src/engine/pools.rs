@@ -154,6 +154,25 @@ impl<DB: sqlx::Database> Pair<DB> {
         })
     }
 
+    /// Each row of `query` (a catalog query, run on the read pool), as `each`
+    /// makes it.
+    pub(super) async fn each_row<'q, A, T>(
+        &self,
+        query: Query<'q, DB, A>,
+        each: impl Fn(&DB::Row) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error>
+    where
+        A: IntoArguments<'q, DB> + 'q,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        query
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(each)
+            .collect()
+    }
+
     /// Checks that the read pool hands out a live connection (a `ping` round trip).
     pub(super) async fn ping(&self) -> Result<(), Error> {
         let mut conn = self.read.acquire().await?;

@@ -16,11 +16,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, Postgres};
 use sqlx::{Connection, Executor, Row, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
-use super::pools::ReadTransaction;
 use super::postgres_params::Prepared;
 use super::{
-    Caps, Engine, Plan, Privileges, Rows, Settings, Statement, Tables, WriteOutcome, collect,
-    collect_write, columns_of, decode_error, fk_action, pools, schema_not_found, table_not_found,
+    Engine, Plan, Privileges, Read, Rows, Settings, Statement, TableFilter, TableName, Tables,
+    Write, WriteOutcome, collect, collect_write, columns_of, decode_error, fk_action, pools,
+    schema_not_found, table_not_found,
 };
 use crate::error::Error;
 use crate::values;
@@ -75,12 +75,6 @@ impl Pools {
 }
 
 impl Engine for Pools {
-    type Db = Postgres;
-
-    fn pools(&self) -> &pools::Pair<Postgres> {
-        &self.pools
-    }
-
     /// What the connector's database user may do beyond reading: role
     /// attributes, write-capable predefined roles, CREATE on the database or a
     /// schema, and INSERT/UPDATE/DELETE/TRUNCATE (or ownership) on any relation
@@ -147,28 +141,18 @@ impl Engine for Pools {
         })
     }
 
-    async fn query(
-        &self,
-        statement: Statement<'_>,
-        caps: Caps,
-        transaction: ReadTransaction,
-    ) -> Result<Rows, Error> {
+    async fn query(&self, request: Read<'_>) -> Result<Rows, Error> {
         pools::retried_once(|| async move {
             let mut conn = self.pools.read.acquire().await?;
-            with_fresh_plans!(conn, read(&mut conn, statement, caps, transaction).await)
+            with_fresh_plans!(conn, read(&mut conn, request).await)
         })
         .await
     }
 
     /// Reports no generated key: PostgreSQL has none but what `RETURNING` returns.
-    async fn execute(
-        &self,
-        statement: Statement<'_>,
-        caps: Caps,
-        _inserts: bool,
-    ) -> Result<WriteOutcome, Error> {
+    async fn execute(&self, request: Write<'_>) -> Result<WriteOutcome, Error> {
         let mut conn = self.pools.writer()?.acquire().await?;
-        with_fresh_plans!(conn, write(&mut conn, statement, caps).await)
+        with_fresh_plans!(conn, write(&mut conn, request).await)
     }
 
     async fn explain(&self, query: Statement<'_>, analyze: bool) -> Result<Plan, Error> {
@@ -194,7 +178,7 @@ impl Engine for Pools {
     }
 
     async fn list_schemas(&self, include_system: bool) -> Result<Vec<pb::Schema>, Error> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text,
                     COALESCE(pg_catalog.obj_description(n.oid, 'pg_namespace'), ''),
                     n.nspname = current_schema()
@@ -203,11 +187,9 @@ impl Engine for Pools {
                           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%')
              ORDER BY 1",
         )
-        .bind(include_system)
-        .fetch_all(&self.pools.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        .bind(include_system);
+        self.pools
+            .each_row(query, |r| {
                 Ok(pb::Schema {
                     name: r.try_get(0)?,
                     owner: r.try_get(1)?,
@@ -215,16 +197,12 @@ impl Engine for Pools {
                     is_default: r.try_get::<Option<bool>, _>(3)?.unwrap_or(false),
                 })
             })
-            .collect()
+            .await
     }
 
-    async fn list_tables(
-        &self,
-        schema: Option<&str>,
-        name_contains: Option<&str>,
-    ) -> Result<Tables, Error> {
-        let schema = self.schema_or_default(schema).await?;
-        let rows = sqlx::query(
+    async fn list_tables(&self, filter: TableFilter<'_>) -> Result<Tables, Error> {
+        let schema = self.schema_or_default(filter.schema).await?;
+        let query = sqlx::query(
             "SELECT c.relname::text, c.relkind::text,
                     CASE WHEN c.relkind IN ('r', 'm', 'f', 'p') AND c.reltuples >= 0
                          THEN c.reltuples::int8 END,
@@ -235,12 +213,10 @@ impl Engine for Pools {
              ORDER BY c.relname",
         )
         .bind(&schema)
-        .bind(name_contains)
-        .fetch_all(&self.pools.read)
-        .await?;
-        let tables = rows
-            .iter()
-            .map(|r| {
+        .bind(filter.name_contains);
+        let tables = self
+            .pools
+            .each_row(query, |r| {
                 Ok(pb::Table {
                     schema: schema.clone(),
                     name: r.try_get(0)?,
@@ -249,30 +225,26 @@ impl Engine for Pools {
                     comment: r.try_get(3)?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .await?;
         Ok((schema, tables))
     }
 
-    async fn describe_table(
-        &self,
-        schema: Option<&str>,
-        table: &str,
-    ) -> Result<pb::TableDescription, Error> {
-        let schema = self.schema_or_default(schema).await?;
+    async fn describe_table(&self, table: TableName<'_>) -> Result<pb::TableDescription, Error> {
+        let schema = self.schema_or_default(table.schema).await?;
         let relation = sqlx::query(
             "SELECT c.oid, c.relkind::text, COALESCE(pg_catalog.obj_description(c.oid, 'pg_class'), '')
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')",
         )
         .bind(&schema)
-        .bind(table)
+        .bind(table.name)
         .fetch_optional(&self.pools.read)
         .await?
-        .ok_or_else(|| table_not_found(table, format_args!("schema {schema:?}")))?;
+        .ok_or_else(|| table_not_found(table.name, format_args!("schema {schema:?}")))?;
         let oid: Oid = relation.try_get(0)?;
         let mut description = pb::TableDescription {
             schema: schema.clone(),
-            name: table.to_owned(),
+            name: table.name.to_owned(),
             kind: relkind(&relation.try_get::<String, _>(1)?) as i32,
             comment: relation.try_get(2)?,
             ..Default::default()
@@ -369,6 +341,12 @@ impl Engine for Pools {
         }
         Ok(description)
     }
+
+    type Db = Postgres;
+
+    fn pools(&self) -> &pools::Pair<Postgres> {
+        &self.pools
+    }
 }
 
 /// Clears what a statement may have left on its session before the connection
@@ -461,16 +439,12 @@ fn stale_plan(error: &Error) -> bool {
 const BEGIN_READ_ONLY: &str = "BEGIN TRANSACTION READ ONLY";
 
 /// A read in a read-only transaction: one that is always rolled back, or the
-/// statement's own, read-only by the session (see [`ReadTransaction`]).
-async fn read(
-    conn: &mut PgConnection,
-    Statement { sql, params }: Statement<'_>,
-    caps: Caps,
-    transaction: ReadTransaction,
-) -> Result<Rows, Error> {
-    pools::read::<Postgres, _>(conn, transaction, BEGIN_READ_ONLY, async |tx| {
+/// statement's own, read-only by the session (see [`ReadTransaction`](super::ReadTransaction)).
+async fn read(conn: &mut PgConnection, request: Read<'_>) -> Result<Rows, Error> {
+    let Statement { sql, params } = request.statement;
+    pools::read::<Postgres, _>(conn, request.transaction, BEGIN_READ_ONLY, async |tx| {
         let prepared = Prepared::new(tx, sql, params).await?;
-        let mut rows = collect(prepared.query(sql).fetch(&mut *tx), caps, decode).await?;
+        let mut rows = collect(prepared.query(sql).fetch(&mut *tx), request.caps, decode).await?;
         if rows.columns.is_empty() {
             // No row came back: the columns PostgreSQL announced instead.
             rows.columns = columns_of(prepared.columns());
@@ -481,15 +455,15 @@ async fn read(
 }
 
 /// A write, committed by itself.
-async fn write(
-    conn: &mut PgConnection,
-    Statement { sql, params }: Statement<'_>,
-    caps: Caps,
-) -> Result<WriteOutcome, Error> {
+async fn write(conn: &mut PgConnection, request: Write<'_>) -> Result<WriteOutcome, Error> {
+    let Statement { sql, params } = request.statement;
     let prepared = Prepared::new(conn, sql, params).await?;
     #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
     let stream = prepared.query(sql).fetch_many(&mut *conn);
-    collect_write(stream, caps, decode, |done| (done.rows_affected(), None)).await
+    collect_write(stream, request.caps, decode, |done| {
+        (done.rows_affected(), None)
+    })
+    .await
 }
 
 /// The rows of an EXPLAIN `statement`, in a read-only transaction rolled back.

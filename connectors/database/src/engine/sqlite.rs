@@ -17,10 +17,9 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, Sqli
 use sqlx::{Row, Sqlite, TypeInfo, ValueRef};
 use switchboard_proto::database::v1 as pb;
 
-use super::pools::ReadTransaction;
 use super::{
-    Caps, Engine, Plan, Privileges, Rows, Settings, Statement, Tables, WriteOutcome, collect_write,
-    decode_error, pools, table_not_found,
+    Caps, Engine, Plan, Privileges, Read, Rows, Settings, Statement, TableFilter, TableName,
+    Tables, Write, WriteOutcome, collect_write, decode_error, pools, table_not_found,
 };
 use crate::error::Error;
 use crate::values;
@@ -104,12 +103,6 @@ impl Pools {
 }
 
 impl Engine for Pools {
-    type Db = Sqlite;
-
-    fn pools(&self) -> &pools::Pair<Sqlite> {
-        &self.pools
-    }
-
     /// A `SELECT 1` on a read connection: a pool of files has nothing to ping.
     async fn ping(&self) -> Result<(), Error> {
         let mut conn = self.acquire().await?;
@@ -133,38 +126,30 @@ impl Engine for Pools {
         })
     }
 
-    /// Always in a transaction, whatever `_transaction` says: it costs no
-    /// round trip in process.
-    async fn query(
-        &self,
-        statement: Statement<'_>,
-        caps: Caps,
-        _transaction: ReadTransaction,
-    ) -> Result<Rows, Error> {
+    /// Always in a transaction, whatever `request.transaction` says: it costs
+    /// no round trip in process.
+    async fn query(&self, request: Read<'_>) -> Result<Rows, Error> {
         let mut conn = self.acquire().await?;
         // A plain BEGIN: the read connection is read-only (SQLITE_OPEN_READONLY,
         // query_only) already.
-        pools::read_only::<Sqlite, _>(&mut conn, None, async |tx| read(tx, statement, caps).await)
-            .await
+        pools::read_only::<Sqlite, _>(&mut conn, None, async |tx| {
+            read(tx, request.statement, request.caps).await
+        })
+        .await
     }
 
     /// Reports the generated key of an INSERT that inserted a row only.
-    async fn execute(
-        &self,
-        statement: Statement<'_>,
-        caps: Caps,
-        inserts: bool,
-    ) -> Result<WriteOutcome, Error> {
+    async fn execute(&self, request: Write<'_>) -> Result<WriteOutcome, Error> {
         let deadline = self.deadline();
         let pool = self.pools.writer()?;
         let mut conn = pool.acquire().await.map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
         load_schema(&mut conn).await?;
-        let Statement { sql, params } = statement;
+        let Statement { sql, params } = request.statement;
         #[allow(deprecated)] // fetch_many is the one call that yields both rows and the count
         let stream = bind(sqlx::query(sql), params).fetch_many(&mut *conn);
-        collect_write(stream, caps, decode, |done| {
-            let inserted = inserts && done.rows_affected() > 0;
+        collect_write(stream, request.caps, decode, |done| {
+            let inserted = request.inserts && done.rows_affected() > 0;
             (
                 done.rows_affected(),
                 inserted.then(|| done.last_insert_rowid()),
@@ -220,13 +205,9 @@ impl Engine for Pools {
             .collect()
     }
 
-    async fn list_tables(
-        &self,
-        schema: Option<&str>,
-        name_contains: Option<&str>,
-    ) -> Result<Tables, Error> {
+    async fn list_tables(&self, filter: TableFilter<'_>) -> Result<Tables, Error> {
         let mut conn = self.acquire().await?;
-        let schema = self.schema(&mut conn, schema).await?;
+        let schema = self.schema(&mut conn, filter.schema).await?;
         // The schema name was checked against pragma_database_list above and is
         // quoted as an identifier: SQLite cannot take it as a parameter here.
         let listing = format!(
@@ -237,7 +218,7 @@ impl Engine for Pools {
             quote(&schema)
         );
         let rows = sqlx::query(&listing)
-            .bind(name_contains)
+            .bind(filter.name_contains)
             .fetch_all(&mut *conn)
             .await?;
         let mut tables = Vec::with_capacity(rows.len());
@@ -269,25 +250,21 @@ impl Engine for Pools {
         Ok((schema, tables))
     }
 
-    async fn describe_table(
-        &self,
-        schema: Option<&str>,
-        table: &str,
-    ) -> Result<pb::TableDescription, Error> {
+    async fn describe_table(&self, table: TableName<'_>) -> Result<pb::TableDescription, Error> {
         let mut conn = self.acquire().await?;
-        let schema = self.schema(&mut conn, schema).await?;
+        let schema = self.schema(&mut conn, table.schema).await?;
         let kind_sql = format!(
             "SELECT type FROM {}.sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
             quote(&schema)
         );
         let kind: String = sqlx::query_scalar(&kind_sql)
-            .bind(table)
+            .bind(table.name)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| table_not_found(table, format_args!("{schema:?}")))?;
+            .ok_or_else(|| table_not_found(table.name, format_args!("{schema:?}")))?;
         let mut description = pb::TableDescription {
             schema: schema.clone(),
-            name: table.to_owned(),
+            name: table.name.to_owned(),
             kind: if kind == "view" {
                 pb::TableKind::View
             } else {
@@ -299,7 +276,7 @@ impl Engine for Pools {
         let columns = sqlx::query(
             "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1, ?2) ORDER BY cid",
         )
-        .bind(table)
+        .bind(table.name)
         .bind(&schema)
         .fetch_all(&mut *conn)
         .await?;
@@ -326,7 +303,7 @@ impl Engine for Pools {
             "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete
              FROM pragma_foreign_key_list(?1, ?2) ORDER BY id, seq",
         )
-        .bind(table)
+        .bind(table.name)
         .bind(&schema)
         .fetch_all(&mut *conn)
         .await?;
@@ -361,7 +338,7 @@ impl Engine for Pools {
         let indexes = sqlx::query(
             "SELECT name, \"unique\", origin FROM pragma_index_list(?1, ?2) ORDER BY name",
         )
-        .bind(table)
+        .bind(table.name)
         .bind(&schema)
         .fetch_all(&mut *conn)
         .await?;
@@ -385,6 +362,12 @@ impl Engine for Pools {
             });
         }
         Ok(description)
+    }
+
+    type Db = Sqlite;
+
+    fn pools(&self) -> &pools::Pair<Sqlite> {
+        &self.pools
     }
 }
 

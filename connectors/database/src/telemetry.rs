@@ -283,21 +283,25 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let metrics = Metrics {
         cache: Family::default(),
     };
-    connector_kit::metrics::register(
-        "db_client_connection_count",
-        "Open connections of the database connector's pools, by state (idle or used)",
-        PoolGauge(PoolGaugeKind::Count),
-    );
-    connector_kit::metrics::register(
-        "db_client_connection_max",
-        "Most connections a pool may open (DB_POOL_SIZE)",
-        PoolGauge(PoolGaugeKind::Max),
-    );
-    connector_kit::metrics::register(
-        "db_client_connection_pending_requests",
-        "Operations waiting for a connection of the pool",
-        PoolGauge(PoolGaugeKind::Pending),
-    );
+    for (name, help, kind) in [
+        (
+            "db_client_connection_count",
+            "Open connections of the database connector's pools, by state (idle or used)",
+            PoolGaugeKind::Count,
+        ),
+        (
+            "db_client_connection_max",
+            "Most connections a pool may open (DB_POOL_SIZE)",
+            PoolGaugeKind::Max,
+        ),
+        (
+            "db_client_connection_pending_requests",
+            "Operations waiting for a connection of the pool",
+            PoolGaugeKind::Pending,
+        ),
+    ] {
+        connector_kit::metrics::register(name, help, PoolGauge(kind));
+    }
     connector_kit::metrics::register(
         "switchboard_cache_requests",
         "Query cache lookups, by backend (memory or redis) and result (hit, miss, error)",

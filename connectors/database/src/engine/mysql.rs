@@ -292,12 +292,16 @@ impl Engine for Pools {
 
     async fn describe_table(&self, table: TableName<'_>) -> Result<pb::TableDescription, Error> {
         let schema = self.schema_or_default(table.schema).await?;
-        let relation = sqlx::query(
+        // Each catalog query below takes the schema and the table, in that order.
+        let of_table = |sql| {
+            sqlx::query::<MySql>(sql)
+                .bind(schema.as_str())
+                .bind(table.name)
+        };
+        let relation = of_table(
             "SELECT TABLE_TYPE, TABLE_COMMENT FROM information_schema.TABLES
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
         )
-        .bind(&schema)
-        .bind(table.name)
         .fetch_optional(&self.pools.read)
         .await?
         .ok_or_else(|| table_not_found(table.name, format_args!("database {schema:?}")))?;
@@ -309,29 +313,28 @@ impl Engine for Pools {
             ..Default::default()
         };
 
-        let columns = sqlx::query(
+        let columns = of_table(
             "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, COLUMN_COMMENT, ORDINAL_POSITION
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
              ORDER BY ORDINAL_POSITION",
-        )
-        .bind(&schema)
-        .bind(table.name)
-        .fetch_all(&self.pools.read)
-        .await?;
-        for r in &columns {
-            // MariaDB reports "NULL" (the expression) for a NULL default.
-            let default = opt_text(r, 3)?.filter(|d| d != "NULL");
-            description.columns.push(pb::TableColumn {
-                name: text(r, 0)?,
-                r#type: text(r, 1)?,
-                nullable: text(r, 2)? == "YES",
-                default,
-                comment: text(r, 4)?,
-                position: int(r, 5)?.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
-            });
-        }
+        );
+        description.columns = self
+            .pools
+            .each_row(columns, |r| {
+                // MariaDB reports "NULL" (the expression) for a NULL default.
+                let default = opt_text(r, 3)?.filter(|d| d != "NULL");
+                Ok(pb::TableColumn {
+                    name: text(r, 0)?,
+                    r#type: text(r, 1)?,
+                    nullable: text(r, 2)? == "YES",
+                    default,
+                    comment: text(r, 4)?,
+                    position: int(r, 5)?.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+                })
+            })
+            .await?;
 
-        let keys = sqlx::query(
+        let keys = of_table(
             "SELECT k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME,
                     k.REFERENCED_COLUMN_NAME, r.DELETE_RULE, r.UPDATE_RULE
              FROM information_schema.KEY_COLUMN_USAGE k
@@ -341,8 +344,6 @@ impl Engine for Pools {
              WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ?
              ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
         )
-        .bind(&schema)
-        .bind(table.name)
         .fetch_all(&self.pools.read)
         .await?;
         let mut fks: BTreeMap<String, pb::ForeignKey> = BTreeMap::new();
@@ -370,13 +371,11 @@ impl Engine for Pools {
         }
         description.foreign_keys = fks.into_values().collect();
 
-        let stats = sqlx::query(
+        let stats = of_table(
             "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, INDEX_TYPE
              FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
              ORDER BY INDEX_NAME, SEQ_IN_INDEX",
         )
-        .bind(&schema)
-        .bind(table.name)
         .fetch_all(&self.pools.read)
         .await?;
         let mut indexes: BTreeMap<String, pb::Index> = BTreeMap::new();

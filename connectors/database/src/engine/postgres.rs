@@ -259,19 +259,20 @@ impl Engine for Pools {
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
              ORDER BY a.attnum",
         )
-        .bind(oid)
-        .fetch_all(&self.pools.read)
-        .await?;
-        for r in &columns {
-            description.columns.push(pb::TableColumn {
-                name: r.try_get(0)?,
-                r#type: r.try_get(1)?,
-                nullable: r.try_get(2)?,
-                default: r.try_get(3)?,
-                comment: r.try_get(4)?,
-                position: r.try_get::<i32, _>(5)?.try_into().unwrap_or(0),
-            });
-        }
+        .bind(oid);
+        description.columns = self
+            .pools
+            .each_row(columns, |r| {
+                Ok(pb::TableColumn {
+                    name: r.try_get(0)?,
+                    r#type: r.try_get(1)?,
+                    nullable: r.try_get(2)?,
+                    default: r.try_get(3)?,
+                    comment: r.try_get(4)?,
+                    position: r.try_get::<i32, _>(5)?.try_into().unwrap_or(0),
+                })
+            })
+            .await?;
 
         let pk = sqlx::query(
             "SELECT a.attname::text
@@ -281,10 +282,8 @@ impl Engine for Pools {
              WHERE i.indrelid = $1 AND i.indisprimary
              ORDER BY k.ord",
         )
-        .bind(oid)
-        .fetch_all(&self.pools.read)
-        .await?;
-        description.primary_key = pk.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        .bind(oid);
+        description.primary_key = self.pools.each_row(pk, |r| Ok(r.try_get(0)?)).await?;
 
         let fks = sqlx::query(
             "SELECT con.conname::text,
@@ -302,20 +301,21 @@ impl Engine for Pools {
              WHERE con.conrelid = $1 AND con.contype = 'f'
              ORDER BY con.conname",
         )
-        .bind(oid)
-        .fetch_all(&self.pools.read)
-        .await?;
-        for r in &fks {
-            description.foreign_keys.push(pb::ForeignKey {
-                name: r.try_get(0)?,
-                columns: r.try_get(1)?,
-                referenced_schema: r.try_get(2)?,
-                referenced_table: r.try_get(3)?,
-                referenced_columns: r.try_get(4)?,
-                on_delete: fk_action(&r.try_get::<String, _>(5)?),
-                on_update: fk_action(&r.try_get::<String, _>(6)?),
-            });
-        }
+        .bind(oid);
+        description.foreign_keys = self
+            .pools
+            .each_row(fks, |r| {
+                Ok(pb::ForeignKey {
+                    name: r.try_get(0)?,
+                    columns: r.try_get(1)?,
+                    referenced_schema: r.try_get(2)?,
+                    referenced_table: r.try_get(3)?,
+                    referenced_columns: r.try_get(4)?,
+                    on_delete: fk_action(&r.try_get::<String, _>(5)?),
+                    on_update: fk_action(&r.try_get::<String, _>(6)?),
+                })
+            })
+            .await?;
 
         let indexes = sqlx::query(
             "SELECT ic.relname::text, i.indisunique, i.indisprimary, am.amname::text,
@@ -327,18 +327,19 @@ impl Engine for Pools {
              WHERE i.indrelid = $1
              ORDER BY ic.relname",
         )
-        .bind(oid)
-        .fetch_all(&self.pools.read)
-        .await?;
-        for r in &indexes {
-            description.indexes.push(pb::Index {
-                name: r.try_get(0)?,
-                unique: r.try_get(1)?,
-                primary: r.try_get(2)?,
-                method: r.try_get(3)?,
-                columns: r.try_get(4)?,
-            });
-        }
+        .bind(oid);
+        description.indexes = self
+            .pools
+            .each_row(indexes, |r| {
+                Ok(pb::Index {
+                    name: r.try_get(0)?,
+                    unique: r.try_get(1)?,
+                    primary: r.try_get(2)?,
+                    method: r.try_get(3)?,
+                    columns: r.try_get(4)?,
+                })
+            })
+            .await?;
         Ok(description)
     }
 

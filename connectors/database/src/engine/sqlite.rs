@@ -273,11 +273,15 @@ impl Engine for Pools {
             ..Default::default()
         };
 
-        let columns = sqlx::query(
+        // Each pragma below takes the table and the schema, in that order.
+        let pragma = |sql| {
+            sqlx::query::<Sqlite>(sql)
+                .bind(table.name)
+                .bind(schema.as_str())
+        };
+        let columns = pragma(
             "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1, ?2) ORDER BY cid",
         )
-        .bind(table.name)
-        .bind(&schema)
         .fetch_all(&mut *conn)
         .await?;
         let mut pk: Vec<(i64, String)> = Vec::new();
@@ -299,12 +303,10 @@ impl Engine for Pools {
         pk.sort();
         description.primary_key = pk.into_iter().map(|(_, name)| name).collect();
 
-        let fks = sqlx::query(
+        let fks = pragma(
             "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete
              FROM pragma_foreign_key_list(?1, ?2) ORDER BY id, seq",
         )
-        .bind(table.name)
-        .bind(&schema)
         .fetch_all(&mut *conn)
         .await?;
         let mut current: Option<(i64, pb::ForeignKey)> = None;
@@ -335,13 +337,10 @@ impl Engine for Pools {
             description.foreign_keys.push(fk);
         }
 
-        let indexes = sqlx::query(
-            "SELECT name, \"unique\", origin FROM pragma_index_list(?1, ?2) ORDER BY name",
-        )
-        .bind(table.name)
-        .bind(&schema)
-        .fetch_all(&mut *conn)
-        .await?;
+        let indexes =
+            pragma("SELECT name, \"unique\", origin FROM pragma_index_list(?1, ?2) ORDER BY name")
+                .fetch_all(&mut *conn)
+                .await?;
         for r in &indexes {
             let name: String = r.try_get(0)?;
             let columns: Vec<Option<String>> =

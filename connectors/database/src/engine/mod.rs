@@ -229,7 +229,9 @@ pub(crate) struct Write<'a> {
 /// whose name contains `name_contains`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TableFilter<'a> {
+    /// The schema; `None` for the default one.
     pub schema: Option<&'a str>,
+    /// Part of the names to keep; `None` keeps every table.
     pub name_contains: Option<&'a str>,
 }
 
@@ -237,7 +239,9 @@ pub(crate) struct TableFilter<'a> {
 /// schema).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TableName<'a> {
+    /// The schema; `None` for the default one.
     pub schema: Option<&'a str>,
+    /// The table's own name.
     pub name: &'a str,
 }
 

@@ -63,7 +63,12 @@ impl Pools {
     /// A read connection whose statements stop at the statement timeout from now.
     async fn acquire(&self) -> Result<PoolConnection<Sqlite>, Error> {
         let deadline = self.deadline();
-        let mut conn = (self.pools.read.acquire().await).map_err(|e| self.open_error(e))?;
+        let mut conn = self
+            .pools
+            .read
+            .acquire()
+            .await
+            .map_err(|e| self.open_error(e))?;
         arm(&mut conn, deadline).await?;
         Ok(conn)
     }
@@ -103,7 +108,8 @@ impl Pools {
 }
 
 impl Engine for Pools {
-    /// A `SELECT 1` on a read connection: a pool of files has nothing to ping.
+    /// A `SELECT 1` on a read connection, so that a database file that cannot
+    /// be opened is named (see [`Pools::open_error`]).
     async fn ping(&self) -> Result<(), Error> {
         let mut conn = self.acquire().await?;
         sqlx::query("SELECT 1").execute(&mut *conn).await?;

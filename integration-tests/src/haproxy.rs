@@ -3,7 +3,8 @@
 //! roundrobin`, no stickiness of any kind, and a new balancing decision for
 //! every request (`option http-server-close`, `http-reuse never`), so
 //! consecutive requests of one client go to alternating replicas. A replica
-//! that stops answering `/healthz` is taken out (checked every 300 ms, out after two failures); a
+//! that is not ready (`/readyz`: still starting, or draining to stop) is
+//! taken out (checked every 300 ms, out after two failures, back after one success); a
 //! request whose connection to a dead replica is refused is sent to another
 //! (`option redispatch`, `retries`), as HAProxy does in production.
 
@@ -56,7 +57,7 @@ impl Balancer {
              timeout http-keep-alive 10s\n  timeout check 2s\n  option http-server-close\n  http-reuse never\n  \
              retries 3\n  option redispatch 1\n\
              frontend mcp\n  bind {addr}\n  default_backend routers\n\
-             backend routers\n  balance roundrobin\n  option httpchk GET /healthz\n{servers}"
+             backend routers\n  balance roundrobin\n  option httpchk GET /readyz\n{servers}"
         );
         let dir = scratch_dir("haproxy");
         let path = dir.join("haproxy.cfg");

@@ -212,7 +212,16 @@ pub struct HttpRouter {
 impl HttpRouter {
     /// Starts `switchboard` in front of `connectors` (`name=url` specs) with extra args.
     pub async fn start(connectors: &[String], extra: &[&str]) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        Self::start_on(free_port()?, connectors, extra).await
+    }
+
+    /// [`HttpRouter::start`] on loopback port `port` (a replica started again
+    /// where the one before it listened).
+    pub async fn start_on(
+        port: u16,
+        connectors: &[String],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let listen = addr.to_string();
         let mut args = vec!["--listen", listen.as_str()];

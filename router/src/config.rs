@@ -267,7 +267,21 @@ pub struct Config {
     /// Keys binding shared sessions to their principal, newest first
     /// (`--session-key`, `SWITCHBOARD_SESSION_KEY`; never in the file).
     pub session_keys: crate::session::SessionKeys,
+    /// On SIGTERM over HTTP: how long new connections are still served while
+    /// `/readyz` says the router is draining, for balancers to notice
+    /// (`--drain-delay`, `SWITCHBOARD_DRAIN_DELAY`, `drain_delay`).
+    pub drain_delay: Duration,
+    /// On SIGTERM over HTTP: how long requests in flight may take to finish
+    /// before they are cancelled (`--drain-timeout`,
+    /// `SWITCHBOARD_DRAIN_TIMEOUT`, `drain_timeout`).
+    pub drain_timeout: Duration,
 }
+
+/// Default of [`Config::drain_delay`]: none (nothing in front to notice).
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
+/// Default of [`Config::drain_timeout`]: within Kubernetes' default 30 s
+/// termination grace with a few seconds of delay before it.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Default for Config {
     fn default() -> Self {
@@ -292,6 +306,8 @@ impl Default for Config {
             session_store: None,
             session_prefix: crate::session::DEFAULT_PREFIX.to_owned(),
             session_keys: crate::session::SessionKeys::default(),
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -460,6 +476,10 @@ struct FileConfig {
     share_in_flight: Option<bool>,
     session_store: Option<String>,
     session_prefix: Option<String>,
+    /// Seconds.
+    drain_delay: Option<f64>,
+    /// Seconds.
+    drain_timeout: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -587,6 +607,12 @@ impl Config {
         }
         if let Some(s) = file.sse_poll_after {
             self.sse_poll_after = Some(seconds(s).map_err(&file_err)?);
+        }
+        if let Some(s) = file.drain_delay {
+            self.drain_delay = seconds(s).map_err(&file_err)?;
+        }
+        if let Some(s) = file.drain_timeout {
+            self.drain_timeout = seconds(s).map_err(&file_err)?;
         }
         let limits = &mut self.limits;
         for (key, value, slot) in [

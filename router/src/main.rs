@@ -70,6 +70,14 @@ struct Cli {
     /// long (e.g. 30s); the client resumes it with Last-Event-ID [default: off].
     #[arg(long, env = "SWITCHBOARD_SSE_POLL_AFTER", value_parser = maybe(config::parse_duration))]
     sse_poll_after: Option<Maybe<std::time::Duration>>,
+    /// On SIGTERM over HTTP, how long new connections are still served while /readyz says
+    /// the router is draining, for balancers to notice (e.g. 5s) [default: 0s].
+    #[arg(long, env = "SWITCHBOARD_DRAIN_DELAY", value_parser = maybe(config::parse_duration))]
+    drain_delay: Option<Maybe<std::time::Duration>>,
+    /// On SIGTERM over HTTP, how long requests in flight may take to finish before they are
+    /// cancelled [default: 20s].
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", value_parser = maybe(config::parse_duration))]
+    drain_timeout: Option<Maybe<std::time::Duration>>,
     /// How often connector host names are resolved again, to follow replicas [default: 10s].
     #[arg(long, env = "SWITCHBOARD_DNS_REFRESH", value_parser = maybe(config::parse_duration))]
     dns_refresh: Option<Maybe<std::time::Duration>>,
@@ -334,6 +342,12 @@ impl Cli {
         }
         if let Some(prefix) = set(self.session_prefix) {
             config.session_prefix = prefix;
+        }
+        if let Some(delay) = set(self.drain_delay) {
+            config.drain_delay = delay;
+        }
+        if let Some(timeout) = set(self.drain_timeout) {
+            config.drain_timeout = timeout;
         }
         if let Some(keys) = set(self.session_key) {
             config.session_keys = keys;

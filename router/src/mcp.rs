@@ -105,29 +105,73 @@ impl Drop for Session {
 
 static SUBSCRIPTIONS_REFUSED: LimitLog = LimitLog::new("max_subscriptions_per_session");
 
+/// Where a session's notifications that belong to no request stream go
+/// (rmcp sends them on the listen stream): this replica's copy of the
+/// session, or with a session store the replica that holds the client's
+/// listen stream.
+#[derive(Clone)]
+struct Notifier {
+    peer: Peer<RoleServer>,
+    shared: Option<(crate::session::SharedSessions, String)>,
+}
+
+impl Notifier {
+    async fn send(&self, notification: rmcp::model::ServerNotification) -> bool {
+        let peer = self.peer.clone();
+        let local = |message: rmcp::model::ServerJsonRpcMessage| async move {
+            match message {
+                rmcp::model::JsonRpcMessage::Notification(n) => {
+                    peer.send_notification(n.notification).await.is_ok()
+                }
+                _ => false,
+            }
+        };
+        let message = rmcp::model::ServerJsonRpcMessage::notification(notification);
+        match &self.shared {
+            Some((shared, id)) => shared.notify(id, message, local).await,
+            None => local(message).await,
+        }
+    }
+}
+
 /// Sends one log notification (MCP logging is deprecated by SEP-2577 in rmcp,
 /// but clients of the current protocol versions use it).
 #[allow(deprecated)]
-async fn send_log(peer: &Peer<RoleServer>, level: &str, logger: String, data: Json) -> bool {
+async fn send_log(notifier: &Notifier, level: &str, logger: String, data: Json) -> bool {
     let mut param = json!({ "level": level, "data": data });
     if !logger.is_empty() {
         param["logger"] = json!(logger);
     }
     match serde_json::from_value::<rmcp::model::LoggingMessageNotificationParam>(param) {
-        Ok(param) => peer.notify_logging_message(param).await.is_ok(),
+        Ok(param) => {
+            notifier
+                .send(rmcp::model::ServerNotification::LoggingMessageNotification(
+                    rmcp::model::LoggingMessageNotification::new(param),
+                ))
+                .await
+        }
         Err(_) => true,
     }
 }
 
 /// Sends a tool call's notices to the client as they come, until the call
 /// closes its queue or the client is gone. Questions are answered beside the
-/// stream, which goes on meanwhile.
+/// stream, which goes on meanwhile. Runs in the call's own task (not
+/// spawned), so rmcp sends its questions on the call's stream.
 async fn forward_notices(
-    peer: Peer<RoleServer>,
+    notifier: Notifier,
     token: Option<ProgressToken>,
     mut notices: mpsc::Receiver<Notice>,
 ) {
-    while let Some(notice) = notices.recv().await {
+    let peer = notifier.peer.clone();
+    let mut questions = futures::stream::FuturesUnordered::new();
+    loop {
+        let notice = tokio::select! {
+            notice = notices.recv() => notice,
+            Some(()) = futures::StreamExt::next(&mut questions) => continue,
+        };
+        // The call is over: questions still open are moot.
+        let Some(notice) = notice else { return };
         let sent = match notice {
             Notice::Progress {
                 progress,
@@ -148,17 +192,17 @@ async fn forward_notices(
                 level,
                 logger,
                 data,
-            } => send_log(&peer, level, logger, data).await,
+            } => send_log(&notifier, level, logger, data).await,
             Notice::Ask { ask, upstream } => {
                 let peer = peer.clone();
-                tokio::spawn(async move {
+                questions.push(async move {
                     crate::interact::answer(&peer, &upstream, ask).await;
                 });
                 true
             }
         };
         if !sent {
-            break;
+            return;
         }
     }
 }
@@ -199,6 +243,11 @@ pub struct McpHandler {
     session: Arc<Session>,
     limits: ClientLimits,
     polling: Option<crate::polling::SsePolling>,
+    /// The store sessions are shared through between replicas, if any.
+    shared: Option<crate::session::SharedSessions>,
+    /// Cancelled when the router starts draining: listen streams end, so
+    /// clients listen again on another replica.
+    draining: CancellationToken,
 }
 
 impl std::fmt::Debug for McpHandler {
@@ -246,6 +295,8 @@ impl McpHandler {
             session: Arc::new(Session::new(&ClientLimits::default())),
             limits: ClientLimits::default(),
             polling: None,
+            shared: None,
+            draining: CancellationToken::new(),
         }
     }
 
@@ -282,6 +333,63 @@ impl McpHandler {
         self
     }
 
+    /// Shares sessions with other replicas through `shared`: log levels,
+    /// and resource updates for a listen stream another replica holds.
+    pub fn with_shared_sessions(mut self, shared: crate::session::SharedSessions) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Ends every `subscriptions/listen` stream when `draining` is
+    /// cancelled (the router is shutting down: clients listen again
+    /// elsewhere).
+    pub fn with_draining(mut self, draining: CancellationToken) -> Self {
+        self.draining = draining;
+        self
+    }
+
+    /// The shared session a request belongs to, with a session store.
+    fn shared_session<'a>(
+        &'a self,
+        context: &'a RequestContext<RoleServer>,
+    ) -> Option<(&'a crate::session::SharedSessions, &'a str)> {
+        let shared = self.shared.as_ref()?;
+        let id = context
+            .extensions
+            .get::<http::request::Parts>()?
+            .headers
+            .get("mcp-session-id")?
+            .to_str()
+            .ok()?;
+        Some((shared, id))
+    }
+
+    /// Where the notifications of `context`'s session go.
+    fn notifier(&self, context: &RequestContext<RoleServer>) -> Notifier {
+        Notifier {
+            peer: context.peer.clone(),
+            shared: self
+                .shared_session(context)
+                .map(|(shared, id)| (shared.clone(), id.to_owned())),
+        }
+    }
+
+    /// The session's log level: with a session store, as any replica last
+    /// set it (read with the request's renewal of the session).
+    fn log_level(&self, context: &RequestContext<RoleServer>) -> u8 {
+        let shared = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::session::Renewed>())
+            .and_then(|renewed| renewed.log_level.as_deref());
+        if let Some(level) = shared {
+            self.session
+                .log_level
+                .store(severity(level), Ordering::Relaxed);
+        }
+        self.session.log_level.load(Ordering::Relaxed)
+    }
+
     /// A handler for a new MCP session: same pipeline, its own log level,
     /// subscriptions and call slots.
     pub fn session(&self) -> Self {
@@ -290,6 +398,8 @@ impl McpHandler {
             session: Arc::new(Session::opened(&self.limits)),
             limits: self.limits,
             polling: self.polling.clone(),
+            shared: self.shared.clone(),
+            draining: self.draining.clone(),
         }
     }
 
@@ -332,12 +442,20 @@ impl McpHandler {
             // Hold the slot while the connector is asked.
             watches.insert(uri.clone(), None);
         }
-        let peer = context.peer.clone();
+        // With a session store the client may listen on another replica:
+        // the update goes where its listen stream is.
+        let notifier = self.notifier(context);
         let notify = move |changed: String| {
-            let peer = peer.clone();
+            let notifier = notifier.clone();
             async move {
                 let param = rmcp::model::ResourceUpdatedNotificationParam::new(changed);
-                peer.notify_resource_updated(param).await.is_ok()
+                notifier
+                    .send(
+                        rmcp::model::ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::ResourceUpdatedNotification::new(param),
+                        ),
+                    )
+                    .await
             }
         };
         match self.pipeline.watch_resource(&caller, &uri, notify).await {
@@ -476,9 +594,9 @@ impl ServerHandler for McpHandler {
         let (notices, queue) = Notices::new(
             self.limits.notification_queue,
             progress_token.is_some(),
-            self.session.log_level.load(Ordering::Relaxed),
+            self.log_level(&context),
         );
-        let forwarder = tokio::spawn(forward_notices(context.peer.clone(), progress_token, queue));
+        let forwarder = forward_notices(self.notifier(&context), progress_token, queue);
         let poll_timer = self.polling.as_ref().and_then(|p| p.watch(&context));
         let span = crate::trace::mcp_request("tools/call", &request.name, &context);
         let call = ToolCall {
@@ -489,13 +607,16 @@ impl ServerHandler for McpHandler {
             slots: Some(self.session.calls.clone()),
             notices: Some(notices),
         };
-        let result = self.pipeline.call_tool(call).instrument(span.clone()).await;
-        crate::trace::answered(&span, &crate::call::error_type(&result));
-        if let Some(timer) = poll_timer {
-            timer.abort();
-        }
+        let call = async {
+            let result = self.pipeline.call_tool(call).instrument(span.clone()).await;
+            crate::trace::answered(&span, &crate::call::error_type(&result));
+            if let Some(timer) = poll_timer {
+                timer.abort();
+            }
+            result
+        };
         // Every notice is sent before the result.
-        let _ = forwarder.await;
+        let (result, ()) = tokio::join!(call, forwarder);
         match result {
             Ok(result) => Ok(result.into()),
             Err(CallError::Failed(failure)) => Ok(tool_error(failure.message).into()),
@@ -641,11 +762,22 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         traced("logging/setLevel", "", &context, async {
-            let level = serde_json::to_value(request.level)
+            let name = serde_json::to_value(request.level)
                 .ok()
-                .and_then(|v| v.as_str().map(severity))
-                .unwrap_or_else(|| severity(DEFAULT_LOG_LEVEL));
-            self.session.log_level.store(level, Ordering::Relaxed);
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+            if let Some((shared, id)) = self.shared_session(&context) {
+                // Every replica's calls of the session filter at this level.
+                shared.set_log_level(id, &name).await.map_err(|error| {
+                    McpError::internal_error(
+                        error.to_string(),
+                        Some(json!({ "setting": "session_store" })),
+                    )
+                })?;
+            }
+            self.session
+                .log_level
+                .store(severity(&name), Ordering::Relaxed);
             Ok(())
         })
         .await
@@ -700,6 +832,7 @@ impl ServerHandler for McpHandler {
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),
+                () = self.draining.cancelled() => return Ok(()),
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return Ok(());

@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ClientLimits;
+use crate::session::relay;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -82,7 +83,22 @@ pub struct PollingSessions {
     seated: Mutex<HashMap<String, OwnedSemaphorePermit>>,
     /// The store sessions are shared through, if any.
     shared: Option<crate::session::SharedSessions>,
+    /// With a store: the listen streams this replica holds, by session, for
+    /// what other replicas relay to them.
+    listeners: Listeners,
 }
+
+/// The listen streams a replica holds: by session, the stream's number (a
+/// newer stream replaces an older one) and where relayed notifications go.
+type Listeners =
+    Arc<Mutex<HashMap<String, (u64, tokio::sync::mpsc::Sender<ServerJsonRpcMessage>)>>>;
+
+/// How many relayed notifications wait for one listen stream; more are
+/// dropped (logged once), like any notification of a client that reads too
+/// slowly.
+const RELAY_QUEUE: usize = 64;
+
+static RELAYED_DROPPED: crate::limits::LimitLog = crate::limits::LimitLog::new("relay queue");
 
 impl std::fmt::Debug for PollingSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,6 +130,9 @@ pub enum SessionsError {
     /// rmcp's session manager failed.
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
+    /// The session store did not answer.
+    #[error(transparent)]
+    Store(#[from] crate::session::StoreError),
 }
 
 impl From<rmcp::transport::streamable_http_server::session::local::SessionError> for SessionsError {
@@ -137,6 +156,7 @@ impl PollingSessions {
             max_sessions: limits.max_sessions,
             seated: Mutex::default(),
             shared: None,
+            listeners: Arc::default(),
         }
     }
 
@@ -308,6 +328,29 @@ impl SessionManager for PollingSessions {
         if self.shared.is_some() && client_initialized {
             return Ok(());
         }
+        let mut message = message;
+        if let Some(shared) = &self.shared
+            && let Some((replica, local)) = answer_id(&mut message)
+                .and_then(|asked| relay::answer_to(asked))
+                .map(|(replica, local)| (replica.to_owned(), local))
+        {
+            if replica != shared.replica() {
+                // A question another replica asked: its answer goes there.
+                let relayed = relay::Relayed {
+                    session: id.to_string(),
+                    body: relay::RelayedBody::Answer(message),
+                };
+                if !shared.relay(&replica, &relayed).await? {
+                    tracing::info!(
+                        "a client answered a question of a router replica that is gone: the call that asked it failed (replica_lost) and is retried by the client"
+                    );
+                }
+                return Ok(());
+            }
+            if let Some(asked) = answer_id(&mut message) {
+                *asked = local;
+            }
+        }
         Ok(self.inner.accept_message(id, message).await?)
     }
 
@@ -316,7 +359,7 @@ impl SessionManager for PollingSessions {
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let stream = self.inner.create_standalone_stream(id).await?;
-        Ok(tagged(stream, self.replica_tag(None)))
+        Ok(self.listen_stream(id, stream).await)
     }
 
     async fn resume(
@@ -359,8 +402,11 @@ impl PollingSessions {
             return Ok(Box::pin(self.inner.resume(id, last_event_id).await?));
         };
         if event.replica == shared.replica() {
-            let tag = self.replica_tag(event.request.as_ref());
             let stream = self.inner.resume(id, event.local.to_owned()).await?;
+            if event.request.is_none() {
+                return Ok(self.listen_stream(id, stream).await);
+            }
+            let tag = self.replica_tag(event.request.as_ref());
             return Ok(Box::pin(tagged(stream, tag)));
         }
         // The stream was another replica's: it died, or the balancer sent the
@@ -386,24 +432,177 @@ impl PollingSessions {
                 // The listen stream: open it here; what the other replica
                 // had queued for it is lost.
                 let stream = self.inner.create_standalone_stream(id).await?;
-                Ok(Box::pin(tagged(stream, self.replica_tag(None))))
+                Ok(self.listen_stream(id, stream).await)
             }
         }
     }
 }
 
 impl PollingSessions {
-    /// The prefix of the event ids this replica writes on the streams of
-    /// `request` (the listen stream: `None`), with a session store; `None`
-    /// without one (ids stay rmcp's).
-    fn replica_tag(&self, request: Option<&RequestId>) -> Option<String> {
+    /// How this replica marks what it sends on the streams of `request`
+    /// (the listen stream: `None`), with a session store; `None` without one
+    /// (ids stay rmcp's).
+    fn replica_tag(&self, request: Option<&RequestId>) -> Option<Marks> {
         let shared = self.shared.as_ref()?;
         let request = request
             .and_then(|r| serde_json::to_vec(r).ok())
             .map(|r| URL_SAFE_NO_PAD.encode(r))
             .unwrap_or_default();
-        Some(format!("{}.{request}.", shared.replica()))
+        Some(Marks {
+            event_prefix: format!("{}.{request}.", shared.replica()),
+            replica: shared.replica().to_owned(),
+        })
     }
+
+    /// Session `id`'s listen stream `local`, held by this replica: with a
+    /// store, recorded as held here and joined by what other replicas relay
+    /// to it, until `local` ends.
+    async fn listen_stream(
+        &self,
+        id: &SessionId,
+        local: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+    ) -> SseStream {
+        let marks = self.replica_tag(None);
+        let Some(shared) = &self.shared else {
+            return Box::pin(tagged(local, marks));
+        };
+        let (sender, relayed) = tokio::sync::mpsc::channel(RELAY_QUEUE);
+        let number = rand::random::<u64>();
+        self.listeners().insert(id.to_string(), (number, sender));
+        if let Err(error) = shared.hold_listen_stream(id).await {
+            tracing::debug!(%error, "could not record the listen stream's replica: notifications of other replicas may not reach it");
+        }
+        let registration = ListenRegistration {
+            listeners: self.listeners.clone(),
+            session: id.to_string(),
+            number,
+        };
+        // The relayed part ends with the local one (rmcp closing it, the
+        // client going away), and the registration with both.
+        let local = tagged(local, marks)
+            .map(Some)
+            .chain(futures::stream::iter([None]));
+        let relayed = ReceiverStream::new(relayed)
+            .map(|message| Some(ServerSseMessage::from_message(message)));
+        Box::pin(
+            futures::stream::select(local, relayed)
+                .take_while(|event| std::future::ready(event.is_some()))
+                .filter_map(move |event| {
+                    let _held = &registration;
+                    std::future::ready(event)
+                }),
+        )
+    }
+
+    fn listeners(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        HashMap<String, (u64, tokio::sync::mpsc::Sender<ServerJsonRpcMessage>)>,
+    > {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Delivers what another replica relayed to this one.
+    pub async fn deliver(&self, relayed: relay::Relayed) {
+        let session: SessionId = relayed.session.into();
+        match relayed.body {
+            relay::RelayedBody::Answer(mut message) => {
+                let local = answer_id(&mut message)
+                    .and_then(|asked| relay::answer_to(asked))
+                    .filter(|(replica, _)| {
+                        self.shared
+                            .as_ref()
+                            .is_some_and(|shared| shared.replica() == *replica)
+                    })
+                    .map(|(_, local)| local);
+                let (Some(local), Some(asked)) = (local, answer_id(&mut message)) else {
+                    tracing::debug!(
+                        "a relayed answer to a question this replica did not ask was dropped"
+                    );
+                    return;
+                };
+                *asked = local;
+                if let Err(error) = self.inner.accept_message(&session, message).await {
+                    tracing::debug!(%error, "a relayed answer found no session here (closed meanwhile)");
+                }
+            }
+            relay::RelayedBody::Notice(message) => {
+                let sender = self
+                    .listeners()
+                    .get(session.as_ref())
+                    .map(|(_, sender)| sender.clone());
+                match sender {
+                    Some(sender) => {
+                        if sender.try_send(message).is_err() {
+                            RELAYED_DROPPED.hit(
+                                RELAY_QUEUE,
+                                "a client's listen stream did not keep up with notifications relayed from other replicas; notifications dropped",
+                            );
+                        }
+                    }
+                    None => tracing::debug!(
+                        "a relayed notification for a listen stream this replica no longer holds was dropped"
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Closes the listen stream of every session this replica holds, telling
+    /// clients to reconnect after `retry` (to another replica, when this one
+    /// is shutting down).
+    pub async fn close_listen_streams(&self, retry: Duration) {
+        let handles: Vec<_> = self.inner.sessions.read().await.values().cloned().collect();
+        for handle in handles {
+            if let Err(error) = handle.close_standalone_sse_stream(Some(retry)).await {
+                tracing::debug!(%error, "could not close a session's listen stream");
+            }
+        }
+    }
+}
+
+/// Forgets a listen stream's registration when the stream is dropped
+/// (unless a newer stream of the session replaced it).
+struct ListenRegistration {
+    listeners: Listeners,
+    session: String,
+    number: u64,
+}
+
+impl Drop for ListenRegistration {
+    fn drop(&mut self) {
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if listeners
+            .get(&self.session)
+            .is_some_and(|(number, _)| *number == self.number)
+        {
+            listeners.remove(&self.session);
+        }
+    }
+}
+
+/// The id of a client's answer (a response or error), if `message` is one.
+fn answer_id(message: &mut ClientJsonRpcMessage) -> Option<&mut RequestId> {
+    match message {
+        JsonRpcMessage::Response(response) => Some(&mut response.id),
+        JsonRpcMessage::Error(error) => error.id.as_mut(),
+        _ => None,
+    }
+}
+
+/// How a replica sharing sessions marks what it sends: event ids start with
+/// the replica and request ([`ReplicaEvent`]), and the ids of questions to
+/// the client name the replica ([`relay::question_id`]).
+#[derive(Debug, Clone)]
+struct Marks {
+    event_prefix: String,
+    replica: String,
 }
 
 /// Whether `message` is rmcp's replay of a handshake into a session restored
@@ -456,14 +655,25 @@ impl<'a> ReplicaEvent<'a> {
     }
 }
 
-/// `stream` with `tag` before every event id (unchanged without a tag).
+/// `stream` marked by `marks` (unchanged without).
 fn tagged(
     stream: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-    tag: Option<String>,
+    marks: Option<Marks>,
 ) -> impl Stream<Item = ServerSseMessage> + Send + Sync + 'static {
     stream.map(move |mut event| {
-        if let (Some(tag), Some(id)) = (&tag, &event.event_id) {
-            event.event_id = Some(format!("{tag}{id}"));
+        let Some(marks) = &marks else {
+            return event;
+        };
+        if let Some(id) = &event.event_id {
+            event.event_id = Some(format!("{}{id}", marks.event_prefix));
+        }
+        if let Some(message) = &event.message
+            && let JsonRpcMessage::Request(question) = message.as_ref()
+            && let Some(asked) = relay::question_id(&marks.replica, &question.id)
+        {
+            let mut question = question.clone();
+            question.id = asked;
+            event.message = Some(Arc::new(JsonRpcMessage::Request(question)));
         }
         event
     })

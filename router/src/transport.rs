@@ -118,6 +118,23 @@ pub async fn serve_http(
         mcp_config.session_store = Some(Arc::new(shared.clone()));
     }
     let sessions = Arc::new(sessions);
+    let draining = CancellationToken::new();
+    let mut router = router.with_draining(draining.clone());
+    if let Some(shared) = &shared {
+        router = router.with_shared_sessions(shared.clone());
+        tokio::spawn(crate::session::relay::listen(
+            shared.clone(),
+            sessions.clone(),
+            cancel.child_token(),
+        ));
+    }
+    let drain = Drain {
+        state: Arc::new(AtomicBool::new(false)),
+        delay: config.drain_delay,
+        timeout: config.drain_timeout,
+        sessions: Some(sessions.clone()),
+        listens: draining,
+    };
     let router = match config.sse_poll_after {
         // Clients are told to come back after half a second.
         Some(after) => router.with_polling(SsePolling::new(
@@ -168,6 +185,7 @@ pub async fn serve_http(
     let probe = Probe {
         catalog: catalog.clone(),
         sessions: shared,
+        draining: drain.state.clone(),
     };
     let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
@@ -209,7 +227,7 @@ pub async fn serve_http(
     }
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "switchboard listening on http://{}/mcp", addr.map(|a| a.to_string()).unwrap_or_default());
-    serve_connections(listener, app, &limits, shutdown, &cancel).await;
+    serve_connections(listener, app, &limits, shutdown, &cancel, drain).await;
     Ok(())
 }
 
@@ -259,28 +277,146 @@ pub async fn serve_metrics(
         .with_state(catalog);
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "metrics on http://{}/metrics", addr.map(|a| a.to_string()).unwrap_or_default());
-    serve_connections(listener, app, limits, shutdown, &CancellationToken::new()).await;
+    serve_connections(
+        listener,
+        app,
+        limits,
+        shutdown,
+        &CancellationToken::new(),
+        Drain::none(),
+    )
+    .await;
+}
+
+/// What shutting down does before it cancels the sessions: a rolling
+/// restart must cost no call.
+struct Drain {
+    /// Set once draining starts: `/readyz` answers 503 so balancers send no
+    /// more requests here.
+    state: Arc<AtomicBool>,
+    /// How long new connections are still served once draining starts
+    /// (`drain_delay`), for balancers to notice.
+    delay: Duration,
+    /// How long requests in flight may take to finish (`drain_timeout`).
+    timeout: Duration,
+    /// The sessions whose listen streams are closed (clients reconnect
+    /// elsewhere).
+    sessions: Option<Arc<PollingSessions>>,
+    /// Cancelled to end stateless listen streams.
+    listens: CancellationToken,
+}
+
+impl Drain {
+    /// No drain: stop at once (the metrics listener).
+    fn none() -> Self {
+        Self {
+            state: Arc::new(AtomicBool::new(false)),
+            delay: Duration::ZERO,
+            timeout: Duration::ZERO,
+            sessions: None,
+            listens: CancellationToken::new(),
+        }
+    }
+}
+
+/// After a listen stream is closed for a drain, clients reconnect after this.
+const RECONNECT_AFTER_DRAIN: Duration = Duration::from_millis(500);
+
+/// The HTTP exchanges whose answer is still being written: a request counts
+/// from when its head is read until its response body is done (or dropped).
+#[derive(Debug, Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> Exchange {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Exchange(self.clone())
+    }
+
+    /// Waits until no exchange is in flight.
+    async fn settled(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// One exchange in flight, until dropped.
+#[derive(Debug)]
+struct Exchange(Arc<InFlight>);
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A response body that holds its [`Exchange`] until it is done.
+struct Tracked {
+    body: axum::body::Body,
+    _exchange: Exchange,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Accepts connections on `listener` and serves `app` on each, within
-/// `limits`, until `shutdown` completes; then cancels `sessions` (which ends
-/// their SSE streams) and waits [`SHUTDOWN_GRACE`] at most for open
-/// connections to finish.
+/// `limits`, until `shutdown` completes; then drains (`drain`: says so on
+/// `/readyz`, serves on for its delay, stops accepting, closes listen
+/// streams and waits for requests in flight, its timeout at most), cancels
+/// `sessions` (which ends their SSE streams) and waits [`SHUTDOWN_GRACE`] at
+/// most for open connections to finish.
 async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
     limits: &ClientLimits,
     shutdown: impl Future<Output = ()>,
     sessions: &CancellationToken,
+    drain: Drain,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let graceful = GracefulShutdown::new();
+    let in_flight = Arc::new(InFlight::default());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let header_timeout = limits.header_read_timeout;
-    let mut shutdown = std::pin::pin!(shutdown);
+    let stop = async {
+        shutdown.await;
+        drain.state.store(true, Ordering::SeqCst);
+        if !drain.delay.is_zero() {
+            tracing::info!(delay = ?drain.delay, "draining: /readyz answers 503; new connections are still served meanwhile");
+            tokio::time::sleep(drain.delay).await;
+        }
+    };
+    let mut stop = std::pin::pin!(stop);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -292,7 +428,7 @@ async fn serve_connections(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut stop => break,
         };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
@@ -315,10 +451,18 @@ async fn serve_connections(
         // one is an idle keep-alive connection closed, not a slow client.
         let served = Arc::new(AtomicBool::new(false));
         let service = {
-            let (app, served) = (app.clone(), served.clone());
+            let (app, served, in_flight) = (app.clone(), served.clone(), in_flight.clone());
             hyper::service::service_fn(move |request| {
                 served.store(true, Ordering::Relaxed);
-                app.clone().oneshot(request)
+                let exchange = in_flight.enter();
+                let answer = app.clone().oneshot(request);
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
+                        body,
+                        _exchange: exchange,
+                    }))
+                }
             })
         };
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -339,11 +483,31 @@ async fn serve_connections(
         });
     }
     drop(listener);
+    // Idle connections close now, busy ones after their answer.
+    let closing = graceful.shutdown();
+    let mut closing = std::pin::pin!(closing);
+    let mut closed = false;
+    if !drain.timeout.is_zero() {
+        drain.listens.cancel();
+        if let Some(sessions) = &drain.sessions {
+            sessions.close_listen_streams(RECONNECT_AFTER_DRAIN).await;
+        }
+        let settled = tokio::select! {
+            () = in_flight.settled() => true,
+            () = &mut closing => {
+                closed = true;
+                true
+            }
+            () = tokio::time::sleep(drain.timeout) => false,
+        };
+        if settled {
+            tracing::info!("drained: no request in flight");
+        } else {
+            tracing::warn!(timeout = ?drain.timeout, "requests still in flight after drain_timeout are cancelled");
+        }
+    }
     sessions.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if !closed && tokio::time::timeout(SHUTDOWN_GRACE, closing).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open at shutdown were closed");
     }
 }
@@ -382,6 +546,8 @@ struct Probe {
     catalog: Arc<ToolCatalog>,
     /// The session store, if sessions are shared.
     sessions: Option<SharedSessions>,
+    /// Set once shutdown started: not ready, whatever else.
+    draining: Arc<AtomicBool>,
 }
 
 /// 200 once every connector has answered (or the startup wait is over), with each
@@ -402,7 +568,8 @@ async fn readyz(State(probe): State<Arc<Probe>>) -> impl IntoResponse {
             })
         })
         .collect();
-    let ready = catalog.is_ready();
+    let draining = probe.draining.load(Ordering::SeqCst);
+    let ready = catalog.is_ready() && !draining;
     // With --limits-redis: whether limits are shared now (never a reason
     // for not being ready: calls go on under local limits).
     let limits = crate::rate::shared::readiness();
@@ -416,6 +583,11 @@ async fn readyz(State(probe): State<Arc<Probe>>) -> impl IntoResponse {
         None => crate::session::single_replica_readiness(),
     };
     let mut body = json!({ "ready": ready, "connectors": connectors, "sessions": sessions });
+    if draining {
+        body["draining"] = json!(true);
+        body["detail"] =
+            json!("shutting down: requests in flight finish, new ones belong elsewhere");
+    }
     if let Some(limits) = limits {
         body["limits"] = limits;
     }

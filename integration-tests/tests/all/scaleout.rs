@@ -27,7 +27,7 @@ fn in_ci() -> bool {
 
 /// Whether Redis and HAProxy are here; a failure under CI, a loud skip
 /// elsewhere.
-async fn parts_available() -> bool {
+pub(crate) async fn parts_available() -> bool {
     let redis = matches!(
         tokio::time::timeout(
             Duration::from_secs(2),
@@ -56,7 +56,7 @@ async fn parts_available() -> bool {
 }
 
 /// A key prefix no other test (or earlier run) uses.
-fn fresh_prefix(test: &str) -> String {
+pub(crate) fn fresh_prefix(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -65,7 +65,12 @@ fn fresh_prefix(test: &str) -> String {
 }
 
 /// `n` routers in front of `specs` sharing sessions under `prefix`.
-async fn replicas(n: usize, specs: &[String], prefix: &str, extra: &[&str]) -> Vec<HttpRouter> {
+pub(crate) async fn replicas(
+    n: usize,
+    specs: &[String],
+    prefix: &str,
+    extra: &[&str],
+) -> Vec<HttpRouter> {
     let store = format!("redis://{REDIS}");
     let mut args = vec!["--session-store", &store, "--session-prefix", prefix];
     args.extend_from_slice(extra);
@@ -90,7 +95,7 @@ async fn replicas(n: usize, specs: &[String], prefix: &str, extra: &[&str]) -> V
 }
 
 /// A replica's `/readyz` body.
-async fn readyz(router: &HttpRouter) -> Value {
+pub(crate) async fn readyz(router: &HttpRouter) -> Value {
     match reqwest::get(format!("http://{}/readyz", router.addr)).await {
         Ok(response) => response.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
@@ -760,4 +765,115 @@ async fn inspector_cli_and_claude_code_work_through_the_balancer_over_three_repl
         .find(|l| l.starts_with("switchboard-lb:"))
         .unwrap_or_default();
     assert!(line.contains("Connected"), "claude mcp list:\n{listed}");
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
+    if !parts_available().await {
+        return;
+    }
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    let prefix = fresh_prefix("rolling");
+    // Kubernetes-like: a replica told to stop says so on /readyz and goes
+    // on serving for a second (the balancer checks every 300 ms), then
+    // finishes what it has in flight.
+    let drain = ["--drain-delay", "1s", "--drain-timeout", "20s"];
+    let mut routers = replicas(3, &specs, &prefix, &drain).await;
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let (client, _) = http_client_at(&balancer.mcp_url()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One call after the other, quick sums and 300 ms naps (some of which
+    // are in flight when their replica is told to stop).
+    let stream = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut i = 0_i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (tool, arguments) = if i % 3 == 2 {
+                    ("calculator_nap", json!({"ms": 300}))
+                } else {
+                    ("calculator_add", json!({"a": i, "b": 1}))
+                };
+                let outcome = client
+                    .call_tool(
+                        rmcp::model::CallToolRequestParams::new(tool)
+                            .with_arguments(args(arguments)),
+                    )
+                    .await;
+                let verdict = match outcome {
+                    Err(error) => Err(format!("call {i} ({tool}): {error}")),
+                    Ok(result) if is_error(&result) => {
+                        Err(format!("call {i} ({tool}): {}", text(&result)))
+                    }
+                    Ok(result) if tool == "calculator_add" => {
+                        if result.structured_content == Some(json!({"sum": i + 1})) {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "call {i}: wrong sum {:?}",
+                                result.structured_content
+                            ))
+                        }
+                    }
+                    Ok(_) => Ok(()),
+                };
+                outcomes.push(verdict);
+                i += 1;
+            }
+            outcomes
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (i, router) in routers.iter_mut().enumerate() {
+        let port = router.addr.port();
+        let status = router
+            .process
+            .terminate()
+            .await
+            .expect("the replica stops after draining");
+        assert!(status.success(), "replica {i} exit status {status}");
+        let mut args = vec!["--session-store", "redis://127.0.0.1:6379"];
+        args.extend(["--session-prefix", prefix.as_str()]);
+        args.extend(drain);
+        *router = HttpRouter::start_on(port, &specs, &args)
+            .await
+            .expect("the replica starts again on its port");
+        wait_until(
+            "the new replica is ready",
+            Duration::from_secs(20),
+            || async { readyz(router).await["ready"] == json!(true) },
+        )
+        .await
+        .expect("ready");
+        // The balancer takes it back before the next one stops.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), stream)
+        .await
+        .expect("the call stream ends")
+        .expect("task");
+    let failures: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls failed during the rolling restart: {failures:?}",
+        failures.len(),
+        outcomes.len()
+    );
+    assert!(
+        outcomes.len() >= 20,
+        "a steady stream of calls ran through the restart: {}",
+        outcomes.len()
+    );
+    let served = counts(&routers, "calculator_add").await;
+    assert!(
+        served.iter().all(|&n| n > 0),
+        "every restarted replica served calls afterwards: {served:?}"
+    );
+    client.cancel().await.expect("close the session");
 }

@@ -95,8 +95,13 @@ pub async fn guard(
     }
     let message = message_id(&request);
     match guard.shared.touch(&id).await {
-        Ok(true) => next.run(request).await,
-        Ok(false) => {
+        Ok(Some(renewed)) => {
+            // What the session's handler reads of it (its log level).
+            let mut request = request;
+            request.extensions_mut().insert(renewed);
+            next.run(request).await
+        }
+        Ok(None) => {
             // Closed on another replica (DELETE) or expired: not served here
             // either.
             guard.sessions.close_local(&id).await;

@@ -29,6 +29,7 @@
 
 pub(crate) mod guard;
 mod keys;
+pub mod relay;
 mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,13 @@ pub enum StoreError {
     /// Redis holds something the router did not write.
     #[error("the session store holds malformed data for this session ({0})")]
     Malformed(String),
+}
+
+/// What a request learns of its session when renewing it.
+#[derive(Debug, Clone, Default)]
+pub struct Renewed {
+    /// The session's log level (`logging/setLevel` on any replica), if set.
+    pub log_level: Option<String>,
 }
 
 /// The settings of replica-shared sessions.
@@ -274,13 +282,22 @@ impl SharedSessions {
             .await
     }
 
-    /// Renews session `id` for another `session_idle_timeout`: `false` when
-    /// Redis does not hold it (closed on another replica, or expired).
-    pub async fn touch(&self, id: &str) -> Result<bool, StoreError> {
-        let mut command = redis::cmd("EXPIRE");
-        command.arg(self.key(id)).arg(self.inner.ttl_secs);
-        let renewed: i64 = self.cmd(command).await?;
-        Ok(renewed == 1)
+    /// Renews session `id` for another `session_idle_timeout` and reads
+    /// what every request needs of it (one round trip): `None` when Redis
+    /// does not hold it (closed on another replica, or expired).
+    pub async fn touch(&self, id: &str) -> Result<Option<Renewed>, StoreError> {
+        let key = self.key(id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXPIRE")
+            .arg(&key)
+            .arg(self.inner.ttl_secs)
+            .cmd("HGET")
+            .arg(&key)
+            .arg("level");
+        let (renewed, level): (i64, Option<String>) = self
+            .query(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        Ok((renewed == 1).then_some(Renewed { log_level: level }))
     }
 
     /// Records that `sub` opened session `id`.
@@ -315,11 +332,13 @@ impl SharedSessions {
             None => json!({
                 "mode": "shared via redis",
                 "store": "up",
+                "replica": self.replica(),
                 "detail": "any replica serves any session",
             }),
             Some(error) => json!({
                 "mode": "shared via redis",
                 "store": "unavailable",
+                "replica": self.replica(),
                 "detail": error.to_string(),
             }),
         }

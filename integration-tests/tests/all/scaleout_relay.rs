@@ -1,0 +1,323 @@
+//! Server-to-client traffic between router replicas that share a session
+//! (through a real Redis), placed by hand: the test speaks raw Streamable
+//! HTTP straight to each replica, so it knows which replica holds the
+//! client's listen stream, which one took the subscription, which one asks
+//! a question and which one gets the answer. What a real client does
+//! through the balancer (where the placement is the balancer's) is in
+//! `scaleout.rs`.
+
+use std::time::Duration;
+
+use integration_tests::process::{Connector, HttpRouter};
+use serde_json::{Value, json};
+
+use crate::scaleout::{fresh_prefix, parts_available, readyz, replicas};
+use crate::support::spec;
+
+const PROTOCOL: &str = "2025-11-25";
+
+/// One session spoken to in raw HTTP, on whichever replica each request
+/// names.
+struct RawSession {
+    http: reqwest::Client,
+    id: String,
+}
+
+impl RawSession {
+    /// Initializes a session on `router`, declaring elicitation.
+    async fn open(router: &HttpRouter) -> Self {
+        let http = reqwest::Client::new();
+        let init = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL,
+                "capabilities": { "elicitation": {} },
+                "clientInfo": { "name": "relay-test", "version": "0" }
+            }
+        });
+        let response = http
+            .post(router.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init.to_string())
+            .send()
+            .await
+            .expect("initialize");
+        assert_eq!(response.status().as_u16(), 200, "initialize");
+        let id = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("a session id")
+            .to_owned();
+        drop(response.text().await);
+        let session = Self { http, id };
+        let accepted = session
+            .post(
+                router,
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(accepted.status().as_u16(), 202);
+        session
+    }
+
+    /// POSTs `message` to `router` in this session.
+    async fn post(&self, router: &HttpRouter, message: Value) -> reqwest::Response {
+        self.http
+            .post(router.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", PROTOCOL)
+            .body(message.to_string())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A request's answer, read whole from its stream.
+    async fn request(&self, router: &HttpRouter, id: u64, method: &str, params: Value) -> Value {
+        let response = self
+            .post(
+                router,
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "{method}");
+        let mut events = Events::new(response);
+        loop {
+            let message = events.next().await.expect("the request's answer");
+            if message.get("id") == Some(&json!(id)) {
+                return message;
+            }
+        }
+    }
+
+    /// Opens the session's listen stream on `router`.
+    async fn listen(&self, router: &HttpRouter) -> Events {
+        let response = self
+            .http
+            .get(router.mcp_url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", PROTOCOL)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status().as_u16(), 200, "listen stream");
+        Events::new(response)
+    }
+}
+
+/// The JSON-RPC messages of a server-sent event stream, one at a time.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next message (events without data are skipped); `None` when the
+    /// stream ends or nothing comes within 20 s.
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() || data.iter().all(|d| d.is_empty()) {
+                    continue;
+                }
+                return Some(serde_json::from_str(&data.join("\n")).expect("JSON event data"));
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+}
+
+async fn conformance_replicas(test: &str) -> (Connector, Vec<HttpRouter>) {
+    let connector = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start conformance-connector");
+    let specs = [spec("conformance", &connector)];
+    let routers = replicas(2, &specs, &fresh_prefix(test), &[]).await;
+    (connector, routers)
+}
+
+#[tokio::test]
+async fn a_resource_update_reaches_the_listen_stream_another_replica_holds() {
+    if !parts_available().await {
+        return;
+    }
+    let (_connector, routers) = conformance_replicas("relay-update").await;
+    let (a, b) = (&routers[0], &routers[1]);
+    let session = RawSession::open(a).await;
+    let mut listen = session.listen(a).await;
+    // The subscription is taken, and the connector watched, by replica B.
+    let uri = "conformance+test://watched-resource";
+    let subscribed = session
+        .request(b, 1, "resources/subscribe", json!({ "uri": uri }))
+        .await;
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    let changed = session
+        .request(
+            b,
+            2,
+            "tools/call",
+            json!({"name": "conformance_update_watched_resource", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(changed["result"]["isError"], json!(false), "{changed}");
+    loop {
+        let message = listen
+            .next()
+            .await
+            .expect("notifications/resources/updated on the listen stream replica A holds");
+        if message["method"] == "notifications/resources/updated" {
+            assert_eq!(message["params"]["uri"], uri, "{message}");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_log_level_set_on_one_replica_filters_the_calls_of_another() {
+    if !parts_available().await {
+        return;
+    }
+    let (_connector, routers) = conformance_replicas("relay-level").await;
+    let (a, b) = (&routers[0], &routers[1]);
+    let session = RawSession::open(a).await;
+    // rmcp sends a call's log notifications on the session's listen stream,
+    // here held by replica A; B's are relayed to it.
+    let mut listen = session.listen(a).await;
+    let uri = "conformance+test://watched-resource";
+    let subscribed = session
+        .request(b, 1, "resources/subscribe", json!({ "uri": uri }))
+        .await;
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    let logging = json!({"name": "conformance_test_tool_with_logging", "arguments": {}});
+    let call = |router, id| {
+        let (session, logging) = (&session, logging.clone());
+        async move {
+            let answer = session.request(router, id, "tools/call", logging).await;
+            assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
+        }
+    };
+    // What the listen stream carries until the next resource update: the
+    // levels of the log notifications on it.
+    async fn logs_until_update(listen: &mut Events) -> Vec<Value> {
+        let mut logs = Vec::new();
+        loop {
+            let message = listen.next().await.expect("a notification");
+            match message["method"].as_str() {
+                Some("notifications/message") => logs.push(message["params"]["level"].clone()),
+                Some("notifications/resources/updated") => return logs,
+                _ => {}
+            }
+        }
+    }
+    let update = json!({"name": "conformance_update_watched_resource", "arguments": {}});
+
+    call(b, 2).await;
+    session.request(b, 3, "tools/call", update.clone()).await;
+    assert_eq!(
+        logs_until_update(&mut listen).await,
+        [json!("info"), json!("info"), json!("info")],
+        "info logs of B's call pass the default level and reach A's listen stream"
+    );
+
+    // Raised on B: A's call logs nothing.
+    let set = session
+        .request(b, 4, "logging/setLevel", json!({"level": "warning"}))
+        .await;
+    assert!(set.get("result").is_some(), "{set}");
+    call(a, 5).await;
+    // Lowered again on A: B (which was told "warning" itself) logs again.
+    let set = session
+        .request(a, 6, "logging/setLevel", json!({"level": "info"}))
+        .await;
+    assert!(set.get("result").is_some(), "{set}");
+    call(b, 7).await;
+    session.request(b, 8, "tools/call", update).await;
+    assert_eq!(
+        logs_until_update(&mut listen).await,
+        [json!("info"), json!("info"), json!("info")],
+        "none of A's call at warning, all of B's at info"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_posted_to_another_replica_resolves_the_question_of_the_call_that_asked() {
+    if !parts_available().await {
+        return;
+    }
+    let (_connector, routers) = conformance_replicas("relay-answer").await;
+    let (a, b) = (&routers[0], &routers[1]);
+    let session = RawSession::open(a).await;
+    let replica_a = readyz(a).await["sessions"]["replica"]
+        .as_str()
+        .expect("/readyz names the replica")
+        .to_owned();
+    for (round, (asks, answers)) in [(a, b), (b, a), (a, a)].into_iter().enumerate() {
+        let id = 10 + round as u64;
+        let response = session
+            .post(
+                asks,
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                    "name": "conformance_test_elicitation",
+                    "arguments": {"message": "Who are you?"}
+                }}),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+        let mut events = Events::new(response);
+        let question = events.next().await.expect("the question");
+        assert_eq!(question["method"], "elicitation/create", "{question}");
+        let asked = question["id"].clone();
+        if round == 0 {
+            assert!(
+                asked
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(&format!("{replica_a}."))),
+                "a question's id names the replica that asked it: {asked}"
+            );
+        }
+        let answer = session
+            .post(
+                answers,
+                json!({"jsonrpc": "2.0", "id": asked, "result": {
+                    "action": "accept",
+                    "content": {"username": format!("ada-{round}"), "email": "ada@example.org"}
+                }}),
+            )
+            .await;
+        assert_eq!(answer.status().as_u16(), 202, "the answer is accepted");
+        let result = events.next().await.expect("the call's result");
+        assert_eq!(result["id"], json!(id), "{result}");
+        let text = result["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            text.starts_with("User response: action=accept")
+                && text.contains(&format!("ada-{round}")),
+            "round {round}: {result}"
+        );
+    }
+}

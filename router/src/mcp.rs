@@ -245,6 +245,8 @@ pub struct McpHandler {
     polling: Option<crate::polling::SsePolling>,
     /// The store sessions are shared through between replicas, if any.
     shared: Option<crate::session::SharedSessions>,
+    /// With a store: the listen streams this replica holds.
+    listeners: Option<Arc<crate::session::listen::Listeners>>,
     /// Cancelled when the router starts draining: listen streams end, so
     /// clients listen again on another replica.
     draining: CancellationToken,
@@ -296,6 +298,7 @@ impl McpHandler {
             limits: ClientLimits::default(),
             polling: None,
             shared: None,
+            listeners: None,
             draining: CancellationToken::new(),
         }
     }
@@ -334,9 +337,16 @@ impl McpHandler {
     }
 
     /// Shares sessions with other replicas through `shared`: log levels,
-    /// and resource updates for a listen stream another replica holds.
-    pub fn with_shared_sessions(mut self, shared: crate::session::SharedSessions) -> Self {
+    /// resource subscriptions (watched by the replica holding the listen
+    /// stream, one of `listeners` when it is this one), notifications for a
+    /// listen stream another replica holds.
+    pub fn with_shared_sessions(
+        mut self,
+        shared: crate::session::SharedSessions,
+        listeners: Arc<crate::session::listen::Listeners>,
+    ) -> Self {
         self.shared = Some(shared);
+        self.listeners = Some(listeners);
         self
     }
 
@@ -399,6 +409,7 @@ impl McpHandler {
             limits: self.limits,
             polling: self.polling.clone(),
             shared: self.shared.clone(),
+            listeners: self.listeners.clone(),
             draining: self.draining.clone(),
         }
     }
@@ -417,6 +428,9 @@ impl McpHandler {
     ) -> Result<(), McpError> {
         let caller = self.caller(context);
         self.pipeline.may_subscribe(&caller, &uri)?;
+        if let Some((shared, id)) = self.shared_session(context) {
+            return self.subscribe_shared(shared, id, &caller, uri).await;
+        }
         {
             let mut watches = self.session.watches();
             if watches.contains_key(&uri) {
@@ -474,6 +488,85 @@ impl McpHandler {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// [`Self::subscribe_to`] for a session shared between replicas: the
+    /// subscription is recorded in the store, and watched by the replica
+    /// holding the client's listen stream (see [`crate::session::listen`]).
+    async fn subscribe_shared(
+        &self,
+        shared: &crate::session::SharedSessions,
+        id: &str,
+        caller: &Caller,
+        uri: String,
+    ) -> Result<(), McpError> {
+        let store = |error: crate::session::StoreError| {
+            McpError::internal_error(
+                error.to_string(),
+                Some(json!({ "setting": "session_store" })),
+            )
+        };
+        let subscribed = shared.subscriptions(id).await.map_err(store)?;
+        if subscribed.contains(&uri) {
+            return Ok(());
+        }
+        let max = self.limits.max_subscriptions_per_session;
+        if subscribed.len() >= max {
+            SUBSCRIPTIONS_REFUSED.hit(
+                max,
+                "a session hit its limit of resource subscriptions; subscriptions refused",
+            );
+            return Err(McpError::invalid_request(
+                format!(
+                    "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
+                ),
+                Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
+            ));
+        }
+        // The connector must know the resource: asked here, so an unknown
+        // one is this request's error, wherever it will be watched.
+        self.pipeline
+            .watch_resource(caller, &uri, |_| std::future::ready(false))
+            .await?
+            .abort();
+        shared.add_subscription(id, &uri).await.map_err(store)?;
+        self.watch_where_listened(shared, id, crate::session::relay::RelayedBody::Watch(uri))
+            .await;
+        Ok(())
+    }
+
+    /// Tells the replica holding session `id`'s listen stream to start or
+    /// stop watching a resource (`change`): this one, another one, or none
+    /// (the next listen stream reads the subscriptions).
+    async fn watch_where_listened(
+        &self,
+        shared: &crate::session::SharedSessions,
+        id: &str,
+        change: crate::session::relay::RelayedBody,
+    ) {
+        use crate::session::relay::{Relayed, RelayedBody};
+        if let Some(listeners) = &self.listeners
+            && listeners.holds(id)
+        {
+            match change {
+                RelayedBody::Watch(uri) => listeners.watch(id, &uri).await,
+                RelayedBody::Unwatch(uri) => listeners.unwatch(id, &uri),
+                _ => {}
+            }
+            return;
+        }
+        match shared.listen_stream_holder(id).await {
+            Ok(Some(holder)) if holder != shared.replica() => {
+                let message = Relayed {
+                    session: id.to_owned(),
+                    body: change,
+                };
+                if let Err(error) = shared.relay(&holder, &message).await {
+                    tracing::debug!(%error, "a subscription change could not be relayed to the listen stream's replica");
+                }
+            }
+            _ => {}
         }
     }
 
@@ -701,6 +794,24 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         traced("resources/unsubscribe", &request.uri, &context, async {
+            if let Some((shared, id)) = self.shared_session(&context) {
+                shared
+                    .remove_subscription(id, &request.uri)
+                    .await
+                    .map_err(|error| {
+                        McpError::internal_error(
+                            error.to_string(),
+                            Some(json!({ "setting": "session_store" })),
+                        )
+                    })?;
+                self.watch_where_listened(
+                    shared,
+                    id,
+                    crate::session::relay::RelayedBody::Unwatch(request.uri.clone()),
+                )
+                .await;
+                return Ok(());
+            }
             if let Some(Some(watch)) = self.session.watches().remove(&request.uri) {
                 watch.abort();
             }

@@ -83,22 +83,9 @@ pub struct PollingSessions {
     seated: Mutex<HashMap<String, OwnedSemaphorePermit>>,
     /// The store sessions are shared through, if any.
     shared: Option<crate::session::SharedSessions>,
-    /// With a store: the listen streams this replica holds, by session, for
-    /// what other replicas relay to them.
-    listeners: Listeners,
+    /// With a store: the listen streams this replica holds.
+    listeners: Option<Arc<crate::session::listen::Listeners>>,
 }
-
-/// The listen streams a replica holds: by session, the stream's number (a
-/// newer stream replaces an older one) and where relayed notifications go.
-type Listeners =
-    Arc<Mutex<HashMap<String, (u64, tokio::sync::mpsc::Sender<ServerJsonRpcMessage>)>>>;
-
-/// How many relayed notifications wait for one listen stream; more are
-/// dropped (logged once), like any notification of a client that reads too
-/// slowly.
-const RELAY_QUEUE: usize = 64;
-
-static RELAYED_DROPPED: crate::limits::LimitLog = crate::limits::LimitLog::new("relay queue");
 
 impl std::fmt::Debug for PollingSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,13 +143,19 @@ impl PollingSessions {
             max_sessions: limits.max_sessions,
             seated: Mutex::default(),
             shared: None,
-            listeners: Arc::default(),
+            listeners: None,
         }
     }
 
-    /// Sessions shared with other replicas through `shared`.
-    pub fn with_store(mut self, shared: crate::session::SharedSessions) -> Self {
+    /// Sessions shared with other replicas through `shared`, their listen
+    /// streams held here registered with `listeners`.
+    pub fn with_store(
+        mut self,
+        shared: crate::session::SharedSessions,
+        listeners: Arc<crate::session::listen::Listeners>,
+    ) -> Self {
         self.shared = Some(shared);
+        self.listeners = Some(listeners);
         self
     }
 
@@ -455,28 +448,20 @@ impl PollingSessions {
     }
 
     /// Session `id`'s listen stream `local`, held by this replica: with a
-    /// store, recorded as held here and joined by what other replicas relay
-    /// to it, until `local` ends.
+    /// store, registered as held here (which watches the session's
+    /// subscriptions for it) and joined by what other replicas relay to it,
+    /// until `local` ends.
     async fn listen_stream(
         &self,
         id: &SessionId,
         local: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
     ) -> SseStream {
         let marks = self.replica_tag(None);
-        let Some(shared) = &self.shared else {
+        let Some(listeners) = &self.listeners else {
             return Box::pin(tagged(local, marks));
         };
-        let (sender, relayed) = tokio::sync::mpsc::channel(RELAY_QUEUE);
-        let number = rand::random::<u64>();
-        self.listeners().insert(id.to_string(), (number, sender));
-        if let Err(error) = shared.hold_listen_stream(id).await {
-            tracing::debug!(%error, "could not record the listen stream's replica: notifications of other replicas may not reach it");
-        }
-        let registration = ListenRegistration {
-            listeners: self.listeners.clone(),
-            session: id.to_string(),
-            number,
-        };
+        let (sender, relayed) = tokio::sync::mpsc::channel(crate::session::listen::LISTEN_QUEUE);
+        let registration = listeners.open(id, sender).await;
         // The relayed part ends with the local one (rmcp closing it, the
         // client going away), and the registration with both.
         let local = tagged(local, marks)
@@ -492,17 +477,6 @@ impl PollingSessions {
                     std::future::ready(event)
                 }),
         )
-    }
-
-    fn listeners(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<String, (u64, tokio::sync::mpsc::Sender<ServerJsonRpcMessage>)>,
-    > {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Delivers what another replica relayed to this one.
@@ -530,22 +504,24 @@ impl PollingSessions {
                 }
             }
             relay::RelayedBody::Notice(message) => {
-                let sender = self
-                    .listeners()
-                    .get(session.as_ref())
-                    .map(|(_, sender)| sender.clone());
-                match sender {
-                    Some(sender) => {
-                        if sender.try_send(message).is_err() {
-                            RELAYED_DROPPED.hit(
-                                RELAY_QUEUE,
-                                "a client's listen stream did not keep up with notifications relayed from other replicas; notifications dropped",
-                            );
-                        }
-                    }
-                    None => tracing::debug!(
+                let held = self
+                    .listeners
+                    .as_ref()
+                    .is_some_and(|listeners| listeners.notify(&session, message));
+                if !held {
+                    tracing::debug!(
                         "a relayed notification for a listen stream this replica no longer holds was dropped"
-                    ),
+                    );
+                }
+            }
+            relay::RelayedBody::Watch(uri) => {
+                if let Some(listeners) = &self.listeners {
+                    listeners.watch(&session, &uri).await;
+                }
+            }
+            relay::RelayedBody::Unwatch(uri) => {
+                if let Some(listeners) = &self.listeners {
+                    listeners.unwatch(&session, &uri);
                 }
             }
         }
@@ -560,29 +536,6 @@ impl PollingSessions {
             if let Err(error) = handle.close_standalone_sse_stream(Some(retry)).await {
                 tracing::debug!(%error, "could not close a session's listen stream");
             }
-        }
-    }
-}
-
-/// Forgets a listen stream's registration when the stream is dropped
-/// (unless a newer stream of the session replaced it).
-struct ListenRegistration {
-    listeners: Listeners,
-    session: String,
-    number: u64,
-}
-
-impl Drop for ListenRegistration {
-    fn drop(&mut self) {
-        let mut listeners = self
-            .listeners
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if listeners
-            .get(&self.session)
-            .is_some_and(|(number, _)| *number == self.number)
-        {
-            listeners.remove(&self.session);
         }
     }
 }

@@ -113,15 +113,19 @@ pub async fn serve_http(
     );
     let shared = shared_sessions(config, &cancel).await?;
     let mut sessions = PollingSessions::new(&limits, config.sse_poll_after.is_some());
-    if let Some(shared) = &shared {
-        sessions = sessions.with_store(shared.clone());
-        mcp_config.session_store = Some(Arc::new(shared.clone()));
-    }
-    let sessions = Arc::new(sessions);
     let draining = CancellationToken::new();
     let mut router = router.with_draining(draining.clone());
     if let Some(shared) = &shared {
-        router = router.with_shared_sessions(shared.clone());
+        let listeners = Arc::new(crate::session::listen::Listeners::new(
+            shared.clone(),
+            router.pipeline().clone(),
+        ));
+        sessions = sessions.with_store(shared.clone(), listeners.clone());
+        mcp_config.session_store = Some(Arc::new(shared.clone()));
+        router = router.with_shared_sessions(shared.clone(), listeners);
+    }
+    let sessions = Arc::new(sessions);
+    if let Some(shared) = &shared {
         tokio::spawn(crate::session::relay::listen(
             shared.clone(),
             sessions.clone(),

@@ -321,3 +321,99 @@ async fn an_answer_posted_to_another_replica_resolves_the_question_of_the_call_t
         );
     }
 }
+
+/// Reads `listen` until a resource update (true) or a log notification
+/// (false) comes.
+async fn update_before_log(listen: &mut Events) -> bool {
+    loop {
+        let message = listen.next().await.expect("a notification");
+        match message["method"].as_str() {
+            Some("notifications/resources/updated") => return true,
+            Some("notifications/message") => return false,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_follow_the_listen_stream_and_an_unsubscribe_anywhere_ends_them() {
+    if !parts_available().await {
+        return;
+    }
+    let (_connector, mut routers) = conformance_replicas("relay-subscriptions").await;
+    let session = RawSession::open(&routers[0]).await;
+    let uri = "conformance+test://watched-resource";
+    let update = json!({"name": "conformance_update_watched_resource", "arguments": {}});
+    let logging = json!({"name": "conformance_test_tool_with_logging", "arguments": {}});
+
+    // Listening on A, subscribed through B: A watches.
+    let mut listen = session.listen(&routers[0]).await;
+    let subscribed = session
+        .request(&routers[1], 1, "resources/subscribe", json!({ "uri": uri }))
+        .await;
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    // Twice, through the other replica: still one watch, one notification.
+    let again = session
+        .request(&routers[0], 2, "resources/subscribe", json!({ "uri": uri }))
+        .await;
+    assert!(again.get("result").is_some(), "{again}");
+    session
+        .request(&routers[1], 3, "tools/call", update.clone())
+        .await;
+    assert!(update_before_log(&mut listen).await, "the update arrives");
+    session
+        .request(&routers[0], 4, "tools/call", logging.clone())
+        .await;
+    assert!(
+        !update_before_log(&mut listen).await,
+        "one subscription, one notification per change"
+    );
+
+    // Replica A dies; the client listens again, on B: B watches now.
+    routers[0].process.kill().await.expect("SIGKILL replica A");
+    let mut listen = session.listen(&routers[1]).await;
+    // Its watches start beside the stream: until the first update arrives,
+    // an update may come before the watch is open, so ask again.
+    let mut seen = false;
+    for attempt in 0..20 {
+        session
+            .request(&routers[1], 10 + attempt, "tools/call", update.clone())
+            .await;
+        let message = tokio::time::timeout(Duration::from_millis(500), listen.next()).await;
+        if let Ok(Some(message)) = message
+            && message["method"] == "notifications/resources/updated"
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the subscription outlived the replica that watched it for the client"
+    );
+
+    // Whatever the attempts above left in flight arrives now.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), listen.next()).await {}
+
+    // Unsubscribed: no more updates (the next notification is the log of a
+    // call made after the update).
+    let unsubscribed = session
+        .request(
+            &routers[1],
+            40,
+            "resources/unsubscribe",
+            json!({ "uri": uri }),
+        )
+        .await;
+    assert!(unsubscribed.get("result").is_some(), "{unsubscribed}");
+    session.request(&routers[1], 41, "tools/call", update).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    session
+        .request(&routers[1], 42, "tools/call", logging)
+        .await;
+    assert!(
+        !update_before_log(&mut listen).await,
+        "no update after the unsubscribe"
+    );
+    drop(routers.remove(0));
+}

@@ -168,6 +168,13 @@ impl Security {
             .get::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Principal>())
             .cloned();
+        self.principal_or_local(found)
+    }
+
+    /// The principal a request carries (`found`, from the HTTP front door's
+    /// authentication), or the local user when clients are not
+    /// authenticated.
+    pub fn principal_or_local(&self, found: Option<Principal>) -> Option<Principal> {
         match (found, &self.auth) {
             (Some(principal), _) => Some(principal),
             (None, Some(_)) => None,

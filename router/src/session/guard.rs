@@ -99,6 +99,17 @@ pub async fn guard(
             // What the session's handler reads of it (its log level).
             let mut request = request;
             request.extensions_mut().insert(renewed);
+            if request.method() == axum::http::Method::GET {
+                // A listen stream: the session's subscriptions are watched
+                // for its principal where it is held.
+                let principal = request
+                    .extensions()
+                    .get::<crate::auth::Principal>()
+                    .cloned();
+                return super::listen::LISTENER
+                    .scope(principal, next.run(request))
+                    .await;
+            }
             next.run(request).await
         }
         Ok(None) => {

@@ -29,6 +29,7 @@
 
 pub(crate) mod guard;
 mod keys;
+pub mod listen;
 pub mod relay;
 mod store;
 

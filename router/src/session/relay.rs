@@ -51,6 +51,11 @@ pub enum RelayedBody {
     Answer(ClientJsonRpcMessage),
     /// A notification for the listen stream the receiving replica holds.
     Notice(ServerJsonRpcMessage),
+    /// The session subscribed to this resource: watch it for the listen
+    /// stream the receiving replica holds.
+    Watch(String),
+    /// The session unsubscribed from this resource.
+    Unwatch(String),
 }
 
 impl SharedSessions {
@@ -72,7 +77,12 @@ impl SharedSessions {
 
     /// Sets `field` of session `id` to `value`, only while Redis holds the
     /// session: a key recreated here would have no expiry.
-    async fn set_field(&self, id: &str, field: &str, value: &str) -> Result<(), StoreError> {
+    pub(super) async fn set_field(
+        &self,
+        id: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
         let mut command = redis::cmd("EVAL");
         command
             .arg(

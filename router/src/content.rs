@@ -93,6 +93,8 @@ pub fn tool_result(result: &pb::ToolResult, prefix: &str) -> Result<CallToolResu
         out.insert("structuredContent".into(), s);
     }
     out.insert("isError".into(), Json::Bool(result.is_error));
+    // 2026-07-28 clients require it (rmcp strips it for older ones).
+    out.insert("resultType".into(), json!("complete"));
     serde_json::from_value(Json::Object(out)).map_err(|e| format!("invalid tool result: {e}"))
 }
 

@@ -91,7 +91,12 @@ enum Listing {
     Prompts,
 }
 
-fn from_json<T: DeserializeOwned>(value: Json) -> Result<T, McpError> {
+/// A result from its JSON, marked complete (2026-07-28 clients require
+/// `resultType`; rmcp strips it for older ones).
+fn from_json<T: DeserializeOwned>(mut value: Json) -> Result<T, McpError> {
+    if let Json::Object(map) = &mut value {
+        map.entry("resultType").or_insert_with(|| json!("complete"));
+    }
     serde_json::from_value(value).map_err(|e| {
         McpError::internal_error(format!("invalid result from a connector: {e}"), None)
     })

@@ -25,6 +25,7 @@ mod prometheus;
 mod rest;
 mod rest_tools;
 mod scaleout;
+mod scaleout_clients;
 mod scaleout_relay;
 mod slack;
 mod surface;

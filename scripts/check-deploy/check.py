@@ -302,6 +302,8 @@ def compose_interpolations(text: str) -> set[str]:
 
 
 OBSERVABILITY_PROFILE = "observability"
+# Optional profiles whose services may publish ports, on this machine only.
+LOCAL_PROFILES = (OBSERVABILITY_PROFILE, "scale")
 
 
 def check_observability(resolved: dict | None) -> None:
@@ -412,13 +414,14 @@ def check_compose(binaries: dict[str, Binary], resolved: dict | None) -> set[str
     for name, svc in services.items():
         if not svc.get("ports") or name in routers:
             continue
-        if OBSERVABILITY_PROFILE not in (svc.get("profiles") or []):
+        profile = next((p for p in svc.get("profiles") or [] if p in LOCAL_PROFILES), None)
+        if profile is None:
             problems.append(f"service {name} publishes host ports; only the router may (and --scale needs none)")
             continue
         for port in svc["ports"]:
             host_ip = port.get("host_ip", "") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
             if host_ip != "127.0.0.1":
-                problems.append(f"service {name} (profile {OBSERVABILITY_PROFILE}) publishes {port!r} beyond 127.0.0.1")
+                problems.append(f"service {name} (profile {profile}) publishes {port!r} beyond 127.0.0.1")
     for name, svc in services.items():
         if svc.get("profiles"):
             continue

@@ -796,3 +796,46 @@ async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
     );
     client.cancel().await.expect("close the session");
 }
+
+#[tokio::test]
+async fn the_compose_balancer_config_is_valid_for_haproxy() {
+    if integration_tests::haproxy::binary().is_none() {
+        let message = "haproxy is not installed: run scripts/install-tools.sh haproxy";
+        assert!(!in_ci(), "CI=true: {message}");
+        eprintln!("\n*** SKIPPED (not passed): {message}\n");
+        return;
+    }
+    let config = repo_root().join("deploy/compose/haproxy.cfg");
+    let output = tokio::process::Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&config)
+        .output()
+        .await
+        .expect("run haproxy -c");
+    assert!(
+        output.status.success(),
+        "haproxy rejects {}:\n{}{}",
+        config.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // What the scale profile relies on: readiness checks (a draining
+    // replica leaves the rotation) and plain round robin.
+    let text = std::fs::read_to_string(&config).expect("read haproxy.cfg");
+    for wanted in [
+        "option httpchk GET /readyz",
+        "balance roundrobin",
+        "option redispatch",
+    ] {
+        assert!(text.contains(wanted), "haproxy.cfg lacks {wanted:?}");
+    }
+    let sticky = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            line.starts_with("cookie") || line.starts_with("stick") || line.contains("hash-type")
+        });
+    assert_eq!(sticky, None, "no stickiness: sessions are shared");
+}

@@ -27,7 +27,9 @@ use rmcp::model::{
     ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams,
     SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::service::{
+    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
+};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
@@ -99,6 +101,17 @@ impl Drop for Session {
         }
         for watch in self.watches().drain().filter_map(|(_, w)| w) {
             watch.abort();
+        }
+    }
+}
+
+/// Tasks aborted when this is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
         }
     }
 }
@@ -384,9 +397,25 @@ impl McpHandler {
         }
     }
 
-    /// The session's log level: with a session store, as any replica last
-    /// set it (read with the request's renewal of the session).
+    /// The least severe log level a request's call sends: for a 2026-07-28
+    /// request the one it opts in to (none without); for a session, its
+    /// level, with a session store as any replica last set it (read with
+    /// the request's renewal of the session).
     fn log_level(&self, context: &RequestContext<RoleServer>) -> u8 {
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str());
+        if modern {
+            // 2026-07-28 (SEP-2575/2577): logs only for a request that opts in
+            // with `io.modelcontextprotocol/logLevel`, at or above that level.
+            return match context.meta.log_level() {
+                Some(level) => serde_json::to_value(level)
+                    .ok()
+                    .and_then(|v| v.as_str().map(severity))
+                    .unwrap_or(u8::MAX),
+                None => u8::MAX,
+            };
+        }
         let shared = context
             .extensions
             .get::<http::request::Parts>()
@@ -568,6 +597,49 @@ impl McpHandler {
             }
             _ => {}
         }
+    }
+
+    /// Watches the resources a `subscriptions/listen` stream accepted, for
+    /// its caller, each update sent on the stream; the watches end when the
+    /// returned guard drops. A resource the caller may not see, or that no
+    /// connector has, is left out (and logged).
+    async fn watch_for_listen(&self, context: &SubscriptionContext) -> AbortOnDrop {
+        let mut watches = Vec::new();
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        if uris.is_empty() {
+            return AbortOnDrop(watches);
+        }
+        let caller = self.caller(context.request_context());
+        for uri in uris {
+            if let Err(error) = self.pipeline.may_subscribe(&caller, &uri) {
+                tracing::info!(%uri, error = %error.message, "a listen stream's resource subscription was refused");
+                continue;
+            }
+            let sink = context.sink().clone();
+            let notify = move |changed: String| {
+                let sink = sink.clone();
+                async move {
+                    // An update of a URI the stream did not name (a
+                    // connector reporting a child) is skipped, the watch
+                    // goes on; a closed stream ends it.
+                    match sink.notify_resource_updated(changed).await {
+                        Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_)) => true,
+                        Err(_) => false,
+                    }
+                }
+            };
+            match self.pipeline.watch_resource(&caller, &uri, notify).await {
+                Ok(watch) => watches.push(watch),
+                Err(error) => {
+                    tracing::info!(%uri, error = %error.message, "a listen stream's resource cannot be watched");
+                }
+            }
+        }
+        AbortOnDrop(watches)
     }
 
     /// The pipeline every session calls through, for other front doors.
@@ -924,17 +996,36 @@ impl ServerHandler for McpHandler {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        let _ = requested;
-        Some(
-            SubscriptionFilter::builder()
-                .tools_list_changed()
-                .prompts_list_changed()
-                .resources_list_changed()
-                .build(),
-        )
+        // Resource updates of at most `max_subscriptions_per_session` URIs
+        // per listen stream (the first ones asked for); whether the caller
+        // may see each is decided when the stream starts.
+        let mut uris: Vec<String> = Vec::new();
+        for uri in requested.resource_subscriptions.iter().flatten() {
+            if uris.len() >= self.limits.max_subscriptions_per_session {
+                SUBSCRIPTIONS_REFUSED.hit(
+                    self.limits.max_subscriptions_per_session,
+                    "a listen stream asked for more resource subscriptions than allowed; the rest are not honoured",
+                );
+                break;
+            }
+            if !uris.contains(uri) {
+                uris.push(uri.clone());
+            }
+        }
+        let mut accepted = SubscriptionFilter::builder()
+            .tools_list_changed()
+            .prompts_list_changed()
+            .resources_list_changed();
+        if !uris.is_empty() {
+            accepted = accepted.resource_subscriptions(uris);
+        }
+        Some(accepted.build())
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        // The resources this stream hears of: watched for as long as it
+        // lasts (stateless: on whichever replica the stream is).
+        let _watches = self.watch_for_listen(&context).await;
         let mut changes = self.catalog().subscribe();
         changes.mark_unchanged();
         let mut surface = self.catalog().subscribe_surface();

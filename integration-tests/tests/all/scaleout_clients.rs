@@ -5,8 +5,9 @@
 //! update, `logging/setLevel` honoured, progress-streaming calls and
 //! elicitation round trips, each request landing on whichever replica the
 //! balancer picks. The Python SDK's default (auto) mode negotiates the
-//! stateless 2026-07-28 protocol: its calls, progress and `subscriptions/listen`
-//! go over the same balancer.
+//! stateless 2026-07-28 protocol: its calls, progress, log opt-ins and a
+//! `subscriptions/listen` stream with a resource's update go over the same
+//! balancer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -254,8 +255,9 @@ async def main(url, mode):
         progress.append(value)
 
     report = {"errors": []}
+    log_level = "warning" if mode == "auto" else None
     async with Client(url, mode=mode, logging_callback=on_log, message_handler=on_message,
-                      elicitation_callback=on_elicit) as client:
+                      elicitation_callback=on_elicit, log_level=log_level) as client:
         report["protocol_version"] = str(client.session.protocol_version)
         sums = []
         for i in range(50):
@@ -294,8 +296,26 @@ async def main(url, mode):
                 answers.append(result.content[0].text)
             report["answers"] = answers
         else:
-            async with client.listen(tools_list_changed=True) as subscription:
+            uri = "conformance+test://watched-resource"
+            async with client.listen(tools_list_changed=True, resource_subscriptions=[uri]) as subscription:
                 report["listen_honored"] = bool(subscription.honored.tools_list_changed)
+                report["listen_uris"] = list(subscription.honored.resource_subscriptions or [])
+                await client.call_tool("conformance_update_watched_resource", {})
+
+                async def first_update():
+                    async for event in subscription:
+                        if type(event).__name__ == "ResourceUpdated":
+                            return str(event.uri)
+
+                report["updates"] = [await asyncio.wait_for(first_update(), 20)]
+            # The client opts in at warning: the info logs of these two calls
+            # are not sent; these two opt in at info themselves.
+            for _ in range(2):
+                await client.call_tool("conformance_test_tool_with_logging", {})
+            for _ in range(2):
+                await client.call_tool("conformance_test_tool_with_logging", {},
+                                       meta={"io.modelcontextprotocol/logLevel": "info"})
+            report["logs"] = logs
     print(json.dumps(report))
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
@@ -401,6 +421,18 @@ async fn the_python_sdk_in_auto_mode_speaks_the_stateless_protocol_through_two_r
         "{report}"
     );
     assert_eq!(report["listen_honored"], json!(true), "{report}");
+    let uri = "conformance+test://watched-resource";
+    assert_eq!(report["listen_uris"], json!([uri]), "{report}");
+    assert_eq!(
+        report["updates"],
+        json!([uri]),
+        "the listen stream heard of the update: {report}"
+    );
+    assert_eq!(
+        report["logs"],
+        json!(["info", "info", "info", "info", "info", "info"]),
+        "logs only for the calls that opted in at info: {report}"
+    );
     let served = counts(&routers, "calculator_add").await;
     assert_eq!(served.iter().sum::<u64>(), 50, "{served:?}");
     assert!(

@@ -41,7 +41,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt as _};
 use rmcp::RoleServer;
-use rmcp::model::ServerJsonRpcMessage;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializedNotification,
     JsonRpcMessage, RequestId,
@@ -85,6 +84,8 @@ pub struct PollingSessions {
     shared: Option<crate::session::SharedSessions>,
     /// With a store: the listen streams this replica holds.
     listeners: Option<Arc<crate::session::listen::Listeners>>,
+    /// With a store: the request streams this replica resumes from others.
+    feeds: Arc<crate::session::resume::Feeds>,
 }
 
 impl std::fmt::Debug for PollingSessions {
@@ -144,6 +145,7 @@ impl PollingSessions {
             seated: Mutex::default(),
             shared: None,
             listeners: None,
+            feeds: Arc::default(),
         }
     }
 
@@ -402,24 +404,30 @@ impl PollingSessions {
             let tag = self.replica_tag(event.request.as_ref());
             return Ok(Box::pin(tagged(stream, tag)));
         }
-        // The stream was another replica's: it died, or the balancer sent the
-        // reconnection here. Its events are not here.
+        // The stream was another replica's: the balancer sent the
+        // reconnection here, or that replica died. Its events are there.
         match event.request {
             Some(request) => {
-                tracing::info!(
-                    "a client resumed a request stream of another replica: answered that the request's answer is lost"
-                );
-                let lost = ServerJsonRpcMessage::error(
-                    rmcp::model::ErrorData::new(
-                        rmcp::model::ErrorCode(crate::admission::LIMIT_REACHED as i32),
-                        "the router replica that was running this request stopped (or the connection to it was lost) before it answered: its answer is lost, and the request may or may not have taken effect; retry it (the session goes on, on another replica)",
-                        Some(serde_json::json!({ "reason": "replica_lost" })),
-                    ),
-                    Some(request),
-                );
-                Ok(Box::pin(futures::stream::iter([
-                    ServerSseMessage::from_message(lost),
-                ])))
+                let resumed = crate::session::resume::from_replica(
+                    shared,
+                    &self.feeds,
+                    id,
+                    event.replica,
+                    request.clone(),
+                    event.local,
+                )
+                .await;
+                match resumed {
+                    Some(stream) => Ok(Box::pin(stream)),
+                    None => {
+                        tracing::info!(
+                            "a client resumed a request stream of a replica that is gone: answered that the request's answer is lost"
+                        );
+                        Ok(Box::pin(futures::stream::iter([
+                            crate::session::resume::replica_lost(request),
+                        ])))
+                    }
+                }
             }
             None => {
                 // The listen stream: open it here; what the other replica
@@ -523,6 +531,40 @@ impl PollingSessions {
                 if let Some(listeners) = &self.listeners {
                     listeners.unwatch(&session, &uri);
                 }
+            }
+            relay::RelayedBody::Resume {
+                from,
+                feed,
+                local,
+                request,
+            } => {
+                let Some(shared) = &self.shared else { return };
+                let stream: SseStream = match self.inner.resume(&session, local).await {
+                    Ok(stream) => Box::pin(tagged(stream, self.replica_tag(Some(&request)))),
+                    Err(error) => {
+                        tracing::info!(%error, "a request stream another replica asked for cannot be resumed here");
+                        Box::pin(futures::stream::iter([
+                            crate::session::resume::replica_lost(request),
+                        ]))
+                    }
+                };
+                crate::session::resume::forward(
+                    shared.clone(),
+                    session.to_string(),
+                    from,
+                    feed,
+                    stream,
+                );
+            }
+            relay::RelayedBody::Event { feed, event } => {
+                self.feeds.deliver(
+                    feed,
+                    crate::session::resume::FeedItem::Event(Box::new(event)),
+                );
+            }
+            relay::RelayedBody::End { feed } => {
+                self.feeds
+                    .deliver(feed, crate::session::resume::FeedItem::End);
             }
         }
     }

@@ -253,11 +253,6 @@ async fn shared_sessions(
         ttl: config.client_limits.session_idle_timeout,
         keys: config.session_keys.clone(),
     };
-    if config.sse_poll_after.is_some() {
-        tracing::warn!(
-            "--sse-poll-after with --session-store: a call's stream is resumed only on the replica that runs it, so a balancer without affinity makes polled calls fail; use one or the other"
-        );
-    }
     let shared =
         SharedSessions::start(&settings, cancel.child_token()).map_err(anyhow::Error::msg)?;
     if !shared.connected(STORE_STARTUP_WAIT).await {

@@ -839,3 +839,45 @@ async fn the_compose_balancer_config_is_valid_for_haproxy() {
         });
     assert_eq!(sticky, None, "no stickiness: sessions are shared");
 }
+
+#[tokio::test]
+async fn a_polled_call_is_resumed_through_whichever_replica_the_balancer_picks() {
+    if !parts_available().await {
+        return;
+    }
+    let calc = calculator().await;
+    let specs = [spec("calculator", &calc)];
+    // Every call's stream is closed after 200 ms: the client comes back
+    // (GET with Last-Event-ID) through the balancer, to either replica.
+    let routers = replicas(
+        2,
+        &specs,
+        &fresh_prefix("polling"),
+        &["--sse-poll-after", "200ms"],
+    )
+    .await;
+    let balancer = Balancer::start(&routers.iter().map(|r| r.addr).collect::<Vec<_>>())
+        .await
+        .expect("haproxy");
+    let (client, _) = http_client_at(&balancer.mcp_url()).await;
+    let before = counts(&routers, "calculator_nap").await;
+    for round in 0..4 {
+        // The balancer alternates strictly: the resumption (the client's
+        // next request after the call's POST) reaches the replica that is
+        // not running the call, which gets the events from the one that is.
+        let napped = call(&client, "calculator_nap", json!({"ms": 900})).await;
+        assert!(
+            !is_error(&napped),
+            "round {round}: the answer came through the resumed stream: {}",
+            text(&napped)
+        );
+        // One more request, so the next call runs on the other replica.
+        client.list_all_tools().await.expect("tools/list");
+    }
+    let after = counts(&routers, "calculator_nap").await;
+    assert!(
+        (0..2).all(|i| after[i] > before[i]),
+        "the calls ran on both replicas: {before:?} -> {after:?}"
+    );
+    client.cancel().await.expect("close the session");
+}

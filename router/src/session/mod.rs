@@ -31,6 +31,7 @@ pub(crate) mod guard;
 mod keys;
 pub mod listen;
 pub mod relay;
+pub mod resume;
 mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -56,11 +56,27 @@ pub enum RelayedBody {
     Watch(String),
     /// The session unsubscribed from this resource.
     Unwatch(String),
+    /// Resume the stream of `request` after rmcp's event `local` here, and
+    /// pass its events to feed `feed` of replica `from`
+    /// ([`super::resume`]).
+    Resume {
+        from: String,
+        feed: u64,
+        local: String,
+        request: RequestId,
+    },
+    /// The next event of feed `feed` of the receiving replica.
+    Event {
+        feed: u64,
+        event: super::resume::RelayedEvent,
+    },
+    /// Feed `feed` of the receiving replica ended.
+    End { feed: u64 },
 }
 
 impl SharedSessions {
     /// The channel replica `replica` listens on.
-    fn channel(&self, replica: &str) -> String {
+    pub(super) fn channel(&self, replica: &str) -> String {
         format!("{}r:{replica}", self.inner.prefix)
     }
 

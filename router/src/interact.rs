@@ -50,14 +50,30 @@ async fn deliver(upstream: &Upstream, id: String, reply: pb::reply_request::Repl
     }
 }
 
+/// Whether the client speaks a stateless protocol version (2026-07-28 and
+/// later: no session to ask a question in).
+fn is_stateless(info: &rmcp::model::InitializeRequestParams) -> bool {
+    info.protocol_version.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
+}
+
+/// Why a stateless request (2026-07-28, no session) gets no question.
+fn stateless(what: &str) -> String {
+    format!(
+        "the router puts questions to the client ({what}) only within an MCP session (protocol 2025-11-25): this request is stateless (2026-07-28), and input-required results are not supported yet; connect with a session to use this tool"
+    )
+}
+
 async fn elicit(
     peer: &Peer<RoleServer>,
     e: pb::Elicitation,
 ) -> Result<pb::reply_request::Reply, String> {
-    let supported = peer
-        .peer_info()
-        .is_some_and(|info| info.capabilities.elicitation.is_some());
-    if !supported {
+    let Some(info) = peer.peer_info() else {
+        return Err("the MCP client does not support elicitation (user input)".into());
+    };
+    if is_stateless(&info) {
+        return Err(stateless("elicitation (user input)"));
+    }
+    if info.capabilities.elicitation.is_none() {
         return Err("the MCP client does not support elicitation (user input)".into());
     }
     let schema = e
@@ -91,10 +107,13 @@ async fn sample(
     s: pb::Sampling,
     prefix: &str,
 ) -> Result<pb::reply_request::Reply, String> {
-    let supported = peer
-        .peer_info()
-        .is_some_and(|info| info.capabilities.sampling.is_some());
-    if !supported {
+    let Some(info) = peer.peer_info() else {
+        return Err("the MCP client does not support sampling (LLM completions)".into());
+    };
+    if is_stateless(&info) {
+        return Err(stateless("sampling (LLM completions)"));
+    }
+    if info.capabilities.sampling.is_none() {
         return Err("the MCP client does not support sampling (LLM completions)".into());
     }
     let messages: Vec<Json> = s

@@ -316,6 +316,9 @@ async def main(url, mode):
                 await client.call_tool("conformance_test_tool_with_logging", {},
                                        meta={"io.modelcontextprotocol/logLevel": "info"})
             report["logs"] = logs
+            asked_stateless = await client.call_tool("conformance_test_elicitation", {"message": "Who?"})
+            report["stateless_question"] = (
+                asked_stateless.content[0].text if asked_stateless.is_error else "answered")
     print(json.dumps(report))
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
@@ -432,6 +435,13 @@ async fn the_python_sdk_in_auto_mode_speaks_the_stateless_protocol_through_two_r
         report["logs"],
         json!(["info", "info", "info", "info", "info", "info"]),
         "logs only for the calls that opted in at info: {report}"
+    );
+    // Questions need a session: a stateless call that asks one fails
+    // readably instead of waiting.
+    let refused = report["stateless_question"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("only within an MCP session") && refused.contains("stateless"),
+        "{report}"
     );
     let served = counts(&routers, "calculator_add").await;
     assert_eq!(served.iter().sum::<u64>(), 50, "{served:?}");

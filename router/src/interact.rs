@@ -40,7 +40,8 @@ pub async fn refuse(upstream: &Upstream, ask: pb::ClientRequest, why: &str) {
     .await;
 }
 
-async fn deliver(upstream: &Upstream, id: String, reply: pb::reply_request::Reply) {
+/// Delivers `reply` to question `id` of the connector behind `upstream`.
+pub async fn deliver(upstream: &Upstream, id: String, reply: pb::reply_request::Reply) {
     let request = upstream.request(pb::ReplyRequest {
         id,
         reply: Some(reply),
@@ -50,55 +51,50 @@ async fn deliver(upstream: &Upstream, id: String, reply: pb::reply_request::Repl
     }
 }
 
-/// Whether the client speaks a stateless protocol version (2026-07-28 and
-/// later: no session to ask a question in).
-fn is_stateless(info: &rmcp::model::InitializeRequestParams) -> bool {
-    info.protocol_version.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
-}
-
-/// Why a stateless request (2026-07-28, no session) gets no question.
-fn stateless(what: &str) -> String {
-    format!(
-        "the router puts questions to the client ({what}) only within an MCP session (protocol 2025-11-25): this request is stateless (2026-07-28), and input-required results are not supported yet; connect with a session to use this tool"
-    )
-}
-
 async fn elicit(
     peer: &Peer<RoleServer>,
     e: pb::Elicitation,
 ) -> Result<pb::reply_request::Reply, String> {
-    let Some(info) = peer.peer_info() else {
-        return Err("the MCP client does not support elicitation (user input)".into());
-    };
-    if is_stateless(&info) {
-        return Err(stateless("elicitation (user input)"));
-    }
-    if info.capabilities.elicitation.is_none() {
+    let supported = peer
+        .peer_info()
+        .is_some_and(|info| info.capabilities.elicitation.is_some());
+    if !supported {
         return Err("the MCP client does not support elicitation (user input)".into());
     }
-    let schema = e
-        .requested_schema
-        .as_ref()
-        .map(struct_json)
-        .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
-    let params = serde_json::from_value(json!({
-        "mode": "form",
-        "message": e.message,
-        "requestedSchema": schema,
-    }))
-    .map_err(|err| format!("the connector's elicitation schema is not one MCP allows: {err}"))?;
+    let params = serde_json::from_value(elicitation_params(&e)).map_err(|err| {
+        format!("the connector's elicitation schema is not one MCP allows: {err}")
+    })?;
     let result = peer
         .create_elicitation(params)
         .await
         .map_err(|err| format!("elicitation failed: {err}"))?;
     let result = serde_json::to_value(result).map_err(|err| err.to_string())?;
-    Ok(pb::reply_request::Reply::Elicit(pb::ElicitationResult {
+    Ok(elicitation_reply(&result))
+}
+
+/// The `elicitation/create` params of a connector's elicitation.
+pub fn elicitation_params(e: &pb::Elicitation) -> Json {
+    let schema = e
+        .requested_schema
+        .as_ref()
+        .map(struct_json)
+        .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
+    json!({
+        "mode": "form",
+        "message": e.message,
+        "requestedSchema": schema,
+    })
+}
+
+/// The connector's reply for the client's elicitation `result`.
+pub fn elicitation_reply(result: &Json) -> pb::reply_request::Reply {
+    pb::reply_request::Reply::Elicit(pb::ElicitationResult {
         action: result["action"].as_str().unwrap_or("cancel").to_owned(),
         content: match &result["content"] {
             Json::Object(map) => Some(json_struct(map)),
             _ => None,
         },
-    }))
+    })
 }
 
 #[allow(deprecated)] // sampling: deprecated by SEP-2577, still what current clients offer
@@ -107,15 +103,25 @@ async fn sample(
     s: pb::Sampling,
     prefix: &str,
 ) -> Result<pb::reply_request::Reply, String> {
-    let Some(info) = peer.peer_info() else {
-        return Err("the MCP client does not support sampling (LLM completions)".into());
-    };
-    if is_stateless(&info) {
-        return Err(stateless("sampling (LLM completions)"));
-    }
-    if info.capabilities.sampling.is_none() {
+    let supported = peer
+        .peer_info()
+        .is_some_and(|info| info.capabilities.sampling.is_some());
+    if !supported {
         return Err("the MCP client does not support sampling (LLM completions)".into());
     }
+    let params = serde_json::from_value(sampling_params(&s, prefix))
+        .map_err(|err| format!("the connector's sampling request is not one MCP allows: {err}"))?;
+    let result = peer
+        .create_message(params)
+        .await
+        .map_err(|err| format!("sampling failed: {err}"))?;
+    let result = serde_json::to_value(result).map_err(|err| err.to_string())?;
+    Ok(sampling_reply(&result))
+}
+
+/// The `sampling/createMessage` params of a connector's sampling request
+/// (URIs in its content under the connector's `prefix`).
+pub fn sampling_params(s: &pb::Sampling, prefix: &str) -> Json {
     let messages: Vec<Json> = s
         .messages
         .iter()
@@ -133,15 +139,13 @@ async fn sample(
     if !s.system_prompt.is_empty() {
         params["systemPrompt"] = json!(s.system_prompt);
     }
-    let params = serde_json::from_value(params)
-        .map_err(|err| format!("the connector's sampling request is not one MCP allows: {err}"))?;
-    let result = peer
-        .create_message(params)
-        .await
-        .map_err(|err| format!("sampling failed: {err}"))?;
-    let result = serde_json::to_value(result).map_err(|err| err.to_string())?;
+    params
+}
+
+/// The connector's reply for the client's sampling `result`.
+pub fn sampling_reply(result: &Json) -> pb::reply_request::Reply {
     let message = if result.get("content").is_some() {
-        &result
+        result
     } else {
         &result["message"]
     };
@@ -149,7 +153,7 @@ async fn sample(
         Json::Array(blocks) => blocks.first().cloned().unwrap_or(Json::Null),
         other => other.clone(),
     };
-    Ok(pb::reply_request::Reply::Sample(pb::SamplingResult {
+    pb::reply_request::Reply::Sample(pb::SamplingResult {
         role: if message["role"] == "user" {
             pb::Role::User as i32
         } else {
@@ -158,7 +162,7 @@ async fn sample(
         content: content_from_json(&content),
         model: result["model"].as_str().unwrap_or_default().to_owned(),
         stop_reason: result["stopReason"].as_str().unwrap_or_default().to_owned(),
-    }))
+    })
 }
 
 /// An MCP content block (text, image or audio) as the shared proto message.

@@ -35,6 +35,7 @@ pub(crate) mod polling;
 pub mod rate;
 pub(crate) mod redis_link;
 pub(crate) mod rest;
+pub(crate) mod rounds;
 pub(crate) mod schema;
 pub mod session;
 pub mod telemetry;

@@ -149,22 +149,29 @@ impl Notifier {
 
 /// Sends one log notification (MCP logging is deprecated by SEP-2577 in rmcp,
 /// but clients of the current protocol versions use it).
-#[allow(deprecated)]
 async fn send_log(notifier: &Notifier, level: &str, logger: String, data: Json) -> bool {
+    match log_notification(level, logger, data) {
+        Some(notification) => notifier.send(notification).await,
+        None => true,
+    }
+}
+
+/// A log notification (`None` for a level MCP does not know).
+#[allow(deprecated)]
+pub(crate) fn log_notification(
+    level: &str,
+    logger: String,
+    data: Json,
+) -> Option<rmcp::model::ServerNotification> {
     let mut param = json!({ "level": level, "data": data });
     if !logger.is_empty() {
         param["logger"] = json!(logger);
     }
-    match serde_json::from_value::<rmcp::model::LoggingMessageNotificationParam>(param) {
-        Ok(param) => {
-            notifier
-                .send(rmcp::model::ServerNotification::LoggingMessageNotification(
-                    rmcp::model::LoggingMessageNotification::new(param),
-                ))
-                .await
-        }
-        Err(_) => true,
-    }
+    let param =
+        serde_json::from_value::<rmcp::model::LoggingMessageNotificationParam>(param).ok()?;
+    Some(rmcp::model::ServerNotification::LoggingMessageNotification(
+        rmcp::model::LoggingMessageNotification::new(param),
+    ))
 }
 
 /// Sends a tool call's notices to the client as they come, until the call
@@ -263,6 +270,11 @@ pub struct McpHandler {
     /// Cancelled when the router starts draining: listen streams end, so
     /// clients listen again on another replica.
     draining: CancellationToken,
+    /// Stateless calls waiting for their clients' answers.
+    parking: Arc<crate::rounds::Parking>,
+    /// With a store: requests relayed to other replicas, waiting for
+    /// their answers.
+    feeds: Option<Arc<crate::session::resume::Feeds>>,
 }
 
 impl std::fmt::Debug for McpHandler {
@@ -313,6 +325,11 @@ impl McpHandler {
             shared: None,
             listeners: None,
             draining: CancellationToken::new(),
+            parking: Arc::new(crate::rounds::Parking::new({
+                let name: [u8; 6] = rand::random();
+                name.iter().map(|b| format!("{b:02x}")).collect()
+            })),
+            feeds: None,
         }
     }
 
@@ -357,7 +374,13 @@ impl McpHandler {
         mut self,
         shared: crate::session::SharedSessions,
         listeners: Arc<crate::session::listen::Listeners>,
+        parking: Arc<crate::rounds::Parking>,
+        feeds: Arc<crate::session::resume::Feeds>,
     ) -> Self {
+        // Parked calls are named after the replica, so other replicas relay
+        // their retries here.
+        self.parking = parking;
+        self.feeds = Some(feeds);
         self.shared = Some(shared);
         self.listeners = Some(listeners);
         self
@@ -440,6 +463,8 @@ impl McpHandler {
             shared: self.shared.clone(),
             listeners: self.listeners.clone(),
             draining: self.draining.clone(),
+            parking: self.parking.clone(),
+            feeds: self.feeds.clone(),
         }
     }
 
@@ -642,6 +667,86 @@ impl McpHandler {
         AbortOnDrop(watches)
     }
 
+    /// `tools/call` of a stateless client that can answer questions: the
+    /// call's questions become input-required rounds ([`crate::rounds`]).
+    async fn call_tool_in_rounds(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        capabilities: Option<rmcp::model::ClientCapabilities>,
+    ) -> Result<CallToolResponse, McpError> {
+        let span = crate::trace::mcp_request("tools/call", &request.name, &context);
+        let caller = span.in_scope(|| self.caller(&context));
+        let owner = caller
+            .principal
+            .as_ref()
+            .map(|p| p.sub.clone())
+            .unwrap_or_default();
+        let outlet = crate::rounds::Outlet {
+            to: crate::rounds::Via::Peer(&context.peer),
+            token: context.meta.get_progress_token(),
+            capabilities,
+        };
+        let running = match &request.request_state {
+            Some(state) => {
+                if !self.parking.is_mine(state) {
+                    // Another replica's call: the retry is relayed there.
+                    let Some((shared, feeds)) = self.shared.as_ref().zip(self.feeds.as_deref())
+                    else {
+                        return Err(crate::rounds::unknown_state());
+                    };
+                    return crate::rounds::relay_round(
+                        shared,
+                        feeds,
+                        &outlet,
+                        state,
+                        request.input_responses,
+                        &owner,
+                        &context.ct,
+                    )
+                    .await;
+                }
+                self.parking
+                    .resume(state, request.input_responses.as_ref(), |parked| {
+                        parked == owner
+                    })
+                    .await?
+                    .0
+            }
+            None => {
+                let (notices, queue) = Notices::new(
+                    self.limits.notification_queue,
+                    outlet.token.is_some(),
+                    self.log_level(&context),
+                );
+                // The call outlives this request when it asks a question.
+                let cancel = CancellationToken::new();
+                let call = ToolCall {
+                    caller,
+                    name: request.name.to_string(),
+                    arguments: request.arguments,
+                    cancel: cancel.clone(),
+                    slots: Some(self.session.calls.clone()),
+                    notices: Some(notices),
+                };
+                let pipeline = self.pipeline.clone();
+                let call = tokio::spawn(async move {
+                    let result = pipeline.call_tool(call).instrument(span.clone()).await;
+                    crate::trace::answered(&span, &crate::call::error_type(&result));
+                    result
+                });
+                crate::rounds::Running {
+                    call,
+                    queue,
+                    cancel,
+                }
+            }
+        };
+        self.parking
+            .drive(running, &outlet, &owner, &context.ct)
+            .await
+    }
+
     /// The pipeline every session calls through, for other front doors.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
@@ -751,6 +856,17 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if crate::rounds::applies(context.protocol_version().as_ref()) {
+            let capabilities = context.meta.client_capabilities();
+            let can_answer = capabilities
+                .as_ref()
+                .is_some_and(|c| c.elicitation.is_some() || c.sampling.is_some());
+            if request.request_state.is_some() || can_answer {
+                return self
+                    .call_tool_in_rounds(request, context, capabilities)
+                    .await;
+            }
+        }
         // Whatever way the call ends, its SSE stream is forgotten.
         let _stream = self.polling.as_ref().map(|p| p.forget_when_done(&context));
         let progress_token = context.meta.get_progress_token();

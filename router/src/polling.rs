@@ -84,8 +84,11 @@ pub struct PollingSessions {
     shared: Option<crate::session::SharedSessions>,
     /// With a store: the listen streams this replica holds.
     listeners: Option<Arc<crate::session::listen::Listeners>>,
-    /// With a store: the request streams this replica resumes from others.
+    /// With a store: the request streams this replica resumes from others,
+    /// and the rounds it relays.
     feeds: Arc<crate::session::resume::Feeds>,
+    /// With a store: stateless calls parked here, for rounds relayed here.
+    parking: Option<Arc<crate::rounds::Parking>>,
 }
 
 impl std::fmt::Debug for PollingSessions {
@@ -146,6 +149,7 @@ impl PollingSessions {
             shared: None,
             listeners: None,
             feeds: Arc::default(),
+            parking: None,
         }
     }
 
@@ -155,10 +159,17 @@ impl PollingSessions {
         mut self,
         shared: crate::session::SharedSessions,
         listeners: Arc<crate::session::listen::Listeners>,
+        parking: Arc<crate::rounds::Parking>,
     ) -> Self {
         self.shared = Some(shared);
         self.listeners = Some(listeners);
+        self.parking = Some(parking);
         self
+    }
+
+    /// The requests this replica relays to others, waiting for answers.
+    pub fn feeds(&self) -> Arc<crate::session::resume::Feeds> {
+        self.feeds.clone()
     }
 
     /// Why no session can be opened now: the session store is configured
@@ -565,6 +576,35 @@ impl PollingSessions {
             relay::RelayedBody::End { feed } => {
                 self.feeds
                     .deliver(feed, crate::session::resume::FeedItem::End);
+            }
+            relay::RelayedBody::Outcome { feed, outcome } => {
+                self.feeds
+                    .deliver(feed, crate::session::resume::FeedItem::Outcome(outcome));
+            }
+            relay::RelayedBody::Round {
+                from,
+                feed,
+                state,
+                responses,
+                owner,
+                token,
+                capabilities,
+            } => {
+                if let (Some(parking), Some(shared)) = (&self.parking, &self.shared) {
+                    crate::rounds::serve_round(
+                        parking.clone(),
+                        shared.clone(),
+                        crate::rounds::RoundAsked {
+                            from,
+                            feed,
+                            state,
+                            responses,
+                            owner,
+                            token,
+                            capabilities,
+                        },
+                    );
+                }
             }
         }
     }

@@ -120,9 +120,10 @@ pub async fn serve_http(
             shared.clone(),
             router.pipeline().clone(),
         ));
-        sessions = sessions.with_store(shared.clone(), listeners.clone());
+        let parking = Arc::new(crate::rounds::Parking::new(shared.replica().to_owned()));
+        sessions = sessions.with_store(shared.clone(), listeners.clone(), parking.clone());
         mcp_config.session_store = Some(Arc::new(shared.clone()));
-        router = router.with_shared_sessions(shared.clone(), listeners);
+        router = router.with_shared_sessions(shared.clone(), listeners, parking, sessions.feeds());
     }
     let sessions = Arc::new(sessions);
     if let Some(shared) = &shared {

@@ -417,3 +417,134 @@ async fn subscriptions_follow_the_listen_stream_and_an_unsubscribe_anywhere_ends
     );
     drop(routers.remove(0));
 }
+
+/// A stateless (2026-07-28) `tools/call` POSTed to `router`, read whole:
+/// its answer.
+async fn stateless_call(router: &HttpRouter, id: u64, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "rounds-test", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}
+    });
+    let response = reqwest::Client::new()
+        .post(router.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", params["name"].as_str().unwrap_or_default())
+        .body(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let json = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json {
+        return response.json().await.expect("a JSON answer");
+    }
+    let mut events = Events::new(response);
+    loop {
+        let message = events.next().await.expect("the call's answer");
+        if message.get("id") == Some(&json!(id)) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stateless_call_s_question_is_answered_by_a_retry_to_any_replica() {
+    if !parts_available().await {
+        return;
+    }
+    let (_connector, routers) = conformance_replicas("relay-rounds").await;
+    let (a, b) = (&routers[0], &routers[1]);
+    let replica_a = readyz(a).await["sessions"]["replica"]
+        .as_str()
+        .expect("/readyz names the replica")
+        .to_owned();
+    let ask = json!({"name": "conformance_test_elicitation", "arguments": {"message": "Who?"}});
+    for (round, retry_to) in [b, a].into_iter().enumerate() {
+        let asked = stateless_call(a, 1, ask.clone()).await;
+        let result = &asked["result"];
+        assert_eq!(result["resultType"], "input_required", "{asked}");
+        assert_eq!(
+            result["inputRequests"]["question"]["method"], "elicitation/create",
+            "{asked}"
+        );
+        let state = result["requestState"].as_str().expect("a requestState");
+        assert!(
+            state.starts_with(&format!("{replica_a}.")),
+            "the state names the replica holding the call: {state}"
+        );
+        let mut retry = ask.clone();
+        retry["requestState"] = json!(state);
+        retry["inputResponses"] = json!({"question": {
+            "action": "accept",
+            "content": {"username": format!("ada-{round}"), "email": "ada@example.org"}
+        }});
+        let answered = stateless_call(retry_to, 2, retry.clone()).await;
+        let text = answered["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            text.starts_with("User response: action=accept")
+                && text.contains(&format!("ada-{round}")),
+            "round {round}: {answered}"
+        );
+        // The state is spent: the same retry again finds nothing.
+        let again = stateless_call(retry_to, 3, retry).await;
+        assert!(
+            again["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("requestState names no call")),
+            "{again}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_router_without_a_store_answers_stateless_questions_in_rounds() {
+    let connector = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start conformance-connector");
+    let router = HttpRouter::start(&[spec("conformance", &connector)], &[])
+        .await
+        .expect("router");
+    let ask = json!({"name": "conformance_test_elicitation", "arguments": {"message": "Who?"}});
+    let asked = stateless_call(&router, 1, ask.clone()).await;
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .expect("an input-required result")
+        .to_owned();
+    let mut retry = ask;
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({"question": {"action": "decline"}});
+    let answered = stateless_call(&router, 2, retry).await;
+    assert_eq!(
+        answered["result"]["content"][0]["text"], "User response: action=decline, content=null",
+        "{answered}"
+    );
+    // A made-up state opens nothing.
+    let forged = stateless_call(
+        &router,
+        3,
+        json!({"name": "conformance_test_elicitation", "arguments": {"message": "Who?"},
+               "requestState": format!("{}.00000000000000000000000000000000", state.split('.').next().unwrap_or_default()),
+               "inputResponses": {"question": {"action": "accept", "content": {}}}}),
+    )
+    .await;
+    assert!(
+        forged["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("requestState names no call")),
+        "{forged}"
+    );
+}

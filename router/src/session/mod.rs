@@ -328,6 +328,17 @@ impl SharedSessions {
         Ok(owner.is_some_and(|owner| self.inner.keys.opens(&owner, sub)))
     }
 
+    /// `sub` sealed with the newest session key, to name a principal to
+    /// another replica without naming it to Redis.
+    pub fn seal(&self, sub: &str) -> String {
+        self.inner.keys.seal(sub)
+    }
+
+    /// Whether `sealed` (from [`Self::seal`], on any replica) names `sub`.
+    pub fn opens(&self, sealed: &str, sub: &str) -> bool {
+        self.inner.keys.opens(sealed, sub)
+    }
+
     /// `/readyz` detail on sessions with a store.
     pub fn readiness(&self) -> Json {
         match self.unavailable() {

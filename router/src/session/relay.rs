@@ -72,6 +72,24 @@ pub enum RelayedBody {
     },
     /// Feed `feed` of the receiving replica ended.
     End { feed: u64 },
+    /// Answer the call parked under `state` with `responses` (a stateless
+    /// client's retry reached replica `from`), for the principal `owner`
+    /// (sealed with the session key), and pass what follows to feed `feed`
+    /// of `from` ([`crate::rounds`]).
+    Round {
+        from: String,
+        feed: u64,
+        state: String,
+        responses: Option<rmcp::model::InputResponses>,
+        owner: String,
+        token: Option<rmcp::model::ProgressToken>,
+        capabilities: Option<rmcp::model::ClientCapabilities>,
+    },
+    /// The outcome of a relayed round: the request's answer.
+    Outcome {
+        feed: u64,
+        outcome: serde_json::Value,
+    },
 }
 
 impl SharedSessions {

@@ -41,6 +41,22 @@ pub struct RelayedEvent {
     retry_ms: Option<u64>,
 }
 
+impl RelayedEvent {
+    /// An event carrying `message` alone.
+    pub fn message(message: ServerJsonRpcMessage) -> Self {
+        Self {
+            event_id: None,
+            message: Some(message),
+            retry_ms: None,
+        }
+    }
+
+    /// The message it carries.
+    pub fn into_message(self) -> Option<ServerJsonRpcMessage> {
+        self.message
+    }
+}
+
 impl From<&ServerSseMessage> for RelayedEvent {
     fn from(event: &ServerSseMessage) -> Self {
         Self {
@@ -70,6 +86,9 @@ pub enum FeedItem {
     Event(Box<RelayedEvent>),
     /// The stream ended.
     End,
+    /// The answer to a request relayed to another replica (JSON: a result,
+    /// or `{"error": ...}`).
+    Outcome(serde_json::Value),
 }
 
 /// The streams this replica is resuming for its clients from other
@@ -85,6 +104,19 @@ impl Feeds {
         self.feeds
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new feed: its number and what arrives for it.
+    pub fn open(&self) -> (u64, mpsc::Receiver<FeedItem>) {
+        let feed = self.next.fetch_add(1, Ordering::Relaxed);
+        let (sender, items) = mpsc::channel(FEED_QUEUE);
+        self.feeds().insert(feed, sender);
+        (feed, items)
+    }
+
+    /// Forgets feed `feed`.
+    pub fn close(&self, feed: u64) {
+        self.feeds().remove(&feed);
     }
 
     /// Passes what another replica sent on to feed `feed`; a feed whose
@@ -128,9 +160,7 @@ pub async fn from_replica(
     request: RequestId,
     local: &str,
 ) -> Option<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static> {
-    let feed = feeds.next.fetch_add(1, Ordering::Relaxed);
-    let (sender, mut items) = mpsc::channel(FEED_QUEUE);
-    feeds.feeds().insert(feed, sender);
+    let (feed, mut items) = feeds.open();
     let asked = Relayed {
         session: session.to_owned(),
         body: RelayedBody::Resume {
@@ -141,7 +171,7 @@ pub async fn from_replica(
         },
     };
     if !matches!(shared.relay(replica, &asked).await, Ok(true)) {
-        feeds.feeds().remove(&feed);
+        feeds.close(feed);
         return None;
     }
     // Written to the client from a task of its own, which ends when the
@@ -170,10 +200,10 @@ pub async fn from_replica(
                         break;
                     }
                 }
-                Some(FeedItem::End) | None => break,
+                Some(FeedItem::End | FeedItem::Outcome(_)) | None => break,
             }
         }
-        feeds.feeds().remove(&feed);
+        feeds.close(feed);
     });
     Some(ReceiverStream::new(events))
 }

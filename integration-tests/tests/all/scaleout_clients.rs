@@ -1,7 +1,8 @@
 //! Real MCP clients through a real HAProxy (round robin, no stickiness) in
 //! front of two router replicas sharing sessions through a real Redis: the
-//! Rust SDK (rmcp) and the official Python SDK in its handshake (legacy)
-//! mode initialize once, then 50 tool calls, a resource subscription and its
+//! Rust SDK (rmcp), the MCP Inspector's proxy (its TypeScript SDK client
+//! holding the session) and the official Python SDK in its handshake
+//! (legacy) mode initialize once, then 50 tool calls, a resource subscription and its
 //! update, `logging/setLevel` honoured, progress-streaming calls and
 //! elicitation round trips, each request landing on whichever replica the
 //! balancer picks. The Python SDK's default (auto) mode negotiates the
@@ -23,11 +24,14 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use crate::scaleout::{counts, fresh_prefix, in_ci, parts_available, replicas};
+use crate::scaleout::{
+    counts, fresh_prefix, in_ci, node_path, node_tool, parts_available, replicas,
+};
 use crate::support::{args, calculator, is_error, spec, text};
 
 /// Two replicas in front of the calculator and the conformance connector,
@@ -129,20 +133,90 @@ async fn call(
 }
 
 #[tokio::test]
-#[allow(deprecated)]
 async fn the_rust_sdk_does_everything_a_session_does_through_two_replicas() {
     if !parts_available().await {
         return;
     }
     let (_calc, _conformance, routers, balancer) = balanced("rmcp-all").await;
+    let config = StreamableHttpClientTransportConfig::with_uri(balancer.mcp_url());
+    let served = rmcp_scenario(config, &routers).await;
+    assert_eq!(served, [25, 25], "round robin, no stickiness: {served:?}");
+}
+
+#[tokio::test]
+async fn the_inspector_proxy_carries_one_session_through_two_replicas() {
+    if !parts_available().await {
+        return;
+    }
+    let Some(server) = node_tool(
+        ".tools/node/node_modules/@modelcontextprotocol/inspector-server/build/index.js",
+        "the MCP Inspector",
+    ) else {
+        return;
+    };
+    let (_calc, _conformance, routers, balancer) = balanced("inspector-all").await;
+    // The Inspector's proxy: its own MCP client (the TypeScript SDK's
+    // Streamable HTTP transport) holds one session with the router through
+    // the balancer, and passes every message of the client below through.
+    let port = integration_tests::process::free_port().expect("port");
+    let token = "scaleout-inspector-token";
+    let mut inspector = tokio::process::Command::new("node");
+    inspector
+        .arg(&server)
+        .env("PATH", node_path())
+        .env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env("MCP_PROXY_TOKEN", token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let _inspector = inspector.spawn().expect("start the Inspector's proxy");
+    let health = format!("http://127.0.0.1:{port}/health");
+    integration_tests::process::wait_until(
+        "the Inspector's proxy",
+        Duration::from_secs(30),
+        || {
+            let health = health.clone();
+            async move { integration_tests::process::http_ok(&health).await }
+        },
+    )
+    .await
+    .expect("the Inspector's proxy is up");
+    let url = format!(
+        "http://127.0.0.1:{port}/mcp?transportType=streamable-http&url={}",
+        balancer.mcp_url()
+    );
+    let mut headers = std::collections::HashMap::new();
+    headers.insert(
+        http::HeaderName::from_static("x-mcp-proxy-auth"),
+        http::HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+    let served = rmcp_scenario(config, &routers).await;
+    assert!(
+        served.iter().all(|&n| n >= 20),
+        "the Inspector's session spread over both replicas: {served:?}"
+    );
+}
+
+/// One session's worth of everything, through `config`'s endpoint: 50
+/// calls, a subscription and its update, the log level honoured wherever
+/// calls land, progress, and questions answered. How many of the 50 calls
+/// each replica served.
+#[allow(deprecated)]
+async fn rmcp_scenario(
+    config: StreamableHttpClientTransportConfig,
+    routers: &[HttpRouter],
+) -> Vec<u64> {
     let participant = Participant::new();
     let client = participant
         .clone()
-        .serve(StreamableHttpClientTransport::from_uri(balancer.mcp_url()))
+        .serve(StreamableHttpClientTransport::from_config(config))
         .await
         .expect("initialize through the balancer");
+    let before = counts(routers, "calculator_add").await;
 
-    // 50 calls, half on each replica.
+    // 50 calls.
     for i in 0..50 {
         let sum = call(&client, "calculator_add", json!({"a": i, "b": 1})).await;
         assert_eq!(
@@ -151,8 +225,8 @@ async fn the_rust_sdk_does_everything_a_session_does_through_two_replicas() {
             "call {i}"
         );
     }
-    let served = counts(&routers, "calculator_add").await;
-    assert_eq!(served, [25, 25], "round robin, no stickiness: {served:?}");
+    let after = counts(routers, "calculator_add").await;
+    let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
 
     // A subscription and its update, wherever either lands.
     let uri = "conformance+test://watched-resource";
@@ -222,6 +296,7 @@ async fn the_rust_sdk_does_everything_a_session_does_through_two_replicas() {
         );
     }
     client.cancel().await.expect("close the session");
+    served
 }
 
 /// The Python SDK's scenario (`mode`: `legacy` or `auto`), printing a JSON

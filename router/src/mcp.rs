@@ -105,6 +105,20 @@ impl Drop for Session {
     }
 }
 
+/// The refusal of a subscription to `uri` over a session's `max` (logged).
+fn subscriptions_full(uri: &str, max: usize) -> McpError {
+    SUBSCRIPTIONS_REFUSED.hit(
+        max,
+        "a session hit its limit of resource subscriptions; subscriptions refused",
+    );
+    McpError::invalid_request(
+        format!(
+            "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
+        ),
+        Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
+    )
+}
+
 /// Tasks aborted when this is dropped.
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
 
@@ -496,16 +510,7 @@ impl McpHandler {
                 watches.retain(|_, w| w.as_ref().is_none_or(|h| !h.is_finished()));
             }
             if watches.len() >= max {
-                SUBSCRIPTIONS_REFUSED.hit(
-                    max,
-                    "a session hit its limit of resource subscriptions; subscriptions refused",
-                );
-                return Err(McpError::invalid_request(
-                    format!(
-                        "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
-                    ),
-                    Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
-                ));
+                return Err(subscriptions_full(&uri, max));
             }
             // Hold the slot while the connector is asked.
             watches.insert(uri.clone(), None);
@@ -567,16 +572,7 @@ impl McpHandler {
         }
         let max = self.limits.max_subscriptions_per_session;
         if subscribed.len() >= max {
-            SUBSCRIPTIONS_REFUSED.hit(
-                max,
-                "a session hit its limit of resource subscriptions; subscriptions refused",
-            );
-            return Err(McpError::invalid_request(
-                format!(
-                    "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
-                ),
-                Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
-            ));
+            return Err(subscriptions_full(&uri, max));
         }
         // The connector must know the resource: asked here, so an unknown
         // one is this request's error, wherever it will be watched.

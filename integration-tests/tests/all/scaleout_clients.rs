@@ -274,6 +274,15 @@ async fn rmcp_scenario(
         let result = client.call_tool(params).await.expect("tools/call");
         assert_eq!(text(&result), "Progress tool completed");
     }
+    // Through a proxy, progress may come on the listen stream, after the
+    // call's result: wait for it.
+    integration_tests::process::wait_until(
+        "the progress of both calls",
+        Duration::from_secs(20),
+        || async { participant.progress.lock().await.len() >= 6 },
+    )
+    .await
+    .expect("six progress notifications");
     assert_eq!(
         participant.progress.lock().await.clone(),
         [0.0, 50.0, 100.0, 0.0, 50.0, 100.0]

@@ -15,6 +15,10 @@ use crate::scaleout::{fresh_prefix, parts_available, readyz, replicas};
 use crate::support::spec;
 
 const PROTOCOL: &str = "2025-11-25";
+/// The conformance connector's tool that changes its watched resource.
+const UPDATE: &str = "conformance_update_watched_resource";
+/// Its tool that logs three lines at info.
+const LOGGING: &str = "conformance_test_tool_with_logging";
 
 /// One session spoken to in raw HTTP, on whichever replica each request
 /// names.
@@ -94,6 +98,27 @@ impl RawSession {
         }
     }
 
+    /// Subscribes to `uri` through `router`.
+    async fn subscribe(&self, router: &HttpRouter, id: u64, uri: &str) {
+        let subscribed = self
+            .request(router, id, "resources/subscribe", json!({ "uri": uri }))
+            .await;
+        assert!(subscribed.get("result").is_some(), "{subscribed}");
+    }
+
+    /// Calls `tool` (no arguments) through `router`; it must succeed.
+    async fn call(&self, router: &HttpRouter, id: u64, tool: &str) {
+        let answer = self
+            .request(
+                router,
+                id,
+                "tools/call",
+                json!({"name": tool, "arguments": {}}),
+            )
+            .await;
+        assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
+    }
+
     /// Opens the session's listen stream on `router`.
     async fn listen(&self, router: &HttpRouter) -> Events {
         let response = self
@@ -170,19 +195,8 @@ async fn a_resource_update_reaches_the_listen_stream_another_replica_holds() {
     let mut listen = session.listen(a).await;
     // The subscription is taken, and the connector watched, by replica B.
     let uri = "conformance+test://watched-resource";
-    let subscribed = session
-        .request(b, 1, "resources/subscribe", json!({ "uri": uri }))
-        .await;
-    assert!(subscribed.get("result").is_some(), "{subscribed}");
-    let changed = session
-        .request(
-            b,
-            2,
-            "tools/call",
-            json!({"name": "conformance_update_watched_resource", "arguments": {}}),
-        )
-        .await;
-    assert_eq!(changed["result"]["isError"], json!(false), "{changed}");
+    session.subscribe(b, 1, uri).await;
+    session.call(b, 2, UPDATE).await;
     loop {
         let message = listen
             .next()
@@ -207,18 +221,7 @@ async fn a_log_level_set_on_one_replica_filters_the_calls_of_another() {
     // here held by replica A; B's are relayed to it.
     let mut listen = session.listen(a).await;
     let uri = "conformance+test://watched-resource";
-    let subscribed = session
-        .request(b, 1, "resources/subscribe", json!({ "uri": uri }))
-        .await;
-    assert!(subscribed.get("result").is_some(), "{subscribed}");
-    let logging = json!({"name": "conformance_test_tool_with_logging", "arguments": {}});
-    let call = |router, id| {
-        let (session, logging) = (&session, logging.clone());
-        async move {
-            let answer = session.request(router, id, "tools/call", logging).await;
-            assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
-        }
-    };
+    session.subscribe(b, 1, uri).await;
     // What the listen stream carries until the next resource update: the
     // levels of the log notifications on it.
     async fn logs_until_update(listen: &mut Events) -> Vec<Value> {
@@ -232,10 +235,8 @@ async fn a_log_level_set_on_one_replica_filters_the_calls_of_another() {
             }
         }
     }
-    let update = json!({"name": "conformance_update_watched_resource", "arguments": {}});
-
-    call(b, 2).await;
-    session.request(b, 3, "tools/call", update.clone()).await;
+    session.call(b, 2, LOGGING).await;
+    session.call(b, 3, UPDATE).await;
     assert_eq!(
         logs_until_update(&mut listen).await,
         [json!("info"), json!("info"), json!("info")],
@@ -247,14 +248,14 @@ async fn a_log_level_set_on_one_replica_filters_the_calls_of_another() {
         .request(b, 4, "logging/setLevel", json!({"level": "warning"}))
         .await;
     assert!(set.get("result").is_some(), "{set}");
-    call(a, 5).await;
+    session.call(a, 5, LOGGING).await;
     // Lowered again on A: B (which was told "warning" itself) logs again.
     let set = session
         .request(a, 6, "logging/setLevel", json!({"level": "info"}))
         .await;
     assert!(set.get("result").is_some(), "{set}");
-    call(b, 7).await;
-    session.request(b, 8, "tools/call", update).await;
+    session.call(b, 7, LOGGING).await;
+    session.call(b, 8, UPDATE).await;
     assert_eq!(
         logs_until_update(&mut listen).await,
         [json!("info"), json!("info"), json!("info")],
@@ -343,27 +344,15 @@ async fn subscriptions_follow_the_listen_stream_and_an_unsubscribe_anywhere_ends
     let (_connector, mut routers) = conformance_replicas("relay-subscriptions").await;
     let session = RawSession::open(&routers[0]).await;
     let uri = "conformance+test://watched-resource";
-    let update = json!({"name": "conformance_update_watched_resource", "arguments": {}});
-    let logging = json!({"name": "conformance_test_tool_with_logging", "arguments": {}});
 
     // Listening on A, subscribed through B: A watches.
     let mut listen = session.listen(&routers[0]).await;
-    let subscribed = session
-        .request(&routers[1], 1, "resources/subscribe", json!({ "uri": uri }))
-        .await;
-    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    session.subscribe(&routers[1], 1, uri).await;
     // Twice, through the other replica: still one watch, one notification.
-    let again = session
-        .request(&routers[0], 2, "resources/subscribe", json!({ "uri": uri }))
-        .await;
-    assert!(again.get("result").is_some(), "{again}");
-    session
-        .request(&routers[1], 3, "tools/call", update.clone())
-        .await;
+    session.subscribe(&routers[0], 2, uri).await;
+    session.call(&routers[1], 3, UPDATE).await;
     assert!(update_before_log(&mut listen).await, "the update arrives");
-    session
-        .request(&routers[0], 4, "tools/call", logging.clone())
-        .await;
+    session.call(&routers[0], 4, LOGGING).await;
     assert!(
         !update_before_log(&mut listen).await,
         "one subscription, one notification per change"
@@ -376,9 +365,7 @@ async fn subscriptions_follow_the_listen_stream_and_an_unsubscribe_anywhere_ends
     // an update may come before the watch is open, so ask again.
     let mut seen = false;
     for attempt in 0..20 {
-        session
-            .request(&routers[1], 10 + attempt, "tools/call", update.clone())
-            .await;
+        session.call(&routers[1], 10 + attempt, UPDATE).await;
         let message = tokio::time::timeout(Duration::from_millis(500), listen.next()).await;
         if let Ok(Some(message)) = message
             && message["method"] == "notifications/resources/updated"
@@ -406,11 +393,9 @@ async fn subscriptions_follow_the_listen_stream_and_an_unsubscribe_anywhere_ends
         )
         .await;
     assert!(unsubscribed.get("result").is_some(), "{unsubscribed}");
-    session.request(&routers[1], 41, "tools/call", update).await;
+    session.call(&routers[1], 41, UPDATE).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    session
-        .request(&routers[1], 42, "tools/call", logging)
-        .await;
+    session.call(&routers[1], 42, LOGGING).await;
     assert!(
         !update_before_log(&mut listen).await,
         "no update after the unsubscribe"

@@ -1087,7 +1087,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// Calls/s of one MCP session through HAProxy (round robin, no affinity) in
 /// front of 1, 2 and 3 router replicas sharing sessions through Redis
-/// (`--session-store`), each request on the next replica. On two shared
+/// (`--session-store`), each request on the next replica, the three
+/// measured in alternating batches. On two shared
 /// cores more replicas add no throughput; the point is what sharing costs
 /// per call (a Redis round trip per request) against one replica.
 async fn replicas(spec: &str, args: &Args) -> anyhow::Result<()> {
@@ -1111,10 +1112,13 @@ async fn replicas(spec: &str, args: &Args) -> anyhow::Result<()> {
         .await?;
         routers.push(router);
     }
-    let mut rows = Vec::new();
+    // One balancer and one session per replica count, measured in
+    // alternating batches (as the HTTP paths above), so the machine's drift
+    // during the run spreads over the three alike.
+    let mut setups = Vec::new();
     for n in 1..=3 {
         let addrs: Vec<_> = routers[..n].iter().map(|r| r.addr).collect();
-        let mut balancer = integration_tests::haproxy::Balancer::start(&addrs).await?;
+        let balancer = integration_tests::haproxy::Balancer::start(&addrs).await?;
         let client =
             ().serve(StreamableHttpClientTransport::from_uri(balancer.mcp_url()))
                 .await
@@ -1124,7 +1128,33 @@ async fn replicas(spec: &str, args: &Args) -> anyhow::Result<()> {
             2 => "2 replicas behind haproxy",
             _ => "3 replicas behind haproxy",
         };
-        rows.push(measure(name, args, |i| add(&client, i)).await?);
+        for i in 0..args.warmup {
+            add(&client, i).await?;
+        }
+        setups.push((name, balancer, client));
+    }
+    let mut rows: Vec<Figures> = setups
+        .iter()
+        .map(|(name, _, _)| Figures {
+            name,
+            latencies: Vec::with_capacity(args.calls),
+            total: Duration::ZERO,
+            router_cpu: None,
+        })
+        .collect();
+    let batch = args.calls.div_ceil(BATCHES);
+    for round in 0..BATCHES {
+        for ((_, _, client), f) in setups.iter().zip(&mut rows) {
+            let started = Instant::now();
+            for i in round * batch..((round + 1) * batch).min(args.calls) {
+                let t = Instant::now();
+                add(client, i).await?;
+                f.latencies.push(t.elapsed());
+            }
+            f.total += started.elapsed();
+        }
+    }
+    for (_, mut balancer, client) in setups {
         let _ = client.cancel().await;
         balancer.stop().await;
     }

@@ -4,6 +4,7 @@
 //! the router.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
@@ -33,10 +34,11 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// The token's `sub` (or [`STDIO_SUBJECT`]).
     pub sub: String,
-    /// Every claim of the token (empty for the local user).
-    pub claims: Map<String, Value>,
+    /// Every claim of the token (empty for the local user). Shared: a
+    /// principal is cloned into every request it makes.
+    pub claims: Arc<Map<String, Value>>,
     /// Granted scopes: `scope` (space-separated) and `scp` (array or space-separated).
-    pub scopes: BTreeSet<String>,
+    pub scopes: Arc<BTreeSet<String>>,
     /// The SHA-256 of the bearer token it came from (set by the
     /// authenticator): its claims never change, so a policy may remember its
     /// decisions about this principal by it.
@@ -49,8 +51,8 @@ impl Principal {
         Self {
             kind: PrincipalKind::Local,
             sub: STDIO_SUBJECT.to_owned(),
-            claims: Map::new(),
-            scopes: BTreeSet::new(),
+            claims: Arc::default(),
+            scopes: Arc::default(),
             token: None,
         }
     }
@@ -58,11 +60,11 @@ impl Principal {
     /// A principal from validated claims; `None` without a string `sub`.
     pub fn from_claims(claims: Map<String, Value>) -> Option<Self> {
         let sub = claims.get("sub")?.as_str()?.to_owned();
-        let scopes = scopes_of(&claims);
+        let scopes = Arc::new(scopes_of(&claims));
         Some(Self {
             kind: PrincipalKind::Token,
             sub,
-            claims,
+            claims: Arc::new(claims),
             scopes,
             token: None,
         })

@@ -714,7 +714,7 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
     // A token's claims never change; a principal pretending otherwise under
     // the same token shows the decision was remembered, and only for it.
     let mut pretender = analyst.clone();
-    pretender.claims.insert("groups".into(), json!([]));
+    std::sync::Arc::make_mut(&mut pretender.claims).insert("groups".into(), json!([]));
     assert!(matches!(
         jwt_only.decide(&pretender, &tool, &none),
         Decision::Allow { .. }
@@ -751,7 +751,7 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
             Decision::Allow { .. }
         ));
     }
-    changing.claims.insert("groups".into(), json!([]));
+    std::sync::Arc::make_mut(&mut changing.claims).insert("groups".into(), json!([]));
     for t in [&unknown, &long] {
         assert_eq!(
             jwt_only.decide(&changing, t, &none),

@@ -23,25 +23,27 @@ use rmcp::model::{
     ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
     GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-    SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{
-    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
-};
-use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::call::{CallError, CallSlots, Caller, Notice, Notices, Pipeline, Security, ToolCall};
+use crate::call::{CallError, CallSlots, Caller, Notices, Pipeline, Security, ToolCall};
 use crate::catalog::ToolCatalog;
 use crate::config::{ClientLimits, Config};
 use crate::content::severity;
 use crate::limits::LimitLog;
 use crate::upstream::Upstream;
+
+mod notices;
+mod subscriptions;
+
+pub(crate) use notices::log_notification;
+use notices::{Notifier, forward_notices};
 
 const INSTRUCTIONS: &str = "Switchboard gives you the tools of the connectors it fronts. \
 A tool's name starts with its connector's prefix (usually the connector's name). Read-only \
@@ -105,141 +107,7 @@ impl Drop for Session {
     }
 }
 
-/// The refusal of a subscription to `uri` over a session's `max` (logged).
-fn subscriptions_full(uri: &str, max: usize) -> McpError {
-    SUBSCRIPTIONS_REFUSED.hit(
-        max,
-        "a session hit its limit of resource subscriptions; subscriptions refused",
-    );
-    McpError::invalid_request(
-        format!(
-            "cannot subscribe to {uri:?}: this session already holds {max} resource subscriptions, the most the router allows (max_subscriptions_per_session = {max}); unsubscribe from one first"
-        ),
-        Some(json!({ "setting": "max_subscriptions_per_session", "limit": max })),
-    )
-}
-
-/// Tasks aborted when this is dropped.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
-
-static SUBSCRIPTIONS_REFUSED: LimitLog = LimitLog::new("max_subscriptions_per_session");
-
-/// Where a session's notifications that belong to no request stream go
-/// (rmcp sends them on the listen stream): this replica's copy of the
-/// session, or with a session store the replica that holds the client's
-/// listen stream.
-#[derive(Clone)]
-struct Notifier {
-    peer: Peer<RoleServer>,
-    shared: Option<(crate::session::SharedSessions, String)>,
-}
-
-impl Notifier {
-    async fn send(&self, notification: rmcp::model::ServerNotification) -> bool {
-        let peer = self.peer.clone();
-        let local = |message: rmcp::model::ServerJsonRpcMessage| async move {
-            match message {
-                rmcp::model::JsonRpcMessage::Notification(n) => {
-                    peer.send_notification(n.notification).await.is_ok()
-                }
-                _ => false,
-            }
-        };
-        let message = rmcp::model::ServerJsonRpcMessage::notification(notification);
-        match &self.shared {
-            Some((shared, id)) => shared.notify(id, message, local).await,
-            None => local(message).await,
-        }
-    }
-}
-
-/// Sends one log notification (MCP logging is deprecated by SEP-2577 in rmcp,
-/// but clients of the current protocol versions use it).
-async fn send_log(notifier: &Notifier, level: &str, logger: String, data: Json) -> bool {
-    match log_notification(level, logger, data) {
-        Some(notification) => notifier.send(notification).await,
-        None => true,
-    }
-}
-
-/// A log notification (`None` for a level MCP does not know).
-#[allow(deprecated)]
-pub(crate) fn log_notification(
-    level: &str,
-    logger: String,
-    data: Json,
-) -> Option<rmcp::model::ServerNotification> {
-    let mut param = json!({ "level": level, "data": data });
-    if !logger.is_empty() {
-        param["logger"] = json!(logger);
-    }
-    let param =
-        serde_json::from_value::<rmcp::model::LoggingMessageNotificationParam>(param).ok()?;
-    Some(rmcp::model::ServerNotification::LoggingMessageNotification(
-        rmcp::model::LoggingMessageNotification::new(param),
-    ))
-}
-
-/// Sends a tool call's notices to the client as they come, until the call
-/// closes its queue or the client is gone. Questions are answered beside the
-/// stream, which goes on meanwhile. Runs in the call's own task (not
-/// spawned), so rmcp sends its questions on the call's stream.
-async fn forward_notices(
-    notifier: Notifier,
-    token: Option<ProgressToken>,
-    mut notices: mpsc::Receiver<Notice>,
-) {
-    let peer = notifier.peer.clone();
-    let mut questions = futures::stream::FuturesUnordered::new();
-    loop {
-        let notice = tokio::select! {
-            notice = notices.recv() => notice,
-            Some(()) = futures::StreamExt::next(&mut questions) => continue,
-        };
-        // The call is over: questions still open are moot.
-        let Some(notice) = notice else { return };
-        let sent = match notice {
-            Notice::Progress {
-                progress,
-                total,
-                message,
-            } => {
-                let Some(token) = token.clone() else { continue };
-                let mut param = ProgressNotificationParam::new(token, progress);
-                if let Some(total) = total {
-                    param = param.with_total(total);
-                }
-                if let Some(message) = message {
-                    param = param.with_message(message);
-                }
-                peer.notify_progress(param).await.is_ok()
-            }
-            Notice::Log {
-                level,
-                logger,
-                data,
-            } => send_log(&notifier, level, logger, data).await,
-            Notice::Ask { ask, upstream } => {
-                let peer = peer.clone();
-                questions.push(async move {
-                    crate::interact::answer(&peer, &upstream, ask).await;
-                });
-                true
-            }
-        };
-        if !sent {
-            return;
-        }
-    }
-}
+pub(super) static SUBSCRIPTIONS_REFUSED: LimitLog = LimitLog::new("max_subscriptions_per_session");
 
 /// The `error.type` of a request answered with `result`: its JSON-RPC error
 /// code, empty on success.
@@ -485,182 +353,6 @@ impl McpHandler {
     /// The shared catalog.
     pub fn catalog(&self) -> &Arc<ToolCatalog> {
         self.pipeline.catalog()
-    }
-
-    /// Subscribes this session to `uri` (`resources/subscribe`): within
-    /// `max_subscriptions_per_session`, one connector stream per URI.
-    async fn subscribe_to(
-        &self,
-        uri: String,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        let caller = self.caller(context);
-        self.pipeline.may_subscribe(&caller, &uri)?;
-        if let Some((shared, id)) = self.shared_session(context) {
-            return self.subscribe_shared(shared, id, &caller, uri).await;
-        }
-        {
-            let mut watches = self.session.watches();
-            if watches.contains_key(&uri) {
-                return Ok(());
-            }
-            let max = self.limits.max_subscriptions_per_session;
-            if watches.len() >= max {
-                // Watches whose stream has ended hold no connector stream.
-                watches.retain(|_, w| w.as_ref().is_none_or(|h| !h.is_finished()));
-            }
-            if watches.len() >= max {
-                return Err(subscriptions_full(&uri, max));
-            }
-            // Hold the slot while the connector is asked.
-            watches.insert(uri.clone(), None);
-        }
-        // With a session store the client may listen on another replica:
-        // the update goes where its listen stream is.
-        let notifier = self.notifier(context);
-        let notify = move |changed: String| {
-            let notifier = notifier.clone();
-            async move {
-                let param = rmcp::model::ResourceUpdatedNotificationParam::new(changed);
-                notifier
-                    .send(
-                        rmcp::model::ServerNotification::ResourceUpdatedNotification(
-                            rmcp::model::ResourceUpdatedNotification::new(param),
-                        ),
-                    )
-                    .await
-            }
-        };
-        match self.pipeline.watch_resource(&caller, &uri, notify).await {
-            Ok(watch) => {
-                match self.session.watches().get_mut(&uri) {
-                    Some(slot) => *slot = Some(watch),
-                    // Unsubscribed meanwhile.
-                    None => watch.abort(),
-                }
-                Ok(())
-            }
-            Err(error) => {
-                let mut watches = self.session.watches();
-                if watches.get(&uri).is_some_and(Option::is_none) {
-                    watches.remove(&uri);
-                }
-                Err(error)
-            }
-        }
-    }
-
-    /// [`Self::subscribe_to`] for a session shared between replicas: the
-    /// subscription is recorded in the store, and watched by the replica
-    /// holding the client's listen stream (see [`crate::session::listen`]).
-    async fn subscribe_shared(
-        &self,
-        shared: &crate::session::SharedSessions,
-        id: &str,
-        caller: &Caller,
-        uri: String,
-    ) -> Result<(), McpError> {
-        let store = |error: crate::session::StoreError| {
-            McpError::internal_error(
-                error.to_string(),
-                Some(json!({ "setting": "session_store" })),
-            )
-        };
-        let subscribed = shared.subscriptions(id).await.map_err(store)?;
-        if subscribed.contains(&uri) {
-            return Ok(());
-        }
-        let max = self.limits.max_subscriptions_per_session;
-        if subscribed.len() >= max {
-            return Err(subscriptions_full(&uri, max));
-        }
-        // The connector must know the resource: asked here, so an unknown
-        // one is this request's error, wherever it will be watched.
-        self.pipeline
-            .watch_resource(caller, &uri, |_| std::future::ready(false))
-            .await?
-            .abort();
-        shared.add_subscription(id, &uri).await.map_err(store)?;
-        self.watch_where_listened(shared, id, crate::session::relay::RelayedBody::Watch(uri))
-            .await;
-        Ok(())
-    }
-
-    /// Tells the replica holding session `id`'s listen stream to start or
-    /// stop watching a resource (`change`): this one, another one, or none
-    /// (the next listen stream reads the subscriptions).
-    async fn watch_where_listened(
-        &self,
-        shared: &crate::session::SharedSessions,
-        id: &str,
-        change: crate::session::relay::RelayedBody,
-    ) {
-        use crate::session::relay::{Relayed, RelayedBody};
-        if let Some(listeners) = &self.listeners
-            && listeners.holds(id)
-        {
-            match change {
-                RelayedBody::Watch(uri) => listeners.watch(id, &uri).await,
-                RelayedBody::Unwatch(uri) => listeners.unwatch(id, &uri),
-                _ => {}
-            }
-            return;
-        }
-        match shared.listen_stream_holder(id).await {
-            Ok(Some(holder)) if holder != shared.replica() => {
-                let message = Relayed {
-                    session: id.to_owned(),
-                    body: change,
-                };
-                if let Err(error) = shared.relay(&holder, &message).await {
-                    tracing::debug!(%error, "a subscription change could not be relayed to the listen stream's replica");
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Watches the resources a `subscriptions/listen` stream accepted, for
-    /// its caller, each update sent on the stream; the watches end when the
-    /// returned guard drops. A resource the caller may not see, or that no
-    /// connector has, is left out (and logged).
-    async fn watch_for_listen(&self, context: &SubscriptionContext) -> AbortOnDrop {
-        let mut watches = Vec::new();
-        let uris = context
-            .accepted()
-            .resource_subscriptions
-            .clone()
-            .unwrap_or_default();
-        if uris.is_empty() {
-            return AbortOnDrop(watches);
-        }
-        let caller = self.caller(context.request_context());
-        for uri in uris {
-            if let Err(error) = self.pipeline.may_subscribe(&caller, &uri) {
-                tracing::info!(%uri, error = %error.message, "a listen stream's resource subscription was refused");
-                continue;
-            }
-            let sink = context.sink().clone();
-            let notify = move |changed: String| {
-                let sink = sink.clone();
-                async move {
-                    // An update of a URI the stream did not name (a
-                    // connector reporting a child) is skipped, the watch
-                    // goes on; a closed stream ends it.
-                    match sink.notify_resource_updated(changed).await {
-                        Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_)) => true,
-                        Err(_) => false,
-                    }
-                }
-            };
-            match self.pipeline.watch_resource(&caller, &uri, notify).await {
-                Ok(watch) => watches.push(watch),
-                Err(error) => {
-                    tracing::info!(%uri, error = %error.message, "a listen stream's resource cannot be watched");
-                }
-            }
-        }
-        AbortOnDrop(watches)
     }
 
     /// `tools/call` of a stateless client that can answer questions: the

@@ -22,10 +22,6 @@ use crate::support::*;
 
 const REDIS: &str = "127.0.0.1:6379";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 /// Whether Redis answers at `addr`; a failure under CI, a loud skip elsewhere.
 async fn redis_available(addr: &str) -> bool {
     let up = matches!(
@@ -417,36 +413,6 @@ async fn cancelling_one_waiter_of_a_shared_call_leaves_the_others_their_result()
     }
     let (calls, _) = counters(&slow).await;
     assert_eq!(calls.get("Divide").copied(), Some(1), "{calls:?}");
-}
-
-/// A `redis-server` of this test's own, on a free port.
-async fn own_redis() -> Option<(tokio::process::Child, u16)> {
-    let found = std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let message = "redis-server is not installed (apt-get install redis-server)";
-        assert!(!in_ci(), "CI=true: {message}");
-        eprintln!("SKIPPED (not passed): {message}");
-        return None;
-    }
-    let port = free_port().expect("port");
-    let mut command = tokio::process::Command::new("redis-server");
-    command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let process = command.spawn().expect("start redis-server");
-    let addr = format!("127.0.0.1:{port}");
-    wait_until("redis-server", Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(&addr).await.is_ok()
-    })
-    .await
-    .expect("redis-server up");
-    Some((process, port))
 }
 
 #[tokio::test]

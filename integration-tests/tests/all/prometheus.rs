@@ -18,10 +18,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 /// Whether the `prometheus` server is installed; says how to install it when not.
 fn prometheus_installed() -> bool {
     match std::process::Command::new("prometheus")

@@ -21,10 +21,6 @@ use crate::support::*;
 
 const REDIS: &str = "127.0.0.1:6379";
 
-pub(crate) fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 /// Whether Redis and HAProxy are here; a failure under CI, a loud skip
 /// elsewhere.
 pub(crate) async fn parts_available() -> bool {
@@ -326,36 +322,6 @@ async fn progress_and_list_changed_reach_a_client_whose_requests_alternate_over_
         |names: &[String]| names.iter().any(|n| n == "calculator_power"),
     )
     .await;
-}
-
-/// A `redis-server` of this test's own, on a free port.
-async fn own_redis() -> Option<(tokio::process::Child, u16)> {
-    let found = std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let message = "redis-server is not installed (apt-get install redis-server)";
-        assert!(!in_ci(), "CI=true: {message}");
-        eprintln!("\n*** SKIPPED (not passed): {message}\n");
-        return None;
-    }
-    let port = integration_tests::process::free_port().expect("port");
-    let mut command = tokio::process::Command::new("redis-server");
-    command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let process = command.spawn().expect("start redis-server");
-    let addr = format!("127.0.0.1:{port}");
-    wait_until("redis-server", Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(&addr).await.is_ok()
-    })
-    .await
-    .expect("redis-server up");
-    Some((process, port))
 }
 
 #[tokio::test]

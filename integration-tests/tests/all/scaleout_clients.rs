@@ -29,10 +29,8 @@ use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use crate::scaleout::{
-    counts, fresh_prefix, in_ci, node_path, node_tool, parts_available, replicas,
-};
-use crate::support::{args, calculator, is_error, spec, text};
+use crate::scaleout::{counts, fresh_prefix, node_path, node_tool, parts_available, replicas};
+use crate::support::{args, calculator, in_ci, is_error, spec, text};
 
 /// Two replicas in front of the calculator and the conformance connector,
 /// and a balancer in front of them.

@@ -203,3 +203,37 @@ pub async fn restart(connector: &mut Connector, env: &[(&str, &str)]) {
 /// Keeps a process alive for the test's duration.
 #[allow(dead_code)]
 pub fn keep(_p: &Process) {}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A `redis-server` of this test's own, on a free port.
+pub async fn own_redis() -> Option<(tokio::process::Child, u16)> {
+    let found = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let message = "redis-server is not installed (apt-get install redis-server)";
+        assert!(!in_ci(), "CI=true: {message}");
+        eprintln!("\n*** SKIPPED (not passed): {message}\n");
+        return None;
+    }
+    let port = integration_tests::process::free_port().expect("port");
+    let mut command = tokio::process::Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let process = command.spawn().expect("start redis-server");
+    let addr = format!("127.0.0.1:{port}");
+    integration_tests::process::wait_until("redis-server", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(&addr).await.is_ok()
+    })
+    .await
+    .expect("redis-server up");
+    Some((process, port))
+}

@@ -286,8 +286,7 @@ impl Parking {
                 Some(json!({ "setting": "parked calls", "limit": MAX_PARKED })),
             ));
         }
-        let key: [u8; 16] = rand::random();
-        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let key = hex::encode(rand::random::<[u8; 16]>());
         calls.insert(key.clone(), parked);
         Ok(format!("{}.{key}", self.replica))
     }

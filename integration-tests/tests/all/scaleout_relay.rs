@@ -533,3 +533,52 @@ async fn one_router_without_a_store_answers_stateless_questions_in_rounds() {
         "{forged}"
     );
 }
+
+#[tokio::test]
+async fn subscribes_racing_on_several_replicas_cannot_overshoot_the_session_s_limit() {
+    if !parts_available().await {
+        return;
+    }
+    use switchboard_router::session::{SessionKeys, SharedSessions, StoreSettings};
+    let settings = StoreSettings {
+        url: "redis://127.0.0.1:6379".to_owned().into(),
+        prefix: fresh_prefix("subscription-limit"),
+        ttl: Duration::from_secs(60),
+        keys: SessionKeys::default(),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let shared = SharedSessions::start(&settings, shutdown.clone()).expect("a Redis URL");
+    assert!(
+        shared.connected(Duration::from_secs(5)).await,
+        "Redis answers"
+    );
+    let id = "00000000-0000-4000-8000-000000000001";
+    shared
+        .set_owner(id, "someone")
+        .await
+        .expect("the session exists");
+    // Twenty subscribes at once (as from as many replicas), a limit of three.
+    let adds = (0..20).map(|i| {
+        let shared = shared.clone();
+        async move {
+            shared
+                .add_subscription(id, &format!("conformance+test://r{i}"), 3)
+                .await
+                .expect("Redis answers")
+        }
+    });
+    let added = futures::future::join_all(adds).await;
+    assert_eq!(added.iter().filter(|&&a| a).count(), 3, "{added:?}");
+    let held = shared.subscriptions(id).await.expect("read");
+    assert_eq!(held.len(), 3, "{held:?}");
+    // One already held is no new one: accepted at the limit; another is not.
+    for i in 0..20 {
+        let uri = format!("conformance+test://r{i}");
+        let again = shared
+            .add_subscription(id, &uri, 3)
+            .await
+            .expect("Redis answers");
+        assert_eq!(again, held.contains(&uri), "{uri}");
+    }
+    shutdown.cancel();
+}

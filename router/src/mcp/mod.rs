@@ -207,10 +207,9 @@ impl McpHandler {
             shared: None,
             listeners: None,
             draining: CancellationToken::new(),
-            parking: Arc::new(crate::rounds::Parking::new({
-                let name: [u8; 6] = rand::random();
-                name.iter().map(|b| format!("{b:02x}")).collect()
-            })),
+            parking: Arc::new(crate::rounds::Parking::new(hex::encode(rand::random::<
+                [u8; 6],
+            >()))),
             feeds: None,
         }
     }

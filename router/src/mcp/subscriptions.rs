@@ -128,7 +128,13 @@ impl McpHandler {
             .watch_resource(caller, &uri, |_| std::future::ready(false))
             .await?
             .abort();
-        shared.add_subscription(id, &uri).await.map_err(store)?;
+        if !shared
+            .add_subscription(id, &uri, max)
+            .await
+            .map_err(store)?
+        {
+            return Err(subscriptions_full(&uri, max));
+        }
         self.watch_where_listened(shared, id, crate::session::relay::RelayedBody::Watch(uri))
             .await;
         Ok(())

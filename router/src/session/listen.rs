@@ -105,10 +105,34 @@ impl SharedSessions {
             .collect())
     }
 
-    /// Records that session `id` is subscribed to `uri`.
-    pub async fn add_subscription(&self, id: &str, uri: &str) -> Result<(), super::StoreError> {
-        self.set_field(id, &Self::subscription_field(uri), "1")
-            .await
+    /// Records that session `id` is subscribed to `uri`, unless it holds
+    /// `max` subscriptions already: whether it is subscribed now. Checked
+    /// and written in one step, so subscribes racing on several replicas
+    /// cannot overshoot `max`.
+    pub async fn add_subscription(
+        &self,
+        id: &str,
+        uri: &str,
+        max: usize,
+    ) -> Result<bool, super::StoreError> {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(
+                "if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end \
+                 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end \
+                 local n = 0 \
+                 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do \
+                   if string.sub(f, 1, 4) == 'sub:' then n = n + 1 end \
+                 end \
+                 if n >= tonumber(ARGV[2]) then return 0 end \
+                 redis.call('HSET', KEYS[1], ARGV[1], '1') return 1",
+            )
+            .arg(1)
+            .arg(self.key(id))
+            .arg(Self::subscription_field(uri))
+            .arg(max);
+        let added: i64 = self.cmd(command).await?;
+        Ok(added == 1)
     }
 
     /// Records that session `id` is no longer subscribed to `uri`.

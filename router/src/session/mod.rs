@@ -178,10 +178,7 @@ impl SharedSessions {
             up: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             prefix: settings.prefix.clone(),
-            replica: {
-                let bytes: [u8; 6] = rand::random();
-                bytes.iter().map(|b| format!("{b:02x}")).collect()
-            },
+            replica: hex::encode(rand::random::<[u8; 6]>()),
             ttl_secs: settings.ttl.as_secs().max(1),
             keys: settings.keys.clone(),
             down_reason: Mutex::new(Some("connecting".to_owned())),

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolResponse, CallToolResult, ClientCapabilities, InputRequest, InputRequests,
-    InputRequiredResult, InputResponses, ProgressNotificationParam, ProgressToken,
-    ServerJsonRpcMessage, ServerNotification,
+    InputRequiredResult, InputResponses, ProgressToken, ServerJsonRpcMessage, ServerNotification,
 };
 use rmcp::{ErrorData as McpError, Peer, RoleServer};
 use serde_json::json;
@@ -223,16 +222,9 @@ impl Parking {
                     let Some(token) = outlet.token.clone() else {
                         continue;
                     };
-                    let mut param = ProgressNotificationParam::new(token, progress);
-                    if let Some(total) = total {
-                        param = param.with_total(total);
-                    }
-                    if let Some(message) = message {
-                        param = param.with_message(message);
-                    }
                     outlet
-                        .notify(ServerNotification::ProgressNotification(
-                            rmcp::model::ProgressNotification::new(param),
+                        .notify(crate::mcp::progress_notification(
+                            token, progress, total, message,
                         ))
                         .await;
                 }

@@ -42,8 +42,8 @@ use crate::upstream::Upstream;
 mod notices;
 mod subscriptions;
 
-pub(crate) use notices::log_notification;
 use notices::{Notifier, forward_notices};
+pub(crate) use notices::{log_notification, progress_notification};
 
 const INSTRUCTIONS: &str = "Switchboard gives you the tools of the connectors it fronts. \
 A tool's name starts with its connector's prefix (usually the connector's name). Read-only \

@@ -48,6 +48,25 @@ async fn send_log(notifier: &Notifier, level: &str, logger: String, data: Json) 
     }
 }
 
+/// A progress notification of the request that sent `token`.
+pub(crate) fn progress_notification(
+    token: ProgressToken,
+    progress: f64,
+    total: Option<f64>,
+    message: Option<String>,
+) -> rmcp::model::ServerNotification {
+    let mut param = ProgressNotificationParam::new(token, progress);
+    if let Some(total) = total {
+        param = param.with_total(total);
+    }
+    if let Some(message) = message {
+        param = param.with_message(message);
+    }
+    rmcp::model::ServerNotification::ProgressNotification(rmcp::model::ProgressNotification::new(
+        param,
+    ))
+}
+
 /// A log notification (`None` for a level MCP does not know).
 #[allow(deprecated)]
 pub(crate) fn log_notification(
@@ -91,14 +110,8 @@ pub(super) async fn forward_notices(
                 message,
             } => {
                 let Some(token) = token.clone() else { continue };
-                let mut param = ProgressNotificationParam::new(token, progress);
-                if let Some(total) = total {
-                    param = param.with_total(total);
-                }
-                if let Some(message) = message {
-                    param = param.with_message(message);
-                }
-                peer.notify_progress(param).await.is_ok()
+                let progress = progress_notification(token, progress, total, message);
+                peer.send_notification(progress).await.is_ok()
             }
             Notice::Log {
                 level,

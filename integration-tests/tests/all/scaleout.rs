@@ -734,10 +734,18 @@ async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
         )
         .await
         .expect("ready");
-        // The balancer takes it back before the next one stops.
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The balancer takes it back (two passed checks) before the next
+        // one stops: waited for by the replica serving a call, not by a
+        // guess at how long a loaded machine needs.
+        let before = calls_served(router, "calculator_add").await;
+        wait_until(
+            "the balancer sends calls to the restarted replica",
+            Duration::from_secs(20),
+            || async { calls_served(router, "calculator_add").await > before },
+        )
+        .await
+        .expect("the restarted replica serves calls");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let outcomes = tokio::time::timeout(Duration::from_secs(30), stream)
         .await

@@ -7,9 +7,9 @@
 //! is set ([`TracesConfig::from_env`]), the router's OpenTelemetry spans (those
 //! [`crate::trace`] makes: one server span per MCP request, one client span per
 //! gRPC call to a connector) are exported over OTLP, whatever `RUST_LOG` says.
-//! Only spans that declare `otel.kind` are exported, and no log events: the
-//! router's other spans and its log lines (audit lines with arguments among
-//! them) never reach a trace. With no endpoint set there is no exporter, no
+//! Only those spans are exported, made with the SDK directly, and no log
+//! events: the router's `tracing` spans and its log lines (audit lines with
+//! arguments among them) never reach a trace. With no endpoint set there is no exporter, no
 //! background thread, and [`crate::trace`] makes no span at all.
 //!
 //! The router reads these variables itself (not through a connector's kit: the
@@ -17,23 +17,26 @@
 //! The log output and the OTLP exporter are built by `switchboard-telemetry`,
 //! which the connectors' kit uses too.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::Sampler;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer};
 use switchboard_telemetry::logs;
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use switchboard_telemetry::otlp::{OtlpProtocol, Telemetry};
 
-/// Whether an OTLP exporter is installed: [`crate::trace`] makes spans only then.
-static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// The tracer of the installed OTLP exporter: [`crate::trace`] makes spans
+/// only when there is one.
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Whether spans are exported in this process.
 pub fn exporting() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
+    TRACER.get().is_some()
+}
+
+/// The tracer spans are made with, while they are exported.
+pub(crate) fn tracer() -> Option<&'static SdkTracer> {
+    TRACER.get()
 }
 
 /// Which traces are kept (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
@@ -179,61 +182,42 @@ impl TracesConfig {
 #[error("cannot set up the OTLP trace exporter: {0}")]
 pub struct TelemetryError(#[from] opentelemetry_otlp::ExporterBuildError);
 
-/// A `tracing` layer exporting the router's OpenTelemetry spans per `config`,
-/// and the handle that flushes it. From here on [`exporting`] is true.
-pub fn otel_layer<S>(config: &TracesConfig) -> Result<(impl Layer<S>, Telemetry), TelemetryError>
-where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-{
+/// Starts exporting the router's spans per `config` and returns the handle
+/// that flushes them. From here on [`exporting`] is true and [`tracer`] gives
+/// the tracer [`crate::trace`] makes its spans with.
+///
+/// The spans are made with the OpenTelemetry SDK directly, not through the
+/// `tracing` bridge: the router makes two spans per call and sets their
+/// parents and attributes explicitly, so the bridge's work on every span
+/// entry, exit and record (a registry look-up and a lock per layer, each
+/// time a call's future is polled) bought nothing and was most of what
+/// tracing cost per call. Log events never reach a trace either way.
+pub fn start_export(config: &TracesConfig) -> Result<Telemetry, TelemetryError> {
     let provider = switchboard_telemetry::otlp::tracer_provider(
         config.endpoint.as_deref(),
         config.protocol,
         &config.service_name,
         Some(config.sampling.sampler()),
     )?;
-    let tracer = provider.tracer("switchboard-router");
-    // Only the spans shaped for export (they say their kind), never events:
-    // log lines may carry arguments (audit lines with --audit-args).
-    let shaped = tracing_subscriber::filter::filter_fn(|metadata| {
-        metadata.is_span() && metadata.fields().field("otel.kind").is_some()
-    });
-    // Parents are set explicitly (see `crate::trace`), and the spans carry
-    // the conventions' attributes only: no source locations, threads, targets
-    // or busy/idle times, which cost on every call and say nothing here.
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_tracked_inactivity(false)
-        .with_context_activation(false)
-        .with_filter(shaped);
-    EXPORTING.store(true, Ordering::Relaxed);
-    Ok((layer, Telemetry::from(provider)))
+    let _ = TRACER.set(provider.tracer("switchboard-router"));
+    Ok(Telemetry::from(provider))
 }
 
-/// Installs the global subscriber: logs, and trace export when `traces` is
-/// given. Later calls are no-ops.
+/// Installs the global subscriber (logs; the same with traces on or off) and
+/// starts trace export when `traces` is given. Later calls install nothing.
 pub fn init(traces: Option<&TracesConfig>) -> Result<Telemetry, TelemetryError> {
-    let Some(traces) = traces else {
-        // Logs only: exactly the subscriber the router always had.
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(logs::filter())
-            .with_writer(std::io::stderr);
-        let _ = if logs::json() {
-            builder.json().flatten_event(true).try_init()
-        } else {
-            builder.with_ansi(false).try_init()
-        };
-        return Ok(Telemetry::default());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(logs::filter())
+        .with_writer(std::io::stderr);
+    let _ = if logs::json() {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.with_ansi(false).try_init()
     };
-    // RUST_LOG filters the logs only, so that spans are exported whatever it says.
-    let (otel, telemetry) = otel_layer(traces)?;
-    let _ = tracing_subscriber::registry()
-        .with(logs::layer())
-        .with(otel)
-        .try_init();
-    Ok(telemetry)
+    match traces {
+        Some(traces) => start_export(traces),
+        None => Ok(Telemetry::default()),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Two spans per tool call, both made only while traces are exported
 //! ([`crate::telemetry::exporting`]; otherwise nothing here allocates or
-//! records anything):
+//! records anything), with the OpenTelemetry SDK directly (see
+//! [`crate::telemetry::start_export`] for why not through `tracing`):
 //!
 //! * [`mcp_request`]: the server span of every MCP request the router
 //!   answers (`initialize`, the lists, `tools/call`, `resources/read`,
@@ -10,22 +11,28 @@
 //!   `{mcp.method.name} {target}` (`tools/call database_query`; the method
 //!   alone when there is no target or the target is a URI), continuing the client's trace context from
 //!   `params._meta.traceparent` (SEP-414) or, over HTTP, the `traceparent`
-//!   header. [`answered`] records how it ended (`error.type`).
+//!   header. [`ServerSpan::answered`] records how it ended (`error.type`) and
+//!   ends it.
 //! * [`Hop`]: the client span of the gRPC call to the connector, a child of
 //!   the request's span (or, for a front door without a span of its own, of
 //!   the client's context), whose context is the `traceparent` the connector
-//!   receives, so the connector's server span is its child.
+//!   receives, so the connector's server span is its child. It lasts from
+//!   [`Hop::start`] to [`Hop::end`].
+//!
+//! Parents are explicit (a `traceparent` the caller carries), never the
+//! "current" span, so nothing has to be entered while a call is polled. A
+//! span dropped before it is ended (its request cancelled) ends then.
 //!
 //! Tool arguments and results never reach a span: only names, ids, versions
 //! and outcomes do.
 
 use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::Span;
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 use serde_json::Value as Json;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::catalog::ToolEntry;
 
@@ -36,15 +43,13 @@ const TRACESTATE: &str = "tracestate";
 /// The session header of Streamable HTTP.
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// Whether spans are made (an exporter is installed).
-fn on() -> bool {
-    crate::telemetry::exporting()
-}
-
 /// The W3C `traceparent` of `context`'s span, if it has a valid one.
 pub(crate) fn traceparent_of(context: &opentelemetry::Context) -> Option<String> {
-    let span = context.span();
-    let span = span.span_context();
+    w3c(context.span().span_context())
+}
+
+/// `span` as a W3C `traceparent`, if it is valid.
+fn w3c(span: &opentelemetry::trace::SpanContext) -> Option<String> {
     span.is_valid().then(|| {
         format!(
             "00-{}-{}-{:02x}",
@@ -95,29 +100,89 @@ fn extract(traceparent: Option<&str>, tracestate: Option<&str>) -> opentelemetry
         .extract(&Carrier(traceparent, tracestate))
 }
 
+tokio::task_local! {
+    /// The `traceparent` of the server span of the request being answered,
+    /// while traces are exported ([`ServerSpan::scope`],
+    /// [`ServerSpan::in_scope`]): what the request's gRPC calls are children
+    /// of. A task-local costs a thread-local swap per poll, where entering a
+    /// `tracing` span costs a look-up and a lock in every layer.
+    static REQUEST: String;
+}
+
+/// The current request's server span as a `traceparent`, if there is one.
+fn current() -> Option<String> {
+    REQUEST.try_with(Clone::clone).ok()
+}
+
 /// The `traceparent` a call continues while traces are exported, for
-/// [`crate::call::Caller`]: the current span's when it is an exported one
-/// (the front door's server span), else the client's `incoming` one as it
-/// came. `None` while traces are off, or without any valid context.
+/// [`crate::call::Caller`]: the current request's server span's (see
+/// [`ServerSpan::in_scope`]), else the client's `incoming` one as it came.
+/// `None` while traces are off, or without any valid context.
 pub(crate) fn continued(incoming: Option<&str>) -> Option<String> {
-    if !on() {
+    if !crate::telemetry::exporting() {
         return None;
     }
-    traceparent_of(&tracing::Span::current().context())
-        .or_else(|| traceparent_of(&extract(incoming, None)))
+    current().or_else(|| traceparent_of(&extract(incoming, None)))
+}
+
+/// The server span of one MCP request (see the module's documentation).
+/// Ends when answered, or when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct ServerSpan {
+    span: Option<Span>,
+    traceparent: Option<String>,
+}
+
+impl ServerSpan {
+    /// Runs `f` as part of this request: the calls it makes are children of
+    /// this span.
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.traceparent {
+            Some(traceparent) => REQUEST.sync_scope(traceparent.clone(), f),
+            None => f(),
+        }
+    }
+
+    /// `work` as part of this request (see [`Self::in_scope`]).
+    pub(crate) async fn scope<T>(&self, work: impl Future<Output = T>) -> T {
+        match &self.traceparent {
+            Some(traceparent) => REQUEST.scope(traceparent.clone(), work).await,
+            None => work.await,
+        }
+    }
+
+    /// Records how the request ended and ends the span: `error_type` is
+    /// empty on success, `tool_error` for a result with `isError`, else the
+    /// JSON-RPC error code (also `rpc.response.status_code`).
+    pub(crate) fn answered(self, error_type: &str) {
+        let Some(mut span) = self.span else {
+            return;
+        };
+        if !error_type.is_empty() {
+            span.set_attribute(KeyValue::new("error.type", error_type.to_owned()));
+            if error_type != "tool_error" {
+                span.set_attribute(KeyValue::new(
+                    "rpc.response.status_code",
+                    error_type.to_owned(),
+                ));
+            }
+            span.set_status(Status::error(""));
+        }
+        span.end();
+    }
 }
 
 /// The server span of one MCP request: `method` (`tools/call`,
 /// `resources/read`, `prompts/get`) of `target` (the tool, the resource's
-/// URI, the prompt). [`tracing::Span::none`] while traces are off.
+/// URI, the prompt). No span while traces are off.
 pub(crate) fn mcp_request(
     method: &'static str,
     target: &str,
     context: &RequestContext<RoleServer>,
-) -> tracing::Span {
-    if !on() {
-        return tracing::Span::none();
-    }
+) -> ServerSpan {
+    let Some(tracer) = crate::telemetry::tracer() else {
+        return ServerSpan::default();
+    };
     let parts = context.extensions.get::<http::request::Parts>();
     // A client names the target: keep what reaches the span (and the
     // collector) short, whatever it sent.
@@ -129,45 +194,36 @@ pub(crate) fn mcp_request(
         _ if target.is_empty() => method.to_owned(),
         _ => format!("{method} {target}"),
     };
-    let span = tracing::info_span!(
-        "mcp_request",
-        otel.name = %name,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        mcp.method.name = method,
-        gen_ai.tool.name = Empty,
-        gen_ai.operation.name = Empty,
-        gen_ai.prompt.name = Empty,
-        mcp.resource.uri = Empty,
-        jsonrpc.request.id = %context.id,
-        mcp.session.id = Empty,
-        mcp.protocol.version = Empty,
-        network.transport = if parts.is_some() { "tcp" } else { "pipe" },
-        network.protocol.name = Empty,
-        error.type = Empty,
-        rpc.response.status_code = Empty,
-    );
+    let mut attributes = Vec::with_capacity(10);
+    attributes.push(KeyValue::new("mcp.method.name", method));
     match method {
         "tools/call" => {
-            span.record("gen_ai.tool.name", target);
-            span.record("gen_ai.operation.name", "execute_tool");
+            attributes.push(KeyValue::new("gen_ai.tool.name", target.to_owned()));
+            attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
         }
         "prompts/get" => {
-            span.record("gen_ai.prompt.name", target);
+            attributes.push(KeyValue::new("gen_ai.prompt.name", target.to_owned()));
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            span.record("mcp.resource.uri", target);
+            attributes.push(KeyValue::new("mcp.resource.uri", target.to_owned()));
         }
         _ => {}
     }
+    attributes.push(KeyValue::new("jsonrpc.request.id", request_id(&context.id)));
     if let Some(version) = context.protocol_version() {
-        span.record("mcp.protocol.version", version.as_str());
+        attributes.push(KeyValue::new(
+            "mcp.protocol.version",
+            version.as_str().to_owned(),
+        ));
     }
     if parts.is_some() {
-        span.record("network.protocol.name", "http");
+        attributes.push(KeyValue::new("network.transport", "tcp"));
+        attributes.push(KeyValue::new("network.protocol.name", "http"));
+    } else {
+        attributes.push(KeyValue::new("network.transport", "pipe"));
     }
     if let Some(session) = header(context, SESSION_HEADER) {
-        span.record("mcp.session.id", session);
+        attributes.push(KeyValue::new("mcp.session.id", session.to_owned()));
     }
     let client = extract(
         incoming_traceparent(context),
@@ -178,10 +234,27 @@ pub(crate) fn mcp_request(
             .and_then(Json::as_str)
             .or_else(|| header(context, TRACESTATE)),
     );
-    if client.span().span_context().is_valid() {
-        let _ = span.set_parent(client);
+    let builder = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes);
+    let span = tracer.build_with_context(builder, &client);
+    let traceparent = span_traceparent(&span);
+    ServerSpan {
+        span: Some(span),
+        traceparent,
     }
-    span
+}
+
+/// A JSON-RPC request id as the span carries it (a string, as the
+/// conventions ask; a number keeps its digits).
+fn request_id(id: &rmcp::model::RequestId) -> Value {
+    Value::from(id.to_string())
+}
+
+/// The W3C `traceparent` of a span of ours, if its context is valid.
+fn span_traceparent(span: &Span) -> Option<String> {
+    w3c(span.span_context())
 }
 
 /// Longest target (tool or prompt name, resource URI) put in a span, in characters.
@@ -195,24 +268,10 @@ fn bounded(target: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Records on an MCP request's span how it ended: `error_type` is empty on
-/// success, `tool_error` for a result with `isError`, else the JSON-RPC error
-/// code (also `rpc.response.status_code`).
-pub(crate) fn answered(span: &tracing::Span, error_type: &str) {
-    if span.is_none() || error_type.is_empty() {
-        return;
-    }
-    span.record("error.type", error_type);
-    span.record("otel.status_code", "ERROR");
-    if error_type != "tool_error" {
-        span.record("rpc.response.status_code", error_type);
-    }
-}
-
 /// The gRPC call of a tool call to its connector, as a client span.
 #[derive(Debug)]
 pub(crate) struct Hop {
-    span: tracing::Span,
+    span: Option<Span>,
     traceparent: Option<String>,
 }
 
@@ -221,7 +280,7 @@ impl Hop {
     /// `traceparent` (the front door's server span); nothing while traces are
     /// off.
     pub(crate) fn start(entry: &ToolEntry, traceparent: &str) -> Self {
-        if !on() {
+        if !crate::telemetry::exporting() {
             return Self::off();
         }
         Self::rpc(
@@ -233,41 +292,39 @@ impl Hop {
 
     /// The client span of calling `service`/`method` (the generic resource
     /// and prompt services: reads, prompt gets, completions, watches), a
-    /// child of `traceparent`; nothing while traces are off.
+    /// child of `traceparent` (of the current request's span when it is
+    /// empty); nothing while traces are off.
     pub(crate) fn rpc(service: &str, method: &str, traceparent: &str) -> Self {
-        if !on() {
+        let Some(tracer) = crate::telemetry::tracer() else {
             return Self::off();
+        };
+        let builder = tracer
+            .span_builder(format!("{service}/{method}"))
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+            ]);
+        // No `traceparent` given: a child of the request being answered.
+        let parent = match traceparent {
+            "" => current(),
+            given => Some(given.to_owned()),
+        };
+        let span = tracer.build_with_context(builder, &extract(parent.as_deref(), None));
+        let traceparent = span_traceparent(&span);
+        Self {
+            span: Some(span),
+            traceparent,
         }
-        let span = tracing::info_span!(
-            "grpc_call",
-            otel.name = %format!("{service}/{method}"),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = Empty,
-            error.type = Empty,
-        );
-        let parent = extract(Some(traceparent), None);
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
-        }
-        let traceparent = traceparent_of(&span.context());
-        Self { span, traceparent }
     }
 
     /// No span: traces are off.
     fn off() -> Self {
         Self {
-            span: tracing::Span::none(),
+            span: None,
             traceparent: None,
         }
-    }
-
-    /// The span (instrument the call with it).
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
     }
 
     /// The `traceparent` the connector receives: this span's context, or
@@ -279,14 +336,15 @@ impl Hop {
     /// Records the call's gRPC status (`CANCELLED` when the caller gave up)
     /// and ends the span.
     pub(crate) fn end(self, code: tonic::Code) {
-        if self.span.is_none() {
+        let Some(mut span) = self.span else {
             return;
-        }
-        self.span.record("rpc.grpc.status_code", code as i64);
+        };
+        span.set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
         if code != tonic::Code::Ok {
-            self.span.record("error.type", code_name(code));
-            self.span.record("otel.status_code", "ERROR");
+            span.set_attribute(KeyValue::new("error.type", code_name(code)));
+            span.set_status(Status::error(""));
         }
+        span.end();
     }
 }
 

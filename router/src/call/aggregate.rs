@@ -22,7 +22,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
 use tonic::{Code, Status};
-use tracing::Instrument as _;
 
 use super::authorize::{Surface, unknown};
 use super::status::protocol_error;
@@ -137,9 +136,7 @@ impl Pipeline {
             Listing::Prompts => (PROMPTS_SERVICE, "ListPrompts"),
         };
         let hop = Hop::rpc(service, method, "");
-        let page = Self::list_page_in(listing, upstream, cursor, hop.traceparent(""))
-            .instrument(hop.span().clone())
-            .await;
+        let page = Self::list_page_in(listing, upstream, cursor, hop.traceparent("")).await;
         hop.end(code_of(&page));
         page
     }
@@ -384,7 +381,6 @@ impl Pipeline {
                     hop.traceparent(&caller.traceparent),
                     &self.forwarded(caller),
                 ))
-                .instrument(hop.span().clone())
                 .await;
             hop.end(code_of(&answer));
             match answer {
@@ -451,7 +447,6 @@ impl Pipeline {
                     hop.traceparent(&caller.traceparent),
                     &self.forwarded(caller),
                 ))
-                .instrument(hop.span().clone())
                 .await;
             hop.end(code_of(&answer));
             match answer {
@@ -528,17 +523,9 @@ impl Pipeline {
                 &self.forwarded(caller),
             );
             let answer = if is_prompt {
-                upstream
-                    .prompts()
-                    .complete(request)
-                    .instrument(hop.span().clone())
-                    .await
+                upstream.prompts().complete(request).await
             } else {
-                upstream
-                    .resources()
-                    .complete(request)
-                    .instrument(hop.span().clone())
-                    .await
+                upstream.resources().complete(request).await
             };
             hop.end(code_of(&answer));
             match answer {
@@ -595,11 +582,7 @@ impl Pipeline {
                 hop.traceparent(&caller.traceparent),
                 &self.forwarded(caller),
             );
-            let answer = upstream
-                .resources()
-                .watch_resource(request)
-                .instrument(hop.span().clone())
-                .await;
+            let answer = upstream.resources().watch_resource(request).await;
             hop.end(code_of(&answer));
             match answer {
                 Ok(response) => {

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use super::decode::Target;
 use super::share::{self, Flights, Joined};
@@ -167,7 +166,6 @@ impl SharedCall<'_> {
                     &flight,
                     None,
                 )
-                .instrument(hop.span().clone())
                 .await;
                 hop.end(match &outcome {
                     Ok(_) => tonic::Code::Ok,

@@ -425,7 +425,6 @@ impl Pipeline {
             &call.cancel,
             call.notices.take(),
         )
-        .instrument(hop.span().clone())
         .await;
         hop.end(match &outcome {
             Ok(_) => tonic::Code::Ok,

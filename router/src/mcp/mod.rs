@@ -30,7 +30,6 @@ use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use crate::call::{CallError, CallSlots, Caller, Notices, Pipeline, Security, ToolCall};
 use crate::catalog::ToolCatalog;
@@ -129,8 +128,8 @@ async fn traced<T>(
     work: impl Future<Output = Result<T, McpError>>,
 ) -> Result<T, McpError> {
     let span = crate::trace::mcp_request(method, target, context);
-    let result = work.instrument(span.clone()).await;
-    crate::trace::answered(&span, &json_rpc_error_type(&result));
+    let result = span.scope(work).await;
+    span.answered(&json_rpc_error_type(&result));
     result
 }
 
@@ -418,8 +417,8 @@ impl McpHandler {
                 };
                 let pipeline = self.pipeline.clone();
                 let call = tokio::spawn(async move {
-                    let result = pipeline.call_tool(call).instrument(span.clone()).await;
-                    crate::trace::answered(&span, &crate::call::error_type(&result));
+                    let result = pipeline.call_tool(call).await;
+                    span.answered(&crate::call::error_type(&result));
                     result
                 });
                 crate::rounds::Running {
@@ -576,8 +575,8 @@ impl ServerHandler for McpHandler {
             notices: Some(notices),
         };
         let call = async {
-            let result = self.pipeline.call_tool(call).instrument(span.clone()).await;
-            crate::trace::answered(&span, &crate::call::error_type(&result));
+            let result = self.pipeline.call_tool(call).await;
+            span.answered(&crate::call::error_type(&result));
             if let Some(timer) = poll_timer {
                 timer.abort();
             }
@@ -637,12 +636,8 @@ impl ServerHandler for McpHandler {
     ) -> Result<ReadResourceResponse, McpError> {
         let span = crate::trace::mcp_request("resources/read", &request.uri, &context);
         let caller = span.in_scope(|| self.caller(&context));
-        let result = self
-            .pipeline
-            .read_resource(&caller, &request.uri)
-            .instrument(span.clone())
-            .await;
-        crate::trace::answered(&span, &json_rpc_error_type(&result));
+        let result = self.pipeline.read_resource(&caller, &request.uri).await;
+        span.answered(&json_rpc_error_type(&result));
         result.map(ReadResourceResponse::from)
     }
 
@@ -723,9 +718,8 @@ impl ServerHandler for McpHandler {
         let result = self
             .pipeline
             .get_prompt(&caller, &request.name, request.arguments)
-            .instrument(span.clone())
             .await;
-        crate::trace::answered(&span, &json_rpc_error_type(&result));
+        span.answered(&json_rpc_error_type(&result));
         result.map(GetPromptResponse::from)
     }
 

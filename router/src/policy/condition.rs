@@ -338,8 +338,9 @@ fn walk(root: &IdedExpr) -> Result<Walk, String> {
                     return Err("`when` nests a macro (all, exists, exists_one, map, filter) inside another; its cost would grow with the product of list sizes a client chooses".into());
                 }
                 // The range and the initial value are outside the loop's variables.
-                stack.push((&c.iter_range, depth + 1, bound.clone(), in_loop));
-                stack.push((&c.accu_init, depth + 1, bound.clone(), in_loop));
+                for outside in [&c.iter_range, &c.accu_init] {
+                    stack.push((outside, depth + 1, bound.clone(), in_loop));
+                }
                 let mut inner = bound.clone();
                 inner.push(&c.iter_var);
                 if let Some(v2) = &c.iter_var2 {

@@ -680,6 +680,51 @@ fn only_the_variables_some_condition_reads_are_bound_and_decisions_stay_the_same
 }
 
 #[test]
+fn shared_results_globs_are_accepted_up_to_their_bound_and_refused_beyond_it() {
+    let globs = |n: usize| {
+        let globs: Vec<String> = (0..n).map(|i| format!("t{i}_*")).collect();
+        format!("shared_results = {globs:?}\n")
+    };
+    let at = Policy::from_toml(&globs(MAX_PATTERNS)).expect("at the bound");
+    assert!(at.results_shared(&format!("t{}_x", MAX_PATTERNS - 1)));
+    let over = Policy::from_toml(&globs(MAX_PATTERNS + 1)).expect_err("over the bound");
+    assert_eq!(
+        over.to_string(),
+        format!("policy shared_results: has more than {MAX_PATTERNS} globs")
+    );
+}
+
+#[test]
+fn thousands_of_decisions_are_remembered_within_the_bound() {
+    // Well under MAX_REMEMBERED_DECISIONS: every one is still remembered
+    // after all were made (a much smaller cache would have evicted some).
+    const TOOLS: usize = 4000;
+    assert!((TOOLS as u64) < MAX_REMEMBERED_DECISIONS / 2);
+    let policy =
+        Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nwhen = '\"analysts\" in jwt.groups'\n")
+            .expect("valid");
+    let mut analyst = principal(json!({"sub": "a", "groups": ["analysts"]}));
+    analyst.token = Some([7; 32]);
+    let names: Vec<String> = (0..TOOLS).map(|i| format!("t_{i}")).collect();
+    for name in &names {
+        assert!(matches!(
+            policy.decide(&analyst, &tool(name, "c"), &no_args()),
+            Decision::Allow { .. }
+        ));
+    }
+    if let Some(decisions) = &policy.decisions {
+        decisions.run_pending_tasks();
+    }
+    // The same token with other claims: only a remembered decision allows.
+    std::sync::Arc::make_mut(&mut analyst.claims).insert("groups".into(), json!([]));
+    let forgotten = names
+        .iter()
+        .filter(|name| policy.decide(&analyst, &tool(name, "c"), &no_args()) == Decision::Hidden)
+        .count();
+    assert_eq!(forgotten, 0, "decisions forgotten within the bound");
+}
+
+#[test]
 fn shared_results_name_the_tools_whose_results_are_the_same_for_everyone() {
     let policy =
         Policy::from_toml("shared_results = [\"code_analysis_*\"]\n[[allow]]\ntools = [\"*\"]\n")
@@ -738,7 +783,8 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
         name: "t_unknown",
         connector: "",
     };
-    let long_name = format!("t_{}", "x".repeat(MAX_REMEMBERED_NAME_BYTES));
+    // The name alone is at the bound; with its connector, one byte over.
+    let long_name = format!("t_{}", "x".repeat(MAX_REMEMBERED_NAME_BYTES - 2));
     let long = ToolRef {
         name: &long_name,
         connector: "c",

@@ -9,7 +9,8 @@
 //! first alone and then with a policy whose rules use scopes and a CEL `when`,
 //! through the REST front door (`POST /api/v1/tools/calculator_add`), and
 //! with OpenTelemetry traces exported (every call sampled, over OTLP/HTTP to a
-//! local receiver that discards them).
+//! local receiver that discards them), and through a second plain router
+//! (a control: what two identical routers differ by in the same run).
 //! The HTTP paths are measured in alternating batches, so a machine getting
 //! busier or quieter during the run weighs on all of them alike. Prints p50/p99
 //! latency, calls/s and the ratio to the baseline, the p50 that auth, policy
@@ -840,6 +841,16 @@ async fn main() -> anyhow::Result<()> {
     // is measured is the router's spans and exporter.
     let receiver = Receiver::discarding().await?;
     let (traced_router, traced_client) = traced(&receiver, &spec).await?;
+    // A second router exactly like the first: what it reads against the
+    // first is what two identical routers differ by on this machine, the
+    // floor under which no "added" figure below means anything.
+    let control_router = HttpRouter::start(std::slice::from_ref(&spec), &[]).await?;
+    let control: Client = ()
+        .serve(StreamableHttpClientTransport::from_uri(
+            control_router.mcp_url(),
+        ))
+        .await?;
+    control.list_all_tools().await?;
     let mut paths = vec![
         ("MCP HTTP via router", HttpPath::Mcp(&open), http_pid),
         (
@@ -851,6 +862,11 @@ async fn main() -> anyhow::Result<()> {
             "MCP HTTP via router, tracing on",
             HttpPath::Mcp(&traced_client),
             traced_router.id(),
+        ),
+        (
+            "MCP HTTP via a second plain router (control)",
+            HttpPath::Mcp(&control),
+            control_router.process.id(),
         ),
     ];
     if let (Some((only_router, only, _)), Some((policy_router, with_policy, _))) =
@@ -892,6 +908,7 @@ async fn main() -> anyhow::Result<()> {
     let http = measured.next().context("the HTTP figures")?;
     let rest = measured.next().context("the REST figures")?;
     let http_traced = measured.next().context("the traced HTTP figures")?;
+    let http_control = measured.next().context("the control router's figures")?;
     let (http_auth, http_policy) = if auth_only.is_some() {
         (measured.next(), measured.next())
     } else {
@@ -940,6 +957,7 @@ async fn main() -> anyhow::Result<()> {
         Some(&http),
         Some(&rest),
         Some(&http_traced),
+        Some(&http_control),
         http_auth.as_ref(),
         http_policy.as_ref(),
     ]
@@ -1007,6 +1025,7 @@ async fn main() -> anyhow::Result<()> {
         Some(&http),
         Some(&rest),
         Some(&http_traced),
+        Some(&http_control),
         http_auth.as_ref(),
         http_policy.as_ref(),
     ]
@@ -1077,6 +1096,12 @@ async fn main() -> anyhow::Result<()> {
         added(&http_traced, 0.99),
         show(added_cpu(&http_traced), true),
         receiver.requests(),
+    );
+    println!();
+    println!(
+        "Control: a second router identical to the first read {:+.0} µs at p50 and {} of CPU per call against it in the same batches; an added figure within that is noise.",
+        added(&http_control, 0.5),
+        show(added_cpu(&http_control), true),
     );
     limit_stage(&spec, &args).await?;
     concurrency(&connector, &spec, &args).await?;

@@ -516,6 +516,40 @@ async fn a_rotated_key_is_fetched_once_and_then_accepted() {
 }
 
 #[tokio::test]
+async fn a_remembered_token_is_checked_again_once_its_key_is_dropped() {
+    let old = TestKey::ed25519("old");
+    let issuer = TestIssuer::start(&[&old], Discovery::Oidc).await;
+    let mut settings = issuer.settings();
+    settings.jwks_min_refetch = std::time::Duration::ZERO;
+    let auth = Authenticator::discover(settings, vec![])
+        .await
+        .expect("discover");
+    let token = old.sign(&issuer.claims());
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+    assert!(
+        auth.authenticate(&bearer(&token)).await.is_ok(),
+        "answered from memory"
+    );
+    // The issuer drops the key; a token with a kid never seen makes the
+    // router fetch the key set again.
+    issuer
+        .jwks
+        .lock()
+        .expect("lock")
+        .retain(|k| k["kid"] != "old");
+    let stranger = TestKey::ed25519("stranger");
+    let _ = auth
+        .authenticate(&bearer(&stranger.sign(&issuer.claims())))
+        .await;
+    assert_eq!(auth.jwks_fetches(), 2);
+    // What was remembered under the old key set is not taken any more.
+    assert_eq!(
+        refusal(&auth, &bearer(&token)).await,
+        RejectionKind::InvalidToken(TokenError::UnknownKey)
+    );
+}
+
+#[tokio::test]
 async fn a_flood_of_unknown_kids_refetches_at_most_once_per_period() {
     let key = TestKey::ed25519("k1");
     let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;

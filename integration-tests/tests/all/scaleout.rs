@@ -670,10 +670,11 @@ async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
         .expect("haproxy");
     let (client, _) = http_client_at(&balancer.mcp_url()).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // One call after the other, quick sums and 300 ms naps (some of which
     // are in flight when their replica is told to stop).
     let stream = {
-        let (client, stop) = (client.clone(), stop.clone());
+        let (client, stop, made) = (client.clone(), stop.clone(), made.clone());
         tokio::spawn(async move {
             let mut outcomes = Vec::new();
             let mut i = 0_i64;
@@ -707,6 +708,7 @@ async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
                     Ok(_) => Ok(()),
                 };
                 outcomes.push(verdict);
+                made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 i += 1;
             }
             outcomes
@@ -734,17 +736,28 @@ async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
         )
         .await
         .expect("ready");
-        // The balancer takes it back (two passed checks) before the next
-        // one stops: waited for by the replica serving a call, not by a
-        // guess at how long a loaded machine needs.
-        let before = calls_served(router, "calculator_add").await;
-        wait_until(
+        // The balancer takes it back before the next one stops: waited for
+        // by the replica serving a call (sum or nap: with three replicas in
+        // turn and calls in a cycle of three, a replica may only ever get
+        // naps), not by a guess at how long a loaded machine needs.
+        let before = calls_served(router, "calculator_add").await
+            + calls_served(router, "calculator_nap").await;
+        let waited = wait_until(
             "the balancer sends calls to the restarted replica",
             Duration::from_secs(20),
-            || async { calls_served(router, "calculator_add").await > before },
+            || async {
+                calls_served(router, "calculator_add").await
+                    + calls_served(router, "calculator_nap").await
+                    > before
+            },
         )
-        .await
-        .expect("the restarted replica serves calls");
+        .await;
+        if let Err(error) = waited {
+            panic!(
+                "replica {i}: {error}; calls made so far: {}",
+                made.load(std::sync::atomic::Ordering::SeqCst)
+            );
+        }
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let outcomes = tokio::time::timeout(Duration::from_secs(30), stream)
@@ -763,7 +776,9 @@ async fn a_rolling_restart_under_a_steady_call_stream_fails_no_call() {
         "a steady stream of calls ran through the restart: {}",
         outcomes.len()
     );
-    let served = counts(&routers, "calculator_add").await;
+    let sums = counts(&routers, "calculator_add").await;
+    let naps = counts(&routers, "calculator_nap").await;
+    let served: Vec<u64> = sums.iter().zip(&naps).map(|(s, n)| s + n).collect();
     assert!(
         served.iter().all(|&n| n > 0),
         "every restarted replica served calls afterwards: {served:?}"

@@ -538,6 +538,20 @@ impl PollingSessions {
                     listeners.watch(&session, &uri).await;
                 }
             }
+            relay::RelayedBody::WatchThenTell { uri, from, feed } => {
+                if let Some(listeners) = &self.listeners {
+                    listeners.watch(&session, &uri).await;
+                }
+                if let Some(shared) = &self.shared {
+                    let done = relay::Relayed {
+                        session: session.to_string(),
+                        body: relay::RelayedBody::End { feed },
+                    };
+                    if let Err(error) = shared.relay(&from, &done).await {
+                        tracing::debug!(%error, "a watch could not be confirmed to the subscribing replica");
+                    }
+                }
+            }
             relay::RelayedBody::Unwatch(uri) => {
                 if let Some(listeners) = &self.listeners {
                     listeners.unwatch(&session, &uri);

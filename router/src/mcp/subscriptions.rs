@@ -34,6 +34,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How long a subscription waits for the replica holding the session's
+/// listen stream to confirm it watches the resource (the subscription holds
+/// either way; only an update before the watch starts could be missed).
+const WATCH_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl McpHandler {
     /// Subscribes this session to `uri` (`resources/subscribe`): within
     /// `max_subscriptions_per_session`, one connector stream per URI.
@@ -162,12 +167,46 @@ impl McpHandler {
         }
         match shared.listen_stream_holder(id).await {
             Ok(Some(holder)) if holder != shared.replica() => {
+                // A new watch is waited for (within WATCH_CONFIRM_TIMEOUT), so
+                // that an update right after the subscription is not missed.
+                let confirm = match (&change, self.feeds.as_deref()) {
+                    (RelayedBody::Watch(_), Some(feeds)) => Some(feeds),
+                    _ => None,
+                };
+                let (body, confirmed) = match (change, confirm) {
+                    (RelayedBody::Watch(uri), Some(feeds)) => {
+                        let (feed, items) = feeds.open();
+                        let body = RelayedBody::WatchThenTell {
+                            uri,
+                            from: shared.replica().to_owned(),
+                            feed,
+                        };
+                        (body, Some((feeds, feed, items)))
+                    }
+                    (change, _) => (change, None),
+                };
                 let message = Relayed {
                     session: id.to_owned(),
-                    body: change,
+                    body,
                 };
-                if let Err(error) = shared.relay(&holder, &message).await {
+                let sent = shared.relay(&holder, &message).await;
+                if let Err(error) = &sent {
                     tracing::debug!(%error, "a subscription change could not be relayed to the listen stream's replica");
+                }
+                if let Some((feeds, feed, mut items)) = confirmed {
+                    // Ok(false): no replica listens on that channel (gone).
+                    if matches!(sent, Ok(true))
+                        && tokio::time::timeout(WATCH_CONFIRM_TIMEOUT, items.recv())
+                            .await
+                            .is_err()
+                    {
+                        tracing::info!(
+                            %holder,
+                            timeout = ?WATCH_CONFIRM_TIMEOUT,
+                            "the listen stream's replica did not confirm a new watch in time; updates until it starts may be missed"
+                        );
+                    }
+                    feeds.close(feed);
                 }
             }
             _ => {}

@@ -54,6 +54,14 @@ pub enum RelayedBody {
     /// The session subscribed to this resource: watch it for the listen
     /// stream the receiving replica holds.
     Watch(String),
+    /// As [`Self::Watch`], then an [`Self::End`] for feed `feed` of replica
+    /// `from` once the watch is in place: the subscribing request answers
+    /// only when an update right after it cannot be missed.
+    WatchThenTell {
+        uri: String,
+        from: String,
+        feed: u64,
+    },
     /// The session unsubscribed from this resource.
     Unwatch(String),
     /// Resume the stream of `request` after rmcp's event `local` here, and

@@ -674,12 +674,8 @@ impl ServerHandler for McpHandler {
                             Some(json!({ "setting": "session_store" })),
                         )
                     })?;
-                self.watch_where_listened(
-                    shared,
-                    id,
-                    crate::session::relay::RelayedBody::Unwatch(request.uri.clone()),
-                )
-                .await;
+                self.unwatch_where_listened(shared, id, request.uri.clone())
+                    .await;
                 return Ok(());
             }
             if let Some(Some(watch)) = self.session.watches().remove(&request.uri) {

@@ -140,76 +140,63 @@ impl McpHandler {
         {
             return Err(subscriptions_full(&uri, max));
         }
-        self.watch_where_listened(shared, id, crate::session::relay::RelayedBody::Watch(uri))
-            .await;
+        self.watch_where_listened(shared, id, uri).await;
         Ok(())
     }
 
-    /// Tells the replica holding session `id`'s listen stream to start or
-    /// stop watching a resource (`change`): this one, another one, or none
-    /// (the next listen stream reads the subscriptions).
+    /// Has the replica holding session `id`'s listen stream (this one,
+    /// another one, or none: the next listen stream reads the
+    /// subscriptions) watch `uri`, and waits until it does (within
+    /// [`WATCH_CONFIRM_TIMEOUT`]), so that an update right after the
+    /// subscription is not missed.
     pub(super) async fn watch_where_listened(
         &self,
         shared: &crate::session::SharedSessions,
         id: &str,
-        change: crate::session::relay::RelayedBody,
+        uri: String,
     ) {
-        use crate::session::relay::{Relayed, RelayedBody};
-        if let Some(listeners) = &self.listeners
-            && listeners.holds(id)
-        {
-            match change {
-                RelayedBody::Watch(uri) => listeners.watch(id, &uri).await,
-                RelayedBody::Unwatch(uri) => listeners.unwatch(id, &uri),
-                _ => {}
-            }
+        use crate::session::relay::RelayedBody;
+        if let Some(listeners) = self.listeners.as_ref().filter(|l| l.holds(id)) {
+            listeners.watch(id, &uri).await;
             return;
         }
-        match shared.listen_stream_holder(id).await {
-            Ok(Some(holder)) if holder != shared.replica() => {
-                // A new watch is waited for (within WATCH_CONFIRM_TIMEOUT), so
-                // that an update right after the subscription is not missed.
-                let confirm = match (&change, self.feeds.as_deref()) {
-                    (RelayedBody::Watch(_), Some(feeds)) => Some(feeds),
-                    _ => None,
-                };
-                let (body, confirmed) = match (change, confirm) {
-                    (RelayedBody::Watch(uri), Some(feeds)) => {
-                        let (feed, items) = feeds.open();
-                        let body = RelayedBody::WatchThenTell {
-                            uri,
-                            from: shared.replica().to_owned(),
-                            feed,
-                        };
-                        (body, Some((feeds, feed, items)))
-                    }
-                    (change, _) => (change, None),
-                };
-                let message = Relayed {
-                    session: id.to_owned(),
-                    body,
-                };
-                let sent = shared.relay(&holder, &message).await;
-                if let Err(error) = &sent {
-                    tracing::debug!(%error, "a subscription change could not be relayed to the listen stream's replica");
-                }
-                if let Some((feeds, feed, mut items)) = confirmed {
-                    // Ok(false): no replica listens on that channel (gone).
-                    if matches!(sent, Ok(true))
-                        && tokio::time::timeout(WATCH_CONFIRM_TIMEOUT, items.recv())
-                            .await
-                            .is_err()
-                    {
-                        tracing::info!(
-                            %holder,
-                            timeout = ?WATCH_CONFIRM_TIMEOUT,
-                            "the listen stream's replica did not confirm a new watch in time; updates until it starts may be missed"
-                        );
-                    }
-                    feeds.close(feed);
-                }
-            }
-            _ => {}
+        let Some(holder) = other_holder(shared, id).await else {
+            return;
+        };
+        let Some(feeds) = self.feeds.as_deref() else {
+            relay_change(shared, &holder, id, RelayedBody::Watch(uri)).await;
+            return;
+        };
+        let (feed, mut confirmed) = feeds.open();
+        let from = shared.replica().to_owned();
+        let body = RelayedBody::WatchThenTell { uri, from, feed };
+        if relay_change(shared, &holder, id, body).await
+            && tokio::time::timeout(WATCH_CONFIRM_TIMEOUT, confirmed.recv())
+                .await
+                .is_err()
+        {
+            tracing::info!(
+                %holder,
+                timeout = ?WATCH_CONFIRM_TIMEOUT,
+                "the listen stream's replica did not confirm a new watch in time; updates until it starts may be missed"
+            );
+        }
+        feeds.close(feed);
+    }
+
+    /// Has the replica holding session `id`'s listen stream stop watching
+    /// `uri`.
+    pub(super) async fn unwatch_where_listened(
+        &self,
+        shared: &crate::session::SharedSessions,
+        id: &str,
+        uri: String,
+    ) {
+        if let Some(listeners) = self.listeners.as_ref().filter(|l| l.holds(id)) {
+            listeners.unwatch(id, &uri);
+        } else if let Some(holder) = other_holder(shared, id).await {
+            let body = crate::session::relay::RelayedBody::Unwatch(uri);
+            relay_change(shared, &holder, id, body).await;
         }
     }
 
@@ -254,5 +241,34 @@ impl McpHandler {
             }
         }
         AbortOnDrop(watches)
+    }
+}
+
+/// The other replica holding session `id`'s listen stream, if one does.
+async fn other_holder(shared: &crate::session::SharedSessions, id: &str) -> Option<String> {
+    match shared.listen_stream_holder(id).await {
+        Ok(Some(holder)) if holder != shared.replica() => Some(holder),
+        _ => None,
+    }
+}
+
+/// Relays a subscription change for session `id` to replica `holder`:
+/// whether a replica received it.
+async fn relay_change(
+    shared: &crate::session::SharedSessions,
+    holder: &str,
+    id: &str,
+    body: crate::session::relay::RelayedBody,
+) -> bool {
+    let message = crate::session::relay::Relayed {
+        session: id.to_owned(),
+        body,
+    };
+    match shared.relay(holder, &message).await {
+        Ok(received) => received,
+        Err(error) => {
+            tracing::debug!(%error, "a subscription change could not be relayed to the listen stream's replica");
+            false
+        }
     }
 }

@@ -247,9 +247,10 @@ pub(crate) fn mcp_request(
 }
 
 /// A JSON-RPC request id as the span carries it (a string, as the
-/// conventions ask; a number keeps its digits).
+/// conventions ask; a number keeps its digits), cut like a target: a client
+/// chooses it, and every exported span would carry it whole.
 fn request_id(id: &rmcp::model::RequestId) -> Value {
-    Value::from(id.to_string())
+    Value::from(bounded(&id.to_string()).into_owned())
 }
 
 /// The W3C `traceparent` of a span of ours, if its context is valid.
@@ -280,9 +281,6 @@ impl Hop {
     /// `traceparent` (the front door's server span); nothing while traces are
     /// off.
     pub(crate) fn start(entry: &ToolEntry, traceparent: &str) -> Self {
-        if !crate::telemetry::exporting() {
-            return Self::off();
-        }
         Self::rpc(
             entry.method.parent_service().full_name(),
             entry.method.name(),
@@ -408,6 +406,17 @@ mod tests {
             );
         }
         assert_eq!(traceparent_of(&extract(None, None)), None);
+    }
+
+    #[test]
+    fn a_clients_request_id_reaches_a_span_bounded() {
+        let long = rmcp::model::RequestId::String("é".repeat(100_000).into());
+        let Value::String(id) = request_id(&long) else {
+            panic!("a string");
+        };
+        assert_eq!(id.as_str().chars().count(), MAX_SPAN_TARGET_CHARS + 1);
+        let number = rmcp::model::RequestId::Number(42);
+        assert_eq!(request_id(&number), Value::from("42"));
     }
 
     #[test]

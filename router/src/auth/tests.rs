@@ -138,6 +138,16 @@ impl TestIssuer {
         .expect("on")
     }
 
+    /// An authenticator that refetches the JWKS for every unknown kid (no
+    /// minimum period between fetches).
+    async fn refetching_authenticator(&self) -> Authenticator {
+        let mut settings = self.settings();
+        settings.jwks_min_refetch = std::time::Duration::ZERO;
+        Authenticator::discover(settings, vec![])
+            .await
+            .expect("discover")
+    }
+
     async fn authenticator(&self) -> Authenticator {
         Authenticator::discover(self.settings(), vec!["code:read".into()])
             .await
@@ -479,11 +489,7 @@ async fn a_forged_signature_is_refused() {
 async fn a_rotated_key_is_fetched_once_and_then_accepted() {
     let old = TestKey::ed25519("old");
     let issuer = TestIssuer::start(&[&old], Discovery::Oidc).await;
-    let mut settings = issuer.settings();
-    settings.jwks_min_refetch = std::time::Duration::ZERO;
-    let auth = Authenticator::discover(settings, vec![])
-        .await
-        .expect("discover");
+    let auth = issuer.refetching_authenticator().await;
     assert_eq!(auth.jwks_fetches(), 1);
     let new = TestKey::p256("new");
     issuer.jwks.lock().expect("lock").push(new.jwk.clone());
@@ -519,11 +525,7 @@ async fn a_rotated_key_is_fetched_once_and_then_accepted() {
 async fn a_remembered_token_is_checked_again_once_its_key_is_dropped() {
     let old = TestKey::ed25519("old");
     let issuer = TestIssuer::start(&[&old], Discovery::Oidc).await;
-    let mut settings = issuer.settings();
-    settings.jwks_min_refetch = std::time::Duration::ZERO;
-    let auth = Authenticator::discover(settings, vec![])
-        .await
-        .expect("discover");
+    let auth = issuer.refetching_authenticator().await;
     let token = old.sign(&issuer.claims());
     assert!(auth.authenticate(&bearer(&token)).await.is_ok());
     assert!(
@@ -619,11 +621,7 @@ async fn a_token_without_kid_uses_the_single_key_without_kid() {
     let other = TestKey::ed25519("x");
     issuer.jwks.lock().expect("lock").push(other.jwk.clone());
     let fresh = issuer.authenticator().await;
-    let mut settings = issuer.settings();
-    settings.jwks_min_refetch = std::time::Duration::ZERO;
-    let eager = Authenticator::discover(settings, vec![])
-        .await
-        .expect("discover");
+    let eager = issuer.refetching_authenticator().await;
     for auth in [&fresh, &eager] {
         assert_eq!(
             refusal(auth, &bearer(&key.sign(&issuer.claims()))).await,
@@ -1201,11 +1199,7 @@ async fn the_debug_form_names_the_jwks_uri_and_no_key_material() {
 async fn a_token_with_characters_outside_base64url_is_malformed_without_a_key_lookup() {
     let key = TestKey::ed25519("k1");
     let issuer = TestIssuer::start(&[&key], Discovery::Oidc).await;
-    let mut settings = issuer.settings();
-    settings.jwks_min_refetch = std::time::Duration::ZERO;
-    let auth = Authenticator::discover(settings, vec![])
-        .await
-        .expect("discover");
+    let auth = issuer.refetching_authenticator().await;
     // A well-formed header naming an unknown key, then a payload and signature
     // in the standard (not URL-safe) alphabet.
     let header = b64(br#"{"alg":"EdDSA","typ":"JWT","kid":"unknown"}"#);

@@ -12,7 +12,9 @@
 //! the calculator proto. The router must be configured with an empty prefix for
 //! this connector so that names match the suite's (`prefix = ""`).
 //!
-//! Environment: `LISTEN_ADDR` (default 127.0.0.1:50060).
+//! Environment: `LISTEN_ADDR` (default 127.0.0.1:50060); `WATCH_OPEN_DELAY_MS`
+//! (default 0): how long a `WatchResource` takes to open, so tests can show
+//! that no update is lost while a watch is being opened.
 //!
 //! One tool is not a suite fixture: `update_watched_resource` changes
 //! `test://watched-resource`, so tests can see `notifications/resources/updated`.
@@ -380,6 +382,8 @@ struct Fixtures {
     /// Questions asked by running calls, by id, waiting for Interactions/Reply.
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<pb::ReplyRequest>>>>,
     asked: Arc<AtomicU64>,
+    /// How long opening a watch takes (`WATCH_OPEN_DELAY_MS`).
+    watch_open_delay: Duration,
 }
 
 impl Fixtures {
@@ -389,6 +393,12 @@ impl Fixtures {
             watched_changes: broadcast::channel(16).0,
             pending: Arc::default(),
             asked: Arc::default(),
+            watch_open_delay: Duration::from_millis(
+                std::env::var("WATCH_OPEN_DELAY_MS")
+                    .ok()
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(0),
+            ),
         }
     }
 
@@ -1061,6 +1071,8 @@ impl pb::resources_server::Resources for Fixtures {
                 "{uri} cannot be watched; only test://watched-resource changes"
             )));
         }
+        // Changes made while the watch opens are not seen by it.
+        tokio::time::sleep(self.watch_open_delay).await;
         let mut changes = self.watched_changes.subscribe();
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(async move {

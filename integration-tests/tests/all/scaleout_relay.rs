@@ -176,7 +176,15 @@ impl Events {
 }
 
 async fn conformance_replicas(test: &str) -> (Connector, Vec<HttpRouter>) {
-    let connector = Connector::start("conformance-connector", 0, &[])
+    conformance_replicas_with(test, &[]).await
+}
+
+/// [`conformance_replicas`] with the connector's environment `env`.
+async fn conformance_replicas_with(
+    test: &str,
+    env: &[(&str, &str)],
+) -> (Connector, Vec<HttpRouter>) {
+    let connector = Connector::start("conformance-connector", 0, env)
         .await
         .expect("start conformance-connector");
     let specs = [spec("conformance", &connector)];
@@ -207,6 +215,36 @@ async fn a_resource_update_reaches_the_listen_stream_another_replica_holds() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn an_update_right_after_a_subscription_is_not_lost_while_another_replica_opens_the_watch() {
+    if !parts_available().await {
+        return;
+    }
+    // Opening a watch takes the connector half a second: a subscription
+    // that answered before the listen stream's replica had opened its
+    // watch would let the update below go unseen.
+    let (_connector, routers) =
+        conformance_replicas_with("relay-watch-open", &[("WATCH_OPEN_DELAY_MS", "500")]).await;
+    let (a, b) = (&routers[0], &routers[1]);
+    let session = RawSession::open(a).await;
+    let mut listen = session.listen(a).await;
+    let uri = "conformance+test://watched-resource";
+    session.subscribe(b, 1, uri).await;
+    session.call(b, 2, UPDATE).await;
+    let updated = async {
+        loop {
+            let message = listen.next().await.expect("the listen stream goes on");
+            if message["method"] == "notifications/resources/updated" {
+                return message;
+            }
+        }
+    };
+    let message = tokio::time::timeout(Duration::from_secs(10), updated)
+        .await
+        .expect("notifications/resources/updated for the update made right after subscribing");
+    assert_eq!(message["params"]["uri"], uri, "{message}");
 }
 
 #[tokio::test]

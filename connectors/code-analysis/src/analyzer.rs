@@ -4,12 +4,14 @@
 //!
 //! Results are cached under (xxh3-128 of the content, language): an unchanged file
 //! is neither parsed nor measured again, whatever its path. The cache holds the
-//! DETAILED analysis; BASIC trims it, COMPREHENSIVE adds the review on top.
+//! DETAILED analysis; BASIC trims it, COMPREHENSIVE adds the review on top. A
+//! walked file whose `stat` is unchanged since it was last read is not even read:
+//! the [`FileIndex`] gives its hash.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
 
 use big_code_analysis::{Ast, LANG, Source, tree_sitter};
 use moka::sync::Cache;
@@ -20,6 +22,7 @@ use tonic::Status;
 use crate::code_root::{CodeRoot, Visit, WalkOptions};
 use crate::config::Config;
 use crate::error::Error;
+use crate::file_index::FileIndex;
 use crate::security::RuleSet;
 use crate::summary::PathTotals;
 use crate::telemetry::{self, Kind};
@@ -90,6 +93,10 @@ pub struct Analyzer {
     rules: RuleSet,
     analyses: Cache<Key, Arc<pb::FileAnalysis>>,
     findings: Cache<Key, Arc<Vec<pb::Finding>>>,
+    index: FileIndex,
+    /// Files a walk has read (for tests and benchmarks: a file served by the
+    /// index is not read).
+    files_read: AtomicU64,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -97,13 +104,30 @@ impl std::fmt::Debug for Analyzer {
         f.debug_struct("Analyzer")
             .field("root", &self.root)
             .field("cached_analyses", &self.analyses.entry_count())
+            .field("index", &self.index)
             .finish_non_exhaustive()
     }
 }
 
 enum Outcome {
+    /// A file's analysis as the cache holds it (shared, not copied: a summary
+    /// only reads it), with the file's path and whether it came from the cache.
+    Shared {
+        analysis: Arc<pb::FileAnalysis>,
+        path: String,
+        from_cache: bool,
+    },
     Analyzed(Box<pb::FileAnalysis>),
     Skipped(pb::SkippedFile),
+}
+
+/// How a walked file's content is known.
+enum Contents {
+    /// By the hash the file index holds for it: its `stat` is unchanged since it
+    /// was read, and it is not read again. `len` is its size in bytes.
+    Indexed { hash: u128, len: u64 },
+    /// Read, checked and hashed now.
+    Read { code: String, hash: u128 },
 }
 
 impl Analyzer {
@@ -120,6 +144,8 @@ impl Analyzer {
             root: CodeRoot::new(config.code_root.clone()),
             analyses: Cache::new(config.cache_max_entries),
             findings: Cache::new(config.cache_max_entries),
+            index: FileIndex::new(config.file_index_max_entries),
+            files_read: AtomicU64::new(0),
             rules,
             config,
         })
@@ -140,8 +166,20 @@ impl Analyzer {
         &self.config
     }
 
-    /// Checks that `bytes` is acceptable source text: size limit, no NUL bytes, UTF-8.
-    fn check_source<'a>(&self, what: &str, bytes: &'a [u8]) -> Result<&'a str, Error> {
+    /// Files read by path requests so far; a file whose `stat` is unchanged since
+    /// it was read, and whose analysis is cached, is served without a read.
+    pub fn files_read(&self) -> u64 {
+        self.files_read.load(Ordering::Relaxed)
+    }
+
+    /// Paths the file index holds.
+    pub fn indexed_files(&self) -> u64 {
+        self.index.len()
+    }
+
+    /// Checks that `bytes` is acceptable source text (size limit, no NUL bytes)
+    /// but for UTF-8, which the caller checks once as it makes the text.
+    fn check_bytes(&self, what: &str, bytes: &[u8]) -> Result<(), Error> {
         let size = bytes.len() as u64;
         if size > self.config.max_file_bytes {
             return Err(Error::TooLarge {
@@ -153,11 +191,13 @@ impl Analyzer {
         if bytes.iter().take(8192).any(|&b| b == 0) {
             return Err(Error::Binary(what.to_owned()));
         }
-        std::str::from_utf8(bytes).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "{what} is not valid UTF-8 text ({e}); re-encode it as UTF-8"
-            ))
-        })
+        Ok(())
+    }
+
+    /// Checks that `bytes` is acceptable source text: size limit, no NUL bytes, UTF-8.
+    fn check_source<'a>(&self, what: &str, bytes: &'a [u8]) -> Result<&'a str, Error> {
+        self.check_bytes(what, bytes)?;
+        std::str::from_utf8(bytes).map_err(|e| not_utf8(what, &e))
     }
 
     /// Metrics of code given as text.
@@ -172,49 +212,88 @@ impl Analyzer {
             if path.is_empty() { "the code" } else { path },
             code.as_bytes(),
         )?;
-        self.analyze_source(lang, code, path, depth, metrics::Needs::All)
+        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+        let (base, from_cache) = self.analysis(lang, code, hash, path, metrics::Needs::All)?;
+        Ok(self.finish(&base, from_cache, path, depth, code))
     }
 
-    /// The analysis of `code`, from the cache when it holds one with what
-    /// `needs` asks for (an entry with every metric serves any request).
-    fn analyze_source(
+    /// The analysis of `code` (whose xxh3-128 is `hash`), from the cache when it
+    /// holds one with what `needs` asks for (an entry with every metric serves
+    /// any request), else computed and cached; the flag says whether it came from
+    /// the cache. `path` labels errors.
+    fn analysis(
         &self,
         lang: LANG,
         code: &str,
+        hash: u128,
         path: &str,
-        depth: Depth,
         needs: metrics::Needs,
-    ) -> Result<pb::FileAnalysis, Error> {
-        let limits = metrics::Limits::from_config(&self.config);
-        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+    ) -> Result<(Arc<pb::FileAnalysis>, bool), Error> {
         let complete = (needs == metrics::Needs::Summary)
             .then(|| self.analyses.get(&(hash, lang.name(), metrics::Needs::All)))
             .flatten();
-        let (base, from_cache) = match complete {
-            Some(entry) => {
-                telemetry::record_file(lang.name(), Kind::Metrics, code.len(), true);
-                (entry, true)
-            }
-            None => cached(
-                &self.analyses,
-                Kind::Metrics,
-                (hash, lang, needs),
-                code,
-                || {
-                    let ast = parse(lang, code, self.config.parse_timeout)?;
-                    metrics::measure_only(&ast, "", limits, needs).map(Arc::new)
-                },
-            )
-            .map_err(|e| label_too_deep(e, path))?,
-        };
-        let mut result = (*base).clone();
+        if let Some(entry) = complete {
+            telemetry::record_file(lang.name(), Kind::Metrics, code.len(), true);
+            return Ok((entry, true));
+        }
+        let limits = metrics::Limits::from_config(&self.config);
+        cached(
+            &self.analyses,
+            Kind::Metrics,
+            (hash, lang, needs),
+            code,
+            || {
+                let ast = parse(lang, code, self.config.parse_timeout)?;
+                metrics::measure_only(&ast, "", limits, needs).map(Arc::new)
+            },
+        )
+        .map_err(|e| label_too_deep(e, path))
+    }
+
+    /// The cached analysis of content hashing to `hash` (`len` bytes) with what
+    /// `needs` asks for, if the cache holds one; nothing is computed.
+    fn cached_analysis(
+        &self,
+        lang: LANG,
+        hash: u128,
+        len: u64,
+        needs: metrics::Needs,
+    ) -> Option<Arc<pb::FileAnalysis>> {
+        let found = self
+            .analyses
+            .get(&(hash, lang.name(), metrics::Needs::All))
+            .or_else(|| {
+                (needs == metrics::Needs::Summary)
+                    .then(|| self.analyses.get(&(hash, lang.name(), needs)))
+                    .flatten()
+            })?;
+        telemetry::record_file(
+            lang.name(),
+            Kind::Metrics,
+            usize::try_from(len).unwrap_or(usize::MAX),
+            true,
+        );
+        Some(found)
+    }
+
+    /// A copy of the cached analysis `base` labelled with `path`; COMPREHENSIVE
+    /// adds the review of `code` (which must be the analysed text).
+    fn finish(
+        &self,
+        base: &pb::FileAnalysis,
+        from_cache: bool,
+        path: &str,
+        depth: Depth,
+        code: &str,
+    ) -> pb::FileAnalysis {
+        let mut result = base.clone();
         result.path = path.to_owned();
         result.from_cache = from_cache;
         if depth == Depth::Comprehensive {
             review::add_review(&mut result, code);
-            metrics::fit_result(&mut result, limits.max_result_bytes);
+            metrics::fit_result(&mut result, self.config.max_result_bytes);
         }
-        Ok(result)
+        result
     }
 
     /// Security findings in code given as text, labelled with `path`.
@@ -223,16 +302,24 @@ impl Analyzer {
             if path.is_empty() { "the code" } else { path },
             code.as_bytes(),
         )?;
-        self.scan_source(lang, code, path)
+        self.scan_source(
+            lang,
+            code,
+            xxhash_rust::xxh3::xxh3_128(code.as_bytes()),
+            path,
+        )
     }
 
-    fn scan_source(&self, lang: LANG, code: &str, path: &str) -> Result<Vec<pb::Finding>, Error> {
+    /// The findings in `code`, whose xxh3-128 is `hash`, labelled with `path`.
+    fn scan_source(
+        &self,
+        lang: LANG,
+        code: &str,
+        hash: u128,
+        path: &str,
+    ) -> Result<Vec<pb::Finding>, Error> {
         let limit = self.config.max_nesting_depth;
-        let key = (
-            xxhash_rust::xxh3::xxh3_128(code.as_bytes()),
-            lang,
-            metrics::Needs::All,
-        );
+        let key = (hash, lang, metrics::Needs::All);
         let (findings, _) = cached(&self.findings, Kind::Security, key, code, || {
             let ast = parse(lang, code, self.config.parse_timeout)?;
             // Query matching slows down with the square of the depth: the same
@@ -250,47 +337,83 @@ impl Analyzer {
             )))
         })
         .map_err(|e| label_too_deep(e, path))?;
-        Ok(findings
-            .iter()
-            .cloned()
-            .map(|mut f| {
-                f.path = path.to_owned();
-                f
-            })
-            .collect())
+        Ok(labelled(&findings, path))
     }
 
     /// Reads a file as source text under the same limits as an analysis: at most
     /// MAX_FILE_BYTES, no NUL bytes (binary), valid UTF-8. `relative` labels errors.
     pub fn read_text(&self, path: &Path, relative: &str) -> Result<String, Error> {
-        let unreadable = |e: std::io::Error| Error::Unreadable {
-            path: relative.to_owned(),
-            message: e.to_string(),
-        };
-        let size = std::fs::metadata(path).map_err(unreadable)?.len();
-        if size > self.config.max_file_bytes {
+        let size = std::fs::metadata(path)
+            .map_err(|e| unreadable(relative, &e))?
+            .len();
+        self.read_checked(path, relative, size)
+    }
+
+    /// [`Analyzer::read_text`] of a file whose `stat` gave `size` bytes: a file
+    /// over the limit is not opened, and no more than the limit (and a byte) is
+    /// read should it have grown since. UTF-8 is validated once.
+    fn read_checked(&self, path: &Path, relative: &str, size: u64) -> Result<String, Error> {
+        let limit = self.config.max_file_bytes;
+        if size > limit {
             return Err(Error::TooLarge {
                 what: relative.to_owned(),
                 size,
-                limit: self.config.max_file_bytes,
+                limit,
             });
         }
-        let bytes = std::fs::read(path).map_err(unreadable)?;
-        self.check_source(relative, &bytes)?;
-        String::from_utf8(bytes)
-            .map_err(|_| Error::InvalidArgument(format!("{relative} is not valid UTF-8 text")))
+        let file = std::fs::File::open(path).map_err(|e| unreadable(relative, &e))?;
+        let mut bytes = Vec::new();
+        // The size is a hint (the file may change); +1 to see the end at once.
+        let _ = bytes.try_reserve_exact(usize::try_from(size).unwrap_or(0).saturating_add(1));
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, limit.saturating_add(1)),
+            &mut bytes,
+        )
+        .map_err(|e| unreadable(relative, &e))?;
+        self.check_bytes(relative, &bytes)?;
+        String::from_utf8(bytes).map_err(|e| not_utf8(relative, &e.utf8_error()))
     }
 
-    /// Reads one walked file, or says why it was skipped.
-    fn read(&self, path: &Path, relative: &str) -> Result<String, String> {
-        self.read_text(path, relative).map_err(|e| match e {
-            Error::Binary(_) => "binary file".to_owned(),
-            Error::TooLarge { size, limit, .. } => {
-                format!("file too large ({size} bytes, limit {limit} set by MAX_FILE_BYTES)")
-            }
-            Error::Unreadable { message, .. } => format!("unreadable: {message}"),
-            _ => "not valid UTF-8 source".to_owned(),
-        })
+    /// A walked file's content: with `reuse`, from the file index when a `stat`
+    /// shows the file unchanged since it was read (it is not read); else read,
+    /// checked and hashed, and recorded in the index.
+    fn contents(&self, path: &Path, relative: &str, reuse: bool) -> Result<Contents, Error> {
+        // Before the stat: a write after this moment is not taken for unchanged.
+        let before_stat = self.index.now();
+        let meta = std::fs::metadata(path).map_err(|e| unreadable(relative, &e))?;
+        if reuse && let Some(hash) = self.index.unchanged(path, &meta) {
+            return Ok(Contents::Indexed {
+                hash,
+                len: meta.len(),
+            });
+        }
+        self.read_recorded(path, relative, &meta, before_stat)
+    }
+
+    /// Reads, checks and hashes a walked file whose `stat` (taken after
+    /// `before_stat`) gave `meta`, and records its hash in the index.
+    fn read_recorded(
+        &self,
+        path: &Path,
+        relative: &str,
+        meta: &std::fs::Metadata,
+        before_stat: SystemTime,
+    ) -> Result<Contents, Error> {
+        let code = self.read_checked(path, relative, meta.len())?;
+        self.files_read.fetch_add(1, Ordering::Relaxed);
+        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+        self.index.record(path, meta, hash, before_stat);
+        Ok(Contents::Read { code, hash })
+    }
+
+    /// A walked file's text and hash, read now (the index only learns from it).
+    fn read_now(&self, path: &Path, relative: &str) -> Result<(String, u128), Error> {
+        match self.contents(path, relative, false)? {
+            Contents::Read { code, hash } => Ok((code, hash)),
+            Contents::Indexed { .. } => Err(Error::Internal(format!(
+                "{relative}: the file index answered a read"
+            ))),
+        }
     }
 
     /// Reads and analyses one file (through the cache); the error is the reason to
@@ -302,40 +425,107 @@ impl Analyzer {
         language: LANG,
         depth: Depth,
     ) -> Result<pb::FileAnalysis, String> {
-        self.analyze_file_for(path, relative, language, depth, metrics::Needs::All)
+        let (analysis, from_cache, code) =
+            self.analyze_walked(path, relative, language, depth, metrics::Needs::All)?;
+        Ok(self.finish(
+            &analysis,
+            from_cache,
+            relative,
+            depth,
+            code.as_deref().unwrap_or_default(),
+        ))
     }
 
-    fn analyze_file_for(
+    /// The cached analysis of a walked file (computed on a miss), whether it came
+    /// from the cache, and the file's text when it was read: below COMPREHENSIVE,
+    /// a file the index knows unchanged whose analysis is cached is not read
+    /// (COMPREHENSIVE reads every file: the review needs the text).
+    fn analyze_walked(
         &self,
         path: &Path,
         relative: &str,
         language: LANG,
         depth: Depth,
         needs: metrics::Needs,
-    ) -> Result<pb::FileAnalysis, String> {
-        let code = self.read(path, relative)?;
-        self.analyze_source(language, &code, relative, depth, needs)
-            .map_err(|e| e.to_string())
+    ) -> Result<(Arc<pb::FileAnalysis>, bool, Option<String>), String> {
+        let reuse = depth != Depth::Comprehensive;
+        let (code, hash) = match self.contents(path, relative, reuse).map_err(skip_reason)? {
+            Contents::Indexed { hash, len } => {
+                match self.cached_analysis(language, hash, len, needs) {
+                    Some(analysis) => return Ok((analysis, true, None)),
+                    // The analysis left the cache: read the file.
+                    None => self.read_now(path, relative).map_err(skip_reason)?,
+                }
+            }
+            Contents::Read { code, hash } => (code, hash),
+        };
+        let (analysis, from_cache) = self
+            .analysis(language, &code, hash, relative, needs)
+            .map_err(|e| e.to_string())?;
+        Ok((analysis, from_cache, Some(code)))
     }
 
     fn analyze_visit(&self, visit: Visit, depth: Depth, needs: metrics::Needs) -> Outcome {
-        match visit {
-            Visit::Refused { relative, reason } => Outcome::Skipped(pb::SkippedFile {
-                path: relative,
-                reason,
-            }),
+        let (path, relative, language) = match visit {
+            Visit::Refused { relative, reason } => {
+                return Outcome::Skipped(pb::SkippedFile {
+                    path: relative,
+                    reason,
+                });
+            }
             Visit::Source {
                 path,
                 relative,
                 language,
-            } => match self.analyze_file_for(&path, &relative, language, depth, needs) {
-                Ok(file) => Outcome::Analyzed(Box::new(file)),
-                Err(reason) => Outcome::Skipped(pb::SkippedFile {
-                    path: relative,
-                    reason,
-                }),
+            } => (path, relative, language),
+        };
+        match self.analyze_walked(&path, &relative, language, depth, needs) {
+            // A summary alone only reads the analysis: share the cached one.
+            Ok((analysis, from_cache, _)) if needs == metrics::Needs::Summary => Outcome::Shared {
+                analysis,
+                path: relative,
+                from_cache,
             },
+            Ok((analysis, from_cache, code)) => Outcome::Analyzed(Box::new(self.finish(
+                &analysis,
+                from_cache,
+                &relative,
+                depth,
+                code.as_deref().unwrap_or_default(),
+            ))),
+            Err(reason) => Outcome::Skipped(pb::SkippedFile {
+                path: relative,
+                reason,
+            }),
         }
+    }
+
+    /// The findings of one walked file (through the cache and the file index); the
+    /// error is the reason to report it as skipped.
+    fn scan_walked(
+        &self,
+        path: &Path,
+        relative: &str,
+        language: LANG,
+    ) -> Result<Vec<pb::Finding>, String> {
+        let (code, hash) = match self.contents(path, relative, true).map_err(skip_reason)? {
+            Contents::Indexed { hash, len } => {
+                let key = (hash, language.name(), metrics::Needs::All);
+                if let Some(findings) = self.findings.get(&key) {
+                    telemetry::record_file(
+                        language.name(),
+                        Kind::Security,
+                        usize::try_from(len).unwrap_or(usize::MAX),
+                        true,
+                    );
+                    return Ok(labelled(&findings, relative));
+                }
+                self.read_now(path, relative).map_err(skip_reason)?
+            }
+            Contents::Read { code, hash } => (code, hash),
+        };
+        self.scan_source(language, &code, hash, relative)
+            .map_err(|e| e.to_string())
     }
 
     /// Where a path request starts (under the code root), and its relative name; a
@@ -388,6 +578,14 @@ impl Analyzer {
             let mut totals = PathTotals::new(request.top_hotspots);
             while let Some(outcome) = file_rx.recv().await {
                 let event = match outcome {
+                    Outcome::Shared {
+                        analysis,
+                        path,
+                        from_cache,
+                    } => {
+                        totals.add(&analysis, &path, from_cache);
+                        continue;
+                    }
                     Outcome::Analyzed(mut file) => {
                         totals.add_file(&file);
                         if request.depth == Depth::Basic {
@@ -456,11 +654,7 @@ impl Analyzer {
                     relative,
                     language,
                 } => self
-                    .read(&path, &relative)
-                    .and_then(|code| {
-                        self.scan_source(language, &code, &relative)
-                            .map_err(|e| e.to_string())
-                    })
+                    .scan_walked(&path, &relative, language)
                     .map_err(|reason| pb::SkippedFile {
                         path: relative,
                         reason,
@@ -492,6 +686,43 @@ impl Analyzer {
             .map_err(|_| Error::Internal("a scan worker panicked".to_owned()))?;
         result.truncated |= truncated;
         Ok(result)
+    }
+}
+
+/// `findings` labelled with `path`.
+fn labelled(findings: &[pb::Finding], path: &str) -> Vec<pb::Finding> {
+    findings
+        .iter()
+        .cloned()
+        .map(|mut f| {
+            f.path = path.to_owned();
+            f
+        })
+        .collect()
+}
+
+fn unreadable(relative: &str, e: &std::io::Error) -> Error {
+    Error::Unreadable {
+        path: relative.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn not_utf8(what: &str, e: &std::str::Utf8Error) -> Error {
+    Error::InvalidArgument(format!(
+        "{what} is not valid UTF-8 text ({e}); re-encode it as UTF-8"
+    ))
+}
+
+/// Why a walked file is reported as skipped.
+fn skip_reason(error: Error) -> String {
+    match error {
+        Error::Binary(_) => "binary file".to_owned(),
+        Error::TooLarge { size, limit, .. } => {
+            format!("file too large ({size} bytes, limit {limit} set by MAX_FILE_BYTES)")
+        }
+        Error::Unreadable { message, .. } => format!("unreadable: {message}"),
+        _ => "not valid UTF-8 source".to_owned(),
     }
 }
 
@@ -605,23 +836,21 @@ mod tests {
         let root = dir.path().canonicalize().expect("root");
         let analyzer = Analyzer::new(Config::with_root(root)).expect("analyzer");
         let code = "def f(a, b):\n    if a:\n        return b\n    return a + b\n";
+        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
         let analyse = |needs| {
             analyzer
-                .analyze_source(LANG::Python, code, "f.py", Depth::Detailed, needs)
+                .analysis(LANG::Python, code, hash, "f.py", needs)
                 .expect("analysis")
         };
-        let summary = analyse(metrics::Needs::Summary);
-        assert!(!summary.from_cache);
+        let (summary, from_cache) = analyse(metrics::Needs::Summary);
+        assert!(!from_cache);
         assert_eq!(summary.functions[0].cyclomatic, 2);
         assert_eq!(
             summary.functions[0].arguments, 0,
             "not computed for a summary"
         );
-        let complete = analyse(metrics::Needs::All);
-        assert!(
-            !complete.from_cache,
-            "a summary entry does not serve a full request"
-        );
+        let (complete, from_cache) = analyse(metrics::Needs::All);
+        assert!(!from_cache, "a summary entry does not serve a full request");
         assert_eq!(complete.functions[0].arguments, 2);
         assert!(
             complete
@@ -629,12 +858,293 @@ mod tests {
                 .and_then(|m| m.halstead)
                 .is_some_and(|h| h.length > 0)
         );
-        let again = analyse(metrics::Needs::Summary);
-        assert!(again.from_cache);
+        let (again, from_cache) = analyse(metrics::Needs::Summary);
+        assert!(from_cache);
         assert_eq!(
             again.functions[0].arguments, 2,
             "served by the complete entry"
         );
+    }
+
+    /// The file index tests: files on disk, scanned as a path the way a
+    /// repository is, and compared with what a fresh analyzer (no cache, no
+    /// index: a full read) reports.
+    mod file_index {
+        use std::path::Path;
+        use std::time::{Duration, SystemTime};
+
+        use super::*;
+        use crate::file_index::Stamp;
+
+        // Two files of the same size with different metrics.
+        const A: &str = "def f(a):\n    return a\n";
+        const B: &str = "def f(a):\n    if a:  a\n";
+
+        fn analyzer(root: &Path, index_entries: u64) -> Arc<Analyzer> {
+            let root = root.canonicalize().expect("root");
+            Arc::new(
+                Analyzer::new(Config {
+                    analysis_threads: 2,
+                    file_index_max_entries: index_entries,
+                    ..Config::with_root(root)
+                })
+                .expect("analyzer"),
+            )
+        }
+
+        /// A summary-only AnalyzePath of the whole root, without its timing, and
+        /// how many files it read.
+        async fn scan(analyzer: &Arc<Analyzer>) -> (pb::PathSummary, u64) {
+            let before = analyzer.files_read();
+            let mut events = analyzer
+                .analyze_path(PathRequest {
+                    path: ".".into(),
+                    walk: WalkOptions {
+                        respect_gitignore: true,
+                        max_files: 1000,
+                        threads: 2,
+                        ..Default::default()
+                    },
+                    depth: Depth::Basic,
+                    top_hotspots: 10,
+                    summary_only: true,
+                })
+                .expect("walk starts");
+            let mut summary = None;
+            while let Some(event) = events.recv().await {
+                if let Some(pb::analyze_path_event::Event::Summary(s)) =
+                    event.expect("no error").event
+                {
+                    summary = Some(s);
+                }
+            }
+            let mut summary = summary.expect("a summary");
+            summary.elapsed_ms = 0;
+            (summary, analyzer.files_read() - before)
+        }
+
+        /// What a full read reports: a fresh analyzer's scan (cache hits aside).
+        async fn full_read(root: &Path) -> pb::PathSummary {
+            let (summary, read) = scan(&analyzer(root, 0)).await;
+            assert_eq!(read, summary.files_analyzed, "a fresh analyzer reads all");
+            summary
+        }
+
+        /// `summary` with its cache hits counted as a fresh scan's (none).
+        fn uncached(mut summary: pb::PathSummary) -> pb::PathSummary {
+            summary.files_from_cache = 0;
+            summary
+        }
+
+        /// Waits until `path`'s times are older than the racy window, so that a
+        /// read now records it in the index (a file written just before a scan
+        /// is read again on the next one).
+        fn settle(path: &Path) {
+            let meta = std::fs::metadata(path).expect("stat");
+            let settled = Stamp::of(&meta)
+                .and_then(|s| s.settled_at())
+                .expect("a stamp on unix");
+            while let Ok(left) = settled.duration_since(SystemTime::now()) {
+                std::thread::sleep(left + Duration::from_millis(5));
+            }
+        }
+
+        fn set_mtime(path: &Path, mtime: SystemTime) {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(mtime))
+                .expect("set mtime");
+        }
+
+        fn mtime(path: &Path) -> SystemTime {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .expect("mtime")
+        }
+
+        #[tokio::test]
+        async fn an_unchanged_file_costs_a_stat_and_reports_the_same() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            for (name, code) in [("a.py", A), ("b.py", B), ("c.rs", "fn c() {}\n")] {
+                std::fs::write(dir.path().join(name), code).expect("write");
+                settle(&dir.path().join(name));
+            }
+            let analyzer = analyzer(dir.path(), 100);
+            let (first, read) = scan(&analyzer).await;
+            assert_eq!((read, first.files_analyzed), (3, 3));
+            assert_eq!(analyzer.indexed_files(), 3);
+            let (second, read) = scan(&analyzer).await;
+            assert_eq!(read, 0, "unchanged files are not read");
+            assert_eq!(second.files_from_cache, 3);
+            assert_eq!(uncached(second), full_read(dir.path()).await);
+
+            // A file's own analysis and the security scan use the index too, once
+            // the cache holds what they need (a summary has fewer metrics).
+            let path = dir.path().canonicalize().expect("root").join("a.py");
+            let detailed = || {
+                analyzer
+                    .analyze_file(&path, "a.py", LANG::Python, Depth::Detailed)
+                    .expect("analysis")
+            };
+            let computed = detailed();
+            assert!(!computed.from_cache);
+            let read = analyzer.files_read();
+            let served = detailed();
+            assert!(served.from_cache);
+            assert_eq!(analyzer.files_read(), read, "served by the index");
+            assert_eq!(
+                pb::FileAnalysis {
+                    from_cache: false,
+                    ..served
+                },
+                computed
+            );
+            let scan = ScanRequest {
+                path: ".".into(),
+                walk: WalkOptions {
+                    respect_gitignore: true,
+                    max_files: 100,
+                    threads: 1,
+                    ..Default::default()
+                },
+                cancelled: Arc::new(AtomicBool::new(false)),
+            };
+            assert_eq!(analyzer.scan_path(&scan).expect("scan").files_scanned, 3);
+            let read = analyzer.files_read();
+            assert_eq!(analyzer.scan_path(&scan).expect("scan").files_scanned, 3);
+            assert_eq!(analyzer.files_read(), read, "findings served by the index");
+            assert_eq!(read, 3 + 1 + 3, "the first security scan read them");
+        }
+
+        #[tokio::test]
+        async fn a_same_size_change_with_a_restored_mtime_in_the_racy_window_is_read() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("f.py");
+            std::fs::write(&path, A).expect("write");
+            // Not older than the scan's read, whatever the machine's speed: racy.
+            let racy = SystemTime::now() + Duration::from_secs(3600);
+            set_mtime(&path, racy);
+            let analyzer = analyzer(dir.path(), 100);
+            let (first, read) = scan(&analyzer).await;
+            assert_eq!(read, 1);
+            assert_eq!(
+                analyzer.indexed_files(),
+                0,
+                "a racily clean file is not recorded"
+            );
+
+            std::fs::write(&path, B).expect("write");
+            set_mtime(&path, racy);
+            let (second, read) = scan(&analyzer).await;
+            assert_eq!(read, 1, "read again");
+            assert_eq!(uncached(second.clone()), full_read(dir.path()).await);
+            assert_ne!(second.cyclomatic_total, first.cyclomatic_total);
+
+            let (_, read) = scan(&analyzer).await;
+            assert_eq!(read, 1, "still racy: read on every scan");
+        }
+
+        #[tokio::test]
+        async fn a_same_size_change_with_a_restored_mtime_is_read() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("f.py");
+            std::fs::write(&path, A).expect("write");
+            let written = mtime(&path);
+            settle(&path);
+            let analyzer = analyzer(dir.path(), 100);
+            let (first, _) = scan(&analyzer).await;
+            assert_eq!(scan(&analyzer).await.1, 0, "recorded, not read again");
+
+            // Same size, same mtime, same inode: only the change time differs.
+            std::fs::write(&path, B).expect("write");
+            set_mtime(&path, written);
+            let (second, read) = scan(&analyzer).await;
+            assert_eq!(read, 1, "read again");
+            assert_eq!(uncached(second.clone()), full_read(dir.path()).await);
+            assert_ne!(second.cyclomatic_total, first.cyclomatic_total);
+        }
+
+        #[tokio::test]
+        async fn a_rewritten_file_is_analysed_again() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("f.py");
+            std::fs::write(&path, A).expect("write");
+            settle(&path);
+            let analyzer = analyzer(dir.path(), 100);
+            let (first, _) = scan(&analyzer).await;
+            assert_eq!(analyzer.indexed_files(), 1);
+
+            std::fs::write(&path, format!("{B}def g(b):\n    return b or 1\n")).expect("write");
+            let (second, read) = scan(&analyzer).await;
+            assert_eq!(read, 1);
+            assert_eq!(second.files_from_cache, 0, "new content, new analysis");
+            assert_eq!(second.functions, 2);
+            assert_ne!(second.cyclomatic_total, first.cyclomatic_total);
+            assert_eq!(second, full_read(dir.path()).await);
+        }
+
+        #[tokio::test]
+        async fn a_deleted_and_recreated_file_is_read_again() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("f.py");
+            let other = dir.path().join("g.py");
+            std::fs::write(&path, A).expect("write");
+            std::fs::write(&other, "x = 1\n").expect("write");
+            let written = mtime(&path);
+            settle(&path);
+            settle(&other);
+            let analyzer = analyzer(dir.path(), 100);
+            let (first, _) = scan(&analyzer).await;
+            assert_eq!(analyzer.indexed_files(), 2);
+
+            std::fs::remove_file(&path).expect("delete");
+            let (gone, read) = scan(&analyzer).await;
+            assert_eq!((gone.files_analyzed, read), (1, 0));
+
+            // The same size and modification time (maybe even the same inode).
+            std::fs::write(&path, B).expect("write");
+            set_mtime(&path, written);
+            let (again, read) = scan(&analyzer).await;
+            assert_eq!(read, 1);
+            assert_eq!(uncached(again.clone()), full_read(dir.path()).await);
+            assert_ne!(again.cyclomatic_total, first.cyclomatic_total);
+        }
+
+        #[tokio::test]
+        async fn the_index_keeps_to_its_bound_and_zero_turns_it_off() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            for i in 0..20 {
+                std::fs::write(dir.path().join(format!("f{i}.py")), format!("x = {i}\n"))
+                    .expect("write");
+            }
+            // Scans an hour from now: every file has settled.
+            let later = || SystemTime::now() + Duration::from_secs(3600);
+            let mut bounded = Analyzer::new(Config {
+                file_index_max_entries: 4,
+                ..Config::with_root(dir.path().canonicalize().expect("root"))
+            })
+            .expect("analyzer");
+            bounded.index = FileIndex::new(4).with_clock(later);
+            let bounded = Arc::new(bounded);
+            for _ in 0..3 {
+                let (summary, _) = scan(&bounded).await;
+                assert_eq!(summary.files_analyzed, 20);
+                let held = bounded.indexed_files();
+                assert!((1..=4).contains(&held), "{held} paths held");
+            }
+
+            let mut off = Analyzer::new(Config {
+                file_index_max_entries: 0,
+                ..Config::with_root(dir.path().canonicalize().expect("root"))
+            })
+            .expect("analyzer");
+            off.index = FileIndex::new(0).with_clock(later);
+            let off = Arc::new(off);
+            assert_eq!(scan(&off).await.1, 20);
+            assert_eq!(scan(&off).await.1, 20, "every file read again");
+            assert_eq!(off.indexed_files(), 0);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `MAX_PATH_FILES` | `20000` | Most files one path request analyses; the walk stops there and says so. |
 //! | `ANALYSIS_THREADS` | number of CPU cores | Threads that walk and analyse directories in parallel. |
 //! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings). |
+//! | `FILE_INDEX_MAX_ENTRIES` | `100000` | Paths whose stat and content hash are remembered, so an unchanged file is not read again on the next scan; `0` reads every file every time. |
 //! | `CODE_MAX_NESTING_DEPTH` | `1000` | Deepest syntax tree (in tree levels) that is measured or scanned; deeper code is refused (`INVALID_ARGUMENT`). Trees deeper than 256 levels are measured on a thread whose stack is sized for their depth. |
 //! | `CODE_MAX_RESULT_BYTES` | `1048576` (1 MiB) | Largest encoded analysis of one file; functions past it are left out and the result says so. |
 //! | `CODE_PARSE_TIMEOUT_SECS` | `10` | Longest the parser may work on one file; tree-sitter's error recovery can take minutes on heavily broken code, so a parse past this is stopped and the file refused (`INVALID_ARGUMENT`). |
@@ -29,6 +30,9 @@ pub struct Config {
     pub analysis_threads: usize,
     /// Capacity of each content-hash cache, in entries.
     pub cache_max_entries: u64,
+    /// Capacity of the file index (path → stat and content hash), in paths; 0
+    /// turns it off.
+    pub file_index_max_entries: u64,
     /// Deepest syntax tree (tree levels from the root) whose metrics are computed.
     pub max_nesting_depth: usize,
     /// Largest encoded `FileAnalysis` of one file, in bytes.
@@ -88,6 +92,10 @@ impl Config {
             max_path_files: env::parse("MAX_PATH_FILES", 20_000)?,
             analysis_threads: env::parse("ANALYSIS_THREADS", default_threads())?,
             cache_max_entries: env::parse("CACHE_MAX_ENTRIES", 100_000)?,
+            file_index_max_entries: env::parse(
+                "FILE_INDEX_MAX_ENTRIES",
+                crate::file_index::DEFAULT_MAX_ENTRIES,
+            )?,
             max_nesting_depth: env::parse("CODE_MAX_NESTING_DEPTH", DEFAULT_MAX_NESTING_DEPTH)?,
             max_result_bytes: env::parse("CODE_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?,
             parse_timeout: Duration::from_secs(env::parse(
@@ -130,6 +138,7 @@ impl Config {
             max_path_files: 20_000,
             analysis_threads: default_threads(),
             cache_max_entries: 100_000,
+            file_index_max_entries: crate::file_index::DEFAULT_MAX_ENTRIES,
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             parse_timeout: DEFAULT_PARSE_TIMEOUT,

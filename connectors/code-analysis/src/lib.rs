@@ -10,6 +10,8 @@
 //! - [`config`]: settings from the environment.
 //! - [`service`]: the gRPC trait impl (arguments and mapping).
 //! - [`analyzer`]: the engine with its content-hash caches and parallel walks.
+//! - [`file_index`]: per path, the stat and content hash of the files read, so an
+//!   unchanged file is not read again.
 //! - [`metrics`], [`review`], [`security`], [`summary`]: what is computed.
 //! - [`code_root`]: path confinement and directory walking.
 //! - [`telemetry`]: Prometheus counters of files and bytes analysed and cache lookups.
@@ -21,6 +23,7 @@ pub mod analyzer;
 pub mod code_root;
 pub mod config;
 pub mod error;
+pub mod file_index;
 pub mod languages;
 pub mod metrics;
 pub mod prompts;

@@ -43,8 +43,15 @@ impl PathTotals {
 
     /// Adds one analysed file (with its functions, whatever the requested depth).
     pub fn add_file(&mut self, file: &pb::FileAnalysis) {
+        self.add(file, &file.path, file.from_cache);
+    }
+
+    /// [`PathTotals::add_file`] for an analysis as the cache holds it, which is
+    /// not labelled: `path` is the file's, `from_cache` whether it came from the
+    /// cache.
+    pub fn add(&mut self, file: &pb::FileAnalysis, path: &str, from_cache: bool) {
         self.files_analyzed += 1;
-        self.files_from_cache += u64::from(file.from_cache);
+        self.files_from_cache += u64::from(from_cache);
         self.files_with_parse_errors += u64::from(!file.parse_errors.is_empty());
         let metrics = file.metrics.unwrap_or_default();
         let lines = metrics.lines.unwrap_or_default();
@@ -78,7 +85,7 @@ impl PathTotals {
         self.hotspots.extend(file.functions.iter().map(|f| {
             let sloc = f.lines.as_ref().map_or(0, |l| l.sloc);
             pb::Hotspot {
-                path: file.path.clone(),
+                path: path.to_owned(),
                 function: f.qualified_name.clone(),
                 start_line: f.start_line,
                 end_line: f.end_line,

@@ -6,7 +6,9 @@
 //! any analysis built on these grammars. Last, the same files are copied into a
 //! scratch repository and analysed as a path (`AnalyzePath`, summary only)
 //! once, then again after one file changed: the incremental re-scan, where
-//! every unchanged file costs a read and a hash.
+//! an unchanged file costs a `stat` (the file index) and a cache lookup, and a
+//! file written less than the racy window before the first scan read it is read
+//! and hashed again.
 //!
 //! `scripts/bench-code-analysis.sh` builds this in release mode, runs it, runs
 //! lizard over the same file list and prints the comparison.
@@ -224,7 +226,8 @@ fn rescan_in(scratch: &Path, root: &Path, files: &[PathBuf], threads: usize) -> 
         .worker_threads(threads)
         .enable_all()
         .build()?;
-    let scan = || -> anyhow::Result<(u64, u64, f64)> {
+    let scan = || -> anyhow::Result<(u64, u64, u64, f64)> {
+        let read_before = analyzer.files_read();
         let started = Instant::now();
         let summary = runtime.block_on(async {
             let mut events = analyzer.analyze_path(PathRequest {
@@ -250,13 +253,15 @@ fn rescan_in(scratch: &Path, root: &Path, files: &[PathBuf], threads: usize) -> 
             }
             summary.context("no summary")
         })?;
+        let seconds = started.elapsed().as_secs_f64();
         Ok((
             summary.files_analyzed,
             summary.files_from_cache,
-            started.elapsed().as_secs_f64(),
+            analyzer.files_read() - read_before,
+            seconds,
         ))
     };
-    let (cold_files, _, cold_s) = scan()?;
+    let (cold_files, _, _, cold_s) = scan()?;
     eprintln!("path scan, cold: {cold_files} files in {cold_s:.2} s");
     let changed = scratch.join(
         files
@@ -267,14 +272,14 @@ fn rescan_in(scratch: &Path, root: &Path, files: &[PathBuf], threads: usize) -> 
     let mut text = std::fs::read_to_string(&changed)?;
     text.push_str("\n// changed\n");
     std::fs::write(&changed, text)?;
-    let (files_seen, cached, rescan_s) = scan()?;
+    let (files_seen, cached, read, rescan_s) = scan()?;
     eprintln!(
-        "path re-scan after one change: {files_seen} files ({cached} from the cache) in {rescan_s:.3} s"
+        "path re-scan after one change: {files_seen} files ({cached} from the cache, {read} read) in {rescan_s:.3} s"
     );
     #[allow(clippy::print_stdout)]
     {
         println!(
-            "RESULT rescan files={files_seen} cached={cached} seconds={rescan_s:.4} cold_seconds={cold_s:.3}"
+            "RESULT rescan files={files_seen} cached={cached} read={read} seconds={rescan_s:.4} cold_seconds={cold_s:.3}"
         );
     }
     Ok(())

@@ -22,6 +22,9 @@ pub struct PathTotals {
     function_cyclomatic: HashMap<String, u64>,
     hotspots: Vec<pb::Hotspot>,
     top: usize,
+    /// Once `top` hotspots have been kept, the lowest score among them: a
+    /// function scoring less can never be among the top, so it is not kept.
+    floor: Option<f64>,
 }
 
 fn add_lines(into: &mut pb::LineCounts, from: &pb::LineCounts) {
@@ -82,9 +85,15 @@ impl PathTotals {
         if self.top == 0 {
             return;
         }
-        self.hotspots.extend(file.functions.iter().map(|f| {
+        let floor = self.floor;
+        self.hotspots.extend(file.functions.iter().filter_map(|f| {
             let sloc = f.lines.as_ref().map_or(0, |l| l.sloc);
-            pb::Hotspot {
+            let score = (f.cyclomatic * sloc) as f64;
+            // A tie with the floor may still win on path and line.
+            if floor.is_some_and(|floor| score < floor) {
+                return None;
+            }
+            Some(pb::Hotspot {
                 path: path.to_owned(),
                 function: f.qualified_name.clone(),
                 start_line: f.start_line,
@@ -92,8 +101,8 @@ impl PathTotals {
                 cyclomatic: f.cyclomatic,
                 cognitive: f.cognitive,
                 sloc,
-                score: (f.cyclomatic * sloc) as f64,
-            }
+                score,
+            })
         }));
         // Keep memory bounded on huge trees: trim back to `top` now and then.
         if self.hotspots.len() > self.top.max(64) * 8 {
@@ -114,6 +123,9 @@ impl PathTotals {
                 .then_with(|| a.start_line.cmp(&b.start_line))
         });
         self.hotspots.truncate(self.top);
+        if self.hotspots.len() == self.top {
+            self.floor = self.hotspots.last().map(|h| h.score);
+        }
     }
 
     /// The summary message.
@@ -210,5 +222,39 @@ mod tests {
         assert_eq!(summary.languages[0].language, "python");
         assert_eq!(summary.languages[0].files, 2);
         assert_eq!(summary.languages[0].cyclomatic_average, 6.0);
+    }
+
+    #[test]
+    fn hotspots_kept_past_the_floor_are_those_a_full_ranking_gives() {
+        // Four scores only, so the top ties at the floor and is decided by path
+        // (the files come in descending path order: the later ones win ties).
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % 4 + 1
+        };
+        let files: Vec<pb::FileAnalysis> = (0..300)
+            .map(|i| {
+                let functions: Vec<(u64, u64)> = (0..7).map(|_| (next(), 10)).collect();
+                file(&format!("f{:03}.py", 299 - i), "python", &functions)
+            })
+            .collect();
+        let mut totals = PathTotals::new(5);
+        for file in &files {
+            totals.add_file(file);
+        }
+        assert!(totals.floor.is_some(), "the floor was set on the way");
+        let kept = totals.finish(".".into(), false, 1).hotspots;
+
+        let mut all = PathTotals::new(100_000);
+        for file in &files {
+            all.add_file(file);
+        }
+        all.top = 5;
+        all.trim_hotspots();
+        assert_eq!(kept, all.hotspots);
+        assert_eq!(kept.len(), 5);
     }
 }

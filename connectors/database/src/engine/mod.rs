@@ -25,6 +25,8 @@ mod postgres_params;
 mod sqlite;
 
 pub use pools::ReadTransaction;
+/// The PostgreSQL session clean-up after each use of a connection (for the benchmark's baseline).
+pub use postgres::SESSION_RESET as POSTGRES_SESSION_RESET;
 
 use std::time::{Duration, Instant};
 

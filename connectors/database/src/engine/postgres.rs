@@ -350,15 +350,16 @@ impl Engine for Pools {
     }
 }
 
+/// What [`reset_session`] sends: one round trip, after each use of a connection.
+pub const SESSION_RESET: &str = "SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *; RESET ALL";
+
 /// Clears what a statement may have left on its session before the connection
 /// is used again: session-level advisory locks (which outlive the ROLLBACK of
 /// the read's transaction), LISTEN registrations and settings changed with SET
 /// (back to the values the connection started with). True when the connection
 /// is clean; false closes it instead of returning it to the pool.
 async fn reset_session(conn: &mut PgConnection, timeout: std::time::Duration) -> bool {
-    let reset = conn.execute(sqlx::raw_sql(
-        "SELECT pg_catalog.pg_advisory_unlock_all(); UNLISTEN *; RESET ALL",
-    ));
+    let reset = conn.execute(sqlx::raw_sql(SESSION_RESET));
     pools::cleaned(reset, timeout, "reset").await
 }
 

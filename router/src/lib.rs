@@ -38,6 +38,7 @@ pub(crate) mod rest;
 pub(crate) mod rounds;
 pub(crate) mod schema;
 pub mod session;
+pub(crate) mod stdio;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testlog;

@@ -68,13 +68,16 @@ static CONNECTIONS_REFUSED: LimitLog = LimitLog::new("max_connections");
 static SLOW_HEADERS: LimitLog = LimitLog::new("header_read_timeout");
 
 /// Serves one MCP session over stdin/stdout until the client disconnects or
-/// `shutdown` completes.
+/// `shutdown` completes. Sockets and pipes are read and written on the
+/// reactor, not the blocking pool ([`crate::stdio`]).
 pub async fn serve_stdio(
     router: McpHandler,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let (input, output, driven) = crate::stdio::streams();
+    tracing::debug!(?driven, "standard streams");
     let service = router
-        .serve(rmcp::transport::stdio())
+        .serve((input, output))
         .await
         .context("MCP handshake over stdio failed")?;
     let cancel = service.cancellation_token();

@@ -28,5 +28,6 @@ mod scaleout;
 mod scaleout_clients;
 mod scaleout_relay;
 mod slack;
+mod stdio_streams;
 mod surface;
 mod tracing;

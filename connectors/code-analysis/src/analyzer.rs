@@ -809,6 +809,20 @@ fn parse(lang: LANG, code: &str, budget: std::time::Duration) -> Result<Ast, Err
 mod tests {
     use super::*;
 
+    /// A scan of the whole root on one thread, cancelled from the start or not.
+    fn whole_root(cancelled: bool) -> ScanRequest {
+        ScanRequest {
+            path: ".".into(),
+            walk: WalkOptions {
+                respect_gitignore: true,
+                max_files: 100,
+                threads: 1,
+                ..Default::default()
+            },
+            cancelled: Arc::new(AtomicBool::new(cancelled)),
+        }
+    }
+
     #[test]
     fn the_cache_is_keyed_by_content_and_language() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1000,16 +1014,7 @@ mod tests {
                 },
                 computed
             );
-            let scan = ScanRequest {
-                path: ".".into(),
-                walk: WalkOptions {
-                    respect_gitignore: true,
-                    max_files: 100,
-                    threads: 1,
-                    ..Default::default()
-                },
-                cancelled: Arc::new(AtomicBool::new(false)),
-            };
+            let scan = whole_root(false);
             assert_eq!(analyzer.scan_path(&scan).expect("scan").files_scanned, 3);
             let read = analyzer.files_read();
             assert_eq!(analyzer.scan_path(&scan).expect("scan").files_scanned, 3);
@@ -1155,16 +1160,7 @@ mod tests {
         }
         let root = dir.path().canonicalize().expect("root");
         let analyzer = Analyzer::new(Config::with_root(root)).expect("analyzer");
-        let request = |cancelled: bool| ScanRequest {
-            path: ".".into(),
-            walk: WalkOptions {
-                respect_gitignore: true,
-                max_files: 100,
-                threads: 1,
-                ..Default::default()
-            },
-            cancelled: Arc::new(AtomicBool::new(cancelled)),
-        };
+        let request = whole_root;
         assert_eq!(
             analyzer
                 .scan_path(&request(false))

@@ -1125,13 +1125,16 @@ mod tests {
             }
             // Scans an hour from now: every file has settled.
             let later = || SystemTime::now() + Duration::from_secs(3600);
-            let mut bounded = Analyzer::new(Config {
-                file_index_max_entries: 4,
-                ..Config::with_root(dir.path().canonicalize().expect("root"))
-            })
-            .expect("analyzer");
-            bounded.index = FileIndex::new(4).with_clock(later);
-            let bounded = Arc::new(bounded);
+            let with_index = |max_entries: u64| {
+                let mut analyzer = Analyzer::new(Config {
+                    file_index_max_entries: max_entries,
+                    ..Config::with_root(dir.path().canonicalize().expect("root"))
+                })
+                .expect("analyzer");
+                analyzer.index = FileIndex::new(max_entries).with_clock(later);
+                Arc::new(analyzer)
+            };
+            let bounded = with_index(4);
             for _ in 0..3 {
                 let (summary, _) = scan(&bounded).await;
                 assert_eq!(summary.files_analyzed, 20);
@@ -1139,13 +1142,7 @@ mod tests {
                 assert!((1..=4).contains(&held), "{held} paths held");
             }
 
-            let mut off = Analyzer::new(Config {
-                file_index_max_entries: 0,
-                ..Config::with_root(dir.path().canonicalize().expect("root"))
-            })
-            .expect("analyzer");
-            off.index = FileIndex::new(0).with_clock(later);
-            let off = Arc::new(off);
+            let off = with_index(0);
             assert_eq!(scan(&off).await.1, 20);
             assert_eq!(scan(&off).await.1, 20, "every file read again");
             assert_eq!(off.indexed_files(), 0);

@@ -192,44 +192,14 @@ async fn conformance_replicas_with(
     (connector, routers)
 }
 
-#[tokio::test]
-async fn a_resource_update_reaches_the_listen_stream_another_replica_holds() {
-    if !parts_available().await {
-        return;
-    }
-    let (_connector, routers) = conformance_replicas("relay-update").await;
+/// Opens a session whose listen stream replica A holds, subscribes through
+/// replica B and changes the resource through B right away: the update must
+/// reach A's listen stream.
+async fn an_update_through_b_reaches_the_listen_stream_on_a(routers: &[HttpRouter]) {
     let (a, b) = (&routers[0], &routers[1]);
     let session = RawSession::open(a).await;
     let mut listen = session.listen(a).await;
     // The subscription is taken, and the connector watched, by replica B.
-    let uri = "conformance+test://watched-resource";
-    session.subscribe(b, 1, uri).await;
-    session.call(b, 2, UPDATE).await;
-    loop {
-        let message = listen
-            .next()
-            .await
-            .expect("notifications/resources/updated on the listen stream replica A holds");
-        if message["method"] == "notifications/resources/updated" {
-            assert_eq!(message["params"]["uri"], uri, "{message}");
-            break;
-        }
-    }
-}
-
-#[tokio::test]
-async fn an_update_right_after_a_subscription_is_not_lost_while_another_replica_opens_the_watch() {
-    if !parts_available().await {
-        return;
-    }
-    // Opening a watch takes the connector half a second: a subscription
-    // that answered before the listen stream's replica had opened its
-    // watch would let the update below go unseen.
-    let (_connector, routers) =
-        conformance_replicas_with("relay-watch-open", &[("WATCH_OPEN_DELAY_MS", "500")]).await;
-    let (a, b) = (&routers[0], &routers[1]);
-    let session = RawSession::open(a).await;
-    let mut listen = session.listen(a).await;
     let uri = "conformance+test://watched-resource";
     session.subscribe(b, 1, uri).await;
     session.call(b, 2, UPDATE).await;
@@ -243,8 +213,30 @@ async fn an_update_right_after_a_subscription_is_not_lost_while_another_replica_
     };
     let message = tokio::time::timeout(Duration::from_secs(10), updated)
         .await
-        .expect("notifications/resources/updated for the update made right after subscribing");
+        .expect("notifications/resources/updated on the listen stream replica A holds");
     assert_eq!(message["params"]["uri"], uri, "{message}");
+}
+
+#[tokio::test]
+async fn a_resource_update_reaches_the_listen_stream_another_replica_holds() {
+    if !parts_available().await {
+        return;
+    }
+    let (_connector, routers) = conformance_replicas("relay-update").await;
+    an_update_through_b_reaches_the_listen_stream_on_a(&routers).await;
+}
+
+#[tokio::test]
+async fn an_update_right_after_a_subscription_is_not_lost_while_another_replica_opens_the_watch() {
+    if !parts_available().await {
+        return;
+    }
+    // Opening a watch takes the connector half a second: a subscription
+    // that answered before the listen stream's replica had opened its
+    // watch would let the update go unseen.
+    let (_connector, routers) =
+        conformance_replicas_with("relay-watch-open", &[("WATCH_OPEN_DELAY_MS", "500")]).await;
+    an_update_through_b_reaches_the_listen_stream_on_a(&routers).await;
 }
 
 #[tokio::test]

@@ -148,6 +148,16 @@ impl TestIssuer {
             .expect("discover")
     }
 
+    /// The issuer stops publishing key `kid`; a token with a kid `auth` has
+    /// never seen makes it fetch the key set again.
+    async fn drop_key_and_refetch(&self, auth: &Authenticator, kid: &str) {
+        self.jwks.lock().expect("lock").retain(|k| k["kid"] != kid);
+        let stranger = TestKey::ed25519("stranger");
+        let _ = auth
+            .authenticate(&bearer(&stranger.sign(&self.claims())))
+            .await;
+    }
+
     async fn authenticator(&self) -> Authenticator {
         Authenticator::discover(self.settings(), vec!["code:read".into()])
             .await
@@ -506,15 +516,7 @@ async fn a_rotated_key_is_fetched_once_and_then_accepted() {
     );
     assert_eq!(auth.jwks_fetches(), 2, "a known kid needs no fetch");
     // A key the issuer drops stops verifying on the next fetch.
-    issuer
-        .jwks
-        .lock()
-        .expect("lock")
-        .retain(|k| k["kid"] != "old");
-    let stranger = TestKey::ed25519("stranger");
-    let _ = auth
-        .authenticate(&bearer(&stranger.sign(&issuer.claims())))
-        .await;
+    issuer.drop_key_and_refetch(&auth, "old").await;
     assert_eq!(
         refusal(&auth, &bearer(&old.sign(&issuer.claims()))).await,
         RejectionKind::InvalidToken(TokenError::UnknownKey)
@@ -534,15 +536,7 @@ async fn a_remembered_token_is_checked_again_once_its_key_is_dropped() {
     );
     // The issuer drops the key; a token with a kid never seen makes the
     // router fetch the key set again.
-    issuer
-        .jwks
-        .lock()
-        .expect("lock")
-        .retain(|k| k["kid"] != "old");
-    let stranger = TestKey::ed25519("stranger");
-    let _ = auth
-        .authenticate(&bearer(&stranger.sign(&issuer.claims())))
-        .await;
+    issuer.drop_key_and_refetch(&auth, "old").await;
     assert_eq!(auth.jwks_fetches(), 2);
     // What was remembered under the old key set is not taken any more.
     assert_eq!(

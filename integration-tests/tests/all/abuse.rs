@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use integration_tests::process::HttpRouter;
+use integration_tests::process::{Connector, HttpRouter, scratch_dir};
 use rmcp::model::SubscribeRequestParams;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -341,6 +341,50 @@ async fn connections_over_the_limit_are_told_and_closed() {
     .await
     .expect("served again within 10s");
     still_served(&client, "a connection flood").await;
+}
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn a_connector_that_never_opens_a_watch_fails_the_subscription_at_its_timeout() {
+    // The connector takes a minute to open any watch; the router gives it
+    // its call timeout, one second.
+    let connector = Connector::start(
+        "conformance-connector",
+        0,
+        &[("WATCH_OPEN_DELAY_MS", "60000")],
+    )
+    .await
+    .expect("start conformance-connector");
+    let config = scratch_dir("abuse-watch-open").join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connectors]]\nname = \"conformance\"\nurl = \"{}\"\nprefix = \"\"\ntimeout = 1\n",
+            connector.url()
+        ),
+    )
+    .expect("write router config");
+    let router = HttpRouter::start(&[], &["--config", &config.display().to_string()])
+        .await
+        .expect("start router");
+    let (client, _) = http_client(&router).await;
+    let error = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.subscribe(SubscribeRequestParams::new("test://watched-resource")),
+    )
+    .await
+    .expect("the subscription is answered, not held while the connector never opens the watch")
+    .expect_err("the watch did not open")
+    .to_string();
+    assert!(error.contains("did not open the watch"), "{error}");
+    // The session goes on: its tools are still listed.
+    let names = tokio::time::timeout(Duration::from_secs(10), tool_names(&client))
+        .await
+        .expect("tools/list after a watch that never opened");
+    assert!(
+        names.contains(&"update_watched_resource".to_owned()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]

@@ -582,7 +582,18 @@ impl Pipeline {
                 hop.traceparent(&caller.traceparent),
                 &self.forwarded(caller),
             );
-            let answer = upstream.resources().watch_resource(request).await;
+            // Opening it (until the connector answers with its headers) is
+            // bounded by the connector's call timeout: a connector that never
+            // answers must not hold the subscribing request, or the relay
+            // queue of the replica opening it, forever.
+            let opening = upstream.config().timeout;
+            let answer = tokio::time::timeout(opening, upstream.resources().watch_resource(request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(format!(
+                        "the connector did not open the watch within {opening:?} (the connector's timeout)"
+                    )))
+                });
             hop.end(code_of(&answer));
             match answer {
                 Ok(response) => {

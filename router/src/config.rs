@@ -275,6 +275,33 @@ pub struct Config {
     /// before they are cancelled (`--drain-timeout`,
     /// `SWITCHBOARD_DRAIN_TIMEOUT`, `drain_timeout`).
     pub drain_timeout: Duration,
+    /// Threads running the router's tasks (`--worker-threads`,
+    /// `SWITCHBOARD_WORKER_THREADS`, `worker_threads`); `None` for the
+    /// default of the transport ([`Config::workers`]).
+    pub worker_threads: Option<usize>,
+}
+
+/// Most [`Config::worker_threads`]: more threads than this is a typo, not a
+/// deployment.
+pub const MAX_WORKER_THREADS: usize = 256;
+
+/// A worker thread count: 1 to [`MAX_WORKER_THREADS`].
+pub fn parse_worker_threads(raw: &str) -> Result<usize, String> {
+    let n = raw
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("{raw:?} is not a whole number"))?;
+    check_worker_threads(n)
+}
+
+fn check_worker_threads(n: usize) -> Result<usize, String> {
+    match n {
+        0 => Err("worker_threads: a thread count must be at least 1".into()),
+        n if n > MAX_WORKER_THREADS => Err(format!(
+            "worker_threads: {n} is more than {MAX_WORKER_THREADS} threads"
+        )),
+        n => Ok(n),
+    }
 }
 
 /// Default of [`Config::drain_delay`]: none (nothing in front to notice).
@@ -308,6 +335,7 @@ impl Default for Config {
             session_keys: crate::session::SessionKeys::default(),
             drain_delay: DEFAULT_DRAIN_DELAY,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            worker_threads: None,
         }
     }
 }
@@ -480,6 +508,7 @@ struct FileConfig {
     drain_delay: Option<f64>,
     /// Seconds.
     drain_timeout: Option<f64>,
+    worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,6 +527,16 @@ struct FileConnector {
 }
 
 impl Config {
+    /// How many threads run the router's tasks: the setting when given;
+    /// otherwise one over stdio, where a single client's calls gain nothing
+    /// from a second thread but pay for waking it (a task handed to an idle
+    /// worker is a futex wake and a context switch on every hop of a call);
+    /// over HTTP `None`, the runtime's default (`TOKIO_WORKER_THREADS`, or
+    /// one per CPU), for many clients at once.
+    pub fn workers(&self, stdio: bool) -> Option<usize> {
+        self.worker_threads.or(stdio.then_some(1))
+    }
+
     /// Applies a TOML config file on top of `self`.
     pub fn merge_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let file_err = |message: String| ConfigError::File {
@@ -613,6 +652,9 @@ impl Config {
         }
         if let Some(s) = file.drain_timeout {
             self.drain_timeout = seconds(s).map_err(&file_err)?;
+        }
+        if let Some(n) = file.worker_threads {
+            self.worker_threads = Some(check_worker_threads(n).map_err(&file_err)?);
         }
         let limits = &mut self.limits;
         for (key, value, slot) in [
@@ -1050,11 +1092,36 @@ rate = "10/s"
                 "[[connectors]]\nname = \"x\"\nurl = \"a:1\"\nqueue_timeout = 0\n",
                 "queue_timeout: a timeout must be longer than zero",
             ),
+            (
+                "worker_threads = 0\n",
+                "worker_threads: a thread count must be at least 1",
+            ),
+            (
+                "worker_threads = 1000\n",
+                "worker_threads: 1000 is more than 256 threads",
+            ),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = Config::default().merge_file(&path).unwrap_err();
             assert!(err.to_string().contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_over_stdio_and_the_runtimes_over_http() {
+        let mut config = Config::default();
+        assert_eq!(config.workers(true), Some(1));
+        assert_eq!(config.workers(false), None);
+        let dir = std::env::temp_dir().join(format!("sb-workers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("router.toml");
+        std::fs::write(&path, "worker_threads = 4\n").unwrap();
+        config.merge_file(&path).unwrap();
+        assert_eq!(config.workers(true), Some(4));
+        assert_eq!(config.workers(false), Some(4));
+        assert_eq!(parse_worker_threads(" 8 "), Ok(8));
+        assert!(parse_worker_threads("-1").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

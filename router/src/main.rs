@@ -185,6 +185,10 @@ struct Cli {
     /// Log each call's arguments (secrets redacted, cut) in the audit lines [default: off].
     #[arg(long, env = "SWITCHBOARD_AUDIT_ARGS", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = maybe(parse_bool))]
     audit_args: Option<Maybe<bool>>,
+    /// Threads running the router's tasks, 1 to 256 [default: 1 with --stdio,
+    /// otherwise TOKIO_WORKER_THREADS or one per CPU].
+    #[arg(long, env = "SWITCHBOARD_WORKER_THREADS", value_parser = maybe(config::parse_worker_threads))]
+    worker_threads: Option<Maybe<usize>>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -466,21 +470,54 @@ impl Cli {
         if let Some(addr) = set(self.metrics_listen) {
             config.metrics_listen = Some(addr);
         }
+        if let Some(n) = set(self.worker_threads) {
+            config.worker_threads = Some(n);
+        }
         Ok((config, self.stdio, listen))
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::Healthcheck { addr, live }) => {
             let addr = addr.unwrap_or_else(|| cli.listen_addr());
-            return healthcheck(&addr, live).await;
+            return match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(healthcheck(&addr, live)),
+                Err(error) => {
+                    eprintln!("switchboard: cannot start the runtime: {error}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Some(Command::Policy(command)) => return policy_command(command),
         None => {}
     }
+    // The settings decide how many threads the runtime has, so they are read
+    // before it starts; an error is reported once logging is up, like any.
+    let prepared = cli.into_config();
+    let workers = match &prepared {
+        Ok((config, stdio, _)) => config.workers(*stdio),
+        Err(_) => Some(1),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(prepared))
+}
+
+async fn serve(prepared: anyhow::Result<(Config, bool, String)>) -> ExitCode {
     // OTLP trace export only when the standard OTEL_* variables ask for it.
     let telemetry = match telemetry::TracesConfig::from_env()
         .map_err(anyhow::Error::msg)
@@ -493,7 +530,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = run(cli).await;
+    tracing::info!(
+        target: "switchboard::runtime",
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        "runtime started"
+    );
+    let outcome = match prepared {
+        Ok((config, stdio, listen)) => run(config, stdio, listen).await,
+        Err(error) => Err(error),
+    };
     // Send the spans still buffered (a blocking call, off the runtime's threads).
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     match outcome {
@@ -636,8 +681,7 @@ async fn healthcheck(addr: &str, live: bool) -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (config, stdio, listen) = cli.into_config()?;
+async fn run(config: Config, stdio: bool, listen: String) -> anyhow::Result<()> {
     let security = security(&config, stdio).await?;
     let shutdown = CancellationToken::new();
     let limits = switchboard_router::CallLimits::from_config(&config, &shutdown)

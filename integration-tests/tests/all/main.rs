@@ -24,6 +24,7 @@ mod limits;
 mod prometheus;
 mod rest;
 mod rest_tools;
+mod runtime;
 mod scaleout;
 mod scaleout_clients;
 mod scaleout_relay;

@@ -120,7 +120,10 @@ fn router(connector: &str) -> Command {
     let mut command = Command::new(binary("switchboard").expect("switchboard binary"));
     command
         .args(["--stdio", "--connector", connector])
-        .env("RUST_LOG", "warn,switchboard_router::transport=debug")
+        .env(
+            "RUST_LOG",
+            "warn,switchboard_router::transport=debug,switchboard::runtime=info",
+        )
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     command
@@ -161,6 +164,8 @@ async fn over_socket_pairs_as_node_starts_it() {
     drop(session);
     let log = exits_cleanly(child).await;
     assert!(log.contains("driven=Sockets"), "{log}");
+    // One client: one worker thread, which all the calls above shared.
+    assert!(log.contains("workers=1"), "{log}");
 }
 
 #[tokio::test]
@@ -180,4 +185,5 @@ async fn over_pipes_as_python_and_tokio_start_it() {
     drop(session);
     let log = exits_cleanly(child).await;
     assert!(log.contains("driven=Pipes"), "{log}");
+    assert!(log.contains("workers=1"), "{log}");
 }

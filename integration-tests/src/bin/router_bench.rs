@@ -884,6 +884,33 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let stdio_cpu = on_path.per_call(&args);
     let stdio_rss = stdio_pid.and_then(rss_kib);
+    // The same stdio router on two worker threads (the runtime's default on
+    // this machine), in alternating batches with the default single worker:
+    // what the second thread's wake-ups cost a single client.
+    let mut cmd = tokio::process::Command::new(binary("switchboard")?);
+    cmd.args(["--stdio", "--connector", &spec, "--worker-threads", "2"])
+        .env("RUST_LOG", "warn");
+    let child = TokioChildProcess::new(cmd)?;
+    let two_pid = child.id();
+    let two_workers = ().serve(child).await.context("stdio initialize")?;
+    two_workers.list_all_tools().await?;
+    let workers = measure_alternating(
+        &[
+            (
+                "MCP stdio via router, 1 worker thread (the default)",
+                HttpPath::Mcp(&client),
+                stdio_pid,
+            ),
+            (
+                "MCP stdio via router, 2 worker threads",
+                HttpPath::Mcp(&two_workers),
+                two_pid,
+            ),
+        ],
+        &args,
+    )
+    .await?;
+    let _ = two_workers.cancel().await;
     let _ = client.cancel().await;
 
     // MCP over Streamable HTTP: without auth, with auth, with auth + policy.
@@ -1099,6 +1126,18 @@ async fn main() -> anyhow::Result<()> {
             show(cpu.client, false),
             cpu.router.map_or("".to_owned(), |v| show(Some(v), false)),
             show(cpu.connector, false),
+        );
+    }
+    println!();
+    println!("| stdio router, alternating batches | p50 | p99 | router CPU per call |");
+    println!("|---|---|---|---|");
+    for f in &workers {
+        println!(
+            "| {} | {:.0} µs | {:.0} µs | {} |",
+            f.name,
+            f.percentile(0.5).as_secs_f64() * 1e6,
+            f.percentile(0.99).as_secs_f64() * 1e6,
+            show(f.cpu_per_call(), false),
         );
     }
     println!();
@@ -1323,18 +1362,24 @@ where
 
 /// Concurrent clients (1, 8 and 64): direct gRPC (the baseline, one channel
 /// per client), MCP over stdio (one router process per client, as stdio
-/// clients run it) and MCP over HTTP (one session per client, one router).
+/// clients run it) and MCP over HTTP (one session per client, one router;
+/// rmcp's client, then clients that keep their connection, against the
+/// default router and one on a single worker thread).
 /// Then the router's memory with 1,000 idle HTTP sessions.
 async fn concurrency(connector: &Connector, spec: &str, args: &Args) -> anyhow::Result<()> {
     const CLIENTS: [usize; 3] = [1, 8, 64];
     let total = (args.calls / 2).max(640);
     println!();
     println!(
-        "| concurrent clients | direct gRPC calls/s (p99) | MCP stdio calls/s (p99) | MCP HTTP calls/s (p99) | HTTP vs direct gRPC calls/s |"
+        "| concurrent clients | direct gRPC calls/s (p99) | MCP stdio calls/s (p99) | MCP HTTP calls/s (p99) | HTTP vs direct gRPC calls/s | MCP HTTP, keep-alive clients | the same, router on 1 worker thread |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let router = HttpRouter::start(&[spec.to_owned()], &[]).await?;
+    // The same router on one worker thread: on a machine whose cores the
+    // connector and the clients share, what a second worker's wake-ups cost.
+    let one_worker = HttpRouter::start(&[spec.to_owned()], &["--worker-threads", "1"]).await?;
     let mut at_64 = None;
+    let mut kept_at_64 = None;
     for clients in CLIENTS {
         let per_client = total / clients;
         let mut grpc = Vec::new();
@@ -1390,25 +1435,50 @@ async fn concurrency(connector: &Connector, spec: &str, args: &Args) -> anyhow::
                 let _ = client.cancel().await;
             }
         }
+        // Clients that keep their connection (as Claude Code's fetch does),
+        // against the default router and the one-worker router.
+        let mut kept = Vec::new();
+        for url in [router.mcp_url(), one_worker.mcp_url()] {
+            let mut sessions = Vec::new();
+            for _ in 0..clients {
+                sessions.push(std::sync::Arc::new(
+                    KeepAliveSession::open(reqwest::Client::new(), url.clone(), None).await?,
+                ));
+            }
+            kept.push(
+                concurrently(&sessions, per_client, |session, i| async move {
+                    session.add(i).await
+                })
+                .await?,
+            );
+        }
         let cell =
             |(rate, p99): (f64, Duration)| format!("{rate:.0} ({:.0} µs)", p99.as_secs_f64() * 1e6);
         println!(
-            "| {clients} | {} | {} | {} | {:.0}% |",
+            "| {clients} | {} | {} | {} | {:.0}% | {} ({:.0}%) | {} ({:.0}%) |",
             cell(direct),
             cell(over_stdio),
             cell(over_http),
-            over_http.0 / direct.0 * 100.0
+            over_http.0 / direct.0 * 100.0,
+            cell(kept[0]),
+            kept[0].0 / direct.0 * 100.0,
+            cell(kept[1]),
+            kept[1].0 / direct.0 * 100.0,
         );
         if clients == 64 {
             at_64 = Some(over_http.0 / direct.0);
+            kept_at_64 = Some((kept[0].0 / direct.0, kept[1].0 / direct.0));
         }
     }
     drop(router);
+    drop(one_worker);
     println!();
     println!(
-        "{total} calls per row ({} per client at 64). MCP HTTP at 64 clients: {:.0}% of direct gRPC's calls/s (target: at least 60%).",
+        "{total} calls per row ({} per client at 64). MCP HTTP at 64 clients: {:.0}% of direct gRPC's calls/s (target: at least 60%); keep-alive clients {:.0}%, and {:.0}% with the router on one worker thread.",
         total / 64,
-        at_64.unwrap_or_default() * 100.0
+        at_64.unwrap_or_default() * 100.0,
+        kept_at_64.unwrap_or_default().0 * 100.0,
+        kept_at_64.unwrap_or_default().1 * 100.0
     );
 
     // Idle sessions: initialize and nothing else, 1,000 times (the default

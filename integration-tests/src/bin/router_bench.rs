@@ -858,6 +858,39 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let direct_cpu = on_path.per_call(&args);
+    // The same client sending what the router sends with every call: a
+    // deadline (`grpc-timeout`), a `traceparent` and the tool-prefix
+    // metadata. What the connector spends on them is on the router's path
+    // but not the baseline's.
+    let on_path = OnPath::start(connector.process.id(), None);
+    let direct_like_router = measure("direct gRPC, the router's metadata", &args, |i| {
+        let mut grpc = grpc.clone();
+        async move {
+            let mut request = tonic::Request::new(AddRequest {
+                a: i as f64,
+                b: 0.5,
+            });
+            request.set_timeout(Duration::from_secs(60));
+            let metadata = request.metadata_mut();
+            metadata.insert(
+                "traceparent",
+                tonic::metadata::MetadataValue::try_from(format!(
+                    "00-{:032x}-{:016x}-01",
+                    i as u128 + 1,
+                    i as u64 + 1
+                ))?,
+            );
+            metadata.insert(
+                "switchboard-tool-prefix",
+                tonic::metadata::MetadataValue::from_static("calculator"),
+            );
+            let r = grpc.add(request).await?;
+            anyhow::ensure!(r.into_inner().sum == i as f64 + 0.5, "wrong sum");
+            Ok(())
+        }
+    })
+    .await?;
+    let direct_like_router_cpu = on_path.per_call(&args);
     drop(grpc);
 
     // MCP over stdio.
@@ -1047,6 +1080,7 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|");
     for f in [
         Some(&direct),
+        Some(&direct_like_router),
         Some(&stdio),
         Some(&http),
         Some(&rest),
@@ -1119,6 +1153,10 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     for (name, cpu) in [
         ("direct gRPC (baseline)", &direct_cpu),
+        (
+            "direct gRPC with the router's metadata (deadline, traceparent, prefix)",
+            &direct_like_router_cpu,
+        ),
         ("MCP stdio via router", &stdio_cpu),
     ] {
         println!(

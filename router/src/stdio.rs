@@ -14,7 +14,9 @@
 //!   as a stream socket. A socket cannot be reopened, so the flag is set on
 //!   the description the router was given; the router starts no process
 //!   that could share it, and the client holds the other end of the pair,
-//!   which is not affected.
+//!   which is not affected. When the session ends, shutting the output down
+//!   shuts the socket's writing side: the client reads the end of the
+//!   stream then, not only when the process exits.
 //!
 //! Anything else (a terminal, a file redirected in) is read and written
 //! through Tokio's blocking handles, as before.
@@ -22,12 +24,10 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt as _;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use rmcp::transport::io::{StdioReader, StdioWriter, stdio_pipes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
+use tokio_util::either::Either;
 
 /// How the standard streams are driven (logged at start-up, at debug level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,104 +41,64 @@ pub enum Driven {
     Blocking,
 }
 
-/// Standard input, as MCP reads it.
-#[derive(Debug)]
-pub enum Input {
-    /// A socket, non-blocking.
-    Socket(UnixStream),
-    /// A pipe (non-blocking) or anything else (blocking pool).
-    Other(StdioReader),
-}
+/// Standard input, as MCP reads it: a non-blocking socket, or rmcp's reader
+/// (a pipe reopened non-blocking, or anything else on the blocking pool).
+pub type Input = Either<UnixStream, StdioReader>;
 
-/// Standard output, as MCP writes it.
-#[derive(Debug)]
-pub enum Output {
-    /// A socket, non-blocking.
-    Socket(UnixStream),
-    /// A pipe (non-blocking) or anything else (blocking pool).
-    Other(StdioWriter),
-}
+/// Standard output, as MCP writes it (the same choices as [`Input`]).
+pub type Output = Either<UnixStream, StdioWriter>;
 
 /// The standard streams for an MCP session, and how they are driven. Must be
 /// called within the Tokio runtime.
 pub fn streams() -> (Input, Output, Driven) {
     let (stdin, stdout) = (io::stdin(), io::stdout());
-    if let (Some(input), Some(output)) = (socket(stdin.as_fd()), socket(stdout.as_fd())) {
-        return (
-            Input::Socket(input),
-            Output::Socket(output),
-            Driven::Sockets,
-        );
+    let (input, output) = (file_type(stdin.as_fd()), file_type(stdout.as_fd()));
+    let kinds = (
+        input.as_ref().map(|(_, kind)| *kind),
+        output.as_ref().map(|(_, kind)| *kind),
+    );
+    if let (Some((input, _)), Some((output, _))) = (input, output)
+        && kinds.0.is_some_and(|kind| kind.is_socket())
+        && kinds.1.is_some_and(|kind| kind.is_socket())
+        && let Some((input, output)) = sockets(input, output)
+    {
+        return (Either::Left(input), Either::Left(output), Driven::Sockets);
     }
-    let driven = if is_fifo(stdin.as_fd()) && is_fifo(stdout.as_fd()) {
+    let driven = if kinds.0.is_some_and(|kind| kind.is_fifo())
+        && kinds.1.is_some_and(|kind| kind.is_fifo())
+    {
         Driven::Pipes
     } else {
         Driven::Blocking
     };
     let (input, output) = stdio_pipes();
-    (Input::Other(input), Output::Other(output), driven)
+    (Either::Right(input), Either::Right(output), driven)
 }
 
-/// The type of the file `fd` refers to.
+/// A duplicate of `fd` and the type of the file it refers to.
 fn file_type(fd: BorrowedFd<'_>) -> Option<(std::fs::File, std::fs::FileType)> {
     let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
     let file_type = file.metadata().ok()?.file_type();
     Some((file, file_type))
 }
 
-fn is_fifo(fd: BorrowedFd<'_>) -> bool {
-    file_type(fd).is_some_and(|(_, kind)| kind.is_fifo())
-}
-
-/// A duplicate of `fd` as a non-blocking stream socket, when it is a socket.
-fn socket(fd: BorrowedFd<'_>) -> Option<UnixStream> {
-    let (file, kind) = file_type(fd)?;
-    if !kind.is_socket() {
-        return None;
+/// Duplicates of the standard sockets, both non-blocking, or neither: a
+/// socket left non-blocking would fail the blocking handles read or written
+/// in their place.
+fn sockets(input: std::fs::File, output: std::fs::File) -> Option<(UnixStream, UnixStream)> {
+    let input = std::os::unix::net::UnixStream::from(OwnedFd::from(input));
+    let output = std::os::unix::net::UnixStream::from(OwnedFd::from(output));
+    let driven = (|| {
+        input.set_nonblocking(true)?;
+        output.set_nonblocking(true)?;
+        Ok::<_, io::Error>((
+            UnixStream::from_std(input.try_clone()?)?,
+            UnixStream::from_std(output.try_clone()?)?,
+        ))
+    })();
+    if driven.is_err() {
+        let _ = input.set_nonblocking(false);
+        let _ = output.set_nonblocking(false);
     }
-    let stream = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
-    stream.set_nonblocking(true).ok()?;
-    UnixStream::from_std(stream).ok()
-}
-
-impl AsyncRead for Input {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Socket(socket) => Pin::new(socket).poll_read(cx, buf),
-            Self::Other(reader) => Pin::new(reader).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Output {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Socket(socket) => Pin::new(socket).poll_write(cx, buf),
-            Self::Other(writer) => Pin::new(writer).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Socket(socket) => Pin::new(socket).poll_flush(cx),
-            Self::Other(writer) => Pin::new(writer).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            // Only this duplicate is closed; the client sees the end of the
-            // stream when the process exits, as with the other kinds.
-            Self::Socket(_) => Poll::Ready(Ok(())),
-            Self::Other(writer) => Pin::new(writer).poll_shutdown(cx),
-        }
-    }
+    driven.ok()
 }

@@ -187,3 +187,27 @@ async fn over_pipes_as_python_and_tokio_start_it() {
     assert!(log.contains("driven=Pipes"), "{log}");
     assert!(log.contains("workers=1"), "{log}");
 }
+
+/// A socket for input and a pipe for output: not both sockets, so neither is
+/// made non-blocking and both keep the blocking handles (a socket switched to
+/// non-blocking and then read through a blocking handle would fail at once).
+#[tokio::test]
+async fn over_a_socket_for_input_and_a_pipe_for_output() {
+    let connector = calculator().await;
+    let (ours_in, theirs_in) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+    let mut child = router(&spec("calculator", &connector))
+        .stdin(Stdio::from(OwnedFd::from(theirs_in)))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn switchboard --stdio");
+    ours_in.set_nonblocking(true).expect("non-blocking");
+    let mut session = Session {
+        input: tokio::net::UnixStream::from_std(ours_in).expect("a tokio socket"),
+        output: BufReader::new(child.stdout.take().expect("piped stdout")).lines(),
+    };
+    session.initialize().await;
+    session.exercise().await;
+    drop(session);
+    let log = exits_cleanly(child).await;
+    assert!(log.contains("driven=Blocking"), "{log}");
+}

@@ -387,7 +387,8 @@ impl Analyzer {
                 len: meta.len(),
             });
         }
-        self.read_recorded(path, relative, &meta, before_stat)
+        let (code, hash) = self.read_recorded(path, relative, &meta, before_stat)?;
+        Ok(Contents::Read { code, hash })
     }
 
     /// Reads, checks and hashes a walked file whose `stat` (taken after
@@ -398,22 +399,19 @@ impl Analyzer {
         relative: &str,
         meta: &std::fs::Metadata,
         before_stat: SystemTime,
-    ) -> Result<Contents, Error> {
+    ) -> Result<(String, u128), Error> {
         let code = self.read_checked(path, relative, meta.len())?;
         self.files_read.fetch_add(1, Ordering::Relaxed);
         let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
         self.index.record(path, meta, hash, before_stat);
-        Ok(Contents::Read { code, hash })
+        Ok((code, hash))
     }
 
     /// A walked file's text and hash, read now (the index only learns from it).
     fn read_now(&self, path: &Path, relative: &str) -> Result<(String, u128), Error> {
-        match self.contents(path, relative, false)? {
-            Contents::Read { code, hash } => Ok((code, hash)),
-            Contents::Indexed { .. } => Err(Error::Internal(format!(
-                "{relative}: the file index answered a read"
-            ))),
-        }
+        let before_stat = self.index.now();
+        let meta = std::fs::metadata(path).map_err(|e| unreadable(relative, &e))?;
+        self.read_recorded(path, relative, &meta, before_stat)
     }
 
     /// Reads and analyses one file (through the cache); the error is the reason to
@@ -722,7 +720,8 @@ fn skip_reason(error: Error) -> String {
             format!("file too large ({size} bytes, limit {limit} set by MAX_FILE_BYTES)")
         }
         Error::Unreadable { message, .. } => format!("unreadable: {message}"),
-        _ => "not valid UTF-8 source".to_owned(),
+        Error::InvalidArgument(_) => "not valid UTF-8 source".to_owned(),
+        other => other.to_string(),
     }
 }
 

@@ -482,16 +482,10 @@ fn main() -> ExitCode {
     match cli.command.take() {
         Some(Command::Healthcheck { addr, live }) => {
             let addr = addr.unwrap_or_else(|| cli.listen_addr());
-            return match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(healthcheck(&addr, live)),
-                Err(error) => {
-                    eprintln!("switchboard: cannot start the runtime: {error}");
-                    ExitCode::FAILURE
-                }
-            };
+            return run_on(
+                tokio::runtime::Builder::new_current_thread(),
+                healthcheck(&addr, live),
+            );
         }
         Some(Command::Policy(command)) => return policy_command(command),
         None => {}
@@ -507,14 +501,21 @@ fn main() -> ExitCode {
     if let Some(n) = workers {
         builder.worker_threads(n);
     }
-    let runtime = match builder.enable_all().build() {
-        Ok(runtime) => runtime,
+    run_on(builder, serve(prepared))
+}
+
+/// Runs `work` to its end on a runtime built by `builder`.
+fn run_on(
+    mut builder: tokio::runtime::Builder,
+    work: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(work),
         Err(error) => {
             eprintln!("switchboard: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(serve(prepared))
+    }
 }
 
 async fn serve(prepared: anyhow::Result<(Config, bool, String)>) -> ExitCode {

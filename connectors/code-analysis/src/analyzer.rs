@@ -93,6 +93,12 @@ pub struct Analyzer {
     rules: RuleSet,
     analyses: Cache<Key, Arc<pb::FileAnalysis>>,
     findings: Cache<Key, Arc<Vec<pb::Finding>>>,
+    /// Content refused as deeper than the nesting limit, by hash, language and
+    /// what was asked (the limit is the analyzer's for its lifetime, so the
+    /// refusal is as deterministic as a result): a re-scan refuses it again
+    /// without a parse, and a walked file the index knows without a read. A parse
+    /// that ran out of time is not kept (the next may finish).
+    too_deep: Cache<(u128, &'static str, Kind), usize>,
     index: FileIndex,
     /// Files a walk has read (for tests and benchmarks: a file served by the
     /// index is not read).
@@ -144,6 +150,7 @@ impl Analyzer {
             root: CodeRoot::new(config.code_root.clone()),
             analyses: Cache::new(config.cache_max_entries),
             findings: Cache::new(config.cache_max_entries),
+            too_deep: Cache::new(config.cache_max_entries),
             index: FileIndex::new(config.file_index_max_entries),
             files_read: AtomicU64::new(0),
             rules,
@@ -237,7 +244,7 @@ impl Analyzer {
             return Ok((entry, true));
         }
         let limits = metrics::Limits::from_config(&self.config);
-        cached(
+        self.cached(
             &self.analyses,
             Kind::Metrics,
             (hash, lang, needs),
@@ -248,6 +255,50 @@ impl Analyzer {
             },
         )
         .map_err(|e| label_too_deep(e, path))
+    }
+
+    /// The cached value for `code` in `lang`, computing it on a miss (once,
+    /// however many requests ask at the same time); the flag says whether it came
+    /// from the cache. Counted in the metrics as one file served as `kind`. A
+    /// refusal as too deep is kept in `too_deep` and given again without a parse.
+    fn cached<V: Clone + Send + Sync + 'static>(
+        &self,
+        cache: &Cache<Key, V>,
+        kind: Kind,
+        (hash, lang, needs): (u128, LANG, metrics::Needs),
+        code: &str,
+        compute: impl FnOnce() -> Result<V, Error>,
+    ) -> Result<(V, bool), Error> {
+        if let Some(refusal) = self.refused(hash, lang, kind, "") {
+            return Err(refusal);
+        }
+        let key = (hash, lang.name(), needs);
+        let entry = cache
+            .entry(key)
+            .or_try_insert_with(compute)
+            // The error is shared with any request that waited on the same computation.
+            .map_err(|e: Arc<Error>| {
+                telemetry::record_lookup(kind, false);
+                let error = Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone());
+                if let Error::TooDeep { limit, .. } = error {
+                    self.too_deep.insert((hash, lang.name(), kind), limit);
+                }
+                error
+            })?;
+        let from_cache = !entry.is_fresh();
+        telemetry::record_file(lang.name(), kind, code.len(), from_cache);
+        Ok((entry.into_value(), from_cache))
+    }
+
+    /// The refusal of content hashing to `hash` as too deep for `kind`, labelled
+    /// `what`, if it was refused before (counted as a cache hit).
+    fn refused(&self, hash: u128, lang: LANG, kind: Kind, what: &str) -> Option<Error> {
+        let limit = self.too_deep.get(&(hash, lang.name(), kind))?;
+        telemetry::record_lookup(kind, true);
+        Some(Error::TooDeep {
+            what: what.to_owned(),
+            limit,
+        })
     }
 
     /// The cached analysis of content hashing to `hash` (`len` bytes) with what
@@ -320,23 +371,24 @@ impl Analyzer {
     ) -> Result<Vec<pb::Finding>, Error> {
         let limit = self.config.max_nesting_depth;
         let key = (hash, lang, metrics::Needs::All);
-        let (findings, _) = cached(&self.findings, Kind::Security, key, code, || {
-            let ast = parse(lang, code, self.config.parse_timeout)?;
-            // Query matching slows down with the square of the depth: the same
-            // limit as the metrics keeps a scan's work bounded.
-            if metrics::tree_depth(ast.as_tree_sitter(), limit) > limit {
-                return Err(Error::TooDeep {
-                    what: String::new(),
-                    limit,
-                });
-            }
-            Ok(Arc::new(self.rules.scan(
-                lang,
-                ast.as_tree_sitter(),
-                ast.source(),
-            )))
-        })
-        .map_err(|e| label_too_deep(e, path))?;
+        let (findings, _) = self
+            .cached(&self.findings, Kind::Security, key, code, || {
+                let ast = parse(lang, code, self.config.parse_timeout)?;
+                // Query matching slows down with the square of the depth: the same
+                // limit as the metrics keeps a scan's work bounded.
+                if metrics::tree_depth(ast.as_tree_sitter(), limit) > limit {
+                    return Err(Error::TooDeep {
+                        what: String::new(),
+                        limit,
+                    });
+                }
+                Ok(Arc::new(self.rules.scan(
+                    lang,
+                    ast.as_tree_sitter(),
+                    ast.source(),
+                )))
+            })
+            .map_err(|e| label_too_deep(e, path))?;
         Ok(labelled(&findings, path))
     }
 
@@ -449,6 +501,9 @@ impl Analyzer {
         let reuse = depth != Depth::Comprehensive;
         let (code, hash) = match self.contents(path, relative, reuse).map_err(skip_reason)? {
             Contents::Indexed { hash, len } => {
+                if let Some(refusal) = self.refused(hash, language, Kind::Metrics, relative) {
+                    return Err(refusal.to_string());
+                }
                 match self.cached_analysis(language, hash, len, needs) {
                     Some(analysis) => return Ok((analysis, true, None)),
                     // The analysis left the cache: read the file.
@@ -508,6 +563,9 @@ impl Analyzer {
     ) -> Result<Vec<pb::Finding>, String> {
         let (code, hash) = match self.contents(path, relative, true).map_err(skip_reason)? {
             Contents::Indexed { hash, len } => {
+                if let Some(refusal) = self.refused(hash, language, Kind::Security, relative) {
+                    return Err(refusal.to_string());
+                }
                 let key = (hash, language.name(), metrics::Needs::All);
                 if let Some(findings) = self.findings.get(&key) {
                     telemetry::record_file(
@@ -736,30 +794,6 @@ fn label_too_deep(error: Error, path: &str) -> Error {
         Error::ParseTimeout { secs, .. } => Error::ParseTimeout { what: what(), secs },
         other => other,
     }
-}
-
-/// The cached value for `code` in `lang`, computing it on a miss (once, however many
-/// requests ask at the same time); the flag says whether it came from the cache.
-/// Counted in the metrics as one file served as `kind`.
-fn cached<V: Clone + Send + Sync + 'static>(
-    cache: &Cache<Key, V>,
-    kind: Kind,
-    (hash, lang, needs): (u128, LANG, metrics::Needs),
-    code: &str,
-    compute: impl FnOnce() -> Result<V, Error>,
-) -> Result<(V, bool), Error> {
-    let key = (hash, lang.name(), needs);
-    let entry = cache
-        .entry(key)
-        .or_try_insert_with(compute)
-        // The error is shared with any request that waited on the same computation.
-        .map_err(|e: Arc<Error>| {
-            telemetry::record_lookup(kind, false);
-            Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone())
-        })?;
-    let from_cache = !entry.is_fresh();
-    telemetry::record_file(lang.name(), kind, code.len(), from_cache);
-    Ok((entry.into_value(), from_cache))
 }
 
 thread_local! {
@@ -1019,6 +1053,60 @@ mod tests {
             assert_eq!(analyzer.scan_path(&scan).expect("scan").files_scanned, 3);
             assert_eq!(analyzer.files_read(), read, "findings served by the index");
             assert_eq!(read, 3 + 1 + 3, "the first security scan read them");
+        }
+
+        #[tokio::test]
+        async fn a_file_refused_as_too_deep_is_refused_again_without_a_read() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let deep = format!("x = {}1{}\n", "(".repeat(60), ")".repeat(60));
+            for (name, code) in [("a.py", A), ("deep.py", deep.as_str())] {
+                std::fs::write(dir.path().join(name), code).expect("write");
+                settle(&dir.path().join(name));
+            }
+            let root = dir.path().canonicalize().expect("root");
+            let shallow = |index_entries| {
+                Arc::new(
+                    Analyzer::new(Config {
+                        analysis_threads: 2,
+                        file_index_max_entries: index_entries,
+                        max_nesting_depth: 20,
+                        ..Config::with_root(root.clone())
+                    })
+                    .expect("analyzer"),
+                )
+            };
+            let analyzer = shallow(100);
+            let (first, read) = scan(&analyzer).await;
+            assert_eq!((first.files_analyzed, first.files_skipped, read), (1, 1, 2));
+            let (second, read) = scan(&analyzer).await;
+            assert_eq!(read, 0, "the refused file is not read (nor parsed) again");
+            assert_eq!(second.files_skipped, 1);
+            assert_eq!(uncached(second), first);
+
+            // The remembered refusal reads as a fresh one, for a file and for a scan.
+            let path = root.join("deep.py");
+            let refusal = |analyzer: &Analyzer| {
+                analyzer
+                    .analyze_file(&path, "deep.py", LANG::Python, Depth::Detailed)
+                    .expect_err("too deep")
+            };
+            let fresh = shallow(0);
+            assert_eq!(refusal(&analyzer), refusal(&fresh));
+            assert!(refusal(&fresh).contains("deep.py"), "{}", refusal(&fresh));
+            assert_eq!(analyzer.files_read(), 2, "from memory: not read");
+
+            let scan = whole_root(false);
+            let findings = analyzer.scan_path(&scan).expect("scan");
+            assert_eq!(
+                analyzer.files_read(),
+                4,
+                "the first security scan reads both"
+            );
+            let again = analyzer.scan_path(&scan).expect("scan");
+            assert_eq!(analyzer.files_read(), 4, "refused from memory");
+            assert_eq!(again.skipped, findings.skipped);
+            assert_eq!(again.skipped, fresh.scan_path(&scan).expect("scan").skipped);
+            assert_eq!(again.skipped.len(), 1);
         }
 
         #[tokio::test]

@@ -6,7 +6,7 @@
 //! | `MAX_FILE_BYTES` | `2097152` (2 MiB) | Largest source accepted, as text or as a file; larger files are skipped. |
 //! | `MAX_PATH_FILES` | `20000` | Most files one path request analyses; the walk stops there and says so. |
 //! | `ANALYSIS_THREADS` | number of CPU cores | Threads that walk and analyse directories in parallel. |
-//! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings). |
+//! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings; and as many refusals as too deep). |
 //! | `FILE_INDEX_MAX_ENTRIES` | `100000` | Paths whose stat and content hash are remembered, so an unchanged file is not read again on the next scan; `0` reads every file every time. |
 //! | `CODE_MAX_NESTING_DEPTH` | `1000` | Deepest syntax tree (in tree levels) that is measured or scanned; deeper code is refused (`INVALID_ARGUMENT`). Trees deeper than 256 levels are measured on a thread whose stack is sized for their depth. |
 //! | `CODE_MAX_RESULT_BYTES` | `1048576` (1 MiB) | Largest encoded analysis of one file; functions past it are left out and the result says so. |

@@ -261,7 +261,9 @@ impl SessionManager for PollingSessions {
     ) -> Result<rmcp::model::ServerJsonRpcMessage, Self::Error> {
         let replayed = is_replay(&message);
         let response = self.inner.initialize_session(id, message).await?;
-        if self.shared.is_some() && !replayed {
+        // A refused handshake (an error answer) has ended the session.
+        let opened = matches!(response, JsonRpcMessage::Response(_));
+        if self.shared.is_some() && !replayed && opened {
             // The client's `notifications/initialized` may reach another
             // replica: each copy of a shared session is told it by the
             // replica that holds it (here for the one that opened it; rmcp's

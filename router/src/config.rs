@@ -99,6 +99,9 @@ pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default most MCP sessions open at once over HTTP (`max_sessions`).
 pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+/// Default largest `initialize` parameters a session keeps, as JSON
+/// (`max_initialize_bytes`): about fifty times what known clients send.
+pub const DEFAULT_MAX_INITIALIZE_BYTES: usize = 16 * 1024;
 /// Default time after which a session nobody uses is closed (`session_idle_timeout`).
 pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default most tool calls one session runs at once (`max_calls_per_session`).
@@ -129,6 +132,12 @@ pub struct ClientLimits {
     pub max_body_bytes_in_flight: usize,
     /// MCP sessions open at once over HTTP; one more `initialize` is answered 503.
     pub max_sessions: usize,
+    /// Bytes of a client's `initialize` parameters (as JSON), which its session
+    /// keeps for its life (and a session store keeps for replicas); larger ones
+    /// are refused and no session is kept. Parsed, they take several times
+    /// their size, so without it `max_sessions` clients could each pin up to
+    /// `max_body_bytes` of it many times over.
+    pub max_initialize_bytes: usize,
     /// A session with no request or message for this long is closed.
     pub session_idle_timeout: Duration,
     /// Tool calls one session runs at once; one more is answered with a tool error.
@@ -152,6 +161,7 @@ impl Default for ClientLimits {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_body_bytes_in_flight: DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_initialize_bytes: DEFAULT_MAX_INITIALIZE_BYTES,
             session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
             max_calls_per_session: DEFAULT_MAX_CALLS_PER_SESSION,
             max_subscriptions_per_session: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
@@ -489,6 +499,7 @@ struct FileConfig {
     body_read_timeout: Option<f64>,
     max_body_bytes_in_flight: Option<usize>,
     max_sessions: Option<usize>,
+    max_initialize_bytes: Option<usize>,
     /// Seconds.
     session_idle_timeout: Option<f64>,
     max_calls_per_session: Option<usize>,
@@ -708,6 +719,11 @@ impl Config {
                 &mut clients.max_connections,
             ),
             ("max_sessions", file.max_sessions, &mut clients.max_sessions),
+            (
+                "max_initialize_bytes",
+                file.max_initialize_bytes,
+                &mut clients.max_initialize_bytes,
+            ),
             (
                 "max_body_bytes_in_flight",
                 file.max_body_bytes_in_flight,
@@ -935,7 +951,7 @@ prefix = "tickets"
             "max_connections = 10\nheader_read_timeout = 1.5\nbody_read_timeout = 2\n\
              max_sessions = 3\nsession_idle_timeout = 60\nmax_calls_per_session = 4\n\
              max_subscriptions_per_session = 5\nnotification_queue = 6\n\
-             max_body_bytes_in_flight = 7000\n",
+             max_body_bytes_in_flight = 7000\nmax_initialize_bytes = 8000\n",
         )
         .unwrap();
         let mut config = Config::default();
@@ -948,6 +964,7 @@ prefix = "tickets"
                 body_read_timeout: Duration::from_secs(2),
                 max_body_bytes_in_flight: 7000,
                 max_sessions: 3,
+                max_initialize_bytes: 8000,
                 session_idle_timeout: Duration::from_secs(60),
                 max_calls_per_session: 4,
                 max_subscriptions_per_session: 5,

@@ -117,6 +117,9 @@ struct Cli {
     /// Most MCP sessions open at once over HTTP; one more initialize is answered 503 [default: 1000].
     #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS", value_parser = maybe(config::parse_limit))]
     max_sessions: Option<Maybe<usize>>,
+    /// Largest initialize parameters (JSON bytes) a session keeps; larger is refused [default: 16384].
+    #[arg(long, env = "SWITCHBOARD_MAX_INITIALIZE_BYTES", value_parser = maybe(config::parse_limit))]
+    max_initialize_bytes: Option<Maybe<usize>>,
     /// A session unused for this long is closed; its client must initialize again [default: 300s].
     #[arg(long, env = "SWITCHBOARD_SESSION_IDLE_TIMEOUT", value_parser = maybe(config::parse_timeout))]
     session_idle_timeout: Option<Maybe<std::time::Duration>>,
@@ -431,6 +434,9 @@ impl Cli {
         }
         if let Some(n) = set(self.max_sessions) {
             clients.max_sessions = n;
+        }
+        if let Some(n) = set(self.max_initialize_bytes) {
+            clients.max_initialize_bytes = n;
         }
         if let Some(t) = set(self.session_idle_timeout) {
             clients.session_idle_timeout = t;

@@ -256,6 +256,7 @@ async fn shared_sessions(
         prefix: config.session_prefix.clone(),
         ttl: config.client_limits.session_idle_timeout,
         keys: config.session_keys.clone(),
+        max_initialize_bytes: config.client_limits.max_initialize_bytes,
     };
     let shared =
         SharedSessions::start(&settings, cancel.child_token()).map_err(anyhow::Error::msg)?;

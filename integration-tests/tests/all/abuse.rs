@@ -128,6 +128,40 @@ async fn ten_thousand_session_opens_leave_the_sessions_bounded() {
 }
 
 #[tokio::test]
+async fn an_initialize_larger_than_a_session_keeps_is_refused_and_holds_no_slot() {
+    let calc = calculator().await;
+    let router = HttpRouter::start(
+        &[spec("calculator", &calc)],
+        &["--max-sessions", "1", "--max-initialize-bytes", "4096"],
+    )
+    .await
+    .expect("router");
+    let http = reqwest::Client::new();
+    // Capabilities a session would keep for its whole life (parsed, several
+    // times their size), well within the body limit.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"experimental": {"padding": {"x": "y".repeat(8000)}}},
+        "clientInfo": {"name": "big", "version": "1"}}})
+    .to_string();
+    // Each refusal must free what it took: the router holds one session.
+    for _ in 0..3 {
+        let (status, body) = post_raw(&http, &router, &big).await;
+        let refusal = message(&body);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(refusal["id"], 1, "{refusal}");
+        assert_eq!(refusal["error"]["code"], -32602, "{refusal}");
+        assert_eq!(refusal["error"]["data"]["setting"], "max_initialize_bytes");
+        assert_eq!(refusal["error"]["data"]["limit"], 4096);
+        let text = refusal["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains("max_initialize_bytes = 4096"), "{refusal}");
+    }
+    // A client of the usual size gets the one session and is served.
+    let (client, _) = http_client(&router).await;
+    still_served(&client, "three refused initializes").await;
+}
+
+#[tokio::test]
 async fn a_closed_session_frees_its_slot() {
     let calc = calculator().await;
     let router = HttpRouter::start(&[spec("calculator", &calc)], &["--max-sessions", "1"])

@@ -870,3 +870,85 @@ async fn a_polled_call_is_resumed_through_whichever_replica_the_balancer_picks()
     );
     client.cancel().await.expect("close the session");
 }
+
+#[tokio::test]
+async fn an_initialize_over_the_bound_is_never_stored_nor_taken_over() {
+    if !parts_available().await {
+        return;
+    }
+    use rmcp::transport::streamable_http_server::session::SessionStore as _;
+    use switchboard_router::session::{SessionKeys, SharedSessions, StoreSettings};
+    let calc = calculator().await;
+    let prefix = fresh_prefix("big-initialize");
+    let routers = replicas(
+        2,
+        &[spec("calculator", &calc)],
+        &prefix,
+        &["--max-initialize-bytes", "4096"],
+    )
+    .await;
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"experimental": {"padding": {"x": "y".repeat(8000)}}},
+        "clientInfo": {"name": "big", "version": "1"}}});
+    let response = reqwest::Client::new()
+        .post(routers[0].mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .json(&big)
+        .send()
+        .await
+        .expect("initialize");
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap_or_default();
+    assert!(body.contains("max_initialize_bytes"), "{body}");
+    let session = session.expect("rmcp names the session it opened for the handshake");
+
+    // rmcp hands the refused handshake's parameters to the store: they are not kept.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let store = SharedSessions::start(
+        &StoreSettings {
+            url: format!("redis://{REDIS}").into(),
+            prefix: prefix.clone(),
+            ttl: Duration::from_secs(60),
+            keys: SessionKeys::default(),
+            max_initialize_bytes: 4096,
+        },
+        shutdown.clone(),
+    )
+    .expect("a Redis URL");
+    assert!(
+        store.connected(Duration::from_secs(5)).await,
+        "Redis answers"
+    );
+    let stored = store.load(&session).await.expect("the store answers");
+    assert!(
+        stored.is_none(),
+        "the refused parameters are in the session store"
+    );
+    shutdown.cancel();
+
+    // Neither replica serves the refused session.
+    for router in &routers {
+        let (status, body) = post_in_session(router, &session).await;
+        assert_eq!(status, 404, "{body}");
+    }
+}
+
+/// A `tools/list` in session `id` on `router`: its status and body.
+async fn post_in_session(router: &HttpRouter, id: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(router.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("tools/list");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}

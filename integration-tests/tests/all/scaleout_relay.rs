@@ -575,6 +575,7 @@ async fn subscribes_racing_on_several_replicas_cannot_overshoot_the_session_s_li
         prefix: fresh_prefix("subscription-limit"),
         ttl: Duration::from_secs(60),
         keys: SessionKeys::default(),
+        max_initialize_bytes: switchboard_router::config::DEFAULT_MAX_INITIALIZE_BYTES,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let shared = SharedSessions::start(&settings, shutdown.clone()).expect("a Redis URL");

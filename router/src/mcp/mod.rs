@@ -107,6 +107,7 @@ impl Drop for Session {
 }
 
 pub(super) static SUBSCRIPTIONS_REFUSED: LimitLog = LimitLog::new("max_subscriptions_per_session");
+static INITIALIZE_REFUSED: LimitLog = LimitLog::new("max_initialize_bytes");
 
 /// The `error.type` of a request answered with `result`: its JSON-RPC error
 /// code, empty on success.
@@ -489,6 +490,21 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         traced("initialize", "", &context, async {
+            // A session keeps its client's parameters for its whole life: a
+            // refusal here ends the session before it holds anything.
+            let limit = self.limits.max_initialize_bytes;
+            if initialize_over(&request, limit) {
+                INITIALIZE_REFUSED.hit(
+                    limit,
+                    "an initialize was refused: its parameters are larger than a session keeps",
+                );
+                return Err(McpError::invalid_params(
+                    format!(
+                        "the initialize parameters are more than {limit} bytes as JSON, the most a session keeps (max_initialize_bytes = {limit}): send smaller capabilities, or raise the setting"
+                    ),
+                    Some(json!({ "setting": "max_initialize_bytes", "limit": limit })),
+                ));
+            }
             context.peer.set_peer_info(request.clone());
             self.negotiate_initialize(&request)
         })
@@ -856,6 +872,32 @@ impl ServerHandler for McpHandler {
     }
 }
 
+/// Whether `params`, as JSON, are more than `limit` bytes. Counting stops
+/// just past the limit, so a huge value costs no more than a small one.
+pub(crate) fn initialize_over(params: &InitializeRequestParams, limit: usize) -> bool {
+    /// Counts what is written, failing once past `limit`.
+    struct Counter {
+        written: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written = self.written.saturating_add(buf.len());
+            if self.written > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { written: 0, limit };
+    // Parameters that were parsed from JSON serialize again; should they not,
+    // they are refused too.
+    serde_json::to_writer(&mut counter, params).is_err()
+}
+
 /// Why the params of a standard MCP request could not be read: rmcp hands such
 /// a request on as a custom one, which would otherwise be answered "method not
 /// found" for a method the router serves. `None` for methods MCP does not define.
@@ -889,6 +931,21 @@ fn misshapen_params(method: &str, params: Option<&Json>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initialize_parameters_are_measured_as_json_up_to_the_limit() {
+        let params: InitializeRequestParams = serde_json::from_value(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"experimental": {"x": {"y": "é".repeat(100)}}},
+            "clientInfo": {"name": "c", "version": "1"}
+        }))
+        .expect("initialize parameters");
+        let size = serde_json::to_vec(&params).expect("JSON").len();
+        assert!(size > 200, "two bytes per é: {size}");
+        assert!(!initialize_over(&params, size));
+        assert!(initialize_over(&params, size - 1));
+        assert!(initialize_over(&params, 1));
+    }
 
     #[test]
     fn misshapen_params_of_a_served_method_say_what_is_wrong() {

@@ -90,6 +90,8 @@ pub struct StoreSettings {
     pub ttl: Duration,
     /// Keys for the owner binding, newest first.
     pub keys: SessionKeys,
+    /// Largest `initialize` parameters kept, as JSON (`max_initialize_bytes`).
+    pub max_initialize_bytes: usize,
 }
 
 impl std::fmt::Debug for StoreSettings {
@@ -112,6 +114,7 @@ struct Inner {
     replica: String,
     ttl_secs: u64,
     keys: SessionKeys,
+    max_initialize_bytes: usize,
     /// Why the store is down, for `/readyz` (`None` while up).
     down_reason: Mutex<Option<String>>,
 }
@@ -181,6 +184,7 @@ impl SharedSessions {
             replica: hex::encode(rand::random::<[u8; 6]>()),
             ttl_secs: settings.ttl.as_secs().max(1),
             keys: settings.keys.clone(),
+            max_initialize_bytes: settings.max_initialize_bytes,
             down_reason: Mutex::new(Some("connecting".to_owned())),
         });
         tokio::spawn(crate::redis_link::keep_connected(inner.clone(), shutdown));

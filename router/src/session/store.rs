@@ -22,6 +22,16 @@ impl SessionStore for SharedSessions {
     }
 
     async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        // rmcp stores a session's parameters after its handshake whether or
+        // not the handshake succeeded: parameters the router refused (over
+        // `max_initialize_bytes`) never reach Redis.
+        let limit = self.inner.max_initialize_bytes;
+        if crate::mcp::initialize_over(&state.initialize_params, limit) {
+            return Err(format!(
+                "initialize parameters over max_initialize_bytes ({limit}) not stored"
+            )
+            .into());
+        }
         let raw = serde_json::to_string(state)?;
         let key = self.key(session_id);
         let mut pipe = redis::pipe();

@@ -14,7 +14,9 @@
 //! and with replicas sharing a session store, the retry may reach any of
 //! them: it is relayed to the one holding the parked call
 //! ([`crate::session::relay`]). At most [`MAX_PARKED`] calls wait per
-//! replica, each at most [`PARK_TIMEOUT`] for its retry (the connector's call
+//! replica, [`MAX_PARKED_PER_PRINCIPAL`] of them one principal's (so one
+//! principal cannot take every place and have everyone else's questions
+//! refused), each at most [`PARK_TIMEOUT`] for its retry (the connector's call
 //! timeout usually ends it sooner).
 
 use std::collections::HashMap;
@@ -41,12 +43,15 @@ use crate::upstream::Upstream;
 
 /// Calls waiting for their client's answer, per replica.
 pub const MAX_PARKED: usize = 1024;
+/// Calls of one principal waiting for their answers, per replica.
+pub const MAX_PARKED_PER_PRINCIPAL: usize = 64;
 /// How long a parked call waits for the retry that answers it.
 pub const PARK_TIMEOUT: Duration = Duration::from_secs(600);
 /// The key of the one question an `InputRequiredResult` carries.
 const QUESTION: &str = "question";
 
 static PARKED_REFUSED: LimitLog = LimitLog::new("parked calls");
+static PRINCIPAL_PARKED_REFUSED: LimitLog = LimitLog::new("parked calls per principal");
 
 /// A tool call running beside the requests that drive it.
 pub struct Running {
@@ -261,11 +266,28 @@ impl Parking {
         }
     }
 
-    /// Parks `parked`: its `requestState`, or an error when
-    /// [`MAX_PARKED`] calls wait already (the call is cancelled).
+    /// Parks `parked`: its `requestState`, or an error when its principal
+    /// has [`MAX_PARKED_PER_PRINCIPAL`] calls waiting, or [`MAX_PARKED`] calls
+    /// wait already (the call is cancelled).
     fn park(&self, parked: Parked) -> Result<String, McpError> {
         let mut calls = self.parked();
         calls.retain(|_, p| p.since.elapsed() < PARK_TIMEOUT && !p.running.call.is_finished());
+        let principals = calls.values().filter(|p| p.owner == parked.owner).count();
+        if principals >= MAX_PARKED_PER_PRINCIPAL {
+            PRINCIPAL_PARKED_REFUSED.hit(
+                MAX_PARKED_PER_PRINCIPAL,
+                "a principal has as many tool calls waiting for its answers as the router allows one; its questions refused",
+            );
+            return Err(McpError::internal_error(
+                format!(
+                    "{MAX_PARKED_PER_PRINCIPAL} of your tool calls already wait for your answers on this router, the most it allows one principal (parked calls per principal): answer them (retry each with its requestState), or wait until they expire"
+                ),
+                Some(json!({
+                    "setting": "parked calls per principal",
+                    "limit": MAX_PARKED_PER_PRINCIPAL
+                })),
+            ));
+        }
         if calls.len() >= MAX_PARKED {
             PARKED_REFUSED.hit(
                 MAX_PARKED,

@@ -1144,3 +1144,88 @@ async fn over_stdio_the_local_user_is_allowed_everything_and_audited_as_stdio() 
         "{lines:?}"
     );
 }
+
+/// A stateless (2026-07-28) `tools/call` of a client that can answer
+/// questions, with `bearer`: the JSON-RPC answer.
+async fn stateless_call_as(router: &SecuredRouter, bearer: &str, id: u64, params: &Value) -> Value {
+    let mut params = params.clone();
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "rounds-test", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}
+    });
+    let response = reqwest::Client::new()
+        .post(router.resource())
+        .bearer_auth(bearer)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", params["name"].as_str().unwrap_or_default())
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    // The whole body: the stream ends with the answer.
+    let body = response.text().await.expect("the answer");
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(body.as_str()))
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .find(|m| m["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no answer to {id} in {body}"))
+}
+
+#[tokio::test]
+async fn one_principal_cannot_take_every_place_for_questions_waiting_for_answers() {
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let connector = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start conformance-connector");
+    let spec = format!("conformance={}", connector.url());
+    let policy = "[[allow]]\ntools = [\"conformance_*\"]\n";
+    let router = SecuredRouter::start_with(&provider, &spec, policy, &[]).await;
+    let alice = token(&provider, &router, "alice", "", json!({}));
+    let bob = token(&provider, &router, "bob", "", json!({}));
+    let ask = json!({"name": "conformance_test_elicitation", "arguments": {"message": "Who?"}});
+
+    // Alice's unanswered questions take her 64 places.
+    let asked: Vec<Value> =
+        futures::future::join_all((0..64).map(|id| stateless_call_as(&router, &alice, id, &ask)))
+            .await;
+    for answer in &asked {
+        assert_eq!(answer["result"]["resultType"], "input_required", "{answer}");
+    }
+    let refused = stateless_call_as(&router, &alice, 64, &ask).await;
+    assert_eq!(
+        refused["error"]["data"]["setting"], "parked calls per principal",
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["data"]["limit"], 64, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("requestState"),
+        "says what to do: {refused}"
+    );
+
+    // Bob is asked as ever.
+    let bobs = stateless_call_as(&router, &bob, 65, &ask).await;
+    assert_eq!(bobs["result"]["resultType"], "input_required", "{bobs}");
+
+    // Answering one of Alice's questions gives her a place back.
+    let mut retry = ask.clone();
+    retry["requestState"] = asked[0]["result"]["requestState"].clone();
+    retry["inputResponses"] = json!({"question": {
+        "action": "accept",
+        "content": {"username": "ada", "email": "ada@example.org"}
+    }});
+    let answered = stateless_call_as(&router, &alice, 66, &retry).await;
+    let text = answered["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("ada"), "{answered}");
+    let again = stateless_call_as(&router, &alice, 67, &ask).await;
+    assert_eq!(again["result"]["resultType"], "input_required", "{again}");
+}

@@ -10,6 +10,7 @@
 //! | `JIRA_READ_ONLY` | `false` | hide and refuse every tool that changes Jira |
 //! | `JIRA_PROJECTS` | empty (all) | comma-separated project keys every tool is limited to (JQL included) |
 //! | `JIRA_TIMEOUT_SECS` | `30` | deadline of one HTTP request to Jira |
+//! | `JIRA_MAX_RESPONSE_BYTES` | `33554432` | largest body of one Jira answer the connector reads (32 MiB); a larger one fails the call with an error naming this variable (declared larger: not read at all) |
 //! | `JIRA_MAX_RETRIES` | `4` | retries of a rate-limited (429) or unavailable (503) request |
 //! | `JIRA_RETRY_MAX_WAIT_SECS` | `30` | upper bound of all waiting between retries of one call, `Retry-After` included |
 //! | `JIRA_HEALTH_INTERVAL_SECS` | `60` | how often `GET /myself` re-checks the credentials |
@@ -28,6 +29,8 @@ use crate::richtext;
 
 /// Default of `JIRA_FIELDS_TTL_SECS`.
 pub const DEFAULT_FIELDS_TTL: Duration = Duration::from_secs(300);
+/// Default of `JIRA_MAX_RESPONSE_BYTES`.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Which Jira product the connector talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +96,8 @@ pub struct Config {
     pub fields_ttl: Duration,
     /// Nesting of Markdown elements accepted in rich text sent to Jira.
     pub max_nesting_depth: usize,
+    /// `JIRA_MAX_RESPONSE_BYTES`: the largest body of one Jira answer read.
+    pub max_response_bytes: usize,
 }
 
 impl Config {
@@ -107,6 +112,7 @@ impl Config {
             health_interval: Duration::from_secs(60),
             fields_ttl: DEFAULT_FIELDS_TTL,
             max_nesting_depth: richtext::DEFAULT_MAX_NESTING_DEPTH,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -162,8 +168,20 @@ impl Config {
                 "JIRA_MAX_NESTING_DEPTH",
                 richtext::DEFAULT_MAX_NESTING_DEPTH,
             )?)?,
+            max_response_bytes: at_least_one(
+                "JIRA_MAX_RESPONSE_BYTES",
+                env::parse("JIRA_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES)?,
+            )?,
         })
     }
+}
+
+/// `bytes`, refused when 0 (no answer could be read).
+fn at_least_one(name: &str, bytes: usize) -> Result<usize, EnvError> {
+    if bytes == 0 {
+        return Err(EnvError::new(name, "must be at least 1 (bytes)"));
+    }
+    Ok(bytes)
 }
 
 /// Checks `JIRA_MAX_NESTING_DEPTH` against the range where the ADF stored can

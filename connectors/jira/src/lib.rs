@@ -45,8 +45,13 @@ pub async fn serve(
     let jira = match &config.site {
         Some(site) => Some(Arc::new(
             Jira::new(
-                JiraHttp::new(site, config.retry, config.request_timeout)
-                    .context("cannot build the HTTP client")?,
+                JiraHttp::new(
+                    site,
+                    config.retry,
+                    config.request_timeout,
+                    config.max_response_bytes,
+                )
+                .context("cannot build the HTTP client")?,
                 config.fields_ttl,
             )
             .with_max_nesting_depth(config.max_nesting_depth),

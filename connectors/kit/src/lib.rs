@@ -32,7 +32,8 @@
 //! - [`upstream`]: a connector's HTTP request to its upstream API as a client span
 //!   (trace context injected into the request) and the metrics
 //!   `switchboard_upstream_request_duration_seconds{connector, operation, status_class}`
-//!   and `switchboard_upstream_rate_limited_total{connector, operation}`.
+//!   and `switchboard_upstream_rate_limited_total{connector, operation}`;
+//!   [`upstream::read_body`] reads an answer's body within the connector's bound.
 //! - [`tool_names`]: the names the agent sees for this connector's tools, for texts
 //!   that mention them (prompts, hints in errors).
 #![forbid(unsafe_code)]

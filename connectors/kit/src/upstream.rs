@@ -15,6 +15,10 @@
 //! and `switchboard_upstream_rate_limited_total{connector, operation}` (a 429).
 //! `operation` must be a name from code (an API method or an endpoint template
 //! such as `issue/{key}`), never the raw URL: it is a label.
+//!
+//! [`read_body`] reads a response's body within a connector's bound on it, so a
+//! hostile or broken upstream (or anything between) cannot make the connector
+//! hold a body of any size.
 
 use std::time::Instant;
 
@@ -127,6 +131,95 @@ fn redacted_url(url: &str) -> (String, String) {
 mod tests {
     use super::*;
 
+    /// A server on loopback answering every connection with `head` and then
+    /// `chunks` chunk-encoded (or, when `head` declares a length, raw) bytes
+    /// of `chunk` size: its URL.
+    async fn answering(head: &'static str, chunk: usize, chunks: usize) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let chunked = head.contains("chunked");
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let data = vec![b'x'; chunk];
+                    for _ in 0..chunks {
+                        let sent = if chunked {
+                            let mut framed = format!("{chunk:x}\r\n").into_bytes();
+                            framed.extend_from_slice(&data);
+                            framed.extend_from_slice(b"\r\n");
+                            socket.write_all(&framed).await
+                        } else {
+                            socket.write_all(&data).await
+                        };
+                        if sent.is_err() {
+                            return;
+                        }
+                    }
+                    if chunked {
+                        let _ = socket.write_all(b"0\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    async fn read(url: &str, limit: usize) -> Result<Vec<u8>, BodyError> {
+        let response = reqwest::get(url).await.expect("a response");
+        read_body(response, limit, "TEST_MAX_RESPONSE_BYTES").await
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_naming_the_setting() {
+        const CHUNKED: &str = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        // Streaming far past the limit (a GiB would follow): refused at the limit.
+        let url = answering(CHUNKED, 64 * 1024, 16 * 1024).await;
+        let error = read(&url, 1 << 20).await.expect_err("too large");
+        assert!(
+            matches!(error, BodyError::TooLarge { declared: None, .. }),
+            "{error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("TEST_MAX_RESPONSE_BYTES") && text.contains("1048576"),
+            "{text}"
+        );
+
+        // Declared too large: refused before reading.
+        let url = answering(
+            "HTTP/1.1 200 OK\r\ncontent-length: 5000000000\r\n\r\n",
+            1024,
+            1,
+        )
+        .await;
+        let error = read(&url, 1 << 20).await.expect_err("declared too large");
+        assert!(
+            matches!(
+                error,
+                BodyError::TooLarge {
+                    declared: Some(5_000_000_000),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+
+        // Exactly at the limit, chunked or declared: read whole.
+        let url = answering(CHUNKED, 1024, 4).await;
+        assert_eq!(read(&url, 4096).await.expect("within").len(), 4096);
+        let url = answering("HTTP/1.1 200 OK\r\ncontent-length: 4096\r\n\r\n", 4096, 1).await;
+        assert_eq!(read(&url, 4096).await.expect("within").len(), 4096);
+        // One byte over, as it streams.
+        let url = answering(CHUNKED, 4097, 1).await;
+        assert!(read(&url, 4096).await.is_err());
+    }
+
     #[test]
     fn the_url_in_a_span_has_no_credentials_query_or_fragment() {
         let (host, full) = redacted_url(
@@ -145,4 +238,57 @@ mod tests {
         assert_eq!(status_class(None), "error");
         assert_eq!(status_class(Some(999)), "error");
     }
+}
+
+/// Most of a declared length reserved before the body arrives: a lying
+/// `Content-Length` within the limit reserves no more than this.
+const MAX_RESERVED: usize = 1 << 20;
+
+/// Why [`read_body`] gave no body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body is over the limit: declared so (`Content-Length`, not read) or
+    /// found so as it arrived (what was read is dropped).
+    #[error(
+        "the upstream's answer is larger than {limit} bytes{}, the most the connector reads ({setting}): ask for less (fewer results or fields), or raise {setting}",
+        declared.map(|n| format!(" ({n} bytes)")).unwrap_or_default()
+    )]
+    TooLarge {
+        limit: usize,
+        setting: &'static str,
+        declared: Option<u64>,
+    },
+    /// The body could not be read.
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads `response`'s body whole, at most `limit` bytes; `setting` names the
+/// bound in the error.
+pub async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+    setting: &'static str,
+) -> Result<Vec<u8>, BodyError> {
+    let too_large = |declared| BodyError::TooLarge {
+        limit,
+        setting,
+        declared,
+    };
+    let declared = response.content_length();
+    if let Some(n) = declared.filter(|&n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(too_large(Some(n)));
+    }
+    let reserve = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+        .min(MAX_RESERVED);
+    let mut body = Vec::with_capacity(reserve);
+    while let Some(chunk) = response.chunk().await? {
+        if chunk.len() > limit - body.len() {
+            return Err(too_large(None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

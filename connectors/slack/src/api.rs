@@ -11,6 +11,7 @@
 //! [`crate::pacing`]. Answers are returned as JSON; [`crate::model`] reads them.
 
 use connector_kit::retry::{Attempt, RetryPolicy, parse_retry_after, retry};
+use connector_kit::upstream;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -91,6 +92,8 @@ pub struct SlackApi {
     user_token: Option<SecretString>,
     retry: RetryPolicy,
     pacer: Pacer,
+    /// `SLACK_MAX_RESPONSE_BYTES`.
+    max_response_bytes: usize,
 }
 
 impl SlackApi {
@@ -110,6 +113,7 @@ impl SlackApi {
             user_token: config.user_token.clone(),
             retry: config.retry,
             pacer: Pacer::new(config.pacing),
+            max_response_bytes: config.max_response_bytes,
         })
     }
 
@@ -174,7 +178,7 @@ impl SlackApi {
     ) -> Result<Value, Attempt<Error>> {
         let method = call.method;
         self.pacer.wait(method).await;
-        let observed = connector_kit::upstream::UpstreamCall::start(
+        let observed = upstream::UpstreamCall::start(
             "slack",
             method,
             match call.verb {
@@ -259,12 +263,21 @@ impl SlackApi {
             });
         }
 
-        let body: Value = response.json().await.map_err(|e| {
-            Attempt::Fail(Error::BadResponse {
-                method,
-                message: format!("not JSON ({})", describe(&e)),
-            })
+        let bad = |message| Attempt::Fail(Error::BadResponse { method, message });
+        let bytes = upstream::read_body(
+            response,
+            self.max_response_bytes,
+            "SLACK_MAX_RESPONSE_BYTES",
+        )
+        .await
+        .map_err(|e| match e {
+            upstream::BodyError::Transport(e) => {
+                bad(format!("the answer could not be read ({})", describe(&e)))
+            }
+            too_large => bad(too_large.to_string()),
         })?;
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON ({e})")))?;
         match body.get("ok").and_then(Value::as_bool) {
             Some(true) => {
                 if let Some(warning) = body.get("warning").and_then(Value::as_str) {

@@ -9,6 +9,7 @@
 //! | `SLACK_CHANNELS_ALLOW` | empty (all) | Comma-separated channel IDs or names; when set, only these channels can be used. |
 //! | `SLACK_CHANNELS_DENY` | empty | Comma-separated channel IDs or names that can never be used (wins over the allow list). |
 //! | `SLACK_TIMEOUT` | `30` | Seconds one HTTP request to Slack may take. |
+//! | `SLACK_MAX_RESPONSE_BYTES` | `33554432` | Largest body of one Slack answer the connector reads (32 MiB); a larger one fails the call with an error naming this variable (declared larger: not read at all). |
 //! | `SLACK_MAX_RETRIES` | `4` | Retries of a rate-limited (429) or, for reads, failed (5xx, network) request. |
 //! | `SLACK_RETRY_BUDGET` | `30` | Seconds all waiting of one call may add up to, `Retry-After` included. |
 //! | `SLACK_PACING` | `true` | Space calls per Slack method according to its rate-limit tier. |
@@ -23,6 +24,8 @@ use secrecy::SecretString;
 
 /// Where the Slack Web API lives unless `SLACK_API_BASE_URL` says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
+/// Default of `SLACK_MAX_RESPONSE_BYTES`.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything the connector needs to run.
 #[derive(Debug, Clone)]
@@ -47,6 +50,8 @@ pub struct Config {
     pub pacing: bool,
     /// `SLACK_HEALTH_INTERVAL`: time between health checks.
     pub health_interval: Duration,
+    /// `SLACK_MAX_RESPONSE_BYTES`: the largest body of one Slack answer read.
+    pub max_response_bytes: usize,
 }
 
 impl Default for Config {
@@ -68,6 +73,7 @@ impl Default for Config {
             },
             pacing: true,
             health_interval: Duration::from_secs(60),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -96,6 +102,18 @@ impl Config {
             },
             pacing: env::flag("SLACK_PACING", defaults.pacing)?,
             health_interval: env::seconds("SLACK_HEALTH_INTERVAL", defaults.health_interval)?,
+            max_response_bytes: match env::parse(
+                "SLACK_MAX_RESPONSE_BYTES",
+                defaults.max_response_bytes,
+            )? {
+                0 => {
+                    return Err(EnvError::new(
+                        "SLACK_MAX_RESPONSE_BYTES",
+                        "must be at least 1 (bytes)",
+                    ));
+                }
+                bytes => bytes,
+            },
         })
     }
 }

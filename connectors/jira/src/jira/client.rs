@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use connector_kit::retry::{Attempt, RetryPolicy, parse_retry_after, retry};
+use connector_kit::upstream;
 use reqwest::{Method, StatusCode, header};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -34,6 +35,8 @@ pub struct JiraHttp {
     credentials: Credentials,
     retry: RetryPolicy,
     timeout: Duration,
+    /// `JIRA_MAX_RESPONSE_BYTES`.
+    max_response_bytes: usize,
 }
 
 impl std::fmt::Debug for JiraHttp {
@@ -101,11 +104,12 @@ impl<'a> Call<'a> {
 }
 
 impl JiraHttp {
-    /// A client for `site`.
+    /// A client for `site` reading answers of at most `max_response_bytes`.
     pub fn new(
         site: &JiraSite,
         retry: RetryPolicy,
         timeout: Duration,
+        max_response_bytes: usize,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(concat!(
@@ -121,6 +125,7 @@ impl JiraHttp {
             credentials: site.credentials.clone(),
             retry,
             timeout,
+            max_response_bytes,
         })
     }
 
@@ -171,7 +176,7 @@ impl JiraHttp {
     }
 
     async fn attempt(&self, call: &Call<'_>, url: reqwest::Url) -> Result<Value, Attempt<Error>> {
-        let observed = connector_kit::upstream::UpstreamCall::start(
+        let observed = upstream::UpstreamCall::start(
             "jira",
             &operation(&call.method, &call.path),
             call.method.as_str(),
@@ -211,10 +216,22 @@ impl JiraHttp {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = match response.text().await {
-            Ok(text) => text,
-            Err(e) => return Err(self.transport_error(call, &e)),
-        };
+        let body =
+            match upstream::read_body(response, self.max_response_bytes, "JIRA_MAX_RESPONSE_BYTES")
+                .await
+            {
+                Ok(body) => body,
+                Err(upstream::BodyError::Transport(e)) => {
+                    return Err(self.transport_error(call, &e));
+                }
+                Err(too_large) => {
+                    return Err(Attempt::Fail(Error::UnexpectedResponse {
+                        what: call.what.clone(),
+                        reason: too_large.to_string(),
+                    }));
+                }
+            };
+        let text = String::from_utf8_lossy(&body);
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(Value::Null);

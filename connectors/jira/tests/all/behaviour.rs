@@ -1217,3 +1217,38 @@ async fn restricted_jql_of_any_script_reaches_jira_wrapped_and_escapes_do_not() 
         accepted.len()
     );
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_the_connector_reads_fails_the_call_naming_the_variable() {
+    let jira = fake_jira().await;
+    // A valid search page whose issue descriptions outgrow the bound.
+    let issues: Vec<Value> = (0..20)
+        .map(|i| {
+            let mut issue = issue_json(&format!("PROJ-{i}"));
+            issue["fields"]["summary"] = json!("x".repeat(8 * 1024));
+            issue
+        })
+        .collect();
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": issues})))
+        .mount(&jira)
+        .await;
+    let mut config = support::cloud(&jira.uri());
+    config.max_response_bytes = 64 * 1024;
+    let mut c = support::start(config).await;
+    let err = search(&mut c, "project = PROJ", None)
+        .await
+        .expect_err("over the bound");
+    assert!(
+        err.message().contains("JIRA_MAX_RESPONSE_BYTES") && err.message().contains("65536"),
+        "{}",
+        err.message()
+    );
+    support::assert_no_secret(&err);
+
+    // The same page within the default bound is read.
+    let mut c = support::start(support::cloud(&jira.uri())).await;
+    let page = search(&mut c, "project = PROJ", None).await.expect("read");
+    assert_eq!(page.issues.len(), 20);
+}

@@ -1119,3 +1119,41 @@ async fn health_turns_serving_once_auth_test_succeeds() {
     assert!(calls(&server, "conversations.list").await.is_empty());
     assert!(calls(&server, "users.list").await.is_empty());
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_the_connector_reads_fails_the_call_naming_the_variable() {
+    let (server, base) = slack().await;
+    let messages: Vec<Value> = (0..20)
+        .map(|i| json!({"type": "message", "user": "U1", "ts": format!("1700000000.{i:06}"), "text": "x".repeat(8 * 1024)}))
+        .collect();
+    Mock::given(path("/api/conversations.history"))
+        .respond_with(ok(json!({"messages": messages, "has_more": false})))
+        .mount(&server)
+        .await;
+    let connector = Connector::start(slack_connector::Config {
+        max_response_bytes: 64 * 1024,
+        ..config(&base)
+    })
+    .await;
+    let status = connector
+        .client()
+        .get_channel_history(history("C0123ABCD"))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("SLACK_MAX_RESPONSE_BYTES") && status.message().contains("65536"),
+        "{}",
+        status.message()
+    );
+    assert_no_secret(&status);
+
+    // The same answer within the default bound is read.
+    let connector = Connector::start(config(&base)).await;
+    let history = connector
+        .client()
+        .get_channel_history(history("C0123ABCD"))
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(history.messages.len(), 20);
+}

@@ -1149,11 +1149,7 @@ async fn over_stdio_the_local_user_is_allowed_everything_and_audited_as_stdio() 
 /// questions, with `bearer`: the JSON-RPC answer.
 async fn stateless_call_as(router: &SecuredRouter, bearer: &str, id: u64, params: &Value) -> Value {
     let mut params = params.clone();
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "rounds-test", "version": "0"},
-        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}
-    });
+    params["_meta"] = answering_client_meta();
     let response = reqwest::Client::new()
         .post(router.resource())
         .bearer_auth(bearer)

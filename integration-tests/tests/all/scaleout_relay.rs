@@ -12,7 +12,7 @@ use integration_tests::process::{Connector, HttpRouter};
 use serde_json::{Value, json};
 
 use crate::scaleout::{fresh_prefix, parts_available, readyz, replicas};
-use crate::support::spec;
+use crate::support::{answering_client_meta, spec};
 
 const PROTOCOL: &str = "2025-11-25";
 /// The conformance connector's tool that changes its watched resource.
@@ -437,11 +437,7 @@ async fn subscriptions_follow_the_listen_stream_and_an_unsubscribe_anywhere_ends
 /// its answer.
 async fn stateless_call(router: &HttpRouter, id: u64, params: Value) -> Value {
     let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "rounds-test", "version": "0"},
-        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}
-    });
+    params["_meta"] = answering_client_meta();
     let response = reqwest::Client::new()
         .post(router.mcp_url())
         .header("content-type", "application/json")

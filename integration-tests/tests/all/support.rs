@@ -237,3 +237,13 @@ pub async fn own_redis() -> Option<(tokio::process::Child, u16)> {
     .expect("redis-server up");
     Some((process, port))
 }
+
+/// The `_meta` of a stateless (2026-07-28) request from a client that can
+/// answer questions (it declares `elicitation`).
+pub fn answering_client_meta() -> Value {
+    serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "rounds-test", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}
+    })
+}

@@ -230,18 +230,22 @@ fn rescan_in(scratch: &Path, root: &Path, files: &[PathBuf], threads: usize) -> 
         let read_before = analyzer.files_read();
         let started = Instant::now();
         let summary = runtime.block_on(async {
-            let mut events = analyzer.analyze_path(PathRequest {
-                path: ".".to_owned(),
-                walk: WalkOptions {
-                    respect_gitignore: false,
-                    max_files: files.len() + 1,
-                    threads,
-                    ..Default::default()
+            let admitted = analyzer.admit().await?;
+            let mut events = analyzer.analyze_path(
+                PathRequest {
+                    path: ".".to_owned(),
+                    walk: WalkOptions {
+                        respect_gitignore: false,
+                        max_files: files.len() + 1,
+                        threads,
+                        ..Default::default()
+                    },
+                    depth: Depth::Basic,
+                    top_hotspots: 10,
+                    summary_only: true,
                 },
-                depth: Depth::Basic,
-                top_hotspots: 10,
-                summary_only: true,
-            })?;
+                admitted,
+            )?;
             let mut summary = None;
             while let Some(event) = events.recv().await {
                 if let Some(

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use big_code_analysis::{Ast, LANG, Source, tree_sitter};
 use moka::sync::Cache;
 use switchboard_proto::code_analysis::v1 as pb;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::Status;
 
 use crate::code_root::{CodeRoot, Visit, WalkOptions};
@@ -100,6 +100,10 @@ pub struct Analyzer {
     /// that ran out of time is not kept (the next may finish).
     too_deep: Cache<(u128, &'static str, Kind), usize>,
     index: FileIndex,
+    /// Places of requests that parse: `running` at once, `admitted` running or
+    /// waiting (see [`Analyzer::admit`]).
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
     /// Files a walk has read (for tests and benchmarks: a file served by the
     /// index is not read).
     files_read: AtomicU64,
@@ -113,6 +117,13 @@ impl std::fmt::Debug for Analyzer {
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
+}
+
+/// A request's place among those that parse ([`Analyzer::admit`]).
+#[derive(Debug)]
+pub struct Admitted {
+    _running: OwnedSemaphorePermit,
+    _admitted: OwnedSemaphorePermit,
 }
 
 enum Outcome {
@@ -152,6 +163,17 @@ impl Analyzer {
             findings: Cache::new(config.cache_max_entries),
             too_deep: Cache::new(config.cache_max_entries),
             index: FileIndex::new(config.file_index_max_entries),
+            running: Arc::new(Semaphore::new(
+                config
+                    .max_concurrent_analyses
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            admitted: Arc::new(Semaphore::new(
+                config
+                    .max_concurrent_analyses
+                    .saturating_add(config.max_queued_analyses)
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
             files_read: AtomicU64::new(0),
             rules,
             config,
@@ -171,6 +193,29 @@ impl Analyzer {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// A place for one request that parses, held until the returned value is
+    /// dropped (move it into the work): waits while `MAX_CONCURRENT_ANALYSES`
+    /// run, and is refused at once ([`Error::Busy`]) when
+    /// `MAX_QUEUED_ANALYSES` wait already. A caller that goes away while
+    /// waiting leaves the queue.
+    pub async fn admit(&self) -> Result<Admitted, Error> {
+        let busy = || Error::Busy {
+            running: self.config.max_concurrent_analyses,
+            queued: self.config.max_queued_analyses,
+        };
+        let admitted = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| busy())?;
+        let running = Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .map_err(|_| busy())?;
+        Ok(Admitted {
+            _running: running,
+            _admitted: admitted,
+        })
     }
 
     /// Files read by path requests so far; a file whose `stat` is unchanged since
@@ -597,11 +642,13 @@ impl Analyzer {
         Ok((start, relative))
     }
 
-    /// Resolves the request's path, then analyses on worker threads; the returned
+    /// Resolves the request's path, then analyses on worker threads, holding
+    /// the request's place (`admitted`) until the walk ends; the returned
     /// stream yields one event per file (unless summary_only) and then the summary.
     pub fn analyze_path(
         self: &Arc<Self>,
         request: PathRequest,
+        admitted: Admitted,
     ) -> Result<mpsc::Receiver<Result<pb::AnalyzePathEvent, Status>>, Error> {
         let (start, relative) = self.resolve_walk_start(&request.path)?;
         let started = Instant::now();
@@ -610,6 +657,7 @@ impl Analyzer {
 
         let analyzer = Arc::clone(self);
         let walk = tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
             analyzer.root.walk(&start, &request.walk, |visit| {
                 // The DETAILED analysis is needed for hotspots even at BASIC depth;
                 // the forwarding task trims it.
@@ -943,19 +991,23 @@ mod tests {
         /// how many files it read.
         async fn scan(analyzer: &Arc<Analyzer>) -> (pb::PathSummary, u64) {
             let before = analyzer.files_read();
+            let admitted = analyzer.admit().await.expect("a place");
             let mut events = analyzer
-                .analyze_path(PathRequest {
-                    path: ".".into(),
-                    walk: WalkOptions {
-                        respect_gitignore: true,
-                        max_files: 1000,
-                        threads: 2,
-                        ..Default::default()
+                .analyze_path(
+                    PathRequest {
+                        path: ".".into(),
+                        walk: WalkOptions {
+                            respect_gitignore: true,
+                            max_files: 1000,
+                            threads: 2,
+                            ..Default::default()
+                        },
+                        depth: Depth::Basic,
+                        top_hotspots: 10,
+                        summary_only: true,
                     },
-                    depth: Depth::Basic,
-                    top_hotspots: 10,
-                    summary_only: true,
-                })
+                    admitted,
+                )
                 .expect("walk starts");
             let mut summary = None;
             while let Some(event) = events.recv().await {

@@ -6,6 +6,8 @@
 //! | `MAX_FILE_BYTES` | `2097152` (2 MiB) | Largest source accepted, as text or as a file; larger files are skipped. |
 //! | `MAX_PATH_FILES` | `20000` | Most files one path request analyses; the walk stops there and says so. |
 //! | `ANALYSIS_THREADS` | number of CPU cores | Threads that walk and analyse directories in parallel. |
+//! | `MAX_CONCURRENT_ANALYSES` | `ANALYSIS_THREADS` | Requests that parse (AnalyzeCode, AnalyzePath, FindSecurityIssues, the review_file prompt) running at once; more wait for a place (1 to 4096). |
+//! | `MAX_QUEUED_ANALYSES` | `64` | Requests waiting for a place; one more is refused at once with RESOURCE_EXHAUSTED naming these variables (0: none waits; at most 1000000). |
 //! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings; and as many refusals as too deep). |
 //! | `FILE_INDEX_MAX_ENTRIES` | `100000` | Paths whose stat and content hash are remembered, so an unchanged file is not read again on the next scan; `0` reads every file every time. |
 //! | `CODE_MAX_NESTING_DEPTH` | `1000` | Deepest syntax tree (in tree levels) that is measured or scanned; deeper code is refused (`INVALID_ARGUMENT`). Trees deeper than 256 levels are measured on a thread whose stack is sized for their depth. |
@@ -39,6 +41,10 @@ pub struct Config {
     pub max_result_bytes: usize,
     /// Longest the parser may work on one file.
     pub parse_timeout: Duration,
+    /// Requests that parse running at once (`MAX_CONCURRENT_ANALYSES`).
+    pub max_concurrent_analyses: usize,
+    /// Requests waiting for one of those places (`MAX_QUEUED_ANALYSES`).
+    pub max_queued_analyses: usize,
 }
 
 /// Default of `CODE_MAX_NESTING_DEPTH`, in syntax-tree levels. Real code stays far
@@ -58,6 +64,12 @@ pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
 /// Lowest accepted `CODE_MAX_RESULT_BYTES`: room for the file totals and a few
 /// functions.
 pub const MIN_MAX_RESULT_BYTES: usize = 16 * 1024;
+/// Default of `MAX_QUEUED_ANALYSES`.
+pub const DEFAULT_MAX_QUEUED_ANALYSES: usize = 64;
+/// Highest accepted `MAX_CONCURRENT_ANALYSES`.
+pub const MAX_MAX_CONCURRENT_ANALYSES: usize = 4096;
+/// Highest accepted `MAX_QUEUED_ANALYSES`.
+pub const MAX_MAX_QUEUED_ANALYSES: usize = 1_000_000;
 
 impl Config {
     /// Reads the settings from the environment; errors name the variable.
@@ -86,11 +98,12 @@ impl Config {
                 format!("{} is not a directory", code_root.display()),
             ));
         }
+        let analysis_threads = env::parse("ANALYSIS_THREADS", default_threads())?;
         let config = Self {
             code_root,
             max_file_bytes: env::parse("MAX_FILE_BYTES", 2 * 1024 * 1024)?,
             max_path_files: env::parse("MAX_PATH_FILES", 20_000)?,
-            analysis_threads: env::parse("ANALYSIS_THREADS", default_threads())?,
+            analysis_threads,
             cache_max_entries: env::parse("CACHE_MAX_ENTRIES", 100_000)?,
             file_index_max_entries: env::parse(
                 "FILE_INDEX_MAX_ENTRIES",
@@ -102,7 +115,24 @@ impl Config {
                 "CODE_PARSE_TIMEOUT_SECS",
                 DEFAULT_PARSE_TIMEOUT.as_secs(),
             )?),
+            max_concurrent_analyses: env::parse(
+                "MAX_CONCURRENT_ANALYSES",
+                analysis_threads.clamp(1, MAX_MAX_CONCURRENT_ANALYSES),
+            )?,
+            max_queued_analyses: env::parse("MAX_QUEUED_ANALYSES", DEFAULT_MAX_QUEUED_ANALYSES)?,
         };
+        if !(1..=MAX_MAX_CONCURRENT_ANALYSES).contains(&config.max_concurrent_analyses) {
+            return Err(EnvError::new(
+                "MAX_CONCURRENT_ANALYSES",
+                format!("must be between 1 and {MAX_MAX_CONCURRENT_ANALYSES}"),
+            ));
+        }
+        if config.max_queued_analyses > MAX_MAX_QUEUED_ANALYSES {
+            return Err(EnvError::new(
+                "MAX_QUEUED_ANALYSES",
+                format!("must be at most {MAX_MAX_QUEUED_ANALYSES}"),
+            ));
+        }
         if config.parse_timeout.is_zero() {
             return Err(EnvError::new(
                 "CODE_PARSE_TIMEOUT_SECS",
@@ -142,6 +172,8 @@ impl Config {
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             parse_timeout: DEFAULT_PARSE_TIMEOUT,
+            max_concurrent_analyses: default_threads().clamp(1, MAX_MAX_CONCURRENT_ANALYSES),
+            max_queued_analyses: DEFAULT_MAX_QUEUED_ANALYSES,
         }
     }
 }

@@ -59,6 +59,11 @@ pub enum Error {
     /// An include/exclude glob is malformed.
     #[error("invalid glob {glob:?}: {message}")]
     InvalidGlob { glob: String, message: String },
+    /// As many analyses run and wait as the connector allows.
+    #[error(
+        "the code analysis connector is busy: {running} analyses are running and {queued} more are waiting, the most MAX_CONCURRENT_ANALYSES and MAX_QUEUED_ANALYSES allow; retry in a moment"
+    )]
+    Busy { running: usize, queued: usize },
     /// A bug or a failed worker thread.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +85,7 @@ impl From<Error> for Status {
                 Code::NotFound
             }
             Error::Unreadable { .. } => Code::FailedPrecondition,
+            Error::Busy { .. } => Code::ResourceExhausted,
             Error::Internal(_) => Code::Internal,
         };
         Status::new(code, error.to_string())

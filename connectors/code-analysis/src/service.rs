@@ -109,8 +109,12 @@ impl CodeAnalysis for CodeAnalysisService {
         let depth = depth(request.analysis_depth, Depth::Detailed)?;
         let analyzer = Arc::clone(&self.analyzer);
         let path = request.file_name.unwrap_or_default();
-        let mut analysis =
-            blocking(move || analyzer.analyze_code(lang, &request.code, &path, depth)).await?;
+        let admitted = self.analyzer.admit().await?;
+        let mut analysis = blocking(move || {
+            let _admitted = admitted;
+            analyzer.analyze_code(lang, &request.code, &path, depth)
+        })
+        .await?;
         if depth == Depth::Basic {
             analysis.functions.clear();
         }
@@ -141,7 +145,8 @@ impl CodeAnalysis for CodeAnalysisService {
             top_hotspots: top as usize,
             summary_only: request.summary_only.unwrap_or(false),
         };
-        let events = self.analyzer.analyze_path(path_request)?;
+        let admitted = self.analyzer.admit().await?;
+        let events = self.analyzer.analyze_path(path_request, admitted)?;
         Ok(Response::new(ReceiverStream::new(events)))
     }
 
@@ -174,7 +179,12 @@ impl CodeAnalysis for CodeAnalysisService {
                 let lang =
                     languages::resolve(request.language.as_deref(), request.file_name.as_deref())?;
                 let path = request.file_name.unwrap_or_default();
-                let findings = blocking(move || analyzer.scan_code(lang, &code, &path)).await?;
+                let admitted = self.analyzer.admit().await?;
+                let findings = blocking(move || {
+                    let _admitted = admitted;
+                    analyzer.scan_code(lang, &code, &path)
+                })
+                .await?;
                 crate::analyzer::ScanResult {
                     findings,
                     files_scanned: 1,
@@ -189,7 +199,12 @@ impl CodeAnalysis for CodeAnalysisService {
                 };
                 // Dropped with this future when the caller goes away: stops the walk.
                 let _cancel_on_drop = CancelOnDrop(Arc::clone(&scan.cancelled));
-                blocking(move || analyzer.scan_path(&scan)).await?
+                let admitted = self.analyzer.admit().await?;
+                blocking(move || {
+                    let _admitted = admitted;
+                    analyzer.scan_path(&scan)
+                })
+                .await?
             }
         };
         result
@@ -221,5 +236,74 @@ impl CodeAnalysis for CodeAnalysisService {
             })
             .collect();
         Ok(Response::new(pb::ListLanguagesResponse { languages }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt as _;
+    use tonic::Code;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn request() -> Request<pb::AnalyzeCodeRequest> {
+        Request::new(pb::AnalyzeCodeRequest {
+            code: "def f(a):\n    return a\n".to_owned(),
+            language: Some("python".to_owned()),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn requests_past_the_places_wait_and_past_the_queue_are_refused_naming_the_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let analyzer = Arc::new(
+            Analyzer::new(Config {
+                max_concurrent_analyses: 1,
+                max_queued_analyses: 1,
+                ..Config::with_root(dir.path().canonicalize().expect("root"))
+            })
+            .expect("analyzer"),
+        );
+        let service = CodeAnalysisService::new(Arc::clone(&analyzer));
+        let running = analyzer.admit().await.expect("the one place");
+
+        // A caller that goes away while waiting leaves the queue.
+        let gone = tokio::spawn({
+            let service = service.clone();
+            async move { service.analyze_code(request()).await }
+        });
+        tokio::task::yield_now().await;
+        gone.abort();
+        assert!(gone.await.expect_err("aborted").is_cancelled());
+
+        // One waits for the place...
+        let waiting = tokio::spawn({
+            let service = service.clone();
+            async move { service.analyze_code(request()).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "it waits");
+        // ...and one more is refused at once.
+        let refused = service
+            .analyze_code(request())
+            .now_or_never()
+            .expect("answered at once")
+            .expect_err("busy");
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        for setting in ["MAX_CONCURRENT_ANALYSES", "MAX_QUEUED_ANALYSES"] {
+            assert!(refused.message().contains(setting), "{}", refused.message());
+        }
+
+        // The place freed, the waiting one runs, and the places come back.
+        drop(running);
+        let answered = waiting.await.expect("joined").expect("analysed");
+        assert_eq!(answered.get_ref().language, "python");
+        service
+            .analyze_code(request())
+            .await
+            .expect("a place again");
+        service.analyze_code(request()).await.expect("and again");
     }
 }

@@ -356,15 +356,22 @@ impl Pipeline {
         if let Some(resolved) = &resolved {
             connector.clone_from(&resolved.entry.connector);
         }
-        let args = Json::Object(call.arguments.clone().unwrap_or_default());
-        self.security.authorize_given(
+        // The arguments are lent to the policy as a JSON object, not copied:
+        // a copy would cost a walk of up to max_body_bytes per call and stay
+        // alive for the whole call.
+        let args = Json::Object(call.arguments.take().unwrap_or_default());
+        let decided = self.security.authorize_given(
             call.caller.decided.take(),
             call.caller.principal.as_ref(),
             Surface::Tool,
             name,
             connector,
             &args,
-        )?;
+        );
+        if let Json::Object(map) = args {
+            call.arguments = Some(map);
+        }
+        decided?;
         let Some(resolved) = resolved else {
             return Err(match self.catalog.hidden_by(name) {
                 Some(by) => Refusal::Disabled {

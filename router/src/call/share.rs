@@ -33,7 +33,11 @@ pub fn shareable(entry: &ToolEntry) -> bool {
 const MAX_KEY_DEPTH: usize = 64;
 
 /// The sharing key of a call of `tool` by `principal` with `arguments`:
-/// `None` when the arguments are nested too deep to be worth it.
+/// `None` when the arguments are nested too deep to be worth it. A flight
+/// keeps its key for the call's life, so the key is the SHA-256 of the
+/// canonical text, not the text (arguments may be up to `max_body_bytes`);
+/// the digest resists collisions, so no client can craft arguments that
+/// join another call's flight.
 pub fn key(principal: &str, tool: &str, arguments: Option<&Map<String, Json>>) -> Option<String> {
     let mut out = String::with_capacity(principal.len() + tool.len() + 64);
     out.push_str(principal);
@@ -44,7 +48,9 @@ pub fn key(principal: &str, tool: &str, arguments: Option<&Map<String, Json>>) -
         Some(map) => canonical_object(map, &mut out, 0)?,
         None => out.push_str("{}"),
     }
-    Some(out)
+    Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        out.as_bytes(),
+    )))
 }
 
 /// JSON with object keys sorted, so that key order does not matter.
@@ -277,6 +283,9 @@ mod tests {
             deep = json!([deep]);
         }
         assert_eq!(key("p", "t", Some(&object(json!({"d": deep})))), None);
+        // What a flight keeps is a digest, whatever the arguments' size.
+        let big = object(json!({"text": "x".repeat(1 << 20)}));
+        assert_eq!(key("p", "t", Some(&big)).map(|k| k.len()), Some(64));
     }
 
     #[tokio::test]

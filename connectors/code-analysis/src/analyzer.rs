@@ -211,11 +211,27 @@ impl Analyzer {
         let running = Arc::clone(&self.running)
             .acquire_owned()
             .await
-            .map_err(|_| busy())?;
+            .map_err(|_| Error::Internal("the analysis places are closed".to_owned()))?;
         Ok(Admitted {
             _running: running,
             _admitted: admitted,
         })
+    }
+
+    /// Runs `work` (which parses) on the blocking pool in a place
+    /// [`Analyzer::admit`] gives, held until the work ends, even when its
+    /// caller has gone away.
+    pub async fn run_admitted<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let admitted = self.admit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            work()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("analysis worker failed: {e}")))?
     }
 
     /// Files read by path requests so far; a file whose `stat` is unchanged since

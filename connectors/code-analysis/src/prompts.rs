@@ -256,12 +256,10 @@ impl Prompts for ReviewPrompts {
             .to_owned();
         let focus = argument(&request.arguments, "focus").map(str::to_owned);
         let analyzer = Arc::clone(&self.analyzer);
-        let admitted = self.analyzer.admit().await?;
-        let target = blocking(move || {
-            let _admitted = admitted;
-            review_target(&analyzer, &path)
-        })
-        .await?;
+        let target = self
+            .analyzer
+            .run_admitted(move || review_target(&analyzer, &path))
+            .await?;
         names.prompt_reply(Ok::<_, Status>(render(&target, focus.as_deref())))
     }
 

@@ -89,15 +89,6 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::from(Error::Internal(format!("analysis worker failed: {e}"))))?
-        .map_err(Status::from)
-}
-
 #[tonic::async_trait]
 impl CodeAnalysis for CodeAnalysisService {
     async fn analyze_code(
@@ -109,12 +100,10 @@ impl CodeAnalysis for CodeAnalysisService {
         let depth = depth(request.analysis_depth, Depth::Detailed)?;
         let analyzer = Arc::clone(&self.analyzer);
         let path = request.file_name.unwrap_or_default();
-        let admitted = self.analyzer.admit().await?;
-        let mut analysis = blocking(move || {
-            let _admitted = admitted;
-            analyzer.analyze_code(lang, &request.code, &path, depth)
-        })
-        .await?;
+        let mut analysis = self
+            .analyzer
+            .run_admitted(move || analyzer.analyze_code(lang, &request.code, &path, depth))
+            .await?;
         if depth == Depth::Basic {
             analysis.functions.clear();
         }
@@ -179,12 +168,10 @@ impl CodeAnalysis for CodeAnalysisService {
                 let lang =
                     languages::resolve(request.language.as_deref(), request.file_name.as_deref())?;
                 let path = request.file_name.unwrap_or_default();
-                let admitted = self.analyzer.admit().await?;
-                let findings = blocking(move || {
-                    let _admitted = admitted;
-                    analyzer.scan_code(lang, &code, &path)
-                })
-                .await?;
+                let findings = self
+                    .analyzer
+                    .run_admitted(move || analyzer.scan_code(lang, &code, &path))
+                    .await?;
                 crate::analyzer::ScanResult {
                     findings,
                     files_scanned: 1,
@@ -199,12 +186,9 @@ impl CodeAnalysis for CodeAnalysisService {
                 };
                 // Dropped with this future when the caller goes away: stops the walk.
                 let _cancel_on_drop = CancelOnDrop(Arc::clone(&scan.cancelled));
-                let admitted = self.analyzer.admit().await?;
-                blocking(move || {
-                    let _admitted = admitted;
-                    analyzer.scan_path(&scan)
-                })
-                .await?
+                self.analyzer
+                    .run_admitted(move || analyzer.scan_path(&scan))
+                    .await?
             }
         };
         result

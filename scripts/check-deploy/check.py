@@ -94,7 +94,8 @@ class Binary:
     connector_name: str | None = None
 
 
-ENV_READERS = {"var", "var_os", "string", "parse", "flag", "seconds", "list"}
+# The readers of connector-kit's `env` module, and std's.
+ENV_READERS = {"var", "var_os", "string", "parse", "at_least_one", "flag", "seconds", "list"}
 READ_CALL = re.compile(r"\b(?:(?:std::)?env::)?([a-z_][a-z0-9_]*)\(\s*\"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)\"")
 CLAP_ENV = re.compile(r"\benv\s*=\s*\"([A-Z][A-Z0-9_]*)\"")
 # A helper such as `fn token(name: &str) -> ... { match env::var(name) ...`.

@@ -168,20 +168,12 @@ impl Config {
                 "JIRA_MAX_NESTING_DEPTH",
                 richtext::DEFAULT_MAX_NESTING_DEPTH,
             )?)?,
-            max_response_bytes: at_least_one(
+            max_response_bytes: env::at_least_one(
                 "JIRA_MAX_RESPONSE_BYTES",
-                env::parse("JIRA_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES)?,
+                DEFAULT_MAX_RESPONSE_BYTES,
             )?,
         })
     }
-}
-
-/// `bytes`, refused when 0 (no answer could be read).
-fn at_least_one(name: &str, bytes: usize) -> Result<usize, EnvError> {
-    if bytes == 0 {
-        return Err(EnvError::new(name, "must be at least 1 (bytes)"));
-    }
-    Ok(bytes)
 }
 
 /// Checks `JIRA_MAX_NESTING_DEPTH` against the range where the ADF stored can

@@ -52,6 +52,15 @@ where
     }
 }
 
+/// A count or size that must be at least 1 (a bound of 0 would refuse
+/// everything), or `default` when unset.
+pub fn at_least_one(name: &str, default: usize) -> Result<usize, EnvError> {
+    match parse(name, default)? {
+        0 => Err(EnvError::new(name, "must be at least 1")),
+        n => Ok(n),
+    }
+}
+
 /// A boolean (`true/false`, `1/0`, `yes/no`, `on/off`), or `default` when unset.
 pub fn flag(name: &str, default: bool) -> Result<bool, EnvError> {
     match var(name) {

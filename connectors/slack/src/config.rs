@@ -102,18 +102,10 @@ impl Config {
             },
             pacing: env::flag("SLACK_PACING", defaults.pacing)?,
             health_interval: env::seconds("SLACK_HEALTH_INTERVAL", defaults.health_interval)?,
-            max_response_bytes: match env::parse(
+            max_response_bytes: env::at_least_one(
                 "SLACK_MAX_RESPONSE_BYTES",
                 defaults.max_response_bytes,
-            )? {
-                0 => {
-                    return Err(EnvError::new(
-                        "SLACK_MAX_RESPONSE_BYTES",
-                        "must be at least 1 (bytes)",
-                    ));
-                }
-                bytes => bytes,
-            },
+            )?,
         })
     }
 }

@@ -233,3 +233,39 @@ async fn jira_prompts_respect_its_project_list() {
         .expect("completion/complete");
     assert_eq!(keys, ["OPS-"]);
 }
+
+#[tokio::test]
+async fn bounds_out_of_range_are_refused_at_start_naming_the_variable() {
+    let root = integration_tests::process::repo_root();
+    for (connector, variable, value) in [
+        ("code-analysis-connector", "MAX_CONCURRENT_ANALYSES", "0"),
+        ("code-analysis-connector", "MAX_CONCURRENT_ANALYSES", "5000"),
+        ("code-analysis-connector", "MAX_QUEUED_ANALYSES", "2000000"),
+        ("code-analysis-connector", "MAX_QUEUED_ANALYSES", "some"),
+        ("jira-connector", "JIRA_MAX_RESPONSE_BYTES", "0"),
+        ("slack-connector", "SLACK_MAX_RESPONSE_BYTES", "0"),
+    ] {
+        let binary = integration_tests::process::binary(connector).expect("binary");
+        let output = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio::process::Command::new(&binary)
+                .env("LISTEN_ADDR", "127.0.0.1:0")
+                .env("CODE_ROOT", &root)
+                .env(variable, value)
+                .stdin(std::process::Stdio::null())
+                .output(),
+        )
+        .await
+        .expect("the connector stops at once")
+        .expect("the connector runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{connector}: {variable}={value} accepted"
+        );
+        assert!(
+            stderr.contains(variable),
+            "{connector}: {variable}={value}: {stderr}"
+        );
+    }
+}

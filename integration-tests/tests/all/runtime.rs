@@ -100,34 +100,21 @@ async fn over_http_the_setting_sets_the_worker_threads() {
 async fn a_thread_count_out_of_range_is_refused_with_its_bounds() {
     let connector = calculator().await;
     let connector = spec("calculator", &connector);
-    let zero = refusal(router(
-        &[
-            "--stdio",
-            "--connector",
-            &connector,
-            "--worker-threads",
-            "0",
-        ],
-        &[],
-    ))
-    .await;
-    assert!(zero.contains("at least 1"), "{zero}");
-    let many = refusal(router(
-        &["--stdio", "--connector", &connector],
-        &[("SWITCHBOARD_WORKER_THREADS", "100000")],
-    ))
-    .await;
-    assert!(many.contains("more than 256 threads"), "{many}");
-    let word = refusal(router(
-        &[
-            "--stdio",
-            "--connector",
-            &connector,
-            "--worker-threads",
-            "many",
-        ],
-        &[],
-    ))
-    .await;
-    assert!(word.contains("not a whole number"), "{word}");
+    let base = ["--stdio", "--connector", connector.as_str()];
+    for (flag, variable, said) in [
+        (Some("0"), None, "at least 1"),
+        (None, Some("100000"), "more than 256 threads"),
+        (Some("many"), None, "not a whole number"),
+    ] {
+        let mut args = base.to_vec();
+        if let Some(value) = flag {
+            args.extend(["--worker-threads", value]);
+        }
+        let env: Vec<(&str, &str)> = variable
+            .map(|value| ("SWITCHBOARD_WORKER_THREADS", value))
+            .into_iter()
+            .collect();
+        let refused = refusal(router(&args, &env)).await;
+        assert!(refused.contains(said), "{refused}");
+    }
 }

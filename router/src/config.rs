@@ -235,7 +235,7 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Origin header values accepted over HTTP (requests without Origin pass).
     pub allowed_origins: Vec<String>,
-    /// Largest accepted HTTP request body.
+    /// Largest accepted HTTP request body, and message over stdio.
     pub max_body_bytes: usize,
     /// Over HTTP, close the SSE stream of a tool call still running after this
     /// long; the client resumes it with Last-Event-ID (SEP-1699). Off when `None`.

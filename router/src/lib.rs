@@ -41,6 +41,8 @@ pub mod session;
 pub(crate) mod stdio;
 pub mod telemetry;
 #[cfg(test)]
+pub(crate) mod testjson;
+#[cfg(test)]
 pub(crate) mod testlog;
 pub(crate) mod trace;
 pub(crate) mod transcode;

@@ -63,7 +63,7 @@ struct Cli {
         value_delimiter = ','
     )]
     allowed_origins: Vec<String>,
-    /// Largest accepted HTTP request body in bytes [default: 4194304].
+    /// Largest accepted HTTP request body, and message over stdio, in bytes [default: 4194304].
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", value_parser = maybe(parse_bytes))]
     max_body_bytes: Option<Maybe<usize>>,
     /// Over HTTP, close the SSE stream of a tool call still running after this
@@ -708,7 +708,7 @@ async fn run(config: Config, stdio: bool, listen: String) -> anyhow::Result<()> 
         });
     }
     let result = if stdio {
-        transport::serve_stdio(router, shutdown_signal()).await
+        transport::serve_stdio(router, config.max_body_bytes, shutdown_signal()).await
     } else {
         let addr = config::parse_listen(&listen)
             .map_err(anyhow::Error::msg)

@@ -69,15 +69,18 @@ static SLOW_HEADERS: LimitLog = LimitLog::new("header_read_timeout");
 
 /// Serves one MCP session over stdin/stdout until the client disconnects or
 /// `shutdown` completes. Sockets and pipes are read and written on the
-/// reactor, not the blocking pool ([`crate::stdio`]).
+/// reactor, not the blocking pool ([`crate::stdio`]); a message over
+/// `max_body_bytes` is answered with an error, not read.
 pub async fn serve_stdio(
     router: McpHandler,
+    max_body_bytes: usize,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (input, output, driven) = crate::stdio::streams();
     tracing::debug!(?driven, "standard streams");
+    let transport = crate::stdio::BoundedTransport::new(input, output, max_body_bytes);
     let service = router
-        .serve((input, output))
+        .serve(transport)
         .await
         .context("MCP handshake over stdio failed")?;
     let cancel = service.cancellation_token();

@@ -21,6 +21,10 @@
 //! Anything else (a terminal, a file redirected in) is read and written
 //! through Tokio's blocking handles, as before.
 
+mod bounded;
+
+pub use bounded::BoundedTransport;
+
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt as _;

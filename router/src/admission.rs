@@ -144,7 +144,13 @@ impl Admission {
                 else {
                     return Ok(None);
                 };
-                let args = call.params.arguments.clone().map_or(empty, Json::Object);
+                let arguments = call.params.arguments.as_ref();
+                // A decision reads the arguments only when some condition
+                // does: no copy of them otherwise.
+                let args = match arguments {
+                    Some(map) if self.security.policy.reads_args() => Json::Object(map.clone()),
+                    _ => empty,
+                };
                 (name, connector, args)
             }
             ClientRequest::ReadResourceRequest(read) => {
@@ -158,7 +164,13 @@ impl Admission {
             .security
             .decide(Some(principal), &name, &connector, &args);
         if let Decision::InsufficientScope(scopes) = decision {
-            let shown = (request.request.method() == "tools/call").then_some(&args);
+            let shown = match &request.request {
+                ClientRequest::CallToolRequest(call) => self
+                    .security
+                    .audit
+                    .arguments_text(call.params.arguments.as_ref()),
+                _ => None,
+            };
             self.security.audit(
                 Some(principal),
                 &name,
@@ -166,7 +178,7 @@ impl Admission {
                 Audited::Denied,
                 started,
                 None,
-                shown,
+                shown.as_deref(),
             );
             crate::metrics::record_denial("insufficient_scope");
             return Err(Box::new(auth.insufficient_scope(scopes).into_response()));

@@ -7,18 +7,21 @@
 //! `unauthenticated`, `rate_limited`), `duration_ms`, `trace_id` (empty when
 //! there is none), and, only when [`AuditConfig::log_arguments`] is on, the
 //! call's `arguments` as JSON: values under keys that name a secret (see
-//! [`is_secret_key`]) replaced by `"[redacted]"`, walked with an explicit stack,
-//! the whole cut to [`AuditConfig::max_argument_bytes`]. Bearer tokens never
-//! reach this module.
+//! [`is_secret_key`]) replaced by `"[redacted]"`, the whole cut to
+//! [`AuditConfig::max_argument_bytes`]. The text is written as the arguments
+//! are walked (an explicit stack) and the walk stops at the cut, so a call's
+//! audit holds at most that many bytes of its arguments, whatever their size,
+//! and never a copy of them. Bearer tokens never reach this module.
 //!
-//! Wiring: the call pipeline calls [`AuditEvent::emit`] once per call, after
-//! the outcome is known (also for refusals before the call, with the tool
-//! name as requested).
+//! Wiring: the call pipeline takes the arguments' text
+//! ([`AuditConfig::arguments_text`]) before the arguments go to the connector,
+//! and calls [`AuditEvent::emit`] once per call, after the outcome is known
+//! (also for refusals before the call, with the tool name as requested).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Default of [`AuditConfig::max_argument_bytes`].
 pub const DEFAULT_MAX_ARGUMENT_BYTES: usize = 2048;
@@ -88,8 +91,9 @@ pub struct AuditEvent<'a> {
     pub duration: Duration,
     /// The W3C trace id, if any.
     pub trace_id: Option<&'a str>,
-    /// The call's arguments (logged only when enabled).
-    pub arguments: Option<&'a Value>,
+    /// The call's arguments as logged ([`AuditConfig::arguments_text`]);
+    /// written only when [`AuditConfig::log_arguments`] is on.
+    pub arguments: Option<&'a str>,
 }
 
 /// Whether a key names a secret, compared without case, `-` or `_`: it
@@ -115,53 +119,147 @@ pub fn is_secret_key(key: &str) -> bool {
     CONTAINS.iter().any(|s| k.contains(s)) || matches!(k.as_str(), "pwd" | "auth" | "key")
 }
 
-/// A copy of `value` with every value under a secret key redacted, walked
-/// with an explicit stack (no recursion on client-shaped data).
-pub fn redact(value: &Value) -> Value {
-    let mut out = value.clone();
-    let mut stack: Vec<&mut Value> = vec![&mut out];
-    while let Some(node) = stack.pop() {
-        match node {
-            Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    if is_secret_key(k) {
-                        *v = Value::String(REDACTED.to_owned());
-                    } else {
-                        stack.push(v);
-                    }
-                }
-            }
-            Value::Array(items) => stack.extend(items.iter_mut()),
-            _ => {}
+impl AuditConfig {
+    /// `arguments` as the audit line shows them (secret values redacted, cut
+    /// to [`Self::max_argument_bytes`]), or `None` when arguments are not
+    /// logged. No arguments show as `{}`.
+    pub fn arguments_text(&self, arguments: Option<&Map<String, Value>>) -> Option<String> {
+        if !self.log_arguments {
+            return None;
         }
+        let empty = Map::new();
+        Some(redacted_text(
+            arguments.unwrap_or(&empty),
+            self.max_argument_bytes,
+        ))
     }
-    out
 }
 
-/// `s` cut to at most `max` bytes on a character boundary, marked when cut.
-fn cut(mut s: String, max: usize) -> String {
-    if s.len() <= max {
-        return s;
+/// `arguments` as compact JSON with every value under a secret key replaced by
+/// [`REDACTED`], cut to at most `max` bytes on a character boundary and marked
+/// when cut. Written while walking them with an explicit stack (no recursion
+/// on client-shaped data), stopping once past `max`: whatever their size, it
+/// holds at most `max + 1` bytes and copies nothing.
+pub fn redacted_text(arguments: &Map<String, Value>, max: usize) -> String {
+    /// An object or array being written: its remaining entries, and whether
+    /// one was written yet.
+    enum Open<'a> {
+        Object(serde_json::map::Iter<'a>, bool),
+        Array(std::slice::Iter<'a, Value>, bool),
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
+    let mut out = Capped::new(max.saturating_add(1));
+    out.put(b"{");
+    let mut stack = vec![Open::Object(arguments.iter(), false)];
+    while !out.full() {
+        let Some(open) = stack.last_mut() else { break };
+        let (key, value, written) = match open {
+            Open::Object(entries, written) => match entries.next() {
+                Some((key, value)) => (Some(key.as_str()), value, std::mem::replace(written, true)),
+                None => {
+                    out.put(b"}");
+                    stack.pop();
+                    continue;
+                }
+            },
+            Open::Array(items, written) => match items.next() {
+                Some(value) => (None, value, std::mem::replace(written, true)),
+                None => {
+                    out.put(b"]");
+                    stack.pop();
+                    continue;
+                }
+            },
+        };
+        if written {
+            out.put(b",");
+        }
+        if let Some(key) = key {
+            out.json(key);
+            out.put(b":");
+            if is_secret_key(key) {
+                out.json(REDACTED);
+                continue;
+            }
+        }
+        match value {
+            Value::Object(map) => {
+                out.put(b"{");
+                stack.push(Open::Object(map.iter(), false));
+            }
+            Value::Array(items) => {
+                out.put(b"[");
+                stack.push(Open::Array(items.iter(), false));
+            }
+            scalar => out.json(scalar),
+        }
     }
-    s.truncate(end);
-    s.push_str("…[truncated]");
-    s
+    out.cut(max)
+}
+
+/// Bytes written up to a cap; what comes after it is not kept.
+struct Capped {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(cap.min(4096)),
+            cap,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.bytes.len() >= self.cap
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Writes `value` as JSON, stopping at the cap (a long string is not
+    /// escaped past it).
+    fn json(&mut self, value: &(impl serde::Serialize + ?Sized)) {
+        // The only error is the cap reached.
+        let _ = serde_json::to_writer(&mut *self, value);
+    }
+
+    /// The text, cut to at most `max` bytes on a character boundary and
+    /// marked when anything was left out.
+    fn cut(mut self, max: usize) -> String {
+        if self.bytes.len() <= max {
+            return String::from_utf8_lossy(&self.bytes).into_owned();
+        }
+        let mut end = max;
+        // A continuation byte is inside a character.
+        while end > 0 && self.bytes[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        self.bytes.truncate(end);
+        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        text.push_str("…[truncated]");
+        text
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.full() {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.put(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl AuditEvent<'_> {
-    /// The arguments field as logged, or `None` when arguments are not logged.
-    pub fn arguments_field(&self, config: &AuditConfig) -> Option<String> {
-        if !config.log_arguments {
-            return None;
-        }
-        let args = self.arguments?;
-        Some(cut(redact(args).to_string(), config.max_argument_bytes))
-    }
-
     /// Writes the audit line.
     pub fn emit(&self, config: &AuditConfig) {
         let time_unix_ms = SystemTime::now()
@@ -171,7 +269,7 @@ impl AuditEvent<'_> {
         let principal = self.principal.unwrap_or("");
         let duration_ms = self.duration.as_secs_f64() * 1000.0;
         let trace_id = self.trace_id.unwrap_or("");
-        match self.arguments_field(config) {
+        match self.arguments.filter(|_| config.log_arguments) {
             Some(arguments) => tracing::info!(
                 target: "audit",
                 time_unix_ms,
@@ -240,7 +338,7 @@ mod tests {
             .collect()
     }
 
-    fn event<'a>(args: &'a Value, outcome: Outcome) -> AuditEvent<'a> {
+    fn event(args: &str, outcome: Outcome) -> AuditEvent<'_> {
         AuditEvent {
             principal: Some("alice"),
             tool: "database_query",
@@ -254,8 +352,8 @@ mod tests {
 
     #[test]
     fn one_line_on_the_audit_target_with_every_field() {
-        let args = json!({"sql": "select 1"});
-        let logged = lines(|| event(&args, Outcome::Ok).emit(&AuditConfig::default()));
+        let logged =
+            lines(|| event(r#"{"sql":"select 1"}"#, Outcome::Ok).emit(&AuditConfig::default()));
         assert_eq!(logged.len(), 1);
         let line = &logged[0];
         assert_eq!(line["target"], "audit");
@@ -292,14 +390,13 @@ mod tests {
                 "rate_limited"
             ]
         );
-        let args = json!({});
-        let logged = lines(|| event(&args, Outcome::RateLimited).emit(&AuditConfig::default()));
+        let logged = lines(|| event("{}", Outcome::RateLimited).emit(&AuditConfig::default()));
         assert_eq!(logged[0]["fields"]["outcome"], "rate_limited");
     }
 
     #[test]
     fn an_unauthenticated_call_has_an_empty_principal() {
-        let mut e = event(&Value::Null, Outcome::Unauthenticated);
+        let mut e = event("{}", Outcome::Unauthenticated);
         e.principal = None;
         e.trace_id = None;
         let logged = lines(|| e.emit(&AuditConfig::default()));
@@ -319,7 +416,8 @@ mod tests {
             log_arguments: true,
             ..AuditConfig::default()
         };
-        let logged = lines(|| event(&args, Outcome::ToolError).emit(&config));
+        let text = config.arguments_text(args.as_object()).expect("on");
+        let logged = lines(|| event(&text, Outcome::ToolError).emit(&config));
         let text = logged[0]["fields"]["arguments"]
             .as_str()
             .unwrap_or("")
@@ -339,11 +437,27 @@ mod tests {
             log_arguments: true,
             max_argument_bytes: 101,
         };
-        let field = event(&big, Outcome::Ok)
-            .arguments_field(&small)
-            .expect("on");
+        let field = small.arguments_text(big.as_object()).expect("on");
         assert!(field.ends_with("…[truncated]"), "{field}");
         assert!(field.len() <= 101 + "…[truncated]".len());
+        assert_eq!(AuditConfig::default().arguments_text(big.as_object()), None);
+        assert_eq!(config.arguments_text(None).as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn huge_arguments_give_a_text_within_the_bound() {
+        // 4 MiB in one string and a million numbers: the text stops at the
+        // cut (the writer holds at most max + 1 bytes).
+        let args = json!({
+            "text": "x".repeat(4 << 20),
+            "numbers": (0..1_000_000).collect::<Vec<u32>>(),
+        });
+        let map = args.as_object().expect("an object");
+        for max in [0, 1, 10, 2048] {
+            let text = redacted_text(map, max);
+            assert!(text.ends_with("…[truncated]"), "{text}");
+            assert!(text.len() <= max + "…[truncated]".len(), "{max}: {text}");
+        }
     }
 
     #[test]
@@ -379,7 +493,8 @@ mod tests {
                 json!({"level": v})
             };
         }
-        let r = redact(&v);
+        let text = redacted_text(v.as_object().expect("an object"), usize::MAX);
+        let r: Value = serde_json::from_str(&text).expect("the text is JSON");
         let mut node = &r;
         loop {
             node = match node {
@@ -390,5 +505,70 @@ mod tests {
         }
         assert_eq!(node["password"], REDACTED);
         assert_eq!(node["keep"], 1);
+    }
+
+    /// What the audit showed before it wrote its text while walking: a
+    /// redacted copy, serialized whole, then cut.
+    fn copied_then_cut(value: &Value, max: usize) -> String {
+        fn redact(value: &mut Value) {
+            match value {
+                Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        if is_secret_key(k) {
+                            *v = Value::String(REDACTED.to_owned());
+                        } else {
+                            redact(v);
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(redact),
+                _ => {}
+            }
+        }
+        let mut copy = value.clone();
+        redact(&mut copy);
+        let mut text = copy.to_string();
+        if text.len() <= max {
+            return text;
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("…[truncated]");
+        text
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the arguments and the cut, the text is the one a redacted
+        /// copy, serialized and cut, would give.
+        #[test]
+        fn the_text_is_what_a_redacted_copy_would_read(
+            args in proptest::collection::vec(
+                (secretish_key(), crate::testjson::any_json(secretish_key())),
+                0..6,
+            ),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let map: Map<String, Value> = args.into_iter().collect();
+            let value = Value::Object(map.clone());
+            let whole = copied_then_cut(&value, usize::MAX);
+            let max = cut.index(whole.len() + 2);
+            proptest::prop_assert_eq!(redacted_text(&map, usize::MAX), whole);
+            proptest::prop_assert_eq!(redacted_text(&map, max), copied_then_cut(&value, max));
+        }
+    }
+
+    fn secretish_key() -> impl proptest::strategy::Strategy<Value = String> + Clone {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("password".to_owned()),
+            Just("api_key".to_owned()),
+            Just("Authorization".to_owned()),
+            "[a-zA-Zé_-]{0,6}",
+        ]
     }
 }

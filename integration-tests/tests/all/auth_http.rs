@@ -341,19 +341,13 @@ async fn the_policy_lists_steps_up_and_hides_per_principal() {
     let mut listed = tool_names(&carol).await;
     listed.sort();
     assert_eq!(listed, ["calc_add", "calc_divide", "calc_echo"]);
-    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-        "params": {"name": "calc_divide", "arguments": {"dividend": 7, "divisor": 2},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let response = reqwest::Client::new()
-        .post(router.resource())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .bearer_auth(&carol_token)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("POST tools/call");
+    let response = post_call(
+        &router,
+        &carol_token,
+        "calc_divide",
+        json!({"dividend": 7, "divisor": 2}),
+    )
+    .await;
     assert_eq!(response.status(), 403);
     assert_eq!(
         challenge(&response),
@@ -430,6 +424,61 @@ async fn audit_args_logs_arguments_with_secrets_redacted() {
     );
     let log = std::fs::read_to_string(&router.log).unwrap_or_default();
     assert!(!log.contains("hunter2-secret"), "the secret is not logged");
+
+    // Refused at the front door (an analyst without db:read): the line shows
+    // the arguments too, redacted.
+    let erin = token(
+        &provider,
+        &router,
+        "erin",
+        "calc:read",
+        json!({"groups": ["analysts"]}),
+    );
+    let response = post_call(
+        &router,
+        &erin,
+        "calc_divide",
+        json!({"dividend": 7, "divisor": 2, "password": "front-door-secret"}),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
+    let audit = router.audit_lines();
+    let line = audit
+        .iter()
+        .find(|l| l["principal"] == "erin")
+        .unwrap_or_else(|| panic!("the refusal audited: {audit:?}"));
+    assert_eq!(line["outcome"], "denied", "{line}");
+    assert_eq!(
+        line["arguments"], r#"{"dividend":7,"divisor":2,"password":"[redacted]"}"#,
+        "{line}"
+    );
+    let log = std::fs::read_to_string(&router.log).unwrap_or_default();
+    assert!(
+        !log.contains("front-door-secret"),
+        "the secret is not logged"
+    );
+}
+
+/// One stateless (2026-07-28) `tools/call` POSTed with `bearer`.
+async fn post_call(
+    router: &SecuredRouter,
+    bearer: &str,
+    name: &str,
+    arguments: Value,
+) -> reqwest::Response {
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": name, "arguments": arguments,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    reqwest::Client::new()
+        .post(router.resource())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(bearer)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST tools/call")
 }
 
 fn run_policy(args: &[&str]) -> (bool, String, String) {

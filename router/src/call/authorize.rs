@@ -271,7 +271,7 @@ impl Security {
         outcome: Audited,
         started: std::time::Instant,
         trace_id: Option<&str>,
-        arguments: Option<&Json>,
+        arguments: Option<&str>,
     ) {
         AuditEvent {
             principal: principal.map(|p| p.sub.as_str()),

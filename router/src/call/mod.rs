@@ -268,12 +268,9 @@ impl Pipeline {
     /// A tool call through every stage, in a tracing span, with its audit line.
     pub async fn call_tool(&self, mut call: ToolCall) -> Result<CallToolResult, CallError> {
         let started = Instant::now();
-        // Kept for the audit line only when it logs them.
-        let audited_arguments = self
-            .security
-            .audit
-            .log_arguments
-            .then(|| Json::Object(call.arguments.clone().unwrap_or_default()));
+        // Their text as the audit line shows them, taken now (only when it
+        // logs them): the arguments themselves go to the connector.
+        let audited_arguments = self.security.audit.arguments_text(call.arguments.as_ref());
         let span = tracing::info_span!(
             "tool_call",
             tool = %call.name,
@@ -337,7 +334,7 @@ impl Pipeline {
             outcome,
             started,
             call.caller.trace_id(),
-            audited_arguments.as_ref(),
+            audited_arguments.as_deref(),
         );
         result
     }

@@ -368,6 +368,12 @@ impl Policy {
         self.shared_results.iter().any(|p| glob::matches(p, tool))
     }
 
+    /// Whether some rule's `when` reads `args`: only then does a decision
+    /// depend on a call's arguments.
+    pub fn reads_args(&self) -> bool {
+        self.bound.args
+    }
+
     /// Whether a policy was given (else everything is allowed).
     pub fn is_enforcing(&self) -> bool {
         self.rules.is_some()

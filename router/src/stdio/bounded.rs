@@ -64,6 +64,8 @@ where
     inner: AsyncRwTransport<RoleServer, Observed<R>, W>,
     found: Arc<Found>,
     max_bytes: usize,
+    /// The input ended: what was found before its end is still answered.
+    ended: bool,
 }
 
 impl<R, W> BoundedTransport<R, W>
@@ -83,6 +85,7 @@ where
             inner,
             found,
             max_bytes,
+            ended: false,
         }
     }
 
@@ -141,11 +144,19 @@ where
                     Kind::Notification => {}
                 }
             }
+            if self.ended {
+                return None;
+            }
             // rmcp's receive keeps a line it has begun across cancellation
             // (its service loop polls it in a select too).
             tokio::select! {
                 biased;
-                message = self.inner.receive() => return message,
+                message = self.inner.receive() => match message {
+                    Some(message) => return Some(message),
+                    // A line over the bound just before the end may have
+                    // been found by the same read.
+                    None => self.ended = true,
+                },
                 () = self.found.notify.notified() => {}
             }
         }
@@ -704,6 +715,195 @@ mod tests {
                     scanner.feed(chunk);
                 }
                 prop_assert_eq!(scanner.kind(), expected(&unique), "{}", line);
+            }
+        }
+    }
+
+    mod transport {
+        use proptest::prelude::*;
+        use rmcp::model::JsonRpcMessage;
+        use serde_json::{Value, json};
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        use super::super::*;
+
+        /// The bound these tests give the transport.
+        const MAX: usize = 512;
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Sent {
+            Request,
+            Notification,
+            Answer,
+        }
+
+        /// One line of `kind` with id `id`, padded by `pad` bytes, `id` first
+        /// or last.
+        fn line(kind: Sent, id: i64, pad: usize, id_last: bool) -> String {
+            let pad = "p".repeat(pad);
+            let body = match kind {
+                Sent::Request => json!({"method": "tools/call",
+                    "params": {"name": "t", "arguments": {"pad": pad}}}),
+                Sent::Notification => json!({"method": "notifications/progress",
+                    "params": {"progressToken": "t", "progress": 1, "message": pad}}),
+                Sent::Answer => json!({"result": {"pad": pad}}),
+            };
+            let Value::Object(body) = body else {
+                unreachable!("an object")
+            };
+            let mut text = String::from("{");
+            if !id_last && kind != Sent::Notification {
+                text.push_str(&format!(r#""id":{id},"#));
+            }
+            for (k, v) in &body {
+                text.push_str(&format!("{}:{v},", Value::from(k.as_str())));
+            }
+            text.push_str(r#""jsonrpc":"2.0""#);
+            if id_last && kind != Sent::Notification {
+                text.push_str(&format!(r#","id":{id}"#));
+            }
+            text.push('}');
+            text
+        }
+
+        /// What the router sees and what the client reads back, for `lines`
+        /// written in pieces of `piece` bytes.
+        async fn exchange(
+            lines: Vec<String>,
+            piece: usize,
+            max: usize,
+        ) -> (Vec<ClientJsonRpcMessage>, Vec<Value>) {
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let (server_in, server_out) = tokio::io::split(server);
+            let (client_in, mut client_out) = tokio::io::split(client);
+            let mut transport = BoundedTransport::new(server_in, server_out, max);
+            let write = async move {
+                let mut all = Vec::new();
+                for line in lines {
+                    all.extend_from_slice(line.as_bytes());
+                    all.push(b'\n');
+                }
+                for chunk in all.chunks(piece) {
+                    client_out.write_all(chunk).await.expect("write");
+                }
+                client_out.shutdown().await.expect("end of input");
+            };
+            let serve = async move {
+                let mut received = Vec::new();
+                while let Some(message) = transport.receive().await {
+                    received.push(message);
+                }
+                transport.close().await.expect("close");
+                received
+            };
+            let read = async move {
+                let mut answers = Vec::new();
+                let mut lines = BufReader::new(client_in).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    answers.push(serde_json::from_str::<Value>(&line).expect("JSON"));
+                }
+                answers
+            };
+            let ((), received, answers) = tokio::join!(write, serve, read);
+            (received, answers)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Lines of every kind around the bound, in any order and any
+            /// pieces: each line within the bound reaches the router as it
+            /// was, each request over it is answered with its id, each answer
+            /// over it reaches the router as an error for its id, and nothing
+            /// else comes back.
+            #[test]
+            fn every_line_is_delivered_or_answered_exactly_once(
+                sent in prop::collection::vec(
+                    (
+                        prop_oneof![Just(Sent::Request), Just(Sent::Notification), Just(Sent::Answer)],
+                        prop_oneof![0usize..64, (MAX - 140)..(MAX - 40), MAX..(MAX * 20)],
+                        any::<bool>(),
+                    ),
+                    1..24,
+                ),
+                piece in prop_oneof![1usize..16, 16usize..5000],
+            ) {
+                let lines: Vec<(Sent, i64, String)> = sent
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(kind, pad, id_last))| {
+                        let id = i as i64;
+                        (kind, id, line(kind, id, pad, id_last))
+                    })
+                    .collect();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let (received, answers) = runtime
+                    .block_on(exchange(lines.iter().map(|(_, _, l)| l.clone()).collect(), piece, MAX));
+
+                let mut expect_received = Vec::new();
+                let mut expect_answered = Vec::new();
+                for (kind, id, text) in &lines {
+                    let over = text.len() > MAX;
+                    match (kind, over) {
+                        (_, false) => expect_received.push((*kind, *id, false)),
+                        (Sent::Request, true) => expect_answered.push(*id),
+                        (Sent::Answer, true) => expect_received.push((*kind, *id, true)),
+                        (Sent::Notification, true) => {}
+                    }
+                }
+                let got_received: Vec<(Sent, i64, bool)> = received
+                    .iter()
+                    .map(|m| match m {
+                        JsonRpcMessage::Request(r) => (Sent::Request, id_number(&r.id), false),
+                        JsonRpcMessage::Notification(_) => (Sent::Notification, -1, false),
+                        JsonRpcMessage::Response(r) => (Sent::Answer, id_number(&r.id), false),
+                        JsonRpcMessage::Error(e) => {
+                            (Sent::Answer, e.id.as_ref().map_or(-2, id_number), true)
+                        }
+                    })
+                    .collect();
+                let expect_received: Vec<(Sent, i64, bool)> = expect_received
+                    .into_iter()
+                    .map(|(k, id, e)| (k, if k == Sent::Notification { -1 } else { id }, e))
+                    .collect();
+                // Lines over the bound are handled when found: order within
+                // each kind is kept.
+                let mut sorted_got = got_received.clone();
+                let mut sorted_expected = expect_received.clone();
+                sorted_got.sort_by_key(|&(_, id, e)| (id, e));
+                sorted_expected.sort_by_key(|&(_, id, e)| (id, e));
+                prop_assert_eq!(sorted_got, sorted_expected);
+                let answered: Vec<i64> = answers
+                    .iter()
+                    .map(|a| {
+                        assert_eq!(a["error"]["data"]["setting"], "max_body_bytes", "{a}");
+                        a["id"].as_i64().unwrap_or(-2)
+                    })
+                    .collect();
+                prop_assert_eq!(answered, expect_answered);
+            }
+        }
+
+        /// Many lines over the bound in one read: reading stops while
+        /// [`MAX_UNANSWERED`] wait, and every one is answered, in order.
+        #[tokio::test]
+        async fn a_flood_of_lines_over_the_bound_is_answered_in_order() {
+            let lines: Vec<String> = (0..200)
+                .map(|id| format!(r#"{{"id":{id},"method":"tools/call"}}"#))
+                .collect();
+            let (received, answers) = exchange(lines, 1 << 20, 8).await;
+            assert!(received.is_empty(), "{received:?}");
+            let ids: Vec<i64> = answers.iter().filter_map(|a| a["id"].as_i64()).collect();
+            assert_eq!(ids, (0..200).collect::<Vec<i64>>());
+        }
+
+        fn id_number(id: &RequestId) -> i64 {
+            match id {
+                RequestId::Number(n) => *n,
+                RequestId::String(_) => -3,
             }
         }
     }

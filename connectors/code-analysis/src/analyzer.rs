@@ -86,6 +86,57 @@ pub struct ScanResult {
     pub truncated: bool,
 }
 
+/// What one cache entry costs besides its value: its key, the `Arc` and the
+/// cache's own bookkeeping (estimated).
+const ENTRY_OVERHEAD_BYTES: usize = 160;
+
+/// A content-hash cache bounded both ways: at most `CACHE_MAX_ENTRIES`
+/// entries and `CODE_CACHE_MAX_BYTES` of memory (as `bytes` estimates each value).
+/// Every entry weighs at least `CODE_CACHE_MAX_BYTES / CACHE_MAX_ENTRIES` (rounded
+/// up), so no more than `CACHE_MAX_ENTRIES` fit; the cache evicts past
+/// `CODE_CACHE_MAX_BYTES` of weight. Either at 0 caches nothing.
+fn weighed_cache<V>(config: &Config, bytes: fn(&V) -> usize) -> Cache<Key, V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    let (max_bytes, max_entries) = (config.cache_max_bytes, config.cache_max_entries);
+    if max_bytes == 0 || max_entries == 0 {
+        return Cache::new(0);
+    }
+    let floor = max_bytes.div_ceil(max_entries);
+    Cache::builder()
+        .max_capacity(max_bytes)
+        .weigher(move |_key, value: &V| {
+            let weight = u64::try_from(bytes(value).saturating_add(ENTRY_OVERHEAD_BYTES))
+                .unwrap_or(u64::MAX)
+                .max(floor);
+            u32::try_from(weight).unwrap_or(u32::MAX)
+        })
+        .build()
+}
+
+/// The memory a cached analysis takes, estimated: its encoded size (each
+/// string's bytes, a few per number) and the in-memory size of each message
+/// in it (where a number takes 8 bytes, a string or a list 24 more).
+fn analysis_bytes(analysis: &pb::FileAnalysis) -> usize {
+    use std::mem::size_of;
+    prost::Message::encoded_len(analysis)
+        + size_of::<pb::FileAnalysis>()
+        + analysis.functions.len() * size_of::<pb::FunctionMetrics>()
+        + analysis.parse_errors.len() * size_of::<pb::SyntaxError>()
+        + analysis.refactoring_opportunities.len() * size_of::<pb::RefactoringOpportunity>()
+        + analysis.test_suggestions.len() * size_of::<pb::TestSuggestion>()
+}
+
+/// [`analysis_bytes`] for a file's findings.
+fn findings_bytes(findings: &Arc<Vec<pb::Finding>>) -> usize {
+    findings
+        .iter()
+        .map(|f| prost::Message::encoded_len(f) + std::mem::size_of::<pb::Finding>())
+        .sum::<usize>()
+        + std::mem::size_of::<Vec<pb::Finding>>()
+}
+
 /// Metrics, findings and their caches; shared by all requests.
 pub struct Analyzer {
     config: Config,
@@ -114,6 +165,7 @@ impl std::fmt::Debug for Analyzer {
         f.debug_struct("Analyzer")
             .field("root", &self.root)
             .field("cached_analyses", &self.analyses.entry_count())
+            .field("cached_analyses_bytes", &self.analyses.weighted_size())
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
@@ -159,8 +211,8 @@ impl Analyzer {
         }
         Ok(Self {
             root: CodeRoot::new(config.code_root.clone()),
-            analyses: Cache::new(config.cache_max_entries),
-            findings: Cache::new(config.cache_max_entries),
+            analyses: weighed_cache(&config, |a| analysis_bytes(a)),
+            findings: weighed_cache(&config, findings_bytes),
             too_deep: Cache::new(config.cache_max_entries),
             index: FileIndex::new(config.file_index_max_entries),
             running: Arc::new(Semaphore::new(
@@ -917,6 +969,74 @@ mod tests {
                 ..Default::default()
             },
             cancelled: Arc::new(AtomicBool::new(cancelled)),
+        }
+    }
+
+    /// Source with `functions` functions, distinct for each `seed`.
+    fn functions(seed: usize, functions: usize) -> String {
+        (0..functions)
+            .map(|f| format!("def f_{seed}_{f}(a):\n    if a:\n        return {f}\n    return a\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_caches_hold_at_most_their_bytes_and_their_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("root");
+        // A result of 40 functions weighs over 10 KiB: a 64 KiB cache holds
+        // a few of them, however many entries it may have.
+        let analyzer = Analyzer::new(Config {
+            cache_max_bytes: 64 * 1024,
+            ..Config::with_root(root.clone())
+        })
+        .expect("analyzer");
+        let first = analyzer
+            .analyze_code(LANG::Python, &functions(0, 40), "", Depth::Basic)
+            .expect("analysis");
+        assert!(analysis_bytes(&first) > 40 * std::mem::size_of::<pb::FunctionMetrics>());
+        for seed in 1..200 {
+            let code = functions(seed, 40);
+            analyzer
+                .analyze_code(LANG::Python, &code, "", Depth::Basic)
+                .expect("analysis");
+            analyzer.scan_code(LANG::Python, &code, "").expect("scan");
+        }
+        analyzer.analyses.run_pending_tasks();
+        analyzer.findings.run_pending_tasks();
+        assert!(
+            analyzer.analyses.weighted_size() <= 64 * 1024,
+            "{analyzer:?}"
+        );
+        assert!(analyzer.analyses.entry_count() < 10, "{analyzer:?}");
+        assert!(analyzer.findings.weighted_size() <= 64 * 1024);
+
+        // Small results: the entries are the bound.
+        let analyzer = Analyzer::new(Config {
+            cache_max_entries: 5,
+            ..Config::with_root(root.clone())
+        })
+        .expect("analyzer");
+        for seed in 0..50 {
+            analyzer
+                .analyze_code(LANG::Python, &functions(seed, 1), "", Depth::Basic)
+                .expect("analysis");
+        }
+        analyzer.analyses.run_pending_tasks();
+        assert!(analyzer.analyses.entry_count() <= 5, "{analyzer:?}");
+        assert!(analyzer.analyses.entry_count() > 0, "{analyzer:?}");
+
+        // Either at 0: nothing is kept.
+        let analyzer = Analyzer::new(Config {
+            cache_max_bytes: 0,
+            ..Config::with_root(root)
+        })
+        .expect("analyzer");
+        let code = functions(0, 1);
+        for _ in 0..2 {
+            let analysis = analyzer
+                .analyze_code(LANG::Python, &code, "", Depth::Basic)
+                .expect("analysis");
+            assert!(!analysis.from_cache);
         }
     }
 

@@ -9,6 +9,7 @@
 //! | `MAX_CONCURRENT_ANALYSES` | `ANALYSIS_THREADS` | Requests that parse (AnalyzeCode, AnalyzePath, FindSecurityIssues, the review_file prompt) running at once; more wait for a place (1 to 4096). |
 //! | `MAX_QUEUED_ANALYSES` | `64` | Requests waiting for a place; one more is refused at once with RESOURCE_EXHAUSTED naming these variables (0: none waits; at most 1000000). |
 //! | `CACHE_MAX_ENTRIES` | `100000` | Results kept in the content-hash cache (per kind: metrics, findings; and as many refusals as too deep). |
+//! | `CODE_CACHE_MAX_BYTES` | `268435456` (256 MiB) | Memory the cached results may take, estimated, in each of the metrics and findings caches; the least useful are evicted past it (`0`: nothing is cached). |
 //! | `FILE_INDEX_MAX_ENTRIES` | `100000` | Paths whose stat and content hash are remembered, so an unchanged file is not read again on the next scan; `0` reads every file every time. |
 //! | `CODE_MAX_NESTING_DEPTH` | `1000` | Deepest syntax tree (in tree levels) that is measured or scanned; deeper code is refused (`INVALID_ARGUMENT`). Trees deeper than 256 levels are measured on a thread whose stack is sized for their depth. |
 //! | `CODE_MAX_RESULT_BYTES` | `1048576` (1 MiB) | Largest encoded analysis of one file; functions past it are left out and the result says so. |
@@ -18,6 +19,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use connector_kit::env::{self, EnvError};
+
+/// Default of `CODE_CACHE_MAX_BYTES`: the analyses of 3000 files of Rust
+/// crates weighed 7 KiB each on average, so about 36,000 such files' results.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Settings of the code-analysis connector.
 #[derive(Debug, Clone)]
@@ -32,6 +37,9 @@ pub struct Config {
     pub analysis_threads: usize,
     /// Capacity of each content-hash cache, in entries.
     pub cache_max_entries: u64,
+    /// Capacity of the metrics and of the findings cache, each in bytes of
+    /// memory their results take (estimated).
+    pub cache_max_bytes: u64,
     /// Capacity of the file index (path → stat and content hash), in paths; 0
     /// turns it off.
     pub file_index_max_entries: u64,
@@ -105,6 +113,7 @@ impl Config {
             max_path_files: env::parse("MAX_PATH_FILES", 20_000)?,
             analysis_threads,
             cache_max_entries: env::parse("CACHE_MAX_ENTRIES", 100_000)?,
+            cache_max_bytes: env::parse("CODE_CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES)?,
             file_index_max_entries: env::parse(
                 "FILE_INDEX_MAX_ENTRIES",
                 crate::file_index::DEFAULT_MAX_ENTRIES,
@@ -168,6 +177,7 @@ impl Config {
             max_path_files: 20_000,
             analysis_threads: default_threads(),
             cache_max_entries: 100_000,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             file_index_max_entries: crate::file_index::DEFAULT_MAX_ENTRIES,
             max_nesting_depth: DEFAULT_MAX_NESTING_DEPTH,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,

@@ -66,7 +66,14 @@ where
     max_bytes: usize,
     /// The input ended: what was found before its end is still answered.
     ended: bool,
+    /// An answer being written. Kept here, not in `receive`'s future: rmcp
+    /// drops that future whenever another event comes first, and a write
+    /// dropped halfway would leave half a line on the output.
+    sending: Option<Sending>,
 }
+
+/// A write of rmcp's transport, in progress.
+type Sending = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 impl<R, W> BoundedTransport<R, W>
 where
@@ -86,6 +93,7 @@ where
             found,
             max_bytes,
             ended: false,
+            sending: None,
         }
     }
 
@@ -123,7 +131,15 @@ where
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
         loop {
-            while let Some(line) = self.found.next() {
+            if let Some(sending) = self.sending.as_mut() {
+                let sent = sending.await;
+                self.sending = None;
+                if let Err(error) = sent {
+                    tracing::debug!(%error, "an answer to a message over max_body_bytes could not be written");
+                    return None;
+                }
+            }
+            if let Some(line) = self.found.next() {
                 tracing::warn!(
                     bytes = line.bytes,
                     max_body_bytes = self.max_bytes,
@@ -131,18 +147,14 @@ where
                     "a message over stdio is over max_body_bytes: not read"
                 );
                 let error = self.too_large(&line);
-                match line.kind {
-                    Kind::Request(id) => {
-                        let answer = ServerJsonRpcMessage::error(error, Some(id));
-                        self.inner.send(answer).await.ok()?;
-                    }
-                    Kind::Unknown => {
-                        let answer = ServerJsonRpcMessage::error(error, None);
-                        self.inner.send(answer).await.ok()?;
-                    }
+                let answer = match line.kind {
+                    Kind::Request(id) => ServerJsonRpcMessage::error(error, Some(id)),
+                    Kind::Unknown => ServerJsonRpcMessage::error(error, None),
                     Kind::Answer(id) => return Some(ClientJsonRpcMessage::error(error, Some(id))),
-                    Kind::Notification => {}
-                }
+                    Kind::Notification => continue,
+                };
+                self.sending = Some(Box::pin(self.inner.send(answer)));
+                continue;
             }
             if self.ended {
                 return None;
@@ -898,6 +910,42 @@ mod tests {
             assert!(received.is_empty(), "{received:?}");
             let ids: Vec<i64> = answers.iter().filter_map(|a| a["id"].as_i64()).collect();
             assert_eq!(ids, (0..200).collect::<Vec<i64>>());
+        }
+
+        /// rmcp's service loop polls `receive` in a select and drops it when
+        /// another branch is ready: an answer being written when that
+        /// happens is still written whole, once.
+        #[tokio::test]
+        async fn an_answer_cut_off_by_a_cancelled_receive_is_written_whole_once() {
+            // Pipes of 64 bytes: the answer (about 300) waits for the client
+            // to read.
+            let (client, server) = tokio::io::duplex(64);
+            let (server_in, server_out) = tokio::io::split(server);
+            let (client_in, mut client_out) = tokio::io::split(client);
+            let mut transport = BoundedTransport::new(server_in, server_out, 8);
+            client_out
+                .write_all(b"{\"id\":1,\"method\":\"m\"}\n")
+                .await
+                .expect("write");
+            let cut =
+                tokio::time::timeout(std::time::Duration::from_millis(200), transport.receive())
+                    .await;
+            assert!(cut.is_err(), "the answer cannot be written yet: {cut:?}");
+            client_out.shutdown().await.expect("end of input");
+            let read = tokio::spawn(async move {
+                let mut lines = BufReader::new(client_in).lines();
+                let mut answers = Vec::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    answers.push(line);
+                }
+                answers
+            });
+            assert!(transport.receive().await.is_none(), "the input ended");
+            drop(transport);
+            let answers = read.await.expect("reader");
+            assert_eq!(answers.len(), 1, "{answers:?}");
+            let answer: Value = serde_json::from_str(&answers[0]).expect("a whole JSON line");
+            assert_eq!(answer["id"], 1, "{answer}");
         }
 
         fn id_number(id: &RequestId) -> i64 {

@@ -526,7 +526,7 @@ impl Analyzer {
                 limit,
             });
         }
-        let file = std::fs::File::open(path).map_err(|e| unreadable(relative, &e))?;
+        let file = open_regular(path).map_err(|e| unreadable(relative, &e))?;
         let mut bytes = Vec::new();
         // The size is a hint (the file may change); +1 to see the end at once.
         let _ = bytes.try_reserve_exact(usize::try_from(size).unwrap_or(0).saturating_add(1));
@@ -873,6 +873,28 @@ fn labelled(findings: &[pb::Finding], path: &str) -> Vec<pb::Finding> {
         .collect()
 }
 
+/// Opens `path` to read it, only if it is a regular file, and never waits to
+/// open it: a named pipe (or a device) put where a file was seen would block
+/// `open` until someone writes to it, holding a worker thread for good. Opened
+/// non-blocking (which a regular file ignores) and without following a final
+/// symbolic link (the paths read are resolved ones: a link there now was put
+/// there since), then checked on the open file.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
+}
+
 fn unreadable(relative: &str, e: &std::io::Error) -> Error {
     Error::Unreadable {
         path: relative.to_owned(),
@@ -1038,6 +1060,42 @@ mod tests {
                 .expect("analysis");
             assert!(!analysis.from_cache);
         }
+    }
+
+    #[test]
+    fn a_named_pipe_where_a_file_was_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("root");
+        let pipe = root.join("pipe.py");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let analyzer = Analyzer::new(Config::with_root(root.clone())).expect("analyzer");
+        let (done, result) = std::sync::mpsc::channel();
+        let read = pipe.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(analyzer.read_text(&read, "pipe.py").map(|_| ()));
+        });
+        let outcome = result.recv_timeout(std::time::Duration::from_secs(20));
+        if outcome.is_err() {
+            // Free the reader stuck in open() before failing.
+            let _ = std::fs::OpenOptions::new().write(true).open(&pipe);
+        }
+        let refused = outcome.expect("an answer, not a wait for a writer");
+        let error = refused.expect_err("a pipe is not read").to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        // A link put where a resolved path was is not followed.
+        std::fs::write(root.join("real.py"), "x = 1\n").expect("write");
+        std::os::unix::fs::symlink(root.join("real.py"), root.join("link.py")).expect("link");
+        let analyzer = Analyzer::new(Config::with_root(root.clone())).expect("analyzer");
+        assert!(
+            analyzer
+                .read_text(&root.join("link.py"), "link.py")
+                .is_err()
+        );
+        assert!(analyzer.read_text(&root.join("real.py"), "real.py").is_ok());
     }
 
     #[test]

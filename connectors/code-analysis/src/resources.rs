@@ -132,7 +132,9 @@ fn is_readme(name: &str) -> bool {
 /// Whether the first bytes of a file contain a NUL (the analyses' binary test).
 fn looks_binary(path: &Path) -> bool {
     let mut head = Vec::new();
-    match std::fs::File::open(path).and_then(|f| f.take(SNIFF_BYTES).read_to_end(&mut head)) {
+    match crate::analyzer::open_regular(path)
+        .and_then(|f| f.take(SNIFF_BYTES).read_to_end(&mut head))
+    {
         Ok(_) => head.contains(&0),
         Err(_) => true,
     }

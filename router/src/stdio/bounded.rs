@@ -40,6 +40,8 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+use crate::limits::LimitLog;
+
 /// Largest `id` text read from a line over the bound (a JSON number or
 /// string, with any spaces around it); a longer one counts as no id.
 pub const MAX_ID_BYTES: usize = 256;
@@ -53,6 +55,9 @@ const MAX_KEY_BYTES: usize = 64;
 /// many wait (each is a few hundred bytes, read from at least `max_body_bytes`
 /// of input); answering them starts it again.
 pub const MAX_UNANSWERED: usize = 16;
+
+/// Warnings about lines over the bound, at most one every 10 s.
+static LINES_REFUSED: LimitLog = LimitLog::new("max_body_bytes");
 
 /// MCP over stdio with each message bounded by `max_bytes`: rmcp's transport
 /// on [`Observed`] input, answering what its reader drops.
@@ -140,11 +145,13 @@ where
                 }
             }
             if let Some(line) = self.found.next() {
-                tracing::warn!(
-                    bytes = line.bytes,
-                    max_body_bytes = self.max_bytes,
-                    kind = line.kind.name(),
-                    "a message over stdio is over max_body_bytes: not read"
+                LINES_REFUSED.hit(
+                    self.max_bytes,
+                    &format!(
+                        "a message over stdio is over max_body_bytes: not read ({} bytes, kind {})",
+                        line.bytes,
+                        line.kind.name()
+                    ),
                 );
                 let error = self.too_large(&line);
                 let answer = match line.kind {

@@ -261,8 +261,14 @@ impl SessionManager for PollingSessions {
     ) -> Result<rmcp::model::ServerJsonRpcMessage, Self::Error> {
         let replayed = is_replay(&message);
         let response = self.inner.initialize_session(id, message).await?;
-        // A refused handshake (an error answer) has ended the session.
+        // A refused handshake (an error answer) has ended the session. Its
+        // slot is free before the refusal is answered: the client may retry
+        // at once (rmcp drops the session itself only later, from its task).
         let opened = matches!(response, JsonRpcMessage::Response(_));
+        if !opened {
+            self.streams().remove(id.as_ref());
+            self.seated().remove(id.as_ref());
+        }
         if self.shared.is_some() && !replayed && opened {
             // The client's `notifications/initialized` may reach another
             // replica: each copy of a shared session is told it by the

@@ -45,7 +45,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -132,7 +132,7 @@ impl Admission {
         let JsonRpcMessage::Request(request) = message else {
             return Ok(None);
         };
-        let empty = Json::Object(Default::default());
+        let no_arguments = Map::new();
         let (name, connector, args) = match &request.request {
             ClientRequest::CallToolRequest(call) => {
                 let name = call.params.name.to_string();
@@ -144,25 +144,21 @@ impl Admission {
                 else {
                     return Ok(None);
                 };
-                let arguments = call.params.arguments.as_ref();
-                // A decision reads the arguments only when some condition
-                // does: no copy of them otherwise.
-                let args = match arguments {
-                    Some(map) if self.security.policy.reads_args() => Json::Object(map.clone()),
-                    _ => empty,
-                };
+                let args = call.params.arguments.as_ref().unwrap_or(&no_arguments);
                 (name, connector, args)
             }
             ClientRequest::ReadResourceRequest(read) => {
-                (read.params.uri.clone(), String::new(), empty)
+                (read.params.uri.clone(), String::new(), &no_arguments)
             }
-            ClientRequest::GetPromptRequest(get) => (get.params.name.clone(), String::new(), empty),
+            ClientRequest::GetPromptRequest(get) => {
+                (get.params.name.clone(), String::new(), &no_arguments)
+            }
             _ => return Ok(None),
         };
         let started = std::time::Instant::now();
         let decision = self
             .security
-            .decide(Some(principal), &name, &connector, &args);
+            .decide(Some(principal), &name, &connector, args);
         if let Decision::InsufficientScope(scopes) = decision {
             let shown = match &request.request {
                 ClientRequest::CallToolRequest(call) => self

@@ -596,10 +596,12 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let args: serde_json::Value = match serde_json::from_str(&args) {
+            // A tool's arguments are a JSON object, as `args` in a condition.
+            let args: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&args)
+            {
                 Ok(a) => a,
                 Err(error) => {
-                    eprintln!("switchboard: --args is not JSON: {error}");
+                    eprintln!("switchboard: --args is not a JSON object: {error}");
                     return ExitCode::FAILURE;
                 }
             };

@@ -617,7 +617,9 @@ async fn authorize_stage(provider: &OpenIdProvider, args: &Args) -> anyhow::Resu
         name: "calculator_add",
         connector: "calculator",
     };
-    let call_args = json!({"a": 1, "b": 2});
+    let mut call_args = serde_json::Map::new();
+    call_args.insert("a".into(), json!(1));
+    call_args.insert("b".into(), json!(2));
     let mut times = Vec::with_capacity(runs);
     for i in 0..runs + args.warmup {
         let t = Instant::now();

@@ -404,7 +404,8 @@ async fn the_example_policy_with_three_principals() {
         name: "slack_post_message",
         connector: "slack",
     };
-    let args = json!({"sql": "select 1"});
+    let mut args = serde_json::Map::new();
+    args.insert("sql".into(), json!("select 1"));
     let principal = |claims: Value| {
         let token = provider.mint(&spec(claims)).expect("token");
         let auth = &auth;

@@ -516,17 +516,15 @@ fn policy_check_and_explain_through_the_binary() {
         json!({"sub": "carol", "scope": "calc:read", "groups": ["analysts"]}).to_string(),
     )
     .expect("write");
-    let explain = |tool: &str| {
-        run_policy(&[
-            "explain",
-            "--policy",
-            &good.display().to_string(),
-            "--claims",
-            &claims.display().to_string(),
-            "--tool",
-            tool,
-        ])
+    let (good, claims) = (good.display().to_string(), claims.display().to_string());
+    let explain_with = |tool: &str, extra: &[&str]| {
+        let mut args = vec![
+            "explain", "--policy", &good, "--claims", &claims, "--tool", tool,
+        ];
+        args.extend_from_slice(extra);
+        run_policy(&args)
     };
+    let explain = |tool: &str| explain_with(tool, &[]);
     let (ok, out, _) = explain("calc_add");
     assert!(ok, "{out}");
     assert!(out.contains("decision: allow (rule 1)"), "{out}");
@@ -534,6 +532,11 @@ fn policy_check_and_explain_through_the_binary() {
     assert!(!ok, "nothing allows it with these scopes");
     assert!(out.contains("insufficient_scope"), "{out}");
     assert!(out.contains("db:read"), "{out}");
+    // A tool's arguments are an object (`args` in a condition): anything else
+    // is refused, saying so.
+    let (ok, _, err) = explain_with("calc_add", &["--args", "[1, 2]"]);
+    assert!(!ok);
+    assert!(err.contains("--args is not a JSON object"), "{err}");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use rmcp::ErrorData as McpError;
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 
 use crate::audit::{AuditConfig, AuditEvent, Outcome as Audited};
 use crate::auth::{Authenticator, Principal, principal_metadata};
@@ -206,7 +206,7 @@ impl Security {
         principal: Option<&Principal>,
         name: &str,
         connector: &str,
-        args: &Json,
+        args: &Map<String, Json>,
     ) -> Decision {
         match principal {
             Some(p) => self.policy.decide(p, &ToolRef { name, connector }, args),
@@ -222,7 +222,7 @@ impl Security {
         surface: Surface,
         name: &str,
         connector: &str,
-        args: &Json,
+        args: &Map<String, Json>,
     ) -> Result<(), Refusal> {
         self.authorize_given(None, principal, surface, name, connector, args)
     }
@@ -236,7 +236,7 @@ impl Security {
         surface: Surface,
         name: &str,
         connector: &str,
-        args: &Json,
+        args: &Map<String, Json>,
     ) -> Result<(), Refusal> {
         let decision = match decided {
             Some(d) if d.tool == name => d.decision,
@@ -296,7 +296,7 @@ mod tests {
     fn the_local_user_may_use_everything_and_no_principal_nothing() {
         let security = Security::default();
         let local = Principal::local();
-        let args = json!({});
+        let args = Map::new();
         assert_eq!(
             security.authorize(Some(&local), Surface::Tool, "db_query", "db", &args),
             Ok(())
@@ -320,7 +320,7 @@ mod tests {
     fn a_decision_the_front_door_made_is_taken_only_for_its_own_tool() {
         let security = Security::default();
         let local = Principal::local();
-        let args = json!({});
+        let args = Map::new();
         let hidden = Decided {
             tool: "db_query".into(),
             decision: Decision::Hidden,

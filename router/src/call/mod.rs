@@ -353,22 +353,15 @@ impl Pipeline {
         if let Some(resolved) = &resolved {
             connector.clone_from(&resolved.entry.connector);
         }
-        // The arguments are lent to the policy as a JSON object, not copied:
-        // a copy would cost a walk of up to max_body_bytes per call and stay
-        // alive for the whole call.
-        let args = Json::Object(call.arguments.take().unwrap_or_default());
-        let decided = self.security.authorize_given(
+        let no_arguments = Map::new();
+        self.security.authorize_given(
             call.caller.decided.take(),
             call.caller.principal.as_ref(),
             Surface::Tool,
             name,
             connector,
-            &args,
-        );
-        if let Json::Object(map) = args {
-            call.arguments = Some(map);
-        }
-        decided?;
+            call.arguments.as_ref().unwrap_or(&no_arguments),
+        )?;
         let Some(resolved) = resolved else {
             return Err(match self.catalog.hidden_by(name) {
                 Some(by) => Refusal::Disabled {
@@ -477,13 +470,10 @@ impl Pipeline {
             Surface::Prompt => "prompts/get",
             Surface::Tool => "tools/call",
         };
-        if let Err(refusal) = self.security.authorize(
-            caller.principal.as_ref(),
-            surface,
-            name,
-            "",
-            &Json::Object(Map::new()),
-        ) {
+        if let Err(refusal) =
+            self.security
+                .authorize(caller.principal.as_ref(), surface, name, "", &Map::new())
+        {
             audit(refusal.audited());
             if let Some(reason) = refusal.denial() {
                 crate::metrics::record_denial(reason);
@@ -570,7 +560,7 @@ impl Pipeline {
                 Surface::Resource,
                 uri,
                 "",
-                &Json::Object(Map::new()),
+                &Map::new(),
             )
             .map_err(McpError::from)
     }

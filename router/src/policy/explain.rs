@@ -1,10 +1,10 @@
 //! The text of `switchboard policy check FILE` and
-//! `switchboard policy explain --policy FILE --claims claims.json --tool NAME [--args JSON]`.
+//! `switchboard policy explain --policy FILE --claims claims.json --tool NAME [--args JSON-OBJECT]`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::condition::Outcome;
 use super::{Decision, Policy, PolicyError, ToolRef};
@@ -56,7 +56,7 @@ pub fn explain(
     policy: &Policy,
     claims: &Value,
     tool: &ToolRef<'_>,
-    args: &Value,
+    args: &Map<String, Value>,
 ) -> Result<String, String> {
     let Value::Object(map) = claims else {
         return Err("the claims must be a JSON object".into());

@@ -48,7 +48,7 @@ use std::sync::Arc;
 
 use cel::{Context, Env};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::auth::{Principal, PrincipalKind};
 use condition::{Condition, Outcome};
@@ -368,12 +368,6 @@ impl Policy {
         self.shared_results.iter().any(|p| glob::matches(p, tool))
     }
 
-    /// Whether some rule's `when` reads `args`: only then does a decision
-    /// depend on a call's arguments.
-    pub fn reads_args(&self) -> bool {
-        self.bound.args
-    }
-
     /// Whether a policy was given (else everything is allowed).
     pub fn is_enforcing(&self) -> bool {
         self.rules.is_some()
@@ -405,7 +399,7 @@ impl Policy {
         &self,
         principal: &Principal,
         tool: &ToolRef<'_>,
-        args: &Value,
+        args: &Map<String, Value>,
     ) -> Context<'static, 'static> {
         let mut context = Context::with_env(Arc::clone(&self.env));
         let to_cel = |v: &Value| cel::to_value(v).unwrap_or(cel::Value::Null);
@@ -420,7 +414,8 @@ impl Policy {
             );
         }
         if self.bound.args {
-            context.add_variable_from_value("args", to_cel(args));
+            context
+                .add_variable_from_value("args", cel::to_value(args).unwrap_or(cel::Value::Null));
         }
         context
     }
@@ -446,7 +441,12 @@ impl Policy {
 
     /// The decision for `principal` calling `tool` with `args`; remembered
     /// per token when no condition reads `args`.
-    pub fn decide(&self, principal: &Principal, tool: &ToolRef<'_>, args: &Value) -> Decision {
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        tool: &ToolRef<'_>,
+        args: &Map<String, Value>,
+    ) -> Decision {
         // Only tools of the catalog (they have a connector) with names of a
         // sane length are remembered: a client naming unknown tools, or
         // resources by long URIs, cannot fill the memory with its names.
@@ -465,7 +465,12 @@ impl Policy {
         decision
     }
 
-    fn decide_now(&self, principal: &Principal, tool: &ToolRef<'_>, args: &Value) -> Decision {
+    fn decide_now(
+        &self,
+        principal: &Principal,
+        tool: &ToolRef<'_>,
+        args: &Map<String, Value>,
+    ) -> Decision {
         let Some(rules) = &self.rules else {
             return Decision::Allow { rule: None };
         };
@@ -518,9 +523,8 @@ impl Policy {
             .any(|rule| match &rule.when {
                 None => true,
                 Some(when) => {
-                    let context = context.get_or_insert_with(|| {
-                        self.context(principal, tool, &Value::Object(Default::default()))
-                    });
+                    let context =
+                        context.get_or_insert_with(|| self.context(principal, tool, &Map::new()));
                     let outcome = when.evaluate_for_listing(context);
                     Self::log_failure(rule, when, &outcome);
                     outcome == Outcome::True

@@ -25,8 +25,16 @@ fn tool<'a>(name: &'a str, connector: &'a str) -> ToolRef<'a> {
     ToolRef { name, connector }
 }
 
-fn no_args() -> Value {
-    json!({})
+fn no_args() -> Map<String, Value> {
+    Map::new()
+}
+
+/// `value`, a JSON object, as a call's arguments.
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("arguments are an object, not {other}"),
+    }
 }
 
 const QUERY: ToolRef<'static> = ToolRef {
@@ -219,15 +227,15 @@ fn when_on_args_decides_the_call_but_not_the_listing() {
         "arguments are unknown when listing"
     );
     assert_eq!(
-        policy.decide(&p, &QUERY, &json!({"limit": 10})),
+        policy.decide(&p, &QUERY, &object(json!({"limit": 10}))),
         Decision::Allow { rule: Some(1) }
     );
     assert_eq!(
-        policy.decide(&p, &QUERY, &json!({"limit": 1000})),
+        policy.decide(&p, &QUERY, &object(json!({"limit": 1000}))),
         Decision::Hidden
     );
     assert_eq!(
-        policy.decide(&p, &QUERY, &json!({})),
+        policy.decide(&p, &QUERY, &object(json!({}))),
         Decision::Hidden,
         "a missing argument counts as false"
     );
@@ -247,11 +255,11 @@ fn a_listing_uses_what_it_knows_of_a_when_that_reads_args() {
         "no arguments could let an outsider in"
     );
     assert_eq!(
-        policy.decide(&analyst, &QUERY, &json!({"limit": 5})),
+        policy.decide(&analyst, &QUERY, &object(json!({"limit": 5}))),
         Decision::Allow { rule: Some(1) }
     );
     assert_eq!(
-        policy.decide(&outsider, &QUERY, &json!({"limit": 5})),
+        policy.decide(&outsider, &QUERY, &object(json!({"limit": 5}))),
         Decision::Hidden
     );
 }
@@ -656,7 +664,7 @@ fn only_the_variables_some_condition_reads_are_bound_and_decisions_stay_the_same
         name: "t_x",
         connector: "c",
     };
-    let args = serde_json::json!({"n": 1});
+    let args = object(serde_json::json!({"n": 1}));
     assert!(matches!(
         jwt_only.decide(&analyst, &tool, &args),
         Decision::Allow { .. }
@@ -674,7 +682,7 @@ fn only_the_variables_some_condition_reads_are_bound_and_decisions_stay_the_same
         Decision::Allow { .. }
     ));
     assert_eq!(
-        all.decide(&analyst, &u, &serde_json::json!({"n": 5})),
+        all.decide(&analyst, &u, &object(serde_json::json!({"n": 5}))),
         Decision::Hidden
     );
 }
@@ -749,7 +757,7 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
         name: "t_x",
         connector: "c",
     };
-    let none = json!({});
+    let none = no_args();
     let mut analyst = principal(json!({"sub": "a", "groups": ["analysts"]}));
     analyst.token = Some([7; 32]);
     assert!(matches!(
@@ -810,11 +818,11 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
     let by_args =
         Policy::from_toml("[[allow]]\ntools = [\"t_*\"]\nwhen = 'args.n < 3'\n").expect("valid");
     assert!(matches!(
-        by_args.decide(&analyst, &tool, &json!({"n": 1})),
+        by_args.decide(&analyst, &tool, &object(json!({"n": 1}))),
         Decision::Allow { .. }
     ));
     assert_eq!(
-        by_args.decide(&analyst, &tool, &json!({"n": 5})),
+        by_args.decide(&analyst, &tool, &object(json!({"n": 5}))),
         Decision::Hidden,
         "a condition on the arguments is evaluated on every call"
     );

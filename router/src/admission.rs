@@ -118,7 +118,7 @@ impl Admission {
     fn step_up(
         &self,
         parts: &http::request::Parts,
-        message: &ClientJsonRpcMessage,
+        message: &mut ClientJsonRpcMessage,
     ) -> Result<Option<Decided>, Box<Response>> {
         let Some(auth) = self.security.auth.as_ref() else {
             return Ok(None);
@@ -133,17 +133,16 @@ impl Admission {
             return Ok(None);
         };
         let no_arguments = Map::new();
-        let (name, connector, args) = match &request.request {
+        let (name, connector, args) = match &mut request.request {
             ClientRequest::CallToolRequest(call) => {
                 let name = call.params.name.to_string();
-                let Some(connector) = self
-                    .catalog
-                    .as_ref()
-                    .and_then(|c| c.resolve(&name))
-                    .map(|r| r.entry.connector.clone())
-                else {
+                let Some(resolved) = self.catalog.as_ref().and_then(|c| c.resolve(&name)) else {
                     return Ok(None);
                 };
+                // Decided on the arguments as the call path will read them
+                // (canonical); whether they fit is the call path's to say.
+                let _ = crate::call::decode::canonical(&resolved.entry, &mut call.params.arguments);
+                let connector = resolved.entry.connector.clone();
                 let args = call.params.arguments.as_ref().unwrap_or(&no_arguments);
                 (name, connector, args)
             }
@@ -534,11 +533,11 @@ pub async fn guard(
             return error.into_response();
         }
     };
-    let message = match parse(&body) {
+    let mut message = match parse(&body) {
         Ok(message) => message,
         Err(response) => return *response,
     };
-    match admission.step_up(&parts, &message) {
+    match admission.step_up(&parts, &mut message) {
         Err(response) => return *response,
         Ok(Some(decided)) => {
             parts.extensions.insert(decided);

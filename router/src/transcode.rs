@@ -22,7 +22,14 @@
 //! arguments is measured with an explicit stack (no recursion) and refused
 //! beyond [`MAX_ARGUMENT_DEPTH`], so the recursive checks and prost-reflect's
 //! decoding below never go deeper than that, whatever the JSON parser allowed.
+//!
+//! The checks also rewrite the arguments to one canonical form
+//! ([`canonicalize_arguments`]: proto field names, enum names, integers as
+//! numbers, ...) before the call pipeline's authorize stage, so that a policy
+//! reading `args` reads what the connector will receive, however the client
+//! spelled it; [`message_from`] then decodes them.
 
+use base64::Engine as _;
 use prost::Message;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
@@ -66,22 +73,65 @@ fn nesting_depth(value: &Json, limit: usize) -> usize {
     deepest
 }
 
-/// Decodes tool arguments into a request message.
-pub fn decode_arguments(
+/// Decodes tool arguments into a request message: [`canonicalize_arguments`],
+/// then [`message_from`] (what the call pipeline does in two stages).
+#[cfg(test)]
+pub(crate) fn decode_arguments(
     desc: &MessageDescriptor,
     arguments: Option<Map<String, Json>>,
 ) -> Result<DynamicMessage, ArgumentError> {
-    let mut value = Json::Object(arguments.unwrap_or_default());
-    if nesting_depth(&value, MAX_ARGUMENT_DEPTH) > MAX_ARGUMENT_DEPTH {
+    let mut arguments = arguments.unwrap_or_default();
+    canonicalize_arguments(desc, &mut arguments)?;
+    message_from(desc, arguments)
+}
+
+/// Checks tool arguments against the request message `desc` and rewrites them
+/// in place to the one form that means the same request, so that whoever reads
+/// them before they are decoded (the policy's `args`, the audit line, the key
+/// of a shared call) reads what the connector will receive:
+///
+/// * a field given by its JSON name (`userId`) is keyed by its proto name
+///   (`user_id`), as the tool's schema names it;
+/// * `null` for a field (unset, to the proto3 JSON mapping) is removed, except
+///   for a `google.protobuf.Value`, where it is a value;
+/// * an integer is a JSON integer (`"7"` and `7.0` become `7`), a float given as
+///   a numeric string a JSON number (`"NaN"`, `"Infinity"`, `"-Infinity"` stay);
+/// * an enum value is its full name (`2` and `loud` become `VOLUME_LOUD`);
+/// * bytes are standard base64 with padding; Timestamp and Duration are
+///   written as the router writes them in results; a wrapper like the value
+///   it wraps.
+///
+/// Free-form values (`Struct`, `Value`, `ListValue`) and map keys are data and
+/// stay as given. On an error the arguments may be partly rewritten.
+pub fn canonicalize_arguments(
+    desc: &MessageDescriptor,
+    arguments: &mut Map<String, Json>,
+) -> Result<(), ArgumentError> {
+    let depth = arguments
+        .values()
+        .map(|v| nesting_depth(v, MAX_ARGUMENT_DEPTH))
+        .max()
+        .map_or(1, |deepest| deepest + 1);
+    if depth > MAX_ARGUMENT_DEPTH {
         return Err(ArgumentError(format!(
             "arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels of objects and arrays, \
              the router's limit max_argument_depth: flatten them"
         )));
     }
-    check_message(desc, &mut value, "")?;
+    if is_free_form(desc.full_name()) {
+        return Ok(());
+    }
+    check_object(desc, arguments, "")
+}
+
+/// The request message of arguments that [`canonicalize_arguments`] accepted.
+pub fn message_from(
+    desc: &MessageDescriptor,
+    arguments: Map<String, Json>,
+) -> Result<DynamicMessage, ArgumentError> {
     DynamicMessage::deserialize_with_options(
         desc.clone(),
-        value,
+        Json::Object(arguments),
         &DeserializeOptions::new().deny_unknown_fields(true),
     )
     .map_err(|e| ArgumentError(format!("invalid arguments: {e}")))
@@ -162,12 +212,40 @@ fn check_message(
             describe(value)
         )));
     };
+    check_object(desc, map, path)
+}
+
+/// Checks the fields of one message given as `map`, and makes them canonical
+/// (see [`canonicalize_arguments`]).
+fn check_object(
+    desc: &MessageDescriptor,
+    map: &mut Map<String, Json>,
+    path: &str,
+) -> Result<(), ArgumentError> {
     let mut oneofs_seen: Vec<(String, String)> = Vec::new();
     let mut fields_seen: Vec<u32> = Vec::new();
+    // Keys to rename to the field's proto name, and `null`s to drop.
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    let mut unset: Vec<String> = Vec::new();
     for (key, field_value) in map.iter_mut() {
         let field = desc
             .get_field_by_name(key)
             .or_else(|| desc.get_field_by_json_name(key));
+        // The canonical key is the proto name, and prost-reflect reads a key
+        // as a JSON name first: a field whose name is another's JSON name
+        // (protoc refuses such a descriptor, a hand-made one can have it)
+        // cannot be given unambiguously.
+        if let Some(field) = &field
+            && let Some(other) = desc.get_field_by_json_name(field.name())
+            && other.number() != field.number()
+        {
+            return Err(ArgumentError(format!(
+                "argument {:?} is ambiguous: {:?} is the name of one field and the JSON name of field {:?} (the connector's descriptor should not allow this)",
+                at(path, key),
+                field.name(),
+                other.name()
+            )));
+        }
         let Some(field) = field else {
             let known: Vec<String> = desc.fields().map(|f| f.name().to_owned()).collect();
             let known = if known.is_empty() {
@@ -190,7 +268,15 @@ fn check_message(
         }
         fields_seen.push(field.number());
         if field_value.is_null() {
+            if !null_is_a_value(&field) {
+                unset.push(key.clone());
+            } else if key != field.name() {
+                renamed.push((key.clone(), field.name().to_owned()));
+            }
             continue;
+        }
+        if key != field.name() {
+            renamed.push((key.clone(), field.name().to_owned()));
         }
         if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
             if let Some((_, other)) = oneofs_seen.iter().find(|(o, _)| o == oneof.name()) {
@@ -204,9 +290,17 @@ fn check_message(
         }
         check_field(&field, field_value, &at(path, field.name()))?;
     }
+    for key in unset {
+        map.remove(&key);
+    }
+    // Each field was given once, so no proto name is taken by another key.
+    for (given, name) in renamed {
+        if let Some(value) = map.remove(&given) {
+            map.insert(name, value);
+        }
+    }
     for field in desc.fields() {
-        let given = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
-        if is_required(&field) && !given(field.name()) && !given(field.json_name()) {
+        if is_required(&field) && map.get(field.name()).is_none_or(Json::is_null) {
             return Err(ArgumentError(format!(
                 "missing required argument {:?}",
                 at(path, field.name())
@@ -214,6 +308,14 @@ fn check_message(
         }
     }
     Ok(())
+}
+
+/// Whether `null` for `field` is a value (a singular `google.protobuf.Value`:
+/// its `null_value`) rather than "unset".
+fn null_is_a_value(field: &FieldDescriptor) -> bool {
+    !field.is_list()
+        && !field.is_map()
+        && matches!(field.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.Value")
 }
 
 fn check_field(field: &FieldDescriptor, value: &mut Json, path: &str) -> Result<(), ArgumentError> {
@@ -227,6 +329,7 @@ fn check_field(field: &FieldDescriptor, value: &mut Json, path: &str) -> Result<
         if let Kind::Message(entry) = field.kind() {
             let key_kind = entry.map_entry_key_field().kind();
             let value_field = entry.map_entry_value_field();
+            let mut renamed: Vec<(String, String)> = Vec::new();
             for (k, v) in entries.iter_mut() {
                 if let Some(expected) = map_key_expectation(&key_kind, k) {
                     return Err(ArgumentError(format!(
@@ -234,6 +337,20 @@ fn check_field(field: &FieldDescriptor, value: &mut Json, path: &str) -> Result<
                     )));
                 }
                 check_single(&value_field.kind(), v, &format!("{path}[{k:?}]"))?;
+                if let Some(canonical) = integer_key(&key_kind, k).filter(|c| c != k) {
+                    renamed.push((k.clone(), canonical));
+                }
+            }
+            // `"007"` and `"+7"` are the key 7: written so, and given once.
+            for (given, canonical) in renamed {
+                if entries.contains_key(&canonical) {
+                    return Err(ArgumentError(format!(
+                        "field {path:?}: keys {given:?} and {canonical:?} are the same key; give it once"
+                    )));
+                }
+                if let Some(v) = entries.remove(&given) {
+                    entries.insert(canonical, v);
+                }
             }
         }
         return Ok(());
@@ -257,12 +374,14 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
     let expected = match kind {
         Kind::Double => {
             if is_float(value, f64::MAX) {
+                float_as_number(value);
                 return Ok(());
             }
             "a number"
         }
         Kind::Float => {
             if is_float(value, f64::from(f32::MAX)) {
+                float_as_number(value);
                 return Ok(());
             }
             "a number within the range of a 32-bit float"
@@ -279,6 +398,7 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
         | Kind::Fixed64 => {
             let range = IntegerRange::of(kind);
             if range.contains(value) {
+                integer_as_number(value);
                 return Ok(());
             }
             return Err(ArgumentError(format!(
@@ -301,7 +421,8 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
             "a string"
         }
         Kind::Bytes => {
-            if value.as_str().is_some_and(is_base64) {
+            if let Some(bytes) = value.as_str().and_then(base64_bytes) {
+                *value = Json::String(base64::engine::general_purpose::STANDARD.encode(bytes));
                 return Ok(());
             }
             "a base64 string"
@@ -318,12 +439,15 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
                         return Ok(());
                     }
                 }
-                Json::Number(n)
-                    if n.as_i64()
+                Json::Number(n) => {
+                    if let Some(v) = n
+                        .as_i64()
                         .and_then(|n| i32::try_from(n).ok())
-                        .is_some_and(|n| e.get_value(n).is_some()) =>
-                {
-                    return Ok(());
+                        .and_then(|n| e.get_value(n))
+                    {
+                        *value = Json::String(v.name().to_owned());
+                        return Ok(());
+                    }
                 }
                 _ => {}
             }
@@ -341,6 +465,9 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
                 )));
             }
             if is_well_known(m.full_name()) {
+                if !is_free_form(m.full_name()) {
+                    well_known_canonical(m, value);
+                }
                 return Ok(());
             }
             return check_message(m, value, path);
@@ -447,10 +574,64 @@ fn is_float(value: &Json, max: f64) -> bool {
     }
 }
 
+/// Writes an integer that [`IntegerRange::contains`] accepted as a JSON
+/// integer: a decimal string or a whole float becomes the number it means.
+fn integer_as_number(value: &mut Json) {
+    let exact = match value {
+        Json::Number(n) if n.is_i64() || n.is_u64() => return,
+        Json::Number(n) => n.as_f64().map(|f| f as i128),
+        Json::String(s) => s.parse::<i128>().ok(),
+        _ => None,
+    };
+    if let Some(n) = exact {
+        if let Ok(i) = i64::try_from(n) {
+            *value = Json::from(i);
+        } else if let Ok(u) = u64::try_from(n) {
+            *value = Json::from(u);
+        }
+    }
+}
+
+/// Writes a float that [`is_float`] accepted as a JSON number when it is one
+/// (`"1.5"` becomes `1.5`); `"NaN"` and the infinities have no JSON number.
+fn float_as_number(value: &mut Json) {
+    if let Json::String(s) = value
+        && let Some(n) = s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64)
+    {
+        *value = Json::Number(n);
+    }
+}
+
+/// A well-known type's value (already checked) in its canonical form: what the
+/// router writes for the message it decodes to (a Timestamp in UTC, a wrapper
+/// like the value it wraps, a FieldMask's paths as the mapping writes them).
+/// A value that does not decode is left for the decoding to refuse.
+fn well_known_canonical(message: &MessageDescriptor, value: &mut Json) {
+    if let Ok(decoded) = DynamicMessage::deserialize_with_options(
+        message.clone(),
+        &*value,
+        &DeserializeOptions::new().deny_unknown_fields(true),
+    ) {
+        // A wrapped NaN or infinity has no JSON number: left as given.
+        let canonical = encode_result(&decoded);
+        if !canonical.is_null() {
+            *value = canonical;
+        }
+    }
+}
+
 /// Whether `s` is base64 as prost-reflect decodes it: the standard or the
 /// URL-safe alphabet, padded or not.
 fn is_base64(s: &str) -> bool {
-    use base64::Engine as _;
+    base64_bytes(s).is_some()
+}
+
+/// The bytes of `s` read as prost-reflect reads base64 (see [`is_base64`]).
+fn base64_bytes(s: &str) -> Option<Vec<u8>> {
     use base64::alphabet;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
@@ -458,7 +639,23 @@ fn is_base64(s: &str) -> bool {
         .with_decode_padding_mode(DecodePaddingMode::Indifferent);
     const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CONFIG);
     const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
-    STANDARD.decode(s).is_ok() || URL_SAFE.decode(s).is_ok()
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
+}
+
+/// An integer map key (already checked) as the number's decimal digits.
+fn integer_key(kind: &Kind, key: &str) -> Option<String> {
+    match kind {
+        Kind::Int32
+        | Kind::Sint32
+        | Kind::Sfixed32
+        | Kind::Int64
+        | Kind::Sint64
+        | Kind::Sfixed64 => key.parse::<i64>().ok().map(|n| n.to_string()),
+        Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
+            key.parse::<u64>().ok().map(|n| n.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// What a map key should have been, if `key` does not fit the key kind.
@@ -1009,6 +1206,102 @@ message Required { string name = 1; int32 count = 2; optional string note = 3; }
         assert!(matches!(field(&m, "inner_list"), Value::List(l) if l.len() == 1));
     }
 
+    /// `arguments` for `t.All` made canonical.
+    fn canonical(arguments: Json) -> Json {
+        let Json::Object(mut map) = arguments.clone() else {
+            panic!("arguments must be an object")
+        };
+        canonicalize_arguments(&message("t.All"), &mut map)
+            .unwrap_or_else(|e| panic!("{arguments} was refused: {e}"));
+        Json::Object(map)
+    }
+
+    #[test]
+    fn arguments_are_made_canonical_before_anything_reads_them() {
+        // What a policy reading `args` sees is what the connector receives:
+        // one spelling of each field, enum, number and well-known value.
+        assert_eq!(
+            canonical(json!({
+                "userId": "7", "i32": 3.0, "u64": "18446744073709551615", "d": "1.5",
+                "color": 2, "colors": ["red", 1, "COLOR_DARK_BLUE"],
+                "by": "-_8", "ts": "2024-05-01T14:00:00+02:00", "du": "90s",
+                "w_i64": "12", "w_d": "2.5", "s": null, "inner": {"n": "4", "name": "a"},
+                "byId": {"+7": "a", "-0": "b"}, "big": {"007": 1},
+                "v": null, "st": {"k": "7", "n": null}, "fm": "innerList,i32",
+            })),
+            json!({
+                "user_id": 7, "i32": 3, "u64": 18446744073709551615u64, "d": 1.5,
+                "color": "COLOR_DARK_BLUE", "colors": ["COLOR_RED", "COLOR_RED", "COLOR_DARK_BLUE"],
+                "by": "+/8=", "ts": "2024-05-01T12:00:00Z", "du": "90s",
+                "w_i64": 12, "w_d": 2.5, "inner": {"n": 4, "name": "a"},
+                "by_id": {"7": "a", "0": "b"}, "big": {"7": 1},
+                "v": null, "st": {"k": "7", "n": null}, "fm": "innerList,i32",
+            })
+        );
+        // Already canonical: unchanged.
+        let again =
+            canonical(json!({"user_id": 7, "color": "COLOR_RED", "w_d": "NaN", "d": "-Infinity"}));
+        assert_eq!(
+            again,
+            json!({"user_id": 7, "color": "COLOR_RED", "w_d": "NaN", "d": "-Infinity"})
+        );
+    }
+
+    #[test]
+    fn two_map_keys_that_are_one_number_are_refused() {
+        refused(
+            json!({"by_id": {"7": "a", "007": "b"}}),
+            &["keys \"007\" and \"7\" are the same key"],
+        );
+        refused(json!({"big": {"+1": 1, "01": 2}}), &["are the same key"]);
+    }
+
+    #[test]
+    fn a_key_naming_one_field_and_another_fields_json_name_is_refused() {
+        // protoc never writes such a descriptor; a connector's hand-made one can,
+        // and prost-reflect would read the key as the JSON name.
+        let string_field =
+            |name: &str, json_name: &str, number| prost_types::FieldDescriptorProto {
+                name: Some(name.into()),
+                json_name: Some(json_name.into()),
+                number: Some(number),
+                r#type: Some(prost_types::field_descriptor_proto::Type::String as i32),
+                label: Some(prost_types::field_descriptor_proto::Label::Optional as i32),
+                ..Default::default()
+            };
+        let file = prost_types::FileDescriptorProto {
+            name: Some("odd.proto".into()),
+            package: Some("odd".into()),
+            syntax: Some("proto2".into()),
+            message_type: vec![prost_types::DescriptorProto {
+                name: Some("Odd".into()),
+                field: vec![string_field("foo", "bar", 1), string_field("bar", "baz", 2)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let pool = DescriptorPool::from_file_descriptor_set(prost_types::FileDescriptorSet {
+            file: vec![file],
+        })
+        .expect("prost-reflect accepts the odd descriptor");
+        let odd = pool.get_message_by_name("odd.Odd").expect("Odd");
+        let Json::Object(map) = json!({"bar": "x"}) else {
+            unreachable!()
+        };
+        let error = decode_arguments(&odd, Some(map)).expect_err("ambiguous");
+        assert!(error.0.contains("is ambiguous"), "{error}");
+        let Json::Object(map) = json!({"baz": "y"}) else {
+            unreachable!()
+        };
+        let error = decode_arguments(&odd, Some(map)).expect_err("ambiguous once canonical");
+        assert!(error.0.contains("is ambiguous"), "{error}");
+        let Json::Object(map) = json!({"foo": "x"}) else {
+            unreachable!()
+        };
+        let decoded = decode_arguments(&odd, Some(map)).expect("an unambiguous field");
+        assert_eq!(encode_result(&decoded)["foo"], "x");
+    }
+
     #[test]
     fn a_field_given_by_both_its_names_is_refused() {
         refused(
@@ -1253,7 +1546,6 @@ message Required { string name = 1; int32 count = 2; optional string note = 3; }
 #[cfg(test)]
 mod properties {
     use super::*;
-    use base64::Engine as _;
     use proptest::prelude::*;
     use proptest::sample::select;
     use prost_reflect::DescriptorPool;
@@ -1523,6 +1815,72 @@ mod properties {
         decode_arguments(message, Some(map)).map(|m| encode_result(&m))
     }
 
+    /// Whether every value given in `given` is in `result` as the same value: a
+    /// field with every value of its own, numbers as the same number (or the
+    /// same 32-bit float, which is all a `float` field keeps).
+    fn covered(result: &Json, given: &Json) -> bool {
+        match (result, given) {
+            (Json::Object(r), Json::Object(g)) => g
+                .iter()
+                .all(|(k, v)| r.get(k).is_some_and(|rv| covered(rv, v))),
+            (Json::Array(r), Json::Array(g)) => {
+                r.len() == g.len() && r.iter().zip(g).all(|(a, b)| covered(a, b))
+            }
+            (Json::Number(r), Json::Number(g)) => {
+                let (r, g) = (r.as_f64(), g.as_f64());
+                r == g || r.map(|f| f as f32) == g.map(|f| f as f32)
+            }
+            _ => result == given,
+        }
+    }
+
+    /// Canonical arguments mean what the given ones meant (where prost-reflect
+    /// reads the given ones itself), are their own canonical form, and hold
+    /// exactly the values the connector receives: each is in the router's JSON
+    /// of the decoded message.
+    fn assert_canonical(
+        message: &MessageDescriptor,
+        arguments: &Json,
+    ) -> Result<(), TestCaseError> {
+        let Json::Object(given) = arguments else {
+            return Ok(());
+        };
+        let mut canonical = given.clone();
+        if canonicalize_arguments(message, &mut canonical).is_err() {
+            return Ok(());
+        }
+        let decoded = message_from(message, canonical.clone()).map_err(|e| {
+            TestCaseError::fail(format!(
+                "{}: canonical arguments {} of {arguments} do not decode: {e}",
+                message.full_name(),
+                Json::Object(canonical.clone())
+            ))
+        })?;
+        let result = encode_result(&decoded);
+        // Compared as the router's JSON of each (NaN is not equal to itself).
+        if let Ok(as_given) = message_from(message, given.clone()) {
+            prop_assert_eq!(
+                &encode_result(&as_given),
+                &result,
+                "{}: {} means something else than {}",
+                message.full_name(),
+                Json::Object(canonical.clone()),
+                arguments
+            );
+        }
+        let mut again = canonical.clone();
+        prop_assert!(canonicalize_arguments(message, &mut again).is_ok());
+        prop_assert_eq!(&again, &canonical, "not a fixpoint");
+        prop_assert!(
+            covered(&result, &Json::Object(canonical.clone())),
+            "{}: canonical {} is not what the connector receives, {}",
+            message.full_name(),
+            Json::Object(canonical),
+            result
+        );
+        Ok(())
+    }
+
     /// A result decodes back to itself: JSON → proto → JSON is a fixpoint once
     /// the JSON is the router's own (all fields, proto names, numbers).
     fn assert_round_trip(message: &MessageDescriptor, first: &Json) -> Result<(), TestCaseError> {
@@ -1561,6 +1919,25 @@ mod properties {
             {
                 assert_round_trip(&message, &first)?;
             }
+        }
+
+        #[test]
+        fn canonical_arguments_are_what_the_connector_receives(
+            (message, arguments) in {
+                let messages = request_messages();
+                let names = field_names(&messages);
+                (select(messages), arbitrary_json(names))
+            }
+        ) {
+            assert_canonical(&message, &arguments)?;
+        }
+
+        #[test]
+        fn canonical_valid_arguments_are_what_the_connector_receives(
+            (message, arguments) in select(request_messages())
+                .prop_flat_map(|m| (Just(m.clone()), valid_message(&m, 3)))
+        ) {
+            assert_canonical(&message, &arguments)?;
         }
 
         #[test]

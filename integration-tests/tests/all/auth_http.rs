@@ -481,6 +481,125 @@ async fn post_call(
         .expect("POST tools/call")
 }
 
+/// A policy over the echo's arguments: loud echoes need `calc:loud`, and
+/// user 7 is not served at all.
+const ARGS_POLICY: &str = r#"
+[[allow]]
+tools = ["calc_echo"]
+scopes = ["calc:read"]
+when = '(!has(args.volume) || args.volume != "VOLUME_LOUD") && (!has(args.user_id) || args.user_id != 7)'
+[[allow]]
+tools = ["calc_echo"]
+scopes = ["calc:read", "calc:loud"]
+when = 'has(args.volume) && args.volume == "VOLUME_LOUD" && (!has(args.user_id) || args.user_id != 7)'
+"#;
+
+#[tokio::test]
+async fn the_policy_reads_arguments_as_the_connector_will_receive_them() {
+    // The transcoder accepts a field by its JSON name, an enum by its number
+    // or short name, an int64 as a string or a whole float. A policy reading
+    // `args` as the client spelled them would let each spelling through a
+    // rule written against the schema's names and values; the router makes
+    // the arguments canonical before the policy reads them, at the front door
+    // (its 403 step-up) and in the call pipeline (REST here) alike.
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let calc = calculator().await;
+    let spec = format!("calc={}", calc.url());
+    let router = SecuredRouter::start_with(&provider, &spec, ARGS_POLICY, &["--audit-args"]).await;
+    let reader = token(&provider, &router, "rita", "calc:read", json!({}));
+    let loud = token(&provider, &router, "lou", "calc:read calc:loud", json!({}));
+    let rest = |bearer: &str, arguments: &Value| {
+        reqwest::Client::new()
+            .post(router.url("/api/v1/tools/calc_echo"))
+            .header("content-type", "application/json")
+            .bearer_auth(bearer)
+            .body(arguments.to_string())
+            .send()
+    };
+
+    // Loud, however spelled: a reader is told to step up, on both paths.
+    for volume in [json!("VOLUME_LOUD"), json!("LOUD"), json!("loud"), json!(2)] {
+        let arguments = json!({"message": "hi", "volume": volume});
+        let response = post_call(&router, &reader, "calc_echo", arguments.clone()).await;
+        assert_eq!(response.status(), 403, "MCP, volume {volume}");
+        assert!(
+            challenge(&response).contains("calc:loud"),
+            "MCP, volume {volume}: {}",
+            challenge(&response)
+        );
+        let response = rest(&reader, &arguments).await.expect("REST call");
+        assert_eq!(response.status(), 403, "REST, volume {volume}");
+        // With the scope, it is served loud: what the policy read is what ran.
+        let response = rest(&loud, &arguments).await.expect("REST call");
+        assert_eq!(response.status(), 200, "REST, volume {volume}, calc:loud");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["result"]["message"], "HI", "{body}");
+    }
+
+    // User 7, however spelled, is served to no one; user 8 is.
+    for user in [
+        json!({"user_id": 7}),
+        json!({"userId": 7}),
+        json!({"user_id": "7"}),
+        json!({"userId": "+7"}),
+        json!({"user_id": 7.0}),
+    ] {
+        let mut arguments = json!({"message": "hi"});
+        if let (Some(a), Value::Object(user)) = (arguments.as_object_mut(), user.clone()) {
+            a.extend(user);
+        }
+        let params = json!({"name": "calc_echo", "arguments": arguments});
+        let answer = stateless_call_as(&router, &loud, 11, &params).await;
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("calc_echo")),
+            "MCP, {user}: {answer}"
+        );
+        let response = rest(&loud, &arguments).await.expect("REST call");
+        assert_eq!(response.status(), 404, "REST, {user}");
+    }
+    let arguments = json!({"message": "hi", "userId": "8", "volume": 1});
+    let params = json!({"name": "calc_echo", "arguments": arguments});
+    let answer = stateless_call_as(&router, &reader, 12, &params).await;
+    assert_eq!(
+        answer["result"]["structuredContent"]["recipient"], "user #8",
+        "{answer}"
+    );
+    let response = rest(&reader, &arguments).await.expect("REST call");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["result"]["recipient"], "user #8", "{body}");
+    assert_eq!(body["result"]["message"], "hi", "{body}");
+
+    // The audit lines show the arguments as they were decided on.
+    let audit = router.audit_lines();
+    let arguments_of = |sub: &str, outcome: &str| -> Vec<String> {
+        audit
+            .iter()
+            .filter(|l| l["principal"] == sub && l["outcome"] == outcome)
+            .filter_map(|l| l["arguments"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let refused = arguments_of("lou", "denied");
+    assert_eq!(refused.len(), 10, "{audit:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|a| a.contains(r#""user_id":7"#) && !a.contains("userId")),
+        "{refused:?}"
+    );
+    let served = arguments_of("rita", "ok");
+    assert!(
+        served
+            .iter()
+            .any(|a| a.contains(r#""user_id":8"#) && a.contains(r#""volume":"VOLUME_NORMAL""#)),
+        "{served:?}"
+    );
+}
+
 fn run_policy(args: &[&str]) -> (bool, String, String) {
     let output = std::process::Command::new(binary("switchboard").expect("switchboard"))
         .arg("policy")

@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::shape::ResultKind;
 use super::{Failure, FailureKind};
 use crate::catalog::{ConnectorStatus, Resolved, ToolEntry};
-use crate::transcode::decode_arguments;
+use crate::transcode::{ArgumentError, canonicalize_arguments, message_from};
 use crate::upstream::Upstream;
 
 /// Where a call goes and how its answer is read.
@@ -63,16 +63,38 @@ pub fn target(
     })
 }
 
-/// The arguments as the method's request message; a tool error naming the
-/// argument and what is wrong with it otherwise.
+/// Checks the call's arguments against the request message of `entry` and
+/// rewrites them in place to their canonical form (JSON names to proto names,
+/// enum numbers to names, numbers as numbers: see
+/// [`canonicalize_arguments`]), so that the stages before [`arguments`] (the
+/// policy's `args`, the audit line, the key of a shared call) read what the
+/// connector will receive. Absent arguments are checked as `{}`, and stay
+/// absent.
+pub fn canonical(
+    entry: &ToolEntry,
+    arguments: &mut Option<Map<String, Json>>,
+) -> Result<(), ArgumentError> {
+    let input = entry.method.input();
+    match arguments {
+        Some(map) => canonicalize_arguments(&input, map),
+        None => canonicalize_arguments(&input, &mut Map::new()),
+    }
+}
+
+/// The arguments, made canonical by [`canonical`] with the outcome `checked`,
+/// as the method's request message; a tool error naming the argument and what
+/// is wrong with it otherwise.
 pub fn arguments(
     name: &str,
     target: &Target,
     arguments: Option<Map<String, Json>>,
+    checked: Result<(), ArgumentError>,
 ) -> Result<DynamicMessage, Failure> {
-    decode_arguments(&target.entry.method.input(), arguments).map_err(|e| Failure {
-        kind: FailureKind::Arguments,
-        message: format!("{name}: {e}"),
-        retry_after: None,
-    })
+    checked
+        .and_then(|()| message_from(&target.entry.method.input(), arguments.unwrap_or_default()))
+        .map_err(|e| Failure {
+            kind: FailureKind::Arguments,
+            message: format!("{name}: {e}"),
+            retry_after: None,
+        })
 }

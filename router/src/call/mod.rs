@@ -268,9 +268,10 @@ impl Pipeline {
     /// A tool call through every stage, in a tracing span, with its audit line.
     pub async fn call_tool(&self, mut call: ToolCall) -> Result<CallToolResult, CallError> {
         let started = Instant::now();
-        // Their text as the audit line shows them, taken now (only when it
-        // logs them): the arguments themselves go to the connector.
-        let audited_arguments = self.security.audit.arguments_text(call.arguments.as_ref());
+        // Their text as the audit line shows them (only when it logs them),
+        // taken by the stages once canonical: the arguments themselves go to
+        // the connector.
+        let mut audited_arguments = None;
         let span = tracing::info_span!(
             "tool_call",
             tool = %call.name,
@@ -280,7 +281,7 @@ impl Pipeline {
         );
         let mut connector = String::new();
         let result = self
-            .tool_stages(&mut call, &mut connector)
+            .tool_stages(&mut call, &mut connector, &mut audited_arguments)
             .instrument(span.clone())
             .await;
         let elapsed = started.elapsed();
@@ -344,15 +345,22 @@ impl Pipeline {
         &self,
         call: &mut ToolCall,
         connector: &mut String,
+        audited_arguments: &mut Option<String>,
     ) -> Result<CallToolResult, CallError> {
         let name = call.name.as_str();
         self.catalog.wait_ready().await;
         // authorize: the policy decides on the tool, its connector and the
         // arguments; what it hides is answered as unknown.
         let resolved = self.catalog.resolve(name);
+        // The arguments in their canonical form before anything reads them:
+        // the policy decides on what the connector will run. Whether they fit
+        // is told only to a caller the policy allows, after the limits.
+        let mut checked = Ok(());
         if let Some(resolved) = &resolved {
             connector.clone_from(&resolved.entry.connector);
+            checked = decode::canonical(&resolved.entry, &mut call.arguments);
         }
+        *audited_arguments = self.security.audit.arguments_text(call.arguments.as_ref());
         let no_arguments = Map::new();
         self.security.authorize_given(
             call.caller.decided.take(),
@@ -395,7 +403,7 @@ impl Pipeline {
         let shared = self
             .limits
             .shared(&target.entry, share_as, name, call.arguments.as_ref());
-        let message = decode::arguments(name, &target, call.arguments.take())?;
+        let message = decode::arguments(name, &target, call.arguments.take(), checked)?;
         // limit: an identical read-only call running now is joined; a
         // connector's cap lets this one wait for a place
         if let Some(shared) = shared {

@@ -596,6 +596,16 @@ impl Config {
                     c.name
                 )));
             }
+            if let Some(prefix) = c.prefix.as_deref().filter(|p| !p.is_empty()) {
+                // A prefix starts every tool name of the connector.
+                validate_name(prefix).map_err(|e| {
+                    file_err(format!(
+                        "connector {:?}: prefix: {}",
+                        c.name,
+                        e.replace("connector name", "a prefix")
+                    ))
+                })?;
+            }
             self.upsert(ConnectorConfig {
                 prefix: c.prefix.unwrap_or_else(|| c.name.clone()),
                 name: c.name,
@@ -901,6 +911,34 @@ prefix = "tickets"
         std::fs::write(&path, "[[connectors]]\nname = \"x\"\nurll = \"a\"\n").unwrap();
         let err = Config::default().merge_file(&path).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+
+        // A prefix starts every tool name: it follows the connector name's rules.
+        let long = format!("\"{}\"", "t".repeat(33));
+        for bad in [
+            r#""ti ckets""#,
+            r#""tickets/""#,
+            r#""\u202Etickets""#,
+            &long,
+        ] {
+            std::fs::write(
+                &path,
+                format!("[[connectors]]\nname = \"x\"\nurl = \"a:1\"\nprefix = {bad}\n"),
+            )
+            .unwrap();
+            let err = Config::default().merge_file(&path).unwrap_err().to_string();
+            assert!(err.contains("connector \"x\": prefix: a prefix"), "{err}");
+        }
+        std::fs::write(
+            &path,
+            "[[connectors]]\nname = \"x\"\nurl = \"a:1\"\nprefix = \"\"\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.merge_file(&path).unwrap();
+        assert_eq!(
+            config.connectors[0].prefix, "",
+            "an empty prefix means none"
+        );
     }
 
     #[test]

@@ -202,6 +202,111 @@ pub enum SchemaError {
         /// The limit.
         limit: usize,
     },
+    /// A name in the descriptors that no protobuf compiler writes.
+    #[error(
+        "{what} {name} in the messages of {message} is not a protobuf identifier (ASCII letters, \
+         digits and '_', not starting with a digit); the connector's descriptors were not made \
+         by a protobuf compiler"
+    )]
+    NotAnIdentifier {
+        /// The message the schema describes.
+        message: String,
+        /// What the name names (`field`, `message`, ...).
+        what: &'static str,
+        /// The name, quoted and escaped, at most [`SHOWN_NAME_CHARS`] characters.
+        name: String,
+    },
+    /// A field whose name is another field's JSON name.
+    #[error(
+        "field {field:?} of {message} has the name that field {other:?} has as its JSON name: \
+         arguments could not name either unambiguously"
+    )]
+    AmbiguousField {
+        /// The message with the two fields.
+        message: String,
+        /// The field.
+        field: String,
+        /// The field whose JSON name it is.
+        other: String,
+    },
+}
+
+/// The most characters of an odd name an error shows.
+pub const SHOWN_NAME_CHARS: usize = 64;
+
+/// `name` quoted and escaped (control and direction characters show as
+/// `\u{..}`), cut to [`SHOWN_NAME_CHARS`] characters.
+pub fn shown_name(name: &str) -> String {
+    let mut cut: String = name.chars().take(SHOWN_NAME_CHARS).collect();
+    let more = cut.len() < name.len();
+    cut = format!("{cut:?}");
+    if more {
+        cut.push_str(&format!(" (cut, {} bytes in all)", name.len()));
+    }
+    cut
+}
+
+/// Whether `name` is a protobuf identifier: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks every name a tool's schema and arguments are made of, in `root` and
+/// every message and enum reachable from it (an iterative walk, each message
+/// once): message and enum names with their packages, field names and enum
+/// value names are protobuf identifiers, and no field's name is another
+/// field's JSON name. A connector's descriptors come from its reflection
+/// service, not necessarily from a protobuf compiler, and these names become
+/// JSON Schema property names, enum strings and `$defs` keys that clients and
+/// model APIs check.
+pub fn check_names(root: &MessageDescriptor) -> Result<(), SchemaError> {
+    let odd = |what: &'static str, name: &str| SchemaError::NotAnIdentifier {
+        message: root.full_name().to_owned(),
+        what,
+        name: shown_name(name),
+    };
+    let full_name_ok = |full: &str| full.split('.').all(is_identifier);
+    let mut seen: HashSet<String> = HashSet::from([root.full_name().to_owned()]);
+    let mut enums_seen: HashSet<String> = HashSet::new();
+    let mut stack = vec![root.clone()];
+    while let Some(message) = stack.pop() {
+        if !full_name_ok(message.full_name()) {
+            return Err(odd("message", message.full_name()));
+        }
+        for field in message.fields() {
+            if !is_identifier(field.name()) {
+                return Err(odd("field", field.name()));
+            }
+            if let Some(other) = message.get_field_by_json_name(field.name())
+                && other.number() != field.number()
+            {
+                return Err(SchemaError::AmbiguousField {
+                    message: message.full_name().to_owned(),
+                    field: field.name().to_owned(),
+                    other: other.name().to_owned(),
+                });
+            }
+            match field.kind() {
+                Kind::Message(target) if seen.insert(target.full_name().to_owned()) => {
+                    stack.push(target);
+                }
+                Kind::Enum(e) if enums_seen.insert(e.full_name().to_owned()) => {
+                    if !full_name_ok(e.full_name()) {
+                        return Err(odd("enum", e.full_name()));
+                    }
+                    if let Some(value) = e.values().find(|v| !is_identifier(v.name())) {
+                        return Err(odd("enum value", value.name()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds the JSON Schema of `message`, within `limits`.

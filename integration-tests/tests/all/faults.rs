@@ -437,6 +437,45 @@ async fn a_tool_over_max_schema_defs_is_left_out_and_the_rest_of_its_connector_s
 }
 
 #[tokio::test]
+async fn tools_with_names_no_compiler_writes_are_left_out_and_the_rest_stay() {
+    // A tool name outside the MCP specification's characters or length, or a
+    // field or enum value name that is no protobuf identifier, would reach
+    // clients and model APIs that refuse it (one such tool name can fail every
+    // request an agent makes); a field named like another's JSON name could
+    // not be given unambiguously. Each such tool is left out.
+    let (faults, calc) = (faulty("odd-names").await, calculator().await);
+    let router = router(&faults, &calc, &[]).await;
+    let (client, _) = http_client(&router).await;
+    wait_for_tool(&client, "faults_big").await;
+    let names = tool_names(&client).await;
+    for odd in ["drop", "berblick", "long", "spoof", "twin", "mood"] {
+        assert!(
+            !names.iter().any(|n| n.to_lowercase().contains(odd)),
+            "a tool with an odd name ({odd}) is listed: {names:?}"
+        );
+    }
+    for name in &names {
+        assert!(
+            !name.is_empty()
+                && name.len() <= 128
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')),
+            "{name:?} is not a tool name the MCP specification allows"
+        );
+    }
+    for kept in ["faults_flood", "faults_hang", "faults_stats", "calc_add"] {
+        assert!(
+            names.contains(&kept.to_owned()),
+            "{kept} missing: {names:?}"
+        );
+    }
+    let stats = call(&client, "faults_stats", json!({})).await;
+    assert!(!is_error(&stats), "{}", text(&stats));
+    others_still_served(&client, &router).await;
+}
+
+#[tokio::test]
 async fn a_connector_flapping_its_health_every_10ms_does_not_disturb_the_others() {
     let (faults, calc) = (faulty("flap").await, calculator().await);
     let router = router(&faults, &calc, &[]).await;

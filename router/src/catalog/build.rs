@@ -4,8 +4,11 @@
 //! an MCP [`Tool`]: name `<prefix>_<method_in_snake_case>` (or the `tool.name`
 //! option), description from the method comment, input/output JSON Schema from
 //! the messages ([`crate::schema`]), annotations from `idempotency_level` and the
-//! `tool` option. A method whose schema is over the limits is withheld with its
-//! reason; methods marked hidden are named but not listed. Nothing here knows
+//! `tool` option. A method whose schema is over the limits, whose tool name is
+//! not one the MCP specification allows ([`check_tool_name`]), or whose
+//! messages carry names no protobuf compiler writes ([`check_names`]) is
+//! withheld with its reason; methods marked hidden are named but not listed.
+//! Nothing here knows
 //! whether a connector is up: that is [`super::live`].
 
 use std::sync::Arc;
@@ -20,7 +23,33 @@ use super::{
     INTERACTIONS_SERVICE, PROMPTS_SERVICE, RESOURCES_SERVICE, STREAM_EVENT, TOOL_RESULT, ToolEntry,
 };
 use crate::config::UpstreamLimits;
-use crate::schema::{Comments, Direction, SchemaError, SchemaLimits, message_schema};
+use crate::schema::{
+    Comments, Direction, SchemaError, SchemaLimits, check_names, message_schema, shown_name,
+};
+
+/// The longest tool name (the MCP specification's bound).
+pub const MAX_TOOL_NAME_CHARS: usize = 128;
+
+/// Whether `name` is a tool name as the MCP specification has them: 1 to 128
+/// ASCII letters, digits, `_`, `-` and `.`. Clients and model APIs refuse
+/// others, and one refused name can fail every request an agent makes.
+pub fn check_tool_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TOOL_NAME_CHARS {
+        return Err(format!(
+            "a tool name is 1 to {MAX_TOOL_NAME_CHARS} characters, this one {}; give the method a shorter name (or the tool option `name`)",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "a tool name is made of ASCII letters, digits, '_', '-' and '.', this one has {c:?}"
+        ));
+    }
+    Ok(())
+}
 
 /// The `switchboard.mcp.v1.tool` option of a method, as far as it is set.
 #[derive(Debug, Default)]
@@ -111,6 +140,17 @@ fn tools_for_service(
         } else {
             format!("{prefix}_{base}")
         };
+        if let Err(why) = check_tool_name(&name) {
+            tracing::warn!(
+                connector,
+                method = method.full_name(),
+                tool = %shown_name(&name),
+                %why,
+                "tool left out of the catalog"
+            );
+            withheld.push(format!("{}: {why}", shown_name(&name)));
+            continue;
+        }
         if options.hidden {
             hidden.push(name);
             continue;
@@ -135,24 +175,26 @@ fn tools_for_service(
                 }
             }
         });
-        let schemas = match custom {
-            Some((_, size)) if size > limits.max_bytes => Err(SchemaError::TooLarge {
-                message: method.input().full_name().to_owned(),
-                size,
-                limit: limits.max_bytes,
-            }),
-            Some((schema, _)) => Ok(schema),
-            None => message_schema(&method.input(), comments, Direction::Input, limits),
-        }
-        .and_then(|input| {
-            output_schema(
-                &method.output(),
-                method.is_server_streaming(),
-                comments,
-                limits,
-            )
-            .map(|output| (input, output))
-        });
+        let schemas = check_names(&method.input())
+            .and_then(|()| check_names(&method.output()))
+            .and_then(|()| match custom {
+                Some((_, size)) if size > limits.max_bytes => Err(SchemaError::TooLarge {
+                    message: method.input().full_name().to_owned(),
+                    size,
+                    limit: limits.max_bytes,
+                }),
+                Some((schema, _)) => Ok(schema),
+                None => message_schema(&method.input(), comments, Direction::Input, limits),
+            })
+            .and_then(|input| {
+                output_schema(
+                    &method.output(),
+                    method.is_server_streaming(),
+                    comments,
+                    limits,
+                )
+                .map(|output| (input, output))
+            });
         let (input, output) = match schemas {
             Ok(schemas) => schemas,
             Err(error) => {
@@ -308,6 +350,45 @@ pub(super) mod tests {
     pub(in crate::catalog) fn connectors_pool() -> DescriptorPool {
         DescriptorPool::decode(switchboard_proto::FILE_DESCRIPTOR_SET)
             .expect("switchboard-proto's descriptor set decodes")
+    }
+
+    #[test]
+    fn tool_names_are_what_the_mcp_specification_allows() {
+        for good in [
+            "a",
+            "jira_search",
+            "code-analysis.review_file",
+            &"x".repeat(128),
+        ] {
+            assert_eq!(check_tool_name(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "1 to 128"),
+            (&"x".repeat(129) as &str, "1 to 128"),
+            ("drop tables", "' '"),
+            ("jira/search", "'/'"),
+            ("überblick", "'ü'"),
+            ("admin\u{202e}resu", "'\\u{202e}'"),
+        ] {
+            let error = check_tool_name(bad).expect_err(bad);
+            assert!(error.contains(why), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_connectors_descriptors_have_only_identifiers() {
+        let pool = connectors_pool();
+        for method in pool
+            .services()
+            .flat_map(|s| s.methods().collect::<Vec<_>>())
+        {
+            check_names(&method.input()).expect("input names");
+            check_names(&method.output()).expect("output names");
+        }
+        assert_eq!(
+            shown_name(&format!("a\u{202e}{}", "b".repeat(100))),
+            format!("\"a\\u{{202e}}{}\" (cut, 104 bytes in all)", "b".repeat(62))
+        );
     }
 
     /// Every service of `pool`, as a connector would advertise them.

@@ -75,6 +75,11 @@ pub enum Fault {
         /// Levels below D0.
         levels: u32,
     },
+    /// Adds methods whose names no protobuf compiler writes, or whose messages
+    /// have such names: a space, a non-ASCII letter, 200 characters, a field
+    /// with a right-to-left override, an enum value with a space, a field
+    /// named like another's JSON name. All take `Empty` or an odd message.
+    OddNames,
 }
 
 impl Fault {
@@ -89,12 +94,13 @@ impl Fault {
             "self-dependent" => Self::SelfDependent,
             "endless-dependencies" => Self::EndlessDependencies,
             "huge-descriptor" => Self::HugeDescriptor,
+            "odd-names" => Self::OddNames,
             "deep-diamond" => Self::DeepDiamond {
                 levels: connector_kit::env::parse::<u32>("TEST_DIAMOND_LEVELS", 40)?.min(10_000),
             },
             other => anyhow::bail!(
                 "environment variable TEST_FAULTS: expected misbehave, flap, self-dependent, \
-                 endless-dependencies, huge-descriptor or deep-diamond, got {other:?}"
+                 endless-dependencies, huge-descriptor, deep-diamond or odd-names, got {other:?}"
             ),
         }))
     }
@@ -224,6 +230,54 @@ fn faults_file(fault: Fault) -> Vec<u8> {
         ));
         methods.push(method("Deep", "D0", "Empty", false));
     }
+    if fault == Fault::OddNames {
+        let long = "Long".repeat(50);
+        for name in ["Drop Tables", "Überblick", long.as_str()] {
+            methods.push(method(name, "Empty", "Empty", false));
+        }
+        messages.push(message(
+            "Spoof",
+            vec![field("admin\u{202e}resu", 1, Type::String, None)],
+        ));
+        methods.push(method("Spoof", "Spoof", "Empty", false));
+        let mut twin = message(
+            "Twin",
+            vec![
+                field("foo", 1, Type::String, None),
+                field("bar", 2, Type::String, None),
+            ],
+        );
+        twin.field[0].json_name = Some("bar".to_owned());
+        twin.field[1].json_name = Some("baz".to_owned());
+        messages.push(twin);
+        methods.push(method("Twin", "Twin", "Empty", false));
+        messages.push(message(
+            "Level",
+            vec![field(
+                "level",
+                1,
+                Type::Enum,
+                Some(format!(".{PACKAGE}.Mood")),
+            )],
+        ));
+        methods.push(method("Mood", "Level", "Empty", false));
+    }
+    let enum_type = (fault == Fault::OddNames)
+        .then(|| prost_types::EnumDescriptorProto {
+            name: Some("Mood".to_owned()),
+            value: ["MOOD_UNSPECIFIED", "MOOD_VERY HAPPY"]
+                .iter()
+                .enumerate()
+                .map(|(n, name)| prost_types::EnumValueDescriptorProto {
+                    name: Some((*name).to_owned()),
+                    number: Some(n as i32),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
     let dependency = match fault {
         Fault::SelfDependent => vec![ALIAS.to_owned()],
         Fault::EndlessDependencies => vec!["chain/1.proto".to_owned()],
@@ -234,6 +288,7 @@ fn faults_file(fault: Fault) -> Vec<u8> {
         package: Some(PACKAGE.to_owned()),
         dependency,
         message_type: messages,
+        enum_type,
         service: vec![ServiceDescriptorProto {
             name: Some("Faults".to_owned()),
             method: methods,

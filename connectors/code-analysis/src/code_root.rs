@@ -117,6 +117,17 @@ impl CodeRoot {
                 root: self.root.display().to_string(),
             });
         }
+        // Inside the root, a `..` leads nowhere a path without it could not
+        // name; refused, so that whoever reads paths as given (a policy on
+        // `args.path`: `src/...`) sees where they lead.
+        if Path::new(requested)
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{requested} has a `..` segment: name the path from the code root without `..`"
+            )));
+        }
         let relative = self.relative(&canonical);
         Ok((canonical, relative))
     }
@@ -377,10 +388,11 @@ mod tests {
             root.resolve("missing.py"),
             Err(Error::NotFound { .. })
         ));
-        assert_eq!(
-            root.resolve("src/../src/a.py").expect("inside").1,
-            "src/a.py"
+        assert!(
+            matches!(root.resolve("src/../src/a.py"), Err(Error::InvalidArgument(m)) if m.contains("`..`")),
+            "a `..` inside the root is refused"
         );
+        assert_eq!(root.resolve("./src/a.py").expect("inside").1, "src/a.py");
     }
 
     #[test]

@@ -45,6 +45,26 @@ pub struct FileResources {
     analyzer: Arc<Analyzer>,
 }
 
+/// The visible file a `file:///` URI names, when the URI names it by its own
+/// path: the percent-decoded path must be the file's path from the root as
+/// resolved, without `.` or `..` segments, a leading, doubled or trailing `/`,
+/// surrounding spaces or a symbolic link on the way. A policy matches resource
+/// URIs as given (`code_analysis+file:///public/*`), so a URI that reaches
+/// another file than the one it spells (`file:///public/../private/key.pem`)
+/// would read what the policy never allowed.
+pub fn file_of_uri(root: &CodeRoot, uri: &str) -> Result<(std::path::PathBuf, String), Error> {
+    let requested = path_from_uri(uri)?;
+    let (canonical, relative) = visible_file(root, &requested)?;
+    if requested != relative {
+        return Err(Error::InvalidArgument(format!(
+            "{uri} does not name a file by its own path: name it by its path from the code \
+             root, without `.` or `..` segments, a leading, doubled or trailing `/`, or a \
+             symbolic link on the way (resources are listed and completed by such paths)"
+        )));
+    }
+    Ok((canonical, relative))
+}
+
 impl FileResources {
     pub fn new(analyzer: Arc<Analyzer>) -> Self {
         Self { analyzer }
@@ -233,8 +253,7 @@ impl FileResources {
     }
 
     fn read(&self, uri: &str) -> Result<pb::ReadResourceResponse, Error> {
-        let requested = path_from_uri(uri)?;
-        let (canonical, relative) = visible_file(self.analyzer.root(), &requested)?;
+        let (canonical, relative) = file_of_uri(self.analyzer.root(), uri)?;
         let text = self.analyzer.read_text(&canonical, &relative)?;
         Ok(pb::ReadResourceResponse {
             contents: vec![pb::ResourceContents {
@@ -324,7 +343,7 @@ impl Resources for FileResources {
         let uri = request.into_inner().uri;
         let root = self.analyzer.root().clone();
         let check = uri.clone();
-        blocking(move || visible_file(&root, &path_from_uri(&check)?).map(|_| ())).await?;
+        blocking(move || file_of_uri(&root, &check).map(|_| ())).await?;
         Err(Status::unimplemented(format!(
             "{uri} cannot be watched: this connector does not watch files; read it again \
              instead (reads are cached for {TTL_SECONDS} s)"

@@ -169,6 +169,13 @@ async fn paths_outside_the_code_root_are_refused() {
         .await
         .expect_err("missing");
     assert_eq!(status.code(), Code::NotFound);
+    // Inside the root, `..` is refused too: a policy reading `args.path` as
+    // given (`src/...`) must see where it leads.
+    let status = support::collect_path(&mut connector.client, request("./../src/util.py"))
+        .await
+        .expect_err("a `..` inside the root");
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert!(status.message().contains("`..`"), "{}", status.message());
 }
 
 #[tokio::test]

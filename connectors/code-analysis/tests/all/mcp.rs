@@ -180,6 +180,74 @@ async fn reads_follow_the_sandbox_rules_of_the_analyses() {
 }
 
 #[tokio::test]
+async fn a_uri_reads_only_the_file_whose_path_it_spells() {
+    // A policy over resources matches the URI as given: with
+    // `code_analysis+file:///src/*` allowed, each of these would otherwise read
+    // a file outside src/ (or one that is not the file the URI spells).
+    let dir = project();
+    write(dir.path(), "keys/deploy.pem", b"PRIVATE KEY\n");
+    std::os::unix::fs::symlink(
+        dir.path().join("keys/deploy.pem"),
+        dir.path().join("src/key.py"),
+    )
+    .expect("symlink");
+    let mut mcp = start(dir.path()).await;
+    let absolute = format!(
+        "file:///{}/keys/deploy.pem",
+        dir.path().canonicalize().expect("root").display()
+    );
+    for uri in [
+        "file:///src/../keys/deploy.pem",
+        "file:///src/%2E%2E/keys/deploy.pem",
+        "file:///src%2F..%2Fkeys/deploy.pem",
+        "file:///src/./../keys/deploy.pem",
+        "file:///./keys/deploy.pem",
+        "file:///keys//deploy.pem",
+        "file:///%20keys/deploy.pem",
+        "file:///src/key.py",
+        absolute.as_str(),
+    ] {
+        let status = read(&mut mcp, uri).await.expect_err(uri);
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{uri}: {}",
+            status.message()
+        );
+        assert!(
+            status
+                .message()
+                .contains("does not name a file by its own path")
+                || status.message().contains("has a `..` segment"),
+            "{uri}: {}",
+            status.message()
+        );
+        assert!(
+            !status.message().contains("PRIVATE"),
+            "{}",
+            status.message()
+        );
+        let status = mcp
+            .resources
+            .watch_resource(pb::WatchResourceRequest {
+                uri: uri.to_owned(),
+            })
+            .await
+            .expect_err(uri);
+        assert_eq!(status.code(), Code::InvalidArgument, "watch {uri}");
+    }
+    // Named by its own path, the file reads.
+    let key = read(&mut mcp, "file:///keys/deploy.pem")
+        .await
+        .expect("read");
+    assert_eq!(text_of(&key.contents[0]), "PRIVATE KEY\n");
+    let encoded = read(&mut mcp, "file:///keys%2Fdeploy.pem")
+        .await
+        .expect("a percent-encoded / is the same path");
+    assert_eq!(text_of(&encoded.contents[0]), "PRIVATE KEY\n");
+}
+
+#[tokio::test]
 async fn a_file_cannot_be_watched_and_a_missing_one_is_not_found() {
     let dir = project();
     let mut mcp = start(dir.path()).await;

@@ -139,9 +139,13 @@ impl Admission {
                 let Some(resolved) = self.catalog.as_ref().and_then(|c| c.resolve(&name)) else {
                     return Ok(None);
                 };
-                // Decided on the arguments as the call path will read them
-                // (canonical); whether they fit is the call path's to say.
-                let _ = crate::call::decode::canonical(&resolved.entry, &mut call.params.arguments);
+                // Decided (and audited) on the arguments as the call path
+                // will read them (canonical), when a condition or the audit
+                // line reads them; whether they fit is the call path's to say.
+                if self.security.policy.reads_args() || self.security.audit.log_arguments {
+                    let _ =
+                        crate::call::decode::canonical(&resolved.entry, &mut call.params.arguments);
+                }
                 let connector = resolved.entry.connector.clone();
                 let args = call.params.arguments.as_ref().unwrap_or(&no_arguments);
                 (name, connector, args)

@@ -373,6 +373,12 @@ impl Policy {
         self.rules.is_some()
     }
 
+    /// Whether some condition reads `args` (else a decision never looks at a
+    /// call's arguments).
+    pub fn reads_args(&self) -> bool {
+        self.bound.args
+    }
+
     /// How many rules it has.
     pub fn len(&self) -> usize {
         self.rules.as_ref().map_or(0, Vec::len)

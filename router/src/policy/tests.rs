@@ -827,3 +827,15 @@ fn decisions_are_remembered_per_token_only_while_no_condition_reads_args() {
         "a condition on the arguments is evaluated on every call"
     );
 }
+
+#[test]
+fn a_policy_says_whether_its_conditions_read_arguments() {
+    let reads = |text: &str| Policy::from_toml(text).expect("policy").reads_args();
+    assert!(!reads(
+        "[[allow]]\ntools = [\"*\"]\nwhen = '\"analysts\" in jwt.groups'\n"
+    ));
+    assert!(reads(
+        "[[allow]]\ntools = [\"*\"]\nwhen = 'args.limit < 100'\n"
+    ));
+    assert!(!Policy::allow_all().reads_args());
+}

@@ -600,6 +600,60 @@ async fn the_policy_reads_arguments_as_the_connector_will_receive_them() {
     );
 }
 
+#[tokio::test]
+async fn a_resource_policy_glob_cannot_be_walked_out_of() {
+    // The policy matches resource URIs as given, `*` spanning `/`; the
+    // code-analysis connector reads a URI only when it spells the file's own
+    // path, so `src/../keys/...` cannot reach what `src/*` does not allow.
+    let Some(provider) = oidc::start().expect("provider") else {
+        return;
+    };
+    let root = scratch_dir("resource-policy").join(format!("root-{}", free_port().expect("port")));
+    std::fs::create_dir_all(root.join("src")).expect("mkdir src");
+    std::fs::create_dir_all(root.join("keys")).expect("mkdir keys");
+    std::fs::write(root.join("src/app.py"), "print('hi')\n").expect("write");
+    std::fs::write(root.join("keys/deploy.pem"), "PRIVATE KEY\n").expect("write");
+    let root_text = root.display().to_string();
+    let connector = Connector::start(
+        "code-analysis-connector",
+        0,
+        &[("CODE_ROOT", root_text.as_str())],
+    )
+    .await
+    .expect("start code-analysis connector");
+    let spec = format!("code={}", connector.url());
+    let policy = "[[allow]]\ntools = [\"code+file:///src/*\"]\n";
+    let router = SecuredRouter::start_with(&provider, &spec, policy, &[]).await;
+    let bearer = token(&provider, &router, "sam", "", json!({}));
+    let client = client_with(&router, &bearer).await;
+    let read = |uri: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+                .await
+        }
+    };
+    let allowed = read("code+file:///src/app.py")
+        .await
+        .expect("src/ is allowed");
+    assert!(format!("{allowed:?}").contains("print('hi')"));
+    for uri in [
+        "code+file:///src/../keys/deploy.pem",
+        "code+file:///src/%2e%2e/keys/deploy.pem",
+        "code+file:///src/x/../../keys/deploy.pem",
+    ] {
+        let outcome = read(uri).await;
+        assert!(
+            !format!("{outcome:?}").contains("PRIVATE KEY"),
+            "{uri} read the key: {outcome:?}"
+        );
+        assert!(outcome.is_err(), "{uri}: {outcome:?}");
+    }
+    let denied = read("code+file:///keys/deploy.pem").await;
+    assert!(denied.is_err(), "keys/ is not allowed: {denied:?}");
+}
+
 fn run_policy(args: &[&str]) -> (bool, String, String) {
     let output = std::process::Command::new(binary("switchboard").expect("switchboard"))
         .arg("policy")

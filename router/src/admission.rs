@@ -132,37 +132,48 @@ impl Admission {
         let JsonRpcMessage::Request(request) = message else {
             return Ok(None);
         };
-        let no_arguments = Map::new();
-        let (name, connector, args) = match &mut request.request {
+        let (name, connector, entry) = match &request.request {
             ClientRequest::CallToolRequest(call) => {
                 let name = call.params.name.to_string();
                 let Some(resolved) = self.catalog.as_ref().and_then(|c| c.resolve(&name)) else {
                     return Ok(None);
                 };
-                // Decided (and audited) on the arguments as the call path
-                // will read them (canonical), when a condition or the audit
-                // line reads them; whether they fit is the call path's to say.
-                if self.security.policy.reads_args() || self.security.audit.log_arguments {
-                    let _ =
-                        crate::call::decode::canonical(&resolved.entry, &mut call.params.arguments);
-                }
-                let connector = resolved.entry.connector.clone();
-                let args = call.params.arguments.as_ref().unwrap_or(&no_arguments);
-                (name, connector, args)
+                (name, resolved.entry.connector.clone(), Some(resolved.entry))
             }
             ClientRequest::ReadResourceRequest(read) => {
-                (read.params.uri.clone(), String::new(), &no_arguments)
+                (read.params.uri.clone(), String::new(), None)
             }
-            ClientRequest::GetPromptRequest(get) => {
-                (get.params.name.clone(), String::new(), &no_arguments)
-            }
+            ClientRequest::GetPromptRequest(get) => (get.params.name.clone(), String::new(), None),
             _ => return Ok(None),
+        };
+        // A tool call's arguments as the call path will read them (canonical),
+        // made so before they are read: by the decision when a condition reads
+        // them, by the refusal's audit line when it logs them. Whether they fit
+        // is the call path's to say.
+        let make_canonical = |request: &mut ClientRequest| {
+            if let (Some(entry), ClientRequest::CallToolRequest(call)) = (&entry, request) {
+                let _ = crate::call::decode::canonical(entry, &mut call.params.arguments);
+            }
+        };
+        let reads_args = self.security.policy.reads_args();
+        if reads_args {
+            make_canonical(&mut request.request);
+        }
+        let no_arguments = Map::new();
+        let args = match &request.request {
+            ClientRequest::CallToolRequest(call) => {
+                call.params.arguments.as_ref().unwrap_or(&no_arguments)
+            }
+            _ => &no_arguments,
         };
         let started = std::time::Instant::now();
         let decision = self
             .security
             .decide(Some(principal), &name, &connector, args);
         if let Decision::InsufficientScope(scopes) = decision {
+            if !reads_args && self.security.audit.log_arguments {
+                make_canonical(&mut request.request);
+            }
             let shown = match &request.request {
                 ClientRequest::CallToolRequest(call) => self
                     .security

@@ -639,6 +639,61 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn names_no_compiler_writes_are_refused_wherever_they_are_reachable() {
+        let named = |name: &str, json_name: &str, number: i32| FieldDescriptorProto {
+            json_name: Some(json_name.into()),
+            number: Some(number),
+            ..string_field(name)
+        };
+        let message = |name: &str, field: Vec<FieldDescriptorProto>| DescriptorProto {
+            name: Some(name.into()),
+            field,
+            ..Default::default()
+        };
+        let check = |messages: Vec<DescriptorProto>| {
+            check_names(&pool(messages).get_message_by_name("t.Root").expect("Root"))
+        };
+        assert!(check(vec![message("Root", vec![string_field("ok_name")])]).is_ok());
+        // A field two levels down with a right-to-left override in its name.
+        let error = check(vec![
+            message("Root", vec![message_field("inner", 1, "Inner")]),
+            message("Inner", vec![message_field("leaf", 1, "Leaf")]),
+            message("Leaf", vec![string_field("admin\u{202e}resu")]),
+        ])
+        .expect_err("odd field name");
+        assert!(
+            error.to_string().contains(r#"field "admin\u{202e}resu""#),
+            "{error}"
+        );
+        let error = check(vec![message("Root", vec![string_field(&"x y".repeat(50))])])
+            .expect_err("long odd field name");
+        assert!(
+            error.to_string().contains("(cut, 150 bytes in all)"),
+            "{error}"
+        );
+        // A field named like another field's JSON name: prost-reflect reads a
+        // key as a JSON name first, so `bar` would set `foo`.
+        let twins = vec![message(
+            "Root",
+            vec![named("foo", "bar", 1), named("bar", "baz", 2)],
+        )];
+        let root = pool(twins.clone())
+            .get_message_by_name("t.Root")
+            .expect("Root");
+        let read = crate::transcode::message_from(
+            &root,
+            serde_json::from_value(json!({"bar": "x"})).expect("map"),
+        )
+        .expect("decodes");
+        assert_eq!(crate::transcode::encode_result(&read)["foo"], "x");
+        let error = check(twins).expect_err("ambiguous");
+        assert!(
+            matches!(&error, SchemaError::AmbiguousField { field, other, .. } if field == "bar" && other == "foo"),
+            "{error}"
+        );
+    }
+
     /// D0 .. D<levels>, each with `left` and `right` of the next level's type.
     fn diamond(levels: usize) -> DescriptorPool {
         let mut messages: Vec<DescriptorProto> = (0..levels)

@@ -101,8 +101,10 @@ pub(crate) fn decode_arguments(
 ///   written as the router writes them in results; a wrapper like the value
 ///   it wraps.
 ///
-/// Free-form values (`Struct`, `Value`, `ListValue`) and map keys are data and
-/// stay as given. On an error the arguments may be partly rewritten.
+/// * an integer map key is its decimal digits (`"007"` is `"7"`), given once.
+///
+/// Free-form values (`Struct`, `Value`, `ListValue`) and string map keys are
+/// data and stay as given. On an error the arguments may be partly rewritten.
 pub fn canonicalize_arguments(
     desc: &MessageDescriptor,
     arguments: &mut Map<String, Json>,
@@ -227,25 +229,13 @@ fn check_object(
     // Keys to rename to the field's proto name, and `null`s to drop.
     let mut renamed: Vec<(String, String)> = Vec::new();
     let mut unset: Vec<String> = Vec::new();
+    // The canonical key is the proto name, which prost-reflect reads as a JSON
+    // name first: the catalog leaves out a tool with a field named like
+    // another's JSON name (`schema::check_names`), so here both read alike.
     for (key, field_value) in map.iter_mut() {
         let field = desc
             .get_field_by_name(key)
             .or_else(|| desc.get_field_by_json_name(key));
-        // The canonical key is the proto name, and prost-reflect reads a key
-        // as a JSON name first: a field whose name is another's JSON name
-        // (protoc refuses such a descriptor, a hand-made one can have it)
-        // cannot be given unambiguously.
-        if let Some(field) = &field
-            && let Some(other) = desc.get_field_by_json_name(field.name())
-            && other.number() != field.number()
-        {
-            return Err(ArgumentError(format!(
-                "argument {:?} is ambiguous: {:?} is the name of one field and the JSON name of field {:?} (the connector's descriptor should not allow this)",
-                at(path, key),
-                field.name(),
-                other.name()
-            )));
-        }
         let Some(field) = field else {
             let known: Vec<String> = desc.fields().map(|f| f.name().to_owned()).collect();
             let known = if known.is_empty() {
@@ -373,15 +363,15 @@ fn check_field(field: &FieldDescriptor, value: &mut Json, path: &str) -> Result<
 fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), ArgumentError> {
     let expected = match kind {
         Kind::Double => {
-            if is_float(value, f64::MAX) {
-                float_as_number(value);
+            if let Some(canonical) = float_canonical(value, f64::MAX) {
+                *value = canonical;
                 return Ok(());
             }
             "a number"
         }
         Kind::Float => {
-            if is_float(value, f64::from(f32::MAX)) {
-                float_as_number(value);
+            if let Some(canonical) = float_canonical(value, f64::from(f32::MAX)) {
+                *value = canonical;
                 return Ok(());
             }
             "a number within the range of a 32-bit float"
@@ -397,8 +387,8 @@ fn check_single(kind: &Kind, value: &mut Json, path: &str) -> Result<(), Argumen
         | Kind::Uint64
         | Kind::Fixed64 => {
             let range = IntegerRange::of(kind);
-            if range.contains(value) {
-                integer_as_number(value);
+            if let Some(canonical) = range.canonical(value) {
+                *value = canonical;
                 return Ok(());
             }
             return Err(ArgumentError(format!(
@@ -526,83 +516,71 @@ impl IntegerRange {
         }
     }
 
-    /// Whether `value` is an integer in range: a JSON number without a
-    /// fraction (`3.0` is 3; `3.5`, `-3.0` for an unsigned type, `1e20` for a
-    /// 64-bit one are not), or a decimal string as the proto3 JSON mapping allows.
+    /// Whether `value` is an integer in range (see [`Self::value`]).
     fn contains(self, value: &Json) -> bool {
-        match value {
+        self.value(value).is_some()
+    }
+
+    /// The integer `value` holds, if it is one in range: a JSON number without
+    /// a fraction (`3.0` is 3; `3.5`, `-3.0` for an unsigned type, `1e20` for a
+    /// 64-bit one are not), or a decimal string as the proto3 JSON mapping allows.
+    fn value(self, value: &Json) -> Option<i128> {
+        let n = match value {
             Json::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    (self.min..=self.max).contains(&i128::from(i))
+                    i128::from(i)
                 } else if let Some(u) = n.as_u64() {
-                    (self.min..=self.max).contains(&i128::from(u))
+                    i128::from(u)
                 } else {
                     // max + 1 is a power of two, exact as a double; max itself
                     // may round up to it, hence the strict comparison.
-                    n.as_f64().is_some_and(|f| {
-                        f.fract() == 0.0 && f >= self.min as f64 && f < (self.max + 1) as f64
-                    })
+                    let f = n.as_f64()?;
+                    if f.fract() != 0.0 || f < self.min as f64 || f >= (self.max + 1) as f64 {
+                        return None;
+                    }
+                    f as i128
                 }
             }
             // As prost-reflect parses them: Rust's integer syntax, no sign on
             // an unsigned type.
-            Json::String(s) => {
-                if self.min == 0 {
-                    s.parse::<u128>()
-                        .is_ok_and(|n| n <= self.max.unsigned_abs())
-                } else {
-                    s.parse::<i128>()
-                        .is_ok_and(|n| (self.min..=self.max).contains(&n))
-                }
-            }
-            _ => false,
-        }
+            Json::String(s) if self.min == 0 => i128::try_from(s.parse::<u128>().ok()?).ok()?,
+            Json::String(s) => s.parse::<i128>().ok()?,
+            _ => return None,
+        };
+        (self.min..=self.max).contains(&n).then_some(n)
+    }
+
+    /// `value` as a JSON integer, if it is an integer in range.
+    fn canonical(self, value: &Json) -> Option<Json> {
+        let n = self.value(value)?;
+        i64::try_from(n)
+            .map(Json::from)
+            .or_else(|_| u64::try_from(n).map(Json::from))
+            .ok()
     }
 }
 
 /// A JSON number within `max` in magnitude, `"NaN"`, `"Infinity"`,
 /// `"-Infinity"`, or a string holding a finite number within `max`.
 fn is_float(value: &Json, max: f64) -> bool {
+    float_canonical(value, max).is_some()
+}
+
+/// A float [`is_float`] accepts, as a JSON number when it has one (`"1.5"` is
+/// `1.5`); `"NaN"` and the infinities stay strings.
+fn float_canonical(value: &Json, max: f64) -> Option<Json> {
     match value {
-        Json::Number(n) => n.as_f64().is_some_and(|f| f.abs() <= max),
-        Json::String(s) => {
-            matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity")
-                || s.parse::<f64>()
-                    .is_ok_and(|f| f.is_finite() && f.abs() <= max)
+        Json::Number(n) => n.as_f64().filter(|f| f.abs() <= max).map(|_| value.clone()),
+        Json::String(s) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => {
+            Some(value.clone())
         }
-        _ => false,
-    }
-}
-
-/// Writes an integer that [`IntegerRange::contains`] accepted as a JSON
-/// integer: a decimal string or a whole float becomes the number it means.
-fn integer_as_number(value: &mut Json) {
-    let exact = match value {
-        Json::Number(n) if n.is_i64() || n.is_u64() => return,
-        Json::Number(n) => n.as_f64().map(|f| f as i128),
-        Json::String(s) => s.parse::<i128>().ok(),
-        _ => None,
-    };
-    if let Some(n) = exact {
-        if let Ok(i) = i64::try_from(n) {
-            *value = Json::from(i);
-        } else if let Ok(u) = u64::try_from(n) {
-            *value = Json::from(u);
-        }
-    }
-}
-
-/// Writes a float that [`is_float`] accepted as a JSON number when it is one
-/// (`"1.5"` becomes `1.5`); `"NaN"` and the infinities have no JSON number.
-fn float_as_number(value: &mut Json) {
-    if let Json::String(s) = value
-        && let Some(n) = s
+        Json::String(s) => s
             .parse::<f64>()
             .ok()
-            .filter(|f| f.is_finite())
+            .filter(|f| f.is_finite() && f.abs() <= max)
             .and_then(serde_json::Number::from_f64)
-    {
-        *value = Json::Number(n);
+            .map(Json::Number),
+        _ => None,
     }
 }
 
@@ -1254,52 +1232,6 @@ message Required { string name = 1; int32 count = 2; optional string note = 3; }
             &["keys \"007\" and \"7\" are the same key"],
         );
         refused(json!({"big": {"+1": 1, "01": 2}}), &["are the same key"]);
-    }
-
-    #[test]
-    fn a_key_naming_one_field_and_another_fields_json_name_is_refused() {
-        // protoc never writes such a descriptor; a connector's hand-made one can,
-        // and prost-reflect would read the key as the JSON name.
-        let string_field =
-            |name: &str, json_name: &str, number| prost_types::FieldDescriptorProto {
-                name: Some(name.into()),
-                json_name: Some(json_name.into()),
-                number: Some(number),
-                r#type: Some(prost_types::field_descriptor_proto::Type::String as i32),
-                label: Some(prost_types::field_descriptor_proto::Label::Optional as i32),
-                ..Default::default()
-            };
-        let file = prost_types::FileDescriptorProto {
-            name: Some("odd.proto".into()),
-            package: Some("odd".into()),
-            syntax: Some("proto2".into()),
-            message_type: vec![prost_types::DescriptorProto {
-                name: Some("Odd".into()),
-                field: vec![string_field("foo", "bar", 1), string_field("bar", "baz", 2)],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let pool = DescriptorPool::from_file_descriptor_set(prost_types::FileDescriptorSet {
-            file: vec![file],
-        })
-        .expect("prost-reflect accepts the odd descriptor");
-        let odd = pool.get_message_by_name("odd.Odd").expect("Odd");
-        let Json::Object(map) = json!({"bar": "x"}) else {
-            unreachable!()
-        };
-        let error = decode_arguments(&odd, Some(map)).expect_err("ambiguous");
-        assert!(error.0.contains("is ambiguous"), "{error}");
-        let Json::Object(map) = json!({"baz": "y"}) else {
-            unreachable!()
-        };
-        let error = decode_arguments(&odd, Some(map)).expect_err("ambiguous once canonical");
-        assert!(error.0.contains("is ambiguous"), "{error}");
-        let Json::Object(map) = json!({"foo": "x"}) else {
-            unreachable!()
-        };
-        let decoded = decode_arguments(&odd, Some(map)).expect("an unambiguous field");
-        assert_eq!(encode_result(&decoded)["foo"], "x");
     }
 
     #[test]

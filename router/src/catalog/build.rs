@@ -34,18 +34,19 @@ pub const MAX_TOOL_NAME_CHARS: usize = 128;
 /// ASCII letters, digits, `_`, `-` and `.`. Clients and model APIs refuse
 /// others, and one refused name can fail every request an agent makes.
 pub fn check_tool_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_TOOL_NAME_CHARS {
-        return Err(format!(
-            "a tool name is 1 to {MAX_TOOL_NAME_CHARS} characters, this one {}; give the method a shorter name (or the tool option `name`)",
-            name.len()
-        ));
-    }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         return Err(format!(
             "a tool name is made of ASCII letters, digits, '_', '-' and '.', this one has {c:?}"
+        ));
+    }
+    // All ASCII from here: bytes are characters.
+    if name.is_empty() || name.len() > MAX_TOOL_NAME_CHARS {
+        return Err(format!(
+            "a tool name is 1 to {MAX_TOOL_NAME_CHARS} characters, this one {}; give the method a shorter name (or the tool option `name`)",
+            name.len()
         ));
     }
     Ok(())
@@ -140,15 +141,21 @@ fn tools_for_service(
         } else {
             format!("{prefix}_{base}")
         };
-        if let Err(why) = check_tool_name(&name) {
+        // Logged and kept with the reason; the name quoted and cut, as it may
+        // be anything a connector sends.
+        let mut withhold = |why: &dyn std::fmt::Display| {
+            let shown = shown_name(&name);
             tracing::warn!(
                 connector,
                 method = method.full_name(),
-                tool = %shown_name(&name),
+                tool = %shown,
                 %why,
                 "tool left out of the catalog"
             );
-            withheld.push(format!("{}: {why}", shown_name(&name)));
+            withheld.push(format!("{shown}: {why}"));
+        };
+        if let Err(why) = check_tool_name(&name) {
+            withhold(&why);
             continue;
         }
         if options.hidden {
@@ -198,14 +205,7 @@ fn tools_for_service(
         let (input, output) = match schemas {
             Ok(schemas) => schemas,
             Err(error) => {
-                tracing::warn!(
-                    connector,
-                    method = method.full_name(),
-                    tool = %name,
-                    %error,
-                    "tool left out of the catalog"
-                );
-                withheld.push(format!("{name}: {error}"));
+                withhold(&error);
                 continue;
             }
         };

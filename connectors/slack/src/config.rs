@@ -6,6 +6,7 @@
 //! | `SLACK_USER_TOKEN` | unset | User token (`xoxp-...`) with `search:read`, used only by search. |
 //! | `SLACK_API_BASE_URL` | `https://slack.com/api` | Web API base URL (tests point it at local servers). |
 //! | `SLACK_ALLOW_WRITES` | `false` | Offer and allow the writing tools (send, update, delete, react, create channel). |
+//! | `SLACK_ALLOW_BROADCAST_MENTIONS` | `false` | Allow messages that notify a whole channel, the workspace or a user group (`<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>`, rich text `broadcast` and `usergroup` elements); otherwise sending or editing such a message is refused with PERMISSION_DENIED. |
 //! | `SLACK_CHANNELS_ALLOW` | empty (all) | Comma-separated channel IDs or names; when set, only these channels can be used. |
 //! | `SLACK_CHANNELS_DENY` | empty | Comma-separated channel IDs or names that can never be used (wins over the allow list). |
 //! | `SLACK_TIMEOUT` | `30` | Seconds one HTTP request to Slack may take. |
@@ -38,6 +39,9 @@ pub struct Config {
     pub base_url: Url,
     /// `SLACK_ALLOW_WRITES`: whether writing tools may run.
     pub allow_writes: bool,
+    /// `SLACK_ALLOW_BROADCAST_MENTIONS`: whether messages may notify a whole
+    /// channel, the workspace or a user group.
+    pub allow_broadcast_mentions: bool,
     /// `SLACK_CHANNELS_ALLOW`: channel IDs or names; empty means every channel.
     pub channels_allow: Vec<String>,
     /// `SLACK_CHANNELS_DENY`: channel IDs or names never to touch.
@@ -62,6 +66,7 @@ impl Default for Config {
             user_token: None,
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL is valid"),
             allow_writes: false,
+            allow_broadcast_mentions: false,
             channels_allow: Vec::new(),
             channels_deny: Vec::new(),
             request_timeout: Duration::from_secs(30),
@@ -89,6 +94,10 @@ impl Config {
             user_token: token("SLACK_USER_TOKEN")?,
             base_url,
             allow_writes: env::flag("SLACK_ALLOW_WRITES", defaults.allow_writes)?,
+            allow_broadcast_mentions: env::flag(
+                "SLACK_ALLOW_BROADCAST_MENTIONS",
+                defaults.allow_broadcast_mentions,
+            )?,
             channels_allow: env::list("SLACK_CHANNELS_ALLOW"),
             channels_deny: env::list("SLACK_CHANNELS_DENY"),
             request_timeout: env::seconds("SLACK_TIMEOUT", defaults.request_timeout)?,

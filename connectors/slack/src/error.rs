@@ -43,6 +43,20 @@ pub enum Error {
         /// The refused tool.
         tool: &'static str,
     },
+    /// A message would notify a whole channel, the workspace or a user group,
+    /// and the operator has not allowed that.
+    #[error(
+        "{field} holds {mention}, which notifies {whom}; this connector does not post mentions that notify many people unless the operator sets SLACK_ALLOW_BROADCAST_MENTIONS=true. \
+         Mention people by ID (<@U0123>, see slack_get_users), or write < as &lt; to show the text as it is"
+    )]
+    BroadcastMention {
+        /// The request field holding it (`text` or `blocks_json`).
+        field: &'static str,
+        /// The mention, quoted and cut.
+        mention: String,
+        /// Who it would notify.
+        whom: &'static str,
+    },
     /// The operator's channel policy refuses this channel.
     #[error("channel {channel} is not available through this connector: {reason}")]
     ChannelRefused {
@@ -239,7 +253,9 @@ impl From<Error> for Status {
         let code = match &error {
             Error::NotConfigured { .. } | Error::SearchNeedsUserToken => Code::FailedPrecondition,
             Error::InvalidArgument { .. } => Code::InvalidArgument,
-            Error::WritesDisabled { .. } | Error::ChannelRefused { .. } => Code::PermissionDenied,
+            Error::WritesDisabled { .. }
+            | Error::ChannelRefused { .. }
+            | Error::BroadcastMention { .. } => Code::PermissionDenied,
             Error::NameNotFound { .. } => Code::NotFound,
             Error::Slack { code, .. }
                 if matches!(code.as_str(), "ratelimited" | "rate_limited") =>

@@ -23,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod mentions;
 pub mod model;
 pub mod pacing;
 pub mod policy;

@@ -5,12 +5,16 @@
 //! (`C0123ABCD`) or by name (`general`, `#general`); both are compared without
 //! case. The deny list wins. An empty allow list allows every channel.
 
+use serde_json::Value;
+
 use crate::error::Error;
+use crate::mentions;
 
 /// What the operator allows this connector to do.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     allow_writes: bool,
+    allow_broadcast: bool,
     allow: Vec<String>,
     deny: Vec<String>,
 }
@@ -35,8 +39,37 @@ impl Policy {
         };
         Self {
             allow_writes,
+            allow_broadcast: false,
             allow: list(allow),
             deny: list(deny),
+        }
+    }
+
+    /// The same policy, allowing messages with broadcast mentions or not
+    /// (`SLACK_ALLOW_BROADCAST_MENTIONS`).
+    pub fn with_broadcast_mentions(mut self, allow: bool) -> Self {
+        self.allow_broadcast = allow;
+        self
+    }
+
+    /// Refuses a message whose text or blocks notify many people at once
+    /// (see [`mentions`]) unless the operator allows that.
+    pub fn check_mentions(&self, text: &str, blocks: Option<&Value>) -> Result<(), Error> {
+        if self.allow_broadcast {
+            return Ok(());
+        }
+        let found = mentions::in_text(text).map(|b| ("text", b)).or_else(|| {
+            blocks
+                .and_then(mentions::in_blocks)
+                .map(|b| ("blocks_json", b))
+        });
+        match found {
+            None => Ok(()),
+            Some((field, broadcast)) => Err(Error::BroadcastMention {
+                field,
+                mention: broadcast.mention,
+                whom: broadcast.whom,
+            }),
         }
     }
 
@@ -52,6 +85,12 @@ impl Policy {
     /// Whether the operator enabled the writing tools (SLACK_ALLOW_WRITES).
     pub fn allows_writes(&self) -> bool {
         self.allow_writes
+    }
+
+    /// Whether messages may notify many people at once
+    /// (SLACK_ALLOW_BROADCAST_MENTIONS).
+    pub fn allows_broadcast_mentions(&self) -> bool {
+        self.allow_broadcast
     }
 
     /// Whether any channel list is configured (so channel names matter).
@@ -112,6 +151,29 @@ mod tests {
     fn deny_wins_over_allow() {
         let policy = lists(&["general"], &["c0001"]);
         assert_eq!(policy.channel_verdict("C0001", "general"), Err(DENIED));
+    }
+
+    #[test]
+    fn broadcast_mentions_are_refused_unless_allowed() {
+        let policy = Policy::new(true, &[], &[]);
+        let err = policy
+            .check_mentions("release is out <!here>", None)
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("text"), "{message}");
+        assert!(message.contains("\"<!here>\""), "{message}");
+        assert!(
+            message.contains("SLACK_ALLOW_BROADCAST_MENTIONS=true"),
+            "{message}"
+        );
+        let blocks = serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": "<!channel>"}}]);
+        let err = policy
+            .check_mentions("fallback", Some(&blocks))
+            .unwrap_err();
+        assert!(err.to_string().contains("blocks_json"), "{err}");
+        assert!(policy.check_mentions("hi <@U0123>", None).is_ok());
+        let allowing = policy.with_broadcast_mentions(true);
+        assert!(allowing.check_mentions("<!here>", Some(&blocks)).is_ok());
     }
 
     #[test]

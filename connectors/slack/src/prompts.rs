@@ -323,6 +323,17 @@ fn draft_announcement(
          call slack_send_message."
             .to_owned()
     };
+    let broadcast = if workspace.broadcast_mentions_allowed() {
+        "Notify the whole channel (<!here> for those active, <!channel> for everyone) only \
+         if the user asks for it; a plain @here or @channel is not a mention when posted \
+         through the API."
+    } else {
+        "Do not notify the whole channel, the workspace or a user group (<!here>, \
+         <!channel>, <!everyone>, <!subteam^...>): this connector refuses such messages \
+         (SLACK_ALLOW_BROADCAST_MENTIONS is not true). If the user wants one, say that the \
+         connector's operator must allow it, or that they can add it when they post the \
+         text themselves."
+    };
     let text = format!(
         "Draft an announcement for the Slack channel {shown} about the following topic.\n\
          \n\
@@ -342,7 +353,7 @@ fn draft_announcement(
          what they need to do and by when, and where to ask questions. Keep it short enough \
          to read without expanding it. Use only facts from the topic or the channel: for a \
          missing date, link or owner, put a visible placeholder such as [DATE?] and ask the \
-         user for it. Do not use @channel or @here unless the user asks for it.\n\
+         user for it. {broadcast}\n\
          3. Show the draft to the user and ask whether to post it as it is, change it, or not \
          post it at all. Do not call `slack_send_message` before the user has explicitly \
          approved this exact text; after any change, show the new text and ask again.\n\

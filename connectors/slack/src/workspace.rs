@@ -26,8 +26,8 @@ pub struct NewMessage {
     pub channel: String,
     /// Text in Slack mrkdwn.
     pub text: String,
-    /// Block Kit JSON array, already checked to be JSON.
-    pub blocks_json: Option<String>,
+    /// Block Kit blocks, already checked to be a JSON array.
+    pub blocks: Option<Value>,
     /// Parent `ts` for a thread reply.
     pub thread_ts: Option<String>,
     /// Also show a thread reply in the channel.
@@ -102,7 +102,8 @@ impl Workspace {
                 config.allow_writes,
                 &config.channels_allow,
                 &config.channels_deny,
-            ),
+            )
+            .with_broadcast_mentions(config.allow_broadcast_mentions),
         })
     }
 
@@ -114,6 +115,12 @@ impl Workspace {
     /// Whether the writing tools are enabled (SLACK_ALLOW_WRITES).
     pub fn writes_allowed(&self) -> bool {
         self.policy.allows_writes()
+    }
+
+    /// Whether messages may notify a whole channel, the workspace or a user
+    /// group (SLACK_ALLOW_BROADCAST_MENTIONS).
+    pub fn broadcast_mentions_allowed(&self) -> bool {
+        self.policy.allows_broadcast_mentions()
     }
 
     /// Names of cached channels the channel lists allow, starting with (then
@@ -174,9 +181,10 @@ impl Workspace {
     /// `chat.postMessage`.
     pub async fn send_message(&self, new: NewMessage) -> Result<Message, Error> {
         self.policy.check_write("slack_send_message")?;
+        self.policy.check_mentions(&new.text, new.blocks.as_ref())?;
         let channel = self.usable_channel(&new.channel).await?;
         let mut params = vec![("channel", channel.id.clone()), ("text", new.text)];
-        push_opt(&mut params, "blocks", new.blocks_json);
+        push_opt(&mut params, "blocks", new.blocks.map(|b| b.to_string()));
         push_opt(&mut params, "thread_ts", new.thread_ts);
         push_opt(
             &mut params,
@@ -201,12 +209,13 @@ impl Workspace {
         channel: &str,
         ts: String,
         text: String,
-        blocks_json: Option<String>,
+        blocks: Option<Value>,
     ) -> Result<Message, Error> {
         self.policy.check_write("slack_update_message")?;
+        self.policy.check_mentions(&text, blocks.as_ref())?;
         let channel = self.usable_channel(channel).await?;
         let mut params = vec![("channel", channel.id.clone()), ("ts", ts), ("text", text)];
-        push_opt(&mut params, "blocks", blocks_json);
+        push_opt(&mut params, "blocks", blocks.map(|b| b.to_string()));
         let answer = self
             .api
             .call(Call::write("chat.update", true, &params))

@@ -806,6 +806,105 @@ async fn messages_are_posted_as_forms_with_the_bearer_token() {
 }
 
 #[tokio::test]
+async fn messages_that_notify_everyone_are_refused_unless_allowed() {
+    let (server, base) = slack().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ok(json!({
+            "channel": "C0123ABCD", "ts": "1712345679.000200",
+            "message": {"text": "sent", "user": "U0BOT"}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.update"))
+        .respond_with(ok(json!({"channel": "C0123ABCD", "ts": "1712345678.000100", "message": {"text": "edited"}})))
+        .mount(&server)
+        .await;
+    mount_users_info(&server, "U0BOT", "Switchboard").await;
+    let send = |text: &str, blocks: Option<&str>| SendMessageRequest {
+        channel: "C0123ABCD".to_owned(),
+        text: text.to_owned(),
+        blocks_json: blocks.map(str::to_owned),
+        ..Default::default()
+    };
+    let broadcasts = [
+        send("Deploy done <!channel>", None),
+        send("<!here|here> standup", None),
+        send("<!EVERYONE>", None),
+        send("oncall: <!subteam^S0123|@oncall>", None),
+        send(
+            "fallback",
+            Some(r#"[{"type":"section","text":{"type":"mrkdwn","text":"*all*: <!here>"}}]"#),
+        ),
+        send(
+            "fallback",
+            Some(
+                r#"[{"type":"rich_text","elements":[{"type":"rich_text_section","elements":[{"type":"broadcast","range":"channel"}]}]}]"#,
+            ),
+        ),
+        send(
+            "fallback",
+            Some(
+                r#"[{"type":"rich_text","elements":[{"type":"rich_text_section","elements":[{"type":"usergroup","usergroup_id":"S0123"}]}]}]"#,
+            ),
+        ),
+    ];
+    let guarded = Connector::start(config(&base)).await;
+    let mut client = guarded.client();
+    for request in broadcasts.clone() {
+        let shown = format!("{:?} {:?}", request.text, request.blocks_json);
+        let status = client.send_message(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{shown}");
+        assert!(
+            status
+                .message()
+                .contains("SLACK_ALLOW_BROADCAST_MENTIONS=true")
+                && status.message().contains("notifies every"),
+            "{shown}: {}",
+            status.message()
+        );
+    }
+    let edit = client
+        .update_message(UpdateMessageRequest {
+            channel: "C0123ABCD".to_owned(),
+            ts: "1712345678.000100".to_owned(),
+            text: "now <!channel>".to_owned(),
+            blocks_json: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(edit.code(), Code::PermissionDenied);
+    assert!(
+        calls(&server, "chat.postMessage").await.is_empty()
+            && calls(&server, "chat.update").await.is_empty(),
+        "a refused message must not reach Slack"
+    );
+    // A person's mention, a date and an escaped command are not broadcasts.
+    client
+        .send_message(send(
+            "<@U0B2> by <!date^1712345678^{date_short}|Apr 5>; shown: &lt;!here&gt;",
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(calls(&server, "chat.postMessage").await.len(), 1);
+
+    let allowing = Connector::start(slack_connector::Config {
+        allow_broadcast_mentions: true,
+        ..config(&base)
+    })
+    .await;
+    let mut client = allowing.client();
+    for request in broadcasts {
+        client.send_message(request).await.unwrap();
+    }
+    let posted = calls(&server, "chat.postMessage").await;
+    assert_eq!(posted.len(), 8);
+    assert!(form("text", "Deploy done <!channel>")(&posted[1]));
+}
+
+#[tokio::test]
 async fn update_delete_react_and_create_call_their_methods() {
     let (server, base) = slack().await;
     Mock::given(method("POST"))

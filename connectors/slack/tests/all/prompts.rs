@@ -346,9 +346,30 @@ async fn draft_announcement_asks_before_posting_and_tells_whether_it_can() {
         "Do not call `slack_send_message` before the user has explicitly",
         "SLACK_ALLOW_WRITES=true",
         "post it with `slack_send_message`, arguments {\"channel\": \"#general\"",
+        "this connector refuses such messages (SLACK_ALLOW_BROADCAST_MENTIONS is not true)",
     ] {
         assert!(body.contains(wanted), "{wanted:?} missing from:\n{body}");
     }
+
+    let broadcaster = Connector::start(slack_connector::Config {
+        allow_broadcast_mentions: true,
+        ..config(&base)
+    })
+    .await;
+    let body = text(
+        &get(
+            &broadcaster,
+            "draft_announcement",
+            &[("channel", "general"), ("topic", topic)],
+        )
+        .await
+        .expect("render"),
+    );
+    assert!(
+        body.contains("Notify the whole channel (<!here> for those active"),
+        "{body}"
+    );
+    assert!(!body.contains("SLACK_ALLOW_BROADCAST_MENTIONS"), "{body}");
 
     let reader = Connector::start(slack_connector::Config {
         allow_writes: false,

@@ -6,7 +6,7 @@
 //! | `SLACK_USER_TOKEN` | unset | User token (`xoxp-...`) with `search:read`, used only by search. |
 //! | `SLACK_API_BASE_URL` | `https://slack.com/api` | Web API base URL (tests point it at local servers). |
 //! | `SLACK_ALLOW_WRITES` | `false` | Offer and allow the writing tools (send, update, delete, react, create channel). |
-//! | `SLACK_ALLOW_BROADCAST_MENTIONS` | `false` | Allow messages that notify a whole channel, the workspace or a user group (`<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>`, rich text `broadcast` and `usergroup` elements); otherwise sending or editing such a message is refused with PERMISSION_DENIED. |
+//! | `SLACK_ALLOW_BROADCAST_MENTIONS` | `false` | Allow messages that notify a whole channel, the workspace or a user group (`<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>`, a plain `@here`, `@channel`, `@everyone`, `@group`, rich text `broadcast` and `usergroup` elements); otherwise sending or editing such a message is refused with PERMISSION_DENIED. |
 //! | `SLACK_CHANNELS_ALLOW` | empty (all) | Comma-separated channel IDs or names; when set, only these channels can be used. |
 //! | `SLACK_CHANNELS_DENY` | empty | Comma-separated channel IDs or names that can never be used (wins over the allow list). |
 //! | `SLACK_TIMEOUT` | `30` | Seconds one HTTP request to Slack may take. |

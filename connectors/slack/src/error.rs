@@ -47,7 +47,7 @@ pub enum Error {
     /// and the operator has not allowed that.
     #[error(
         "{field} holds {mention}, which notifies {whom}; this connector does not post mentions that notify many people unless the operator sets SLACK_ALLOW_BROADCAST_MENTIONS=true. \
-         Mention people by ID (<@U0123>, see slack_get_users), or write < as &lt; to show the text as it is"
+         Mention people by ID (<@U0123>, see slack_get_users); to write about such a mention without sending it, leave out the @ or write < as &lt;"
     )]
     BroadcastMention {
         /// The request field holding it (`text` or `blocks_json`).

@@ -13,8 +13,16 @@
 //! `usergroup`. A mention of one person (`<@U0123>`, a `user` element) is
 //! not a broadcast.
 //!
-//! The connector never sends `parse` or `link_names`, so a plain `@channel`
-//! stays text. A literal `<!channel>` can still be shown: Slack reads
+//! Slack also turns a plain `@here`, `@channel`, `@everyone` or `@group` into
+//! that mention where it parses text for people (a mrkdwn text object without
+//! `verbatim: true`, `parse=full`, `link_names`, a person typing it). The
+//! connector sends no `parse` or `link_names`, but rather than depend on where
+//! Slack parses, such a word counts as a broadcast wherever it appears: `@`
+//! at the start or after a character that is not an ASCII letter or digit
+//! (`ops@channel.example` is an address, not a mention), one of the four
+//! words in any case, then the end or a character that is not an ASCII letter
+//! or digit. Writing the word without its `@` says the same without paging
+//! anyone. A literal `<!channel>` can still be shown: Slack reads
 //! `&lt;!channel&gt;` as text.
 
 use serde_json::Value;
@@ -31,18 +39,40 @@ pub struct Broadcast {
 /// At most this many characters of a mention are shown in an error.
 const SHOWN_CHARS: usize = 40;
 
-/// The first broadcast mention in mrkdwn text, if any.
+/// The words Slack turns into a broadcast when written after `@`.
+const PLAIN_BROADCASTS: [&str; 4] = ["here", "channel", "everyone", "group"];
+
+/// The first broadcast mention in mrkdwn text, if any: a special command
+/// other than a date, or a plain `@here`, `@channel`, `@everyone`, `@group`.
 pub fn in_text(text: &str) -> Option<Broadcast> {
-    let mut rest = text;
-    while let Some(at) = rest.find("<!") {
-        let command = &rest[at + 2..];
-        if !command.starts_with("date^") {
-            return Some(Broadcast {
-                mention: shown(&rest[at..]),
-                whom: whom(command),
-            });
+    let bytes = text.as_bytes();
+    for (at, byte) in bytes.iter().enumerate() {
+        match byte {
+            b'<' if bytes.get(at + 1) == Some(&b'!') => {
+                let command = &text[at + 2..];
+                if !command.starts_with("date^") {
+                    return Some(Broadcast {
+                        mention: shown(&text[at..]),
+                        whom: whom(command),
+                    });
+                }
+            }
+            b'@' if at == 0 || !bytes[at - 1].is_ascii_alphanumeric() => {
+                let word = &bytes[at + 1..];
+                let plain = PLAIN_BROADCASTS.iter().find(|w| {
+                    word.len() >= w.len()
+                        && word[..w.len()].eq_ignore_ascii_case(w.as_bytes())
+                        && word.get(w.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
+                });
+                if let Some(plain) = plain {
+                    return Some(Broadcast {
+                        mention: format!("\"@{plain}\""),
+                        whom: whom(plain),
+                    });
+                }
+            }
+            _ => {}
         }
-        rest = command;
     }
     None
 }
@@ -148,7 +178,10 @@ mod tests {
     fn text_without_a_broadcast_passes() {
         for text in [
             "",
-            "plain @channel and @here stay text without link_names",
+            "the channel and here, without an @",
+            "ops@channel.example.com and a@here",
+            "@channels, @hereafter, @everyones, @groups are other words",
+            "@alice and @chan",
             "<@U0123> and <#C0123|general> and <https://example.com|a link>",
             "<!date^1392734382^{date_short}|Feb 18, 2014>",
             "&lt;!channel&gt; shown literally",

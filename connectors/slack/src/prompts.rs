@@ -325,11 +325,11 @@ fn draft_announcement(
     };
     let broadcast = if workspace.broadcast_mentions_allowed() {
         "Notify the whole channel (<!here> for those active, <!channel> for everyone) only \
-         if the user asks for it; a plain @here or @channel is not a mention when posted \
-         through the API."
+         if the user asks for it."
     } else {
         "Do not notify the whole channel, the workspace or a user group (<!here>, \
-         <!channel>, <!everyone>, <!subteam^...>): this connector refuses such messages \
+         <!channel>, <!everyone>, <!subteam^...>, or @here, @channel, @everyone written \
+         plainly): this connector refuses such messages \
          (SLACK_ALLOW_BROADCAST_MENTIONS is not true). If the user wants one, say that the \
          connector's operator must allow it, or that they can add it when they post the \
          text themselves."

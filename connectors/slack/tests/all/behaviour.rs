@@ -833,9 +833,14 @@ async fn messages_that_notify_everyone_are_refused_unless_allowed() {
         send("<!here|here> standup", None),
         send("<!EVERYONE>", None),
         send("oncall: <!subteam^S0123|@oncall>", None),
+        send("@channel deploy done", None),
         send(
             "fallback",
             Some(r#"[{"type":"section","text":{"type":"mrkdwn","text":"*all*: <!here>"}}]"#),
+        ),
+        send(
+            "fallback",
+            Some(r#"[{"type":"section","text":{"type":"mrkdwn","text":"heads up @Everyone"}}]"#),
         ),
         send(
             "fallback",
@@ -880,10 +885,12 @@ async fn messages_that_notify_everyone_are_refused_unless_allowed() {
             && calls(&server, "chat.update").await.is_empty(),
         "a refused message must not reach Slack"
     );
-    // A person's mention, a date and an escaped command are not broadcasts.
+    // A person's mention, a date, an escaped command, an address and the
+    // word without its @ are not broadcasts.
     client
         .send_message(send(
-            "<@U0B2> by <!date^1712345678^{date_short}|Apr 5>; shown: &lt;!here&gt;",
+            "<@U0B2> by <!date^1712345678^{date_short}|Apr 5>; shown: &lt;!here&gt;, \
+             mail ops@channel.example, tell the channel",
             None,
         ))
         .await
@@ -900,7 +907,7 @@ async fn messages_that_notify_everyone_are_refused_unless_allowed() {
         client.send_message(request).await.unwrap();
     }
     let posted = calls(&server, "chat.postMessage").await;
-    assert_eq!(posted.len(), 8);
+    assert_eq!(posted.len(), 10);
     assert!(form("text", "Deploy done <!channel>")(&posted[1]));
 }
 

@@ -631,6 +631,7 @@ def check_kubernetes(binaries: dict[str, Binary], kustomize: list[str] | None) -
             check_schemas(rel, objects)
         wanted |= check_rendered(rel, objects, binaries)
         check_scrape_annotations(rel, objects, binaries)
+        check_network_policies(rel, objects, binaries)
     return wanted
 
 
@@ -671,6 +672,100 @@ def check_scrape_annotations(rel: Path, objects: list[dict], binaries: dict[str,
                 problems.append(f"{where}: metrics port {want} is not a containerPort")
     report(f"kubernetes: {rel}: the router and every connector serving METRICS_ADDR carry prometheus.io/scrape, port and path",
            problems, f"{count} Deployments")
+
+
+def check_network_policies(rel: Path, objects: list[dict], binaries: dict[str, Binary]) -> None:
+    """Only the router's pods reach a connector's gRPC port. A connector holds
+    its service's credentials and serves whoever reaches it (authentication
+    and policy are the router's), so the pods of every connector Deployment
+    must be isolated for ingress by a NetworkPolicy, and every rule of the
+    policies selecting them that admits the gRPC port (a rule naming it, or
+    naming no port) must admit only peers that select router pods and no
+    other pod of the manifests: a podSelector with matchLabels, no
+    matchExpressions, no namespaceSelector, no ipBlock. Read as Kubernetes
+    reads it: a policy selects the pods whose labels include its matchLabels
+    (an empty selector selects every pod), the allowed ingress is the union
+    of the rules of all selecting policies, a rule without `from` admits
+    every peer."""
+    problems: list[str] = []
+    deployments = [o for o in objects if o.get("kind") == "Deployment"]
+    policies = [o for o in objects if o.get("kind") == "NetworkPolicy"]
+
+    def kit_binary(d: dict) -> str | None:
+        for c in d["spec"]["template"]["spec"].get("containers", []):
+            b = binaries.get(image_binary(c.get("image", "")) or "")
+            if b is not None:
+                return b.name if b.uses_kit else None
+        return None
+
+    def labels_of(d: dict) -> dict:
+        return (d["spec"]["template"].get("metadata") or {}).get("labels") or {}
+
+    def is_router(d: dict) -> bool:
+        return kit_binary(d) is None and any(image_binary(c.get("image", "")) in binaries
+                                             for c in d["spec"]["template"]["spec"].get("containers", []))
+
+    pods = [(labels_of(d), is_router(d)) for d in deployments]
+
+    def selects(selector: dict | None, labels: dict) -> bool:
+        selector = selector or {}
+        if selector.get("matchExpressions"):
+            return False  # not read here: such a policy does not count
+        return (selector.get("matchLabels") or {}).items() <= labels.items()
+
+    def router_only(peer: dict) -> bool:
+        """A peer selecting router pods and no other pod of the manifests."""
+        if set(peer) != {"podSelector"}:
+            return False
+        sel = peer["podSelector"] or {}
+        if sel.get("matchExpressions") or not sel.get("matchLabels"):
+            return False
+        chosen = [router for labels, router in pods if selects(sel, labels)]
+        return bool(chosen) and all(chosen)
+
+    count = 0
+    for d in deployments:
+        if kit_binary(d) is None:
+            continue
+        count += 1
+        name = d["metadata"]["name"]
+        labels = labels_of(d)
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        grpc_port = (container.get("ports") or [{}])[0]
+        grpc_names = {grpc_port.get("containerPort"), grpc_port.get("name")} - {None}
+
+        def admits_grpc(q: dict) -> bool:
+            port, end = q.get("port"), q.get("endPort")
+            number = grpc_port.get("containerPort")
+            if isinstance(port, int) and isinstance(end, int) and isinstance(number, int):
+                return port <= number <= end
+            return port is None or port in grpc_names
+        selecting = [p for p in policies
+                     if selects(p["spec"].get("podSelector"), labels)
+                     and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])]
+        if not selecting:
+            problems.append(f"{rel}: connector Deployment {name}: no NetworkPolicy isolates its pods for ingress, "
+                            f"so any pod in the cluster can call it with the service's credentials")
+            continue
+        admitted = False
+        for p in selecting:
+            for rule in p["spec"].get("ingress") or []:
+                ports = rule.get("ports") or []
+                if ports and not any(admits_grpc(q) for q in ports):
+                    continue
+                peers = rule.get("from") or []
+                if not peers:
+                    problems.append(f"{rel}: NetworkPolicy {p['metadata']['name']} admits every peer to the gRPC port of {name}")
+                for peer in peers:
+                    if router_only(peer):
+                        admitted = True
+                    else:
+                        problems.append(f"{rel}: NetworkPolicy {p['metadata']['name']} admits {peer} to the gRPC port "
+                                        f"of {name}: only the router's pods may call a connector")
+        if not admitted:
+            problems.append(f"{rel}: connector Deployment {name}: no NetworkPolicy admits the router to its gRPC port")
+    report(f"kubernetes: {rel}: only the router's pods can reach a connector's gRPC port (NetworkPolicy)",
+           problems, f"{count} connector Deployments, {len(policies)} NetworkPolicies")
 
 
 # The oldest Kubernetes the manifests are meant for (grpc probes are GA since 1.27).

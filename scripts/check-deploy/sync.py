@@ -429,9 +429,46 @@ scrape_configs:
 """
 
 
+def network_policy(c: Connector, metrics: bool) -> str:
+    """The connector's NetworkPolicy: its gRPC port admits only the router's
+    pods (and, when it serves metrics, its metrics port any scraper)."""
+    metrics_rule = ("""    # Metrics (no credentials in them) for a Prometheus in any namespace.
+    - ports:
+        - port: metrics
+          protocol: TCP
+""" if metrics else "")
+    return f"""# Only the router may call {c.service}: the connector holds the service's
+# credentials and serves whoever reaches its gRPC port, while clients are
+# authenticated and authorized by the router in front of it. Enforced by any
+# network plugin that implements NetworkPolicy (Calico, Cilium, ...); kubelet
+# probes come from the node and always pass.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {c.service}
+  labels:
+    app.kubernetes.io/name: {c.service}
+    app.kubernetes.io/component: connector
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {c.service}
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - podSelector:
+            matchLabels:
+              app.kubernetes.io/name: router
+      ports:
+        - port: grpc
+          protocol: TCP
+{metrics_rule}"""
+
+
 def new_manifest(c: Connector, metrics: bool) -> str:
-    """The connector's Deployment, headless Service and autoscaler, as the others
-    are (and, when it serves metrics, their Prometheus port and annotations)."""
+    """The connector's Deployment, headless Service, autoscaler and
+    NetworkPolicy, as the others are (and, when it serves metrics, their
+    Prometheus port and annotations)."""
     annotations = (f"""      # Prometheus scrapes METRICS_ADDR (set in config/{c.service}.env).
       annotations:
         prometheus.io/scrape: "true"
@@ -556,7 +593,8 @@ spec:
         target:
           type: Utilization
           averageUtilization: 70
-"""
+---
+""" + network_policy(c, metrics)
 
 
 def append_to_list(lines: list[str], key: str, items: list[str]) -> None:

@@ -9,6 +9,7 @@
 //! | `SLACK_ALLOW_BROADCAST_MENTIONS` | `false` | Allow messages that notify a whole channel, the workspace or a user group (`<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>`, a plain `@here`, `@channel`, `@everyone`, `@group`, rich text `broadcast` and `usergroup` elements); otherwise sending or editing such a message is refused with PERMISSION_DENIED. |
 //! | `SLACK_CHANNELS_ALLOW` | empty (all) | Comma-separated channel IDs or names; when set, only these channels can be used. |
 //! | `SLACK_CHANNELS_DENY` | empty | Comma-separated channel IDs or names that can never be used (wins over the allow list). |
+//! | `SLACK_CHANNEL_NAME_TTL` | `60` | Seconds a channel's name is trusted after the connector last saw it; past that, a channel named by the caller (and, with channel lists, a channel given by ID) is checked with `conversations.info` before use, so a renamed channel is neither written to by its old name nor judged by it. |
 //! | `SLACK_TIMEOUT` | `30` | Seconds one HTTP request to Slack may take. |
 //! | `SLACK_MAX_RESPONSE_BYTES` | `33554432` | Largest body of one Slack answer the connector reads (32 MiB); a larger one fails the call with an error naming this variable (declared larger: not read at all). |
 //! | `SLACK_MAX_RETRIES` | `4` | Retries of a rate-limited (429) or, for reads, failed (5xx, network) request. |
@@ -46,6 +47,9 @@ pub struct Config {
     pub channels_allow: Vec<String>,
     /// `SLACK_CHANNELS_DENY`: channel IDs or names never to touch.
     pub channels_deny: Vec<String>,
+    /// `SLACK_CHANNEL_NAME_TTL`: how long a channel's name is trusted after
+    /// it was seen.
+    pub channel_name_ttl: Duration,
     /// `SLACK_TIMEOUT`: deadline of one HTTP request.
     pub request_timeout: Duration,
     /// `SLACK_MAX_RETRIES` and `SLACK_RETRY_BUDGET`.
@@ -69,6 +73,7 @@ impl Default for Config {
             allow_broadcast_mentions: false,
             channels_allow: Vec::new(),
             channels_deny: Vec::new(),
+            channel_name_ttl: crate::directory::DEFAULT_CHANNEL_NAME_TTL,
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy {
                 max_retries: 4,
@@ -100,6 +105,7 @@ impl Config {
             )?,
             channels_allow: env::list("SLACK_CHANNELS_ALLOW"),
             channels_deny: env::list("SLACK_CHANNELS_DENY"),
+            channel_name_ttl: env::seconds("SLACK_CHANNEL_NAME_TTL", defaults.channel_name_ttl)?,
             request_timeout: env::seconds("SLACK_TIMEOUT", defaults.request_timeout)?,
             retry: RetryPolicy {
                 max_retries: env::parse("SLACK_MAX_RETRIES", defaults.retry.max_retries)?,

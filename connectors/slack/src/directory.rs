@@ -7,6 +7,14 @@
 //! full paged listing. A full listing runs at most once per
 //! [`RELIST_INTERVAL`] per kind, one at a time, so a mistyped name cannot
 //! start a storm of listings.
+//!
+//! Channels get renamed. A channel's name is trusted for the channel name TTL
+//! (`SLACK_CHANNEL_NAME_TTL`) after it was last seen; past that, a name given
+//! by the caller is confirmed with `conversations.info` of the channel it
+//! pointed to before it is used (a message for `#general` must not go to the
+//! channel that was called general yesterday), and so is the name of a
+//! channel given by ID when the channel lists need it. A rename seen drops
+//! the old name.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -25,6 +33,12 @@ pub const RELIST_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Page size of full listings (Slack's maximum is 1000; it may return fewer).
 const LISTING_PAGE: &str = "1000";
+
+/// Minimum time between two full channel listings when a cached name turned
+/// out to belong to no channel any more (a rename): short, since a name the
+/// caller gave is waiting, but a floor, so that a Slack whose listing and
+/// `conversations.info` disagree cannot make every call list.
+pub const RENAMED_RELIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Upper bound of pages in one full listing, so a misbehaving cursor cannot
 /// keep a call paging forever (200 pages: up to 200,000 channels or users).
@@ -73,9 +87,19 @@ pub fn is_user_id(s: &str) -> bool {
     looks_like_id(s, &['U', 'W'])
 }
 
+/// Default of `SLACK_CHANNEL_NAME_TTL`.
+pub const DEFAULT_CHANNEL_NAME_TTL: Duration = Duration::from_secs(60);
+
+/// A channel's name and when it was last seen.
+#[derive(Debug, Clone)]
+struct Named {
+    name: String,
+    seen: Instant,
+}
+
 #[derive(Debug, Default)]
 struct ChannelNames {
-    by_id: HashMap<String, String>,
+    by_id: HashMap<String, Named>,
     by_name: HashMap<String, String>,
 }
 
@@ -87,13 +111,16 @@ pub struct Directory {
     users: RwLock<HashMap<String, User>>,
     channel_listing: tokio::sync::Mutex<Option<Instant>>,
     user_listing: tokio::sync::Mutex<Option<Instant>>,
+    name_ttl: Duration,
 }
 
 impl Directory {
-    /// Empty caches over `api`.
-    pub fn new(api: Arc<SlackApi>) -> Self {
+    /// Empty caches over `api`, trusting a channel's name for `name_ttl`
+    /// after it was seen.
+    pub fn new(api: Arc<SlackApi>, name_ttl: Duration) -> Self {
         Self {
             api,
+            name_ttl,
             channels: RwLock::default(),
             users: RwLock::default(),
             channel_listing: tokio::sync::Mutex::new(None),
@@ -107,10 +134,28 @@ impl Directory {
             return;
         }
         if let Ok(mut names) = self.channels.write() {
-            names.by_id.insert(channel.id.clone(), channel.name.clone());
+            let named = Named {
+                name: channel.name.clone(),
+                seen: Instant::now(),
+            };
+            if let Some(old) = names.by_id.insert(channel.id.clone(), named) {
+                let old = old.name.to_lowercase();
+                if names.by_name.get(&old) == Some(&channel.id) {
+                    names.by_name.remove(&old);
+                }
+            }
             names
                 .by_name
                 .insert(channel.name.to_lowercase(), channel.id.clone());
+        }
+    }
+
+    /// Forgets that `name` is the channel `id` (it was not, when asked).
+    fn forget_name(&self, name: &str, id: &str) {
+        if let Ok(mut names) = self.channels.write()
+            && names.by_name.get(name).map(String::as_str) == Some(id)
+        {
+            names.by_name.remove(name);
         }
     }
 
@@ -133,7 +178,7 @@ impl Directory {
         let mut channels: Vec<(String, String)> = names
             .by_id
             .iter()
-            .map(|(id, name)| (id.clone(), name.clone()))
+            .map(|(id, named)| (id.clone(), named.name.clone()))
             .collect();
         channels.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         channels
@@ -153,7 +198,16 @@ impl Directory {
     }
 
     fn cached_channel_name(&self, id: &str) -> Option<String> {
+        Some(self.cached_named(id)?.name)
+    }
+
+    fn cached_named(&self, id: &str) -> Option<Named> {
         self.channels.read().ok()?.by_id.get(id).cloned()
+    }
+
+    /// Whether a name seen at `seen` is still trusted.
+    fn fresh(&self, seen: Instant) -> bool {
+        seen.elapsed() < self.name_ttl
     }
 
     fn cached_channel_id(&self, name: &str) -> Option<String> {
@@ -185,7 +239,9 @@ impl Directory {
 
     /// Resolves a channel given by ID, `name` or `#name`. With `need_name`, the
     /// name of a channel given by ID is looked up (`conversations.info`) when not
-    /// cached, and a failure to learn it is an error; otherwise it is best effort.
+    /// cached or no longer trusted, and a failure to learn it is an error;
+    /// otherwise it is best effort. A name given by the caller is confirmed
+    /// when the cache's knowledge of it is no longer trusted.
     pub async fn resolve_channel(
         &self,
         channel: &str,
@@ -194,8 +250,14 @@ impl Directory {
         let channel = channel.trim();
         if is_channel_id(channel) || is_user_id(channel) {
             let id = channel.to_owned();
-            if let Some(name) = self.cached_channel_name(&id) {
-                return Ok(ResolvedChannel { id, name });
+            let cached = self.cached_named(&id);
+            if let Some(named) = &cached
+                && (!need_name || self.fresh(named.seen))
+            {
+                return Ok(ResolvedChannel {
+                    id,
+                    name: named.name.clone(),
+                });
             }
             if is_user_id(&id) || id.starts_with('D') {
                 // Direct messages have no name.
@@ -209,7 +271,7 @@ impl Directory {
                 Err(e) if need_name => return Err(e),
                 Err(e) => {
                     tracing::debug!(channel = %id, error = %e, "channel name unknown");
-                    String::new()
+                    cached.map(|named| named.name).unwrap_or_default()
                 }
             };
             return Ok(ResolvedChannel { id, name });
@@ -223,9 +285,30 @@ impl Directory {
             ));
         }
         if let Some(id) = self.cached_channel_id(&name) {
-            return Ok(ResolvedChannel { id, name });
+            let fresh = self
+                .cached_named(&id)
+                .is_some_and(|named| self.fresh(named.seen));
+            if fresh {
+                return Ok(ResolvedChannel { id, name });
+            }
+            // Not seen lately: is the channel still called that?
+            match self.channel_info(&id).await {
+                Ok(info) if info.name.to_lowercase() == name => {
+                    return Ok(ResolvedChannel { id, name });
+                }
+                // Renamed (the new name is remembered, the old one dropped),
+                // or gone: find who is called `name` now, with a listing even
+                // if one ran lately (it knew the old name).
+                Ok(_) => self.forget_name(&name, &id),
+                Err(e) if e.slack_code() == Some("channel_not_found") => {
+                    self.forget_name(&name, &id);
+                }
+                Err(e) => return Err(e),
+            }
+            self.list_all_channels(true).await?;
+        } else {
+            self.list_all_channels(false).await?;
         }
-        self.list_all_channels().await?;
         match self.cached_channel_id(&name) {
             Some(id) => Ok(ResolvedChannel { id, name }),
             None => Err(Error::NameNotFound {
@@ -248,10 +331,17 @@ impl Directory {
         Ok(channel)
     }
 
-    /// Lists every channel into the cache, unless that was done recently.
-    async fn list_all_channels(&self) -> Result<(), Error> {
+    /// Lists every channel into the cache, unless that was done within
+    /// [`RELIST_INTERVAL`] (within [`RENAMED_RELIST_INTERVAL`] when `forced`
+    /// by a rename).
+    async fn list_all_channels(&self, forced: bool) -> Result<(), Error> {
         let mut last = self.channel_listing.lock().await;
-        if last.is_some_and(|at| at.elapsed() < RELIST_INTERVAL) {
+        let interval = if forced {
+            RENAMED_RELIST_INTERVAL
+        } else {
+            RELIST_INTERVAL
+        };
+        if last.is_some_and(|at| at.elapsed() < interval) {
             return Ok(());
         }
         let mut types = "public_channel,private_channel";

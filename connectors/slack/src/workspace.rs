@@ -96,7 +96,7 @@ impl Workspace {
     pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
         let api = Arc::new(SlackApi::new(config)?);
         Ok(Self {
-            directory: Directory::new(api.clone()),
+            directory: Directory::new(api.clone(), config.channel_name_ttl),
             api,
             policy: Policy::new(
                 config.allow_writes,

@@ -492,6 +492,94 @@ async fn channel_names_resolve_across_listing_pages_and_authors_are_named() {
 }
 
 #[tokio::test]
+async fn a_renamed_channel_is_not_reached_or_judged_by_its_old_name() {
+    let (server, base) = slack().await;
+    // Before: C0OLDGENL is #general, C0RANDOM0 is #random.
+    Mock::given(path("/api/conversations.list"))
+        .respond_with(ok(json!({"channels": [
+            {"id": "C0OLDGENL", "name": "general"}, {"id": "C0RANDOM0", "name": "random"}
+        ]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ok(
+            json!({"ts": "1712345679.000200", "message": {"text": "hi", "user": "U0BOT"}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/conversations.info"))
+        .and(query_param("channel", "C0RANDOM0"))
+        .respond_with(ok(
+            json!({"channel": {"id": "C0RANDOM0", "name": "random"}}),
+        ))
+        .mount(&server)
+        .await;
+    mount_users_info(&server, "U0BOT", "Switchboard").await;
+    let connector = Connector::start(slack_connector::Config {
+        channels_deny: vec!["secret".to_owned()],
+        channel_name_ttl: std::time::Duration::ZERO,
+        ..config(&base)
+    })
+    .await;
+    let mut client = connector.client();
+    let to = |channel: &str| SendMessageRequest {
+        channel: channel.to_owned(),
+        text: "hi".to_owned(),
+        ..Default::default()
+    };
+    client.send_message(to("#general")).await.unwrap();
+    client.send_message(to("C0RANDOM0")).await.unwrap();
+
+    // Then #general becomes #general-old, a new #general is made, and #random
+    // becomes #secret, which the deny list names.
+    Mock::given(path("/api/conversations.list"))
+        .respond_with(ok(json!({"channels": [
+            {"id": "C0OLDGENL", "name": "general-old"}, {"id": "C0NEWGENL", "name": "general"},
+            {"id": "C0RANDOM0", "name": "secret"}
+        ]})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    for (id, name) in [("C0OLDGENL", "general-old"), ("C0RANDOM0", "secret")] {
+        Mock::given(path("/api/conversations.info"))
+            .and(query_param("channel", id))
+            .respond_with(ok(json!({"channel": {"id": id, "name": name}})))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    // A listing ran a moment ago; the one a rename calls for waits its floor.
+    tokio::time::sleep(slack_connector::directory::RENAMED_RELIST_INTERVAL).await;
+    client.send_message(to("#general")).await.unwrap();
+    let refused = client.send_message(to("C0RANDOM0")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("SLACK_CHANNELS_DENY"),
+        "{refused:?}"
+    );
+
+    let posted: Vec<String> = calls(&server, "chat.postMessage")
+        .await
+        .iter()
+        .map(|r| {
+            reqwest::Url::parse(&format!(
+                "http://form/?{}",
+                String::from_utf8_lossy(&r.body)
+            ))
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "channel")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(posted, ["C0OLDGENL", "C0RANDOM0", "C0NEWGENL"]);
+}
+
+#[tokio::test]
 async fn an_unknown_channel_name_is_not_found_with_a_hint() {
     let (server, base) = slack().await;
     Mock::given(path("/api/conversations.list"))

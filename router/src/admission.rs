@@ -49,7 +49,7 @@ use serde_json::{Map, Value as Json, json};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::audit::Outcome as Audited;
+use crate::audit::{FrontDoor, Outcome as Audited};
 use crate::auth::{Principal, RejectionKind};
 use crate::call::{Decided, Security};
 use crate::catalog::ToolCatalog;
@@ -183,6 +183,7 @@ impl Admission {
             };
             self.security.audit(
                 Some(principal),
+                FrontDoor::Http,
                 &name,
                 &connector,
                 Audited::Denied,
@@ -209,6 +210,8 @@ const SESSION_HEADER: &str = "mcp-session-id";
 #[derive(Debug)]
 pub struct Gate {
     security: Security,
+    /// The front door it guards (`/mcp` or `/api/v1`), for the audit line.
+    front_door: FrontDoor,
     owners: moka::sync::Cache<String, Arc<str>>,
     /// With a session store: where the owners of sessions opened on other
     /// replicas are found.
@@ -216,11 +219,13 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Sessions are remembered while they can live: at most `max_sessions`
-    /// of them, each until `session_idle_timeout` without a request.
-    pub fn new(security: Security, limits: &ClientLimits) -> Self {
+    /// The gate of `front_door`. Sessions are remembered while they can
+    /// live: at most `max_sessions` of them, each until
+    /// `session_idle_timeout` without a request.
+    pub fn new(security: Security, front_door: FrontDoor, limits: &ClientLimits) -> Self {
         Self {
             security,
+            front_door,
             owners: moka::sync::Cache::builder()
                 .max_capacity(limits.max_sessions as u64)
                 .time_to_idle(limits.session_idle_timeout)
@@ -298,6 +303,7 @@ pub async fn authenticate(
                     Ok(false) => {
                         security.audit(
                             Some(&principal),
+                            gate.front_door,
                             "",
                             "",
                             Audited::Denied,
@@ -339,7 +345,16 @@ pub async fn authenticate(
             if let RejectionKind::InvalidToken(reason) = &rejection.kind {
                 tracing::info!(%reason, "bearer token refused");
             }
-            security.audit(None, "", "", Audited::Unauthenticated, started, None, None);
+            security.audit(
+                None,
+                gate.front_door,
+                "",
+                "",
+                Audited::Unauthenticated,
+                started,
+                None,
+                None,
+            );
             crate::metrics::record_denial("unauthenticated");
             rejection.into_response()
         }

@@ -2,8 +2,9 @@
 //! target, so operators can route it apart from the diagnostic logs
 //! (`RUST_LOG=audit=info`, or a dedicated layer filtering on the target).
 //!
-//! Each line has: `time_unix_ms`, `principal` (the token's `sub`, or `stdio`),
-//! `tool`, `connector`, `outcome` (`ok`, `tool_error`, `denied`,
+//! Each line has: `time_unix_ms`, `principal` (the token's `sub`, or `stdio`
+//! for the local user: over stdio, and over HTTP without an issuer),
+//! `front_door` (`stdio`, `http` for MCP over HTTP, `rest`), `tool`, `connector`, `outcome` (`ok`, `tool_error`, `denied`,
 //! `unauthenticated`, `rate_limited`), `duration_ms`, `trace_id` (empty when
 //! there is none), and, only when [`AuditConfig::log_arguments`] is on, the
 //! call's `arguments` as JSON: values under keys that name a secret (see
@@ -48,6 +49,28 @@ impl Default for AuditConfig {
     }
 }
 
+/// Which front door a call came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontDoor {
+    /// MCP over the router's standard streams.
+    Stdio,
+    /// MCP over Streamable HTTP (`/mcp`).
+    Http,
+    /// The REST API (`/api/v1`).
+    Rest,
+}
+
+impl FrontDoor {
+    /// The value of the `front_door` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrontDoor::Stdio => "stdio",
+            FrontDoor::Http => "http",
+            FrontDoor::Rest => "rest",
+        }
+    }
+}
+
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -81,6 +104,8 @@ impl Outcome {
 pub struct AuditEvent<'a> {
     /// The principal's `sub`, or `stdio`; `None` when unauthenticated.
     pub principal: Option<&'a str>,
+    /// Where the call came in.
+    pub front_door: FrontDoor,
     /// The tool as named by the client.
     pub tool: &'a str,
     /// Its connector (empty when the tool is unknown or hidden).
@@ -274,6 +299,7 @@ impl AuditEvent<'_> {
                 target: "audit",
                 time_unix_ms,
                 principal,
+                front_door = self.front_door.as_str(),
                 tool = self.tool,
                 connector = self.connector,
                 outcome = self.outcome.as_str(),
@@ -286,6 +312,7 @@ impl AuditEvent<'_> {
                 target: "audit",
                 time_unix_ms,
                 principal,
+                front_door = self.front_door.as_str(),
                 tool = self.tool,
                 connector = self.connector,
                 outcome = self.outcome.as_str(),
@@ -341,6 +368,7 @@ mod tests {
     fn event(args: &str, outcome: Outcome) -> AuditEvent<'_> {
         AuditEvent {
             principal: Some("alice"),
+            front_door: FrontDoor::Http,
             tool: "database_query",
             connector: "database",
             outcome,
@@ -359,6 +387,7 @@ mod tests {
         assert_eq!(line["target"], "audit");
         let f = &line["fields"];
         assert_eq!(f["principal"], "alice");
+        assert_eq!(f["front_door"], "http");
         assert_eq!(f["tool"], "database_query");
         assert_eq!(f["connector"], "database");
         assert_eq!(f["outcome"], "ok");

@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 use crate::admission::{self, Admission};
+use crate::audit::FrontDoor;
 use crate::catalog::{ConnectorStatus, ToolCatalog};
 use crate::config::{ClientLimits, Config};
 use crate::limits::LimitLog;
@@ -183,7 +184,8 @@ pub async fn serve_http(
             crate::session::guard::guard,
         ));
     }
-    let gate = admission::Gate::new(security.clone(), &limits).with_store(shared.clone());
+    let gate =
+        admission::Gate::new(security.clone(), FrontDoor::Http, &limits).with_store(shared.clone());
     let mcp = mcp
         .layer(axum::middleware::from_fn_with_state(
             admission,
@@ -206,7 +208,11 @@ pub async fn serve_http(
         .nest_service(
             "/api/v1",
             rest.layer(axum::middleware::from_fn_with_state(
-                Arc::new(admission::Gate::new(security.clone(), &limits)),
+                Arc::new(admission::Gate::new(
+                    security.clone(),
+                    FrontDoor::Rest,
+                    &limits,
+                )),
                 admission::authenticate,
             ))
             .layer(axum::middleware::from_fn(crate::rest::auth_problems)),

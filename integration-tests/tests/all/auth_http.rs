@@ -219,9 +219,9 @@ async fn without_a_token_mcp_is_401_with_the_challenge_and_probes_stay_open() {
     }
     let audit = router.audit_lines();
     assert!(
-        audit
-            .iter()
-            .any(|l| l["outcome"] == "unauthenticated" && l["principal"] == ""),
+        audit.iter().any(|l| l["outcome"] == "unauthenticated"
+            && l["principal"] == ""
+            && l["front_door"] == "http"),
         "a 401 is audited: {audit:?}"
     );
 }
@@ -293,6 +293,7 @@ async fn an_expired_token_is_401_invalid_token_and_a_valid_one_calls_a_tool() {
         .find(|l| l["tool"] == "calc_add")
         .unwrap_or_else(|| panic!("the call is audited: {audit:?}"));
     assert_eq!(line["principal"], "alice");
+    assert_eq!(line["front_door"], "http");
     assert_eq!(line["connector"], "calc");
     assert_eq!(line["outcome"], "ok");
     assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
@@ -585,6 +586,26 @@ async fn the_policy_reads_arguments_as_the_connector_will_receive_them() {
     };
     let refused = arguments_of("lou", "denied");
     assert_eq!(refused.len(), 10, "{audit:?}");
+    // Each line says which front door the call came through: MCP over HTTP
+    // (refused at its front door or in the pipeline) or REST.
+    let through = |sub: &str, door: &str| {
+        audit
+            .iter()
+            .filter(|l| {
+                l["principal"] == sub && l["outcome"] == "denied" && l["front_door"] == door
+            })
+            .count()
+    };
+    assert_eq!(
+        (through("lou", "http"), through("lou", "rest")),
+        (5, 5),
+        "{audit:?}"
+    );
+    assert_eq!(
+        (through("rita", "http"), through("rita", "rest")),
+        (4, 4),
+        "{audit:?}"
+    );
     assert!(
         refused
             .iter()
@@ -1363,9 +1384,10 @@ async fn over_stdio_the_local_user_is_allowed_everything_and_audited_as_stdio() 
         .filter(|v| v["target"] == "audit")
         .collect();
     assert!(
-        lines
-            .iter()
-            .any(|l| l["principal"] == "stdio" && l["tool"] == "calc_add" && l["outcome"] == "ok"),
+        lines.iter().any(|l| l["principal"] == "stdio"
+            && l["front_door"] == "stdio"
+            && l["tool"] == "calc_add"
+            && l["outcome"] == "ok"),
         "{lines:?}"
     );
 }

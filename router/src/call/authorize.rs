@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rmcp::ErrorData as McpError;
 use serde_json::{Map, Value as Json, json};
 
-use crate::audit::{AuditConfig, AuditEvent, Outcome as Audited};
+use crate::audit::{AuditConfig, AuditEvent, FrontDoor, Outcome as Audited};
 use crate::auth::{Authenticator, Principal, principal_metadata};
 use crate::policy::{Decision, Policy, ToolRef};
 
@@ -266,6 +266,7 @@ impl Security {
     pub fn audit(
         &self,
         principal: Option<&Principal>,
+        front_door: FrontDoor,
         tool: &str,
         connector: &str,
         outcome: Audited,
@@ -275,6 +276,7 @@ impl Security {
     ) {
         AuditEvent {
             principal: principal.map(|p| p.sub.as_str()),
+            front_door,
             tool,
             connector,
             outcome,

@@ -424,15 +424,17 @@ mod tests {
 
     #[test]
     fn the_principal_is_the_token_subject_else_the_session_else_the_local_user() {
+        use crate::audit::FrontDoor;
         use crate::auth::Principal;
-        let local = Caller::new(Some(Principal::local()), None);
+        let local = Caller::new(Some(Principal::local()), FrontDoor::Stdio, None);
         assert_eq!(principal_key(&local, false), "stdio");
-        let session = Caller::new(Some(Principal::local()), None).with_client("session 1");
+        let session =
+            Caller::new(Some(Principal::local()), FrontDoor::Http, None).with_client("session 1");
         assert_eq!(principal_key(&session, false), "session 1");
         let mut claims = serde_json::Map::new();
         claims.insert("sub".into(), serde_json::json!("alice"));
         let alice = Principal::from_claims(claims).expect("principal");
-        let token = Caller::new(Some(alice), None).with_client("session 2");
+        let token = Caller::new(Some(alice), FrontDoor::Http, None).with_client("session 2");
         assert_eq!(principal_key(&token, true), "alice");
     }
 }

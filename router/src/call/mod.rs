@@ -43,7 +43,7 @@ use serde_json::{Map, Value as Json};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::audit::Outcome as Audited;
+use crate::audit::{FrontDoor, Outcome as Audited};
 use crate::auth::Principal;
 use crate::catalog::ToolCatalog;
 use crate::upstream::Upstream;
@@ -59,6 +59,8 @@ pub use limit::{CallLimits, CallSlots};
 pub struct Caller {
     /// The authenticated principal.
     pub principal: Option<Principal>,
+    /// The front door the request came through (for the audit line).
+    pub front_door: FrontDoor,
     /// The `traceparent` sent to connectors: the client's trace id when it
     /// sent one, with a new span id; otherwise a new trace. While traces are
     /// exported, the context of the front door's server span.
@@ -72,11 +74,16 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// A caller continuing the client's `traceparent`, if it sent one (and,
-    /// while traces are exported, the current server span).
-    pub fn new(principal: Option<Principal>, incoming_traceparent: Option<&str>) -> Self {
+    /// A caller at `front_door` continuing the client's `traceparent`, if it
+    /// sent one (and, while traces are exported, the current server span).
+    pub fn new(
+        principal: Option<Principal>,
+        front_door: FrontDoor,
+        incoming_traceparent: Option<&str>,
+    ) -> Self {
         Self {
             principal,
+            front_door,
             client: None,
             decided: None,
             traceparent: crate::trace::continued(incoming_traceparent)
@@ -330,6 +337,7 @@ impl Pipeline {
         };
         self.security.audit(
             call.caller.principal.as_ref(),
+            call.caller.front_door,
             &call.name,
             &connector,
             outcome,
@@ -465,6 +473,7 @@ impl Pipeline {
         let audit = |outcome| {
             self.security.audit(
                 caller.principal.as_ref(),
+                caller.front_door,
                 name,
                 "",
                 outcome,
@@ -618,7 +627,7 @@ mod tests {
         assert_ne!(out, incoming, "a new span id is used");
         let fresh = traceparent(Some("garbage"));
         assert_eq!(fresh.len(), 55);
-        let caller = Caller::new(None, Some(incoming));
+        let caller = Caller::new(None, FrontDoor::Http, Some(incoming));
         assert_eq!(caller.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
     }
 }

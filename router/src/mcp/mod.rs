@@ -31,6 +31,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::FrontDoor;
 use crate::call::{CallError, CallSlots, Caller, Notices, Pipeline, Security, ToolCall};
 use crate::catalog::ToolCatalog;
 use crate::config::{ClientLimits, Config};
@@ -443,15 +444,21 @@ impl McpHandler {
     /// established (or the local user), and the client's trace context.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let security = self.pipeline.security();
+        // Only the HTTP transport puts the request's parts in the context.
+        let parts = context.extensions.get::<http::request::Parts>();
+        let front_door = if parts.is_some() {
+            FrontDoor::Http
+        } else {
+            FrontDoor::Stdio
+        };
         let caller = Caller::new(
             security.principal(&context.extensions),
+            front_door,
             crate::trace::incoming_traceparent(context),
         )
         .with_decided(security.decided(&context.extensions));
         // Without tokens, each MCP session is its own principal for limits.
-        let session = context
-            .extensions
-            .get::<http::request::Parts>()
+        let session = parts
             .and_then(|parts| parts.headers.get("mcp-session-id"))
             .and_then(|id| id.to_str().ok());
         match session {

@@ -165,7 +165,7 @@ fn caller(rest: &Rest, request: &Request) -> Caller {
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
-    Caller::new(principal, traceparent)
+    Caller::new(principal, crate::audit::FrontDoor::Rest, traceparent)
 }
 
 /// A tool `caller` may use, with its connector's name.

@@ -170,8 +170,12 @@ impl Listeners {
         sender: mpsc::Sender<ServerJsonRpcMessage>,
     ) -> Registration {
         let principal = LISTENER.try_with(Clone::clone).ok().flatten();
-        let caller = Caller::new(self.pipeline.security().principal_or_local(principal), None)
-            .with_client(format!("session {id}"));
+        let caller = Caller::new(
+            self.pipeline.security().principal_or_local(principal),
+            crate::audit::FrontDoor::Http,
+            None,
+        )
+        .with_client(format!("session {id}"));
         let number = rand::random::<u64>();
         let replaced = self.streams().insert(
             id.to_owned(),

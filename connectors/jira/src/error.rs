@@ -33,6 +33,17 @@ pub enum Error {
         /// The allowed keys, comma-separated.
         allowed: String,
     },
+    /// An issue asked for by a key of an allowed project that Jira now files
+    /// under another project (moved, or its project renamed).
+    #[error(
+        "issue {key} is no longer in a project this connector may use ({allowed}, set by JIRA_PROJECTS): Jira has moved it to another project"
+    )]
+    IssueMovedOut {
+        /// The key as asked for.
+        key: String,
+        /// The allowed keys, comma-separated.
+        allowed: String,
+    },
     /// A bad argument, named.
     #[error("invalid argument `{field}`: {message}")]
     InvalidArgument {
@@ -145,9 +156,10 @@ impl Error {
             // The operator must configure or fix the connector.
             Self::NotConfigured | Self::Unauthorized => Code::FailedPrecondition,
             // Policy: the request is understood and refused.
-            Self::ReadOnly { .. } | Self::ProjectNotAllowed { .. } | Self::Forbidden { .. } => {
-                Code::PermissionDenied
-            }
+            Self::ReadOnly { .. }
+            | Self::ProjectNotAllowed { .. }
+            | Self::IssueMovedOut { .. }
+            | Self::Forbidden { .. } => Code::PermissionDenied,
             // The caller must change its arguments.
             Self::InvalidArgument { .. }
             | Self::NoSuchTransition { .. }

@@ -50,6 +50,24 @@ impl JiraService {
         }
         Ok(jira)
     }
+
+    /// An issue key argument, checked against `JIRA_PROJECTS` as given and,
+    /// when restricted, as Jira files the issue now (a moved issue keeps
+    /// answering to its old key): the key to use, Jira's current one.
+    async fn scoped_issue(
+        &self,
+        jira: &Jira,
+        field: &'static str,
+        key: &str,
+    ) -> Result<String, Error> {
+        let key = self.scope.check_issue(field, key)?;
+        if !self.scope.is_restricted() {
+            return Ok(key);
+        }
+        let current = jira.current_key(&key).await?;
+        self.scope.check_current(&key, &current)?;
+        Ok(current)
+    }
 }
 
 /// Runs a tool body with a span, mapping [`Error`] to a status in one place (with
@@ -207,7 +225,7 @@ impl JiraRpc for JiraService {
                 ));
             }
             let parent_key = match optional(r.parent_key) {
-                Some(p) => Some(self.scope.check_issue("parent_key", &p)?),
+                Some(p) => Some(self.scoped_issue(jira, "parent_key", &p).await?),
                 None => None,
             };
             let issue_type = optional(r.issue_type).unwrap_or_else(|| {
@@ -243,13 +261,18 @@ impl JiraRpc for JiraService {
             let jira = self.jira()?;
             let key = self.scope.check_issue("key", &r.key)?;
             let fields = names("fields", r.fields)?;
-            jira.get_issue(
-                &key,
-                &fields,
-                r.include_comments.unwrap_or(false),
-                r.include_transitions.unwrap_or(false),
-            )
-            .await
+            let mut issue = jira
+                .get_issue(
+                    &key,
+                    &fields,
+                    r.include_comments.unwrap_or(false),
+                    r.include_transitions.unwrap_or(false),
+                )
+                .await?;
+            // The answer says where the issue is filed now.
+            self.scope.check_current(&key, &issue.key)?;
+            self.scope.withhold_outside(&mut issue);
+            Ok(issue)
         })
         .await
     }
@@ -273,7 +296,10 @@ impl JiraRpc for JiraService {
             let max = page_size("max_results", r.max_results, 25)?;
             let fields = names("fields", r.fields)?;
             let token = optional(r.page_token);
-            let page = jira.search(&jql, max, token.as_deref(), &fields).await?;
+            let mut page = jira.search(&jql, max, token.as_deref(), &fields).await?;
+            for issue in &mut page.issues {
+                self.scope.withhold_outside(issue);
+            }
             Ok(pb::SearchIssuesResponse {
                 issues: page.issues,
                 is_last: page.next_page_token.is_none(),
@@ -292,7 +318,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_update_issue", async {
             let jira = self.writer("jira_update_issue")?;
-            let key = self.scope.check_issue("key", &r.key)?;
+            let key = self.scoped_issue(jira, "key", &r.key).await?;
             let summary = optional(r.summary);
             if summary
                 .as_ref()
@@ -332,7 +358,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_add_comment", async {
             let jira = self.writer("jira_add_comment")?;
-            let key = self.scope.check_issue("key", &r.key)?;
+            let key = self.scoped_issue(jira, "key", &r.key).await?;
             if r.body.trim().is_empty() {
                 return Err(Error::invalid(
                     "body",
@@ -352,7 +378,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_list_comments", async {
             let jira = self.jira()?;
-            let key = self.scope.check_issue("key", &r.key)?;
+            let key = self.scoped_issue(jira, "key", &r.key).await?;
             let max = page_size("max_results", r.max_results, 50)?;
             let start_at = start("start_at", r.start_at)?;
             jira.list_comments(&key, start_at, max, r.newest_first.unwrap_or(false))
@@ -369,7 +395,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_transition_issue", async {
             let jira = self.writer("jira_transition_issue")?;
-            let key = self.scope.check_issue("key", &r.key)?;
+            let key = self.scoped_issue(jira, "key", &r.key).await?;
             let wanted = required("transition", &r.transition, "\"Done\"")?;
             let available = jira.transitions(&key).await?;
             let found = pick_transition(&available, &wanted);
@@ -414,7 +440,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_assign_issue", async {
             let jira = self.writer("jira_assign_issue")?;
-            let key = self.scope.check_issue("key", &r.key)?;
+            let key = self.scoped_issue(jira, "key", &r.key).await?;
             let assignee = optional(r.assignee);
             match (&assignee, r.unassign.unwrap_or(false)) {
                 (Some(_), true) => {
@@ -517,8 +543,12 @@ impl JiraRpc for JiraService {
         tool(&tools, "jira_link_issues", async {
             let jira = self.writer("jira_link_issues")?;
             let link_type = required("link_type", &r.link_type, "\"Blocks\"")?;
-            let from_key = self.scope.check_issue("from_key", &r.from_key)?;
-            let to_key = self.scope.check_issue("to_key", &r.to_key)?;
+            // Both keys as given first: a key of another project is refused
+            // before Jira is asked about either.
+            self.scope.check_issue("from_key", &r.from_key)?;
+            self.scope.check_issue("to_key", &r.to_key)?;
+            let from_key = self.scoped_issue(jira, "from_key", &r.from_key).await?;
+            let to_key = self.scoped_issue(jira, "to_key", &r.to_key).await?;
             if from_key == to_key {
                 return Err(Error::invalid(
                     "to_key",

@@ -1,6 +1,11 @@
 //! `JIRA_PROJECTS`: the projects every tool is limited to.
 //!
-//! Issue and project arguments are checked by key; JQL is wrapped as
+//! Issue and project arguments are checked by key, and, since Jira keeps the
+//! old key of an issue moved to another project (or of a renamed project)
+//! working, an issue key is also checked where Jira answers it
+//! ([`ProjectScope::check_current`]): `OPS-5` may now be `SECRET-12`. What an
+//! allowed issue shows of other issues (links, its parent) is withheld when
+//! they are outside ([`ProjectScope::withhold_outside`]). JQL is wrapped as
 //! `project in (A, B) AND (<query>)` with the query's `ORDER BY` kept at the end,
 //! so no query can reach outside the allowed projects whatever it contains: the
 //! query is read by [`jql::lex`] the way Jira reads it, and refused when its
@@ -72,6 +77,32 @@ impl ProjectScope {
                 field,
                 format!("{key:?} is not an issue key such as PROJ-123"),
             )),
+        }
+    }
+
+    /// Checks the key Jira answered for the issue asked for as `asked`: the
+    /// issue may have moved to a project outside since `asked` was its key.
+    pub fn check_current(&self, asked: &str, current: &str) -> Result<(), Error> {
+        match keys::issue_key_project(current) {
+            Some(project) if self.allows(&project) => Ok(()),
+            _ if !self.is_restricted() => Ok(()),
+            _ => Err(Error::IssueMovedOut {
+                key: asked.to_owned(),
+                allowed: self.keys.join(", "),
+            }),
+        }
+    }
+
+    /// Leaves out what `issue` shows of issues outside the scope: links to
+    /// them (key, summary and status) and a parent there.
+    pub fn withhold_outside(&self, issue: &mut switchboard_proto::jira::v1::Issue) {
+        if !self.is_restricted() {
+            return;
+        }
+        let inside = |key: &str| keys::issue_key_project(key).is_some_and(|p| self.allows(&p));
+        issue.links.retain(|link| inside(&link.issue_key));
+        if !issue.parent_key.is_empty() && !inside(&issue.parent_key) {
+            issue.parent_key.clear();
         }
     }
 

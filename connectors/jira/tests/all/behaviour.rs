@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_proto::jira::v1 as pb;
 use tonic::Code;
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::matchers::{body_partial_json, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{self, Connector};
@@ -466,6 +466,131 @@ async fn a_project_restriction_wraps_jql_and_refuses_other_projects() {
             .is_empty()
     );
     assert!(requests_to(&jira, "/rest/api/3/issueLink").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_issue_moved_out_of_the_allowed_projects_is_refused_by_its_old_key() {
+    // Jira keeps a moved issue answering to its old key: PROJ-5 is now
+    // SECRET-12, PROJ-7 is now OPS-3. PROJ-1 links to issues in both.
+    let jira = fake_jira().await;
+    for (old, now) in [("PROJ-5", "SECRET-12"), ("PROJ-7", "OPS-3")] {
+        Mock::given(method("GET"))
+            .and(path(format!("/rest/api/3/issue/{old}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(issue_json(now)))
+            .mount(&jira)
+            .await;
+    }
+    let mut linked = issue_json("PROJ-1");
+    linked["fields"]["parent"] = json!({"key": "SECRET-1"});
+    linked["fields"]["issuelinks"] = json!([
+        {"type": {"name": "Blocks", "outward": "blocks"}, "outwardIssue": {"key": "SECRET-9", "fields": {"summary": "Acquire Initech", "status": {"name": "To Do"}}}},
+        {"type": {"name": "Relates", "inward": "relates to"}, "inwardIssue": {"key": "OPS-2", "fields": {"summary": "Rotate keys", "status": {"name": "Done"}}}}
+    ]);
+    Mock::given(method("GET"))
+        .and(path("/rest/api/3/issue/PROJ-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(linked.clone()))
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/rest/api/3/issue/[A-Z]+-[0-9]+/comment$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "9", "author": {"accountId": "bot"}, "created": "2024-05-01T10:00:00.000+0000", "body": {"type": "doc", "version": 1, "content": []}})))
+        .mount(&jira)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/api/3/search/jql"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"issues": [linked], "isLast": true})),
+        )
+        .mount(&jira)
+        .await;
+    let mut config = support::cloud(&jira.uri());
+    config.projects = vec!["PROJ".into(), "OPS".into()];
+    let mut c = support::start(config).await;
+
+    let err = c
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-5".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("moved out");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("PROJ-5")
+            && err.message().contains("JIRA_PROJECTS")
+            && !err.message().contains("SECRET"),
+        "{}",
+        err.message()
+    );
+    let comment = |key: &str| pb::AddCommentRequest {
+        key: key.into(),
+        body: "noted".into(),
+    };
+    let err = c
+        .client
+        .add_comment(comment("PROJ-5"))
+        .await
+        .expect_err("moved out");
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    // Moved within the allowed projects: written where it is now.
+    c.client
+        .add_comment(comment("PROJ-7"))
+        .await
+        .expect("moved within");
+    let posted: Vec<String> = jira
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/comment"))
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(posted, ["/rest/api/3/issue/OPS-3/comment"]);
+
+    // What an allowed issue shows of issues outside is withheld.
+    let issue = c
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("allowed")
+        .into_inner();
+    let keys: Vec<&str> = issue.links.iter().map(|l| l.issue_key.as_str()).collect();
+    assert_eq!(keys, ["OPS-2"]);
+    assert_eq!(issue.parent_key, "");
+    let page = search(&mut c, "status = Done", None).await.expect("search");
+    assert_eq!(page.issues[0].links.len(), 1);
+    assert!(format!("{page:?}").find("Initech").is_none(), "{page:?}");
+
+    // Without JIRA_PROJECTS nothing is looked up first or withheld.
+    let mut open = support::start(support::cloud(&jira.uri())).await;
+    open.client
+        .add_comment(comment("PROJ-5"))
+        .await
+        .expect("unrestricted");
+    assert!(
+        requests_to(&jira, "/rest/api/3/issue/PROJ-5/comment")
+            .await
+            .len()
+            == 1,
+        "written by the key given"
+    );
+    let issue = open
+        .client
+        .get_issue(pb::GetIssueRequest {
+            key: "PROJ-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("unrestricted")
+        .into_inner();
+    assert_eq!(
+        (issue.links.len(), issue.parent_key.as_str()),
+        (2, "SECRET-1")
+    );
 }
 
 /// Error hints name tools as the router names them (its prefix comes in the

@@ -41,14 +41,22 @@ async fn slack() -> (MockServer, String) {
     (server, base)
 }
 
+/// The values of `key` in a form-encoded body.
+fn form_values(request: &Request, key: &str) -> Vec<String> {
+    let body = String::from_utf8_lossy(&request.body);
+    reqwest::Url::parse(&format!("http://form/?{body}"))
+        .map(|u| {
+            u.query_pairs()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Matches a form-encoded body holding `key=value`.
 fn form(key: &'static str, value: &'static str) -> impl Fn(&Request) -> bool + Send + Sync {
-    move |request: &Request| {
-        let body = String::from_utf8_lossy(&request.body);
-        reqwest::Url::parse(&format!("http://form/?{body}"))
-            .map(|u| u.query_pairs().any(|(k, v)| k == key && v == value))
-            .unwrap_or(false)
-    }
+    move |request: &Request| form_values(request, key).iter().any(|v| v == value)
 }
 
 /// Requests the fake received for a Web API method.
@@ -562,19 +570,7 @@ async fn a_renamed_channel_is_not_reached_or_judged_by_its_old_name() {
     let posted: Vec<String> = calls(&server, "chat.postMessage")
         .await
         .iter()
-        .map(|r| {
-            reqwest::Url::parse(&format!(
-                "http://form/?{}",
-                String::from_utf8_lossy(&r.body)
-            ))
-            .ok()
-            .and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == "channel")
-                    .map(|(_, v)| v.into_owned())
-            })
-            .unwrap_or_default()
-        })
+        .flat_map(|r| form_values(r, "channel"))
         .collect();
     assert_eq!(posted, ["C0OLDGENL", "C0RANDOM0", "C0NEWGENL"]);
 }

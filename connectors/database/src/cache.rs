@@ -4,7 +4,10 @@
 //! In process (moka, bounded by bytes, per-entry TTL) by default; with
 //! `CACHE_REDIS_URL`, in Redis, so several replicas of the connector share hits.
 //! Keys hash the database identity (URL without password), the SQL and the
-//! parameters. Writes through Execute invalidate: the in-process cache is
+//! parameters with SHA-256 (cut to 128 bits): the SQL and parameters are the
+//! caller's, and one caller's result must never be served to another's
+//! query, which a hash made for speed (one whose collisions can be built)
+//! would allow to whoever crafts a colliding query. Writes through Execute invalidate: the in-process cache is
 //! cleared, and in Redis a per-database generation number that is part of every
 //! key is incremented, orphaning the old entries until their TTL ends. A cache
 //! that fails (Redis down) is a miss, never a failed query.
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
@@ -69,7 +73,9 @@ impl std::fmt::Debug for QueryCache {
     }
 }
 
-/// The key of one query: database, SQL, parameters and row limit.
+/// The key of one query: database, SQL, parameters and row limit, each
+/// ended by a NUL (only the SQL can hold one, so the parts are told apart),
+/// hashed with SHA-256 and cut to its first 128 bits.
 pub fn key(identity: &str, sql: &str, params: &[serde_json::Value], max_rows: u32) -> u128 {
     let params = serde_json::Value::Array(params.to_vec()).to_string();
     let mut text = String::with_capacity(identity.len() + sql.len() + params.len() + 16);
@@ -80,7 +86,10 @@ pub fn key(identity: &str, sql: &str, params: &[serde_json::Value], max_rows: u3
     text.push_str(&params);
     text.push('\0');
     text.push_str(&max_rows.to_string());
-    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+    let digest = Sha256::digest(text.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
 }
 
 impl QueryCache {
@@ -322,6 +331,15 @@ mod tests {
             )
         );
         assert_ne!(base, key("postgres://a@h/db", "SELECT $1", &params, 10));
+        // SHA-256 of the parts, each ended by a NUL, cut to 128 bits.
+        assert_eq!(
+            key("sqlite:x", "SELECT 1", &[], 5),
+            u128::from_be_bytes(
+                Sha256::digest(b"sqlite:x\x00SELECT 1\x00[]\x005")[..16]
+                    .try_into()
+                    .expect("16 bytes")
+            )
+        );
     }
 
     #[tokio::test]

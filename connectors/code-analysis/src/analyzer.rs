@@ -2,8 +2,8 @@
 //! findings, caches both by content hash, and runs directory requests on worker
 //! threads, streaming results as they come.
 //!
-//! Results are cached under (xxh3-128 of the content, language): an unchanged file
-//! is neither parsed nor measured again, whatever its path. The cache holds the
+//! Results are cached under ([`content_hash`] of the content, language): an
+//! unchanged file is neither parsed nor measured again, whatever its path. The cache holds the
 //! DETAILED analysis; BASIC trims it, COMPREHENSIVE adds the review on top. A
 //! walked file whose `stat` is unchanged since it was last read is not even read:
 //! the [`FileIndex`] gives its hash.
@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use big_code_analysis::{Ast, LANG, Source, tree_sitter};
 use moka::sync::Cache;
+use sha2::{Digest, Sha256};
 use switchboard_proto::code_analysis::v1 as pb;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::Status;
@@ -27,6 +28,19 @@ use crate::security::RuleSet;
 use crate::summary::PathTotals;
 use crate::telemetry::{self, Kind};
 use crate::{languages, metrics, review};
+
+/// The hash results are cached under: SHA-256 of the content, cut to its
+/// first 128 bits. Inline `code` is the caller's, and the cache is every
+/// caller's: with a hash made for speed (one whose collisions can be built), a
+/// caller could craft code whose analysis is then served for a file of the
+/// repository (its security findings, say). SHA-256 costs about a
+/// millisecond per megabyte, against the parse's tens.
+pub(crate) fn content_hash(code: &[u8]) -> u128 {
+    let digest = Sha256::digest(code);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
+}
 
 /// How much to report per file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,12 +346,12 @@ impl Analyzer {
             if path.is_empty() { "the code" } else { path },
             code.as_bytes(),
         )?;
-        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+        let hash = content_hash(code.as_bytes());
         let (base, from_cache) = self.analysis(lang, code, hash, path, metrics::Needs::All)?;
         Ok(self.finish(&base, from_cache, path, depth, code))
     }
 
-    /// The analysis of `code` (whose xxh3-128 is `hash`), from the cache when it
+    /// The analysis of `code` (whose [`content_hash`] is `hash`), from the cache when it
     /// holds one with what `needs` asks for (an entry with every metric serves
     /// any request), else computed and cached; the flag says whether it came from
     /// the cache. `path` labels errors.
@@ -466,15 +480,10 @@ impl Analyzer {
             if path.is_empty() { "the code" } else { path },
             code.as_bytes(),
         )?;
-        self.scan_source(
-            lang,
-            code,
-            xxhash_rust::xxh3::xxh3_128(code.as_bytes()),
-            path,
-        )
+        self.scan_source(lang, code, content_hash(code.as_bytes()), path)
     }
 
-    /// The findings in `code`, whose xxh3-128 is `hash`, labelled with `path`.
+    /// The findings in `code`, whose [`content_hash`] is `hash`, labelled with `path`.
     fn scan_source(
         &self,
         lang: LANG,
@@ -567,7 +576,7 @@ impl Analyzer {
     ) -> Result<(String, u128), Error> {
         let code = self.read_checked(path, relative, meta.len())?;
         self.files_read.fetch_add(1, Ordering::Relaxed);
-        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+        let hash = content_hash(code.as_bytes());
         self.index.record(path, meta, hash, before_stat);
         Ok((code, hash))
     }
@@ -1120,12 +1129,20 @@ mod tests {
     }
 
     #[test]
+    fn the_content_hash_is_sha256_cut_to_128_bits() {
+        let digest = Sha256::digest(b"def f(): pass\n");
+        let first: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+        assert_eq!(content_hash(b"def f(): pass\n"), u128::from_be_bytes(first));
+        assert_ne!(content_hash(b"a"), content_hash(b"b"));
+    }
+
+    #[test]
     fn a_summary_computes_fewer_metrics_and_a_complete_entry_serves_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().canonicalize().expect("root");
         let analyzer = Analyzer::new(Config::with_root(root)).expect("analyzer");
         let code = "def f(a, b):\n    if a:\n        return b\n    return a + b\n";
-        let hash = xxhash_rust::xxh3::xxh3_128(code.as_bytes());
+        let hash = content_hash(code.as_bytes());
         let analyse = |needs| {
             analyzer
                 .analysis(LANG::Python, code, hash, "f.py", needs)

@@ -4,8 +4,8 @@
 //!
 //! Per path (the file actually read), the index keeps the file's [`Stamp`] (size,
 //! modification and change time with nanoseconds, device and inode) as a `stat`
-//! gave it just before the read, with the xxh3-128 hash of the content read. On
-//! the next scan, when `stat` gives the identical stamp, the hash is reused and
+//! gave it just before the read, with the content hash of what was read
+//! (`analyzer::content_hash`). On the next scan, when `stat` gives the identical stamp, the hash is reused and
 //! the file is not opened. Any doubt means a read: no stamp on this platform, a
 //! `stat` that fails, a stamp that differs in any field, an entry evicted.
 //!

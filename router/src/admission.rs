@@ -452,6 +452,33 @@ impl BodyError {
 /// A body read whole, and its share of the body budget.
 pub(crate) type ReadBody = (Vec<u8>, Option<OwnedSemaphorePermit>);
 
+/// How much of a body over `max_body_bytes` is read to tell whether it is a
+/// client's answer, and to which question: clients write an answer's `id`
+/// before its `result`, in the first few dozen bytes.
+const ANSWER_PREFIX_BYTES: usize = 4096;
+
+/// The id of the client's answer a body over `max_body_bytes` begins with,
+/// from at most its first [`ANSWER_PREFIX_BYTES`], read within `timeout`;
+/// the rest is not read (the connection is closed after the 413).
+async fn oversized_answer(body: Body, timeout: Duration) -> Option<rmcp::model::RequestId> {
+    let scan = async {
+        let mut scanner = crate::stdio::Scanner::default();
+        let mut read = 0;
+        let mut chunks = body.into_data_stream();
+        while read < ANSWER_PREFIX_BYTES {
+            let chunk = chunks.next().await?.ok()?;
+            let take = chunk.len().min(ANSWER_PREFIX_BYTES - read);
+            scanner.feed(&chunk[..take]);
+            read += take;
+            if let Some(id) = scanner.answer_so_far() {
+                return Some(id);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(timeout, scan).await.ok().flatten()
+}
+
 /// Reads a whole body, at most `max` bytes, within `timeout` from now, taking
 /// its bytes from `budget` as they arrive.
 pub(crate) async fn read_body(
@@ -542,10 +569,31 @@ pub async fn guard(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let max = admission.max_body_bytes;
-    if declared.is_some_and(|n| n > max as u64) {
+    let timeout = admission.limits.body_read_timeout;
+    if let Some(declared) = declared.filter(|&n| n > max as u64) {
+        // A client's answer to a question of the router (elicitation,
+        // sampling) ends the call that asked, as over stdio, rather than
+        // leaving it to wait for its deadline.
+        if parts.headers.contains_key(SESSION_HEADER)
+            && let Some(id) = oversized_answer(body, timeout).await
+        {
+            let error = crate::stdio::too_large("the client's answer", declared, max);
+            let answer = ClientJsonRpcMessage::error(error, Some(id));
+            if let Ok(text) = serde_json::to_vec(&answer) {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+                parts
+                    .extensions
+                    .insert(crate::session::guard::MessageId(Json::Null));
+                let relayed = next.run(Request::from_parts(parts, Body::from(text))).await;
+                if !relayed.status().is_success() {
+                    tracing::debug!(status = %relayed.status(), "the call's question could not be ended");
+                }
+            }
+        }
         return BodyError::TooLarge { max }.into_response();
     }
-    let timeout = admission.limits.body_read_timeout;
     let (body, _budget) = match read_body(body, max, timeout, &admission.bodies).await {
         Ok(read) => read,
         Err(error) => {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::scaleout_relay::{Events, RawSession};
 use crate::support::*;
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"flood","version":"1"}}}"#;
@@ -680,4 +681,64 @@ async fn bodies_read_at_once_stay_within_their_total() {
     // ...while small requests still fit.
     still_served(&client, "bodies holding most of the budget").await;
     drop(holder);
+}
+
+#[tokio::test]
+async fn a_client_answer_over_max_body_bytes_ends_the_call_that_asked() {
+    // As over stdio: the answer to the router's question is refused (413),
+    // and the call that asked ends at once saying why, instead of waiting for
+    // an answer that never comes until its deadline.
+    let connector = Connector::start("conformance-connector", 0, &[])
+        .await
+        .expect("start conformance-connector");
+    let router = HttpRouter::start(
+        &[spec("conformance", &connector)],
+        &["--max-body-bytes", "20000"],
+    )
+    .await
+    .expect("router");
+    let session = RawSession::open(&router).await;
+    let asked = session
+        .post(
+            &router,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "conformance_test_elicitation", "arguments": {"message": "Who?"}
+            }}),
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 200);
+    let mut events = Events::new(asked);
+    let question = events.next().await.expect("the question");
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    let refused = session
+        .post(
+            &router,
+            json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+                "action": "accept", "content": {"name": "n".repeat(30_000)}
+            }}),
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 413);
+    let answer = loop {
+        let message = events
+            .next()
+            .await
+            .expect("the call ends within seconds, not at its deadline");
+        if message.get("id") == Some(&json!(1)) {
+            break message;
+        }
+    };
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(
+        answer.to_string().contains("max_body_bytes = 20000"),
+        "the call says why: {answer}"
+    );
+    // The session goes on.
+    let again = session
+        .post(
+            &router,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
+        )
+        .await;
+    assert_eq!(again.status().as_u16(), 200);
 }

@@ -22,14 +22,14 @@ const LOGGING: &str = "conformance_test_tool_with_logging";
 
 /// One session spoken to in raw HTTP, on whichever replica each request
 /// names.
-struct RawSession {
+pub(crate) struct RawSession {
     http: reqwest::Client,
     id: String,
 }
 
 impl RawSession {
     /// Initializes a session on `router`, declaring elicitation.
-    async fn open(router: &HttpRouter) -> Self {
+    pub(crate) async fn open(router: &HttpRouter) -> Self {
         let http = reqwest::Client::new();
         let init = json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -67,7 +67,7 @@ impl RawSession {
     }
 
     /// POSTs `message` to `router` in this session.
-    async fn post(&self, router: &HttpRouter, message: Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, router: &HttpRouter, message: Value) -> reqwest::Response {
         self.http
             .post(router.mcp_url())
             .header("content-type", "application/json")
@@ -136,13 +136,13 @@ impl RawSession {
 }
 
 /// The JSON-RPC messages of a server-sent event stream, one at a time.
-struct Events {
+pub(crate) struct Events {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Events {
-    fn new(response: reqwest::Response) -> Self {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
         Self {
             response,
             buffer: String::new(),
@@ -151,7 +151,7 @@ impl Events {
 
     /// The next message (events without data are skipped); `None` when the
     /// stream ends or nothing comes within 20 s.
-    async fn next(&mut self) -> Option<Value> {
+    pub(crate) async fn next(&mut self) -> Option<Value> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

@@ -104,20 +104,24 @@ where
 
     /// The error a line over the bound is answered with.
     fn too_large(&self, line: &Oversized) -> ErrorData {
-        let max = self.max_bytes;
         let what = match line.kind {
             Kind::Answer(_) => "the client's answer",
             _ => "the message",
         };
-        ErrorData::new(
-            ErrorCode::INVALID_REQUEST,
-            format!(
-                "{what} is {} bytes, more than the router accepts (max_body_bytes = {max}): send less, or raise --max-body-bytes / SWITCHBOARD_MAX_BODY_BYTES",
-                line.bytes
-            ),
-            Some(json!({ "setting": "max_body_bytes", "limit": max })),
-        )
+        too_large(what, line.bytes, self.max_bytes)
     }
+}
+
+/// The error for `what` (a message, the client's answer), `bytes` long, over
+/// `max_body_bytes` = `max`; over stdio and over HTTP alike.
+pub fn too_large(what: &str, bytes: impl std::fmt::Display, max: usize) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::INVALID_REQUEST,
+        format!(
+            "{what} is {bytes} bytes, more than the router accepts (max_body_bytes = {max}): send less, or raise --max-body-bytes / SWITCHBOARD_MAX_BODY_BYTES"
+        ),
+        Some(json!({ "setting": "max_body_bytes", "limit": max })),
+    )
 }
 
 impl<R, W> Transport<RoleServer> for BoundedTransport<R, W>
@@ -478,6 +482,19 @@ impl Scanner {
         self.id_text = Some((self.id.len() <= MAX_ID_BYTES).then(|| self.id.clone()));
     }
 
+    /// The id of a client's answer whose object has not ended (it may be too
+    /// large to read to its end): its top-level `id` has been read whole and
+    /// a `result` or `error` key seen, no `method`. What clients write puts
+    /// the `id` before the result; one written the other way round is not
+    /// recognised before its end.
+    pub fn answer_so_far(&self) -> Option<RequestId> {
+        if self.method || !self.answer {
+            return None;
+        }
+        let text = self.id_text.as_ref()?.as_ref()?;
+        serde_json::from_slice::<RequestId>(text).ok()
+    }
+
     /// What the line read so far is: [`Kind::Unknown`] unless its object
     /// ended.
     fn kind(&self) -> Kind {
@@ -526,6 +543,28 @@ mod tests {
 
     fn number(n: i64) -> RequestId {
         RequestId::Number(n)
+    }
+
+    #[test]
+    fn an_answer_is_known_by_its_id_and_result_before_its_end() {
+        let read = |prefix: &str| {
+            let mut scanner = Scanner::default();
+            scanner.feed(prefix.as_bytes());
+            scanner.answer_so_far()
+        };
+        assert_eq!(
+            read(r#"{"jsonrpc":"2.0","id":3,"result":{"content":"xxxx"#),
+            Some(number(3))
+        );
+        assert_eq!(
+            read(r#"{"id":"a\"b","error":{"code":1"#),
+            Some(RequestId::String("a\"b".into()))
+        );
+        // The id not read whole yet, a request, or a result before its id.
+        assert_eq!(read(r#"{"jsonrpc":"2.0","id":3"#), None);
+        assert_eq!(read(r#"{"id":3,"method":"ping","result":{"#), None);
+        assert_eq!(read(r#"{"result":{"x":1},"id":4"#), None);
+        assert_eq!(read(r#"{"id":3,"params":{"result":1"#), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@
 mod bounded;
 
 pub use bounded::BoundedTransport;
+pub(crate) use bounded::{Scanner, too_large};
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -6,12 +6,53 @@
 //! isError), namespacing every resource URI with the connector's prefix so
 //! that a later `resources/read` finds its way back. Bytes become base64 here.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use prost::Message;
 use prost_reflect::{DynamicMessage, ReflectMessage};
 use rmcp::model::CallToolResult;
 use serde_json::{Map, Value as Json, json};
 use switchboard_proto::mcp::v1 as pb;
+
+/// Whether `c` is a control character a terminal may act on: C0 but tab,
+/// line feed and carriage return, DEL, and C1.
+fn is_terminal_control(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+}
+
+/// Text from a connector as a client may show it in a terminal: every
+/// control character a terminal acts on (ESC starting an ANSI sequence that
+/// clears the screen, moves the cursor or hides the text after it, BEL, ...)
+/// replaced by its visible Control Picture (`␛`, `␇`, `␡`; C1 by `�`), so
+/// such text cannot hide from the person what the model reads. Tab and line
+/// breaks stay. Results the router writes as JSON need none of this (JSON
+/// escapes them); this is for the text a connector hands clients as it is:
+/// text content, resource text, prompt messages, descriptions, titles,
+/// elicitation messages, its error messages.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_terminal_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '\u{7f}' => '\u{2421}',
+                '\u{80}'..='\u{9f}' => '\u{fffd}',
+                c if is_terminal_control(c) => {
+                    char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{fffd}')
+                }
+                c => c,
+            })
+            .collect(),
+    )
+}
+
+/// Whether a connector's name or URI holds a terminal control character
+/// (such an item is left out: renaming it would break its identity).
+pub fn has_terminal_control(text: &str) -> bool {
+    text.chars().any(is_terminal_control)
+}
 
 /// A connector's resource URI as clients see it: `<prefix>+<uri>` (a valid URI
 /// scheme, so `db://x` of connector `database` becomes `database+db://x`), or
@@ -103,7 +144,7 @@ pub fn content_json(content: &pb::Content, prefix: &str) -> Option<Json> {
     use pb::content::Kind;
     let b64 = |data: &[u8]| base64::engine::general_purpose::STANDARD.encode(data);
     let mut block = match content.kind.as_ref()? {
-        Kind::Text(t) => json!({ "type": "text", "text": t.text }),
+        Kind::Text(t) => json!({ "type": "text", "text": terminal_safe(&t.text) }),
         Kind::Image(m) => json!({ "type": "image", "data": b64(&m.data), "mimeType": m.mime_type }),
         Kind::Audio(m) => json!({ "type": "audio", "data": b64(&m.data), "mimeType": m.mime_type }),
         Kind::Resource(r) => {
@@ -161,7 +202,7 @@ pub fn resource_contents_json(r: &pb::ResourceContents, prefix: &str) -> Json {
             );
         }
         Some(Body::Text(text)) => {
-            out.insert("text".into(), json!(text));
+            out.insert("text".into(), json!(terminal_safe(text)));
         }
         None => {
             out.insert("text".into(), json!(""));
@@ -231,6 +272,46 @@ pub fn level_name(level: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn text_keeps_no_control_a_terminal_would_act_on() {
+        assert!(matches!(
+            terminal_safe("plain\ttext\r\nwith lines"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("ok\u{1b}[2J\u{1b}[1Ahidden\u{7}\u{7f}\u{9b}31m\u{0}"),
+            "ok\u{241b}[2J\u{241b}[1Ahidden\u{2407}\u{2421}\u{fffd}31m\u{2400}"
+        );
+        // Beyond C1, nothing is touched (non-ASCII text, bidi marks).
+        assert_eq!(terminal_safe("été \u{202e}x"), "été \u{202e}x");
+        assert!(has_terminal_control("a\u{1b}b") && !has_terminal_control("a\nb"));
+    }
+
+    #[test]
+    fn text_content_and_resource_text_reach_clients_without_escapes() {
+        let text = pb::Content {
+            kind: Some(pb::content::Kind::Text(pb::TextContent {
+                text: "red\u{1b}[31m".into(),
+            })),
+            ..Default::default()
+        };
+        assert_eq!(
+            content_json(&text, "x").expect("block")["text"],
+            "red\u{241b}[31m"
+        );
+        let resource = pb::ResourceContents {
+            uri: "file:///a".into(),
+            body: Some(pb::resource_contents::Body::Text(
+                "\u{1b}]0;title\u{7}".into(),
+            )),
+            ..Default::default()
+        };
+        assert_eq!(
+            resource_contents_json(&resource, "x")["text"],
+            "\u{241b}]0;title\u{2407}"
+        );
+    }
+
     use super::*;
 
     fn text(t: &str) -> pb::Content {

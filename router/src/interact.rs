@@ -81,7 +81,7 @@ pub fn elicitation_params(e: &pb::Elicitation) -> Json {
         .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
     json!({
         "mode": "form",
-        "message": e.message,
+        "message": crate::content::terminal_safe(&e.message),
         "requestedSchema": schema,
     })
 }

@@ -270,3 +270,62 @@ async fn the_embedded_demo_database_answers_out_of_the_box() {
     let n = &r.structured_content.expect("structured")["rows"][0][0];
     assert!(n.as_f64().unwrap_or(0.0) > 0.0, "demo data present: {n}");
 }
+
+#[tokio::test]
+async fn a_comment_with_terminal_escapes_reaches_clients_as_visible_text() {
+    // Whoever can comment a table decides text a client may print in a
+    // terminal: an ANSI sequence in it could clear the screen or hide what
+    // follows from the person while the model reads it. The router hands
+    // clients such text with the control characters made visible.
+    if !service_up("PostgreSQL", 5432, "start it (scripts/ensure-services.sh)").await {
+        return;
+    }
+    let table = unique("sb_ansi");
+    let db = Connector::start(
+        "database-connector",
+        0,
+        &[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+            ("DB_ACCESS_MODE", "read-write"),
+        ],
+    )
+    .await
+    .expect("start connector");
+    let (client, _) = stdio_client(&connector_args(&[spec("db", &db)])).await;
+    for sql in [
+        format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY)"),
+        format!("COMMENT ON TABLE {table} IS E'safe\\x1b[2J\\x1b[1Ahidden\\x07'"),
+    ] {
+        let r = call(&client, "db_execute", json!({ "sql": sql })).await;
+        assert!(!is_error(&r), "{sql}: {}", text(&r));
+    }
+    let uri = format!("db+db://public/{table}");
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .expect("resources/read");
+    let shown = serde_json::to_value(&read).expect("JSON").to_string();
+    let listed = client.list_all_resources().await.expect("resources/list");
+    let described = listed
+        .iter()
+        .find(|r| r.uri == uri)
+        .and_then(|r| r.description.clone())
+        .unwrap_or_default();
+    let r = call(
+        &client,
+        "db_execute",
+        json!({ "sql": format!("DROP TABLE {table}") }),
+    )
+    .await;
+    assert!(!is_error(&r), "drop: {}", text(&r));
+
+    assert!(
+        shown.contains("safe\u{241b}[2J\u{241b}[1Ahidden\u{2407}"),
+        "the comment is shown with its escapes visible: {shown}"
+    );
+    assert!(!shown.contains("\\u001b"), "{shown}");
+    assert!(
+        described.contains("\u{241b}[2J") && !described.contains('\u{1b}'),
+        "{described:?}"
+    );
+}

@@ -27,7 +27,8 @@ use super::authorize::{Surface, unknown};
 use super::status::protocol_error;
 use super::{Caller, Pipeline};
 use crate::content::{
-    inward_name, inward_uri, outward_name, outward_uri, prompt_content, resource_contents_json,
+    has_terminal_control, inward_name, inward_uri, outward_name, outward_uri, prompt_content,
+    resource_contents_json, terminal_safe,
 };
 use crate::trace::Hop;
 use crate::upstream::Upstream;
@@ -101,9 +102,11 @@ fn from_json<T: DeserializeOwned>(mut value: Json) -> Result<T, McpError> {
     })
 }
 
+/// Inserts a connector's text (a title, a description) unless empty,
+/// without terminal control characters.
 fn insert_nonempty(map: &mut Map<String, Json>, key: &str, value: &str) {
     if !value.is_empty() {
-        map.insert(key.into(), json!(value));
+        map.insert(key.into(), json!(terminal_safe(value)));
     }
 }
 
@@ -162,10 +165,11 @@ impl Pipeline {
                 let items = page
                     .resources
                     .iter()
+                    .filter(|r| !has_terminal_control(&r.uri))
                     .map(|r| {
                         let mut m = Map::new();
                         m.insert("uri".into(), json!(outward_uri(prefix, &r.uri)));
-                        m.insert("name".into(), json!(r.name));
+                        m.insert("name".into(), json!(terminal_safe(&r.name)));
                         insert_nonempty(&mut m, "title", &r.title);
                         insert_nonempty(&mut m, "description", &r.description);
                         insert_nonempty(&mut m, "mimeType", &r.mime_type);
@@ -190,13 +194,14 @@ impl Pipeline {
                 let items = page
                     .templates
                     .iter()
+                    .filter(|t| !has_terminal_control(&t.uri_template))
                     .map(|t| {
                         let mut m = Map::new();
                         m.insert(
                             "uriTemplate".into(),
                             json!(outward_uri(prefix, &t.uri_template)),
                         );
-                        m.insert("name".into(), json!(t.name));
+                        m.insert("name".into(), json!(terminal_safe(&t.name)));
                         insert_nonempty(&mut m, "title", &t.title);
                         insert_nonempty(&mut m, "description", &t.description);
                         insert_nonempty(&mut m, "mimeType", &t.mime_type);
@@ -215,9 +220,15 @@ impl Pipeline {
                     ))
                     .await?
                     .into_inner();
+                // A name is the prompt's identity: one a terminal would act
+                // on is left out rather than renamed.
                 let items = page
                     .prompts
                     .iter()
+                    .filter(|p| {
+                        !has_terminal_control(&p.name)
+                            && !p.arguments.iter().any(|a| has_terminal_control(&a.name))
+                    })
                     .map(|p| {
                         let mut m = Map::new();
                         m.insert("name".into(), json!(outward_name(prefix, &p.name)));

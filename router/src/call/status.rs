@@ -150,11 +150,12 @@ pub fn http_status(code: Code) -> u16 {
     }
 }
 
-/// The connector's own words, or a placeholder when it gave none.
-fn details(status: &Status) -> &str {
+/// The connector's own words (without terminal control characters, see
+/// [`crate::content::terminal_safe`]), or a placeholder when it gave none.
+fn details(status: &Status) -> std::borrow::Cow<'_, str> {
     match status.message().trim() {
-        "" => "(no details)",
-        message => message,
+        "" => "(no details)".into(),
+        message => crate::content::terminal_safe(message),
     }
 }
 

@@ -88,7 +88,7 @@ fn tool_options(method: &MethodDescriptor) -> ToolOptions {
     };
     ToolOptions {
         name: string("name"),
-        title: string("title"),
+        title: string("title").map(|t| crate::content::terminal_safe(&t).into_owned()),
         destructive: flag("destructive"),
         open_world: flag("open_world"),
         hidden: flag("hidden").unwrap_or(false),
@@ -164,7 +164,7 @@ fn tools_for_service(
         }
         let description = comments
             .get(&method.parent_file(), method.path())
-            .map(str::to_owned)
+            .map(|text| crate::content::terminal_safe(text).into_owned())
             .unwrap_or_else(|| {
                 format!("Calls {} on the {connector} connector.", method.full_name())
             });

@@ -60,23 +60,29 @@ pub(crate) fn progress_notification(
         param = param.with_total(total);
     }
     if let Some(message) = message {
-        param = param.with_message(message);
+        param = param.with_message(crate::content::terminal_safe(&message).into_owned());
     }
     rmcp::model::ServerNotification::ProgressNotification(rmcp::model::ProgressNotification::new(
         param,
     ))
 }
 
-/// A log notification (`None` for a level MCP does not know).
+/// A log notification (`None` for a level MCP does not know). A log line
+/// given as text, and the logger's name, carry no terminal control
+/// characters (clients print them); structured data stays as it is.
 #[allow(deprecated)]
 pub(crate) fn log_notification(
     level: &str,
     logger: String,
     data: Json,
 ) -> Option<rmcp::model::ServerNotification> {
+    let data = match data {
+        Json::String(text) => Json::String(crate::content::terminal_safe(&text).into_owned()),
+        other => other,
+    };
     let mut param = json!({ "level": level, "data": data });
     if !logger.is_empty() {
-        param["logger"] = json!(logger);
+        param["logger"] = json!(crate::content::terminal_safe(&logger));
     }
     let param =
         serde_json::from_value::<rmcp::model::LoggingMessageNotificationParam>(param).ok()?;
@@ -129,5 +135,36 @@ pub(super) async fn forward_notices(
         if !sent {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_and_log_text_reach_clients_without_terminal_controls() {
+        let progress = progress_notification(
+            ProgressToken(rmcp::model::NumberOrString::Number(1)),
+            1.0,
+            None,
+            Some("50%\u{1b}[2K".into()),
+        );
+        let shown = serde_json::to_string(&progress).expect("JSON");
+        assert!(shown.contains("50%\u{241b}[2K"), "{shown}");
+        let log = log_notification("info", "db\u{7}".into(), json!("row\u{1b}[8m hidden"))
+            .expect("a known level");
+        let shown = serde_json::to_string(&log).expect("JSON");
+        assert!(
+            shown.contains("row\u{241b}[8m hidden") && shown.contains("db\u{2407}"),
+            "{shown}"
+        );
+        // Structured data is the connector's data: JSON escapes it.
+        let log = log_notification("info", String::new(), json!({"raw": "\u{1b}"})).expect("known");
+        assert!(
+            serde_json::to_string(&log)
+                .expect("JSON")
+                .contains("\\u001b")
+        );
     }
 }

@@ -68,7 +68,9 @@ impl Comments {
 }
 
 /// Joins comment lines into paragraphs: single newlines become spaces (proto
-/// comments wrap at ~80 columns), blank lines and list items are kept.
+/// comments wrap at ~80 columns), blank lines and list items are kept. The
+/// text becomes descriptions clients show, so terminal control characters
+/// are made visible ([`crate::content::terminal_safe`]).
 pub fn clean_comment(raw: &str) -> String {
     let mut out = String::new();
     for line in raw.lines().map(str::trim) {
@@ -86,7 +88,7 @@ pub fn clean_comment(raw: &str) -> String {
             out.push_str(line);
         }
     }
-    out.trim().to_owned()
+    crate::content::terminal_safe(out.trim()).into_owned()
 }
 
 /// Reads the `switchboard.mcp.v1.field` option of a field.
@@ -600,6 +602,14 @@ fn well_known(full_name: &str) -> Option<Map<String, Json>> {
 mod tests {
     use super::*;
     use prost_reflect::DescriptorPool;
+
+    #[test]
+    fn comments_become_descriptions_without_terminal_controls() {
+        assert_eq!(
+            clean_comment(" The id.\u{1b}[8m\n hidden text\u{1b}[0m\n\n - a list"),
+            "The id.\u{241b}[8m hidden text\u{241b}[0m\n\n- a list"
+        );
+    }
     use prost_types::field_descriptor_proto::{Label, Type};
     use prost_types::{
         DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,

@@ -164,7 +164,7 @@ fn tools_for_service(
         }
         let description = comments
             .get(&method.parent_file(), method.path())
-            .map(|text| crate::content::terminal_safe(text).into_owned())
+            .map(str::to_owned)
             .unwrap_or_else(|| {
                 format!("Calls {} on the {connector} connector.", method.full_name())
             });

@@ -51,16 +51,14 @@ impl JiraService {
         Ok(jira)
     }
 
-    /// An issue key argument, checked against `JIRA_PROJECTS` as given and,
-    /// when restricted, as Jira files the issue now (a moved issue keeps
-    /// answering to its old key): the key to use, Jira's current one.
-    async fn scoped_issue(
-        &self,
-        jira: &Jira,
-        field: &'static str,
-        key: &str,
-    ) -> Result<String, Error> {
-        let key = self.scope.check_issue(field, key)?;
+    /// An issue key already checked as given ([`ProjectScope::check_issue`]),
+    /// checked again, when `JIRA_PROJECTS` restricts, where Jira files the
+    /// issue now (a moved issue keeps answering to its old key): the key to
+    /// work on, Jira's current one. Called once the other arguments are
+    /// checked, right before the tool's own requests.
+    ///
+    /// [`ProjectScope::check_issue`]: crate::jira::scope::ProjectScope::check_issue
+    async fn filed_now(&self, jira: &Jira, key: String) -> Result<String, Error> {
         if !self.scope.is_restricted() {
             return Ok(key);
         }
@@ -225,7 +223,7 @@ impl JiraRpc for JiraService {
                 ));
             }
             let parent_key = match optional(r.parent_key) {
-                Some(p) => Some(self.scoped_issue(jira, "parent_key", &p).await?),
+                Some(p) => Some(self.scope.check_issue("parent_key", &p)?),
                 None => None,
             };
             let issue_type = optional(r.issue_type).unwrap_or_else(|| {
@@ -236,7 +234,7 @@ impl JiraRpc for JiraService {
                 }
                 .to_owned()
             });
-            jira.create_issue(NewIssue {
+            let mut new = NewIssue {
                 project_key,
                 summary,
                 description: r.description.filter(|d| !d.trim().is_empty()),
@@ -245,11 +243,14 @@ impl JiraRpc for JiraService {
                 assignee: optional(r.assignee),
                 labels: labels("labels", r.labels)?,
                 components: names("components", r.components)?,
-                parent_key,
+                parent_key: None,
                 due_date: date("due_date", r.due_date)?,
                 custom_fields: custom_fields(r.custom_fields)?,
-            })
-            .await
+            };
+            if let Some(parent) = parent_key {
+                new.parent_key = Some(self.filed_now(jira, parent).await?);
+            }
+            jira.create_issue(new).await
         })
         .await
     }
@@ -318,7 +319,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_update_issue", async {
             let jira = self.writer("jira_update_issue")?;
-            let key = self.scoped_issue(jira, "key", &r.key).await?;
+            let key = self.scope.check_issue("key", &r.key)?;
             let summary = optional(r.summary);
             if summary
                 .as_ref()
@@ -329,22 +330,19 @@ impl JiraRpc for JiraService {
                     "must be one line of at most 255 characters",
                 ));
             }
-            let updated_fields = jira
-                .update_issue(
-                    &key,
-                    IssueChanges {
-                        summary,
-                        description: r.description,
-                        priority: optional(r.priority),
-                        add_labels: labels("add_labels", r.add_labels)?,
-                        remove_labels: labels("remove_labels", r.remove_labels)?,
-                        components: names("components", r.components)?,
-                        due_date: date("due_date", r.due_date)?,
-                        custom_fields: custom_fields(r.custom_fields)?,
-                        notify_users: r.notify_users,
-                    },
-                )
-                .await?;
+            let changes = IssueChanges {
+                summary,
+                description: r.description,
+                priority: optional(r.priority),
+                add_labels: labels("add_labels", r.add_labels)?,
+                remove_labels: labels("remove_labels", r.remove_labels)?,
+                components: names("components", r.components)?,
+                due_date: date("due_date", r.due_date)?,
+                custom_fields: custom_fields(r.custom_fields)?,
+                notify_users: r.notify_users,
+            };
+            let key = self.filed_now(jira, key).await?;
+            let updated_fields = jira.update_issue(&key, changes).await?;
             Ok(pb::UpdateIssueResponse {
                 key,
                 updated_fields,
@@ -358,13 +356,14 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_add_comment", async {
             let jira = self.writer("jira_add_comment")?;
-            let key = self.scoped_issue(jira, "key", &r.key).await?;
+            let key = self.scope.check_issue("key", &r.key)?;
             if r.body.trim().is_empty() {
                 return Err(Error::invalid(
                     "body",
                     "is required: the comment text in Markdown",
                 ));
             }
+            let key = self.filed_now(jira, key).await?;
             jira.add_comment(&key, &r.body).await
         })
         .await
@@ -378,9 +377,10 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_list_comments", async {
             let jira = self.jira()?;
-            let key = self.scoped_issue(jira, "key", &r.key).await?;
+            let key = self.scope.check_issue("key", &r.key)?;
             let max = page_size("max_results", r.max_results, 50)?;
             let start_at = start("start_at", r.start_at)?;
+            let key = self.filed_now(jira, key).await?;
             jira.list_comments(&key, start_at, max, r.newest_first.unwrap_or(false))
                 .await
         })
@@ -395,8 +395,9 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_transition_issue", async {
             let jira = self.writer("jira_transition_issue")?;
-            let key = self.scoped_issue(jira, "key", &r.key).await?;
+            let key = self.scope.check_issue("key", &r.key)?;
             let wanted = required("transition", &r.transition, "\"Done\"")?;
+            let key = self.filed_now(jira, key).await?;
             let available = jira.transitions(&key).await?;
             let found = pick_transition(&available, &wanted);
             let (id, name, to_status) = match found {
@@ -440,7 +441,7 @@ impl JiraRpc for JiraService {
         let r = request.into_inner();
         tool(&tools, "jira_assign_issue", async {
             let jira = self.writer("jira_assign_issue")?;
-            let key = self.scoped_issue(jira, "key", &r.key).await?;
+            let key = self.scope.check_issue("key", &r.key)?;
             let assignee = optional(r.assignee);
             match (&assignee, r.unassign.unwrap_or(false)) {
                 (Some(_), true) => {
@@ -457,6 +458,7 @@ impl JiraRpc for JiraService {
                 }
                 _ => {}
             }
+            let key = self.filed_now(jira, key).await?;
             jira.assign(&key, assignee.as_deref()).await?;
             Ok(pb::AssignIssueResponse {
                 key,
@@ -543,12 +545,10 @@ impl JiraRpc for JiraService {
         tool(&tools, "jira_link_issues", async {
             let jira = self.writer("jira_link_issues")?;
             let link_type = required("link_type", &r.link_type, "\"Blocks\"")?;
-            // Both keys as given first: a key of another project is refused
-            // before Jira is asked about either.
-            self.scope.check_issue("from_key", &r.from_key)?;
-            self.scope.check_issue("to_key", &r.to_key)?;
-            let from_key = self.scoped_issue(jira, "from_key", &r.from_key).await?;
-            let to_key = self.scoped_issue(jira, "to_key", &r.to_key).await?;
+            let from_key = self.scope.check_issue("from_key", &r.from_key)?;
+            let to_key = self.scope.check_issue("to_key", &r.to_key)?;
+            let from_key = self.filed_now(jira, from_key).await?;
+            let to_key = self.filed_now(jira, to_key).await?;
             if from_key == to_key {
                 return Err(Error::invalid(
                     "to_key",

@@ -199,19 +199,13 @@ impl Jira {
     }
 
     /// The key Jira files issue `key` under now (a moved issue keeps
-    /// answering to its old key): one `GET issue/{key}` of the `project`
-    /// field.
+    /// answering to its old key), as Jira answers it (empty when it names
+    /// none; [`crate::jira::scope::ProjectScope::check_current`] judges it):
+    /// one `GET issue/{key}` of the `project` field.
     pub async fn current_key(&self, key: &str) -> Result<String, Error> {
         let call = Call::get(vec!["issue", key], format!("issue {key}")).query("fields", "project");
         let value = self.http.execute(call).await?;
-        let current = model::text(&value, "/key");
-        if current.is_empty() {
-            return Err(Error::UnexpectedResponse {
-                what: format!("issue {key}"),
-                reason: "the answer names no issue key".into(),
-            });
-        }
-        Ok(current)
+        Ok(model::text(&value, "/key"))
     }
 
     /// One page of a JQL search.

@@ -82,13 +82,23 @@ impl ProjectScope {
 
     /// Checks the key Jira answered for the issue asked for as `asked`: the
     /// issue may have moved to a project outside since `asked` was its key.
+    /// An answer whose key is no issue key at all is Jira's fault, said so.
     pub fn check_current(&self, asked: &str, current: &str) -> Result<(), Error> {
+        if !self.is_restricted() {
+            return Ok(());
+        }
         match keys::issue_key_project(current) {
             Some(project) if self.allows(&project) => Ok(()),
-            _ if !self.is_restricted() => Ok(()),
-            _ => Err(Error::IssueMovedOut {
+            Some(_) => Err(Error::IssueMovedOut {
                 key: asked.to_owned(),
                 allowed: self.keys.join(", "),
+            }),
+            None => Err(Error::UnexpectedResponse {
+                what: format!("issue {asked}"),
+                reason: format!(
+                    "Jira named it {:?}, which is not an issue key",
+                    current.chars().take(64).collect::<String>()
+                ),
             }),
         }
     }
@@ -493,6 +503,26 @@ mod tests {
                 prop_assert!(out.is_ok(), "{jql:?}: {out:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_issue_is_judged_where_jira_files_it_now() {
+        assert!(scope().check_current("PROJ-5", "PROJ-5").is_ok());
+        assert!(matches!(
+            scope().check_current("PROJ-5", "SECRET-12"),
+            Err(Error::IssueMovedOut { .. })
+        ));
+        // An answer naming no issue key is Jira's fault, not a move.
+        for garbage in ["", "PROJ-1/../../x", "\u{1b}[2J"] {
+            assert!(
+                matches!(
+                    scope().check_current("PROJ-5", garbage),
+                    Err(Error::UnexpectedResponse { .. })
+                ),
+                "{garbage:?}"
+            );
+        }
+        assert!(ProjectScope::default().check_current("X-1", "").is_ok());
     }
 
     #[test]

@@ -533,6 +533,21 @@ async fn an_issue_moved_out_of_the_allowed_projects_is_refused_by_its_old_key() 
         .await
         .expect_err("moved out");
     assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    // Arguments are checked before Jira is asked where the issue is.
+    let err = c
+        .client
+        .add_comment(pb::AddCommentRequest {
+            key: "PROJ-7".into(),
+            body: " ".into(),
+        })
+        .await
+        .expect_err("no body");
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(
+        requests_to(&jira, "/rest/api/3/issue/PROJ-7")
+            .await
+            .is_empty()
+    );
     // Moved within the allowed projects: written where it is now.
     c.client
         .add_comment(comment("PROJ-7"))

@@ -48,6 +48,26 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// Inserts a connector's text (a title, a description) under `key` unless
+/// it is empty, made [`terminal_safe`].
+pub fn insert_text(map: &mut Map<String, Json>, key: &str, value: &str) {
+    if !value.is_empty() {
+        map.insert(key.into(), json!(terminal_safe(value)));
+    }
+}
+
+/// A connector's completion values as clients get them: at most `max`, and
+/// none a terminal would act on (a value is what the client types in, so it
+/// is left out rather than changed).
+pub fn completion_values(values: &[String], max: usize) -> Vec<&str> {
+    values
+        .iter()
+        .map(String::as_str)
+        .filter(|v| !has_terminal_control(v))
+        .take(max)
+        .collect()
+}
+
 /// Whether a connector's name or URI holds a terminal control character
 /// (such an item is left out: renaming it would break its identity).
 pub fn has_terminal_control(text: &str) -> bool {
@@ -154,16 +174,10 @@ pub fn content_json(content: &pb::Content, prefix: &str) -> Option<Json> {
             let mut link = Map::new();
             link.insert("type".into(), json!("resource_link"));
             link.insert("uri".into(), json!(outward_uri(prefix, &l.uri)));
-            link.insert("name".into(), json!(l.name));
-            for (key, value) in [
-                ("title", &l.title),
-                ("description", &l.description),
-                ("mimeType", &l.mime_type),
-            ] {
-                if !value.is_empty() {
-                    link.insert(key.into(), json!(value));
-                }
-            }
+            link.insert("name".into(), json!(terminal_safe(&l.name)));
+            insert_text(&mut link, "title", &l.title);
+            insert_text(&mut link, "description", &l.description);
+            insert_text(&mut link, "mimeType", &l.mime_type);
             if let Some(size) = l.size {
                 link.insert("size".into(), json!(size));
             }
@@ -310,6 +324,31 @@ mod tests {
             resource_contents_json(&resource, "x")["text"],
             "\u{241b}]0;title\u{2407}"
         );
+        let link = pb::Content {
+            kind: Some(pb::content::Kind::ResourceLink(pb::ResourceLink {
+                uri: "file:///a".into(),
+                name: "a\u{1b}[8m".into(),
+                description: "b\u{7}".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let link = content_json(&link, "x").expect("block");
+        assert_eq!(
+            (&link["name"], &link["description"]),
+            (&json!("a\u{241b}[8m"), &json!("b\u{2407}"))
+        );
+        assert!(
+            link.get("title").is_none(),
+            "empty text is left out: {link}"
+        );
+        let values = [
+            "ab".to_owned(),
+            "a\u{1b}[2J".to_owned(),
+            "ac".to_owned(),
+            "ad".to_owned(),
+        ];
+        assert_eq!(completion_values(&values, 2), ["ab", "ac"]);
     }
 
     use super::*;

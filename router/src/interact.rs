@@ -205,6 +205,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_elicitation_message_cannot_act_on_the_client_s_terminal() {
+        let params = elicitation_params(&pb::Elicitation {
+            message: "Approve?\u{1b}[1A\u{1b}[2K(it deletes everything)".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            params["message"],
+            "Approve?\u{241b}[1A\u{241b}[2K(it deletes everything)"
+        );
+    }
+
+    #[test]
     fn json_round_trips_through_struct() {
         let value =
             json!({"name": "Ada", "age": 36, "tags": ["a", true, null], "nested": {"x": 1.5}});

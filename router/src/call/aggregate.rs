@@ -27,8 +27,8 @@ use super::authorize::{Surface, unknown};
 use super::status::protocol_error;
 use super::{Caller, Pipeline};
 use crate::content::{
-    has_terminal_control, inward_name, inward_uri, outward_name, outward_uri, prompt_content,
-    resource_contents_json, terminal_safe,
+    completion_values, has_terminal_control, insert_text, inward_name, inward_uri, outward_name,
+    outward_uri, prompt_content, resource_contents_json, terminal_safe,
 };
 use crate::trace::Hop;
 use crate::upstream::Upstream;
@@ -102,14 +102,6 @@ fn from_json<T: DeserializeOwned>(mut value: Json) -> Result<T, McpError> {
     })
 }
 
-/// Inserts a connector's text (a title, a description) unless empty,
-/// without terminal control characters.
-fn insert_nonempty(map: &mut Map<String, Json>, key: &str, value: &str) {
-    if !value.is_empty() {
-        map.insert(key.into(), json!(terminal_safe(value)));
-    }
-}
-
 /// The answer to a completion of something unknown or hidden: no values.
 pub(crate) fn no_completions() -> Result<CompleteResult, McpError> {
     from_json(json!({ "completion": { "values": [], "hasMore": false } }))
@@ -170,9 +162,9 @@ impl Pipeline {
                         let mut m = Map::new();
                         m.insert("uri".into(), json!(outward_uri(prefix, &r.uri)));
                         m.insert("name".into(), json!(terminal_safe(&r.name)));
-                        insert_nonempty(&mut m, "title", &r.title);
-                        insert_nonempty(&mut m, "description", &r.description);
-                        insert_nonempty(&mut m, "mimeType", &r.mime_type);
+                        insert_text(&mut m, "title", &r.title);
+                        insert_text(&mut m, "description", &r.description);
+                        insert_text(&mut m, "mimeType", &r.mime_type);
                         if let Some(size) = r.size {
                             m.insert("size".into(), json!(size));
                         }
@@ -202,9 +194,9 @@ impl Pipeline {
                             json!(outward_uri(prefix, &t.uri_template)),
                         );
                         m.insert("name".into(), json!(terminal_safe(&t.name)));
-                        insert_nonempty(&mut m, "title", &t.title);
-                        insert_nonempty(&mut m, "description", &t.description);
-                        insert_nonempty(&mut m, "mimeType", &t.mime_type);
+                        insert_text(&mut m, "title", &t.title);
+                        insert_text(&mut m, "description", &t.description);
+                        insert_text(&mut m, "mimeType", &t.mime_type);
                         Json::Object(m)
                     })
                     .collect();
@@ -232,16 +224,16 @@ impl Pipeline {
                     .map(|p| {
                         let mut m = Map::new();
                         m.insert("name".into(), json!(outward_name(prefix, &p.name)));
-                        insert_nonempty(&mut m, "title", &p.title);
-                        insert_nonempty(&mut m, "description", &p.description);
+                        insert_text(&mut m, "title", &p.title);
+                        insert_text(&mut m, "description", &p.description);
                         let arguments: Vec<Json> = p
                             .arguments
                             .iter()
                             .map(|a| {
                                 let mut arg = Map::new();
                                 arg.insert("name".into(), json!(a.name));
-                                insert_nonempty(&mut arg, "title", &a.title);
-                                insert_nonempty(&mut arg, "description", &a.description);
+                                insert_text(&mut arg, "title", &a.title);
+                                insert_text(&mut arg, "description", &a.description);
                                 arg.insert("required".into(), json!(a.required));
                                 Json::Object(arg)
                             })
@@ -473,9 +465,7 @@ impl Pipeline {
                         })
                         .collect();
                     let mut out = Map::new();
-                    if !response.description.is_empty() {
-                        out.insert("description".into(), json!(response.description));
-                    }
+                    insert_text(&mut out, "description", &response.description);
                     out.insert("messages".into(), Json::Array(messages));
                     return from_json(Json::Object(out));
                 }
@@ -543,8 +533,7 @@ impl Pipeline {
                 Ok(response) => {
                     let response = response.into_inner();
                     let has_more = response.has_more || response.values.len() > MAX_COMPLETIONS;
-                    let values: Vec<&String> =
-                        response.values.iter().take(MAX_COMPLETIONS).collect();
+                    let values = completion_values(&response.values, MAX_COMPLETIONS);
                     let mut completion = Map::new();
                     completion.insert("values".into(), json!(values));
                     if let Some(total) = response.total {

@@ -211,6 +211,11 @@ mod tests {
         assert!(text.contains("check the identifier"), "{text}");
         let empty = describe_failure("t", "c", &Status::unavailable("  "));
         assert!(empty.contains("failed: (no details)"), "{empty}");
+        // The connector's words cannot act on the client's terminal.
+        let hidden = describe_failure("t", "c", &Status::internal("ok\u{1b}[8msecret"));
+        assert!(hidden.contains("ok\u{241b}[8msecret"), "{hidden}");
+        let error = protocol_error("c", "reading x", &Status::not_found("\u{1b}[2J"));
+        assert!(error.message.contains("\u{241b}[2J"), "{}", error.message);
     }
 
     #[test]

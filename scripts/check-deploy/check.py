@@ -691,21 +691,19 @@ def check_network_policies(rel: Path, objects: list[dict], binaries: dict[str, B
     deployments = [o for o in objects if o.get("kind") == "Deployment"]
     policies = [o for o in objects if o.get("kind") == "NetworkPolicy"]
 
-    def kit_binary(d: dict) -> str | None:
+    def role(d: dict) -> str | None:
+        """"connector" (a binary on connector-kit), "router" (the workspace's
+        other binary), or None (a third-party image, e.g. PostgreSQL)."""
         for c in d["spec"]["template"]["spec"].get("containers", []):
             b = binaries.get(image_binary(c.get("image", "")) or "")
             if b is not None:
-                return b.name if b.uses_kit else None
+                return "connector" if b.uses_kit else "router"
         return None
 
     def labels_of(d: dict) -> dict:
         return (d["spec"]["template"].get("metadata") or {}).get("labels") or {}
 
-    def is_router(d: dict) -> bool:
-        return kit_binary(d) is None and any(image_binary(c.get("image", "")) in binaries
-                                             for c in d["spec"]["template"]["spec"].get("containers", []))
-
-    pods = [(labels_of(d), is_router(d)) for d in deployments]
+    pods = [(labels_of(d), role(d) == "router") for d in deployments]
 
     def selects(selector: dict | None, labels: dict) -> bool:
         selector = selector or {}
@@ -725,7 +723,7 @@ def check_network_policies(rel: Path, objects: list[dict], binaries: dict[str, B
 
     count = 0
     for d in deployments:
-        if kit_binary(d) is None:
+        if role(d) != "connector":
             continue
         count += 1
         name = d["metadata"]["name"]

@@ -103,6 +103,15 @@ struct ChannelNames {
     by_name: HashMap<String, String>,
 }
 
+impl ChannelNames {
+    /// Forgets that `name` (lower case) is the channel `id`, if it still is.
+    fn drop_name(&mut self, name: &str, id: &str) {
+        if self.by_name.get(name).map(String::as_str) == Some(id) {
+            self.by_name.remove(name);
+        }
+    }
+}
+
 /// The name caches, with the API to fill them.
 #[derive(Debug)]
 pub struct Directory {
@@ -139,10 +148,7 @@ impl Directory {
                 seen: Instant::now(),
             };
             if let Some(old) = names.by_id.insert(channel.id.clone(), named) {
-                let old = old.name.to_lowercase();
-                if names.by_name.get(&old) == Some(&channel.id) {
-                    names.by_name.remove(&old);
-                }
+                names.drop_name(&old.name.to_lowercase(), &channel.id);
             }
             names
                 .by_name
@@ -152,10 +158,8 @@ impl Directory {
 
     /// Forgets that `name` is the channel `id` (it was not, when asked).
     fn forget_name(&self, name: &str, id: &str) {
-        if let Ok(mut names) = self.channels.write()
-            && names.by_name.get(name).map(String::as_str) == Some(id)
-        {
-            names.by_name.remove(name);
+        if let Ok(mut names) = self.channels.write() {
+            names.drop_name(name, id);
         }
     }
 

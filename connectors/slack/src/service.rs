@@ -131,7 +131,8 @@ fn text_arg(text: &str, has_blocks: bool) -> Result<String, Error> {
     Ok(text.to_owned())
 }
 
-/// Block Kit JSON: must be a JSON array; passed on as compact JSON.
+/// Block Kit JSON: must be a JSON array; the parsed array (checked for
+/// broadcast mentions, then sent as compact JSON).
 fn blocks_arg(blocks: Option<String>) -> Result<Option<serde_json::Value>, Error> {
     let Some(raw) = blocks.filter(|b| !b.trim().is_empty()) else {
         return Ok(None);

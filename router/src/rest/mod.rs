@@ -350,6 +350,11 @@ async fn call(
         slots: Some(rest.slots()),
         notices: None,
     };
+    // Whether the tool streams is the catalog's to say: until every
+    // connector has answered (at most the startup deadline, as the call
+    // itself waits) a tool may not be known yet, and an event stream asked
+    // for would be answered as a plain call.
+    rest.pipeline.catalog().wait_ready().await;
     let streaming = rest
         .pipeline
         .catalog()
